@@ -1,0 +1,202 @@
+"""The backend contract: what every generator plugin provides and returns."""
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar, Iterator, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from metadata.schema import TableSchema
+
+from .preprocessing import TableCodec
+
+
+class BackendError(Exception):
+    """A backend failed in a way the user can understand; the message is one clear sentence."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot run here (missing extra, environment or hardware)."""
+
+
+class NotFittedError(BackendError):
+    """sample() or save() was called before fit()."""
+
+
+class ModelFileError(BackendError):
+    """A saved model directory is missing, unreadable or was tampered with."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, shown to users before they choose it."""
+
+    description: str
+    license: str
+    family: str = "basic"  # executor queue: basic | torch | sdv | ydata
+    dp: bool = False
+    gpu: bool = False
+    conditional: bool = False
+    handles_missing: bool = True
+    handles_datetime: bool = True
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report from fit or sample."""
+
+    backend: str
+    stage: str  # "fit" | "sample"
+    step: int
+    total: int | None = None
+    loss: float | None = None
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class FitResult:
+    """What a fit produced: how long, how many epochs, the loss curve, the privacy spent."""
+
+    seconds: float
+    epochs: int | None = None
+    losses: list[float] = field(default_factory=list)
+    epsilon: float | None = None
+    delta: float | None = None
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """The protocol every backend satisfies (see ARCHITECTURE.md)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def fit(self, data: pd.DataFrame, schema: TableSchema, *, seed: int,
+            progress: ProgressCallback | None = None) -> FitResult: ...
+
+    def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    @classmethod
+    def load(cls, directory: Path) -> "Generator": ...
+
+
+class CodecGenerator(ABC):
+    """Base for backends that learn the codec's encoded table.
+
+    Subclasses implement `_fit_encoded`, `_sample_encoded`, `_save_model`, `_load_model`; this
+    class runs the shared codec around them so every backend gets dates, missing values, rare
+    categories, identifiers and PII right.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    codec_options: ClassVar[dict] = {}
+
+    def __init__(self, **params) -> None:
+        self.params = params
+        self.codec: TableCodec | None = None
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """Whether the backend can run here, and why not."""
+        return True, ""
+
+    # -- the contract -------------------------------------------------------------------------
+    def fit(self, data: pd.DataFrame, schema: TableSchema, *, seed: int,
+            progress: ProgressCallback | None = None) -> FitResult:
+        """Fit the codec, then the model on the encoded table."""
+        start = time.perf_counter()
+        self.codec = TableCodec.fit(data, schema, **self.codec_options)
+        encoded = self.codec.encode(data)
+        result = self._fit_encoded(encoded, seed=seed, progress=progress or _ignore)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """Yield decoded batches that add up to n_rows."""
+        codec = self._fitted_codec()
+        rng = np.random.default_rng(seed)
+        start = 0
+        for sizes, batch_seed in _batch_plan(n_rows, batch_rows, rng):
+            encoded = self._sample_encoded(sizes, seed=batch_seed)
+            yield codec.decode(encoded, start_row=start, seed=batch_seed)
+            start += sizes
+
+    def save(self, directory: Path) -> None:
+        """Write codec.json and the model's own files into directory."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "codec.json").write_text(self._fitted_codec().to_json())
+        (directory / "backend.json").write_text(json.dumps({"backend": self.name, "params": self.params}))
+        self._save_model(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> "CodecGenerator":
+        """Rebuild a fitted generator from save()'s files (JSON and tensors only, never pickle)."""
+        directory = Path(directory)
+        try:
+            info = json.loads((directory / "backend.json").read_text())
+            codec = TableCodec.from_json((directory / "codec.json").read_text())
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"The model in {directory} cannot be read ({exc}); "
+                                 "fit the backend again.") from exc
+        if info.get("backend") != cls.name:
+            raise ModelFileError(f"The model in {directory} was saved by backend "
+                                 f"'{info.get('backend')}', not '{cls.name}'.")
+        generator = cls(**info.get("params", {}))
+        generator.codec = codec
+        generator._load_model(directory)
+        return generator
+
+    # -- for subclasses -------------------------------------------------------------------------
+    @abstractmethod
+    def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
+        """Fit the model on the codec's output."""
+
+    @abstractmethod
+    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
+        """Return n_rows of the codec's encoded form."""
+
+    def _save_model(self, directory: Path) -> None:
+        """Write model files (JSON or tensors) into directory."""
+
+    def _load_model(self, directory: Path) -> None:
+        """Read what _save_model wrote."""
+
+    def _fitted_codec(self) -> TableCodec:
+        if self.codec is None:
+            raise NotFittedError(f"Backend '{self.name}' has not been fitted; call fit() first.")
+        return self.codec
+
+
+def _ignore(_: Progress) -> None:
+    return None
+
+
+def _batch_plan(n_rows: int, batch_rows: int, rng: np.random.Generator) -> Iterator[tuple[int, int]]:
+    """Batch sizes and one seed per batch, so batch k is the same whatever batch_rows was before it."""
+    if n_rows < 0:
+        raise BackendError(f"Cannot sample {n_rows} rows; ask for zero or more.")
+    batch_rows = max(1, int(batch_rows))
+    done = 0
+    while done < n_rows:
+        size = min(batch_rows, n_rows - done)
+        yield size, int(rng.integers(0, 2**31 - 1))
+        done += size

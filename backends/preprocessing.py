@@ -1,0 +1,461 @@
+"""The shared table codec: turns a real table into a model-ready one and synthetic output back.
+
+Encoded form, which every backend may learn:
+- integer, float, date and datetime columns become float columns (dates as days since 1970-01-01);
+  missing values are filled by draws from the observed values (no spike at a fill value) and a
+  `<column>__missing` categorical indicator ("0"/"1") records where they were;
+- boolean and categorical columns become string tokens; missing is its own token, and levels rarer
+  than the codec's threshold share one "rare" token;
+- identifiers, PII and free text are removed before fitting and never learned: identifiers come
+  back as fresh unique values in the source's shape, PII as fabricated values of the same pattern,
+  free text withheld (empty).
+
+Decoding restores the source's columns, order, value types and date formats, clips numbers to the
+training range and applies the missing indicators, so every backend returns valid tables.
+
+Privacy of what the codec keeps: per-column ranges, decimals and category levels seen at least
+`min_count` times. Levels rarer than that are never stored or reproduced. These statistics are not
+covered by any differential-privacy budget; DP backends say so in their FitResult.
+"""
+from __future__ import annotations
+
+import math
+import string
+from typing import Annotated, Literal, Union
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from metadata.schema import (ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema,
+                             nhs_check_digit)
+
+MISSING_TOKEN = "__missing__"
+RARE_TOKEN = "__rare__"
+INDICATOR_SUFFIX = "__missing"
+EPOCH = pd.Timestamp("1970-01-01")
+DAY_NS = 86_400 * 10**9
+
+
+class NumericCodec(BaseModel):
+    """Integer, float, date and datetime columns: a float in the encoded table."""
+
+    type: Literal["numeric"] = "numeric"
+    name: str
+    kind: ColumnKind
+    minimum: float
+    maximum: float
+    decimals: int = 6
+    indicator: str | None = None
+    datetime_format: str | None = None
+    time_resolution_days: float = 1.0  # dates round to days, datetimes to the format's finest unit
+    source_dtype: str = "float64"
+
+    def encode(self, raw: pd.Series, rng: np.random.Generator) -> dict[str, pd.Series]:
+        """Float column (+ indicator), missing filled by draws from the observed values."""
+        values = self.to_numbers(raw)
+        missing = values.isna().to_numpy()
+        filled = values.to_numpy(copy=True)
+        observed = filled[~missing]
+        if missing.any():
+            pool = observed if observed.size else np.array([0.0])
+            filled[missing] = rng.choice(pool, size=int(missing.sum()))
+        out = {self.name: pd.Series(filled, index=raw.index)}
+        if self.indicator:
+            out[self.indicator] = pd.Series(np.where(missing, "1", "0"), index=raw.index)
+        return out
+
+    def to_numbers(self, raw: pd.Series) -> pd.Series:
+        """Parse the raw column to floats (days for dates); unparseable values become NaN."""
+        if self.kind not in TEMPORAL_KINDS:
+            return pd.to_numeric(raw, errors="coerce").astype(float)
+        return datetimes_to_days(parse_datetimes(raw, self.datetime_format))
+
+    def decode(self, encoded: pd.DataFrame) -> pd.Series:
+        """Clip, round and restore the source's type and format; apply the missing indicator."""
+        values = pd.to_numeric(encoded[self.name], errors="coerce").to_numpy(dtype=float)
+        values = np.clip(values, self.minimum, self.maximum)
+        missing = np.isnan(values)
+        if self.indicator:
+            missing |= encoded[self.indicator].astype(str).to_numpy() == "1"
+        if self.kind in TEMPORAL_KINDS:
+            return self._decode_temporal(values, missing, encoded.index)
+        values = np.round(values, 0 if self.kind == ColumnKind.INTEGER else self.decimals)
+        series = pd.Series(values, index=encoded.index)
+        series[missing] = np.nan
+        if self.kind == ColumnKind.INTEGER:
+            return series.astype("Int64") if missing.any() or "Int" in self.source_dtype else series.astype("int64")
+        return series
+
+    def _decode_temporal(self, days: np.ndarray, missing: np.ndarray, index: pd.Index) -> pd.Series:
+        step = self.time_resolution_days
+        days = np.round(np.nan_to_num(days) / step) * step
+        stamps = pd.Series(pd.to_datetime(np.round(days * DAY_NS).astype("int64"), unit="ns"), index=index)
+        stamps[missing] = pd.NaT
+        if self.datetime_format is None:
+            return stamps
+        return stamps.dt.strftime(self.datetime_format).where(~missing, None)
+
+
+class CategoricalCodec(BaseModel):
+    """Boolean and categorical columns: string tokens, with missing and rare levels as tokens."""
+
+    type: Literal["categorical"] = "categorical"
+    name: str
+    kind: ColumnKind
+    levels: dict[str, str | int | float | bool]  # token -> original value (only levels kept)
+    rare_pool: list[tuple[str | int | float | bool, int]] = Field(default_factory=list)
+    frequencies: dict[str, int] = Field(default_factory=dict)  # token -> count, for rare fallback
+    source_dtype: str = "object"
+
+    def encode(self, raw: pd.Series, rng: np.random.Generator) -> dict[str, pd.Series]:
+        """Tokens: the level's text, MISSING_TOKEN or RARE_TOKEN."""
+        tokens = raw.map(_token).astype(object)
+        tokens[raw.isna()] = MISSING_TOKEN
+        known = tokens.isin(set(self.levels) | {MISSING_TOKEN})
+        tokens[~known] = RARE_TOKEN
+        return {self.name: tokens.astype(str)}
+
+    def decode(self, encoded: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
+        """Original values; rare tokens become frequent-enough rare levels (or common ones)."""
+        tokens = encoded[self.name].astype(str).to_numpy()
+        out = np.empty(len(tokens), dtype=object)
+        missing = tokens == MISSING_TOKEN
+        known = np.isin(tokens, list(self.levels))
+        for token, value in self.levels.items():
+            out[tokens == token] = value
+        unknown = ~known & ~missing
+        if unknown.any():
+            out[unknown] = self._draw_rare(int(unknown.sum()), rng)
+        out[missing] = None
+        series = pd.Series(out, index=encoded.index)
+        if self.source_dtype == "bool" and not missing.any():
+            return series.astype(bool)
+        return series.infer_objects()
+
+    def _draw_rare(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        pool = self.rare_pool or [(self.levels[t], c) for t, c in self.frequencies.items() if t in self.levels]
+        if not pool:
+            return np.full(n, None, dtype=object)
+        values = np.empty(len(pool), dtype=object)
+        values[:] = [v for v, _ in pool]
+        weights = np.array([c for _, c in pool], dtype=float)
+        return rng.choice(values, size=n, p=weights / weights.sum())
+
+
+class IdentifierCodec(BaseModel):
+    """Identifiers: never learned, regenerated as unique values in the source's shape."""
+
+    type: Literal["identifier"] = "identifier"
+    name: str
+    numeric: bool
+    template: str = ""  # for text ids: the shape, '#' for each digit slot
+    sequential_start: int | None = None  # numeric ids that were 1..n-like stay sequential
+    digits: int = 6
+    missing_share: float = 0.0
+
+    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int) -> pd.Series:
+        """Unique values for rows start_row .. start_row + n_rows - 1 of one sampling run."""
+        rows = np.arange(start_row, start_row + n_rows, dtype=np.int64)
+        if self.sequential_start is not None:
+            return pd.Series(self.sequential_start + rows)
+        if self.numeric:
+            low = 10 ** (self.digits - 1)
+            return pd.Series(low + unique_counters(rows, 9 * low, salt)).astype("int64")
+        return pd.Series(_fill_template(self.template, unique_counters(rows, 10**self.digits, salt)))
+
+
+class PiiCodec(BaseModel):
+    """PII: never learned, replaced by fabricated values of the same pattern."""
+
+    type: Literal["pii"] = "pii"
+    name: str
+    pii_type: str
+    separator: str = ""
+    numeric: bool = False
+    missing_share: float = 0.0
+
+    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int) -> pd.Series:
+        """Fabricated values: reserved e-mail domain, drama phone numbers, NHS test-range numbers."""
+        values = fabricate_pii(self.pii_type, n_rows, start_row, rng, salt, self.separator)
+        if self.numeric:
+            return pd.Series(values).astype("int64")
+        return pd.Series(values, dtype=object)
+
+
+class WithheldCodec(BaseModel):
+    """Free text and empty columns: present in the output, every value missing."""
+
+    type: Literal["withheld"] = "withheld"
+    name: str
+
+    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int) -> pd.Series:
+        """All-missing column."""
+        return pd.Series([None] * n_rows, dtype=object)
+
+
+ColumnCodec = Annotated[Union[NumericCodec, CategoricalCodec, IdentifierCodec, PiiCodec, WithheldCodec],
+                        Field(discriminator="type")]
+LEARNED_CODECS = (NumericCodec, CategoricalCodec)
+
+
+class TableCodec(BaseModel):
+    """The codec for one table: one column codec per output column, in output order."""
+
+    columns: list[ColumnCodec]
+    options: dict = Field(default_factory=dict)
+    fit_seed: int = 0
+
+    # -- building ----------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, data: pd.DataFrame, schema: TableSchema, *, rare_share: float = 0.001,
+            min_count: int = 10, max_levels: int = 500, seed: int = 0) -> "TableCodec":
+        """Learn the codec's statistics from the training table."""
+        options = {"rare_share": rare_share, "min_count": min_count, "max_levels": max_levels}
+        codecs = [_fit_column(data[spec.name], spec, len(data), options) for spec in schema.output_columns()]
+        return cls(columns=codecs, options=options, fit_seed=seed)
+
+    # -- the encoded table ------------------------------------------------------------------------
+    def model_columns(self) -> dict[str, str]:
+        """Encoded column name -> 'numeric' or 'categorical', in encoded order."""
+        kinds: dict[str, str] = {}
+        for codec in self.columns:
+            if isinstance(codec, NumericCodec):
+                kinds[codec.name] = "numeric"
+                if codec.indicator:
+                    kinds[codec.indicator] = "categorical"
+            elif isinstance(codec, CategoricalCodec):
+                kinds[codec.name] = "categorical"
+        return kinds
+
+    def output_columns(self) -> list[str]:
+        """Column names of decoded tables, in the source's order."""
+        return [c.name for c in self.columns]
+
+    def encode(self, data: pd.DataFrame) -> pd.DataFrame:
+        """The model-ready table: numeric floats and string tokens, no identifiers, PII or text."""
+        rng = np.random.default_rng(self.fit_seed)
+        parts: dict[str, pd.Series] = {}
+        for codec in self.columns:
+            if isinstance(codec, LEARNED_CODECS):
+                parts.update(codec.encode(data[codec.name], rng))
+        return pd.DataFrame(parts, index=data.index)
+
+    def decode(self, encoded: pd.DataFrame, *, start_row: int = 0, seed: int = 0) -> pd.DataFrame:
+        """A synthetic batch in the source's shape; start_row keeps identifiers unique across batches."""
+        rng = np.random.default_rng(seed)
+        encoded = encoded.reset_index(drop=True)
+        n = len(encoded)
+        out: dict[str, pd.Series] = {}
+        for position, codec in enumerate(self.columns):
+            if isinstance(codec, NumericCodec):
+                out[codec.name] = codec.decode(encoded)
+            elif isinstance(codec, CategoricalCodec):
+                out[codec.name] = codec.decode(encoded, rng)
+            else:
+                series = codec.decode(n, start_row, rng, salt=self.fit_seed * 7919 + position)
+                out[codec.name] = _apply_missing(series, getattr(codec, "missing_share", 0.0), rng)
+        return pd.DataFrame(out)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """JSON text (no pickle) that from_json reads back."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> "TableCodec":
+        """Parse to_json's output; raises ValueError on anything else."""
+        return cls.model_validate_json(text)
+
+
+# -- fitting one column ---------------------------------------------------------------------------
+def _fit_column(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dict) -> ColumnCodec:
+    if spec.kind == ColumnKind.IDENTIFIER:
+        return _fit_identifier(raw, spec)
+    if spec.kind == ColumnKind.PII:
+        return _fit_pii(raw, spec)
+    if spec.kind == ColumnKind.TEXT or raw.notna().sum() == 0:
+        return WithheldCodec(name=spec.name)
+    if spec.kind in NUMERIC_KINDS or spec.kind in TEMPORAL_KINDS:
+        return _fit_numeric(raw, spec)
+    return _fit_categorical(raw, spec, n_rows, options)
+
+
+def _fit_numeric(raw: pd.Series, spec: ColumnSpec) -> NumericCodec:
+    probe = NumericCodec(name=spec.name, kind=spec.kind, minimum=0, maximum=0,
+                         datetime_format=spec.datetime_format, source_dtype=str(raw.dtype))
+    values = probe.to_numbers(raw)
+    observed = values.dropna()
+    if observed.empty:
+        raise ValueError(f"Column '{spec.name}' has no value that reads as {spec.kind}; "
+                         "set its kind to categorical or drop it.")
+    indicator = f"{spec.name}{INDICATOR_SUFFIX}" if values.isna().any() else None
+    decimals = spec.decimals if spec.decimals is not None else (0 if spec.kind == ColumnKind.INTEGER else 6)
+    return probe.model_copy(update={
+        "minimum": float(observed.min()), "maximum": float(observed.max()), "decimals": decimals,
+        "indicator": indicator, "time_resolution_days": _time_resolution(spec),
+    })
+
+
+def _time_resolution(spec: ColumnSpec) -> float:
+    if spec.kind == ColumnKind.DATE:
+        return 1.0
+    fmt = spec.datetime_format or "%S"
+    if "%f" in fmt:
+        return 1e-3 / 86_400
+    if "%S" in fmt:
+        return 1 / 86_400
+    if "%M" in fmt:
+        return 1 / 1_440
+    return 1 / 24
+
+
+def _fit_categorical(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dict) -> CategoricalCodec:
+    observed = raw.dropna()
+    counts = observed.map(_token).value_counts()
+    originals = dict(zip(observed.map(_token), observed))
+    threshold = max(options["min_count"], math.ceil(options["rare_share"] * n_rows))
+    kept = counts[counts >= threshold].head(options["max_levels"])
+    rare = counts.drop(kept.index)
+    pooled = rare[rare >= min(options["min_count"], 5)]
+    return CategoricalCodec(
+        name=spec.name, kind=spec.kind, source_dtype=str(raw.dtype),
+        levels={t: _plain(originals[t]) for t in kept.index},
+        rare_pool=[(_plain(originals[t]), int(c)) for t, c in pooled.items()],
+        frequencies={t: int(c) for t, c in kept.items()},
+    )
+
+
+def _fit_identifier(raw: pd.Series, spec: ColumnSpec) -> IdentifierCodec:
+    observed = raw.dropna()
+    missing = float(raw.isna().mean())
+    if pd.api.types.is_numeric_dtype(observed):
+        ints = observed.astype("int64")
+        lo, hi = int(ints.min()), int(ints.max())
+        sequential = lo if hi - lo + 1 <= 1.05 * len(ints) else None
+        return IdentifierCodec(name=spec.name, numeric=True, sequential_start=sequential,
+                               digits=max(len(str(hi)), 2), missing_share=missing)
+    text = observed.astype(str)
+    shapes = text.map(_shape)
+    common = shapes.value_counts().index[0]
+    template = text[shapes == common].iloc[0]
+    template = "".join("#" if ch.isdigit() else ch for ch in template)
+    if template.count("#") < 4:
+        template = f"SYN-{'#' * max(6, len(str(len(text))) + 1)}"
+    return IdentifierCodec(name=spec.name, numeric=False, template=template,
+                           digits=template.count("#"), missing_share=missing)
+
+
+def _fit_pii(raw: pd.Series, spec: ColumnSpec) -> PiiCodec:
+    observed = raw.dropna()
+    numeric = pd.api.types.is_numeric_dtype(observed)
+    separator = ""
+    if spec.pii_type == "nhs_number" and not numeric and len(observed):
+        first = str(observed.iloc[0])
+        separator = first[3] if len(first) == 12 and not first[3].isdigit() else ""
+    return PiiCodec(name=spec.name, pii_type=spec.pii_type or "text", separator=separator,
+                    numeric=numeric, missing_share=float(raw.isna().mean()))
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def parse_datetimes(raw: pd.Series, fmt: str | None) -> pd.Series:
+    """Datetimes from a column of text (with the schema's format) or of datetimes."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        values = raw
+    elif fmt:
+        values = pd.to_datetime(raw, format=fmt, errors="coerce")
+    else:
+        values = pd.to_datetime(raw, format="mixed", dayfirst=True, errors="coerce")
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values
+
+
+def datetimes_to_days(values: pd.Series) -> pd.Series:
+    """Days since 1970-01-01 as floats; NaT becomes NaN."""
+    return (values - EPOCH) / pd.Timedelta(days=1)
+
+
+def unique_counters(rows: np.ndarray, modulus: int, salt: int) -> np.ndarray:
+    """A bijection of row numbers onto 0 .. modulus - 1 that looks shuffled (affine map, unit multiplier)."""
+    if rows.size and int(rows.max()) >= modulus:
+        raise ValueError(f"Cannot make more than {modulus:,} unique identifiers in this shape.")
+    rng = np.random.default_rng(abs(salt))
+    multiplier = int(rng.integers(1, min(modulus, 2**62)))
+    while math.gcd(multiplier, modulus) != 1:
+        multiplier += 1
+    offset = int(rng.integers(0, min(modulus, 2**62)))
+    if modulus < 2**31 and (rows.size == 0 or int(rows.max()) < 2**31):
+        return (rows.astype(np.int64) * multiplier + offset) % modulus
+    return np.array([(int(r) * multiplier + offset) % modulus for r in rows], dtype=object)
+
+
+def _fill_template(template: str, counters: np.ndarray) -> list[str]:
+    slots = template.count("#")
+    parts = template.split("#")
+    out = []
+    for counter in counters:
+        digits = f"{int(counter):0{slots}d}"
+        out.append(parts[0] + "".join(d + p for d, p in zip(digits, parts[1:])))
+    return out
+
+
+FIRST_NAMES = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Robin", "Jamie", "Avery", "Riley",
+               "Quinn", "Rowan", "Sasha", "Drew", "Kit", "Noel", "Ellis", "Frankie", "Hayden", "Reese")
+LAST_NAMES = ("Ashdown", "Brackley", "Carrow", "Denholm", "Elsworth", "Fairleigh", "Garside", "Holloway",
+              "Inchley", "Jessop", "Kettering", "Lowther", "Marden", "Northam", "Oakridge", "Penhale",
+              "Quarrie", "Redfern", "Stanway", "Thursby")
+
+
+def fabricate_pii(pii_type: str, n: int, start_row: int, rng: np.random.Generator, salt: int,
+                  separator: str = "") -> list:
+    """Values that look like the PII type but belong to nobody (reserved or test ranges)."""
+    if pii_type == "email":
+        counters = unique_counters(np.arange(start_row, start_row + n), 10**8, salt)
+        return [f"person{int(c):08d}@example.org" for c in counters]
+    if pii_type == "phone":
+        return [f"07700 900{d:03d}" for d in rng.integers(0, 1000, n)]  # Ofcom drama range
+    if pii_type == "nhs_number":
+        return _test_nhs_numbers(n, rng, separator)
+    if pii_type == "postcode":
+        letters = np.array(list(string.ascii_uppercase))
+        return [f"ZZ99 {d}{a}{b}" for d, a, b in zip(rng.integers(1, 10, n), rng.choice(letters, n), rng.choice(letters, n))]
+    if pii_type == "name":
+        return [f"{a} {b}" for a, b in zip(rng.choice(FIRST_NAMES, n), rng.choice(LAST_NAMES, n))]
+    return [f"withheld-{start_row + i}" for i in range(n)]
+
+
+def _test_nhs_numbers(n: int, rng: np.random.Generator, separator: str) -> list:
+    """NHS numbers in the 999 test range with valid check digits."""
+    out: list = []
+    while len(out) < n:
+        stems = np.hstack([np.full((n, 3), 9), rng.integers(0, 10, (n, 6))])
+        check = nhs_check_digit(stems)
+        for stem, digit in zip(stems[check != 10], check[check != 10]):
+            digits = "".join(map(str, stem)) + str(digit)
+            out.append(separator.join((digits[:3], digits[3:6], digits[6:])) if separator else digits)
+    return out[:n]
+
+
+def _apply_missing(series: pd.Series, share: float, rng: np.random.Generator) -> pd.Series:
+    if share <= 0:
+        return series
+    series = series.astype(object)
+    series[rng.random(len(series)) < share] = None
+    return series
+
+
+def _token(value) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _plain(value):
+    """A JSON-ready Python scalar."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _shape(value: str) -> str:
+    return "".join("9" if ch.isdigit() else "A" if ch.isalpha() else ch for ch in value)
+

@@ -1,0 +1,349 @@
+"""TableSchema: what each column of a table is, inferred from the data and editable by the user."""
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+
+class SchemaError(ValueError):
+    """The schema or an override does not fit the table; the message says what to change."""
+
+
+class ColumnKind(StrEnum):
+    """The kinds of column fairsynth tells apart."""
+
+    INTEGER = "integer"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    CATEGORICAL = "categorical"
+    DATETIME = "datetime"
+    DATE = "date"
+    IDENTIFIER = "identifier"
+    TEXT = "text"
+    PII = "pii"
+
+
+NUMERIC_KINDS = frozenset({ColumnKind.INTEGER, ColumnKind.FLOAT})
+TEMPORAL_KINDS = frozenset({ColumnKind.DATETIME, ColumnKind.DATE})
+DISCRETE_KINDS = frozenset({ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL})
+#: kinds that are never learned: regenerated (identifier, PII) or withheld (text)
+UNLEARNED_KINDS = frozenset({ColumnKind.IDENTIFIER, ColumnKind.TEXT, ColumnKind.PII})
+
+# Day-first before month-first: UK hospital exports are day-first, and a column whose days are
+# all <= 12 is ambiguous, so the order is the tie-break. Verified on the whole column afterwards.
+DATE_FORMATS = (
+    "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f",
+    "%d/%m/%Y", "%m/%d/%Y", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S", "%d-%m-%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d", "%d %b %Y",
+    "%d-%b-%Y", "%d %B %Y", "%b %d, %Y", "%Y%m%d",
+)
+TIME_DIRECTIVES = ("%H", "%M", "%S")
+
+ID_NAME = re.compile(r"(^|_|\b)(id|ids|uuid|guid|key|rownames|row_?id|mrn|record(_?no|_?number)?|"
+                     r"episode(_?no|_?number)?|patient(_?no|_?number)?|hospital_?number)($|_|\b)",
+                     re.IGNORECASE)
+NAME_COLUMN = re.compile(r"(^|_)(name|names|surname|forename|first_?name|last_?name|full_?name|"
+                         r"given_?name|family_?name)($|_)", re.IGNORECASE)
+PII_PATTERNS = {
+    "email": re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"),
+    "phone": re.compile(r"^(\+44\s?7\d{3}|\+44\s?\d{2,4}|0\d{2,4}|\(0\d{2,4}\))[\s-]?\d{3,4}[\s-]?\d{3,4}$"),
+    "nhs_number": re.compile(r"^\d{3}[\s-]?\d{3}[\s-]?\d{4}$"),
+    "postcode": re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}$", re.IGNORECASE),
+}
+TRUE_WORDS = {"true", "t", "yes", "y"}
+FALSE_WORDS = {"false", "f", "no", "n"}
+MANY_LEVELS = 1000
+DICTIONARY_VALUES = 50
+MIN_SHOWN_COUNT = 5  # values rarer than this are never listed in the data dictionary
+
+
+class ColumnSpec(BaseModel):
+    """One column: its kind and the facts about it that generation and metadata need."""
+
+    name: str
+    kind: ColumnKind
+    missing_share: float = 0.0
+    cardinality: int | None = None
+    datetime_format: str | None = None
+    pii_type: str | None = None
+    drop: bool = False
+    unit: str | None = None
+    description: str | None = None
+    minimum: float | str | None = None
+    maximum: float | str | None = None
+    decimals: int | None = None
+    allowed_values: list[str] | None = None
+    source_dtype: str = "object"
+
+    @property
+    def learned(self) -> bool:
+        """True when backends model this column (not dropped, not regenerated or withheld)."""
+        return not self.drop and self.kind not in UNLEARNED_KINDS
+
+    def handling(self) -> str:
+        """How the synthetic table treats this column, in words."""
+        if self.drop:
+            return "dropped"
+        return {ColumnKind.IDENTIFIER: "regenerated: fresh unique values in the source's shape",
+                ColumnKind.PII: "replaced: fabricated values of the same pattern, never learned",
+                ColumnKind.TEXT: "withheld: free text is never learned"}.get(self.kind, "modelled")
+
+
+class TableSchema(BaseModel):
+    """All columns of one table, the target column, and what inference warned about."""
+
+    columns: list[ColumnSpec]
+    n_rows: int
+    target: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    # -- inference ----------------------------------------------------------------------------
+    @classmethod
+    def infer(cls, data: pd.DataFrame, *, sample_rows: int = 20_000, seed: int = 0) -> "TableSchema":
+        """Infer every column's kind on a seeded sample, then verify and measure on the whole table."""
+        sample = data.sample(n=sample_rows, random_state=seed) if len(data) > sample_rows else data
+        columns, warnings = [], []
+        for name in data.columns:
+            spec, warning = infer_column(data[name], sample[name])
+            columns.append(spec)
+            if warning:
+                warnings.append(warning)
+        return cls(columns=columns, n_rows=len(data), warnings=warnings)
+
+    # -- access -------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Column names in table order."""
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnSpec:
+        """The spec of one column, or a SchemaError naming the known columns."""
+        for spec in self.columns:
+            if spec.name == name:
+                return spec
+        raise SchemaError(f"There is no column '{name}'; the columns are: {', '.join(self.names)}.")
+
+    def learned_columns(self) -> list[ColumnSpec]:
+        """Columns that backends model."""
+        return [c for c in self.columns if c.learned]
+
+    def output_columns(self) -> list[ColumnSpec]:
+        """Columns the synthetic table has (every column not dropped)."""
+        return [c for c in self.columns if not c.drop]
+
+    # -- user edits ---------------------------------------------------------------------------
+    def with_overrides(self, *, kinds: dict[str, str] | None = None, drop: Iterable[str] = (),
+                       target: str | None = None, formats: dict[str, str] | None = None) -> "TableSchema":
+        """A copy with the user's choices applied: column kinds, dropped columns, target, date formats."""
+        updated = self.model_copy(deep=True)
+        for name, kind in (kinds or {}).items():
+            spec = updated.column(name)
+            try:
+                spec.kind = ColumnKind(str(kind).lower())
+            except ValueError:
+                allowed = ", ".join(k.value for k in ColumnKind)
+                raise SchemaError(f"'{kind}' is not a column kind for '{name}'; use one of: {allowed}.") from None
+        for name, fmt in (formats or {}).items():
+            updated.column(name).datetime_format = fmt
+        for name in drop:
+            updated.column(name).drop = True
+        if target is not None:
+            spec = updated.column(target)
+            if not spec.learned:
+                raise SchemaError(f"The target '{target}' is a {spec.kind} column that is not learned; "
+                                  "choose a measured column as target.")
+            updated.target = target
+        if not updated.learned_columns():
+            raise SchemaError("No column is left to learn: every column is dropped, an identifier, "
+                              "PII or free text; keep at least one measured column.")
+        return updated
+
+    # -- serialisation ------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """JSON text that from_json reads back to an equal schema."""
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TableSchema":
+        """Parse to_json's output."""
+        return cls.model_validate_json(text)
+
+    def data_dictionary(self) -> pd.DataFrame:
+        """One row per column: kind, unit, allowed values or range, missing share, handling."""
+        rows = []
+        for c in self.columns:
+            values = "; ".join(c.allowed_values) if c.allowed_values else ""
+            rows.append({
+                "column": c.name, "kind": c.kind.value, "unit": c.unit or "",
+                "description": c.description or "", "format": c.datetime_format or "",
+                "minimum": "" if c.minimum is None else c.minimum,
+                "maximum": "" if c.maximum is None else c.maximum,
+                "allowed_values": values, "distinct_values": c.cardinality,
+                "missing_share": round(c.missing_share, 4), "synthetic_handling": c.handling(),
+                "target": c.name == self.target,
+            })
+        return pd.DataFrame(rows)
+
+
+# -- column inference ---------------------------------------------------------------------------
+def infer_column(column: pd.Series, sample: pd.Series) -> tuple[ColumnSpec, str | None]:
+    """Infer one column's spec; returns a warning sentence when the column needs the user's eye."""
+    name = str(column.name)
+    non_null = column.dropna()
+    spec = ColumnSpec(name=name, kind=ColumnKind.CATEGORICAL,
+                      missing_share=float(column.isna().mean()) if len(column) else 0.0,
+                      cardinality=int(non_null.nunique()), source_dtype=str(column.dtype))
+    if non_null.empty:
+        return spec, f"Column '{name}' is empty in every row; it stays empty in the synthetic table."
+    sample = sample.dropna()
+    if pd.api.types.is_bool_dtype(non_null):
+        return _discrete(spec, non_null, ColumnKind.BOOLEAN), None
+    if pd.api.types.is_datetime64_any_dtype(non_null):
+        return _temporal_from_values(spec, pd.to_datetime(non_null), None), None
+    if pd.api.types.is_numeric_dtype(non_null):
+        return _numeric(spec, non_null.astype(float)), None
+    return _from_text(spec, non_null.astype(str).str.strip(), sample.astype(str).str.strip())
+
+
+def _numeric(spec: ColumnSpec, values: pd.Series) -> ColumnSpec:
+    integral = bool(np.all(np.mod(values.to_numpy(), 1) == 0))
+    unique_ratio = spec.cardinality / len(values)
+    if integral and set(np.unique(values.to_numpy())) <= {0.0, 1.0} and not ID_NAME.search(spec.name):
+        return _discrete(spec, values.astype(int), ColumnKind.BOOLEAN)
+    if integral and _looks_like_identifier(spec.name, unique_ratio, len(values)):
+        if values.between(1e9, 1e10 - 1).all() and _nhs_checksums_valid(values.astype("int64").astype(str)):
+            return _pii(spec, "nhs_number")
+        spec.kind = ColumnKind.IDENTIFIER
+        spec.minimum, spec.maximum = float(values.min()), float(values.max())
+        return spec
+    spec.kind = ColumnKind.INTEGER if integral else ColumnKind.FLOAT
+    spec.minimum, spec.maximum = float(values.min()), float(values.max())
+    spec.decimals = 0 if integral else _decimals(values)
+    return spec
+
+
+def _from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[ColumnSpec, str | None]:
+    name = spec.name
+    numbers = pd.to_numeric(sample, errors="coerce")
+    numeric_share = float(numbers.notna().mean())
+    has_leading_zero = bool(sample.str.match(r"^0\d").any())
+    if numeric_share == 1.0 and not has_leading_zero:
+        whole = pd.to_numeric(values, errors="coerce")
+        if whole.notna().all():
+            return _numeric(spec, whole.astype(float)), None
+        numeric_share = float(whole.notna().mean())
+    lowered = set(sample.str.lower().unique())
+    if lowered <= TRUE_WORDS | FALSE_WORDS and len(lowered) <= 2:
+        return _discrete(spec, values, ColumnKind.BOOLEAN), None
+    temporal = _temporal_from_text(spec, values, sample)
+    if temporal is not None:
+        return temporal
+    pii_type = _pii_type(name, sample)
+    if pii_type:
+        return _pii(spec, pii_type), None
+    unique_ratio = spec.cardinality / len(values)
+    wordy = float(sample.str.count(" ").mean()) >= 4
+    if wordy:
+        spec.kind = ColumnKind.TEXT
+        return spec, None
+    if _looks_like_identifier(name, unique_ratio, len(values)):
+        spec.kind = ColumnKind.IDENTIFIER
+        return spec, None
+    spec = _discrete(spec, values, ColumnKind.CATEGORICAL)
+    if 0.5 <= numeric_share < 1.0:
+        examples = ", ".join(repr(v) for v in values[pd.to_numeric(values, errors="coerce").isna()].unique()[:3])
+        return spec, (f"Column '{name}' mixes numbers with text (e.g. {examples}), so it is treated as "
+                      "categorical; set its kind to float to turn the text into missing values.")
+    if spec.cardinality > MANY_LEVELS:
+        return spec, (f"Column '{name}' has {spec.cardinality:,} distinct values; the most frequent are "
+                      "modelled and the rest are grouped as rare, or set its kind to identifier or text.")
+    return spec, None
+
+
+def _temporal_from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[ColumnSpec, str | None] | None:
+    if not sample.str.contains(r"\d", regex=True).all() or sample.str.len().max() > 40:
+        return None
+    for fmt in DATE_FORMATS:
+        if fmt == "%Y%m%d" and not sample.str.fullmatch(r"(19|20)\d{6}").all():
+            continue
+        if pd.to_datetime(sample, format=fmt, errors="coerce").notna().all():
+            parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+            share = float(parsed.notna().mean())
+            if share == 1.0:
+                return _temporal_from_values(spec, parsed, fmt), None
+            if share >= 0.99:
+                bad = ", ".join(map(repr, values[parsed.isna()].unique()[:3]))
+                return (_temporal_from_values(spec, parsed.dropna(), fmt),
+                        f"Column '{spec.name}' holds dates in {fmt} but {1 - share:.1%} of values do not "
+                        f"parse (e.g. {bad}); those become missing values.")
+    return None
+
+
+def _temporal_from_values(spec: ColumnSpec, parsed: pd.Series, fmt: str | None) -> ColumnSpec:
+    has_time = (fmt is not None and any(d in fmt for d in TIME_DIRECTIVES)) or (
+        fmt is None and bool((parsed != parsed.dt.normalize()).any()))
+    spec.kind = ColumnKind.DATETIME if has_time else ColumnKind.DATE
+    spec.datetime_format = fmt
+    spec.minimum, spec.maximum = parsed.min().isoformat(), parsed.max().isoformat()
+    return spec
+
+
+def _discrete(spec: ColumnSpec, values: pd.Series, kind: ColumnKind) -> ColumnSpec:
+    spec.kind = kind
+    counts = values.astype(str).value_counts()
+    spec.allowed_values = [str(v) for v in counts[counts >= MIN_SHOWN_COUNT].index[:DICTIONARY_VALUES]]
+    return spec
+
+
+def _pii(spec: ColumnSpec, pii_type: str) -> ColumnSpec:
+    spec.kind, spec.pii_type = ColumnKind.PII, pii_type
+    spec.minimum = spec.maximum = None
+    return spec
+
+
+def _pii_type(name: str, sample: pd.Series) -> str | None:
+    for pii_type, pattern in PII_PATTERNS.items():
+        matches = sample.str.match(pattern)
+        if matches.mean() >= 0.9:
+            if pii_type == "nhs_number" and not _nhs_checksums_valid(sample[matches]):
+                continue
+            return pii_type
+    if NAME_COLUMN.search(name) and sample.str.fullmatch(r"[A-Za-z][A-Za-z' .-]*").mean() >= 0.9:
+        return "name"
+    return None
+
+
+def _looks_like_identifier(name: str, unique_ratio: float, n_values: int) -> bool:
+    if ID_NAME.search(name) and unique_ratio >= 0.9:
+        return True
+    return unique_ratio >= 0.999 and n_values >= 50
+
+
+def _nhs_checksums_valid(values: pd.Series) -> bool:
+    """True when most values pass the NHS number modulus-11 check (so it is not just any 10 digits)."""
+    digits = values.str.replace(r"\D", "", regex=True)
+    digits = digits[digits.str.len() == 10]
+    if digits.empty:
+        return False
+    matrix = np.array([list(map(int, d)) for d in digits.head(500)])
+    return float((nhs_check_digit(matrix[:, :9]) == matrix[:, 9]).mean()) >= 0.9
+
+
+def nhs_check_digit(nine_digits: np.ndarray) -> np.ndarray:
+    """Modulus-11 check digits for rows of nine digits; 10 marks an invalid stem."""
+    check = 11 - (nine_digits @ np.arange(10, 1, -1)) % 11
+    return np.where(check == 11, 0, check)
+
+
+def _decimals(values: pd.Series, limit: int = 6) -> int:
+    head = values.head(2000).to_numpy()
+    for places in range(limit + 1):
+        if np.allclose(head, np.round(head, places), rtol=0, atol=10 ** -(places + 3)):
+            return places
+    return limit
