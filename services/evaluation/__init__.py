@@ -1,0 +1,1 @@
+"""Evaluation of synthetic tables: quality, privacy, utility — pure functions of the tables and schema."""
