@@ -87,6 +87,7 @@ class NumericCodec(BaseModel):
         if self.kind in TEMPORAL_KINDS:
             return self._decode_temporal(values, missing, encoded.index)
         values = np.round(values, 0 if self.kind == ColumnKind.INTEGER else self.decimals)
+        values = np.clip(values, self.minimum, self.maximum)  # rounding may step just past the range
         series = pd.Series(values, index=encoded.index)
         series[missing] = np.nan
         if self.kind == ColumnKind.INTEGER:

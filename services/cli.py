@@ -25,7 +25,9 @@ from .tables import InputError, read_table
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="fairsynth: synthetic health tables from several backends, measured and packaged.")
 console = Console()
-errors = Console(stderr=True)
+if not console.is_terminal:  # piped or captured output: never fold names and messages
+    console.width = 200
+errors = Console(stderr=True, soft_wrap=True)
 USER_ERRORS = (InputError, ConfigError, SchemaError, BackendError, RunError)
 SHARED_PARAMS = ("epochs", "batch_size", "epsilon")
 
