@@ -77,7 +77,7 @@ def _study_attributes(info: CrateInfo, facts: RunFacts) -> list[dict[str, Any]]:
               attribute("Source", f"{facts.source.kind}: {facts.source.rows} rows, {facts.source.columns} columns, "
                                   f"sha256 {facts.source.sha256}")]
     if info.funder:
-        attrs.append(attribute("Funding", info.funder))
+        attrs.append(attribute("Funding", info.funder.name))
     return attrs
 
 
@@ -107,21 +107,22 @@ def _links(info: CrateInfo, facts: RunFacts) -> list[dict[str, Any]]:
 
 def _people(info: CrateInfo) -> list[dict[str, Any]]:
     orgs: dict[str, Any] = {}
-    for org in [a.affiliation for a in info.authors if a.affiliation] + [info.publisher_org]:
+    for org in [a.affiliation for a in info.authors] + [info.publisher_org]:
         orgs.setdefault(org.id, (f"o{len(orgs) + 1}", org))
     authors = []
     for author in info.authors:
         attrs = [attribute("Name", author.name)]
         if author.orcid:
             attrs.append(attribute("ORCID", author.orcid.removeprefix("https://orcid.org/")))
-        if author.affiliation:
-            attrs.append(attribute("affiliation", orgs[author.affiliation.id][0], reference=True))
+        attrs.append(attribute("affiliation", orgs[author.affiliation.id][0], reference=True))
         authors.append({"type": "Author", "attributes": attrs})
     organisations = []
     for accno, org in orgs.values():
         attrs = [attribute("Name", org.name)]
         if org.ror:
             attrs.append(attribute("RORID", org.ror))
+        elif org.url:
+            attrs.append(attribute("URL", org.url))
         organisations.append({"type": "Organization", "accno": accno, "attributes": attrs})
     return authors + organisations
 

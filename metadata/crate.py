@@ -72,10 +72,11 @@ class CrateError(ValueError):
 
 # -- what the user says about the dataset ------------------------------------------------------
 class Organization(BaseModel):
-    """An organisation, identified by its ROR id where known."""
+    """An organisation, identified by its ROR id, or else by its web address."""
 
     name: str = Field(min_length=1)
     ror: str | None = None
+    url: str | None = None
 
     @field_validator("ror")
     @classmethod
@@ -87,18 +88,30 @@ class Organization(BaseModel):
             raise ValueError(f"'{value}' is not a ROR id; give it as https://ror.org/0xxxxxxxx.")
         return "https://ror.org/" + match.group(2)
 
+    @model_validator(mode="after")
+    def _needs_address(self) -> "Organization":
+        if not self.ror and not (self.url or "").startswith(("http://", "https://")):
+            raise ValueError(f"the organisation '{self.name}' needs a ROR id (https://ror.org/...) or a web "
+                             "address (https://...).")
+        return self
+
     @property
     def id(self) -> str:
         """JSON-LD @id: the ROR URL, or a local id from the name."""
         return self.ror or "#org-" + _slug(self.name)
 
+    @property
+    def home(self) -> str:
+        """The organisation's address: its ROR URL, else its web address."""
+        return self.ror or self.url or ""
+
 
 class Author(BaseModel):
-    """A person credited for the dataset, with ORCID and affiliation where known."""
+    """A person credited for the dataset: name, affiliation, and ORCID where known."""
 
     name: str = Field(min_length=1)
+    affiliation: Organization
     orcid: str | None = None
-    affiliation: Organization | None = None
 
     @field_validator("orcid")
     @classmethod
@@ -124,7 +137,7 @@ class CrateInfo(BaseModel):
     authors: list[Author] = Field(min_length=1)
     license: str = DEFAULT_LICENSE
     keywords: list[str] = Field(default_factory=lambda: ["synthetic data", "health data"])
-    funder: str | None = None
+    funder: Organization | None = None
     publisher: Organization | None = None
     url: str | None = None
     identifier: str | None = None
@@ -148,17 +161,10 @@ class CrateInfo(BaseModel):
             raise ValueError("give at least one keyword so the dataset can be found.")
         return cleaned
 
-    @model_validator(mode="after")
-    def _needs_publisher(self) -> "CrateInfo":
-        if self.publisher is None and not any(a.affiliation for a in self.authors):
-            raise ValueError("the crate needs a publishing organisation: give an author's affiliation "
-                             "or a publisher.")
-        return self
-
     @property
     def publisher_org(self) -> Organization:
         """The publisher, or the first author's affiliation."""
-        return self.publisher or next(a.affiliation for a in self.authors if a.affiliation)
+        return self.publisher or self.authors[0].affiliation
 
     @property
     def license_name(self) -> str:
@@ -283,17 +289,15 @@ def _assemble(root: Path, info: CrateInfo, facts: RunFacts, synthetic: str) -> R
 
 
 def _add_people(crate: ROCrate, info: CrateInfo) -> list[str]:
-    orgs = {a.affiliation.id: a.affiliation for a in info.authors if a.affiliation}
-    orgs.setdefault(info.publisher_org.id, info.publisher_org)
+    orgs = {a.affiliation.id: a.affiliation for a in info.authors}
+    for extra in (info.publisher_org, info.funder):
+        if extra is not None:
+            orgs.setdefault(extra.id, extra)
     for org in orgs.values():
-        props = {"@type": "Organization", "name": org.name}
-        if org.ror:
-            props["url"] = org.ror
-        crate.add(ContextEntity(crate, org.id, properties=props))
+        crate.add(ContextEntity(crate, org.id, properties={"@type": "Organization", "name": org.name,
+                                                           "url": org.home}))
     for author in info.authors:
-        props = {"@type": "Person", "name": author.name}
-        if author.affiliation:
-            props["affiliation"] = {"@id": author.affiliation.id}
+        props = {"@type": "Person", "name": author.name, "affiliation": {"@id": author.affiliation.id}}
         if author.orcid:
             props["identifier"] = author.orcid
         crate.add(ContextEntity(crate, author.id, properties=props))
@@ -426,8 +430,7 @@ def _describe_root(crate: ROCrate, info: CrateInfo, facts: RunFacts, people: lis
         "variableMeasured": _one_or_many([{"@id": _variable_id(c.name)} for c in facts.schema.output_columns()]),
     }
     if info.funder:
-        crate.add(ContextEntity(crate, "#funder", properties={"@type": "Organization", "name": info.funder}))
-        props["funder"] = {"@id": "#funder"}
+        props["funder"] = {"@id": info.funder.id}
     for key, value in props.items():
         root[key] = value
 
