@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import httpx
 
 from metadata.crate import (DOME_PATH, METADATA_NAME, MODEL_DIR, PAGETAB_PATH, PREVIEW_NAME, CrateInfo,
-                            RunFacts, describe_dataset, file_properties, synthetic_path)
+                            RunFacts, describe_dataset, describe_path)
 
 USER_ENV = "FAIRSYNTH_BIOSTUDIES_USER"
 PASSWORD_ENV = "FAIRSYNTH_BIOSTUDIES_PASSWORD"
@@ -44,7 +44,7 @@ def build_pagetab(root: Path, info: CrateInfo, facts: RunFacts) -> dict[str, Any
         "section": {
             "type": "Study",
             "attributes": _study_attributes(info, facts),
-            "files": [_file_entry(root, rel) for rel in pagetab_files(root)],
+            "files": [_file_entry(rel) for rel in pagetab_files(root)],
             "links": _links(info, facts),
             "subsections": _people(info),
         },
@@ -81,18 +81,13 @@ def _study_attributes(info: CrateInfo, facts: RunFacts) -> list[dict[str, Any]]:
     return attrs
 
 
-def _file_entry(root: Path, rel: str) -> dict[str, Any]:
-    path = root / rel
-    props = file_properties(path, rel) if path.is_file() else {
-        "description": {METADATA_NAME: "RO-Crate metadata (JSON-LD) describing every file of this dataset.",
-                        PREVIEW_NAME: "Human-readable page of the RO-Crate metadata.",
-                        DOME_PATH: "DOME recommendations record of this run."}.get(rel, "Part of the crate."),
-        "encodingFormat": "text/html" if rel.endswith(".html") else "application/json"}
+def _file_entry(rel: str) -> dict[str, Any]:
+    description, media_type = describe_path(rel)
     kind = ("Synthetic data" if rel.startswith("data/synthetic") else "Model" if rel.startswith(MODEL_DIR)
             else "Metadata")
     return {"path": rel, "type": "file",
-            "attributes": [attribute("Description", props["description"]), attribute("Type", kind),
-                           attribute("Format", props["encodingFormat"])]}
+            "attributes": [attribute("Description", description), attribute("Type", kind),
+                           attribute("Format", media_type)]}
 
 
 def _links(info: CrateInfo, facts: RunFacts) -> list[dict[str, Any]]:

@@ -63,6 +63,8 @@ FILE_DESCRIPTIONS = {
     "evaluation/report.html": "Human-readable evaluation report with plots.",
     DOME_PATH: "DOME recommendations record: data, optimisation, model and evaluation of this run.",
     PAGETAB_PATH: "BioStudies PageTab submission describing this dataset.",
+    METADATA_NAME: "RO-Crate metadata (JSON-LD) describing every file of this dataset.",
+    PREVIEW_NAME: "Human-readable page of the RO-Crate metadata.",
 }
 
 
@@ -330,13 +332,18 @@ def _add_files(crate: ROCrate, root: Path) -> str:
     return MODEL_DIR
 
 
-def file_properties(path: Path, rel: str) -> dict[str, Any]:
-    """name, encodingFormat, contentSize (bytes, as text) and sha256 of one file."""
+def describe_path(rel: str) -> tuple[str, str]:
+    """What a crate-relative path holds, in words, and its media type."""
     key = rel.rsplit(".", 1)[0] if rel.startswith("data/synthetic") else rel
     description = FILE_DESCRIPTIONS.get(key) or ("Part of the saved generator." if rel.startswith(MODEL_DIR)
                                                  else "A file produced by the run.")
-    return {"name": PurePosixPath(rel).name, "description": description,
-            "encodingFormat": ENCODING_FORMATS.get(path.suffix.lower(), "application/octet-stream"),
+    return description, ENCODING_FORMATS.get(PurePosixPath(rel).suffix.lower(), "application/octet-stream")
+
+
+def file_properties(path: Path, rel: str) -> dict[str, Any]:
+    """name, description, encodingFormat, contentSize (bytes, as text) and sha256 of one file."""
+    description, media_type = describe_path(rel)
+    return {"name": PurePosixPath(rel).name, "description": description, "encodingFormat": media_type,
             "contentSize": str(path.stat().st_size), "sha256": sha256_file(path)}
 
 
