@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,7 +19,7 @@ from typing import Any, Mapping
 import httpx
 
 from metadata.crate import (DOME_PATH, METADATA_NAME, MODEL_DIR, PAGETAB_PATH, PREVIEW_NAME, CrateInfo,
-                            RunFacts, describe_dataset, describe_path)
+                            RunFacts, describe_dataset, describe_path, read_crate_zip)
 
 USER_ENV = "FAIRSYNTH_BIOSTUDIES_USER"
 PASSWORD_ENV = "FAIRSYNTH_BIOSTUDIES_PASSWORD"
@@ -184,7 +186,8 @@ class BioStudiesClient:
         self._raise_for(response, f"read submission {accno}")
         return response.json()
 
-    def _call(self, method: str, url: str, *, auth: bool = True, headers: dict | None = None, **kwargs) -> httpx.Response:
+    def _call(self, method: str, url: str, *, auth: bool = True, headers: dict | None = None,
+              **kwargs) -> httpx.Response:
         sent = dict(headers or {})
         if auth:
             if not self.token:
@@ -206,7 +209,11 @@ class BioStudiesClient:
 def deposit(crate_dir: Path | str, *, out_dir: Path | str, server: str | None = None,
             environ: Mapping[str, str] | None = None, folder: str | None = None,
             transport: httpx.BaseTransport | None = None) -> DepositResult:
-    """Deposit a built crate to BioStudies; a dry run (plan written under out_dir) unless server and credentials are given."""
+    """Deposit a crate (directory or zip); a dry run writing the plan under out_dir unless given server and login."""
+    if Path(crate_dir).is_file() and zipfile.is_zipfile(crate_dir):
+        with tempfile.TemporaryDirectory(prefix="fairsynth-deposit-") as tmp:
+            return deposit(read_crate_zip(crate_dir, tmp), out_dir=out_dir, server=server, environ=environ,
+                           folder=folder, transport=transport)
     root = Path(crate_dir)
     env = os.environ if environ is None else environ
     pagetab_file = root / PAGETAB_PATH

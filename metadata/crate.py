@@ -518,7 +518,8 @@ def read_crate_zip(zip_path: Path | str, dest: Path | str) -> Path:
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, FileNotFoundError) as error:
-        raise CrateError(f"{zip_path} is not a readable zip file ({error}); pass a crate zip written by fairsynth.") from None
+        raise CrateError(f"{zip_path} is not a readable zip file ({error}); pass a crate zip written by "
+                         "fairsynth.") from None
     with archive:
         names = archive.namelist()
         for name in names:
@@ -553,7 +554,7 @@ def render_preview(metadata: dict) -> str:
     root = graph["./"]
 
     def name_of(ref: Any) -> str:
-        ids = [r["@id"] for r in ref] if isinstance(ref, list) else [ref["@id"]] if isinstance(ref, dict) else [str(ref)]
+        ids = [r["@id"] if isinstance(r, dict) else str(r) for r in _listed(ref)]
         return ", ".join(escape(str(graph.get(i, {}).get("name", i))) for i in ids)
 
     files = [graph[i] for i in graph if graph[i].get("@type") == "File"]

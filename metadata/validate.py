@@ -85,7 +85,10 @@ def validate_crate(crate: Path | str) -> ValidationReport:
             return validate_crate(read_crate_zip(path, tmp))
     if not (path / METADATA_NAME).is_file():
         raise CrateError(f"{path} is not a crate: it has no {METADATA_NAME}; pass a crate directory or zip.")
-    metadata = json.loads((path / METADATA_NAME).read_text(encoding="utf-8"))
+    try:
+        metadata = json.loads((path / METADATA_NAME).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CrateError(f"{path / METADATA_NAME} is not valid JSON ({error}); rebuild the crate.") from None
     return ValidationReport([check_rocrate(path), check_bioschemas(metadata), check_files(path, metadata),
                              check_structure(path, metadata), check_dome(path)])
 
@@ -100,8 +103,7 @@ def check_rocrate(root: Path, profile: str = PROFILE) -> CheckResult:
                                   requirement_severity=Severity.RECOMMENDED, offline=True,
                                   cache_path=seeded_cache(), cache_max_age=-1)
     result = services.validate(settings)
-    issues = [f"[{i.severity.name}] {' '.join(_text(i.message).split())}" + (f" ({i.violatingEntity})" if i.violatingEntity else "")
-              for i in result.get_issues()]
+    issues = [_issue_text(i) for i in result.get_issues()]
     skipped = [f"{d.check.identifier}: {d.message} ({d.category.value})" for d in result.skipped_check_details]
     return CheckResult(f"roc-validator {profile}", issues, skipped,
                        {"executed_checks": len(result.executed_checks), "profile": profile,
@@ -144,10 +146,10 @@ def vendored_context_bytes(name: str) -> bytes:
     return resources.files("metadata.contexts").joinpath(name).read_bytes()
 
 
-def _text(message: Any) -> str:
-    if isinstance(message, tuple):
-        return str(message[0])
-    return str(message)
+def _issue_text(issue: Any) -> str:
+    message = issue.message[0] if isinstance(issue.message, tuple) else issue.message
+    where = f" ({issue.violatingEntity})" if issue.violatingEntity else ""
+    return f"[{issue.severity.name}] {' '.join(str(message).split())}{where}"
 
 
 # -- Bioschemas SHACL ---------------------------------------------------------------------------

@@ -266,3 +266,13 @@ def test_client_refuses_calls_before_login_and_unreachable_server_is_named(serve
 def test_deposit_refuses_a_directory_without_pagetab(tmp_path):
     with pytest.raises(DepositError, match="build the crate before depositing"):
         deposit(tmp_path, out_dir=tmp_path)
+
+
+def test_deposit_reads_a_crate_zip(crate, server, tmp_path):
+    from metadata.crate import zip_crate
+    root, _, _ = crate
+    stand_in, url = server
+    archive = zip_crate(root, tmp_path / "crate.zip")
+    result = deposit(archive, out_dir=tmp_path, environ=credentials(url), folder="from-zip")
+    assert stand_in.uploads["from-zip/data/synthetic.csv"] == (root / "data/synthetic.csv").read_bytes()
+    assert result.accno in stand_in.submissions

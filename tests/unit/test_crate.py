@@ -338,3 +338,20 @@ def test_reading_a_non_zip_says_so(tmp_path):
     bogus.write_text("not a zip")
     with pytest.raises(CrateError, match="not a readable zip"):
         read_crate_zip(bogus, tmp_path / "out")
+
+
+def test_rebuilding_in_the_same_directory_gives_the_same_valid_crate(built, tmp_path):
+    root = broken_copy(built, tmp_path)
+    before = graph_of(root)
+    build_crate(root, crate_info(), make_run(root))
+    after = graph_of(root)
+    assert set(after) == set(before)
+    assert after["data/synthetic.csv"]["sha256"] == before["data/synthetic.csv"]["sha256"]
+    assert validate_crate(root).ok
+
+
+def test_invalid_metadata_json_is_one_clear_error(built, tmp_path):
+    root = broken_copy(built, tmp_path)
+    (root / "ro-crate-metadata.json").write_text("{not json")
+    with pytest.raises(CrateError, match="is not valid JSON"):
+        validate_crate(root)
