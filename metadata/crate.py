@@ -361,9 +361,20 @@ def _add_backend(crate: ROCrate, facts: RunFacts) -> str:
     props = {"@type": "SoftwareApplication", "name": facts.backend, "version": facts.backend_version,
              "url": facts.backend_url, "license": {"@id": license_url},
              "description": facts.backend_description or f"{facts.model_family} generator '{facts.backend}'."}
+    requirements = [_add_package(crate, name, version) for name, version in sorted(facts.packages.items())]
+    if requirements:
+        props["softwareRequirements"] = _one_or_many(requirements)
     crate.add(ContextEntity(crate, facts.backend_url, properties=props))
     _add_license(crate, license_url)
     return facts.backend_url
+
+
+def _add_package(crate: ROCrate, name: str, version: str) -> dict[str, str]:
+    """A Python package the run used, as a SoftwareApplication identified by its PyPI release page."""
+    url = f"https://pypi.org/project/{name}/{version}/"
+    crate.add(ContextEntity(crate, url, properties={"@type": "SoftwareApplication", "name": name,
+                                                    "version": version, "url": url}))
+    return {"@id": url}
 
 
 def _add_license(crate: ROCrate, license_url: str) -> None:

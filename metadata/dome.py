@@ -92,7 +92,8 @@ def _model(facts: RunFacts, root: Path) -> dict[str, Any]:
 
 
 def _evaluation(facts: RunFacts) -> dict[str, Any]:
-    return {
+    release = {"release_decision": facts.gate} if facts.gate else {}
+    return {**release,
         "method": f"holdout-based: synthetic rows compared with the {facts.train_rows}-row training split and "
                   f"the {facts.holdout_rows}-row holdout the generator never saw",
         "measure": flatten_metrics(facts.metrics) or "no metric computed in this run",

@@ -59,7 +59,7 @@ def make_run(root: Path, *, with_model: bool = True, rows: int = 400) -> RunFact
         seed=5, fit_start=T0, fit_end=T0 + timedelta(seconds=2.5), sample_start=T0 + timedelta(seconds=3),
         sample_end=T0 + timedelta(seconds=4), train_rows=1600, holdout_rows=400, split_seed=5,
         synthetic_rows=rows, metrics=metrics, comparison={"sdv.gaussian_copula": {"quality": 0.84}},
-        exact_copies=0, packages={"pandas": "2.3.3"})
+        exact_copies=0, packages={"pandas": "2.3.3", "numpy": "1.26.4"}, gate="pass")
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,9 @@ def test_fit_and_sample_actions_link_backend_training_model_and_synthetic_file(b
     backend = graph[fit["instrument"]["@id"]]
     assert backend["@type"] == "SoftwareApplication" and backend["version"] == "0.1.0" and backend["url"]
     assert backend["license"] == {"@id": "https://spdx.org/licenses/Apache-2.0"}
+    assert backend["softwareRequirements"] == [{"@id": "https://pypi.org/project/numpy/1.26.4/"},
+                                               {"@id": "https://pypi.org/project/pandas/2.3.3/"}]
+    assert graph["https://pypi.org/project/pandas/2.3.3/"]["version"] == "2.3.3"
     assert fit["object"] == {"@id": "#training-table"} and fit["result"] == {"@id": "model/"}
     assert sample["object"] == {"@id": "model/"} and sample["result"] == {"@id": "data/synthetic.csv"}
     for action in (fit, sample):
@@ -191,6 +194,7 @@ def test_dome_record_is_filled_from_the_run(built):
     assert {"name": "quality.quality", "value": 0.81} in dome["evaluation"]["measure"]
     assert dome["evaluation"]["comparison"] == {"sdv.gaussian_copula": {"quality": 0.84}}
     assert dome["model"]["availability"] == "model files in the crate under model/"
+    assert dome["evaluation"]["release_decision"] == "pass"
 
 
 def test_withheld_model_is_described_and_still_validates(tmp_path):
