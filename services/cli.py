@@ -59,7 +59,7 @@ def inspect(file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (d
     table = Table("column", "kind", "missing", "distinct", "format / PII", "synthetic handling")
     for c in schema.columns:
         table.add_row(c.name, c.kind.value, f"{c.missing_share:.1%}", str(c.cardinality),
-                      c.datetime_format or c.pii_type or "", c.handling())
+                      c.datetime_format or c.pii_type or "", c.handling().split(":")[0])
     console.print(table)
     for warning in schema.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
