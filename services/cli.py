@@ -87,22 +87,61 @@ def generate(
     kind: list[str] = typer.Option([], help="COLUMN=KIND override, e.g. ward=categorical"),
     encoding: Optional[str] = typer.Option(None, help="text encoding of a CSV (default utf-8)"),
     separator: Optional[str] = typer.Option(None, help="CSV separator (default: detected)"),
+    crate: bool = typer.Option(False, "--crate", help="write <backend>.crate.zip (RO-Crate) per backend"),
+    title: Optional[str] = typer.Option(None, help="crate title (default: from the source name)"),
+    description: Optional[str] = typer.Option(None, help="crate description"),
+    author: list[str] = typer.Option([], help="'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); repeatable"),
+    license: Optional[str] = typer.Option(None, help="SPDX id or URL of the data license (default CC-BY-4.0)"),
+    keyword: list[str] = typer.Option([], help="crate keyword; repeatable"),
 ) -> None:
     """Generate synthetic tables from one or more backends side by side and compare them."""
     try:
         request = _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator)
         request = _apply_params(request, epochs=epochs, batch_size=batch_size, epsilon=epsilon, assignments=param)
+        request = _apply_crate(request, crate, title=title, description=description, authors=author,
+                               license=license, keywords=keyword)
         result = _run_with_bars(request)
     except USER_ERRORS as exc:
         _fail(exc)
-    table = Table("backend", "status", "fit s", "rows/s", "quality", title=f"run: {result.directory}")
-    for row in result.comparison().to_dict("records"):
+    table = Table("backend", "status", "fit s", "rows/s", "quality", "crate", title=f"run: {result.directory}")
+    for row, outcome in zip(result.comparison().to_dict("records"), result.outcomes):
         quality = "" if row["quality"] is None or row["quality"] != row["quality"] else f"{row['quality']:.3f}"
-        table.add_row(row["backend"], row["status"] if row["status"] == "ok" else f"failed: {row['error']}",
-                      _num(row["fit_seconds"], ".1f"), _num(row["rows_per_second"], ",.0f"), quality)
+        status = row["status"] if outcome.ok and not outcome.error else f"{row['status']}: {outcome.error}"
+        table.add_row(row["backend"], status, _num(row["fit_seconds"], ".1f"), _num(row["rows_per_second"], ",.0f"),
+                      quality, Path(outcome.crate).name if outcome.crate else "")
     console.print(table)
-    if not all(o.ok for o in result.outcomes):
+    if not all(o.ok and not o.error for o in result.outcomes):
         raise typer.Exit(code=1)
+
+
+@app.command()
+def validate(crate: Path = typer.Argument(..., help="crate directory or .crate.zip")) -> None:
+    """Validate a crate offline: RO-Crate / Process Run Crate, Bioschemas SHACL, files, DOME (exit 1 on fail)."""
+    from metadata.crate import CrateError
+    from metadata.validate import validate_crate
+    try:
+        report = validate_crate(crate)
+    except (CrateError, OSError) as exc:
+        _fail(exc)
+    console.print(report.summary(), highlight=False)
+    raise typer.Exit(code=0 if report.ok else 1)
+
+
+@app.command()
+def deposit(crate: Path = typer.Argument(..., help="crate directory or .crate.zip"),
+            server: Optional[str] = typer.Option(None, help="BioStudies server URL (default: dry run)"),
+            out: Path = typer.Option(Path("deposit-plan"), help="where a dry run writes what would be sent")) -> None:
+    """Deposit a crate to BioStudies: a dry run unless a server and credentials (environment) are given."""
+    from metadata.biostudies import DepositError, deposit as deposit_crate
+    from metadata.crate import CrateError
+    try:
+        result = deposit_crate(crate, out_dir=out, server=server)
+    except (CrateError, DepositError, OSError) as exc:
+        _fail(exc)
+    if result.dry_run:
+        console.print(f"dry run: {len(result.files)} files and the PageTab written to {result.plan_dir}")
+    else:
+        console.print(f"submitted: accession {result.accno}")
 
 
 @app.command()
@@ -154,6 +193,25 @@ def _apply_params(request: GenerationRequest, *, epochs, batch_size, epsilon, as
         raise ConfigError(f"--set names backend(s) not in this run: {', '.join(sorted(unknown))}; "
                           "add them with --backend.")
     return request.model_copy(update={"backends": specs})
+
+
+def _apply_crate(request: GenerationRequest, enabled: bool, *, title, description, authors, license,
+                 keywords) -> GenerationRequest:
+    crate = dict(request.crate or {})
+    given = {"title": title, "description": description, "license": license, "keywords": keywords or None}
+    crate.update({k: v for k, v in given.items() if v is not None})
+    if authors:
+        crate["authors"] = [_author(text) for text in authors]
+    return request.model_copy(update={"package_crates": enabled or request.package_crates, "crate": crate or None})
+
+
+def _author(text: str) -> dict:
+    parts = [p.strip() for p in text.split(";")]
+    if len(parts) != 4 or not parts[0] or not parts[2] or not parts[3]:
+        raise ConfigError(f"--author takes 'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); got '{text}'.")
+    name, orcid, affiliation, where = parts
+    organisation = {"name": affiliation, ("url" if where.startswith("http") and "ror.org" not in where else "ror"): where}
+    return {"name": name, "orcid": orcid or None, "affiliation": organisation}
 
 
 def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:

@@ -19,12 +19,13 @@ import pandas as pd
 
 from backends import registry
 from backends.base import BackendError, Progress
+from metadata.crate import CrateError, CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
 from metadata.schema import SchemaError, TableSchema
 
-from .config import GenerationRequest
+from .config import GenerationRequest, crate_info
 from .demo import DEMO_PATH
 from .evaluation.quality import quality_score
-from .tables import InputError, file_sha256, read_table
+from .tables import InputError, read_table
 from .writers import SUFFIXES, write_batches
 
 PACKAGES = ("fairsynth", "torch", "sdv", "sdmetrics", "pandas", "numpy", "pyarrow", "opacus")
@@ -50,6 +51,9 @@ class BackendOutcome:
     rows_per_second: float | None = None
     quality: dict = field(default_factory=dict)
     fit: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)  # every parameter the backend ran with, defaults included
+    times: dict[str, datetime] = field(default_factory=dict)  # fit_start, fit_end, sample_start, sample_end
+    crate: str | None = None
     error: str | None = None
 
 
@@ -93,6 +97,7 @@ def run(request: GenerationRequest, progress: ProgressSink | None = None) -> Run
     for spec in request.backends:
         registry.backend_class(spec.name)  # unknown or unavailable backends fail before any work
     data, source = load_input(request)
+    info = crate_info(request, source.name) if request.package_crates else None
     schema = inspect(data, request)
     train, holdout = split(data, request.holdout_share, request.seed)
     run_dir = _prepare_run_dir(Path(request.output_dir or default_run_dir()))
@@ -101,6 +106,10 @@ def run(request: GenerationRequest, progress: ProgressSink | None = None) -> Run
     (run_dir / "request.json").write_text(json.dumps(context, indent=2))
     outcomes = [run_backend(spec.name, spec.params, train, schema, request, run_dir, context, progress)
                 for spec in request.backends]
+    if info is not None:
+        for outcome in outcomes:
+            if outcome.ok:
+                package_crate(outcome, outcomes, info, schema, context, run_dir, progress)
     result = RunResult(run_dir, schema, outcomes)
     result.comparison().to_csv(run_dir / "comparison.csv", index=False)
     (run_dir / "comparison.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=2, default=str))
@@ -129,13 +138,16 @@ def _produce(name: str, params: dict, train: pd.DataFrame, schema: TableSchema, 
     for sub in ("data", "config", "evaluation", "model"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     generator = registry.create(name, **params)
+    times = {"fit_start": _now()}
     fit = generator.fit(train, schema, seed=request.seed, progress=progress)
+    times["fit_end"] = _now()
     generator.save(out / "model")
 
     n_rows = request.rows or len(train)
     data_path = out / "data" / f"synthetic{SUFFIXES[request.output_format]}"
     kept: list[pd.DataFrame] = []
     kept_rows = 0
+    times["sample_start"] = _now()
     start = time.perf_counter()
     for batch in write_batches(generator.sample(n_rows, seed=request.seed, batch_rows=request.batch_rows),
                                data_path, request.output_format):
@@ -145,6 +157,7 @@ def _produce(name: str, params: dict, train: pd.DataFrame, schema: TableSchema, 
         progress(Progress(name, "sample", kept_rows if kept_rows < n_rows else n_rows, n_rows,
                           seconds=time.perf_counter() - start))
     sample_seconds = time.perf_counter() - start
+    times["sample_end"] = _now()
 
     synthetic = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=train.columns)
     real = train.sample(n=min(len(train), QUALITY_SAMPLE), random_state=request.seed)
@@ -160,7 +173,43 @@ def _produce(name: str, params: dict, train: pd.DataFrame, schema: TableSchema, 
     (out / "evaluation" / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return BackendOutcome(name, ok=True, fit_seconds=fit.seconds, sample_seconds=sample_seconds, rows=n_rows,
                           rows_per_second=n_rows / sample_seconds if sample_seconds > 0 else None,
-                          quality=quality, fit=fit.to_dict())
+                          quality=quality, fit=fit.to_dict(), params=dict(generator.params), times=times)
+
+
+def package_crate(outcome: BackendOutcome, outcomes: list[BackendOutcome], info: CrateInfo, schema: TableSchema,
+                  context: dict, run_dir: Path, progress: ProgressSink) -> None:
+    """Describe a finished backend directory as an RO-Crate and zip it beside the run; errors are recorded."""
+    try:
+        facts = run_facts(outcome, outcomes, schema, context)
+        build_crate(outcome.directory, info, facts)
+        outcome.crate = str(zip_crate(outcome.directory, run_dir / f"{outcome.backend}.crate.zip"))
+        progress(Progress(outcome.backend, "crate", 1, 1, message="crate written"))
+    except (CrateError, OSError, ValueError) as exc:
+        outcome.error = f"crate not written: {exc}"
+
+
+def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: TableSchema, context: dict) -> RunFacts:
+    """What the crate says about one backend's run, from the outcome and the run context."""
+    caps = registry.backend_info(outcome.backend).capabilities
+    packages = {k: v for k, v in context["packages"].items() if k != "fairsynth"}  # not on PyPI
+    backend_version = context["packages"].get(caps.package) or _version(caps.package) or "unknown"
+    fit, params = outcome.fit, outcome.params
+    return RunFacts(
+        backend=outcome.backend, backend_version=backend_version, backend_url=caps.url,
+        backend_license=caps.license, model_family=caps.model_family or caps.description.split(":")[0],
+        backend_description=caps.description,
+        schema=schema.model_copy(update={"columns": schema.output_columns()}),
+        source=SourceFacts(rows=context["source"]["rows"], columns=context["source"]["columns"],
+                           sha256=context["source"]["sha256"], name=context["source"]["name"]),
+        seed=context["request"]["seed"], **outcome.times,
+        train_rows=context["split"]["train_rows"], holdout_rows=context["split"]["holdout_rows"],
+        split_seed=context["split"]["seed"], synthetic_rows=outcome.rows, params=params,
+        fit_seconds=fit.get("seconds"), epochs=fit.get("epochs"), losses=fit.get("losses") or [],
+        batch_size=params.get("batch_size"), epsilon=fit.get("epsilon"), delta=fit.get("delta"),
+        metrics={"quality": outcome.quality},
+        comparison={o.backend: {"quality": o.quality.get("quality")} for o in outcomes
+                    if o.ok and o.backend != outcome.backend},
+        packages=packages)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -191,7 +240,7 @@ def _run_context(request: GenerationRequest, source: Path, data: pd.DataFrame, t
     return {
         "request": request.model_dump(mode="json"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": {"name": source.name, "sha256": file_sha256(source), "rows": len(data),
+        "source": {"name": source.name, "sha256": sha256_file(source), "rows": len(data),
                    "columns": int(data.shape[1])},
         "split": {"seed": request.seed, "train_rows": len(train), "holdout_rows": len(holdout)},
         "packages": _package_versions(),
@@ -199,10 +248,15 @@ def _run_context(request: GenerationRequest, source: Path, data: pd.DataFrame, t
 
 
 def _package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = package_metadata.version(name)
-        except package_metadata.PackageNotFoundError:
-            continue
-    return versions
+    return {name: version for name in PACKAGES if (version := _version(name))}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return package_metadata.version(package)
+    except package_metadata.PackageNotFoundError:
+        return None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

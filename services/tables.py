@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -45,15 +44,6 @@ def check_table(data: pd.DataFrame, label: str = "The table") -> None:
         raise InputError(f"{label} has {len(data)} rows; at least {MIN_ROWS} are needed to learn anything.")
     if data.isna().all().all():
         raise InputError(f"{label} has no values at all (every cell is empty).")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
