@@ -36,7 +36,7 @@ def gate(metrics: dict, policy: ReleasePolicy | None = None) -> dict:
     policy = policy or ReleasePolicy()
     findings: list[tuple[Decision, str]] = []
     privacy = metrics.get("privacy") or {}
-    findings += _exact_copy_findings(privacy.get("exact_copies"), policy)
+    findings += _exact_copy_findings(privacy.get("exact_copies"), policy, metrics.get("holdout_known", True))
     findings += _distance_findings(privacy, policy)
     findings += _anonymeter_findings(privacy.get("anonymeter"), policy)
     findings += _dp_findings(privacy.get("dp"), policy)
@@ -51,12 +51,16 @@ def gate(metrics: dict, policy: ReleasePolicy | None = None) -> dict:
             "policy": policy.model_dump()}
 
 
-def _exact_copy_findings(copies: dict | None, policy: ReleasePolicy) -> list:
+def _exact_copy_findings(copies: dict | None, policy: ReleasePolicy, holdout_known: bool) -> list:
     if not copies:
         return [("flag", "Exact copies were not measured.")]
+    if not holdout_known:  # the generator may have seen the "holdout" half too: a copy of any real row counts
+        copies = copies | {"count": copies["count"] + copies["holdout_count"],
+                           "rate": copies["rate"] + copies["holdout_rate"], "real_repeat_rate": 0.0}
     if copies["count"] <= policy.max_exact_copies:
         return []
-    text = (f"{copies['count']:,} synthetic rows ({copies['rate']:.2%}) are exact copies of training rows "
+    text = (f"{copies['count']:,} synthetic rows ({copies['rate']:.2%}) are exact copies of "
+            f"{'training' if holdout_known else 'real'} rows "
             f"(policy allows {policy.max_exact_copies})")
     if copies.get("real_repeat_rate", 0) > 0 and copies["rate"] <= copies["holdout_rate"] + policy.exact_copy_tolerance:
         return [("flag", text + f", but the real table repeats its own rows ({copies['real_repeat_rate']:.2%} of "
