@@ -6,7 +6,7 @@
 |---|---|
 | `version` | layout version of this dict (1) |
 | `rows` | `{train, holdout, synthetic}` row counts of the full tables |
-| `seconds` | wall time of the evaluation |
+| `seconds` | wall time of the evaluation; `timings` has `quality`, `privacy`, `utility` seconds |
 | `quality.quality` | sdmetrics QualityReport overall score in [0, 1] (higher is better) |
 | `quality.column_shapes`, `quality.column_pair_trends` | its two properties |
 | `quality.pairs_scored`, `quality.pairs_total` | pairs sdmetrics scored (it skips weakly associated real pairs) |
@@ -51,13 +51,18 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     _check_tables(train, holdout, synthetic)
     started = time.perf_counter()
     fit_dict = _fit_dict(fit)
-    metrics = {
-        "version": METRICS_VERSION,
-        "rows": {"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)},
-        "quality": evaluate_quality(train, holdout, synthetic, schema, seed=seed),
-        "privacy": evaluate_privacy(train, holdout, synthetic, schema, seed=seed, fit=fit_dict, anonymeter=anonymeter),
-        "utility": evaluate_utility(train, holdout, synthetic, schema, seed=seed),
-    }
+    metrics = {"version": METRICS_VERSION,
+               "rows": {"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)}}
+    timings = {}
+    blocks = {"quality": lambda: evaluate_quality(train, holdout, synthetic, schema, seed=seed),
+              "privacy": lambda: evaluate_privacy(train, holdout, synthetic, schema, seed=seed, fit=fit_dict,
+                                                  anonymeter=anonymeter),
+              "utility": lambda: evaluate_utility(train, holdout, synthetic, schema, seed=seed)}
+    for name, block in blocks.items():
+        tick = time.perf_counter()
+        metrics[name] = block()
+        timings[name] = round(time.perf_counter() - tick, 3)
+    metrics["timings"] = timings
     if fit_dict:
         metrics["fit"] = fit_dict
     metrics["gate"] = gate(metrics, policy)

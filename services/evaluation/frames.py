@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from backends.preprocessing import datetimes_to_days, parse_datetimes
-from metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnSpec, TableSchema
+from metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
 
 MISSING_LABEL = "__missing__"
 
@@ -28,6 +28,8 @@ def column_values(raw: pd.Series, spec: ColumnSpec) -> pd.Series:
         return pd.to_numeric(raw, errors="coerce").astype(float)
     present = raw.dropna()
     labels = {value: _label(value) for value in present.unique()}  # label each distinct value once
+    if spec.kind == ColumnKind.BOOLEAN:  # True, "True" and "true" are one category
+        labels = {value: label.lower() for value, label in labels.items()}
     return raw.map(labels).astype(object).where(raw.notna(), np.nan)
 
 
