@@ -143,6 +143,8 @@ def _column_section(train, synthetic, schema, metrics, figures: _Figures, seed: 
     plots = "".join(figures.div(_column_figure(spec, real[spec.name], synth[spec.name]), height=300) for spec in shown)
     more = (f"<p class='note'>{len(specs) - len(shown)} more columns are not plotted: "
             f"{html.escape(', '.join(s.name for s in specs[len(shown):]))}.</p>") if len(specs) > len(shown) else ""
+    absent = metrics.get("quality", {}).get("missing_columns") or []
+    more += (f"<p class='note'>Absent from the synthetic table: {html.escape(', '.join(absent))}.</p>") if absent else ""
     return (f"<h2>Columns: real (training) vs synthetic</h2><p class='note'>Shares of rows, on up to {PLOT_ROWS:,} "
             f"rows of each table.</p>{_column_table(metrics.get('quality', {}).get('columns', {}))}"
             f"<div class='grid'>{plots}</div>{more}")

@@ -9,6 +9,7 @@
 | `seconds` | wall time of the evaluation; `timings` has `quality`, `privacy`, `utility` seconds |
 | `quality.quality` | sdmetrics QualityReport overall score in [0, 1] (higher is better) |
 | `quality.column_shapes`, `quality.column_pair_trends` | its two properties |
+| `quality.missing_columns` | learned columns of the real table absent from the synthetic one |
 | `quality.pairs_scored`, `quality.pairs_total` | pairs sdmetrics scored (it skips weakly associated real pairs) |
 | `quality.diagnostic.{score, validity, structure}` | sdmetrics DiagnosticReport |
 | `quality.holdout_reference` | the same quality scores of the holdout against train: what a perfect generator reaches |

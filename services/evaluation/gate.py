@@ -27,6 +27,8 @@ class ReleasePolicy(BaseModel):
     min_utility_ratio: float | None = Field(0.8, ge=0, description="TSTR / TRTR of the best model; None: not checked")
     max_anonymeter_risk: float = Field(0.2, ge=0, le=1, description="any anonymeter risk (flag above)")
     max_epsilon: float | None = Field(None, gt=0, description="DP budget above which a DP run is flagged")
+    max_missing_share_difference: float = Field(0.1, ge=0, le=1, description="flag a column whose share of "
+                                                "missing values differs more than this from the real one")
     flag_margin: float = Field(0.05, ge=0, le=1, description="flag when DCR share or MIA AUC is this close "
                                                               "below its block threshold")
 
@@ -102,12 +104,22 @@ def _dp_findings(dp: dict | None, policy: ReleasePolicy) -> list:
 
 
 def _quality_findings(quality: dict | None, policy: ReleasePolicy) -> list:
-    score = (quality or {}).get("quality")
+    quality = quality or {}
+    score = quality.get("quality")
     if score is None:
         return [("flag", "The quality score was not measured.")]
+    findings = []
     if score < policy.min_quality:
-        return [("flag", f"Quality is {score:.3f}, below the policy's {policy.min_quality:.2f}.")]
-    return []
+        findings.append(("flag", f"Quality is {score:.3f}, below the policy's {policy.min_quality:.2f}."))
+    if quality.get("missing_columns"):
+        findings.append(("flag", "The synthetic table lacks these columns of the real one: "
+                                 f"{', '.join(quality['missing_columns'])}."))
+    gaps = {name: c.get("missing_share_difference") for name, c in (quality.get("columns") or {}).items()}
+    off = [f"{name} ({gap:.0%})" for name, gap in gaps.items() if gap is not None and gap > policy.max_missing_share_difference]
+    if off:
+        findings.append(("flag", "The share of missing values differs from the real table by more than "
+                                 f"{policy.max_missing_share_difference:.0%} in: {', '.join(off)}."))
+    return findings
 
 
 def _utility_findings(utility: dict | None, policy: ReleasePolicy) -> list:

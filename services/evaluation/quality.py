@@ -89,6 +89,7 @@ def evaluate_quality(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     off_diagonal = difference.where(~np.eye(len(difference), dtype=bool)).stack()
     return {
         **scores,
+        "missing_columns": [c.name for c in schema.learned_columns() if c.name not in synthetic.columns],
         "diagnostic": _diagnostic_scores(diagnostic),
         "holdout_reference": reference,
         "columns": {spec.name: _column_fidelity(spec, real_values[spec.name], synth_values[spec.name],

@@ -44,6 +44,8 @@ def test_good_result_passes():
     ({"privacy__exact_copies__count": 3}, "block", "exact copies"),
     ({"quality__quality": 0.6}, "flag", "Quality is 0.600"),
     ({"utility__models__linear__ratio": 0.5}, "flag", "TSTR/TRTR"),
+    ({"quality__missing_columns": ["ward"]}, "flag", "lacks these columns of the real one: ward"),
+    ({"quality__columns": {"bp": {"missing_share_difference": 0.4}}}, "flag", "bp (40%)"),
 ])
 def test_each_threshold_decides_with_a_reason(change, decision, words):
     result = gate(_metrics(**change))
@@ -70,6 +72,7 @@ def demo():
     return table, TableSchema.infer(table).with_overrides(target="ward")
 
 
+@pytest.mark.slow
 def test_evaluate_returns_json_ready_documented_blocks(demo):
     table, schema = demo
     metrics = evaluate(table.iloc[:600], table.iloc[600:], table.iloc[600:].sample(frac=1.0, random_state=0),
