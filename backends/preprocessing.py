@@ -11,7 +11,9 @@ Encoded form, which every backend may learn:
   free text withheld (empty).
 
 Decoding restores the source's columns, order, value types and date formats, clips numbers to the
-training range and applies the missing indicators, so every backend returns valid tables.
+training range and applies the missing indicators, so every backend returns valid tables. The
+missing share is calibrated to the training share with the fewest random flips of the model's own
+mask (several libraries lose rare indicator levels); which rows are missing still comes from the model.
 
 Privacy of what the codec keeps: per-column ranges, decimals and category levels seen at least
 `min_count` times. Levels rarer than that are never stored or reproduced. These statistics are not
@@ -33,6 +35,7 @@ from metadata.schema import (ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KIN
 MISSING_TOKEN = "__missing__"
 RARE_TOKEN = "__rare__"
 INDICATOR_SUFFIX = "__missing"
+OTHER_VALUE = "other"
 EPOCH = pd.Timestamp("1970-01-01")
 DAY_NS = 86_400 * 10**9
 
@@ -47,6 +50,7 @@ class NumericCodec(BaseModel):
     maximum: float
     decimals: int = 6
     indicator: str | None = None
+    missing_share: float = 0.0
     datetime_format: str | None = None
     time_resolution_days: float = 1.0  # dates round to days, datetimes to the format's finest unit
     source_dtype: str = "float64"
@@ -71,13 +75,15 @@ class NumericCodec(BaseModel):
             return pd.to_numeric(raw, errors="coerce").astype(float)
         return datetimes_to_days(parse_datetimes(raw, self.datetime_format))
 
-    def decode(self, encoded: pd.DataFrame) -> pd.Series:
-        """Clip, round and restore the source's type and format; apply the missing indicator."""
+    def decode(self, encoded: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
+        """Clip, round and restore the source's type and format; apply the calibrated missing indicator."""
         values = pd.to_numeric(encoded[self.name], errors="coerce").to_numpy(dtype=float)
         values = np.clip(values, self.minimum, self.maximum)
         missing = np.isnan(values)
         if self.indicator:
             missing |= encoded[self.indicator].astype(str).to_numpy() == "1"
+        missing = calibrate_missing(missing, self.missing_share, rng)
+        values[~missing & np.isnan(values)] = (self.minimum + self.maximum) / 2
         if self.kind in TEMPORAL_KINDS:
             return self._decode_temporal(values, missing, encoded.index)
         values = np.round(values, 0 if self.kind == ColumnKind.INTEGER else self.decimals)
@@ -106,6 +112,7 @@ class CategoricalCodec(BaseModel):
     levels: dict[str, str | int | float | bool]  # token -> original value (only levels kept)
     rare_pool: list[tuple[str | int | float | bool, int]] = Field(default_factory=list)
     frequencies: dict[str, int] = Field(default_factory=dict)  # token -> count, for rare fallback
+    missing_share: float = 0.0
     source_dtype: str = "object"
 
     def encode(self, raw: pd.Series, rng: np.random.Generator) -> dict[str, pd.Series]:
@@ -120,7 +127,11 @@ class CategoricalCodec(BaseModel):
         """Original values; rare tokens become frequent-enough rare levels (or common ones)."""
         tokens = encoded[self.name].astype(str).to_numpy()
         out = np.empty(len(tokens), dtype=object)
-        missing = tokens == MISSING_TOKEN
+        modelled_missing = tokens == MISSING_TOKEN
+        missing = calibrate_missing(modelled_missing, self.missing_share, rng)
+        if (modelled_missing & ~missing).any():  # rows calibration un-missed get a level by frequency
+            tokens = tokens.copy()
+            tokens[modelled_missing & ~missing] = RARE_TOKEN
         known = np.isin(tokens, list(self.levels))
         for token, value in self.levels.items():
             out[tokens == token] = value
@@ -136,7 +147,7 @@ class CategoricalCodec(BaseModel):
     def _draw_rare(self, n: int, rng: np.random.Generator) -> np.ndarray:
         pool = self.rare_pool or [(self.levels[t], c) for t, c in self.frequencies.items() if t in self.levels]
         if not pool:
-            return np.full(n, None, dtype=object)
+            return np.full(n, OTHER_VALUE, dtype=object)
         values = np.empty(len(pool), dtype=object)
         values[:] = [v for v, _ in pool]
         weights = np.array([c for _, c in pool], dtype=float)
@@ -249,7 +260,7 @@ class TableCodec(BaseModel):
         out: dict[str, pd.Series] = {}
         for position, codec in enumerate(self.columns):
             if isinstance(codec, NumericCodec):
-                out[codec.name] = codec.decode(encoded)
+                out[codec.name] = codec.decode(encoded, rng)
             elif isinstance(codec, CategoricalCodec):
                 out[codec.name] = codec.decode(encoded, rng)
             else:
@@ -294,6 +305,7 @@ def _fit_numeric(raw: pd.Series, spec: ColumnSpec) -> NumericCodec:
     return probe.model_copy(update={
         "minimum": float(observed.min()), "maximum": float(observed.max()), "decimals": decimals,
         "indicator": indicator, "time_resolution_days": _time_resolution(spec),
+        "missing_share": float(values.isna().mean()),
     })
 
 
@@ -323,6 +335,7 @@ def _fit_categorical(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dic
         levels={t: _plain(originals[t]) for t in kept.index},
         rare_pool=[(_plain(originals[t]), int(c)) for t, c in pooled.items()],
         frequencies={t: int(c) for t, c in kept.items()},
+        missing_share=float(raw.isna().mean()),
     )
 
 
@@ -435,6 +448,25 @@ def _test_nhs_numbers(n: int, rng: np.random.Generator, separator: str) -> list:
             digits = "".join(map(str, stem)) + str(digit)
             out.append(separator.join((digits[:3], digits[3:6], digits[6:])) if separator else digits)
     return out[:n]
+
+
+def calibrate_missing(missing: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """The model's missing mask, with the fewest random flips that bring its share to the training share.
+
+    Which rows are missing still comes from the model (so gaps stay tied to other values); only the
+    overall share is corrected, since several libraries lose rare indicator levels.
+    """
+    n = missing.size
+    if n == 0:
+        return missing
+    wanted = int(np.floor(share * n + rng.random()))  # stochastic rounding keeps small batches unbiased
+    have = int(missing.sum())
+    if wanted == have:
+        return missing
+    missing = missing.copy()
+    pool = np.flatnonzero(~missing if wanted > have else missing)
+    missing[rng.choice(pool, size=abs(wanted - have), replace=False)] = wanted > have
+    return missing
 
 
 def _apply_missing(series: pd.Series, share: float, rng: np.random.Generator) -> pd.Series:

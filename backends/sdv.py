@@ -1,0 +1,171 @@
+"""Adapters for SDV 2.0 single-table synthesizers (optional extra `fairsynth[sdv]`, BUSL-1.1).
+
+SDV learns the shared codec's encoded table, so dates, missing values, rare categories,
+identifiers and PII are handled the same way as for every other backend.
+
+Fitted SDV models are not saved: SDV can only persist them as pickles, and fairsynth never
+writes or reads a pickle that could later come from outside. save() keeps the codec and the
+parameters; load() says plainly that the model must be fitted again.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
+                   ProgressCallback)
+
+SDV_URL = "https://github.com/sdv-dev/SDV"
+SDV_LICENSE = "BUSL-1.1"
+
+
+class SDVGenerator(CodecGenerator):
+    """Common adapter: builds SDV metadata from the codec, fits and samples in batches."""
+
+    synthesizer_name: ClassVar[str]
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """SDV is an optional extra."""
+        if importlib.util.find_spec("sdv") is None:
+            return False, "SDV is not installed; install the extra with: pip install 'fairsynth[sdv]'"
+        return True, ""
+
+    def _synthesizer_class(self):
+        from sdv import single_table
+        return getattr(single_table, self.synthesizer_name)
+
+    def _synthesizer_kwargs(self) -> dict:
+        return {}
+
+    def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
+        import torch
+        from sdv.metadata import Metadata
+
+        kinds = self._fitted_codec().model_columns()
+        metadata = Metadata.load_from_dict({"tables": {"table": {"columns": {
+            name: {"sdtype": "numerical" if kind == "numeric" else "categorical"}
+            for name, kind in kinds.items()}}}})
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        self._synthesizer = self._synthesizer_class()(metadata, **self._synthesizer_kwargs())
+        start = time.perf_counter()
+        with warnings.catch_warnings(), _epoch_progress(self.name, self.params.get("epochs"), progress, start):
+            warnings.simplefilter("ignore")
+            self._synthesizer.fit({"table": encoded[list(kinds)]})
+        return FitResult(seconds=0.0, epochs=self.params.get("epochs"), losses=self._losses())
+
+    def _losses(self) -> list[float]:
+        getter = getattr(self._synthesizer, "get_loss_values", None)
+        if getter is None:
+            return []
+        try:
+            losses = getter()
+        except Exception:  # loss tracking is optional in SDV
+            return []
+        column = next((c for c in ("Loss", "Generator Loss") if c in losses), None)
+        if column is None:
+            return []
+        return [float(v) for v in losses.groupby("Epoch")[column].mean()]
+
+    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._synthesizer._set_random_state(seed)
+            sampled = self._synthesizer.sample(n_rows)
+        return sampled["table"] if isinstance(sampled, dict) else sampled
+
+    def _save_model(self, directory: Path) -> None:
+        (directory / "MODEL_NOT_SAVED.txt").write_text(
+            f"{self.name}: SDV models persist only as pickles, which fairsynth never writes; "
+            "refit from config/generation.json to reproduce the rows.\n")
+
+    def _load_model(self, directory: Path) -> None:
+        raise ModelFileError(f"Backend '{self.name}' does not keep fitted models (SDV saves only pickles); "
+                             "fit it again with the same seed to get the same rows.")
+
+
+@contextlib.contextmanager
+def _epoch_progress(backend: str, epochs: int | None, progress: ProgressCallback, start: float):
+    """Report each epoch: SDV has no epoch callback, so wrap the tqdm its trainers iterate with."""
+    modules = []
+    with contextlib.suppress(ImportError):
+        from ctgan.synthesizers import ctgan as ctgan_module, tvae as tvae_module
+        modules = [ctgan_module, tvae_module]
+    originals = [m.tqdm for m in modules]
+
+    def reporting_tqdm(iterable, *args, **kwargs) -> Callable:
+        for step, item in enumerate(iterable, start=1):
+            yield item
+            progress(Progress(backend, "fit", step, epochs, seconds=time.perf_counter() - start))
+
+    for module in modules:
+        module.tqdm = reporting_tqdm
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, originals):
+            module.tqdm = original
+
+
+class GaussianCopulaGenerator(SDVGenerator):
+    """SDV GaussianCopula."""
+
+    name = "sdv.gaussian_copula"
+    synthesizer_name = "GaussianCopulaSynthesizer"
+    capabilities = Capabilities(description="SDV Gaussian copula: fast statistical model of marginals and "
+                                            "correlations.", license=SDV_LICENSE, family="sdv", url=SDV_URL)
+
+    def __init__(self, *, default_distribution: str = "beta") -> None:
+        super().__init__(default_distribution=default_distribution)
+
+    def _synthesizer_kwargs(self) -> dict:
+        return {"default_distribution": self.params["default_distribution"]}
+
+
+class _DeepSDVGenerator(SDVGenerator):
+    def __init__(self, *, epochs: int = 300, batch_size: int = 500) -> None:
+        super().__init__(epochs=epochs, batch_size=batch_size)
+
+    def _synthesizer_kwargs(self) -> dict:
+        return {"epochs": int(self.params["epochs"]), "batch_size": int(self.params["batch_size"]),
+                "enable_gpu": True, "verbose": False}
+
+
+class TVAEGenerator(_DeepSDVGenerator):
+    """SDV TVAE."""
+
+    name = "sdv.tvae"
+    synthesizer_name = "TVAESynthesizer"
+    capabilities = Capabilities(description="SDV's variational autoencoder for tables (TVAE).",
+                                license=SDV_LICENSE, family="sdv", url=SDV_URL)
+
+
+class CTGANGenerator(_DeepSDVGenerator):
+    """SDV CTGAN."""
+
+    name = "sdv.ctgan"
+    synthesizer_name = "CTGANSynthesizer"
+    capabilities = Capabilities(description="SDV's conditional GAN for tables (CTGAN).",
+                                license=SDV_LICENSE, family="sdv", url=SDV_URL, conditional=True)
+
+    def __init__(self, *, epochs: int = 300, batch_size: int = 500) -> None:
+        if batch_size % 10:  # CTGAN packs 10 rows per discriminator sample
+            raise BackendError(f"batch_size for {self.name} must be a multiple of 10; got {batch_size}.")
+        super().__init__(epochs=epochs, batch_size=batch_size)
+
+
+class CopulaGANGenerator(CTGANGenerator):
+    """SDV CopulaGAN."""
+
+    name = "sdv.copulagan"
+    synthesizer_name = "CopulaGANSynthesizer"
+    capabilities = Capabilities(description="SDV CopulaGAN: CTGAN on Gaussian-copula transformed columns.",
+                                license=SDV_LICENSE, family="sdv", url=SDV_URL, conditional=True)
