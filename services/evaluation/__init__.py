@@ -31,24 +31,29 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, is_dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from metadata.schema import TableSchema
 from services.evaluation.gate import ReleasePolicy, gate
-from services.evaluation.privacy import evaluate_privacy
+from services.evaluation.privacy import ExactCopyCounter, evaluate_privacy
 from services.evaluation.quality import evaluate_quality
 from services.evaluation.utility import evaluate_utility
+from services.tables import read_table
 
 METRICS_VERSION = 1
-__all__ = ["evaluate", "compare", "evaluate_files", "gate", "ReleasePolicy", "read_table"]
+__all__ = ["evaluate", "compare", "evaluate_files", "gate", "ReleasePolicy", "ExactCopyCounter"]
 
 
 def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, *,
-             fit=None, policy: ReleasePolicy | None = None, seed: int = 0, anonymeter: bool = True) -> dict:
-    """Quality, privacy and utility of one synthetic table, with the release decision (metrics.json)."""
+             fit=None, policy: ReleasePolicy | None = None, seed: int = 0, anonymeter: bool = True,
+             exact_copies: dict | None = None) -> dict:
+    """Quality, privacy and utility of one synthetic table, with the release decision (metrics.json).
+
+    `synthetic` may be a sample of a larger streamed output; pass `exact_copies` from an
+    ExactCopyCounter fed every batch so that copies are counted over all rows, not the sample.
+    """
     _check_tables(train, holdout, synthetic)
     started = time.perf_counter()
     fit_dict = _fit_dict(fit)
@@ -57,7 +62,7 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     timings = {}
     blocks = {"quality": lambda: evaluate_quality(train, holdout, synthetic, schema, seed=seed),
               "privacy": lambda: evaluate_privacy(train, holdout, synthetic, schema, seed=seed, fit=fit_dict,
-                                                  anonymeter=anonymeter),
+                                                  anonymeter=anonymeter, copies=exact_copies),
               "utility": lambda: evaluate_utility(train, holdout, synthetic, schema, seed=seed)}
     for name, block in blocks.items():
         tick = time.perf_counter()
@@ -101,31 +106,20 @@ def _best_utility(utility: dict) -> dict:
     return max(scored, key=lambda m: m["trtr"]) if scored else {}
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame, or a clear error about the path."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"There is no file at {path}; give the path of a CSV or Parquet table.")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if path.suffix.lower() in (".csv", ".txt", ".tsv"):
-        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", low_memory=False)
-    raise ValueError(f"{path.name} is neither CSV nor Parquet; save the table as .csv or .parquet.")
-
-
 def evaluate_files(real_path, synthetic_path, schema: TableSchema | None = None, target: str | None = None, *,
-                   holdout_path=None, policy: ReleasePolicy | None = None, seed: int = 0) -> dict:
+                   holdout_path=None, policy: ReleasePolicy | None = None, seed: int = 0,
+                   encoding: str = "utf-8", separator: str | None = None) -> dict:
     """Evaluate any synthetic file against the real one (CLI `fairsynth evaluate REAL SYNTH`).
 
     With holdout_path the real file is the training table. Without it the real table is split in
     two halves (seeded) for the baselines and the result says so (`holdout_known: false`).
     """
-    real, synthetic = read_table(real_path), read_table(synthetic_path)
+    real, synthetic = (read_table(p, encoding=encoding, separator=separator) for p in (real_path, synthetic_path))
     schema = schema or TableSchema.infer(real)
     if target:
         schema = schema.with_overrides(target=target)
     if holdout_path is not None:
-        train, holdout = real, read_table(holdout_path)
+        train, holdout = real, read_table(holdout_path, encoding=encoding, separator=separator)
     else:
         shuffled = real.sample(frac=1.0, random_state=seed)
         train, holdout = shuffled.iloc[: len(real) // 2], shuffled.iloc[len(real) // 2:]

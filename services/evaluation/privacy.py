@@ -70,10 +70,10 @@ class MixedSpace:
 
 def evaluate_privacy(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
                      schema: TableSchema, *, seed: int = 0, fit: dict | None = None,
-                     anonymeter: bool = True) -> dict:
+                     anonymeter: bool = True, copies: dict | None = None) -> dict:
     """The privacy block of metrics.json: exact copies, DCR, NNDR, membership inference, anonymeter, ε/δ."""
     specs = compared_columns(schema, train, holdout, synthetic)
-    result = {"exact_copies": exact_copies(train, holdout, synthetic, specs)}
+    result = {"exact_copies": copies or count_exact_copies(train, holdout, synthetic, specs)}
     if len(holdout) < 2 or len(train) < 2:
         result["note"] = "No holdout rows: distance-based risks need a holdout the generator never saw."
         return result | {"dp": _dp(fit)}
@@ -106,14 +106,40 @@ def row_hashes(data: pd.DataFrame, specs: list) -> np.ndarray:
     return pd.util.hash_pandas_object(values, index=False).to_numpy()
 
 
-def exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, specs: list) -> dict:
+def count_exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, specs: list) -> dict:
     """Synthetic rows identical to a training row, to a holdout row, and the real table's own repeat rate."""
-    train_h, holdout_h, synth_h = (row_hashes(t, specs) for t in (train, holdout, synthetic))
-    in_train, in_holdout = np.isin(synth_h, train_h), np.isin(synth_h, holdout_h)
-    return {"count": int(in_train.sum()), "rate": _rate(in_train),
-            "holdout_count": int(in_holdout.sum()), "holdout_rate": _rate(in_holdout),
-            "real_repeat_rate": _rate(np.isin(holdout_h, train_h)),
-            "synthetic_rows_checked": int(len(synth_h))}
+    counter = ExactCopyCounter(train, holdout, specs)
+    counter.update(synthetic)
+    return counter.result()
+
+
+class ExactCopyCounter:
+    """Counts exact copies batch by batch, so every row of a streamed synthetic output is checked."""
+
+    def __init__(self, train: pd.DataFrame, holdout: pd.DataFrame, specs: list) -> None:
+        self.specs = specs
+        self.train_hashes, self.holdout_hashes = row_hashes(train, specs), row_hashes(holdout, specs)
+        self.real_repeat_rate = _rate(np.isin(self.holdout_hashes, self.train_hashes))
+        self.rows = self.in_train = self.in_holdout = 0
+
+    @classmethod
+    def for_schema(cls, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema) -> "ExactCopyCounter":
+        """A counter over the schema's learned columns."""
+        return cls(train, holdout, compared_columns(schema, train, holdout))
+
+    def update(self, batch: pd.DataFrame) -> None:
+        """Add one synthetic batch."""
+        hashes = row_hashes(batch, self.specs)
+        self.rows += len(hashes)
+        self.in_train += int(np.isin(hashes, self.train_hashes).sum())
+        self.in_holdout += int(np.isin(hashes, self.holdout_hashes).sum())
+
+    def result(self) -> dict:
+        """The exact_copies block of metrics.json."""
+        rows = max(self.rows, 1)
+        return {"count": self.in_train, "rate": self.in_train / rows if self.rows else 0.0,
+                "holdout_count": self.in_holdout, "holdout_rate": self.in_holdout / rows if self.rows else 0.0,
+                "real_repeat_rate": self.real_repeat_rate, "synthetic_rows_checked": self.rows}
 
 
 # -- distances --------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 
 from metadata.schema import TableSchema
 from services.demo import load_demo_table
-from services.evaluation import compare, evaluate, evaluate_files, read_table
+from services.evaluation import compare, evaluate, evaluate_files
+from services.tables import InputError
 from services.evaluation.gate import ReleasePolicy, gate
 
 
@@ -110,12 +111,13 @@ def test_evaluate_files_splits_the_real_file_and_says_so(demo, tmp_path):
     assert any("No holdout was given" in r for r in metrics["gate"]["reasons"])
 
 
-def test_bad_paths_say_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="CSV or Parquet"):
-        read_table(tmp_path / "absent.csv")
-    odd = tmp_path / "table.xlsx"
-    odd.write_text("x")
-    with pytest.raises(ValueError, match="save the table as"):
-        read_table(odd)
+def test_bad_input_says_what_to_do(tmp_path):
+    with pytest.raises(InputError, match="CSV or Parquet"):
+        evaluate_files(tmp_path / "absent.csv", tmp_path / "synthetic.csv")
+    real, other = tmp_path / "real.csv", tmp_path / "other.csv"
+    pd.DataFrame({"a": range(20), "b": list("xyz" * 6 + "xy")}).to_csv(real, index=False)
+    pd.DataFrame({"c": range(20), "d": list("xyz" * 6 + "xy")}).to_csv(other, index=False)
+    with pytest.raises(ValueError, match="shares no column"):
+        evaluate_files(real, other)
     with pytest.raises(ValueError, match="empty"):
         evaluate(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), TableSchema(columns=[], n_rows=0))

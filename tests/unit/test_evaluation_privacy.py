@@ -10,7 +10,7 @@ from services.demo import load_demo_table
 from services.evaluation import evaluate
 from services.evaluation.frames import compared_columns, values_frame
 from services.evaluation.gate import gate
-from services.evaluation.privacy import MixedSpace, evaluate_privacy, exact_copies
+from services.evaluation.privacy import ExactCopyCounter, MixedSpace, count_exact_copies, evaluate_privacy
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,20 @@ def test_copies_survive_a_round_trip_through_csv(split, tmp_path):
     train.head(50).to_csv(path, index=False)
     reread = pd.read_csv(path)
     specs = compared_columns(schema, train)
-    assert exact_copies(train, holdout, reread, specs)["count"] == 50
+    assert count_exact_copies(train, holdout, reread, specs)["count"] == 50
+
+
+def test_streamed_batches_are_all_checked_for_copies(split):
+    """The pipeline keeps a sample for the metrics but every streamed row is checked for copies."""
+    train, holdout, schema = split
+    counter = ExactCopyCounter.for_schema(train, holdout, schema)
+    for batch in (holdout.iloc[:300], holdout.iloc[300:600], train.iloc[:7]):
+        counter.update(batch)
+    sample = holdout.iloc[:300]  # the rows kept in memory hold no copy
+    metrics = evaluate(train, holdout, sample, schema, anonymeter=False, exact_copies=counter.result())
+    assert metrics["privacy"]["exact_copies"]["synthetic_rows_checked"] == 607
+    assert metrics["privacy"]["exact_copies"]["count"] == 7
+    assert metrics["gate"]["decision"] == "block"
 
 
 def test_mixed_distance_weighs_one_category_like_one_standard_deviation():
