@@ -45,7 +45,7 @@ table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0} td,th{border:1px
 th{background:#f5f5f5} td:first-child,th:first-child{text-align:left}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:.5rem}
 .disclaimer{border-left:4px solid #b36b00;background:#fffaf0;padding:.8rem 1rem;margin:1.5rem 0}
-.note{color:#555;font-size:.85rem}
+.note{color:#555;font-size:.85rem} .scroll{overflow-x:auto}
 """
 
 
@@ -201,8 +201,8 @@ def _column_table(columns: dict) -> str:
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{entry.get('kind')}</td><td>{_fmt(entry.get('shape_score'))}</td>"
                     f"<td>{_fmt(entry.get('validity'))}</td><td>{_fmt(entry.get('missing_share_real'), pct=True)}</td>"
                     f"<td>{_fmt(entry.get('missing_share_synthetic'), pct=True)}</td><td>{html.escape(detail)}</td></tr>")
-    return ("<table id='columns'><tr><th>column</th><th>kind</th><th>shape</th><th>validity</th><th>missing real</th>"
-            f"<th>missing synthetic</th><th>range / categories</th></tr>{''.join(rows)}</table>")
+    return ("<div class='scroll'><table id='columns'><tr><th>column</th><th>kind</th><th>shape</th><th>validity</th><th>missing real</th>"
+            f"<th>missing synthetic</th><th>range / categories</th></tr>{''.join(rows)}</table></div>")
 
 
 def _association_section(association: dict | None, figures: _Figures) -> str:
@@ -325,7 +325,7 @@ def _frame_table(table: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v) if not isinstance(v, str) else v)}</td>" for v in row)
                    + "</tr>" for row in table.itertuples(index=False))
-    return f"<table id='comparison'><tr>{head}</tr>{rows}</table>"
+    return f"<div class='scroll'><table id='comparison'><tr>{head}</tr>{rows}</table></div>"
 
 
 # -- formatting -----------------------------------------------------------------------------------------
