@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from metadata.crate import CrateInfo
 
+from .evaluation.gate import ReleasePolicy
+
 DEFAULT_BACKENDS = ("marginals",)
 
 
@@ -51,6 +53,8 @@ class GenerationRequest(BaseModel):
     evaluation_rows: int = Field(default=10_000, ge=100, description="synthetic rows kept in memory for metrics")
     encoding: str = "utf-8"
     separator: str | None = None
+    policy: ReleasePolicy = Field(default_factory=ReleasePolicy)
+    anonymeter: bool = Field(default=True, description="run anonymeter's attacks (slowest privacy measure)")
     package_crates: bool = Field(default=False, description="write <backend>.crate.zip per backend")
     crate: dict | None = Field(default=None, description="CrateInfo fields: title, description, authors, license, ...")
 

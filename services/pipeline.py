@@ -24,12 +24,12 @@ from metadata.schema import SchemaError, TableSchema
 
 from .config import GenerationRequest, crate_info
 from .demo import DEMO_PATH
-from .evaluation.quality import quality_score
+from .evaluation import ExactCopyCounter, compare, evaluate
+from .report import render_comparison, render_report
 from .tables import InputError, read_table
 from .writers import SUFFIXES, write_batches
 
 PACKAGES = ("fairsynth", "torch", "sdv", "sdmetrics", "pandas", "numpy", "pyarrow", "opacus")
-QUALITY_SAMPLE = 5_000
 
 ProgressSink = Callable[[Progress], None]
 
@@ -50,6 +50,8 @@ class BackendOutcome:
     rows: int = 0
     rows_per_second: float | None = None
     quality: dict = field(default_factory=dict)
+    gate: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict, repr=False)
     fit: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)  # every parameter the backend ran with, defaults included
     times: dict[str, datetime] = field(default_factory=dict)  # fit_start, fit_end, sample_start, sample_end
@@ -104,25 +106,34 @@ def run(request: GenerationRequest, progress: ProgressSink | None = None) -> Run
     context = _run_context(request, source, data, train, holdout)
     (run_dir / "schema.json").write_text(schema.to_json())
     (run_dir / "request.json").write_text(json.dumps(context, indent=2))
-    outcomes = [run_backend(spec.name, spec.params, train, schema, request, run_dir, context, progress)
+    outcomes = [run_backend(spec.name, spec.params, train, holdout, schema, request, run_dir, context, progress)
                 for spec in request.backends]
     if info is not None:
         for outcome in outcomes:
             if outcome.ok:
                 package_crate(outcome, outcomes, info, schema, context, run_dir, progress)
     result = RunResult(run_dir, schema, outcomes)
-    result.comparison().to_csv(run_dir / "comparison.csv", index=False)
-    (run_dir / "comparison.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=2, default=str))
+    write_comparison(result)
     return result
 
 
-def run_backend(name: str, params: dict, train: pd.DataFrame, schema: TableSchema, request: GenerationRequest,
-                run_dir: Path, context: dict, progress: ProgressSink) -> BackendOutcome:
+def write_comparison(result: RunResult) -> None:
+    """comparison.csv (headline per backend), comparison.json (outcomes) and comparison.html."""
+    result.comparison().to_csv(result.directory / "comparison.csv", index=False)
+    outcomes = [{k: v for k, v in asdict(o).items() if k != "metrics"} for o in result.outcomes]
+    (result.directory / "comparison.json").write_text(json.dumps(outcomes, indent=2, default=str))
+    measured = {o.backend: o.metrics for o in result.outcomes if o.ok}
+    if measured:
+        (result.directory / "comparison.html").write_text(render_comparison(measured))
+
+
+def run_backend(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema,
+                request: GenerationRequest, run_dir: Path, context: dict, progress: ProgressSink) -> BackendOutcome:
     """Fit, sample (streamed to disk) and measure one backend; failures are recorded, not raised."""
     partial = run_dir / f".{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        outcome = _produce(name, params, train, schema, request, partial, context, progress)
+        outcome = _produce(name, params, train, holdout, schema, request, partial, context, progress)
         final = run_dir / name
         partial.rename(final)
         outcome.directory = str(final)
@@ -133,8 +144,8 @@ def run_backend(name: str, params: dict, train: pd.DataFrame, schema: TableSchem
         return BackendOutcome(name, ok=False, error=f"{type(exc).__name__}: {exc}")
 
 
-def _produce(name: str, params: dict, train: pd.DataFrame, schema: TableSchema, request: GenerationRequest,
-             out: Path, context: dict, progress: ProgressSink) -> BackendOutcome:
+def _produce(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema,
+             request: GenerationRequest, out: Path, context: dict, progress: ProgressSink) -> BackendOutcome:
     for sub in ("data", "config", "evaluation", "model"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     generator = registry.create(name, **params)
@@ -147,10 +158,12 @@ def _produce(name: str, params: dict, train: pd.DataFrame, schema: TableSchema, 
     data_path = out / "data" / f"synthetic{SUFFIXES[request.output_format]}"
     kept: list[pd.DataFrame] = []
     kept_rows = 0
+    copies = ExactCopyCounter.for_schema(train, holdout, schema)  # every streamed row, not just the sample
     times["sample_start"] = _now()
     start = time.perf_counter()
     for batch in write_batches(generator.sample(n_rows, seed=request.seed, batch_rows=request.batch_rows),
                                data_path, request.output_format):
+        copies.update(batch)
         if kept_rows < request.evaluation_rows:
             kept.append(batch.head(request.evaluation_rows - kept_rows))
             kept_rows += len(kept[-1])
@@ -160,25 +173,36 @@ def _produce(name: str, params: dict, train: pd.DataFrame, schema: TableSchema, 
     times["sample_end"] = _now()
 
     synthetic = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=train.columns)
-    real = train.sample(n=min(len(train), QUALITY_SAMPLE), random_state=request.seed)
-    quality = quality_score(real, synthetic.head(QUALITY_SAMPLE), schema)
-    progress(Progress(name, "evaluate", 1, 1, message=f"quality {quality['quality']:.3f}"))
+    progress(Progress(name, "evaluate", 0, 1, message="measuring quality, privacy, utility"))
+    metrics = evaluate(train, holdout, synthetic, schema, fit=fit, policy=request.policy, seed=request.seed,
+                       anonymeter=request.anonymeter, exact_copies=copies.result())
+    metrics["backend"] = name
+    (out / "evaluation" / "report.html").write_text(
+        render_report(train, synthetic, schema, metrics, backend=name, seed=request.seed))
+    quality = {k: metrics["quality"].get(k) for k in ("quality", "column_shapes", "column_pair_trends")}
+    progress(Progress(name, "evaluate", 1, 1, message=f"quality {quality['quality']:.3f}, "
+                                                      f"gate {metrics['gate']['decision']}"))
 
     output_schema = schema.model_copy(update={"columns": schema.output_columns()})
     output_schema.data_dictionary().to_csv(out / "data" / "data-dictionary.csv", index=False)
     generation = {**context, "backend": {"name": name, "params": generator.params}, "fit": fit.to_dict()}
     (out / "config" / "generation.json").write_text(json.dumps(generation, indent=2, default=str))
-    metrics = {"backend": name, "rows": n_rows, "quality": quality,
-               "samples": {"real_rows": len(real), "synthetic_rows": min(len(synthetic), QUALITY_SAMPLE)}}
     (out / "evaluation" / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return BackendOutcome(name, ok=True, fit_seconds=fit.seconds, sample_seconds=sample_seconds, rows=n_rows,
                           rows_per_second=n_rows / sample_seconds if sample_seconds > 0 else None,
-                          quality=quality, fit=fit.to_dict(), params=dict(generator.params), times=times)
+                          quality=quality, gate=metrics["gate"], metrics=metrics, fit=fit.to_dict(),
+                          params=dict(generator.params), times=times)
 
 
 def package_crate(outcome: BackendOutcome, outcomes: list[BackendOutcome], info: CrateInfo, schema: TableSchema,
                   context: dict, run_dir: Path, progress: ProgressSink) -> None:
-    """Describe a finished backend directory as an RO-Crate and zip it beside the run; errors are recorded."""
+    """Describe a finished backend directory as an RO-Crate and zip it beside the run; errors are recorded.
+
+    A result the release gate blocked is never packaged as releasable: it gets no crate.
+    """
+    if outcome.gate.get("decision") == "block":
+        outcome.error = "no crate: the release gate blocked this result (" + "; ".join(outcome.gate["reasons"]) + ")"
+        return
     try:
         facts = run_facts(outcome, outcomes, schema, context)
         build_crate(outcome.directory, info, facts)
@@ -206,7 +230,8 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
         split_seed=context["split"]["seed"], synthetic_rows=outcome.rows, params=params,
         fit_seconds=fit.get("seconds"), epochs=fit.get("epochs"), losses=fit.get("losses") or [],
         batch_size=params.get("batch_size"), epsilon=fit.get("epsilon"), delta=fit.get("delta"),
-        metrics={"quality": outcome.quality},
+        metrics=outcome.metrics, exact_copies=outcome.metrics["privacy"]["exact_copies"]["count"],
+        gate=outcome.gate.get("decision"),
         comparison={o.backend: {"quality": o.quality.get("quality")} for o in outcomes
                     if o.ok and o.backend != outcome.backend},
         packages=packages)
@@ -214,13 +239,18 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
 
 # -- helpers --------------------------------------------------------------------------------------
 def comparison_table(outcomes: list[BackendOutcome]) -> pd.DataFrame:
-    """Side-by-side table of backends."""
-    return pd.DataFrame([{
+    """Side-by-side table of backends, in the order they ran: run facts joined to the evaluation headline."""
+    facts = pd.DataFrame([{
         "backend": o.backend, "status": "ok" if o.ok else "failed",
         "fit_seconds": None if o.fit_seconds is None else round(o.fit_seconds, 2),
         "rows": o.rows, "rows_per_second": None if o.rows_per_second is None else round(o.rows_per_second),
-        "quality": o.quality.get("quality"), "error": o.error or "",
+        "error": o.error or "",
     } for o in outcomes])
+    measured = {o.backend: o.metrics for o in outcomes if o.ok}
+    if not measured:
+        return facts.assign(decision=None, quality=None)
+    headline = compare(measured).drop(columns=["fit_seconds"])
+    return facts.merge(headline, on="backend", how="left")
 
 
 def default_run_dir() -> Path:
