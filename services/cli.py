@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -188,7 +187,7 @@ def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
                "--server.address", address]
-    raise typer.Exit(code=subprocess.call(command, env=env))
+    os.execve(sys.executable, command, env)  # Streamlit becomes this process: signals reach it (PID 1 in a container)
 
 
 # -- helpers --------------------------------------------------------------------------------------
