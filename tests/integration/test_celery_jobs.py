@@ -99,3 +99,39 @@ def test_a_killed_worker_process_fails_its_task_and_the_worker_goes_on(distribut
         again = client.post("/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False,
                                            "evaluation_rows": 200}).json()["id"]
         assert wait_job(client, again, log)["state"] == "succeeded"
+
+
+def test_cancel_terminates_the_running_task_on_its_worker(distributed):
+    settings, mode, pids, log = distributed
+    pids.unlink(missing_ok=True)
+    mode.write_text("hang")
+    child_pid = None
+    with TestClient(create_app(settings)) as client:
+        try:
+            job_id = client.post("/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False,
+                                                "evaluation_rows": 200}).json()["id"]
+            deadline = time.monotonic() + 120
+            while not (pids.exists() and pids.read_text()):
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            task_pid, child_pid = map(int, pids.read_text().split())
+            cancelled = client.post(f"/jobs/{job_id}/cancel").json()
+            assert cancelled["state"] == "cancelled" and cancelled["tasks"][0]["state"] == "cancelled"
+            deadline = time.monotonic() + 20
+            while Path(f"/proc/{task_pid}").exists() and "Z" not in Path(f"/proc/{task_pid}/stat").read_text().split()[2]:
+                assert time.monotonic() < deadline, "the revoked task's process still runs"
+                time.sleep(0.2)
+        finally:
+            mode.unlink(missing_ok=True)
+            if child_pid:
+                os.kill(child_pid, signal.SIGKILL)  # Celery kills the pool process, not processes it started
+
+
+def test_an_api_restart_mid_job_leaves_the_job_right(distributed):
+    settings, _, _, log = distributed
+    body = {"backends": ["marginals", "sdv.gaussian_copula"], "rows": 200, "anonymeter": False, "evaluation_rows": 200}
+    with TestClient(create_app(settings)) as first:
+        job_id = first.post("/jobs", json=body).json()["id"]
+    with TestClient(create_app(settings)) as second:  # the API went away and came back; the workers went on
+        job = wait_job(second, job_id, log)
+    assert job["state"] == "succeeded" and all(t["attempts"] == 1 for t in job["tasks"])
