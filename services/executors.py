@@ -11,16 +11,18 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
 from backends import registry
+from backends.base import Progress
 from metadata.schema import TableSchema
 
 from . import pipeline
 from .config import GenerationRequest
-from .jobs import FAILED, Job, JobStore, Task, new_id
+from .jobs import FAILED, TERMINAL, Job, JobStore, Task, new_id
 from .settings import Settings
 from .tasks import execute_task, finish_job_if_done
 
@@ -41,10 +43,13 @@ class Executor(Protocol):
 
 
 def create_job(store: JobStore, settings: Settings, request: GenerationRequest, *, executor: str,
-               schema: TableSchema | None = None, dataset_id: str | None = None) -> Job:
-    """Prepare the run directory (input read, split, schema written) and store a queued job, one task per backend."""
+               schema: TableSchema | None = None, dataset_id: str | None = None, run_dir: Path | None = None) -> Job:
+    """Prepare the run directory (input read, split, schema written) and store a queued job, one task per backend.
+
+    The run goes to runs/<job id> in the data directory unless `run_dir` (absolute) is given.
+    """
     job_id = new_id()
-    run_dir = Path("runs") / job_id
+    run_dir = run_dir or Path("runs") / job_id
     request = request.model_copy(update={"output_dir": str(settings.data_dir / run_dir)})
     pipeline.prepare_run(request, schema)  # bad input or unknown backends fail here, before anything is queued
     backends = [(spec.name, registry.backend_info(spec.name).capabilities.family) for spec in request.backends]
@@ -59,12 +64,16 @@ def make_executor(store: JobStore, settings: Settings) -> Executor:
 
 # -- local ----------------------------------------------------------------------------------------
 class LocalExecutor:
-    """At most `settings.workers` task processes at once, each in its own process group."""
+    """At most `settings.workers` task processes at once, each in its own process group.
 
-    name = "local"
+    kind "local" serves every local job of the store (the API); kind "cli" runs one job for a command and
+    leaves other processes' jobs alone.
+    """
 
-    def __init__(self, store: JobStore, settings: Settings, poll_seconds: float = 0.2):
+    def __init__(self, store: JobStore, settings: Settings, poll_seconds: float = 0.2, *, kind: str = "local",
+                 job_id: str | None = None):
         self.store, self.settings, self.poll_seconds = store, settings, poll_seconds
+        self.name, self.job_id = kind, job_id
         self.identity = f"local:{socket.gethostname()}:{os.getpid()}"
         self.processes: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
@@ -74,7 +83,7 @@ class LocalExecutor:
     def start(self) -> None:
         """Recover what a previous process left running, then dispatch queued tasks in the background."""
         self.settings.ensure_dirs()
-        recover(self.store, self.settings, "local", reason="the service stopped while this task ran")
+        recover(self.store, self.settings, self.name, reason="the process that started this task stopped while it ran")
         self._thread = threading.Thread(target=self._loop, daemon=True, name="fairsynth-local-executor")
         self._thread.start()
 
@@ -116,7 +125,7 @@ class LocalExecutor:
             free = self.settings.workers - len(self.processes)
         if free <= 0:
             return
-        for task in self.store.queued_tasks(free, executor="local"):
+        for task in self.store.queued_tasks(free, executor=self.name, job_id=self.job_id):
             if self._stopping.is_set() or not self.store.claim(task.id, worker=self.identity, pid=None):
                 continue
             process = self._spawn(task)
@@ -149,11 +158,17 @@ class LocalExecutor:
 
 
 def recover(store: JobStore, settings: Settings, executor: str, reason: str) -> list[str]:
-    """Fail tasks a stopped process left `running` (killing leftover processes) and finish half-finished jobs."""
+    """Fail tasks a stopped process left `running` (killing leftover processes) and finish half-finished jobs.
+
+    The API ("local") owns every local task; a command ("cli") only fails tasks whose process is gone, since
+    another command may be running its own.
+    """
     failed = []
     for task in store.running_tasks(executor):
-        if executor == "local" and task.pid:
-            _kill_orphan(task.pid, task.id)
+        if executor == "cli" and task.pid and _runs_task(task.pid, task.id):
+            continue
+        if task.pid and _runs_task(task.pid, task.id):
+            _kill_orphan(task.pid)
         if store.fail_task(task.id, f"{reason}; submit the job again"):
             failed.append(task.job_id)
     for job_id in store.unfinished_jobs():
@@ -172,17 +187,21 @@ def _kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _kill_orphan(pid: int, task_id: str) -> None:
-    """Kill a task process left by a previous service, only if that pid still runs this very task."""
+def _runs_task(pid: int, task_id: str) -> bool:
+    """True when this pid is (still) the process running this very task, not a reused pid."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return
-    if task_id.encode() in command and b"services.tasks" in command:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        return False
+    return task_id.encode() in command and b"services.tasks" in command
+
+
+def _kill_orphan(pid: int) -> None:
+    """Kill the process group of a task process left by a stopped service."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _exit_reason(returncode: int) -> str:
@@ -197,6 +216,60 @@ def _log_tail(path: Path, lines: int = 5) -> str:
     except OSError:
         return ""
     return (" — last log lines: " + " | ".join(tail)) if tail else ""
+
+
+# -- one job for a command (the CLI) ----------------------------------------------------------------
+def run_job(request: GenerationRequest, settings: Settings | None = None, progress: pipeline.ProgressSink | None = None,
+            poll_seconds: float = 0.3) -> pipeline.RunResult:
+    """Run a request as a job on the local executor and wait for it: the CLI's path, the same as the API's.
+
+    Progress from the task processes is relayed to `progress`; an interrupt cancels the job (killing its processes).
+    """
+    settings = settings or Settings.from_env()
+    settings.ensure_dirs()
+    store = JobStore(settings.database_url)
+    try:
+        run_dir = Path(request.output_dir or pipeline.default_run_dir()).resolve()
+        job = create_job(store, settings, request, executor="cli", run_dir=run_dir)
+        executor = LocalExecutor(store, settings, kind="cli", job_id=job.id)
+        executor.start()
+        try:
+            job = _follow(store, job.id, progress or (lambda _: None), poll_seconds)
+        except BaseException:
+            executor.cancel(job.id)
+            raise
+        finally:
+            executor.stop()
+        return job_result(store, settings, job)
+    finally:
+        store.close()
+
+
+def _follow(store: JobStore, job_id: str, progress: pipeline.ProgressSink, poll_seconds: float) -> Job:
+    seen: dict[str, tuple] = {}
+    while True:
+        job = store.get_job(job_id)
+        for task in job.tasks:
+            key = (task.state, task.stage, task.step, task.loss, task.message)
+            if task.stage and seen.get(task.id) != key:
+                seen[task.id] = key
+                stage = "failed" if task.state == FAILED else task.stage
+                progress(Progress(task.backend, stage, task.step or 0, task.total, task.loss,
+                                  message=(task.error if task.state == FAILED else task.message) or ""))
+        if job.state in TERMINAL:
+            return job
+        time.sleep(poll_seconds)
+
+
+def job_result(store: JobStore, settings: Settings, job: Job) -> pipeline.RunResult:
+    """A finished job as the pipeline's RunResult: the run directory, the schema and each backend's outcome."""
+    if job.error:
+        raise pipeline.RunError(job.error)
+    run_dir = settings.data_dir / job.run_dir
+    outcomes = [pipeline.outcome_from_json(t.outcome_json) if t.outcome_json
+                else pipeline.BackendOutcome(t.backend, ok=False, error=t.error or t.state) for t in job.tasks]
+    schema = TableSchema.from_json((run_dir / "schema.json").read_text())
+    return pipeline.RunResult(run_dir, schema, outcomes)
 
 
 # -- celery ---------------------------------------------------------------------------------------

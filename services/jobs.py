@@ -231,11 +231,13 @@ class JobStore:
             raise JobStoreError(f"There is no task '{task_id}'.")
         return found
 
-    def queued_tasks(self, limit: int, executor: str | None = None) -> list[Task]:
-        """The oldest queued tasks (first come, first served)."""
+    def queued_tasks(self, limit: int, executor: str | None = None, job_id: str | None = None) -> list[Task]:
+        """The oldest queued tasks (first come, first served), of one executor kind or one job."""
         query = select(Task).join(Job).where(Task.state == QUEUED).order_by(Task.created_at, Task.position)
         if executor:
             query = query.where(Job.executor == executor)
+        if job_id:
+            query = query.where(Task.job_id == job_id)
         with self.session() as session:
             return list(session.scalars(query.limit(limit)))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.config import BackendSpec, GenerationRequest
-from services.executors import LocalExecutor, create_job
+from services.executors import LocalExecutor, create_job, run_job
 from services.jobs import JobStore
 from services.settings import Settings
 
@@ -146,7 +146,7 @@ def test_restart_fails_orphaned_tasks_and_runs_the_queued_ones(store, settings, 
     try:
         wait_for(lambda: not alive(task_pid) and not alive(child_pid), 10, "the orphan to be killed")
         hung = store.get_job(job.id).tasks[0]
-        assert hung.state == "failed" and "service stopped" in hung.error
+        assert hung.state == "failed" and "stopped while it ran" in hung.error
         done = wait_for(lambda: (j := store.get_job(job.id)).state in ("failed", "succeeded", "cancelled") and j,
                         120, "the job to end")
     finally:
@@ -155,3 +155,19 @@ def test_restart_fails_orphaned_tasks_and_runs_the_queued_ones(store, settings, 
     assert done.state == "failed"  # not every backend succeeded; the other one's results are there
     assert "synthetic" in done.tasks[1].artefacts
     assert (settings.data_dir / done.run_dir / "comparison.csv").is_file()
+
+
+@pytest.mark.slow
+def test_run_job_is_the_commands_path_with_relayed_progress(settings, tmp_path):
+    events = []
+    out = tmp_path / "my-run"
+    result = run_job(request(output_dir=str(out)), settings, progress=events.append)
+    assert result.directory == out.resolve()
+    assert [o.backend for o in result.outcomes] == ["marginals", "sdv.gaussian_copula"]
+    assert all(o.ok and o.rows == 300 for o in result.outcomes)
+    assert (out / "comparison.csv").is_file() and (out / "marginals" / "data" / "synthetic.csv").is_file()
+    assert {e.backend for e in events} == {"marginals", "sdv.gaussian_copula"}  # polled: short stages may be skipped
+    assert all(e.stage in ("fit", "sample", "evaluate", "crate") for e in events)
+    job = JobStore(settings.database_url).list_jobs()[0]
+    assert job.executor == "cli" and job.state == "succeeded"
+    assert list(result.comparison()["status"]) == ["ok", "ok"]
