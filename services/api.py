@@ -92,12 +92,12 @@ class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dataset_id: str | None = Field(None, description="an uploaded dataset; omitted: the embedded demo table")
     backends: list[BackendSpec | str] = Field(..., min_length=1, examples=[["marginals", "sdv.gaussian_copula"]])
-    rows: int | None = Field(None, ge=1, description="rows per backend; default: as many as the training split")
-    seed: int = 0
+    rows: int | None = Field(None, ge=1, le=10**10, description="rows per backend; default: as many as the training split")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     holdout_share: float = Field(0.2, ge=0.05, le=0.5)
     output_format: Literal["csv", "parquet"] = "csv"
-    batch_rows: int = Field(100_000, ge=1)
-    evaluation_rows: int = Field(10_000, ge=100)
+    batch_rows: int = Field(100_000, ge=1, le=10**8)
+    evaluation_rows: int = Field(10_000, ge=100, le=10**7)
     anonymeter: bool = True
     package_crates: bool = False
     crate: dict[str, Any] | None = None
@@ -385,7 +385,7 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         return job_out(store.get_job(job.id))
 
     @app.get("/jobs", response_model=list[JobOut], tags=["jobs"])
-    def list_jobs(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    def list_jobs(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9),
                   state: Literal["queued", "running", "finishing", "succeeded", "failed", "cancelled"] | None = None):
         """Jobs, newest first."""
         return [job_out(job) for job in app.state.store.list_jobs(limit=limit, offset=offset, state=state)]
