@@ -39,6 +39,7 @@ from .tables import InputError, read_table
 log = logging.getLogger("fairsynth.api")
 PROBLEM = "application/problem+json"
 CHUNK = 1 << 20
+MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
 CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values"}
 PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/parquet"}
 ANY_TYPES = {"", "application/octet-stream"}
@@ -196,7 +197,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+class _UploadTooLarge(Exception):
+    pass
+
+
+class UploadLimit:
+    """Stop reading an upload's body once it passes the limit, even without a Content-Length (chunked)."""
+
+    def __init__(self, app, limit: int, path: str = "/datasets"):
+        self.app, self.limit, self.path = app, limit, path
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            return await self.app(scope, receive, send)
+        received, exceeded = 0, False
+
+        async def counted_receive():
+            nonlocal received, exceeded
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                exceeded = True
+                raise _UploadTooLarge()
+            return message
+
+        async def guarded_send(message):
+            if not exceeded:  # whatever the app answers to the aborted body, the client gets the 413
+                await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            body = Problem(title="Content Too Large", status=413, detail=_too_large_bytes(self.limit),
+                           instance=scope["path"]).model_dump_json().encode()
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+
 def _add_security(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(UploadLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK)
+
     @app.middleware("http")
     async def bearer_token(request: Request, call_next):
         if settings.api_token and not _token_ok(request.headers.get("authorization", ""), settings.api_token):
@@ -264,7 +308,7 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
     async def upload_dataset(request: Request, file: UploadFile = File(..., description="a CSV or Parquet table")):
         """Upload a table (CSV or Parquet), streamed to disk; its schema is inferred."""
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + CHUNK:
+        if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_SLACK:
             raise ApiProblem(413, "Content Too Large", _too_large(settings))
         dataset_id = new_id()
         folder = settings.data_dir / "datasets" / dataset_id
@@ -354,7 +398,11 @@ def _display_name(upload_name: str | None, fmt: str) -> str:
 
 
 def _too_large(settings: Settings) -> str:
-    return (f"The upload is larger than this server accepts ({settings.max_upload_bytes // (1024 * 1024)} MiB); "
+    return _too_large_bytes(settings.max_upload_bytes)
+
+
+def _too_large_bytes(limit: int) -> str:
+    return (f"The upload is larger than this server accepts ({limit // (1024 * 1024)} MiB); "
             "send a smaller table or raise FAIRSYNTH_MAX_UPLOAD_MB.")
 
 

@@ -1,6 +1,7 @@
 """REST API on SQLite and the local executor: a two-backend job end to end, uploads, auth and problem errors."""
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 
@@ -92,6 +93,29 @@ def test_uploads_over_the_size_limit_are_refused_and_leave_nothing(client, setti
     response = client.post("/datasets", files={"file": ("big.csv", big, "text/csv")})
     assert response.status_code == 413 and response.headers["content-type"] == PROBLEM
     assert "FAIRSYNTH_MAX_UPLOAD_MB" in response.json()["detail"]
+    assert list((settings.data_dir / "datasets").iterdir()) == []
+
+
+def test_uploads_without_a_length_are_cut_off_at_the_limit(client, settings):
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="t.csv"\r\nContent-Type: text/csv\r\n\r\na,b\n'
+    chunks = [head] + [b"1,2\n" * 16384] * 64  # 4 MiB offered in 64 KiB pieces, no Content-Length
+    pulled, sent = [], []
+
+    async def receive():
+        pulled.append(1)
+        return {"type": "http.request", "body": chunks[len(pulled) - 1], "more_body": len(pulled) < len(chunks)}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/datasets", "raw_path": b"/datasets", "query_string": b"",
+             "headers": [(b"content-type", b"multipart/form-data; boundary=b")], "http_version": "1.1",
+             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1234), "root_path": "",
+             "app": client.app}
+    asyncio.run(client.app(scope, receive, send))
+    assert sent[0]["status"] == 413 and (b"content-type", PROBLEM.encode()) in sent[0]["headers"]
+    assert b"FAIRSYNTH_MAX_UPLOAD_MB" in sent[1]["body"]
+    assert len(pulled) < 20  # stopped reading just past 1 MiB, not after the whole body
     assert list((settings.data_dir / "datasets").iterdir()) == []
 
 
