@@ -21,7 +21,7 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
 from backends.base import BackendError
@@ -75,6 +75,11 @@ class DatasetOut(BaseModel):
     rows: int
     columns: int
     created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return utc(value)
 
 
 class BackendOut(BaseModel):
@@ -386,7 +391,6 @@ def _register(store: JobStore, dataset_id: str, upload_name: str | None, path: P
                       format=fmt, size_bytes=size, rows=len(data), columns=int(data.shape[1]),
                       schema_json=schema.to_json(), created_at=now())
     store.add_dataset(dataset)
-    dataset.created_at = utc(dataset.created_at)
     return dataset
 
 

@@ -31,3 +31,26 @@ def test_migrations_and_racing_claims_on_postgres(postgres_url):
     finally:
         store.close()
         again.close()
+
+
+@pytest.mark.slow
+def test_two_backend_job_through_the_api_on_postgres_with_the_local_executor(postgres_url, tmp_path):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from services.api import create_app
+    from services.settings import Settings
+
+    settings = Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path / "data"), "FAIRSYNTH_DATABASE_URL": postgres_url})
+    with TestClient(create_app(settings)) as client:
+        job_id = client.post("/jobs", json={"backends": ["marginals", "sdv.gaussian_copula"], "rows": 300,
+                                            "anonymeter": False, "evaluation_rows": 300}).json()["id"]
+        deadline = time.monotonic() + 180
+        while (job := client.get(f"/jobs/{job_id}").json())["state"] not in ("succeeded", "failed", "cancelled"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.5)
+        assert job["state"] == "succeeded" and job["executor"] == "local"
+        for task in job["tasks"]:
+            table = client.get(f"/jobs/{job_id}/results/{task['backend']}/synthetic")
+            assert table.status_code == 200 and len(table.text.splitlines()) == 301
