@@ -128,7 +128,12 @@ class LocalExecutor:
         for task in self.store.queued_tasks(free, executor=self.name, job_id=self.job_id):
             if self._stopping.is_set() or not self.store.claim(task.id, worker=self.identity, pid=None):
                 continue
-            process = self._spawn(task)
+            try:
+                process = self._spawn(task)
+            except OSError as exc:
+                self.store.fail_task(task.id, f"the task's process could not be started ({exc})")
+                finish_job_if_done(self.store, task.job_id, self.settings.data_dir)
+                continue
             self.store.set_pid(task.id, process.pid, self.identity)
             with self._lock:
                 self.processes[task.id] = process
@@ -151,10 +156,10 @@ class LocalExecutor:
         process.wait()
         with self._lock:
             self.processes.pop(task_id, None)
-        if self.store.fail_task(task_id, f"{reason}{_log_tail(self.settings.data_dir / 'logs' / f'{task_id}.log')}"):
-            job_id = self.store.get_task(task_id).job_id
-            threading.Thread(target=finish_job_if_done, args=(self.store, job_id, self.settings.data_dir),
-                             daemon=True).start()
+        self.store.fail_task(task_id, f"{reason}{_log_tail(self.settings.data_dir / 'logs' / f'{task_id}.log')}")
+        job_id = self.store.get_task(task_id).job_id  # finished here too when the process died after its task ended
+        threading.Thread(target=finish_job_if_done, args=(self.store, job_id, self.settings.data_dir),
+                         daemon=True).start()
 
 
 def recover(store: JobStore, settings: Settings, executor: str, reason: str) -> list[str]:
@@ -174,6 +179,7 @@ def recover(store: JobStore, settings: Settings, executor: str, reason: str) -> 
     for job_id in store.unfinished_jobs():
         store.reopen_job(job_id)
         failed.append(job_id)
+    failed.extend(store.ended_but_open_jobs())
     for job_id in dict.fromkeys(failed):
         finish_job_if_done(store, job_id, settings.data_dir)
     return failed
@@ -307,8 +313,8 @@ def fail_lost_task(task_id: str, reason: str) -> None:
     settings = Settings.from_env()
     store = JobStore(settings.database_url, run_migrations=False)
     try:
-        if store.fail_task(task_id, reason):
-            finish_job_if_done(store, store.get_task(task_id).job_id, settings.data_dir)
+        store.fail_task(task_id, reason)
+        finish_job_if_done(store, store.get_task(task_id).job_id, settings.data_dir)
     finally:
         store.close()
 
@@ -357,8 +363,9 @@ class CeleryExecutor:
         interval = max(1.0, self.settings.stale_seconds / 4)
         while not self._stopping.wait(interval):
             try:
-                for task in self.store.fail_stale(self.settings.stale_seconds, executor="celery"):
-                    finish_job_if_done(self.store, task.job_id, self.settings.data_dir)
+                stale = [t.job_id for t in self.store.fail_stale(self.settings.stale_seconds, executor="celery")]
+                for job_id in dict.fromkeys(stale + self.store.ended_but_open_jobs()):
+                    finish_job_if_done(self.store, job_id, self.settings.data_dir)
             except Exception:
                 log.exception("celery watch")
 

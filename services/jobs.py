@@ -332,6 +332,12 @@ class JobStore:
         with self.session() as session:
             return list(session.scalars(select(Job.id).where(Job.state == FINISHING)))
 
+    def ended_but_open_jobs(self) -> list[str]:
+        """Jobs whose tasks all ended but that nobody finished (a process died in between)."""
+        pending = exists().where(Task.job_id == Job.id, Task.state.not_in(TERMINAL))
+        with self.session() as session:
+            return list(session.scalars(select(Job.id).where(Job.state.in_((QUEUED, RUNNING)), ~pending)))
+
     def reopen_job(self, job_id: str) -> None:
         """Let a half-finished job be finished again."""
         with self.session.begin() as session:

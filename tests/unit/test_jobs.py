@@ -175,3 +175,15 @@ def test_run_job_is_the_commands_path_with_relayed_progress(settings, tmp_path):
     job = JobStore(settings.database_url).list_jobs()[0]
     assert job.executor == "cli" and job.state == "succeeded"
     assert list(result.comparison()["status"]) == ["ok", "ok"]
+
+
+def test_recovery_finishes_a_job_whose_tasks_ended_but_nobody_finished_it(store, settings):
+    job = store.create_job(request_json=request().model_dump_json(), run_dir="runs/z", executor="local",
+                           backends=[("marginals", "basic")])
+    store.claim(job.tasks[0].id, worker="gone", pid=None)
+    store.finish_task(job.tasks[0].id, "failed", error="boom")  # then the process died before finishing the job
+    assert store.get_job(job.id).state == "running"
+    executor = LocalExecutor(store, settings)
+    executor.start()
+    executor.stop()
+    assert store.get_job(job.id).state == "failed"
