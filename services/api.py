@@ -39,6 +39,7 @@ from .tables import InputError, read_table
 log = logging.getLogger("fairsynth.api")
 PROBLEM = "application/problem+json"
 CHUNK = 1 << 20
+HEALTH = "/health"  # the one path without a token: container probes; it tells nothing but "up"
 MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
 CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values"}
 PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/parquet"}
@@ -248,7 +249,7 @@ def _add_security(app: FastAPI, settings: Settings) -> None:
 
     @app.middleware("http")
     async def bearer_token(request: Request, call_next):
-        if settings.api_token and not _token_ok(request.headers.get("authorization", ""), settings.api_token):
+        if settings.api_token and request.url.path != HEALTH and not _token_ok(request.headers.get("authorization", ""), settings.api_token):
             return _problem(401, "Unauthorized", "This server needs a bearer token: send "
                             "'Authorization: Bearer <FAIRSYNTH_API_TOKEN>'.", request,
                             headers={"WWW-Authenticate": "Bearer"})
@@ -413,6 +414,12 @@ def _too_large_bytes(limit: int) -> str:
 # -- jobs -----------------------------------------------------------------------------------------
 def _add_job_routes(app: FastAPI, settings: Settings) -> None:
     errors = {404: {"model": Problem}, 409: {"model": Problem}}
+
+    @app.get(HEALTH, tags=["service"])
+    def health() -> dict[str, str]:
+        """Liveness probe (no token needed): the API is up and its store answers."""
+        app.state.store.list_jobs(limit=1)
+        return {"status": "ok"}
 
     @app.get("/backends", response_model=list[BackendOut], tags=["backends"])
     def list_backends():

@@ -160,6 +160,7 @@ def test_a_token_is_required_on_every_request_once_set(settings):
             assert refused.headers["www-authenticate"] == "Bearer"
         assert client.get("/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/jobs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        assert client.get("/health").json() == {"status": "ok"}  # container probes carry no token
 
 
 def test_serving_beyond_loopback_needs_a_token(settings):
