@@ -303,7 +303,10 @@ def celery_app(broker_url: str):
     def _worker_lost(task_id=None, exception=None, args=None, **_):
         """The pool process died under the task (killed, out of memory): fail it with that reason."""
         if args:
-            fail_lost_task(args[0], f"the worker process running it was lost ({exception})")
+            from billiard.exceptions import WorkerLostError
+            lost = isinstance(exception, WorkerLostError)
+            fail_lost_task(args[0], f"the worker process running it was lost ({exception})" if lost
+                           else f"the task failed on its worker: {type(exception).__name__}: {exception}")
 
     return app
 
