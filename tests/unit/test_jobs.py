@@ -187,3 +187,14 @@ def test_recovery_finishes_a_job_whose_tasks_ended_but_nobody_finished_it(store,
     executor.start()
     executor.stop()
     assert store.get_job(job.id).state == "failed"
+
+
+def test_the_migrations_build_exactly_the_models_tables(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from services.jobs import Base
+
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
