@@ -279,3 +279,34 @@ def _run_with_bars(request: GenerationRequest):
 
 def _num(value, spec: str) -> str:
     return "" if value is None or value != value else format(value, spec)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="address to listen on; beyond loopback needs FAIRSYNTH_API_TOKEN"),
+          port: int = typer.Option(8000, help="TCP port")) -> None:
+    """Start the REST API (OpenAPI at /docs) with the executor from the environment (local by default)."""
+    from .api import serve as serve_api
+    from .settings import SettingsError
+    try:
+        serve_api(host, port)
+    except SettingsError as exc:
+        _fail(exc)
+
+
+@app.command()
+def worker(queues: str = typer.Option("basic,torch,sdv,ydata", help="comma-separated backend families to serve"),
+           concurrency: int = typer.Option(1, help="tasks this worker runs at once")) -> None:
+    """Start a Celery worker for the given backend-family queues (needs FAIRSYNTH_BROKER_URL)."""
+    from .executors import FAMILIES, run_worker
+    from .settings import Settings, SettingsError
+    try:
+        settings = Settings.from_env()
+        chosen = [q.strip() for q in queues.split(",") if q.strip()]
+        unknown = sorted(set(chosen) - set(FAMILIES))
+        if not settings.broker_url:
+            raise SettingsError("fairsynth worker needs FAIRSYNTH_BROKER_URL (e.g. redis://localhost:6379/0).")
+        if unknown or not chosen:
+            raise SettingsError(f"--queues takes backend families ({', '.join(FAMILIES)}); got '{queues}'.")
+    except SettingsError as exc:
+        _fail(exc)
+    run_worker(settings, chosen, concurrency)
