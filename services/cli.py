@@ -19,7 +19,8 @@ from metadata.schema import SchemaError, TableSchema
 
 from .config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_request
 from .demo import DEMO_PATH
-from .pipeline import RunError, run
+from .executors import run_job
+from .pipeline import RunError
 from .tables import InputError, read_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -274,7 +275,7 @@ def _run_with_bars(request: GenerationRequest):
             info = f"loss {event.loss:.3f}" if event.loss is not None else event.message
             bars.update(tasks[key], completed=event.step, total=event.total, info=info)
 
-        return run(request, progress=report)
+        return run_job(request, progress=report)  # the same job path as the API: stored, parallel, cancellable
 
 
 def _num(value, spec: str) -> str:
