@@ -39,6 +39,8 @@ WorkerProgress = Callable[[dict], None]
 
 STDERR_TAIL_LINES = 20
 KILL_GRACE_SECONDS = 3.0
+AVAILABILITY_TTL = 30.0
+_AVAILABLE: dict[tuple, float] = {}  # (venv, modules) -> when it was last found complete
 
 
 class WorkerError(BackendError):
@@ -94,7 +96,21 @@ class IsolatedEnvironment:
         return self.venv / "bin" / "python"
 
     def availability(self) -> tuple[bool, str]:
-        """Whether the venv exists and holds its packages; the reason and the fix when not."""
+        """Whether the venv exists and holds its packages; the reason and the fix when not.
+
+        A positive answer is remembered for AVAILABILITY_TTL seconds: listing backends asks once per
+        backend, and each probe starts the venv's Python.
+        """
+        key = (str(self.venv), self.modules)
+        remembered = _AVAILABLE.get(key)
+        if remembered is not None and time.monotonic() - remembered < AVAILABILITY_TTL and self.python.exists():
+            return True, ""
+        available, reason = self._probe()
+        if available:
+            _AVAILABLE[key] = time.monotonic()
+        return available, reason
+
+    def _probe(self) -> tuple[bool, str]:
         if not self.python.exists():
             return False, f"the {self.label} environment is missing ({self.venv}); build it with: {self.fix_command}"
         probe = ("import importlib.util, sys; missing = [m for m in sys.argv[1:] "

@@ -126,7 +126,8 @@ class YdataGenerator(CodecGenerator):
             train_path.unlink(missing_ok=True)
         return FitResult(seconds=0.0, epochs=result.get("epochs"), losses=list(result.get("losses") or []),
                          details={"ydata_model": self.model_name, "rows_fitted": result.get("rows"),
-                                  "worker_fit_seconds": result.get("seconds")})
+                                  "worker_fit_seconds": result.get("seconds"),
+                                  "packages": dict(result.get("packages") or {})})  # versions in the ydata venv
 
     def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         """Decoded batches adding up to n_rows; one worker call draws every batch (the import costs ~4 s)."""

@@ -142,7 +142,12 @@ def fit(request: dict) -> dict:
             del model.get_data_batch  # the replacement is a closure: not picklable, not needed to sample
         model.save(request["model_file"])
     return {"seconds": time.perf_counter() - start, "epochs": epochs, "losses": reporter.losses,
-            "rows": len(data)}
+            "rows": len(data), "packages": package_versions()}
+
+
+def package_versions() -> dict:
+    """The versions that identify the model code in this venv."""
+    return {name: _version(name) for name in ("ydata-synthetic", "tensorflow", "numpy", "pandas")}
 
 
 def check_columns(data, num_cols: list[str], cat_cols: list[str]) -> None:

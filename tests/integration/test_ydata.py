@@ -27,8 +27,9 @@ def test_missing_values_and_dates_round_trip(dated, tmp_path, monkeypatch):
     schema = TableSchema.infer(dated)
     generator = ydata.FastGenerator(max_fit_rows=400)  # the mixture's component search is quadratic in rows
     steps = []
-    generator.fit(dated, schema, seed=4, progress=steps.append)
+    fitted = generator.fit(dated, schema, seed=4, progress=steps.append)
     assert steps and steps[0].backend == "ydata.fast"
+    assert fitted.details["packages"]["ydata-synthetic"] == "1.4.0" and fitted.details["rows_fitted"] == 400
     synthetic = pd.concat(generator.sample(1500, seed=9, batch_rows=600), ignore_index=True)
     assert list(synthetic.columns) == list(dated.columns) and len(synthetic) == 1500
     for spec in schema.columns:
