@@ -183,7 +183,9 @@ def deposit(crate: Path = typer.Argument(..., help="crate directory or .crate.zi
 def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
     """Start the Streamlit UI (on the demo table)."""
     app_path = Path(__file__).resolve().parent.parent / "ui" / "app.py"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
+    # browser.serverAddress set by hand stops Streamlit looking up its external IP on the network
+    env = {"STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost", **os.environ,
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
                "--server.address", address]
     raise typer.Exit(code=subprocess.call(command, env=env))
