@@ -171,18 +171,21 @@ class SubprocessRunner:
 class DockerRunner:
     """Runs the same worker inside a container through the docker SDK (image carries the venv).
 
-    The job directory is bind-mounted at /job (the working directory) and the worker script at
-    /worker; the container has no network. The image's venv Python is `python` unless told.
+    The job directory is bind-mounted at /job (the working directory); the container has no network
+    and runs as this user so the job's files stay removable. The worker is the host's script mounted
+    at /worker, or `worker_in_image` (a path inside the image) when the engine cannot see host paths.
+    The image's entrypoint is replaced by the venv's Python.
     """
 
     JOB_MOUNT = "/job"
     WORKER_MOUNT = "/worker"
 
-    def __init__(self, image: str, worker: Path, *, python: str = "/opt/venv-ydata/bin/python",
+    def __init__(self, image: str, worker: Path, *, python: str, worker_in_image: str | None = None,
                  environment: dict[str, str] | None = None, client=None) -> None:
         self.image = image
         self.worker = Path(worker)
         self.python = python
+        self.worker_in_image = worker_in_image
         self.environment = dict(environment or {})
         self._client = client
 
@@ -208,12 +211,17 @@ class DockerRunner:
 
     def container_arguments(self, job_dir: Path) -> dict:
         """The keyword arguments of containers.run for one job."""
+        volumes = {str(job_dir): {"bind": self.JOB_MOUNT, "mode": "rw"}}
+        worker = self.worker_in_image
+        if worker is None:
+            volumes[str(self.worker.parent)] = {"bind": self.WORKER_MOUNT, "mode": "ro"}
+            worker = f"{self.WORKER_MOUNT}/{self.worker.name}"
         return {
             "image": self.image,
-            "command": [self.python, "-u", f"{self.WORKER_MOUNT}/{self.worker.name}", "request.json"],
+            "entrypoint": [self.python, "-u", worker],  # the image's own entrypoint is the fairsynth CLI
+            "command": ["request.json"],
             "working_dir": self.JOB_MOUNT,
-            "volumes": {str(job_dir): {"bind": self.JOB_MOUNT, "mode": "rw"},
-                        str(self.worker.parent): {"bind": self.WORKER_MOUNT, "mode": "ro"}},
+            "volumes": volumes,
             "environment": dict(self.environment),
             "network_disabled": True,
             "user": f"{os.getuid()}:{os.getgid()}",

@@ -10,7 +10,10 @@ isolated venv; this process copies its bytes but never unpickles it.
 Configuration (environment variables):
 - FAIRSYNTH_YDATA_VENV: the venv (default: `.venv-ydata` at the repository root, else in the cwd).
 - FAIRSYNTH_YDATA_RUNNER: `subprocess` (default) or `docker` (the same worker in a container).
-- FAIRSYNTH_YDATA_IMAGE / FAIRSYNTH_YDATA_IMAGE_PYTHON: the image and its venv's Python (docker).
+- FAIRSYNTH_YDATA_IMAGE / FAIRSYNTH_YDATA_IMAGE_PYTHON: the image (default `fairsynth`) and its ydata
+  venv's Python (default /opt/fairsynth-ydata/bin/python, as the Dockerfile builds it).
+- FAIRSYNTH_YDATA_IMAGE_WORKER: the worker's path inside the image, when the engine cannot mount this
+  machine's copy (default: mount backends/ydata/ from here).
 - FAIRSYNTH_YDATA_TIMEOUT: seconds one worker call may take (default 21600).
 """
 from __future__ import annotations
@@ -42,6 +45,7 @@ MODEL_FILE = "ydata-model.pkl"
 MODEL_INFO = "ydata-model.json"
 MODEL_NOTE = "ydata-model.README.txt"
 DEFAULT_TIMEOUT = 6 * 3600
+IMAGE_PYTHON = "/opt/fairsynth-ydata/bin/python"  # where the Dockerfile builds the ydata venv
 WORKER_ENV = {"YDATA_SYNTHETIC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
 
 
@@ -68,7 +72,8 @@ def runner() -> Runner:
         return SubprocessRunner(environment())
     if kind == "docker":
         return DockerRunner(os.environ.get("FAIRSYNTH_YDATA_IMAGE", "fairsynth"), WORKER,
-                            python=os.environ.get("FAIRSYNTH_YDATA_IMAGE_PYTHON", "/app/.venv-ydata/bin/python"),
+                            python=os.environ.get("FAIRSYNTH_YDATA_IMAGE_PYTHON", IMAGE_PYTHON),
+                            worker_in_image=os.environ.get("FAIRSYNTH_YDATA_IMAGE_WORKER") or None,
                             environment=dict(WORKER_ENV))
     raise BackendError(f"FAIRSYNTH_YDATA_RUNNER is '{kind}'; set it to 'subprocess' or 'docker'.")
 

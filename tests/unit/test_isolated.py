@@ -245,19 +245,23 @@ def test_docker_runner_builds_an_isolated_container_request(tmp_path):
                           environment={"YDATA_SYNTHETIC_NO_ANALYTICS": "1"}, client=FakeClient())
     arguments = runner.container_arguments(tmp_path / "job")
     assert arguments["image"] == "fairsynth:test"
-    assert arguments["command"] == ["/opt/venv/bin/python", "-u", "/worker/worker.py", "request.json"]
+    assert arguments["entrypoint"] == ["/opt/venv/bin/python", "-u", "/worker/worker.py"]
+    assert arguments["command"] == ["request.json"]
     assert arguments["working_dir"] == "/job" and arguments["network_disabled"] is True
     assert arguments["volumes"] == {str(tmp_path / "job"): {"bind": "/job", "mode": "rw"},
                                     str(tmp_path / "pkg"): {"bind": "/worker", "mode": "ro"}}
     assert arguments["environment"] == {"YDATA_SYNTHETIC_NO_ANALYTICS": "1"}
     assert arguments["user"] == f"{os.getuid()}:{os.getgid()}" and arguments["detach"] is True
+    inside = DockerRunner("img", worker, python="/py", worker_in_image="/opt/w/worker.py", client=FakeClient())
+    arguments = inside.container_arguments(tmp_path / "job")
+    assert arguments["entrypoint"] == ["/py", "-u", "/opt/w/worker.py"] and len(arguments["volumes"]) == 1
 
 
 def test_docker_runner_runs_a_job_and_removes_the_container(tmp_path):
     client = FakeClient()
     seen: list[dict] = []
     job = Job({"action": "fit"}, outputs={"out.parquet": tmp_path / "out.parquet"}, timeout=30)
-    result = DockerRunner("img", tmp_path / "worker.py", client=client).run(job, progress=seen.append)
+    result = DockerRunner("img", tmp_path / "worker.py", python="/py", client=client).run(job, progress=seen.append)
     assert result == {"type": "result", "action": "fit"}
     assert [m["step"] for m in seen] == [1]
     assert (tmp_path / "out.parquet").read_bytes() == b"rows"
@@ -271,7 +275,7 @@ def test_docker_runner_cancel_kills_the_container(tmp_path):
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
     with pytest.raises(WorkerCancelled):
-        DockerRunner("img", tmp_path / "worker.py", client=client).run(Job({"action": "fit"}, timeout=30),
+        DockerRunner("img", tmp_path / "worker.py", python="/py", client=client).run(Job({"action": "fit"}, timeout=30),
                                                                       cancel=cancel)
     assert client.container.killed and client.container.removed
 
@@ -281,5 +285,5 @@ def test_docker_runner_unavailable_engine_says_how_to_fix(tmp_path):
         def ping(self):
             raise ConnectionError("engine not reachable")
 
-    available, reason = DockerRunner("img", tmp_path / "w.py", client=DownClient()).availability()
+    available, reason = DockerRunner("img", tmp_path / "w.py", python="/py", client=DownClient()).availability()
     assert not available and "engine not reachable" in reason and "FAIRSYNTH_YDATA_RUNNER" in reason

@@ -51,6 +51,7 @@ def test_runner_is_chosen_by_configuration(monkeypatch):
     chosen = ydata.runner()
     assert isinstance(chosen, DockerRunner) and chosen.image == "registry.local/fairsynth:1"
     assert chosen.environment["YDATA_SYNTHETIC_NO_ANALYTICS"] == "1"
+    assert chosen.python == "/opt/fairsynth-ydata/bin/python"  # where the Dockerfile builds it
     monkeypatch.setenv("FAIRSYNTH_YDATA_RUNNER", "kubernetes")
     with pytest.raises(BackendError, match="'subprocess' or 'docker'"):
         ydata.runner()
