@@ -14,8 +14,9 @@ same for every runner:
   removes the job directory, whatever happened.
 
 A timeout or a cancel kills the worker's whole process group (subprocess runner) or the container
-(docker runner); the worker also exits by itself when its stdin closes, so it cannot outlive the
-main process.
+(docker runner). The subprocess runner holds the worker's stdin open and sets
+FAIRSYNTH_WORKER_WATCH_STDIN=1: a worker must exit when its stdin closes, so it cannot outlive a main
+process that was killed outright (its own process group keeps it out of the terminal's signals).
 """
 from __future__ import annotations
 
@@ -164,6 +165,7 @@ class SubprocessRunner:
     def _worker_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         env.update(self.environment.environment)
+        env["FAIRSYNTH_WORKER_WATCH_STDIN"] = "1"
         env["PATH"] = f"{self.environment.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         return env
 

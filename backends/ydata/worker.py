@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -232,12 +233,19 @@ class redirect_stdout:
 
 
 def exit_when_parent_goes() -> None:
-    """The runner holds our stdin open; EOF means it died or gave up, so stop at once (no orphan)."""
+    """The runner holds our stdin open; EOF means it died or gave up, so stop at once (no orphan).
+
+    A runner killed outright cannot remove its job directory, so the worker removes it (only a
+    directory the runner named fairsynth-worker-*).
+    """
     def watch() -> None:
         try:
             while sys.stdin.read(65536):
                 pass
         finally:
+            job_dir = os.getcwd()
+            if os.path.basename(job_dir).startswith("fairsynth-worker-"):
+                shutil.rmtree(job_dir, ignore_errors=True)
             os._exit(3)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()

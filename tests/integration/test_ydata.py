@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -76,3 +81,56 @@ def test_worker_error_comes_back_as_one_sentence(tmp_path):
     assert getattr(caught.value, "kind", "") == "bad_request"
     assert "numeric columns hold missing values (x)" in str(caught.value)
     assert json.dumps(str(caught.value)).count("\\n") == 0
+
+
+PARENT = """
+import sys, numpy as np, pandas as pd
+import backends.ydata as ydata
+from backends.isolated import Job
+rng = np.random.default_rng(0)
+pd.DataFrame(rng.normal(size=(4000, 6)), columns=list("abcdef")).to_parquet(sys.argv[1])
+request = {"action": "fit", "model": "fast", "data": "t.parquet", "num_cols": list("abcdef"), "cat_cols": [],
+           "seed": 1, "model_file": "m.pkl"}
+def started(message):
+    print("started", flush=True)
+ydata.runner().run(Job(request, inputs={"t.parquet": sys.argv[1]}, timeout=600), progress=started)
+"""
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_worker_exits_when_the_main_process_is_killed(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "t.parquet")], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(Path(ydata.__file__).parents[2])})
+    try:
+        assert parent.stdout.readline().strip() == "started"  # the worker is fitting
+        [worker] = children_of(parent.pid)
+        job_dir = Path(os.readlink(f"/proc/{worker}/cwd"))
+        parent.kill()  # SIGKILL: no finally block runs in the parent
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive(worker), "the ydata worker outlived the killed main process"
+        assert not job_dir.exists(), "the job directory was left behind"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
