@@ -145,6 +145,7 @@ class SubprocessRunner:
         available, reason = self.availability()
         if not available:
             raise BackendUnavailable(f"Cannot run the worker: {reason}.")
+        _stop_if_cancelled(cancel)
         with job_directory(job) as job_dir:
             command = [str(self.environment.python), "-u", str(self.environment.worker), "request.json"]
             stderr_path = job_dir / ".worker-stderr.txt"
@@ -234,6 +235,7 @@ class DockerRunner:
     def run(self, job: Job, *, progress: WorkerProgress | None = None,
             cancel: threading.Event | None = None) -> dict:
         """Run one job in a fresh container, removed afterwards whatever happened."""
+        _stop_if_cancelled(cancel)
         with job_directory(job) as job_dir:
             container = self.client().containers.run(**self.container_arguments(job_dir))
             try:
@@ -330,8 +332,7 @@ def follow_worker(lines: "queue.Queue", progress: WorkerProgress | None, cancel:
     """Relay progress messages until a result (returned) or an error (raised); None if the worker died."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        if cancel is not None and cancel.is_set():
-            raise WorkerCancelled("The job was cancelled and its worker stopped.", kind="cancelled")
+        _stop_if_cancelled(cancel)
         if deadline is not None and time.monotonic() > deadline:
             raise WorkerTimeout(f"The worker ran past its {timeout:g} s limit and was stopped; "
                                 "raise the timeout or use a smaller sample.", kind="timeout")
@@ -353,6 +354,11 @@ def follow_worker(lines: "queue.Queue", progress: WorkerProgress | None, cancel:
             raise WorkerError(str(message.get("message") or "The worker failed."),
                               kind=str(message.get("error") or "worker_failed"),
                               detail=str(message.get("detail") or ""))
+
+
+def _stop_if_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise WorkerCancelled("The job was cancelled and its worker stopped.", kind="cancelled")
 
 
 def _parse(line: str) -> dict | None:

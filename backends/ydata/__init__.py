@@ -106,7 +106,7 @@ class YdataGenerator(CodecGenerator):
             return False, str(exc)
 
     def cancel(self) -> None:
-        """Stop the running fit or sample from another thread; its worker is killed."""
+        """Stop the running fit or sample from another thread (its worker is killed); later calls fail too."""
         self._cancel.set()
 
     # -- what each model sends ----------------------------------------------------------------------
@@ -213,7 +213,6 @@ class YdataGenerator(CodecGenerator):
         return self._state / MODEL_FILE
 
     def _run(self, job: Job, progress: ProgressCallback | None) -> dict:
-        self._cancel.clear()
         start = time.perf_counter()
 
         def relay(message: dict) -> None:

@@ -108,3 +108,17 @@ def test_worker_imports_nothing_from_fairsynth():
     assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
     allowed = set(sys.stdlib_module_names) | {"pandas", "pyarrow", "numpy", "tensorflow", "ydata_synthetic"}
     assert imported <= allowed, imported - allowed
+
+
+def test_cancel_before_a_call_stops_it_without_starting_a_worker(monkeypatch, demo):
+    from backends.isolated import WorkerCancelled
+    from metadata.schema import TableSchema
+    started = []
+    monkeypatch.setattr("backends.isolated.subprocess.Popen", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(ydata.IsolatedEnvironment, "availability", lambda self: (True, ""))
+    generator = ydata.FastGenerator()
+    generator.cancel()
+    small = demo.head(50)
+    with pytest.raises(WorkerCancelled):
+        generator.fit(small, TableSchema.infer(small), seed=1)
+    assert started == []
