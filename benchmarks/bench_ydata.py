@@ -129,7 +129,9 @@ def render(rows: list[dict], command: str, seconds: float) -> str:
              "ydata backends run in the isolated `.venv-ydata` through the worker; their fit and sample times "
              "include starting the worker (~4-8 s to import TensorFlow + ydata, per call). Peers: ydata.fast vs "
              "sdv.gaussian_copula, ydata.ctgan vs sdv.ctgan (same epochs and batch size). Quality is sdmetrics' "
-             "QualityReport of the sample against the holdout.", "",
+             "QualityReport of the sample against the holdout. The machine was shared with other benchmarks "
+             "while this ran (load ~8 on 2 CPUs): absolute times are inflated and noisy, compare ratios within "
+             "the run. ydata sample rates on small samples are mostly the worker's start-up.", "",
              markdown_table(frame), ""]
     return "\n".join(lines)
 
@@ -140,7 +142,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return ""
         if isinstance(value, float):
-            return str(int(value)) if value.is_integer() and abs(value) >= 1000 else f"{value:.3g}"
+            return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
         return str(value)
 
     header = "| " + " | ".join(frame.columns) + " |"
