@@ -44,7 +44,8 @@ if ! "$VENV/bin/python" -c "import sys" 2>/dev/null; then
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/pip" install -q -c "$CONSTRAINTS" ydata-synthetic==1.4.0 "pyarrow<26" 2>&1 \
+# PIP_ARGS carries extra pip options (the image build passes --no-index with a local wheelhouse)
+"$VENV/bin/pip" install -q ${PIP_ARGS:-} -c "$CONSTRAINTS" ydata-synthetic==1.4.0 "pyarrow<26" 2>&1 \
     | sed -u '/is ignored: it is neither/d'
 "$VENV/bin/pip" check
 echo "$WANT" > "$STAMP"
