@@ -96,12 +96,10 @@ def wheelhouse() -> Path:
     """Every pinned wheel, from pip's cache or PyPI, so the build installs with --no-index."""
     house = CACHE / "wheelhouse"
     house.mkdir(parents=True, exist_ok=True)
-    requirements = ["-r", str(ROOT / "constraints.txt")]
-    ydata = ROOT / "requirements" / "ydata-constraints.txt"
-    if ydata.is_file():
-        requirements += ["-r", str(ydata)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(house), *requirements,
-                    "setuptools", "wheel"], check=True, capture_output=True, timeout=1800)
+    pin_sets = [ROOT / "constraints.txt", ROOT / "requirements" / "ydata-constraints.txt"]  # two venvs, two sets
+    for pins in filter(Path.is_file, pin_sets):
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(house), "-r", str(pins),
+                        "setuptools", "wheel"], check=True, capture_output=True, timeout=1800)
     return house
 
 
