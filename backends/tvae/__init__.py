@@ -9,7 +9,7 @@ identifiers and PII removed). This package then
   clamped sigma per row and column, softmax cross-entropy per categorical column, KL to N(0, I)
   (model.py); mini-batches come straight from pre-encoded tensors; early stopping on a held-back
   validation share keeps the best weights; progress is reported per epoch;
-- samples in batches from the prior: numeric scores with their decoded noise, categories drawn
+- samples in batches from the prior: numeric scores with the learned per-column noise, categories drawn
   from the softmax (Gumbel-max), never argmax, so minority levels keep their share;
 - saves the weights and quantile grids as safetensors and the rest as JSON, with the tensors'
   sha256 in the JSON: a changed or unreadable file raises ModelFileError. Nothing is pickled.

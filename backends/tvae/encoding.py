@@ -43,10 +43,8 @@ class TableEncoding:
             rows = encoded.sample(max_fit_rows, random_state=seed)
         grid_size = max(2, min(n_quantiles, len(rows)))
         values = rows[numeric].to_numpy(dtype=np.float64) if numeric else np.zeros((len(rows), 0))
-        quantiles = np.quantile(values, np.linspace(0, 1, grid_size), axis=0) if len(rows) else \
-            np.zeros((grid_size, len(numeric)))
         levels = [sorted(encoded[c].astype(str).unique().tolist()) for c in categorical]
-        return cls(numeric, categorical, levels, np.asarray(quantiles, dtype=np.float64).reshape(grid_size, -1))
+        return cls(numeric, categorical, levels, _quantile_grid(values, grid_size))
 
     @property
     def category_sizes(self) -> list[int]:
@@ -99,3 +97,15 @@ class TableEncoding:
         if len(levels) != len(categorical) or quantiles.ndim != 2 or quantiles.shape[1] != len(numeric):
             raise ValueError("the encoding's columns do not match its quantile grid")
         return cls(numeric, categorical, [[str(v) for v in lv] for lv in levels], quantiles.astype(np.float64))
+
+
+def _quantile_grid(values: np.ndarray, grid_size: int) -> np.ndarray:
+    """Linear-interpolated quantiles of every column at grid_size even probabilities (one sort)."""
+    if len(values) == 0:
+        return np.zeros((grid_size, values.shape[1]))
+    ordered = np.sort(values, axis=0)
+    positions = np.linspace(0, len(values) - 1, grid_size)
+    below = np.floor(positions).astype(np.int64)
+    above = np.minimum(below + 1, len(values) - 1)
+    weight = (positions - below)[:, None]
+    return ordered[below] * (1 - weight) + ordered[above] * weight

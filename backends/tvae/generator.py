@@ -24,6 +24,7 @@ FORMAT = "fairsynth.tvae/1"
 TENSORS_FILE = "tvae.safetensors"
 INFO_FILE = "tvae.json"
 QUANTILES_KEY = "encoding.quantiles"
+WORK_PER_THREAD = 1 << 18  # rows x hidden units per step worth one more thread
 MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
 NOT_COVERED_BY_EPSILON = (
     "Not covered by epsilon: the codec's statistics (per-column ranges, decimals, kept category levels "
@@ -42,7 +43,7 @@ class TVAEGenerator(CodecGenerator):
         license="Apache-2.0", family="torch", gpu=True)
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500, learning_rate: float = 1e-3,
-                 weight_decay: float = 1e-5, latent_dim: int = 128, hidden_size: int = 256,
+                 weight_decay: float = 1e-5, latent_dim: int = 128, hidden_size: int = 128,
                  hidden_layers: int = 2, loss_factor: float = 2.0, validation_share: float = 0.1,
                  patience: int = 20, n_quantiles: int = 1000, device: str = "auto") -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -72,7 +73,8 @@ class TVAEGenerator(CodecGenerator):
         self.encoding = TableEncoding.fit(encoded, kinds, n_quantiles=int(self.params["n_quantiles"]), seed=seed)
         scores, codes = self.encoding.to_tensors(encoded[list(kinds)], seed=seed)
         device = self._device()
-        with _torch_threads(), torch.random.fork_rng(devices=[]):
+        work = int(self.params["batch_size"]) * int(self.params["hidden_size"])
+        with _torch_threads(work), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = self._new_model().to(device)
             result = self._train(scores.to(device), codes.to(device), seed=seed, progress=progress)
@@ -161,7 +163,7 @@ class TVAEGenerator(CodecGenerator):
         model, encoding = self._fitted_model()
         device = model.offsets.device
         generator = torch.Generator(device=device).manual_seed(seed)
-        with _torch_threads():
+        with _torch_threads(n_rows * int(self.params["hidden_size"])):
             scores, codes = model.sample(n_rows, generator)
         return encoding.to_frame(scores.cpu().numpy(), codes.cpu().numpy())
 
@@ -310,11 +312,20 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def threads_for(work_per_step: int) -> int:
+    """Intra-op threads: the CPUs available, capped by the work in one step.
+
+    A small MLP step (a few hundred rows x a few hundred units) runs several times slower on two
+    threads than on one when the CPUs are shared, so threads are added per WORK_PER_THREAD only.
+    """
+    return max(1, min(cpu_threads(), work_per_step // WORK_PER_THREAD))
+
+
 @contextlib.contextmanager
-def _torch_threads() -> Iterator[None]:
-    """Use every CPU this process may use, then restore the caller's setting."""
+def _torch_threads(work_per_step: int) -> Iterator[None]:
+    """Set the intra-op threads for this fit or sample, then restore the caller's setting."""
     before = torch.get_num_threads()
-    torch.set_num_threads(cpu_threads())
+    torch.set_num_threads(threads_for(work_per_step))
     try:
         yield
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-LOG_SIGMA_MIN, LOG_SIGMA_MAX = -4.6, 0.0  # sigma in [0.01, 1] on the normal-score scale, as TVAE
+LOG_SIGMA_MIN, LOG_SIGMA_MAX = -4.6, 0.0
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -29,7 +29,8 @@ class TabularVAE(nn.Module):
         self.encoder = mlp([self.input_width] + hidden)
         self.to_latent = nn.Linear(hidden[-1] if hidden else self.input_width, 2 * latent_dim)
         self.decoder = mlp([latent_dim] + hidden)
-        self.to_output = nn.Linear(hidden[-1] if hidden else latent_dim, 2 * n_numeric + one_hot_width)
+        self.to_output = nn.Linear(hidden[-1] if hidden else latent_dim, n_numeric + one_hot_width)
+        self.scale = nn.Linear(1, n_numeric)  # per-column log-sigma; a Linear on a constant so Opacus sees it
         self.latent_dim = latent_dim
         offsets = torch.zeros(len(category_sizes), dtype=torch.int64)
         if category_sizes:
@@ -53,9 +54,8 @@ class TabularVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Numeric means, numeric log-sigmas (clamped) and categorical logits."""
         out = self.to_output(self.decoder(z))
-        means = out[:, :self.n_numeric]
-        log_sigma = out[:, self.n_numeric:2 * self.n_numeric].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
-        return means, log_sigma, out[:, 2 * self.n_numeric:]
+        log_sigma = self.scale(torch.ones(z.shape[0], 1, device=z.device)).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        return out[:, :self.n_numeric], log_sigma, out[:, self.n_numeric:]
 
     def reconstruction(self, scores: torch.Tensor, codes: torch.Tensor, means: torch.Tensor,
                        log_sigma: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

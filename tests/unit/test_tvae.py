@@ -134,8 +134,8 @@ def test_minority_categories_neither_vanish_nor_double(demo):
     categorical = [c.name for c in schema.learned_columns() if c.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)]
     checked = 0
     for column in categorical:
-        real = table[column].astype(str).value_counts(normalize=True)
-        synthetic = rows[column].astype(str).value_counts(normalize=True)
+        real = table[column].astype(object).fillna("<missing>").astype(str).value_counts(normalize=True)
+        synthetic = rows[column].astype(object).fillna("<missing>").astype(str).value_counts(normalize=True)
         for level, share in real[real >= 0.01].items():
             got = synthetic.get(level, 0.0)
             assert 0 < got < 2 * share, f"{column}={level}: real share {share:.3f}, synthetic {got:.3f}"
