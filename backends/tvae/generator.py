@@ -214,7 +214,7 @@ class DPTVAEGenerator(TVAEGenerator):
 
     def __init__(self, *, epsilon: float = 3.0, delta: float | None = None, max_grad_norm: float = 1.0,
                  epochs: int = 50, batch_size: int = 1000, learning_rate: float = 2e-3,
-                 weight_decay: float = 0.0, latent_dim: int = 64, hidden_size: int = 256,
+                 weight_decay: float = 0.0, latent_dim: int = 32, hidden_size: int = 64,
                  hidden_layers: int = 2, loss_factor: float = 2.0, n_quantiles: int = 1000,
                  device: str = "auto") -> None:
         CodecGenerator.__init__(self, epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, epochs=epochs,
