@@ -16,6 +16,9 @@ from metadata.schema import TableSchema
 from .preprocessing import TableCodec
 
 
+PROJECT_URL = "https://github.com/fairsynth/fairsynth"
+
+
 class BackendError(Exception):
     """A backend failed in a way the user can understand; the message is one clear sentence."""
 
@@ -44,7 +47,9 @@ class Capabilities:
     conditional: bool = False
     handles_missing: bool = True
     handles_datetime: bool = True
-    url: str = ""
+    model_family: str = ""  # e.g. "variational autoencoder", for metadata
+    package: str = "fairsynth"  # distribution whose version identifies the model code
+    url: str = PROJECT_URL
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ class MarginalsGenerator(CodecGenerator):
     capabilities = Capabilities(
         description="Independent columns from each column's own distribution: fast, low fidelity, "
                     "no relationships between columns.",
-        license="Apache-2.0", family="basic")
+        license="Apache-2.0", family="basic", model_family="independent empirical marginals")
 
     def __init__(self, *, quantiles: int = 201) -> None:
         super().__init__(quantiles=quantiles)

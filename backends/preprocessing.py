@@ -11,7 +11,9 @@ Encoded form, which every backend may learn:
   free text withheld (empty).
 
 Decoding restores the source's columns, order, value types and date formats, clips numbers to the
-training range and applies the missing indicators, so every backend returns valid tables.
+training range and applies the missing indicators, so every backend returns valid tables. The
+missing share is calibrated to the training share with the fewest random flips of the model's own
+mask (several libraries lose rare indicator levels); which rows are missing still comes from the model.
 
 Privacy of what the codec keeps: per-column ranges, decimals and category levels seen at least
 `min_count` times. Levels rarer than that are never stored or reproduced. These statistics are not
@@ -25,6 +27,8 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from metadata.schema import (ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema,
@@ -33,6 +37,7 @@ from metadata.schema import (ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KIN
 MISSING_TOKEN = "__missing__"
 RARE_TOKEN = "__rare__"
 INDICATOR_SUFFIX = "__missing"
+OTHER_VALUE = "other"
 EPOCH = pd.Timestamp("1970-01-01")
 DAY_NS = 86_400 * 10**9
 
@@ -47,6 +52,7 @@ class NumericCodec(BaseModel):
     maximum: float
     decimals: int = 6
     indicator: str | None = None
+    missing_share: float = 0.0
     datetime_format: str | None = None
     time_resolution_days: float = 1.0  # dates round to days, datetimes to the format's finest unit
     source_dtype: str = "float64"
@@ -71,16 +77,19 @@ class NumericCodec(BaseModel):
             return pd.to_numeric(raw, errors="coerce").astype(float)
         return datetimes_to_days(parse_datetimes(raw, self.datetime_format))
 
-    def decode(self, encoded: pd.DataFrame) -> pd.Series:
-        """Clip, round and restore the source's type and format; apply the missing indicator."""
+    def decode(self, encoded: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
+        """Clip, round and restore the source's type and format; apply the calibrated missing indicator."""
         values = pd.to_numeric(encoded[self.name], errors="coerce").to_numpy(dtype=float)
         values = np.clip(values, self.minimum, self.maximum)
         missing = np.isnan(values)
         if self.indicator:
             missing |= encoded[self.indicator].astype(str).to_numpy() == "1"
+        missing = calibrate_missing(missing, self.missing_share, rng)
+        values[~missing & np.isnan(values)] = (self.minimum + self.maximum) / 2
         if self.kind in TEMPORAL_KINDS:
             return self._decode_temporal(values, missing, encoded.index)
         values = np.round(values, 0 if self.kind == ColumnKind.INTEGER else self.decimals)
+        values = np.clip(values, self.minimum, self.maximum)  # rounding may step just past the range
         series = pd.Series(values, index=encoded.index)
         series[missing] = np.nan
         if self.kind == ColumnKind.INTEGER:
@@ -94,7 +103,7 @@ class NumericCodec(BaseModel):
         stamps[missing] = pd.NaT
         if self.datetime_format is None:
             return stamps
-        return stamps.dt.strftime(self.datetime_format).where(~missing, None)
+        return format_datetimes(stamps, self.datetime_format)
 
 
 class CategoricalCodec(BaseModel):
@@ -106,6 +115,7 @@ class CategoricalCodec(BaseModel):
     levels: dict[str, str | int | float | bool]  # token -> original value (only levels kept)
     rare_pool: list[tuple[str | int | float | bool, int]] = Field(default_factory=list)
     frequencies: dict[str, int] = Field(default_factory=dict)  # token -> count, for rare fallback
+    missing_share: float = 0.0
     source_dtype: str = "object"
 
     def encode(self, raw: pd.Series, rng: np.random.Generator) -> dict[str, pd.Series]:
@@ -119,12 +129,12 @@ class CategoricalCodec(BaseModel):
     def decode(self, encoded: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
         """Original values; rare tokens become frequent-enough rare levels (or common ones)."""
         tokens = encoded[self.name].astype(str).to_numpy()
-        out = np.empty(len(tokens), dtype=object)
-        missing = tokens == MISSING_TOKEN
-        known = np.isin(tokens, list(self.levels))
-        for token, value in self.levels.items():
-            out[tokens == token] = value
-        unknown = ~known & ~missing
+        modelled_missing = tokens == MISSING_TOKEN
+        missing = calibrate_missing(modelled_missing, self.missing_share, rng)
+        mapped = pd.Series(tokens).map(self.levels)  # hash lookup; unknown tokens become NaN
+        known = mapped.notna().to_numpy()
+        out = mapped.to_numpy(dtype=object)
+        unknown = ~known & ~missing  # rare tokens, unseen tokens, and gaps calibration filled
         if unknown.any():
             out[unknown] = self._draw_rare(int(unknown.sum()), rng)
         out[missing] = None
@@ -136,7 +146,7 @@ class CategoricalCodec(BaseModel):
     def _draw_rare(self, n: int, rng: np.random.Generator) -> np.ndarray:
         pool = self.rare_pool or [(self.levels[t], c) for t, c in self.frequencies.items() if t in self.levels]
         if not pool:
-            return np.full(n, None, dtype=object)
+            return np.full(n, OTHER_VALUE, dtype=object)
         values = np.empty(len(pool), dtype=object)
         values[:] = [v for v, _ in pool]
         weights = np.array([c for _, c in pool], dtype=float)
@@ -249,7 +259,7 @@ class TableCodec(BaseModel):
         out: dict[str, pd.Series] = {}
         for position, codec in enumerate(self.columns):
             if isinstance(codec, NumericCodec):
-                out[codec.name] = codec.decode(encoded)
+                out[codec.name] = codec.decode(encoded, rng)
             elif isinstance(codec, CategoricalCodec):
                 out[codec.name] = codec.decode(encoded, rng)
             else:
@@ -294,6 +304,7 @@ def _fit_numeric(raw: pd.Series, spec: ColumnSpec) -> NumericCodec:
     return probe.model_copy(update={
         "minimum": float(observed.min()), "maximum": float(observed.max()), "decimals": decimals,
         "indicator": indicator, "time_resolution_days": _time_resolution(spec),
+        "missing_share": float(values.isna().mean()),
     })
 
 
@@ -323,6 +334,7 @@ def _fit_categorical(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dic
         levels={t: _plain(originals[t]) for t in kept.index},
         rare_pool=[(_plain(originals[t]), int(c)) for t, c in pooled.items()],
         frequencies={t: int(c) for t, c in kept.items()},
+        missing_share=float(raw.isna().mean()),
     )
 
 
@@ -390,14 +402,29 @@ def unique_counters(rows: np.ndarray, modulus: int, salt: int) -> np.ndarray:
     return np.array([(int(r) * multiplier + offset) % modulus for r in rows], dtype=object)
 
 
-def _fill_template(template: str, counters: np.ndarray) -> list[str]:
-    slots = template.count("#")
-    parts = template.split("#")
-    out = []
-    for counter in counters:
-        digits = f"{int(counter):0{slots}d}"
-        out.append(parts[0] + "".join(d + p for d, p in zip(digits, parts[1:])))
-    return out
+def _fill_template(template: str, counters: np.ndarray) -> np.ndarray:
+    """Template text with each counter's digits in the '#' slots, vectorised (no per-row Python)."""
+    slot_positions = [i for i, ch in enumerate(template) if ch == "#"]
+    counters = np.asarray(counters).astype(np.int64)
+    digits = (counters[:, None] // 10 ** np.arange(len(slot_positions) - 1, -1, -1)) % 10
+    points = np.tile(np.array([ord(ch) for ch in template], dtype=np.uint32), (len(counters), 1))
+    points[:, slot_positions] = digits + ord("0")
+    return code_points_to_strings(points)
+
+
+def code_points_to_strings(points: np.ndarray) -> np.ndarray:
+    """Rows of Unicode code points (n, width) as an object array of strings."""
+    points = np.ascontiguousarray(points, dtype=np.uint32)
+    return points.view(f"<U{points.shape[1]}").ravel().astype(object)
+
+
+def format_datetimes(stamps: pd.Series, fmt: str) -> pd.Series:
+    """strftime in Arrow's C++ (pandas formats row by row); NaT becomes None."""
+    if "%f" in fmt:
+        return stamps.dt.strftime(fmt).where(stamps.notna(), None)
+    seconds = pa.array(stamps.dt.floor("s"), type=pa.timestamp("s"))
+    text = pc.strftime(seconds, format=fmt, locale="C")
+    return pd.Series(text.to_numpy(zero_copy_only=False), index=stamps.index, dtype=object)
 
 
 FIRST_NAMES = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Robin", "Jamie", "Avery", "Riley",
@@ -408,33 +435,57 @@ LAST_NAMES = ("Ashdown", "Brackley", "Carrow", "Denholm", "Elsworth", "Fairleigh
 
 
 def fabricate_pii(pii_type: str, n: int, start_row: int, rng: np.random.Generator, salt: int,
-                  separator: str = "") -> list:
+                  separator: str = "") -> np.ndarray:
     """Values that look like the PII type but belong to nobody (reserved or test ranges)."""
     if pii_type == "email":
         counters = unique_counters(np.arange(start_row, start_row + n), 10**8, salt)
-        return [f"person{int(c):08d}@example.org" for c in counters]
+        return _fill_template("person########@example.org", counters)
     if pii_type == "phone":
-        return [f"07700 900{d:03d}" for d in rng.integers(0, 1000, n)]  # Ofcom drama range
+        return _fill_template("07700 900###", rng.integers(0, 1000, n))  # Ofcom drama range
     if pii_type == "nhs_number":
         return _test_nhs_numbers(n, rng, separator)
-    if pii_type == "postcode":
-        letters = np.array(list(string.ascii_uppercase))
-        return [f"ZZ99 {d}{a}{b}" for d, a, b in zip(rng.integers(1, 10, n), rng.choice(letters, n), rng.choice(letters, n))]
+    if pii_type == "postcode":  # ZZ99 is the NHS pseudo-postcode area: no real address
+        points = np.tile(np.array([ord(c) for c in "ZZ99 9AA"], dtype=np.uint32), (n, 1))
+        points[:, 5] = rng.integers(1, 10, n) + ord("0")
+        points[:, 6:] = rng.integers(0, 26, (n, 2)) + ord("A")
+        return code_points_to_strings(points)
     if pii_type == "name":
-        return [f"{a} {b}" for a, b in zip(rng.choice(FIRST_NAMES, n), rng.choice(LAST_NAMES, n))]
-    return [f"withheld-{start_row + i}" for i in range(n)]
+        return np.char.add(np.char.add(rng.choice(FIRST_NAMES, n), " "), rng.choice(LAST_NAMES, n)).astype(object)
+    return _fill_template("withheld-##########", np.arange(start_row, start_row + n))
 
 
-def _test_nhs_numbers(n: int, rng: np.random.Generator, separator: str) -> list:
-    """NHS numbers in the 999 test range with valid check digits."""
-    out: list = []
-    while len(out) < n:
+def _test_nhs_numbers(n: int, rng: np.random.Generator, separator: str) -> np.ndarray:
+    """NHS numbers in the 999 test range with valid check digits, vectorised."""
+    rows = np.empty((0, 10), dtype=np.int64)
+    while len(rows) < n:
         stems = np.hstack([np.full((n, 3), 9), rng.integers(0, 10, (n, 6))])
         check = nhs_check_digit(stems)
-        for stem, digit in zip(stems[check != 10], check[check != 10]):
-            digits = "".join(map(str, stem)) + str(digit)
-            out.append(separator.join((digits[:3], digits[3:6], digits[6:])) if separator else digits)
-    return out[:n]
+        valid = check != 10
+        rows = np.vstack([rows, np.hstack([stems[valid], check[valid, None]])])
+    points = rows[:n] + ord("0")
+    if separator:
+        gap = np.full((n, 1), ord(separator))
+        points = np.hstack([points[:, :3], gap, points[:, 3:6], gap, points[:, 6:]])
+    return code_points_to_strings(points)
+
+
+def calibrate_missing(missing: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """The model's missing mask, with the fewest random flips that bring its share to the training share.
+
+    Which rows are missing still comes from the model (so gaps stay tied to other values); only the
+    overall share is corrected, since several libraries lose rare indicator levels.
+    """
+    n = missing.size
+    if n == 0:
+        return missing
+    wanted = int(np.floor(share * n + rng.random()))  # stochastic rounding keeps small batches unbiased
+    have = int(missing.sum())
+    if wanted == have:
+        return missing
+    missing = missing.copy()
+    pool = np.flatnonzero(~missing if wanted > have else missing)
+    missing[rng.choice(pool, size=abs(wanted - have), replace=False)] = wanted > have
+    return missing
 
 
 def _apply_missing(series: pd.Series, share: float, rng: np.random.Generator) -> pd.Series:

@@ -121,7 +121,8 @@ class GaussianCopulaGenerator(SDVGenerator):
     name = "sdv.gaussian_copula"
     synthesizer_name = "GaussianCopulaSynthesizer"
     capabilities = Capabilities(description="SDV Gaussian copula: fast statistical model of marginals and "
-                                            "correlations.", license=SDV_LICENSE, family="sdv", url=SDV_URL)
+                                            "correlations.", license=SDV_LICENSE, family="sdv", url=SDV_URL,
+                                package="sdv", model_family="Gaussian copula")
 
     def __init__(self, *, default_distribution: str = "beta") -> None:
         super().__init__(default_distribution=default_distribution)
@@ -145,7 +146,8 @@ class TVAEGenerator(_DeepSDVGenerator):
     name = "sdv.tvae"
     synthesizer_name = "TVAESynthesizer"
     capabilities = Capabilities(description="SDV's variational autoencoder for tables (TVAE).",
-                                license=SDV_LICENSE, family="sdv", url=SDV_URL)
+                                license=SDV_LICENSE, family="sdv", url=SDV_URL, package="sdv",
+                                model_family="variational autoencoder")
 
 
 class CTGANGenerator(_DeepSDVGenerator):
@@ -154,7 +156,8 @@ class CTGANGenerator(_DeepSDVGenerator):
     name = "sdv.ctgan"
     synthesizer_name = "CTGANSynthesizer"
     capabilities = Capabilities(description="SDV's conditional GAN for tables (CTGAN).",
-                                license=SDV_LICENSE, family="sdv", url=SDV_URL, conditional=True)
+                                license=SDV_LICENSE, family="sdv", url=SDV_URL, conditional=True,
+                                package="sdv", model_family="generative adversarial network")
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500) -> None:
         if batch_size % 10:  # CTGAN packs 10 rows per discriminator sample
@@ -168,4 +171,5 @@ class CopulaGANGenerator(CTGANGenerator):
     name = "sdv.copulagan"
     synthesizer_name = "CopulaGANSynthesizer"
     capabilities = Capabilities(description="SDV CopulaGAN: CTGAN on Gaussian-copula transformed columns.",
-                                license=SDV_LICENSE, family="sdv", url=SDV_URL, conditional=True)
+                                license=SDV_LICENSE, family="sdv", url=SDV_URL, conditional=True,
+                                package="sdv", model_family="generative adversarial network with copula transforms")

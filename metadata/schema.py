@@ -342,8 +342,9 @@ def nhs_check_digit(nine_digits: np.ndarray) -> np.ndarray:
 
 
 def _decimals(values: pd.Series, limit: int = 6) -> int:
-    head = values.head(2000).to_numpy()
+    """Fewest decimal places that represent every value (checked on the whole column)."""
+    array = values.to_numpy(dtype=float)
     for places in range(limit + 1):
-        if np.allclose(head, np.round(head, places), rtol=0, atol=10 ** -(places + 3)):
+        if np.allclose(array, np.round(array, places), rtol=0, atol=10 ** -(places + 3)):
             return places
     return limit

@@ -1,16 +1,27 @@
-"""Quality: how closely the synthetic table's columns and column pairs follow the real one."""
+"""Quality: how closely the synthetic table's columns and column pairs follow the real one.
+
+`evaluate_quality(train, holdout, synthetic, schema)` returns the "quality" block of metrics.json
+(keys documented in services/evaluation/__init__.py). The synthetic table is compared with the
+training table; the holdout compared with the training table gives the reference a perfect
+generator would reach (two samples of the same population are not identical either).
+"""
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
-from sdmetrics.reports import QualityReport
+from sdmetrics.reports import DiagnosticReport, QualityReport
 
-from metadata.schema import ColumnKind, TableSchema
+from metadata.schema import TEMPORAL_KINDS, ColumnKind, TableSchema
+from services.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
 TABLE = "table"
 SDTYPES = {ColumnKind.INTEGER: "numerical", ColumnKind.FLOAT: "numerical", ColumnKind.BOOLEAN: "categorical",
            ColumnKind.CATEGORICAL: "categorical", ColumnKind.DATETIME: "datetime", ColumnKind.DATE: "datetime"}
+SDMETRICS_ROWS = 20_000   # sdmetrics runs on at most this many rows per table
+ASSOCIATION_ROWS = 5_000  # the association matrices use at most this many rows per table
+MAX_LISTED = 20           # lost / invented categories listed by name per column
 
 
 def sdmetrics_metadata(schema: TableSchema) -> dict:
@@ -24,11 +35,28 @@ def sdmetrics_metadata(schema: TableSchema) -> dict:
     return {"tables": {TABLE: {"columns": columns}}}
 
 
+def _present_metadata(schema: TableSchema, *tables: pd.DataFrame) -> tuple[dict, list[str]]:
+    metadata = sdmetrics_metadata(schema)
+    columns = metadata["tables"][TABLE]["columns"]
+    names = [n for n in columns if all(n in t.columns for t in tables)]
+    metadata["tables"][TABLE]["columns"] = {n: columns[n] for n in names}
+    return metadata, names
+
+
 def quality_report(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> QualityReport:
     """The sdmetrics QualityReport (column shapes and column pair trends) on the learned columns."""
-    metadata = sdmetrics_metadata(schema)
-    names = list(metadata["tables"][TABLE]["columns"])
+    metadata, names = _present_metadata(schema, real, synthetic)
     report = QualityReport()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report.generate({TABLE: real[names]}, {TABLE: synthetic[names]}, metadata, verbose=False)
+    return report
+
+
+def diagnostic_report(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> DiagnosticReport:
+    """The sdmetrics DiagnosticReport (data validity and structure) on the learned columns."""
+    metadata, names = _present_metadata(schema, real, synthetic)
+    report = DiagnosticReport()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report.generate({TABLE: real[names]}, {TABLE: synthetic[names]}, metadata, verbose=False)
@@ -42,3 +70,154 @@ def quality_score(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSche
     return {"quality": float(report.get_score()),
             "column_shapes": float(properties.get("Column Shapes", float("nan"))),
             "column_pair_trends": float(properties.get("Column Pair Trends", float("nan")))}
+
+
+def evaluate_quality(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
+                     schema: TableSchema, *, seed: int = 0) -> dict:
+    """The quality block of metrics.json: sdmetrics scores, fidelity of gaps, ranges and categories."""
+    specs = compared_columns(schema, train, synthetic)
+    real = subsample(train, SDMETRICS_ROWS, seed)
+    synth = subsample(synthetic, SDMETRICS_ROWS, seed + 1)
+    report = quality_report(real, synth, schema)
+    diagnostic = diagnostic_report(real, synth, schema)
+    scores = _report_scores(report)
+    reference = quality_score(real, subsample(holdout, SDMETRICS_ROWS, seed + 2), schema) if len(holdout) else None
+    real_values, synth_values = values_frame(real, specs), values_frame(synth, specs)
+    assoc_real = association_matrix(subsample(real_values, ASSOCIATION_ROWS, seed))
+    assoc_synth = association_matrix(subsample(synth_values, ASSOCIATION_ROWS, seed))
+    difference = (assoc_real - assoc_synth).abs()
+    off_diagonal = difference.where(~np.eye(len(difference), dtype=bool)).stack()
+    return {
+        **scores,
+        "missing_columns": [c.name for c in schema.learned_columns() if c.name not in synthetic.columns],
+        "diagnostic": _diagnostic_scores(diagnostic),
+        "holdout_reference": reference,
+        "columns": {spec.name: _column_fidelity(spec, real_values[spec.name], synth_values[spec.name],
+                                                report, diagnostic) for spec in specs},
+        "association": {"columns": list(difference.columns),
+                        "real": _matrix(assoc_real), "synthetic": _matrix(assoc_synth),
+                        "mean_abs_difference": _number(off_diagonal.mean()) if len(off_diagonal) else None},
+        "sample_sizes": {"real": len(real), "synthetic": len(synth),
+                         "association_rows": min(len(real_values), ASSOCIATION_ROWS)},
+    }
+
+
+def _report_scores(report: QualityReport) -> dict:
+    properties = report.get_properties().set_index("Property")["Score"]
+    pairs = report.get_details("Column Pair Trends")
+    scored = int(pairs["Score"].notna().sum()) if "Score" in pairs else 0
+    return {"quality": _number(report.get_score()),
+            "column_shapes": _number(properties.get("Column Shapes")),
+            "column_pair_trends": _number(properties.get("Column Pair Trends")),
+            "pairs_scored": scored, "pairs_total": len(pairs)}
+
+
+def _diagnostic_scores(report: DiagnosticReport) -> dict:
+    properties = report.get_properties().set_index("Property")["Score"]
+    return {"score": _number(report.get_score()),
+            "validity": _number(properties.get("Data Validity")),
+            "structure": _number(properties.get("Data Structure"))}
+
+
+def _column_fidelity(spec, real: pd.Series, synth: pd.Series, report: QualityReport,
+                     diagnostic: DiagnosticReport) -> dict:
+    """Per column: shape score, validity, missing shares and either ranges or category coverage."""
+    entry = {"kind": spec.kind.value,
+             "shape_score": _detail_score(report.get_details("Column Shapes"), spec.name),
+             "validity": _detail_score(diagnostic.get_details("Data Validity"), spec.name),
+             "missing_share_real": _number(real.isna().mean()),
+             "missing_share_synthetic": _number(synth.isna().mean())}
+    entry["missing_share_difference"] = _number(abs(entry["missing_share_real"] - entry["missing_share_synthetic"]))
+    if is_numeric(spec):
+        entry["range"] = _range_fidelity(spec, real.dropna(), synth.dropna())
+    else:
+        entry["categories"] = category_coverage(real.dropna(), synth.dropna())
+    return entry
+
+
+def _detail_score(details: pd.DataFrame, column: str) -> float | None:
+    if "Column" not in details:
+        return None
+    rows = details.loc[details["Column"] == column, "Score"].dropna()
+    return _number(rows.mean()) if len(rows) else None
+
+
+def _range_fidelity(spec, real: pd.Series, synth: pd.Series) -> dict:
+    """Range of real and synthetic values; dates also as ISO dates; share of synthetic values outside."""
+    if real.empty or synth.empty:
+        return {"real_min": None, "real_max": None, "synthetic_min": None, "synthetic_max": None,
+                "outside_share": None, "coverage": None}
+    lo, hi = float(real.min()), float(real.max())
+    s_lo, s_hi = float(synth.min()), float(synth.max())
+    overlap = max(0.0, min(hi, s_hi) - max(lo, s_lo))
+    span = hi - lo
+    result = {"real_min": lo, "real_max": hi, "synthetic_min": s_lo, "synthetic_max": s_hi,
+              "outside_share": _number(((synth < lo) | (synth > hi)).mean()),
+              "coverage": _number(overlap / span) if span > 0 else 1.0}
+    if spec.kind in TEMPORAL_KINDS:
+        for key in ("real_min", "real_max", "synthetic_min", "synthetic_max"):
+            result[f"{key}_date"] = (pd.Timestamp("1970-01-01") + pd.Timedelta(days=result[key])).isoformat()
+    return result
+
+
+def category_coverage(real: pd.Series, synth: pd.Series) -> dict:
+    """Categories of the real column missing from the synthetic one (lost) and the reverse (invented)."""
+    real_levels, synth_levels = set(real.unique()), set(synth.unique())
+    lost, invented = sorted(real_levels - synth_levels), sorted(synth_levels - real_levels)
+    return {"real_levels": len(real_levels), "synthetic_levels": len(synth_levels),
+            "lost": len(lost), "invented": len(invented),
+            "lost_examples": lost[:MAX_LISTED], "invented_examples": invented[:MAX_LISTED],
+            "invented_share": _number(synth.isin(invented).mean()) if len(synth) else 0.0}
+
+
+# -- column associations (for the correlation-difference heatmap) ----------------------------------
+def association_matrix(values: pd.DataFrame) -> pd.DataFrame:
+    """Pairwise association in [0, 1]: |Spearman| for numbers, Cramér's V for categories, η across."""
+    names = list(values.columns)
+    numeric = {n: pd.api.types.is_float_dtype(values[n]) for n in names}
+    ranks = values[[n for n in names if numeric[n]]].rank()
+    spearman = ranks.corr().abs() if len(ranks.columns) else pd.DataFrame()
+    out = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if numeric[a] and numeric[b]:
+                value = spearman.loc[a, b]
+            elif not numeric[a] and not numeric[b]:
+                value = _cramers_v(values[a], values[b])
+            else:
+                num, cat = (a, b) if numeric[a] else (b, a)
+                value = _correlation_ratio(values[cat], values[num])
+            out.loc[a, b] = out.loc[b, a] = 0.0 if pd.isna(value) else float(value)
+    return out
+
+
+def _cramers_v(x: pd.Series, y: pd.Series) -> float:
+    table = pd.crosstab(x.fillna("__missing__"), y.fillna("__missing__")).to_numpy(dtype=float)
+    n = table.sum()
+    if n == 0 or min(table.shape) < 2:
+        return 0.0
+    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / n
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return float(np.sqrt(chi2 / n / (min(table.shape) - 1)))
+
+
+def _correlation_ratio(categories: pd.Series, numbers: pd.Series) -> float:
+    frame = pd.DataFrame({"c": categories.fillna("__missing__"), "x": numbers}).dropna()
+    if len(frame) < 2 or frame["x"].var() == 0:
+        return 0.0
+    groups = frame.groupby("c")["x"]
+    between = float((groups.count() * (groups.mean() - frame["x"].mean()) ** 2).sum())
+    total = float(((frame["x"] - frame["x"].mean()) ** 2).sum())
+    return float(np.sqrt(between / total)) if total > 0 else 0.0
+
+
+def _matrix(frame: pd.DataFrame) -> list[list[float]]:
+    return [[round(float(v), 4) for v in row] for row in frame.to_numpy()]
+
+
+def _number(value) -> float | None:
+    """A JSON-ready float (None for missing or NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if np.isnan(value) else value

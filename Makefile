@@ -1,0 +1,40 @@
+# fairsynth — `make run` starts the UI on the demo table, `make test` runs the whole suite.
+# Both install what they need first (pinned by constraints.txt) into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+SHELL  := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# this machine's pip config lists local indexes that do not exist; drop pip's noise about them
+QUIET_PIP := sed -u '/is ignored: it is neither/d'
+
+.PHONY: install system-deps run test test-fast demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[sdv,dev]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+system-deps:
+	bash scripts/system-deps.sh
+
+run: install
+	$(BIN)/fairsynth ui
+
+test: install system-deps
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$rc
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python -m services.demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs

@@ -1,0 +1,139 @@
+"""DOME recommendations record (metadata/dome.json): data, optimisation, model, evaluation, filled from the run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from metadata.crate import DOME_PATH, MODEL_DIR, CrateInfo, RunFacts
+from metadata.schema import ColumnKind
+
+DOME_SECTIONS = {
+    "dataset": ("provenance", "splits", "redundancy", "availability"),
+    "optimization": ("algorithm", "meta", "encoding", "parameters", "features", "fitting", "regularization",
+                     "config"),
+    "model": ("interpretability", "output", "duration", "availability"),
+    "evaluation": ("method", "measure", "comparison", "confidence", "availability"),
+}
+# How the shared codec (backends/preprocessing.py) presents each column kind to the generator.
+CODEC_BY_KIND = {
+    ColumnKind.INTEGER: "float; missing filled by draws from observed values plus a 0/1 missing indicator; "
+                        "rounded and clipped to the training range on output",
+    ColumnKind.FLOAT: "float; missing filled by draws from observed values plus a 0/1 missing indicator; "
+                      "clipped to the training range on output",
+    ColumnKind.DATE: "days since 1970-01-01 as float, missing indicator; formatted back to the source format",
+    ColumnKind.DATETIME: "days since 1970-01-01 as float, missing indicator; formatted back to the source format",
+    ColumnKind.BOOLEAN: "categorical token; missing as its own token",
+    ColumnKind.CATEGORICAL: "categorical token; missing as its own token, rare levels pooled into one token",
+    ColumnKind.IDENTIFIER: "not learned; fresh unique values in the source's shape",
+    ColumnKind.PII: "not learned; fabricated values of the same pattern",
+    ColumnKind.TEXT: "not learned; withheld",
+}
+
+
+def build_dome(info: CrateInfo, facts: RunFacts, root: Path) -> dict[str, Any]:
+    """The DOME record of one run as a JSON-ready dict, every field filled from the facts."""
+    return {"dataset": _dataset(info, facts), "optimization": _optimization(facts),
+            "model": _model(facts, root), "evaluation": _evaluation(facts)}
+
+
+def write_dome(root: Path, info: CrateInfo, facts: RunFacts) -> Path:
+    """Write metadata/dome.json inside the crate directory."""
+    path = Path(root) / DOME_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(build_dome(info, facts, Path(root)), indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def _dataset(info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
+    src = facts.source
+    copies = ("not measured" if facts.exact_copies is None
+              else f"{facts.exact_copies} synthetic rows are exact copies of a training row")
+    return {
+        "provenance": f"Synthetic table of {facts.synthetic_rows} rows generated from real {src.kind} "
+                      f"({src.rows} rows, {src.columns} columns, sha256 {src.sha256}); the output is synthetic "
+                      "and contains no real record.",
+        "splits": {"train_rows": facts.train_rows, "holdout_rows": facts.holdout_rows, "seed": facts.split_seed,
+                   "note": "The holdout was never seen by the generator; it serves the privacy and utility checks."},
+        "redundancy": copies,
+        "availability": {"license": info.license, "url": info.url or info.identifier or "in this crate"},
+    }
+
+
+def _optimization(facts: RunFacts) -> dict[str, Any]:
+    kinds = sorted({c.kind for c in facts.schema.output_columns()})
+    regularization = ({"differential_privacy": "DP-SGD", "epsilon": facts.epsilon, "delta": facts.delta,
+                       "clipping_norm": facts.clipping_norm} if facts.is_dp else "none")
+    return {
+        "algorithm": f"{facts.model_family} ({facts.backend} {facts.backend_version})",
+        "meta": "no meta-predictor: a single generator fitted on the training split",
+        "encoding": {kind.value: CODEC_BY_KIND[kind] for kind in kinds},
+        "parameters": facts.parameter_count if facts.parameter_count is not None
+        else "not applicable: the backend reports no trainable parameter count",
+        "features": [c.name for c in facts.schema.learned_columns()],
+        "fitting": {"epochs": facts.epochs, "batch_size": facts.batch_size, "loss": _loss_summary(facts.losses),
+                    "seed": facts.seed, "hyperparameters": facts.params},
+        "regularization": regularization,
+        "config": "config/generation.json",
+    }
+
+
+def _model(facts: RunFacts, root: Path) -> dict[str, Any]:
+    shipped = (root / MODEL_DIR).is_dir() and any((root / MODEL_DIR).iterdir())
+    return {
+        "interpretability": facts.interpretability or "black box: a generative model of the joint distribution; "
+                            "per-column fidelity is reported in evaluation/metrics.json",
+        "output": {"type": "synthetic table", "rows": facts.synthetic_rows,
+                   "columns": [c.name for c in facts.schema.output_columns()]},
+        "duration": {"fit_seconds": round(facts.fit_duration, 3), "sample_seconds": round(facts.sample_seconds, 3)},
+        "availability": "model files in the crate under model/" if shipped
+        else "withheld by the release policy",
+    }
+
+
+def _evaluation(facts: RunFacts) -> dict[str, Any]:
+    release = {"release_decision": facts.gate} if facts.gate else {}
+    return {**release,
+        "method": f"holdout-based: synthetic rows compared with the {facts.train_rows}-row training split and "
+                  f"the {facts.holdout_rows}-row holdout the generator never saw",
+        "measure": flatten_metrics(facts.metrics) or "no metric computed in this run",
+        "comparison": facts.comparison or "no other backend in this run",
+        "confidence": facts.confidence or "no bootstrap intervals computed",
+        "availability": "evaluation/metrics.json in this crate",
+    }
+
+
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
+    """Every numeric or text leaf of a nested metrics dict as {"name": "a.b", "value": v}."""
+    rows = []
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(flatten_metrics(value, name + "."))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            rows.append({"name": name, "value": value})
+    return rows
+
+
+def _loss_summary(losses: list[float]) -> dict[str, Any] | str:
+    if not losses:
+        return "no loss curve: the backend is not trained by gradient descent"
+    return {"first": losses[0], "last": losses[-1], "min": min(losses), "points": len(losses)}
+
+
+def dome_problems(record: dict[str, Any]) -> list[str]:
+    """Names of missing or empty DOME sections and fields, one sentence each; empty when complete."""
+    problems = []
+    for section, fields in DOME_SECTIONS.items():
+        body = record.get(section)
+        if not isinstance(body, dict) or not body:
+            problems.append(f"DOME section '{section}' is missing or empty.")
+            continue
+        for name in fields:
+            if _is_empty(body.get(name)):
+                problems.append(f"DOME field '{section}.{name}' is missing or empty.")
+    return problems
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, list, dict)) and not value)

@@ -1,0 +1,280 @@
+"""The `fairsynth` command line: backends, inspect, generate, ui."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from backends import registry
+from backends.base import BackendError, Progress
+from metadata.schema import SchemaError, TableSchema
+
+from .config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_request
+from .demo import DEMO_PATH
+from .pipeline import RunError, run
+from .tables import InputError, read_table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="fairsynth: synthetic health tables from several backends, measured and packaged.")
+console = Console()
+if not console.is_terminal:  # piped or captured output: never fold names and messages
+    console.width = 200
+errors = Console(stderr=True, soft_wrap=True)
+USER_ERRORS = (InputError, ConfigError, SchemaError, BackendError, RunError)
+SHARED_PARAMS = ("epochs", "batch_size", "epsilon")
+
+
+def _fail(exc: Exception) -> None:
+    errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def backends() -> None:
+    """List every declared backend, whether it can run here, and why not."""
+    table = Table("backend", "available", "family", "license", "parameters / reason")
+    for info in registry.list_backends():
+        caps = info.capabilities
+        detail = ", ".join(f"{k}={v}" for k, v in info.parameters.items()) if info.available else info.reason
+        table.add_row(info.name, "yes" if info.available else "no", caps.family if caps else "",
+                      caps.license if caps else "", detail)
+    console.print(table)
+
+
+@app.command()
+def inspect(file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (default: the demo table)"),
+            out: Optional[Path] = typer.Option(None, help="write the schema as JSON here"),
+            encoding: str = "utf-8", separator: Optional[str] = None) -> None:
+    """Show the inferred schema of a table: kind, missing share and distinct values per column."""
+    try:
+        schema = TableSchema.infer(read_table(file, encoding=encoding, separator=separator))
+    except USER_ERRORS as exc:
+        _fail(exc)
+    table = Table("column", "kind", "missing", "distinct", "format / PII", "synthetic handling")
+    for c in schema.columns:
+        table.add_row(c.name, c.kind.value, f"{c.missing_share:.1%}", str(c.cardinality),
+                      c.datetime_format or c.pii_type or "", c.handling().split(":")[0])
+    console.print(table)
+    for warning in schema.warnings:
+        console.print(f"[yellow]note:[/] {warning}", highlight=False)
+    if out:
+        out.write_text(schema.to_json())
+
+
+@app.command()
+def generate(
+    file: Optional[Path] = typer.Argument(None, help="CSV or Parquet table (default: the demo table)"),
+    backend: list[str] = typer.Option([], "--backend", "-b", help="backend name; repeat for side by side"),
+    rows: Optional[int] = typer.Option(None, help="rows to generate per backend (default: training rows)"),
+    seed: Optional[int] = typer.Option(None, help="seed for split, fit and sampling"),
+    out: Optional[Path] = typer.Option(None, help="run directory (default: runs/<time>)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv or parquet"),
+    config: Optional[Path] = typer.Option(None, help="YAML/JSON GenerationRequest; options override it"),
+    epochs: Optional[int] = typer.Option(None, help="epochs for every backend that trains in epochs"),
+    batch_size: Optional[int] = typer.Option(None, help="batch size for every backend that takes one"),
+    epsilon: Optional[float] = typer.Option(None, help="privacy budget for differentially private backends"),
+    param: list[str] = typer.Option([], "--set", help="BACKEND.PARAM=VALUE, e.g. sdv.tvae.epochs=50"),
+    target: Optional[str] = typer.Option(None, help="target column for utility"),
+    drop: list[str] = typer.Option([], help="column to leave out; repeatable"),
+    kind: list[str] = typer.Option([], help="COLUMN=KIND override, e.g. ward=categorical"),
+    encoding: Optional[str] = typer.Option(None, help="text encoding of a CSV (default utf-8)"),
+    separator: Optional[str] = typer.Option(None, help="CSV separator (default: detected)"),
+    crate: bool = typer.Option(False, "--crate", help="write <backend>.crate.zip (RO-Crate) per backend"),
+    title: Optional[str] = typer.Option(None, help="crate title (default: from the source name)"),
+    description: Optional[str] = typer.Option(None, help="crate description"),
+    author: list[str] = typer.Option([], help="'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); repeatable"),
+    license: Optional[str] = typer.Option(None, help="SPDX id or URL of the data license (default CC-BY-4.0)"),
+    keyword: list[str] = typer.Option([], help="crate keyword; repeatable"),
+) -> None:
+    """Generate synthetic tables from one or more backends side by side and compare them."""
+    try:
+        request = _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator)
+        request = _apply_params(request, epochs=epochs, batch_size=batch_size, epsilon=epsilon, assignments=param)
+        request = _apply_crate(request, crate, title=title, description=description, authors=author,
+                               license=license, keywords=keyword)
+        result = _run_with_bars(request)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    table = Table("backend", "status", "fit s", "rows/s", "quality", "DCR share", "MIA AUC", "gate", "crate",
+                  title=f"run: {result.directory}")
+    for row, outcome in zip(result.comparison().to_dict("records"), result.outcomes):
+        status = row["status"] if outcome.ok and not outcome.error else f"{row['status']}: {outcome.error}"
+        table.add_row(row["backend"], status, _num(row["fit_seconds"], ".1f"), _num(row["rows_per_second"], ",.0f"),
+                      _num(row.get("quality"), ".3f"), _num(row.get("dcr_share"), ".3f"),
+                      _num(row.get("mia_auc"), ".3f"), row.get("decision") or "",
+                      Path(outcome.crate).name if outcome.crate else "")
+    console.print(table)
+    if not all(o.ok and not o.error for o in result.outcomes):
+        raise typer.Exit(code=1)
+
+
+@app.command(name="evaluate")
+def evaluate_command(
+    real: Path = typer.Argument(..., help="the real table (training rows when --holdout is given)"),
+    synthetic: Path = typer.Argument(..., help="a synthetic table from any tool"),
+    holdout: Optional[Path] = typer.Option(None, help="real rows the generator never saw"),
+    target: Optional[str] = typer.Option(None, help="target column for utility"),
+    out: Optional[Path] = typer.Option(None, help="write metrics.json and report.html into this directory"),
+    seed: int = 0,
+) -> None:
+    """Evaluate any synthetic file against the real one: quality, privacy, utility and the release gate."""
+    from .evaluation import evaluate_files
+    from .report import render_report
+    try:
+        metrics = evaluate_files(real, synthetic, target=target, holdout_path=holdout, seed=seed)
+        if out:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            real_table = read_table(real)
+            (out / "report.html").write_text(render_report(real_table, read_table(synthetic),
+                                                           TableSchema.infer(real_table), metrics))
+    except USER_ERRORS as exc:
+        _fail(exc)
+    quality, privacy = metrics["quality"], metrics["privacy"]
+    console.print(f"quality {quality['quality']:.3f} (shapes {quality['column_shapes']:.3f}, pairs "
+                  f"{quality['column_pair_trends']:.3f}); exact copies {privacy['exact_copies']['count']}; "
+                  f"DCR share {privacy['dcr']['share_closer_to_train']:.3f}; "
+                  f"MIA AUC {privacy['membership_inference']['auc']:.3f}", highlight=False)
+    console.print(f"gate: {metrics['gate']['decision']}", highlight=False)
+    for reason in metrics["gate"]["reasons"]:
+        console.print(f"  - {reason}", highlight=False)
+
+
+@app.command()
+def validate(crate: Path = typer.Argument(..., help="crate directory or .crate.zip")) -> None:
+    """Validate a crate offline: RO-Crate / Process Run Crate, Bioschemas SHACL, files, DOME (exit 1 on fail)."""
+    from metadata.crate import CrateError
+    from metadata.validate import validate_crate
+    try:
+        report = validate_crate(crate)
+    except (CrateError, OSError) as exc:
+        _fail(exc)
+    console.print(report.summary(), highlight=False)
+    raise typer.Exit(code=0 if report.ok else 1)
+
+
+@app.command()
+def deposit(crate: Path = typer.Argument(..., help="crate directory or .crate.zip"),
+            server: Optional[str] = typer.Option(None, help="BioStudies server URL (default: dry run)"),
+            out: Path = typer.Option(Path("deposit-plan"), help="where a dry run writes what would be sent")) -> None:
+    """Deposit a crate to BioStudies: a dry run unless a server and credentials (environment) are given."""
+    from metadata.biostudies import DepositError, deposit as deposit_crate
+    from metadata.crate import CrateError
+    try:
+        result = deposit_crate(crate, out_dir=out, server=server)
+    except (CrateError, DepositError, OSError) as exc:
+        _fail(exc)
+    if result.dry_run:
+        console.print(f"dry run: {len(result.files)} files and the PageTab written to {result.plan_dir}")
+    else:
+        console.print(f"submitted: accession {result.accno}")
+
+
+@app.command()
+def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
+    """Start the Streamlit UI (on the demo table)."""
+    app_path = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
+               "--server.address", address]
+    raise typer.Exit(code=subprocess.call(command, env=env))
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator):
+    request = load_request(config) if config else GenerationRequest()
+    raw = request.model_dump()
+    given = {"input_path": str(file) if file else None, "rows": rows, "seed": seed,
+             "output_dir": str(out) if out else None, "output_format": fmt, "encoding": encoding,
+             "separator": separator}
+    raw.update({k: v for k, v in given.items() if v is not None})
+    if backend:
+        raw["backends"] = [{"name": name, "params": _params_of(request, name)} for name in backend]
+    overrides = raw["schema_overrides"]
+    overrides["drop"] = list(overrides["drop"]) + list(drop)
+    overrides["kinds"].update(_pairs(kind, "--kind", "COLUMN=KIND"))
+    if target:
+        overrides["target"] = target
+    return parse_request(raw, "the command line")
+
+
+def _params_of(request: GenerationRequest, name: str) -> dict:
+    return next((dict(b.params) for b in request.backends if b.name == name), {})
+
+
+def _apply_params(request: GenerationRequest, *, epochs, batch_size, epsilon, assignments) -> GenerationRequest:
+    shared = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "epsilon": epsilon}.items() if v is not None}
+    specific = _pairs(assignments, "--set", "BACKEND.PARAM=VALUE")
+    specs = []
+    for spec in request.backends:
+        accepted = registry.backend_info(spec.name).parameters
+        params = {**spec.params, **{k: v for k, v in shared.items() if k in accepted}}
+        for key, value in specific.items():
+            owner, _, name = key.rpartition(".")
+            if owner == spec.name:
+                params[name] = yaml.safe_load(value)
+        specs.append(BackendSpec(name=spec.name, params=params))
+    unknown = {k.rpartition(".")[0] for k in specific} - {s.name for s in request.backends}
+    if unknown:
+        raise ConfigError(f"--set names backend(s) not in this run: {', '.join(sorted(unknown))}; "
+                          "add them with --backend.")
+    return request.model_copy(update={"backends": specs})
+
+
+def _apply_crate(request: GenerationRequest, enabled: bool, *, title, description, authors, license,
+                 keywords) -> GenerationRequest:
+    crate = dict(request.crate or {})
+    given = {"title": title, "description": description, "license": license, "keywords": keywords or None}
+    crate.update({k: v for k, v in given.items() if v is not None})
+    if authors:
+        crate["authors"] = [_author(text) for text in authors]
+    return request.model_copy(update={"package_crates": enabled or request.package_crates, "crate": crate or None})
+
+
+def _author(text: str) -> dict:
+    parts = [p.strip() for p in text.split(";")]
+    if len(parts) != 4 or not parts[0] or not parts[2] or not parts[3]:
+        raise ConfigError(f"--author takes 'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); got '{text}'.")
+    name, orcid, affiliation, where = parts
+    organisation = {"name": affiliation, ("url" if where.startswith("http") and "ror.org" not in where else "ror"): where}
+    return {"name": name, "orcid": orcid or None, "affiliation": organisation}
+
+
+def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"{option} takes {shape}; got '{item}'.")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _run_with_bars(request: GenerationRequest):
+    with Bar(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.fields[info]}"),
+             TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bars:
+        tasks: dict[tuple[str, str], int] = {}
+
+        def report(event: Progress) -> None:
+            if not console.is_terminal:
+                return
+            key = (event.backend, event.stage)
+            if key not in tasks:
+                tasks[key] = bars.add_task(f"{event.backend} {event.stage}", total=event.total, info="")
+            info = f"loss {event.loss:.3f}" if event.loss is not None else event.message
+            bars.update(tasks[key], completed=event.step, total=event.total, info=info)
+
+        return run(request, progress=report)
+
+
+def _num(value, spec: str) -> str:
+    return "" if value is None or value != value else format(value, spec)

@@ -1,0 +1,207 @@
+"""Privacy: how much the synthetic table gives away about the training rows, with the holdout as baseline.
+
+`evaluate_privacy(train, holdout, synthetic, schema)` returns the "privacy" block of metrics.json
+(keys documented in services/evaluation/__init__.py). Distances are Euclidean in a mixed-type
+space: numbers (dates as days) standardised by the training table's spread, a missing number as an
+indicator plus the training median, categories one-hot scaled so that a mismatch adds exactly 1 to
+the squared distance — the same as a one-standard-deviation difference in a number.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import NearestNeighbors
+
+from metadata.schema import TableSchema
+from services.evaluation.anonymity import anonymeter_risks
+from services.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+
+REFERENCE_ROWS = 5_000   # train and holdout rows used as distance references (equal numbers of each)
+QUERY_ROWS = 5_000       # synthetic rows whose distances are measured
+MIA_SYNTHETIC_ROWS = 20_000  # synthetic rows the membership attacker searches
+MAX_LEVELS = 50          # one-hot levels per categorical column; rarer ones share one "other" level
+HISTOGRAM_BINS = 30
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+class MixedSpace:
+    """Maps a table into the numeric space where Euclidean distance is the mixed-type distance."""
+
+    def __init__(self, train_values: pd.DataFrame, specs: list) -> None:
+        self.specs = specs
+        self.centre, self.scale, self.levels, self.has_missing = {}, {}, {}, {}
+        for spec in specs:
+            column = train_values[spec.name]
+            if is_numeric(spec):
+                observed = column.dropna()
+                self.centre[spec.name] = float(observed.median()) if len(observed) else 0.0
+                std = float(observed.std()) if len(observed) > 1 else 0.0
+                self.scale[spec.name] = std if std > 0 else 1.0
+                self.has_missing[spec.name] = bool(column.isna().any())
+            else:
+                counts = column.fillna("__missing__").value_counts()
+                self.levels[spec.name] = list(counts.index[:MAX_LEVELS])
+
+    def transform(self, values: pd.DataFrame) -> np.ndarray:
+        """The rows as float32 coordinates."""
+        blocks = []
+        for spec in self.specs:
+            column = values[spec.name]
+            if is_numeric(spec):
+                missing = column.isna().to_numpy()
+                filled = column.fillna(self.centre[spec.name]).to_numpy(dtype=float)
+                blocks.append(((filled - self.centre[spec.name]) / self.scale[spec.name])[:, None])
+                if self.has_missing[spec.name] or missing.any():
+                    blocks.append(missing.astype(float)[:, None])
+            else:
+                blocks.append(self._one_hot(column, self.levels[spec.name]))
+        if not blocks:
+            return np.zeros((len(values), 1), dtype=np.float32)
+        return np.hstack(blocks).astype(np.float32)
+
+    @staticmethod
+    def _one_hot(column: pd.Series, levels: list) -> np.ndarray:
+        codes = pd.Categorical(column.fillna("__missing__"), categories=levels).codes  # -1 = other
+        out = np.zeros((len(column), len(levels) + 1))
+        out[np.arange(len(column)), np.where(codes < 0, len(levels), codes)] = 1.0
+        return out / np.sqrt(2.0)
+
+
+def evaluate_privacy(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
+                     schema: TableSchema, *, seed: int = 0, fit: dict | None = None,
+                     anonymeter: bool = True, copies: dict | None = None) -> dict:
+    """The privacy block of metrics.json: exact copies, DCR, NNDR, membership inference, anonymeter, ε/δ."""
+    specs = compared_columns(schema, train, holdout, synthetic)
+    result = {"exact_copies": copies or count_exact_copies(train, holdout, synthetic, specs)}
+    if len(holdout) < 2 or len(train) < 2:
+        result["note"] = "No holdout rows: distance-based risks need a holdout the generator never saw."
+        return result | {"dp": _dp(fit)}
+    n_ref = min(len(train), len(holdout), REFERENCE_ROWS)
+    train_ref = values_frame(subsample(train, n_ref, seed), specs)
+    holdout_ref = values_frame(subsample(holdout, n_ref, seed + 1), specs)
+    queries = values_frame(subsample(synthetic, QUERY_ROWS, seed + 2), specs)
+    space = MixedSpace(train_ref, specs)
+    x_train, x_holdout, x_synth = space.transform(train_ref), space.transform(holdout_ref), space.transform(queries)
+    result["dcr"] = distance_to_closest_record(x_train, x_holdout, x_synth)
+    result["nndr"] = nearest_neighbour_distance_ratio(x_train, x_holdout, x_synth)
+    mia_synth = values_frame(subsample(synthetic, MIA_SYNTHETIC_ROWS, seed + 3), specs)
+    result["membership_inference"] = membership_inference(x_train, x_holdout, space.transform(mia_synth))
+    result["sample_sizes"] = {"train_reference": n_ref, "holdout_reference": n_ref,
+                              "synthetic_queries": len(queries), "synthetic_for_mia": len(mia_synth),
+                              "dimensions": int(x_train.shape[1])}
+    if anonymeter:
+        result["anonymeter"] = anonymeter_risks(train, holdout, synthetic, schema, seed=seed)
+    result["dp"] = _dp(fit)
+    return result
+
+
+# -- exact copies -----------------------------------------------------------------------------------
+def row_hashes(data: pd.DataFrame, specs: list) -> np.ndarray:
+    """A 64-bit hash per row of the compared columns (numbers rounded to 6 decimals, dates as days)."""
+    values = values_frame(data, specs)
+    for spec in specs:
+        column = values[spec.name]
+        values[spec.name] = column.round(6) if is_numeric(spec) else column.fillna("__missing__")
+    return pd.util.hash_pandas_object(values, index=False).to_numpy()
+
+
+def count_exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, specs: list) -> dict:
+    """Synthetic rows identical to a training row, to a holdout row, and the real table's own repeat rate."""
+    counter = ExactCopyCounter(train, holdout, specs)
+    counter.update(synthetic)
+    return counter.result()
+
+
+class ExactCopyCounter:
+    """Counts exact copies batch by batch, so every row of a streamed synthetic output is checked."""
+
+    def __init__(self, train: pd.DataFrame, holdout: pd.DataFrame, specs: list) -> None:
+        self.specs = specs
+        self.train_hashes, self.holdout_hashes = row_hashes(train, specs), row_hashes(holdout, specs)
+        self.real_repeat_rate = _rate(np.isin(self.holdout_hashes, self.train_hashes))
+        self.rows = self.in_train = self.in_holdout = 0
+
+    @classmethod
+    def for_schema(cls, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema) -> "ExactCopyCounter":
+        """A counter over the schema's learned columns."""
+        return cls(train, holdout, compared_columns(schema, train, holdout))
+
+    def update(self, batch: pd.DataFrame) -> None:
+        """Add one synthetic batch."""
+        hashes = row_hashes(batch, self.specs)
+        self.rows += len(hashes)
+        self.in_train += int(np.isin(hashes, self.train_hashes).sum())
+        self.in_holdout += int(np.isin(hashes, self.holdout_hashes).sum())
+
+    def result(self) -> dict:
+        """The exact_copies block of metrics.json."""
+        rows = max(self.rows, 1)
+        return {"count": self.in_train, "rate": self.in_train / rows if self.rows else 0.0,
+                "holdout_count": self.in_holdout, "holdout_rate": self.in_holdout / rows if self.rows else 0.0,
+                "real_repeat_rate": self.real_repeat_rate, "synthetic_rows_checked": self.rows}
+
+
+# -- distances --------------------------------------------------------------------------------------
+def _nearest(reference: np.ndarray, queries: np.ndarray, k: int = 1) -> np.ndarray:
+    """Distances from each query to its k nearest reference rows, ascending (n_queries × k)."""
+    k = min(k, len(reference))
+    model = NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=1).fit(reference)
+    distances, _ = model.kneighbors(queries)
+    return distances
+
+
+def distance_to_closest_record(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray) -> dict:
+    """DCR share (synthetic rows closer to train than holdout; ties half) and DCR distributions."""
+    to_train = _nearest(x_train, x_synth)[:, 0]
+    to_holdout = _nearest(x_holdout, x_synth)[:, 0]
+    holdout_to_train = _nearest(x_train, x_holdout)[:, 0]
+    share = float(np.mean(to_train < to_holdout) + 0.5 * np.mean(to_train == to_holdout))
+    top = float(np.quantile(np.concatenate([to_train, to_holdout, holdout_to_train]), 0.99)) or 1.0
+    edges = np.linspace(0.0, top, HISTOGRAM_BINS + 1)
+    return {"share_closer_to_train": share,
+            "synthetic_to_train": _distribution(to_train, edges),
+            "synthetic_to_holdout": _distribution(to_holdout, edges),
+            "holdout_to_train": _distribution(holdout_to_train, edges),
+            "histogram_edges": [round(float(e), 6) for e in edges]}
+
+
+def nearest_neighbour_distance_ratio(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray) -> dict:
+    """NNDR: nearest / second-nearest training distance per synthetic row, beside the holdout's own."""
+    return {"synthetic": _ratio_summary(_nearest(x_train, x_synth, k=2)),
+            "holdout": _ratio_summary(_nearest(x_train, x_holdout, k=2))}
+
+
+def membership_inference(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray) -> dict:
+    """AUC of an attacker calling a real row a training member the closer it is to a synthetic row."""
+    members, non_members = _nearest(x_synth, x_train)[:, 0], _nearest(x_synth, x_holdout)[:, 0]
+    labels = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
+    auc = float(roc_auc_score(labels, -np.r_[members, non_members]))
+    return {"auc": auc, "members": int(len(members)), "non_members": int(len(non_members)),
+            "median_distance_members": float(np.median(members)),
+            "median_distance_non_members": float(np.median(non_members))}
+
+
+def _distribution(distances: np.ndarray, edges: np.ndarray) -> dict:
+    counts, _ = np.histogram(np.clip(distances, edges[0], edges[-1]), bins=edges)
+    return {"quantiles": {str(q): float(np.quantile(distances, q)) for q in QUANTILES},
+            "zero_share": float(np.mean(distances == 0)), "histogram": counts.tolist()}
+
+
+def _ratio_summary(distances: np.ndarray) -> dict:
+    if distances.shape[1] < 2:
+        return {"median": None, "quantiles": {}}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(distances[:, 1] > 0, distances[:, 0] / distances[:, 1], 1.0)
+    return {"median": float(np.median(ratio)),
+            "quantiles": {str(q): float(np.quantile(ratio, q)) for q in QUANTILES}}
+
+
+def _rate(flags: np.ndarray) -> float:
+    return float(flags.mean()) if len(flags) else 0.0
+
+
+def _dp(fit: dict | None) -> dict:
+    fit = fit or {}
+    return {"epsilon": fit.get("epsilon"), "delta": fit.get("delta"),
+            "differentially_private": fit.get("epsilon") is not None}

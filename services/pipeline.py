@@ -1,0 +1,292 @@
+"""One run: inspect -> seeded split -> per backend: fit, stream samples to disk, measure -> run directory.
+
+Each backend's result is written to a hidden `.NAME.partial` directory and renamed into place only
+when it is complete, so a failed or interrupted backend never leaves output that looks finished.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from backends import registry
+from backends.base import BackendError, Progress
+from metadata.crate import CrateError, CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
+from metadata.schema import SchemaError, TableSchema
+
+from .config import GenerationRequest, crate_info
+from .demo import DEMO_PATH
+from .evaluation import ExactCopyCounter, compare, evaluate
+from .report import render_comparison, render_report
+from .tables import InputError, read_table
+from .writers import SUFFIXES, write_batches
+
+PACKAGES = ("fairsynth", "torch", "sdv", "sdmetrics", "pandas", "numpy", "pyarrow", "opacus")
+
+ProgressSink = Callable[[Progress], None]
+
+
+class RunError(ValueError):
+    """The run cannot start; the message says what to change."""
+
+
+@dataclass
+class BackendOutcome:
+    """What one backend produced in a run (or why it failed)."""
+
+    backend: str
+    ok: bool
+    directory: str | None = None
+    fit_seconds: float | None = None
+    sample_seconds: float | None = None
+    rows: int = 0
+    rows_per_second: float | None = None
+    quality: dict = field(default_factory=dict)
+    gate: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict, repr=False)
+    fit: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)  # every parameter the backend ran with, defaults included
+    times: dict[str, datetime] = field(default_factory=dict)  # fit_start, fit_end, sample_start, sample_end
+    crate: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """A finished run: where it is, the schema used and each backend's outcome."""
+
+    directory: Path
+    schema: TableSchema
+    outcomes: list[BackendOutcome]
+
+    def comparison(self) -> pd.DataFrame:
+        """One row per backend: fit seconds, rows/s, quality, status."""
+        return comparison_table(self.outcomes)
+
+
+# -- the steps ------------------------------------------------------------------------------------
+def load_input(request: GenerationRequest) -> tuple[pd.DataFrame, Path]:
+    """The input table (or the demo table) and its path."""
+    path = Path(request.input_path) if request.input_path else DEMO_PATH
+    return read_table(path, encoding=request.encoding, separator=request.separator), path
+
+
+def inspect(data: pd.DataFrame, request: GenerationRequest) -> TableSchema:
+    """Infer the schema and apply the user's overrides."""
+    overrides = request.schema_overrides
+    return TableSchema.infer(data, seed=request.seed).with_overrides(
+        kinds=overrides.kinds, drop=overrides.drop, target=overrides.target, formats=overrides.formats)
+
+
+def split(data: pd.DataFrame, holdout_share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seeded train/holdout split; the holdout is never shown to any backend."""
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_holdout = max(1, int(round(len(data) * holdout_share)))
+    return data.iloc[order[n_holdout:]], data.iloc[order[:n_holdout]]
+
+
+def run(request: GenerationRequest, progress: ProgressSink | None = None) -> RunResult:
+    """Run every requested backend side by side and write the run directory."""
+    progress = progress or (lambda _: None)
+    for spec in request.backends:
+        registry.backend_class(spec.name)  # unknown or unavailable backends fail before any work
+    data, source = load_input(request)
+    info = crate_info(request, source.name) if request.package_crates else None
+    schema = inspect(data, request)
+    train, holdout = split(data, request.holdout_share, request.seed)
+    run_dir = _prepare_run_dir(Path(request.output_dir or default_run_dir()))
+    context = _run_context(request, source, data, train, holdout)
+    (run_dir / "schema.json").write_text(schema.to_json())
+    (run_dir / "request.json").write_text(json.dumps(context, indent=2))
+    outcomes = [run_backend(spec.name, spec.params, train, holdout, schema, request, run_dir, context, progress)
+                for spec in request.backends]
+    if info is not None:
+        for outcome in outcomes:
+            if outcome.ok:
+                package_crate(outcome, outcomes, info, schema, context, run_dir, progress)
+    result = RunResult(run_dir, schema, outcomes)
+    write_comparison(result)
+    return result
+
+
+def write_comparison(result: RunResult) -> None:
+    """comparison.csv (headline per backend), comparison.json (outcomes) and comparison.html."""
+    result.comparison().to_csv(result.directory / "comparison.csv", index=False)
+    outcomes = [{k: v for k, v in asdict(o).items() if k != "metrics"} for o in result.outcomes]
+    (result.directory / "comparison.json").write_text(json.dumps(outcomes, indent=2, default=str))
+    measured = {o.backend: o.metrics for o in result.outcomes if o.ok}
+    if measured:
+        (result.directory / "comparison.html").write_text(render_comparison(measured))
+
+
+def run_backend(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema,
+                request: GenerationRequest, run_dir: Path, context: dict, progress: ProgressSink) -> BackendOutcome:
+    """Fit, sample (streamed to disk) and measure one backend; failures are recorded, not raised."""
+    partial = run_dir / f".{name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        outcome = _produce(name, params, train, holdout, schema, request, partial, context, progress)
+        final = run_dir / name
+        partial.rename(final)
+        outcome.directory = str(final)
+        return outcome
+    except (BackendError, SchemaError, InputError, ValueError, RuntimeError, MemoryError) as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        progress(Progress(name, "failed", 0, message=str(exc)))
+        return BackendOutcome(name, ok=False, error=f"{type(exc).__name__}: {exc}")
+
+
+def _produce(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema,
+             request: GenerationRequest, out: Path, context: dict, progress: ProgressSink) -> BackendOutcome:
+    for sub in ("data", "config", "evaluation", "model"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    generator = registry.create(name, **params)
+    times = {"fit_start": _now()}
+    fit = generator.fit(train, schema, seed=request.seed, progress=progress)
+    times["fit_end"] = _now()
+    generator.save(out / "model")
+
+    n_rows = request.rows or len(train)
+    data_path = out / "data" / f"synthetic{SUFFIXES[request.output_format]}"
+    kept: list[pd.DataFrame] = []
+    kept_rows = 0
+    copies = ExactCopyCounter.for_schema(train, holdout, schema)  # every streamed row, not just the sample
+    times["sample_start"] = _now()
+    start = time.perf_counter()
+    for batch in write_batches(generator.sample(n_rows, seed=request.seed, batch_rows=request.batch_rows),
+                               data_path, request.output_format):
+        copies.update(batch)
+        if kept_rows < request.evaluation_rows:
+            kept.append(batch.head(request.evaluation_rows - kept_rows))
+            kept_rows += len(kept[-1])
+        progress(Progress(name, "sample", kept_rows if kept_rows < n_rows else n_rows, n_rows,
+                          seconds=time.perf_counter() - start))
+    sample_seconds = time.perf_counter() - start
+    times["sample_end"] = _now()
+
+    synthetic = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=train.columns)
+    progress(Progress(name, "evaluate", 0, 1, message="measuring quality, privacy, utility"))
+    metrics = evaluate(train, holdout, synthetic, schema, fit=fit, policy=request.policy, seed=request.seed,
+                       anonymeter=request.anonymeter, exact_copies=copies.result())
+    metrics["backend"] = name
+    (out / "evaluation" / "report.html").write_text(
+        render_report(train, synthetic, schema, metrics, backend=name, seed=request.seed))
+    quality = {k: metrics["quality"].get(k) for k in ("quality", "column_shapes", "column_pair_trends")}
+    progress(Progress(name, "evaluate", 1, 1, message=f"quality {quality['quality']:.3f}, "
+                                                      f"gate {metrics['gate']['decision']}"))
+
+    output_schema = schema.model_copy(update={"columns": schema.output_columns()})
+    output_schema.data_dictionary().to_csv(out / "data" / "data-dictionary.csv", index=False)
+    generation = {**context, "backend": {"name": name, "params": generator.params}, "fit": fit.to_dict()}
+    (out / "config" / "generation.json").write_text(json.dumps(generation, indent=2, default=str))
+    (out / "evaluation" / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return BackendOutcome(name, ok=True, fit_seconds=fit.seconds, sample_seconds=sample_seconds, rows=n_rows,
+                          rows_per_second=n_rows / sample_seconds if sample_seconds > 0 else None,
+                          quality=quality, gate=metrics["gate"], metrics=metrics, fit=fit.to_dict(),
+                          params=dict(generator.params), times=times)
+
+
+def package_crate(outcome: BackendOutcome, outcomes: list[BackendOutcome], info: CrateInfo, schema: TableSchema,
+                  context: dict, run_dir: Path, progress: ProgressSink) -> None:
+    """Describe a finished backend directory as an RO-Crate and zip it beside the run; errors are recorded.
+
+    A result the release gate blocked is never packaged as releasable: it gets no crate.
+    """
+    if outcome.gate.get("decision") == "block":
+        outcome.error = "no crate: the release gate blocked this result (" + "; ".join(outcome.gate["reasons"]) + ")"
+        return
+    try:
+        facts = run_facts(outcome, outcomes, schema, context)
+        build_crate(outcome.directory, info, facts)
+        outcome.crate = str(zip_crate(outcome.directory, run_dir / f"{outcome.backend}.crate.zip"))
+        progress(Progress(outcome.backend, "crate", 1, 1, message="crate written"))
+    except (CrateError, OSError, ValueError) as exc:
+        outcome.error = f"crate not written: {exc}"
+
+
+def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: TableSchema, context: dict) -> RunFacts:
+    """What the crate says about one backend's run, from the outcome and the run context."""
+    caps = registry.backend_info(outcome.backend).capabilities
+    packages = {k: v for k, v in context["packages"].items() if k != "fairsynth"}  # not on PyPI
+    backend_version = context["packages"].get(caps.package) or _version(caps.package) or "unknown"
+    fit, params = outcome.fit, outcome.params
+    return RunFacts(
+        backend=outcome.backend, backend_version=backend_version, backend_url=caps.url,
+        backend_license=caps.license, model_family=caps.model_family or caps.description.split(":")[0],
+        backend_description=caps.description,
+        schema=schema.model_copy(update={"columns": schema.output_columns()}),
+        source=SourceFacts(rows=context["source"]["rows"], columns=context["source"]["columns"],
+                           sha256=context["source"]["sha256"], name=context["source"]["name"]),
+        seed=context["request"]["seed"], **outcome.times,
+        train_rows=context["split"]["train_rows"], holdout_rows=context["split"]["holdout_rows"],
+        split_seed=context["split"]["seed"], synthetic_rows=outcome.rows, params=params,
+        fit_seconds=fit.get("seconds"), epochs=fit.get("epochs"), losses=fit.get("losses") or [],
+        batch_size=params.get("batch_size"), epsilon=fit.get("epsilon"), delta=fit.get("delta"),
+        metrics=outcome.metrics, exact_copies=outcome.metrics["privacy"]["exact_copies"]["count"],
+        gate=outcome.gate.get("decision"),
+        comparison={o.backend: {"quality": o.quality.get("quality")} for o in outcomes
+                    if o.ok and o.backend != outcome.backend},
+        packages=packages)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def comparison_table(outcomes: list[BackendOutcome]) -> pd.DataFrame:
+    """Side-by-side table of backends, in the order they ran: run facts joined to the evaluation headline."""
+    facts = pd.DataFrame([{
+        "backend": o.backend, "status": "ok" if o.ok else "failed",
+        "fit_seconds": None if o.fit_seconds is None else round(o.fit_seconds, 2),
+        "rows": o.rows, "rows_per_second": None if o.rows_per_second is None else round(o.rows_per_second),
+        "error": o.error or "",
+    } for o in outcomes])
+    measured = {o.backend: o.metrics for o in outcomes if o.ok}
+    if not measured:
+        return facts.assign(decision=None, quality=None)
+    headline = compare(measured).drop(columns=["fit_seconds"])
+    return facts.merge(headline, on="backend", how="left")
+
+
+def default_run_dir() -> Path:
+    """runs/<UTC timestamp> under the working directory."""
+    return Path("runs") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _prepare_run_dir(path: Path) -> Path:
+    if path.exists() and any(path.iterdir()):
+        raise RunError(f"{path} already holds files; choose an empty or new output directory.")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _run_context(request: GenerationRequest, source: Path, data: pd.DataFrame, train: pd.DataFrame,
+                 holdout: pd.DataFrame) -> dict:
+    return {
+        "request": request.model_dump(mode="json"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": {"name": source.name, "sha256": sha256_file(source), "rows": len(data),
+                   "columns": int(data.shape[1])},
+        "split": {"seed": request.seed, "train_rows": len(train), "holdout_rows": len(holdout)},
+        "packages": _package_versions(),
+    }
+
+
+def _package_versions() -> dict[str, str]:
+    return {name: version for name in PACKAGES if (version := _version(name))}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return package_metadata.version(package)
+    except package_metadata.PackageNotFoundError:
+        return None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

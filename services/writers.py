@@ -1,0 +1,61 @@
+"""Streaming writers: synthetic batches go to CSV or Parquet as they come, never all in memory."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
+
+
+class BatchWriter:
+    """Appends DataFrame batches with one fixed Arrow schema (taken from the first batch)."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path, self.fmt = Path(path), fmt
+        self.rows = 0
+        self._schema: pa.Schema | None = None
+        self._writer = None
+
+    def write(self, batch: pd.DataFrame) -> None:
+        """Append one batch."""
+        table = pa.Table.from_pandas(batch, preserve_index=False)
+        if self._schema is None:
+            self._schema = _widen_nulls(table.schema)
+            self._writer = self._open(self._schema)
+        self._writer.write_table(table.cast(self._schema))
+        self.rows += len(batch)
+
+    def close(self) -> None:
+        """Flush and close the file (an empty run still gets a header)."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def _open(self, schema: pa.Schema):
+        if self.fmt == "parquet":
+            return pq.ParquetWriter(self.path, schema, compression="snappy")
+        return pa_csv.CSVWriter(self.path, schema, write_options=pa_csv.WriteOptions(quoting_style="needed"))
+
+    def __enter__(self) -> "BatchWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_batches(batches: Iterable[pd.DataFrame], path: Path, fmt: str) -> Iterator[pd.DataFrame]:
+    """Write every batch to path and pass it on, so callers can watch or keep a sample."""
+    with BatchWriter(path, fmt) as writer:
+        for batch in batches:
+            writer.write(batch)
+            yield batch
+
+
+def _widen_nulls(schema: pa.Schema) -> pa.Schema:
+    # A column that is empty in the first batch (withheld text, a rare gap) is typed null by
+    # Arrow; later batches may hold strings, so give it a type that can carry them.
+    return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema])

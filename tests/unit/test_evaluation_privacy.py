@@ -1,0 +1,123 @@
+"""Privacy metrics catch a generator that copies its training rows and clear one that never saw them."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metadata.schema import TableSchema
+from services.demo import load_demo_table
+from services.evaluation import evaluate
+from services.evaluation.frames import compared_columns, values_frame
+from services.evaluation.gate import gate
+from services.evaluation.privacy import ExactCopyCounter, MixedSpace, count_exact_copies, evaluate_privacy
+
+
+@pytest.fixture(scope="module")
+def split():
+    """The demo table (dates, missing values, rare codes) split into train and holdout."""
+    table = load_demo_table().sample(n=1600, random_state=3).reset_index(drop=True)
+    schema = TableSchema.infer(table).with_overrides(target="readmitted_30d")
+    return table.iloc[:800], table.iloc[800:], schema
+
+
+def test_copier_is_blocked_on_every_privacy_measure(split):
+    train, holdout, schema = split
+    metrics = evaluate(train, holdout, train.sample(frac=1.0, random_state=1), schema, anonymeter=False)
+    privacy = metrics["privacy"]
+    assert privacy["exact_copies"]["count"] == len(train)
+    assert privacy["dcr"]["share_closer_to_train"] > 0.95
+    assert privacy["membership_inference"]["auc"] > 0.95
+    assert metrics["gate"]["decision"] == "block"
+    assert any("exact copies" in r for r in metrics["gate"]["reasons"])
+
+
+def test_rows_from_the_holdout_pass_privacy(split):
+    train, holdout, schema = split
+    synthetic = holdout.sample(n=800, replace=True, random_state=2)
+    metrics = evaluate(train, holdout, synthetic, schema, anonymeter=False)
+    privacy = metrics["privacy"]
+    assert privacy["exact_copies"]["count"] == 0
+    assert privacy["exact_copies"]["holdout_count"] == 800
+    assert privacy["dcr"]["share_closer_to_train"] <= 0.6
+    assert privacy["membership_inference"]["auc"] <= 0.6
+    assert not any(r for r in metrics["gate"]["reasons"] if "DCR" in r or "Membership" in r or "copies" in r)
+    assert metrics["gate"]["decision"] != "block"
+
+
+def test_unseen_rows_of_the_same_population_sit_near_half(split):
+    """Rows the generator never saw are as close to train as to holdout: DCR share and AUC ≈ 0.5."""
+    table = load_demo_table()
+    schema = split[2]
+    train, holdout, fresh = table.iloc[:600], table.iloc[600:1200], table.iloc[1200:1800]
+    privacy = evaluate_privacy(train, holdout, fresh, schema, anonymeter=False)
+    assert abs(privacy["dcr"]["share_closer_to_train"] - 0.5) < 0.1
+    assert abs(privacy["membership_inference"]["auc"] - 0.5) < 0.1
+    assert privacy["sample_sizes"]["train_reference"] == privacy["sample_sizes"]["holdout_reference"] == 600
+
+
+def test_copies_survive_a_round_trip_through_csv(split, tmp_path):
+    """Dates re-read as text and integers as floats still count as the same rows."""
+    train, holdout, schema = split
+    path = tmp_path / "synthetic.csv"
+    train.head(50).to_csv(path, index=False)
+    reread = pd.read_csv(path)
+    specs = compared_columns(schema, train)
+    assert count_exact_copies(train, holdout, reread, specs)["count"] == 50
+
+
+def test_streamed_batches_are_all_checked_for_copies(split):
+    """The pipeline keeps a sample for the metrics but every streamed row is checked for copies."""
+    train, holdout, schema = split
+    counter = ExactCopyCounter.for_schema(train, holdout, schema)
+    for batch in (holdout.iloc[:300], holdout.iloc[300:600], train.iloc[:7]):
+        counter.update(batch)
+    sample = holdout.iloc[:300]  # the rows kept in memory hold no copy
+    metrics = evaluate(train, holdout, sample, schema, anonymeter=False, exact_copies=counter.result())
+    assert metrics["privacy"]["exact_copies"]["synthetic_rows_checked"] == 607
+    assert metrics["privacy"]["exact_copies"]["count"] == 7
+    assert metrics["gate"]["decision"] == "block"
+
+
+def test_mixed_distance_weighs_one_category_like_one_standard_deviation():
+    from metadata.schema import ColumnKind, ColumnSpec
+    specs = [ColumnSpec(name="x", kind=ColumnKind.FLOAT), ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL)]
+    train = pd.DataFrame({"x": np.random.default_rng(0).normal(5, 2, 1000), "c": ["a", "b"] * 500})
+    space = MixedSpace(values_frame(train, specs), specs)
+    std = float(train["x"].std())
+    rows = space.transform(pd.DataFrame({"x": [0.0, std, 0.0], "c": ["a", "a", "b"]}))
+    assert np.linalg.norm(rows[1] - rows[0]) == pytest.approx(1.0, abs=1e-5)
+    assert np.linalg.norm(rows[2] - rows[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_repeated_rows_in_the_real_table_flag_instead_of_block():
+    """Low-dimensional tables repeat rows: matching train no more than unseen holdout is not a leak."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"sex": rng.choice(["F", "M"], 3000), "band": rng.choice(["a", "b", "c"], 3000)})
+    schema = TableSchema.infer(table)
+    train, holdout, synthetic = table.iloc[:1000], table.iloc[1000:2000], table.iloc[2000:]
+    metrics = evaluate(train, holdout, synthetic, schema, anonymeter=False)
+    assert metrics["privacy"]["exact_copies"]["real_repeat_rate"] == 1.0
+    assert metrics["gate"]["decision"] == "flag"
+    assert any("repeats its own rows" in r for r in metrics["gate"]["reasons"])
+
+
+@pytest.mark.slow
+def test_anonymeter_sees_the_copier_and_not_the_holdout(split):
+    train, holdout, schema = split
+    copied = evaluate_privacy(train, holdout, train, schema)["anonymeter"]
+    unseen = evaluate_privacy(train, holdout, holdout.sample(frac=1.0, random_state=4), schema)["anonymeter"]
+    assert copied["singling_out"]["ci_low"] <= copied["singling_out"]["risk"] <= copied["singling_out"]["ci_high"]
+    assert copied["linkability"]["risk"] > 0.5 > unseen["linkability"]["risk"]
+    assert copied["attribute_inference"]["max_risk"] > 0.5 > unseen["attribute_inference"]["max_risk"]
+    assert "readmitted_30d" in copied["attribute_inference"]["secrets"]
+
+
+def test_dp_budget_is_reported_beside_the_risks(split):
+    train, holdout, schema = split
+    metrics = evaluate(train, holdout, holdout, schema, fit={"seconds": 1.0, "epsilon": 3.0, "delta": 1e-5},
+                       anonymeter=False)
+    assert metrics["privacy"]["dp"] == {"epsilon": 3.0, "delta": 1e-5, "differentially_private": True}
+    assert metrics["fit"]["epsilon"] == 3.0
+    from services.evaluation.gate import ReleasePolicy
+    assert gate(metrics, ReleasePolicy(max_epsilon=1.0))["decision"] in ("flag", "block")
