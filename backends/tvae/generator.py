@@ -42,7 +42,7 @@ class TVAEGenerator(CodecGenerator):
                     "the default backend.",
         license="Apache-2.0", family="torch", gpu=True)
 
-    def __init__(self, *, epochs: int = 300, batch_size: int = 500, learning_rate: float = 1e-3,
+    def __init__(self, *, epochs: int = 300, batch_size: int = 250, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, latent_dim: int = 128, hidden_size: int = 128,
                  hidden_layers: int = 2, loss_factor: float = 2.0, validation_share: float = 0.1,
                  patience: int = 20, n_quantiles: int = 1000, device: str = "auto") -> None:
