@@ -5,12 +5,14 @@ and categorical tokens (dates as days, missing values as indicator columns, rare
 identifiers and PII removed). This package then
 - encodes numeric columns to normal scores with a quantile grid fitted vectorised on a subsample,
   and categoricals to level codes, one-hot per mini-batch (encoding.py);
-- trains an MLP variational autoencoder: Gaussian likelihood on the scores with a learned,
-  clamped sigma per row and column, softmax cross-entropy per categorical column, KL to N(0, I)
-  (model.py); mini-batches come straight from pre-encoded tensors; early stopping on a held-back
-  validation share keeps the best weights; progress is reported per epoch;
-- samples in batches from the prior: numeric scores with the learned per-column noise, categories drawn
-  from the softmax (Gumbel-max), never argmax, so minority levels keep their share;
+- trains an MLP variational autoencoder: Gaussian likelihood on the scores with a learned sigma
+  per column (clamped to [0.01, 1] as in TVAE), softmax cross-entropy per categorical column
+  (vectorised over columns), KL to N(0, I) (model.py); mini-batches come straight from
+  pre-encoded tensors; early stopping on a held-back validation share keeps the best weights;
+  progress is reported per epoch; intra-op threads follow the CPUs available, capped by the work
+  per step (small steps run slower on more threads when CPUs are shared);
+- samples in batches from the prior: numeric scores with the learned per-column noise, categories
+  drawn from the softmax (Gumbel-max), never argmax, so minority levels keep their share;
 - saves the weights and quantile grids as safetensors and the rest as JSON, with the tensors'
   sha256 in the JSON: a changed or unreadable file raises ModelFileError. Nothing is pickled.
 
@@ -25,7 +27,8 @@ and delta. Choice made here: the codec's statistics (ranges, decimals, kept cate
 counts) and this package's encoding statistics (quantile grids, level lists) are NOT computed with
 DP; they are declared in FitResult.details["not_covered_by_epsilon"] so the crate states it. The
 codec never stores levels seen fewer than `min_count` times, which limits but does not bound the
-leak.
+leak. The DP noise comes from a seeded torch generator (Opacus secure_mode off) so a run can be
+repeated; that generator is not cryptographically secure, as Opacus warns.
 """
 from .generator import DPTVAEGenerator, TVAEGenerator
 

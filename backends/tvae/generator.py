@@ -242,10 +242,10 @@ class DPTVAEGenerator(TVAEGenerator):
         delta = float(self.params["delta"]) if self.params["delta"] is not None else 1.0 / n ** 2
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(scores, codes),
                                              batch_size=max(1, min(int(self.params["batch_size"]), n)))
-        engine = PrivacyEngine(accountant="rdp")
         noise = torch.Generator(device=scores.device).manual_seed(seed)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # Opacus warns that secure_mode is off: it is, for seeded runs
+            engine = PrivacyEngine(accountant="rdp")
             private_model, optimizer, private_loader = engine.make_private_with_epsilon(
                 module=self.model, optimizer=self._optimizer(self.model), data_loader=loader,
                 target_epsilon=float(self.params["epsilon"]), target_delta=delta, epochs=epochs,
