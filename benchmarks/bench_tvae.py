@@ -221,10 +221,16 @@ def previous_rows(args: argparse.Namespace) -> list[dict]:
         return []
     saved = json.loads(path.read_text())
     args.commands = saved["commands"] + args.commands
-    redo = {"fit"} if args.tables and args.backends else set()
-    redo |= {"dp"} if args.dp_epsilons else set()
-    redo |= {"stream"} if args.stream_rows else set()
-    return [r for r in saved["rows"] if r["section"] not in redo]
+    return [r for r in saved["rows"] if not redone(args, r)]
+
+
+def redone(args: argparse.Namespace, row: dict) -> bool:
+    """Whether this run measures the row again (then the new measurement replaces it)."""
+    if row["section"] == "fit":
+        return row["table"] in args.tables and row["backend"] in args.backends
+    if row["section"] == "dp":
+        return row["target_epsilon"] in args.dp_epsilons
+    return bool(args.stream_rows) and row.get("format") in args.stream_formats
 
 
 def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
@@ -267,7 +273,7 @@ def fit_section(rows: list[dict]) -> list[str]:
     out = ["## Fit, sample, quality (same split, same epochs)", "",
            "| table | backend | epochs | fit s | sample rows/s | peak RSS MB | quality | column shapes | pair trends |",
            "|---|---|---|---|---|---|---|---|---|"]
-    for r in (r for r in rows if r["section"] == "fit"):
+    for r in sorted((r for r in rows if r["section"] == "fit"), key=_fit_order):
         if "error" in r:
             out.append(f"| {r['table']} | {r['backend']} | {fmt(r['epochs'])} | error: {r['error']} | | | | | |")
             continue
@@ -277,11 +283,16 @@ def fit_section(rows: list[dict]) -> list[str]:
     return out + [""]
 
 
+def _fit_order(row: dict) -> tuple:
+    place = {name: i for i, name in enumerate(TABLES + BACKENDS)}
+    return place.get(row["table"], 99), place.get(row["backend"], 99)
+
+
 def ratios(rows: list[dict]) -> list[dict]:
     """Per table: sdv.tvae fit time / tvae fit time and the two qualities."""
     found = {(r["table"], r["backend"]): r for r in rows if r["section"] == "fit" and "error" not in r}
     out = []
-    for table in dict.fromkeys(r["table"] for r in rows if r["section"] == "fit"):
+    for table in dict.fromkeys(r["table"] for r in sorted(rows, key=_fit_order) if r["section"] == "fit"):
         ours, theirs = found.get((table, "tvae")), found.get((table, "sdv.tvae"))
         if ours and theirs:
             out.append({"table": table, "speedup": theirs["fit_s"] / ours["fit_s"],
@@ -300,7 +311,7 @@ def ratio_section(rows: list[dict]) -> list[str]:
 
 
 def dp_section(rows: list[dict]) -> list[str]:
-    dp = [r for r in rows if r["section"] == "dp"]
+    dp = sorted((r for r in rows if r["section"] == "dp"), key=lambda r: r["target_epsilon"])
     if not dp:
         return []
     out = ["## tvae.dp (DP-SGD, Opacus, RDP accountant, delta = 1/n^2)", "",
