@@ -271,7 +271,7 @@ def markdown(args: argparse.Namespace, rows: list[dict]) -> str:
              f"write time {load[0]:.1f}), torch {torch.__version__}, CUDA {torch.cuda.is_available()}. "
              f"Seed {args.seed}; {int(HOLDOUT_SHARE * 100)}% holdout; quality = sdmetrics QualityReport on "
              "holdout vs as many synthetic rows (services.evaluation.quality.quality_score).", ""]
-    lines += ["Settings: every backend with its own defaults except epochs. tvae: batch 250, 2 x 128 hidden units, "
+    lines += ["Settings: every backend with its own defaults except epochs. tvae: batch 500, 2 x 128 hidden units, "
               "latent 128, Adam 1e-3, early stopping off (patience=0) so it trains all epochs. sdv.tvae and "
               "sdv.ctgan: SDV 2.0 defaults (batch 500; TVAE 2 x 128, latent 128). tvae.dp: batch 1000, 2 x 64 "
               "hidden, latent 32, Adam 2e-3, max_grad_norm 1. Each job runs in a fresh process; peak RSS is "
