@@ -292,6 +292,10 @@ def fit_section(rows: list[dict]) -> list[str]:
         out.append(f"| {r['table']} | {r['backend']} | {fmt(r.get('epochs_run'))} | {fmt(r['fit_s'], 1)} | "
                    f"{fmt(r['sample_rows_per_s'], 0)} | {fmt(r['peak_rss_mb'], 0)} | {fmt(r['quality'])} | "
                    f"{fmt(r['column_shapes'])} | {fmt(r['column_pair_trends'])} |")
+    done = {(r["table"], r["backend"]) for r in rows if r["section"] == "fit"}
+    missing = [f"{b} on {t}" for t in TABLES if any(d[0] == t for d in done) for b in BACKENDS if (t, b) not in done]
+    if missing:
+        out += ["", f"Not measured in these runs: {', '.join(missing)} (see the notes below the tables)."]
     return out + [""]
 
 
