@@ -209,6 +209,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--append", action="store_true",
                         help="keep the earlier run's rows for the sections this run skips")
+    parser.add_argument("--note", dest="notes", action="append", default=[], help="a note for the results page")
     parser.add_argument("--render", action="store_true", help="only rewrite tvae.md and tvae.csv from tvae.json")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -225,6 +226,7 @@ def previous_rows(args: argparse.Namespace) -> list[dict]:
         return []
     saved = json.loads(path.read_text())
     args.commands = saved["commands"] + ([] if args.render else args.commands)
+    args.notes = saved.get("notes", []) + args.notes
     if args.render:
         return saved["rows"]
     return [r for r in saved["rows"] if not redone(args, r)]
@@ -242,7 +244,8 @@ def redone(args: argparse.Namespace, row: dict) -> bool:
 def write_results(args: argparse.Namespace, rows: list[dict]) -> None:
     """tvae.csv (every row), tvae.json (rows + commands) and tvae.md, rewritten after every job."""
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tvae.json").write_text(json.dumps({"commands": args.commands, "rows": rows}, indent=1))
+    (args.out / "tvae.json").write_text(json.dumps({"commands": args.commands, "notes": args.notes, "rows": rows},
+                                                   indent=1))
     keys = list(dict.fromkeys(k for row in rows for k in row))
     with open(args.out / "tvae.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys)
@@ -278,6 +281,8 @@ def markdown(args: argparse.Namespace, rows: list[dict]) -> str:
               "that process's maximum (imports included). Timings are wall-clock on a shared 2-core machine: "
               "compare within a run (ratios), not across machines.", ""]
     lines += fit_section(rows) + ratio_section(rows) + dp_section(rows) + stream_section(rows) + goals_section(rows)
+    if args.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in args.notes] + [""]
     return "\n".join(lines) + "\n"
 
 
