@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from metadata.schema import (ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema,
-                             nhs_check_digit)
+                             nhs_check_digit, parse_datetime_text)
 
 MISSING_TOKEN = "__missing__"
 RARE_TOKEN = "__rare__"
@@ -375,7 +375,7 @@ def parse_datetimes(raw: pd.Series, fmt: str | None) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(raw):
         values = raw
     elif fmt:
-        values = pd.to_datetime(raw, format=fmt, errors="coerce")
+        values = parse_datetime_text(raw, fmt)
     else:
         values = pd.to_datetime(raw, format="mixed", dayfirst=True, errors="coerce")
     if getattr(values.dt, "tz", None) is not None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,7 +19,8 @@ from metadata.schema import SchemaError, TableSchema
 
 from .config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_request
 from .demo import DEMO_PATH
-from .pipeline import RunError, run
+from .executors import run_job
+from .pipeline import RunError
 from .tables import InputError, read_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -183,10 +183,12 @@ def deposit(crate: Path = typer.Argument(..., help="crate directory or .crate.zi
 def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
     """Start the Streamlit UI (on the demo table)."""
     app_path = Path(__file__).resolve().parent.parent / "ui" / "app.py"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
+    # browser.serverAddress set by hand stops Streamlit looking up its external IP on the network
+    env = {"STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost", **os.environ,
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
                "--server.address", address]
-    raise typer.Exit(code=subprocess.call(command, env=env))
+    os.execve(sys.executable, command, env)  # Streamlit becomes this process: signals reach it (PID 1 in a container)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -273,8 +275,39 @@ def _run_with_bars(request: GenerationRequest):
             info = f"loss {event.loss:.3f}" if event.loss is not None else event.message
             bars.update(tasks[key], completed=event.step, total=event.total, info=info)
 
-        return run(request, progress=report)
+        return run_job(request, progress=report)  # the same job path as the API: stored, parallel, cancellable
 
 
 def _num(value, spec: str) -> str:
     return "" if value is None or value != value else format(value, spec)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="address to listen on; beyond loopback needs FAIRSYNTH_API_TOKEN"),
+          port: int = typer.Option(8000, help="TCP port")) -> None:
+    """Start the REST API (OpenAPI at /docs) with the executor from the environment (local by default)."""
+    from .api import serve as serve_api
+    from .settings import SettingsError
+    try:
+        serve_api(host, port)
+    except SettingsError as exc:
+        _fail(exc)
+
+
+@app.command()
+def worker(queues: str = typer.Option("basic,torch,sdv,ydata", help="comma-separated backend families to serve"),
+           concurrency: int = typer.Option(1, help="tasks this worker runs at once")) -> None:
+    """Start a Celery worker for the given backend-family queues (needs FAIRSYNTH_BROKER_URL)."""
+    from .executors import FAMILIES, run_worker
+    from .settings import Settings, SettingsError
+    try:
+        settings = Settings.from_env()
+        chosen = [q.strip() for q in queues.split(",") if q.strip()]
+        unknown = sorted(set(chosen) - set(FAMILIES))
+        if not settings.broker_url:
+            raise SettingsError("fairsynth worker needs FAIRSYNTH_BROKER_URL (e.g. redis://localhost:6379/0).")
+        if unknown or not chosen:
+            raise SettingsError(f"--queues takes backend families ({', '.join(FAMILIES)}); got '{queues}'.")
+    except SettingsError as exc:
+        _fail(exc)
+    run_worker(settings, chosen, concurrency)

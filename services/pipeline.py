@@ -81,9 +81,13 @@ def load_input(request: GenerationRequest) -> tuple[pd.DataFrame, Path]:
 
 def inspect(data: pd.DataFrame, request: GenerationRequest) -> TableSchema:
     """Infer the schema and apply the user's overrides."""
+    return _apply_overrides(TableSchema.infer(data, seed=request.seed), request)
+
+
+def _apply_overrides(schema: TableSchema, request: GenerationRequest) -> TableSchema:
     overrides = request.schema_overrides
-    return TableSchema.infer(data, seed=request.seed).with_overrides(
-        kinds=overrides.kinds, drop=overrides.drop, target=overrides.target, formats=overrides.formats)
+    return schema.with_overrides(kinds=overrides.kinds, drop=overrides.drop, target=overrides.target,
+                                 formats=overrides.formats)
 
 
 def split(data: pd.DataFrame, holdout_share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -93,28 +97,93 @@ def split(data: pd.DataFrame, holdout_share: float, seed: int) -> tuple[pd.DataF
     return data.iloc[order[n_holdout:]], data.iloc[order[:n_holdout]]
 
 
+@dataclass
+class RunPlan:
+    """Everything a backend of a run needs, rebuilt identically in any process from the run directory."""
+
+    request: GenerationRequest
+    run_dir: Path
+    schema: TableSchema
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    context: dict
+
+
 def run(request: GenerationRequest, progress: ProgressSink | None = None) -> RunResult:
     """Run every requested backend side by side and write the run directory."""
     progress = progress or (lambda _: None)
+    plan = prepare_run(request)
+    outcomes = [run_backend(spec.name, spec.params, plan.train, plan.holdout, plan.schema, request, plan.run_dir,
+                            plan.context, progress) for spec in request.backends]
+    return finish_run(plan.request, plan.run_dir, plan.schema, plan.context, outcomes, progress)
+
+
+def prepare_run(request: GenerationRequest, schema: TableSchema | None = None) -> RunPlan:
+    """Check the request, read and split the input, and write schema.json and request.json into a new run directory.
+
+    `schema` replaces the inferred one (a schema the user edited); the request's overrides still apply.
+    """
     for spec in request.backends:
         registry.backend_class(spec.name)  # unknown or unavailable backends fail before any work
     data, source = load_input(request)
-    info = crate_info(request, source.name) if request.package_crates else None
-    schema = inspect(data, request)
+    if request.package_crates:
+        crate_info(request, source.name)  # missing crate metadata fails before any work
+    schema = _apply_overrides(schema, request) if schema is not None else inspect(data, request)
     train, holdout = split(data, request.holdout_share, request.seed)
     run_dir = _prepare_run_dir(Path(request.output_dir or default_run_dir()))
     context = _run_context(request, source, data, train, holdout)
     (run_dir / "schema.json").write_text(schema.to_json())
     (run_dir / "request.json").write_text(json.dumps(context, indent=2))
-    outcomes = [run_backend(spec.name, spec.params, train, holdout, schema, request, run_dir, context, progress)
-                for spec in request.backends]
-    if info is not None:
+    return RunPlan(request, run_dir, schema, train, holdout, context)
+
+
+def load_plan(run_dir: str | Path) -> RunPlan:
+    """Rebuild a prepared run's plan from its directory (in a worker process); the input must be unchanged."""
+    run_dir = Path(run_dir)
+    context = json.loads((run_dir / "request.json").read_text())
+    request = GenerationRequest.model_validate(context["request"])
+    schema = TableSchema.from_json((run_dir / "schema.json").read_text())
+    data, source = load_input(request)
+    if sha256_file(source) != context["source"]["sha256"]:
+        raise RunError(f"{source.name} changed after the run was prepared; submit the run again.")
+    train, holdout = split(data, request.holdout_share, request.seed)
+    return RunPlan(request, run_dir, schema, train, holdout, context)
+
+
+def run_planned_backend(plan: RunPlan, name: str, progress: ProgressSink | None = None) -> BackendOutcome:
+    """Run one backend of a prepared run into its directory (one task of a job)."""
+    spec = next((b for b in plan.request.backends if b.name == name), None)
+    if spec is None:
+        raise RunError(f"{name} is not a backend of this run; choose one of "
+                       f"{', '.join(b.name for b in plan.request.backends)}.")
+    return run_backend(name, spec.params, plan.train, plan.holdout, plan.schema, plan.request, plan.run_dir,
+                       plan.context, progress or (lambda _: None))
+
+
+def finish_run(request: GenerationRequest, run_dir: Path, schema: TableSchema, context: dict,
+               outcomes: list[BackendOutcome], progress: ProgressSink | None = None) -> RunResult:
+    """After every backend ended: package the crates the request asks for and write the comparison."""
+    progress = progress or (lambda _: None)
+    if request.package_crates:
+        info = crate_info(request, context["source"]["name"])
         for outcome in outcomes:
             if outcome.ok:
                 package_crate(outcome, outcomes, info, schema, context, run_dir, progress)
     result = RunResult(run_dir, schema, outcomes)
     write_comparison(result)
     return result
+
+
+def outcome_to_json(outcome: BackendOutcome) -> str:
+    """A backend outcome as JSON (to store it between processes)."""
+    return json.dumps(asdict(outcome), default=str)
+
+
+def outcome_from_json(text: str) -> BackendOutcome:
+    """The inverse of outcome_to_json."""
+    raw = json.loads(text)
+    raw["times"] = {k: datetime.fromisoformat(v) for k, v in (raw.get("times") or {}).items()}
+    return BackendOutcome(**raw)
 
 
 def write_comparison(result: RunResult) -> None:
@@ -216,7 +285,9 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
     """What the crate says about one backend's run, from the outcome and the run context."""
     caps = registry.backend_info(outcome.backend).capabilities
     packages = {k: v for k, v in context["packages"].items() if k != "fairsynth"}  # not on PyPI
-    backend_version = context["packages"].get(caps.package) or _version(caps.package) or "unknown"
+    isolated = (outcome.fit.get("details") or {}).get("packages") or {}  # versions in a backend's own venv
+    backend_version = (context["packages"].get(caps.package) or isolated.get(caps.package)
+                       or _version(caps.package) or "unknown")
     fit, params = outcome.fit, outcome.params
     return RunFacts(
         backend=outcome.backend, backend_version=backend_version, backend_url=caps.url,

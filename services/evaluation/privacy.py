@@ -52,7 +52,7 @@ class MixedSpace:
                 missing = column.isna().to_numpy()
                 filled = column.fillna(self.centre[spec.name]).to_numpy(dtype=float)
                 blocks.append(((filled - self.centre[spec.name]) / self.scale[spec.name])[:, None])
-                if self.has_missing[spec.name] or missing.any():
+                if self.has_missing[spec.name]:  # the same columns for every table, fixed by train
                     blocks.append(missing.astype(float)[:, None])
             else:
                 blocks.append(self._one_hot(column, self.levels[spec.name]))

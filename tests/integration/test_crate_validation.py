@@ -78,3 +78,17 @@ def test_cli_validate_passes_a_good_crate_and_fails_a_tampered_one(support2_run)
         handle.write("extra,row\n")
     bad = subprocess.run([FAIRSYNTH, "validate", str(tampered)], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "sha256" in bad.stdout, bad.stdout
+
+
+def test_cli_deposit_dry_run_writes_the_pagetab_and_file_list(support2_run):
+    result, tmp = support2_run
+    crate = next(o.crate for o in result.outcomes if o.backend == "marginals")
+    done = subprocess.run([FAIRSYNTH, "deposit", crate, "--out", str(tmp / "plan")], capture_output=True,
+                          text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp)})
+    assert done.returncode == 0, done.stderr
+    assert "dry run" in done.stdout
+    pagetab = next((tmp / "plan").rglob("pagetab.json"))
+    assert json.loads(next((tmp / "plan").rglob("files.json")).read_text())["files"]
+    submission = json.loads(pagetab.read_text())
+    assert submission["section"]["type"] == "Study"
+    assert any(a["name"] == "Title" for a in submission["attributes"])

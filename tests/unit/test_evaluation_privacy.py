@@ -121,3 +121,17 @@ def test_dp_budget_is_reported_beside_the_risks(split):
     assert metrics["fit"]["epsilon"] == 3.0
     from services.evaluation.gate import ReleasePolicy
     assert gate(metrics, ReleasePolicy(max_epsilon=1.0))["decision"] in ("flag", "block")
+
+
+def test_gaps_only_outside_the_training_table_map_to_the_same_space():
+    """A column complete in train but with gaps in holdout or synthetic rows (found on SUPPORT2)."""
+    demo = load_demo_table()
+    train, other = demo.iloc[:1000].copy(), demo.iloc[1000:].copy()
+    train["systolic_bp"] = train["systolic_bp"].astype(float)
+    other.loc[other.index[:50], "systolic_bp"] = np.nan
+    schema = TableSchema.infer(demo)
+    specs = compared_columns(schema, train, other)
+    space = MixedSpace(values_frame(train, specs), specs)
+    assert space.transform(values_frame(train, specs)).shape[1] == space.transform(values_frame(other, specs)).shape[1]
+    result = evaluate_privacy(train, other.iloc[:400], other.iloc[400:], schema, anonymeter=False)
+    assert 0.0 <= result["dcr"]["share_closer_to_train"] <= 1.0

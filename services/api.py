@@ -1,0 +1,540 @@
+"""REST API (FastAPI): datasets, backends, jobs, progress, cancel and downloads; errors as RFC 9457 problems.
+
+On loopback no token is needed; bound to any other address the server refuses to start without
+FAIRSYNTH_API_TOKEN, and once a token is set every request must carry it as a bearer token.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import shutil
+from contextlib import asynccontextmanager
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException
+
+from backends.base import BackendError
+from metadata.schema import SchemaError, TableSchema
+
+from .catalog import backend_catalog
+from .config import BackendSpec, ConfigError, SchemaOverrides, parse_request
+from .evaluation.gate import ReleasePolicy
+from .executors import Executor, create_job, make_executor
+from .jobs import TERMINAL, Dataset, Job, JobStore, JobStoreError, Task, new_id, now, utc
+from .pipeline import RunError
+from .settings import Settings, SettingsError
+from .tables import InputError, read_table
+
+log = logging.getLogger("fairsynth.api")
+PROBLEM = "application/problem+json"
+CHUNK = 1 << 20
+HEALTH = "/health"  # the one path without a token: container probes; it tells nothing but "up"
+MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
+CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values"}
+PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/parquet"}
+ANY_TYPES = {"", "application/octet-stream"}
+USER_ERRORS = (InputError, ConfigError, SchemaError, BackendError, RunError, SettingsError)
+
+
+class ApiProblem(Exception):
+    """An error answered as problem JSON: HTTP status, short title, one clear sentence."""
+
+    def __init__(self, status: int, title: str, detail: str):
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+# -- typed models ---------------------------------------------------------------------------------
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class DatasetOut(BaseModel):
+    """An uploaded table."""
+
+    id: str
+    name: str = Field(description="the upload's file name, for display only")
+    format: Literal["csv", "parquet"]
+    size_bytes: int
+    rows: int
+    columns: int
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return utc(value)
+
+
+class BackendOut(BaseModel):
+    """A declared backend, whether it can run here and why not."""
+
+    name: str
+    available: bool
+    reason: str | None = None
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobSubmission(BaseModel):
+    """A generation run: a dataset (or the demo table) and several backends side by side."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset_id: str | None = Field(None, description="an uploaded dataset; omitted: the embedded demo table")
+    backends: list[BackendSpec | str] = Field(..., min_length=1, examples=[["marginals", "sdv.gaussian_copula"]])
+    rows: int | None = Field(None, ge=1, le=10**10, description="rows per backend; default: as many as the training split")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    holdout_share: float = Field(0.2, ge=0.05, le=0.5)
+    output_format: Literal["csv", "parquet"] = "csv"
+    batch_rows: int = Field(100_000, ge=1, le=10**8)
+    evaluation_rows: int = Field(10_000, ge=100, le=10**7)
+    anonymeter: bool = True
+    package_crates: bool = False
+    crate: dict[str, Any] | None = None
+    policy: ReleasePolicy | None = None
+    schema_overrides: SchemaOverrides | None = None
+
+
+class TaskProgress(BaseModel):
+    """Where a task is: stage, step of total, epoch and loss while fitting, rows written while sampling."""
+
+    stage: str | None = None
+    step: int | None = None
+    total: int | None = None
+    epoch: int | None = None
+    loss: float | None = None
+    rows_written: int = 0
+    message: str | None = None
+
+
+class TaskOut(BaseModel):
+    """One backend of a job."""
+
+    id: str
+    backend: str
+    family: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    attempts: int
+    worker: str | None = None
+    progress: TaskProgress
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    fit_seconds: float | None = None
+    sample_seconds: float | None = None
+    error: str | None = None
+    artefacts: list[str] = Field(default_factory=list, description="names to download from .../results/{backend}/{name}")
+
+
+class JobOut(BaseModel):
+    """A run and its tasks."""
+
+    id: str
+    state: Literal["queued", "running", "finishing", "succeeded", "failed", "cancelled"]
+    dataset_id: str | None = None
+    executor: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    request: dict[str, Any]
+    tasks: list[TaskOut]
+
+
+class Artefact(str, Enum):
+    """What can be downloaded from one backend's result."""
+
+    synthetic = "synthetic"
+    report = "report"
+    metrics = "metrics"
+    crate = "crate"
+    data_dictionary = "data_dictionary"
+    config = "config"
+
+
+MEDIA = {"report": "text/html", "metrics": "application/json", "crate": "application/zip",
+         "data_dictionary": "text/csv", "config": "application/json"}
+
+
+# -- the app --------------------------------------------------------------------------------------
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API on these settings: a job store, an executor started with the app and stopped with it."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        settings.ensure_dirs()
+        store = JobStore(settings.database_url)
+        executor = make_executor(store, settings)
+        executor.start()
+        app.state.store, app.state.executor = store, executor
+        try:
+            yield
+        finally:
+            executor.stop()
+            store.close()
+
+    app = FastAPI(title="fairsynth", version="0.1.0", lifespan=lifespan,
+                  description="Synthetic health tables from several generator backends side by side, measured "
+                              "and packaged as FAIR RO-Crates. Errors are RFC 9457 problem JSON.",
+                  responses={422: {"model": Problem, "description": "the request cannot be used as given"}})
+    app.state.settings = settings
+    _add_security(app, settings)
+    _add_error_handlers(app)
+    _add_dataset_routes(app, settings)
+    _add_job_routes(app, settings)
+    return app
+
+
+class _UploadTooLarge(Exception):
+    pass
+
+
+class UploadLimit:
+    """Stop reading an upload's body once it passes the limit, even without a Content-Length (chunked)."""
+
+    def __init__(self, app, limit: int, path: str = "/datasets"):
+        self.app, self.limit, self.path = app, limit, path
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            return await self.app(scope, receive, send)
+        received, exceeded = 0, False
+
+        async def counted_receive():
+            nonlocal received, exceeded
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                exceeded = True
+                raise _UploadTooLarge()
+            return message
+
+        async def guarded_send(message):
+            if not exceeded:  # whatever the app answers to the aborted body, the client gets the 413
+                await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            body = Problem(title="Content Too Large", status=413, detail=_too_large_bytes(self.limit),
+                           instance=scope["path"]).model_dump_json().encode()
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+
+def _add_security(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(UploadLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK)
+
+    @app.middleware("http")
+    async def bearer_token(request: Request, call_next):
+        if settings.api_token and request.url.path != HEALTH and not _token_ok(request.headers.get("authorization", ""), settings.api_token):
+            return _problem(401, "Unauthorized", "This server needs a bearer token: send "
+                            "'Authorization: Bearer <FAIRSYNTH_API_TOKEN>'.", request,
+                            headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+
+def _token_ok(header: str, token: str) -> bool:
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def api_problem(request: Request, exc: ApiProblem):
+        return _problem(exc.status, exc.title, exc.detail, request)
+
+    @app.exception_handler(JobStoreError)
+    async def not_found(request: Request, exc: JobStoreError):
+        return _problem(404, "Not Found", str(exc), request)
+
+    for error in USER_ERRORS:
+        @app.exception_handler(error)
+        async def user_error(request: Request, exc: Exception):
+            return _problem(422, "Unprocessable Content", str(exc), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "request"
+        return _problem(422, "Unprocessable Content", f"'{where}' is invalid: {first.get('msg')}.", request)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return _problem(exc.status_code, _title(exc.status_code), detail, request, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return _problem(500, "Internal Server Error", f"The server failed unexpectedly ({type(exc).__name__}); "
+                        "the error is in its log.", request)
+
+
+def _problem(status: int, title: str, detail: str, request: Request, headers: dict | None = None) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail, instance=request.url.path)
+    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+# -- datasets -------------------------------------------------------------------------------------
+def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
+    errors = {404: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}}
+
+    @app.post("/datasets", status_code=201, response_model=DatasetOut, responses=errors, tags=["datasets"])
+    async def upload_dataset(request: Request, file: UploadFile = File(..., description="a CSV or Parquet table")):
+        """Upload a table (CSV or Parquet), streamed to disk; its schema is inferred."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_SLACK:
+            raise ApiProblem(413, "Content Too Large", _too_large(settings))
+        dataset_id = new_id()
+        folder = settings.data_dir / "datasets" / dataset_id
+        folder.mkdir(parents=True)
+        try:
+            path, fmt, size = await _store_upload(file, folder, settings)
+            dataset = await run_in_threadpool(_register, app.state.store, dataset_id, file.filename, path, fmt, size,
+                                              settings)
+            return DatasetOut.model_validate(dataset, from_attributes=True)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    @app.get("/datasets", response_model=list[DatasetOut], tags=["datasets"])
+    def list_datasets():
+        """Every uploaded dataset, newest first."""
+        return [DatasetOut.model_validate(d, from_attributes=True) for d in app.state.store.list_datasets()]
+
+    @app.get("/datasets/{dataset_id}", response_model=DatasetOut, responses=errors, tags=["datasets"])
+    def get_dataset(dataset_id: str):
+        """One dataset."""
+        return DatasetOut.model_validate(app.state.store.get_dataset(dataset_id), from_attributes=True)
+
+    @app.get("/datasets/{dataset_id}/schema", response_model=TableSchema, responses=errors, tags=["datasets"])
+    def get_schema(dataset_id: str):
+        """The dataset's schema: column kinds, formats, what is dropped, the target."""
+        return TableSchema.from_json(app.state.store.get_dataset(dataset_id).schema_json)
+
+    @app.put("/datasets/{dataset_id}/schema", response_model=TableSchema, responses=errors, tags=["datasets"])
+    def put_schema(dataset_id: str, schema: TableSchema):
+        """Replace the dataset's schema (the same columns, edited kinds, formats, drops, target)."""
+        current = TableSchema.from_json(app.state.store.get_dataset(dataset_id).schema_json)
+        given, expected = [c.name for c in schema.columns], [c.name for c in current.columns]
+        if given != expected:
+            raise ApiProblem(422, "Unprocessable Content", "The schema must list the dataset's columns in its order "
+                             f"({', '.join(expected)}); edit kinds, formats, drops and the target, not the names.")
+        if schema.target is not None and schema.target not in expected:
+            raise ApiProblem(422, "Unprocessable Content", f"The target '{schema.target}' is not a column of the "
+                             "dataset; choose one of its columns or leave it empty.")
+        app.state.store.set_schema(dataset_id, schema.to_json())
+        return schema
+
+
+async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> tuple[Path, str, int]:
+    """Copy the upload in chunks to a server-chosen name; the upload's own name never becomes a path."""
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    if content_type not in CSV_TYPES | PARQUET_TYPES | ANY_TYPES:
+        raise ApiProblem(415, "Unsupported Media Type", f"Uploads must be CSV or Parquet; '{content_type}' is "
+                         "neither — send text/csv or application/vnd.apache.parquet.")
+    partial = folder / "upload.partial"
+    size, head = 0, b""
+    with open(partial, "wb") as out:
+        while chunk := await file.read(CHUNK):
+            size += len(chunk)
+            if size > settings.max_upload_bytes:
+                raise ApiProblem(413, "Content Too Large", _too_large(settings))
+            head = head or chunk[:4]
+            out.write(chunk)
+    if size == 0:
+        raise ApiProblem(422, "Unprocessable Content", "The uploaded file is empty; send a CSV or Parquet table.")
+    fmt = "parquet" if head == b"PAR1" else "csv"
+    if fmt == "csv" and content_type in PARQUET_TYPES:
+        raise ApiProblem(415, "Unsupported Media Type", "The upload says it is Parquet but is not a Parquet file; "
+                         "export it again or send it as CSV.")
+    path = folder / f"table.{fmt}"
+    partial.rename(path)
+    return path, fmt, size
+
+
+def _register(store: JobStore, dataset_id: str, upload_name: str | None, path: Path, fmt: str, size: int,
+              settings: Settings) -> Dataset:
+    data = read_table(path)
+    schema = TableSchema.infer(data)
+    dataset = Dataset(id=dataset_id, name=_display_name(upload_name, fmt), path=str(path.relative_to(settings.data_dir)),
+                      format=fmt, size_bytes=size, rows=len(data), columns=int(data.shape[1]),
+                      schema_json=schema.to_json(), created_at=now())
+    store.add_dataset(dataset)
+    return dataset
+
+
+def _display_name(upload_name: str | None, fmt: str) -> str:
+    """The last component of the upload's name without control characters: shown, never used as a path."""
+    name = re.split(r"[\\/]", upload_name or "")[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:255]
+    return name or f"upload.{fmt}"
+
+
+def _too_large(settings: Settings) -> str:
+    return _too_large_bytes(settings.max_upload_bytes)
+
+
+def _too_large_bytes(limit: int) -> str:
+    return (f"The upload is larger than this server accepts ({limit // (1024 * 1024)} MiB); "
+            "send a smaller table or raise FAIRSYNTH_MAX_UPLOAD_MB.")
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+def _add_job_routes(app: FastAPI, settings: Settings) -> None:
+    errors = {404: {"model": Problem}, 409: {"model": Problem}}
+
+    @app.get(HEALTH, tags=["service"])
+    def health() -> dict[str, str]:
+        """Liveness probe (no token needed): the API is up and its store answers."""
+        app.state.store.list_jobs(limit=1)
+        return {"status": "ok"}
+
+    @app.get("/backends", response_model=list[BackendOut], tags=["backends"])
+    def list_backends():
+        """Every declared backend with its availability here (and why not), capabilities and parameters."""
+        return [BackendOut.model_validate(row) for row in backend_catalog()]
+
+    @app.post("/jobs", status_code=202, response_model=JobOut, responses=errors, tags=["jobs"])
+    def submit_job(submission: JobSubmission):
+        """Queue a run: one task per backend, side by side, on the configured executor."""
+        store: JobStore = app.state.store
+        executor: Executor = app.state.executor
+        raw = submission.model_dump(exclude_none=True, exclude={"dataset_id"})
+        schema = None
+        if submission.dataset_id:
+            dataset = store.get_dataset(submission.dataset_id)
+            raw["input_path"] = str(settings.data_dir / dataset.path)
+            schema = TableSchema.from_json(dataset.schema_json)
+        request = parse_request(raw, "the job")
+        job = create_job(store, settings, request, executor=executor.name, schema=schema,
+                         dataset_id=submission.dataset_id)
+        executor.submit(job)
+        return job_out(store.get_job(job.id))
+
+    @app.get("/jobs", response_model=list[JobOut], tags=["jobs"])
+    def list_jobs(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9),
+                  state: Literal["queued", "running", "finishing", "succeeded", "failed", "cancelled"] | None = None):
+        """Jobs, newest first."""
+        return [job_out(job) for job in app.state.store.list_jobs(limit=limit, offset=offset, state=state)]
+
+    @app.get("/jobs/{job_id}", response_model=JobOut, responses=errors, tags=["jobs"])
+    def get_job(job_id: str):
+        """A job's state and each task's progress."""
+        return job_out(app.state.store.get_job(job_id))
+
+    @app.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=errors, tags=["jobs"])
+    def cancel_job(job_id: str):
+        """Cancel a job: queued tasks never start, running ones are stopped (their processes killed)."""
+        job = app.state.store.get_job(job_id)
+        if job.state in TERMINAL:
+            raise ApiProblem(409, "Conflict", f"Job {job_id} already ended ({job.state}); there is nothing to cancel.")
+        return job_out(app.state.executor.cancel(job_id))
+
+    @app.get("/jobs/{job_id}/comparison", responses=errors, tags=["jobs"])
+    def comparison(job_id: str) -> list[dict[str, Any]]:
+        """The side-by-side comparison of the job's backends (once the job has ended)."""
+        job = app.state.store.get_job(job_id)
+        path = settings.data_dir / job.run_dir / "comparison.json"
+        if not path.is_file():
+            raise ApiProblem(409, "Conflict", f"Job {job_id} is {job.state}; the comparison is written when it ends.")
+        return json.loads(path.read_text())
+
+    @app.get("/jobs/{job_id}/results/{backend}/{artefact}", responses={**errors, 200: {
+        "content": {"text/csv": {}, "application/vnd.apache.parquet": {}, "text/html": {}, "application/json": {},
+                    "application/zip": {}}, "description": "the file"}}, tags=["jobs"])
+    def download(job_id: str, backend: str, artefact: Artefact):
+        """Download one backend's synthetic table, report, metrics, data dictionary, config or crate zip."""
+        job = app.state.store.get_job(job_id)
+        task = next((t for t in job.tasks if t.backend == backend), None)
+        if task is None:
+            raise ApiProblem(404, "Not Found", f"Job {job_id} has no backend '{backend}'; it ran "
+                             f"{', '.join(t.backend for t in job.tasks)}.")
+        relative = task.artefacts.get(artefact.value)
+        if relative is None:
+            raise ApiProblem(404 if task.state in TERMINAL else 409, "Not Found" if task.state in TERMINAL else "Conflict",
+                             f"{backend} in job {job_id} has no {artefact.value} ({task.state}"
+                             f"{': ' + task.error if task.error else ''}).")
+        path = _inside(settings.data_dir / job.run_dir, relative)
+        media = MEDIA.get(artefact.value) or ("application/vnd.apache.parquet" if path.suffix == ".parquet" else "text/csv")
+        return FileResponse(path, media_type=media, filename=f"{job_id}-{backend}-{path.name}")
+
+
+def _inside(root: Path, relative: str) -> Path:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()) or not path.is_file():
+        raise ApiProblem(404, "Not Found", "That file is not part of this job's results.")
+    return path
+
+
+def job_out(job: Job) -> JobOut:
+    """A stored job as its API model."""
+    return JobOut(id=job.id, state=job.state, dataset_id=job.dataset_id, executor=job.executor,
+                  created_at=utc(job.created_at), started_at=utc(job.started_at), finished_at=utc(job.finished_at),
+                  error=job.error, request=job.request, tasks=[_task_out(t) for t in job.tasks])
+
+
+def _task_out(task: Task) -> TaskOut:
+    return TaskOut(id=task.id, backend=task.backend, family=task.family, state=task.state, attempts=task.attempts,
+                   worker=task.worker, created_at=utc(task.created_at), started_at=utc(task.started_at),
+                   finished_at=utc(task.finished_at), fit_seconds=task.fit_seconds, sample_seconds=task.sample_seconds,
+                   error=task.error, artefacts=sorted(task.artefacts),
+                   progress=TaskProgress(stage=task.stage, step=task.step, total=task.total, epoch=task.epoch,
+                                         loss=task.loss, rows_written=task.rows_written or 0, message=task.message))
+
+
+# -- serving --------------------------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    """True when the address only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Refuse to serve beyond loopback without a token."""
+    if not is_loopback(host) and not settings.api_token:
+        raise SettingsError(f"Refusing to listen on {host} without FAIRSYNTH_API_TOKEN: set it to a long random "
+                            "secret (clients send it as a bearer token) or bind to 127.0.0.1.")
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None) -> None:
+    """Run the API with uvicorn (blocks)."""
+    import uvicorn
+    settings = settings or Settings.from_env()
+    check_exposure(host, settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,0 +1,37 @@
+"""Test-only hook for task processes: FAIRSYNTH_TEST_HOOK makes `marginals` hang (with a child) or crash in fit.
+
+Tests put this directory first on PYTHONPATH; Python imports sitecustomize at start-up in every process.
+FAIRSYNTH_TEST_HOOK is `hang`, `crash`, or `file:PATH` (the mode is read from PATH at each fit; no file: a
+normal fit), so a long-lived worker can be switched between modes.
+"""
+import os
+
+HOOK = os.environ.get("FAIRSYNTH_TEST_HOOK")
+
+if HOOK:
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from backends.marginals import MarginalsGenerator
+
+    _original_fit = MarginalsGenerator._fit_encoded
+
+    def _mode() -> str:
+        if not HOOK.startswith("file:"):
+            return HOOK
+        path = Path(HOOK.removeprefix("file:"))
+        return path.read_text().strip() if path.exists() else ""
+
+    def _fit_encoded(self, encoded, *, seed, progress):
+        mode = _mode()
+        if mode == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "hang":
+            child = subprocess.Popen(["sleep", "600"])  # a grandchild: cancel must kill the whole tree
+            Path(os.environ["FAIRSYNTH_TEST_PIDS"]).write_text(f"{os.getpid()} {child.pid}")
+            time.sleep(600)
+        return _original_fit(self, encoded, seed=seed, progress=progress)
+
+    MarginalsGenerator._fit_encoded = _fit_encoded
