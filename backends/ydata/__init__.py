@@ -146,7 +146,7 @@ class YdataGenerator(CodecGenerator):
             for (size, batch_seed), path in zip(plan, files):
                 encoded = pd.read_parquet(path)
                 path.unlink()
-                yield codec.decode(encoded, start_row=start, seed=batch_seed)
+                yield codec.decode(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
                 start += size
         finally:
             for path in files:
