@@ -1,0 +1,105 @@
+"""Page 4 — Export: describe the dataset, package each result as a validated RO-Crate, download, deposit."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from services import workspace as ws_api
+from ui.common import friendly_errors, header, job_picker, workspace
+
+LICENSES = ["CC-BY-4.0", "CC0-1.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "ODbL-1.0"]
+AUTHOR_COLUMNS = ["name", "orcid", "affiliation", "affiliation ROR or web address"]
+
+ws = workspace()
+header("4 · Export", "Describe the synthetic dataset once; every backend's result becomes a FAIR RO-Crate.")
+
+
+def organisation(name: str, address: str) -> dict | None:
+    """An organisation from a name and its ROR id or web address."""
+    name, address = (name or "").strip(), (address or "").strip()
+    if not name:
+        return None
+    return {"name": name, "url": address} if address.startswith("http") and "ror.org" not in address \
+        else {"name": name, "ror": address or None}
+
+
+def metadata_form() -> dict | None:
+    """The metadata form; returns the crate metadata when submitted."""
+    with st.form("metadata"):
+        title = st.text_input("Title", key="meta-title", placeholder="Synthetic SUPPORT2 cohort")
+        description = st.text_area("Description", key="meta-description",
+                                   placeholder="What the table is, where the real one came from, what it is for.")
+        st.markdown("**Authors** (ORCID like 0000-0002-1825-0097; affiliation with its ROR id, e.g. https://ror.org/02jx3x895)")
+        authors = st.data_editor(pd.DataFrame([{c: "" for c in AUTHOR_COLUMNS}]), num_rows="dynamic",
+                                 hide_index=True, use_container_width=True, key="meta-authors")
+        left, right = st.columns(2)
+        license_id = left.selectbox("License", LICENSES, key="meta-license")
+        keywords = right.text_input("Keywords (comma-separated)", "synthetic data, health data", key="meta-keywords")
+        funder = left.text_input("Funder (optional)", key="meta-funder")
+        funder_ror = right.text_input("Funder ROR id or web address", key="meta-funder-ror")
+        submitted = st.form_submit_button("Build and validate crates", type="primary")
+    if not submitted:
+        return None
+    people = [{"name": str(row["name"]).strip(), "orcid": str(row["orcid"] or "").strip() or None,
+               "affiliation": organisation(row["affiliation"], row["affiliation ROR or web address"])}
+              for row in authors.fillna("").to_dict("records") if str(row["name"]).strip()]
+    form = {"title": title.strip(), "description": description.strip(), "authors": people, "license": license_id,
+            "keywords": [k.strip() for k in keywords.split(",") if k.strip()]}
+    if organisation(funder, funder_ror):
+        form["funder"] = organisation(funder, funder_ror)
+    return form
+
+
+def download(label: str, path, mime: str, key: str) -> None:
+    """A download button for a file, or a greyed one when it does not exist yet."""
+    if path is None:
+        st.button(label, disabled=True, key=key)
+    else:
+        st.download_button(label, path.read_bytes(), file_name=path.name, mime=mime, key=key)
+
+
+job = job_picker()
+if job is not None:
+    if job.state != "succeeded":
+        st.info(f"This run is {job.state}; crates are built from a finished run.")
+        st.stop()
+    form = metadata_form()
+    if form is not None:
+        with friendly_errors("Building the crates"), st.spinner("Packaging and validating…"):
+            st.session_state[f"crates-{job.id}"] = ws_api.package_crates(ws, job, form)
+            job = ws_api.get_job(ws, job.id)
+    results = st.session_state.get(f"crates-{job.id}", {})
+    for task in job.tasks:
+        if task.state != "succeeded":
+            continue
+        name = task.backend
+        with st.container(border=True):
+            result = results.get(name) or {}
+            validation = result.get("validation")
+            status = ("✅ valid crate" if validation and validation["ok"] else "❌ crate has issues" if validation
+                      else f"⛔ {result['error']}" if result.get("error") else "no crate built yet")
+            st.markdown(f"**{name}** — {status}")
+            if validation:
+                with st.expander("Validation details"):
+                    st.code(validation["summary"], language="text")
+            columns = st.columns(5)
+            with columns[0]:
+                download("Crate zip", ws_api.artefact(ws, job, name, "crate"), "application/zip", f"crate-{name}")
+            with columns[1]:
+                synthetic = ws_api.artefact(ws, job, name, "synthetic")
+                download(f"Synthetic {synthetic.suffix[1:].upper() if synthetic else 'table'}", synthetic,
+                         "text/csv", f"synthetic-{name}")
+            with columns[2]:
+                download("Report", ws_api.artefact(ws, job, name, "report"), "text/html", f"report-{name}")
+            with columns[3]:
+                download("PageTab JSON", ws_api.pagetab(ws, job, name), "application/json", f"pagetab-{name}")
+            with columns[4]:
+                has_crate = ws_api.artefact(ws, job, name, "crate") is not None
+                if st.button("Deposit to BioStudies", key=f"deposit-{name}", disabled=not has_crate):
+                    with friendly_errors("Depositing"):
+                        outcome = ws_api.deposit_crate(ws, job, name)
+                        if outcome["dry_run"]:
+                            st.info(f"Dry run (no BioStudies server and login configured): {len(outcome['files'])} "
+                                    f"files planned; the plan is in {outcome['plan_dir']}.")
+                        else:
+                            st.success(f"Deposited as {outcome['accno']}.")
