@@ -100,6 +100,9 @@ def _store_dataset(ws: Workspace, file_name: str | None, fmt: str, write, folder
     try:
         write(path)
         return register_dataset(ws.store, ws.settings, dataset_id, file_name, path, fmt, path.stat().st_size)
+    except InputError as exc:  # the message names the stored file; the user knows the upload's name
+        shutil.rmtree(ws.settings.data_dir / "datasets" / dataset_id, ignore_errors=True)
+        raise InputError(str(exc).replace(path.name, display_name(file_name, fmt), 1)) from None
     except BaseException:
         shutil.rmtree(ws.settings.data_dir / "datasets" / dataset_id, ignore_errors=True)
         raise

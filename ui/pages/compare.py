@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-import streamlit.components.v1 as components
 
 from services import workspace as ws_api
 from ui.common import friendly_errors, header, job_picker, workspace
@@ -74,7 +73,7 @@ if job is not None:
             st.stop()
         shown = table[[c for c in HEADLINE if c in table]].copy()
         shown["decision"] = shown["decision"].map(DECISION_ICON).fillna("—")
-        st.dataframe(shown, hide_index=True, use_container_width=True, key="comparison",
+        st.dataframe(shown, hide_index=True, width="stretch", key="comparison",
                      column_config={c: st.column_config.NumberColumn(c, format="%.3f")
                                     for c in ("quality", "column_shapes", "column_pair_trends", "dcr_share",
                                               "mia_auc", "utility_ratio", "singling_out_risk")})
@@ -100,19 +99,19 @@ if job is not None:
             synthetic = {name: ws_api.synthetic_sample(ws, job, name) for name in measured}
             columns = [c for c in real.columns if any(c in s for s in synthetic.values())]
             column = st.selectbox("Column", columns, key="plot-column")
-            st.plotly_chart(distribution_figure(column, real, synthetic), use_container_width=True)
+            st.plotly_chart(distribution_figure(column, real, synthetic), width="stretch")
             left, right = st.columns(2)
             with left:
                 st.markdown("**Correlation difference** |real − synthetic|")
                 corr_backend = st.selectbox("Backend", measured, key="corr-backend")
-                st.plotly_chart(correlation_difference(real, synthetic[corr_backend]), use_container_width=True)
+                st.plotly_chart(correlation_difference(real, synthetic[corr_backend]), width="stretch")
             with right:
                 st.markdown("**Distance to closest record (DCR)**")
                 st.plotly_chart(dcr_figure({n: ws_api.metrics(ws, job, n) for n in measured}),
-                                use_container_width=True)
+                                width="stretch")
             st.subheader("Full reports")
             for tab, name in zip(st.tabs(measured), measured):
                 with tab:
                     report = ws_api.artefact(ws, job, name, "report")
                     if report:
-                        components.html(report.read_text(), height=900, scrolling=True)
+                        st.iframe(report, height=900)  # our own report.html; its plots carry plotly inline

@@ -22,8 +22,8 @@ if upload is not None and st.session_state.get("uploaded_file_id") != upload.fil
 if st.session_state.get("upload_error"):
     st.error(st.session_state["upload_error"])
 
+dataset = current_dataset()  # first: it registers the demo table on a fresh data directory
 datasets = ws.store.list_datasets()
-dataset = current_dataset()
 ids = [d.id for d in datasets] or [dataset.id]
 names = {d.id: f"{d.name} · {d.rows:,} rows × {d.columns} columns" for d in datasets}
 chosen = st.selectbox("Table", ids, index=ids.index(dataset.id) if dataset.id in ids else 0, format_func=names.get)
@@ -33,7 +33,7 @@ if chosen != dataset.id:
 
 with friendly_errors("Reading the table"):
     st.subheader(f"Preview — {dataset.name}")
-    st.dataframe(ws_api.dataset_table(ws, dataset, rows=50), use_container_width=True, height=260)
+    st.dataframe(ws_api.dataset_table(ws, dataset, rows=50), width="stretch", height=260)
 
     schema = ws_api.dataset_schema(dataset)
     st.subheader("Schema")
@@ -42,7 +42,7 @@ with friendly_errors("Reading the table"):
     for warning in schema.warnings:
         st.warning(warning)
     edited = st.data_editor(
-        ws_api.schema_frame(schema), key=f"schema-{dataset.id}", hide_index=True, use_container_width=True,
+        ws_api.schema_frame(schema), key=f"schema-{dataset.id}", hide_index=True, width="stretch",
         disabled=["column", "missing %", "distinct", "handling"],
         column_config={"kind": st.column_config.SelectboxColumn("kind", options=ws_api.SCHEMA_KINDS, required=True),
                        "drop": st.column_config.CheckboxColumn("drop"),

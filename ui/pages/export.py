@@ -1,6 +1,8 @@
 """Page 4 — Export: describe the dataset, package each result as a validated RO-Crate, download, deposit."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -31,7 +33,7 @@ def metadata_form() -> dict | None:
                                    placeholder="What the table is, where the real one came from, what it is for.")
         st.markdown("**Authors** (ORCID like 0000-0002-1825-0097; affiliation with its ROR id, e.g. https://ror.org/02jx3x895)")
         authors = st.data_editor(pd.DataFrame([{c: "" for c in AUTHOR_COLUMNS}]), num_rows="dynamic",
-                                 hide_index=True, use_container_width=True, key="meta-authors")
+                                 hide_index=True, width="stretch", key="meta-authors")
         left, right = st.columns(2)
         license_id = left.selectbox("License", LICENSES, key="meta-license")
         keywords = right.text_input("Keywords (comma-separated)", "synthetic data, health data", key="meta-keywords")
@@ -48,6 +50,12 @@ def metadata_form() -> dict | None:
     if organisation(funder, funder_ror):
         form["funder"] = organisation(funder, funder_ror)
     return form
+
+
+@st.cache_data(show_spinner="Validating the crate…", max_entries=64)
+def validation_of(crate: str, modified: float) -> dict:
+    """The validation of a crate zip, remembered while the file is unchanged."""
+    return ws_api.validate(Path(crate))
 
 
 def download(label: str, path, mime: str, key: str) -> None:
@@ -75,7 +83,8 @@ if job is not None:
         name = task.backend
         with st.container(border=True):
             result = results.get(name) or {}
-            validation = result.get("validation")
+            crate = ws_api.artefact(ws, job, name, "crate")
+            validation = result.get("validation") or (validation_of(str(crate), crate.stat().st_mtime) if crate else None)
             status = ("✅ valid crate" if validation and validation["ok"] else "❌ crate has issues" if validation
                       else f"⛔ {result['error']}" if result.get("error") else "no crate built yet")
             st.markdown(f"**{name}** — {status}")

@@ -60,7 +60,7 @@ def show_progress(job) -> None:
     """Each backend's stage, step, epoch, loss and rows written, from the job store."""
     st.markdown(f"**Run {job.id[:8]}** — {job.state}" + (f": {job.error}" if job.error else ""))
     table = ws_api.progress_frame(job)
-    st.dataframe(table, hide_index=True, use_container_width=True, key="progress-table",
+    st.dataframe(table, hide_index=True, width="stretch", key="progress-table",
                  column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
                                 "loss": st.column_config.NumberColumn("loss", format="%.4f")})
 

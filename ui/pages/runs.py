@@ -14,7 +14,7 @@ with friendly_errors("Listing runs"):
     if not jobs:
         st.info("No run yet: generate one on the Generate page.")
         st.stop()
-    st.dataframe(ws_api.jobs_frame(jobs), hide_index=True, use_container_width=True, key="runs")
+    st.dataframe(ws_api.jobs_frame(jobs), hide_index=True, width="stretch", key="runs")
     labels = {j.id: f"{j.created_at:%Y-%m-%d %H:%M} · {', '.join(t.backend for t in j.tasks)} · {j.state}" for j in jobs}
     chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="runs-choice")
     left, right = st.columns(2)

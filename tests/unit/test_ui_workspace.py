@@ -1,0 +1,107 @@
+"""The UI's services facade: uploads with clear messages, schema edits, estimates, recommendations, metadata."""
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from metadata.schema import SchemaError
+from services import workspace as ws_api
+from services.config import ConfigError
+from services.settings import Settings
+from services.tables import InputError
+
+
+@pytest.fixture
+def ws(tmp_path):
+    workspace = ws_api.open_workspace(Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path),
+                                                         "FAIRSYNTH_MAX_UPLOAD_MB": "1"}))
+    yield workspace
+    workspace.close()
+
+
+def test_a_real_upload_is_stored_with_its_inferred_schema(ws, support2):
+    sample = support2.sample(500, random_state=0)
+    dataset = ws_api.upload_dataset(ws, "../../support2.csv", sample.to_csv(index=False).encode())
+    assert (dataset.name, dataset.rows, dataset.columns) == ("support2.csv", 500, sample.shape[1])
+    assert ws_api.dataset_table(ws, dataset).shape == sample.shape
+    frame = ws_api.schema_frame(ws_api.dataset_schema(dataset))
+    assert list(frame["column"]) == list(sample.columns)
+    gappy = sample.columns[sample.isna().any()][0]
+    assert frame.loc[frame["column"] == gappy, "missing %"].item() == pytest.approx(100 * sample[gappy].isna().mean(), abs=0.1)
+
+
+def test_a_parquet_upload_is_recognised_by_its_bytes(ws, demo):
+    buffer = io.BytesIO()
+    demo.head(200).to_parquet(buffer, index=False)
+    dataset = ws_api.upload_dataset(ws, "episodes.parquet", buffer.getvalue())
+    assert dataset.format == "parquet" and dataset.rows == 200
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "The uploaded file is empty"),
+    (bytes(range(256)) * 40, "bad.csv is not valid utf-8 text"),
+    (b"a,b\n" + b"1,2\n" * 400_000, "larger than this server accepts (1 MiB)"),
+])
+def test_bad_uploads_get_one_clear_sentence_and_leave_nothing_behind(ws, content, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ws_api.upload_dataset(ws, "bad.csv", content)
+    assert ws.store.list_datasets() == []
+    assert list((ws.settings.data_dir / "datasets").iterdir()) == []
+
+
+def test_schema_edits_drop_a_column_set_the_target_and_can_be_undone(ws):
+    dataset = ws_api.demo_dataset(ws)
+    assert ws_api.demo_dataset(ws).id == dataset.id  # registered once
+    frame = ws_api.schema_frame(ws_api.dataset_schema(dataset))
+    numeric = frame.loc[frame["kind"].isin(["integer", "float"]), "column"].iloc[0]
+    category = frame.loc[frame["kind"] == "categorical", "column"].iloc[0]
+    frame.loc[frame["column"] == numeric, "drop"] = True
+    frame.loc[frame["column"] == category, "target"] = True
+    schema = ws_api.edit_schema(ws, dataset, frame)
+    assert schema.column(numeric).drop and schema.target == category
+    stored = ws_api.dataset_schema(ws.store.get_dataset(dataset.id))
+    assert stored.column(numeric).drop and stored.target == category
+    frame.loc[:, ["drop", "target"]] = False
+    undone = ws_api.edit_schema(ws, ws.store.get_dataset(dataset.id), frame)
+    assert not undone.column(numeric).drop and undone.target is None
+
+
+def test_two_targets_or_renamed_columns_are_refused(ws):
+    dataset = ws_api.demo_dataset(ws)
+    frame = ws_api.schema_frame(ws_api.dataset_schema(dataset))
+    learned = frame.loc[frame["kind"].isin(["integer", "float", "categorical"]), "column"].iloc[:2]
+    both = frame.assign(target=frame["column"].isin(learned))
+    with pytest.raises(SchemaError, match="at most one target"):
+        ws_api.edit_schema(ws, dataset, both)
+    with pytest.raises(SchemaError, match="cannot be renamed"):
+        ws_api.edit_schema(ws, dataset, frame.assign(column=frame["column"] + "_x"))
+
+
+def test_the_estimate_grows_with_rows_and_epochs():
+    backend = next(b for b in ws_api.backends() if b["name"] == "sdv.ctgan")
+    small = ws_api.estimate(backend, 1_000, 10, {"epochs": 10})
+    assert ws_api.estimate(backend, 10_000, 10, {"epochs": 10})["fit_seconds"] > small["fit_seconds"]
+    assert ws_api.estimate(backend, 1_000, 10, {"epochs": 100})["fit_seconds"] > small["fit_seconds"]
+    assert ws_api.estimate(backend, 100_000, 10, {})["memory_mb"] > small["memory_mb"]
+
+
+def test_the_recommendation_follows_the_priority_and_skips_blocked_results():
+    table = pd.DataFrame({"backend": ["a", "b", "c"], "status": ["ok", "ok", "ok"],
+                          "decision": ["pass", "flag", "block"], "quality": [0.8, 0.9, 0.99],
+                          "dcr_share": [0.5, 0.6, 0.4], "utility_ratio": [0.7, 0.95, 1.0],
+                          "fit_seconds": [9.0, 1.0, 0.1]})
+    assert ws_api.recommend(table, "quality")[0] == "b"
+    assert ws_api.recommend(table, "privacy")[0] == "a"
+    assert ws_api.recommend(table, "speed")[0] == "b"
+    assert ws_api.recommend(table.assign(decision="block"), "quality")[0] is None
+
+
+def test_bad_metadata_is_one_sentence_naming_the_field():
+    form = {"title": "T", "description": "D", "license": "CC-BY-4.0", "keywords": ["k"],
+            "authors": [{"name": "Ada", "orcid": "1234", "affiliation": {"name": "Uni", "ror": "https://ror.org/013meh722"}}]}
+    with pytest.raises(ConfigError, match=r"'authors\.0\.orcid' is invalid: '1234' is not an ORCID iD"):
+        ws_api.crate_info(form)
+    form["authors"][0]["orcid"] = "0000-0002-1825-0097"
+    assert ws_api.crate_info(form).authors[0].orcid == "https://orcid.org/0000-0002-1825-0097"
