@@ -86,6 +86,21 @@ def crate_info(request: GenerationRequest, source_label: str) -> CrateInfo:
         raise ConfigError(f"The crate metadata field 'crate.{where}' is invalid: {first['msg']}.") from exc
 
 
+def organisation(name: str, where: str) -> dict:
+    """An organisation from its name and its ROR id or web address."""
+    where = where.strip()
+    return {"name": name.strip(), ("url" if where.startswith("http") and "ror.org" not in where else "ror"): where}
+
+
+def parse_author(text: str, option: str = "--author") -> dict:
+    """One author from 'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty)."""
+    parts = [p.strip() for p in text.split(";")]
+    if len(parts) != 4 or not parts[0] or not parts[2] or not parts[3]:
+        raise ConfigError(f"{option} takes 'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); got '{text}'.")
+    name, orcid, affiliation, where = parts
+    return {"name": name, "orcid": orcid or None, "affiliation": organisation(affiliation, where)}
+
+
 def load_request(path: str | Path) -> GenerationRequest:
     """Read a GenerationRequest from YAML or JSON, with one clear sentence on errors."""
     path = Path(path)

@@ -21,7 +21,7 @@ from metadata.validate import validate_crate
 
 from . import pipeline
 from .catalog import backend_catalog
-from .config import ConfigError, parse_request
+from .config import ConfigError, organisation, parse_author, parse_request
 from .demo import DEMO_PATH
 from .executors import LocalExecutor, create_job
 from .jobs import TERMINAL, Dataset, Job, JobStore, new_id, now
@@ -301,6 +301,20 @@ def crate_info(form: dict) -> CrateInfo:
         where = ".".join(str(p) for p in first["loc"]) or "metadata"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"The metadata field '{where}' is invalid: {message}") from None
+
+
+def metadata_form(*, title: str, description: str, authors: str, license_id: str, keywords: str,
+                  funder: str = "", funder_address: str = "") -> dict:
+    """The Export form's fields as crate metadata: one author per line as 'Name; ORCID; Affiliation; ROR-or-URL'."""
+    people = [parse_author(line, "Each author line") for line in authors.splitlines() if line.strip()]
+    form = {"title": title.strip(), "description": description.strip(), "authors": people, "license": license_id,
+            "keywords": [k.strip() for k in keywords.split(",") if k.strip()]}
+    if funder.strip():
+        if not funder_address.strip():
+            raise ConfigError("Give the funder's ROR id or web address too, or leave the funder empty.")
+        form["funder"] = organisation(funder, funder_address)
+    crate_info(form)  # every field checked now, with one sentence naming the bad one
+    return form
 
 
 def package_crates(ws: Workspace, job: Job, form: dict) -> dict[str, dict]:

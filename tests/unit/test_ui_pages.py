@@ -14,8 +14,6 @@ from streamlit.testing.v1 import AppTest
 from services import workspace as ws_api
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
-AUTHOR = {"name": "Ada Lovelace", "orcid": "0000-0002-1825-0097",
-          "affiliation": {"name": "University of Cambridge", "ror": "https://ror.org/013meh722"}}
 
 
 @pytest.fixture
@@ -102,14 +100,17 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     assert f"**{fastest}**" in compare.success[0].value
     assert len(compare.expander) >= 2  # one gate per backend
 
-    from ui.common import workspace
-    crates = ws_api.package_crates(workspace(), ws_api.get_job(workspace(), job.id),
-                                   {"title": "Synthetic demo episodes", "description": "A test run.",
-                                    "authors": [AUTHOR], "license": "CC-BY-4.0", "keywords": ["test"]})
-    assert all(r["validation"]["ok"] for r in crates.values()), {k: r["validation"] for k, r in crates.items()}
     export = open_app("pages/export.py")
+    export.text_input(key="meta-title").input("Synthetic demo episodes")
+    export.text_area(key="meta-description").input("A test run of two backends on the demo table.")
+    export.text_area(key="meta-authors").input("Ada Lovelace; 0000-0002-1825-0097; Uni; https://ror.org/013meh722")
+    next(b for b in export.button if b.label == "Build and validate crates").click().run()
+    assert not export.exception and not export.error, [e.value for e in export.error]
     assert sum("✅ valid crate" in m.value for m in export.markdown) == 2
     assert [b.label for b in export.get("download_button")][:4] == ["Crate zip", "Synthetic CSV", "Report", "PageTab JSON"]
+    reopened = open_app("pages/export.py")  # a new session validates the stored crates again
+    assert sum("✅ valid crate" in m.value for m in reopened.markdown) == 2
+    from ui.common import workspace
     deposit = ws_api.deposit_crate(workspace(), ws_api.get_job(workspace(), job.id), "marginals")
     assert deposit["dry_run"] and Path(deposit["plan_dir"], "pagetab.json").is_file()
 
@@ -117,3 +118,19 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     assert runs.dataframe[0].value.loc[0, "job"] == job.id
     runs.button(key="open-compare").click().run()
     assert not runs.exception and runs.title[0].value == "3 · Compare"
+
+
+@pytest.mark.slow
+def test_bad_metadata_shows_one_sentence_on_the_export_page(data_dir):
+    from ui.common import workspace
+    ws = workspace()
+    job = ws_api.submit_job(ws, ws_api.demo_dataset(ws), [{"name": "marginals"}], rows=100, anonymeter=False)
+    assert wait_for_job().id == job.id
+    export = open_app("pages/export.py")
+    export.text_input(key="meta-title").input("T")
+    export.text_area(key="meta-description").input("D")
+    export.text_area(key="meta-authors").input("Ada Lovelace; 12; Uni; https://ror.org/013meh722")
+    next(b for b in export.button if b.label == "Build and validate crates").click().run()
+    assert [e.value for e in export.error] == ["The metadata field 'authors.0.orcid' is invalid: '12' is not an ORCID "
+                                               "iD; give it as https://orcid.org/0000-0000-0000-0000."]
+    assert not export.expander or all(e.label != "Details" for e in export.expander)

@@ -3,53 +3,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from services import workspace as ws_api
 from ui.common import friendly_errors, header, job_picker, workspace
 
 LICENSES = ["CC-BY-4.0", "CC0-1.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "ODbL-1.0"]
-AUTHOR_COLUMNS = ["name", "orcid", "affiliation", "affiliation ROR or web address"]
+AUTHOR_EXAMPLE = "Ada Lovelace; 0000-0002-1825-0097; University of Cambridge; https://ror.org/013meh722"
 
 ws = workspace()
 header("4 · Export", "Describe the synthetic dataset once; every backend's result becomes a FAIR RO-Crate.")
 
 
-def organisation(name: str, address: str) -> dict | None:
-    """An organisation from a name and its ROR id or web address."""
-    name, address = (name or "").strip(), (address or "").strip()
-    if not name:
-        return None
-    return {"name": name, "url": address} if address.startswith("http") and "ror.org" not in address \
-        else {"name": name, "ror": address or None}
-
-
 def metadata_form() -> dict | None:
-    """The metadata form; returns the crate metadata when submitted."""
+    """The metadata form; returns the crate metadata when submitted and valid."""
     with st.form("metadata"):
         title = st.text_input("Title", key="meta-title", placeholder="Synthetic SUPPORT2 cohort")
         description = st.text_area("Description", key="meta-description",
                                    placeholder="What the table is, where the real one came from, what it is for.")
-        st.markdown("**Authors** (ORCID like 0000-0002-1825-0097; affiliation with its ROR id, e.g. https://ror.org/02jx3x895)")
-        authors = st.data_editor(pd.DataFrame([{c: "" for c in AUTHOR_COLUMNS}]), num_rows="dynamic",
-                                 hide_index=True, width="stretch", key="meta-authors")
+        authors = st.text_area("Authors — one per line: Name; ORCID; Affiliation; ROR id or web address",
+                               key="meta-authors", placeholder=AUTHOR_EXAMPLE)
         left, right = st.columns(2)
         license_id = left.selectbox("License", LICENSES, key="meta-license")
         keywords = right.text_input("Keywords (comma-separated)", "synthetic data, health data", key="meta-keywords")
         funder = left.text_input("Funder (optional)", key="meta-funder")
-        funder_ror = right.text_input("Funder ROR id or web address", key="meta-funder-ror")
+        funder_address = right.text_input("Funder's ROR id or web address", key="meta-funder-ror")
         submitted = st.form_submit_button("Build and validate crates", type="primary")
     if not submitted:
         return None
-    people = [{"name": str(row["name"]).strip(), "orcid": str(row["orcid"] or "").strip() or None,
-               "affiliation": organisation(row["affiliation"], row["affiliation ROR or web address"])}
-              for row in authors.fillna("").to_dict("records") if str(row["name"]).strip()]
-    form = {"title": title.strip(), "description": description.strip(), "authors": people, "license": license_id,
-            "keywords": [k.strip() for k in keywords.split(",") if k.strip()]}
-    if organisation(funder, funder_ror):
-        form["funder"] = organisation(funder, funder_ror)
-    return form
+    with friendly_errors("Checking the metadata"):
+        return ws_api.metadata_form(title=title, description=description, authors=authors, license_id=license_id,
+                                    keywords=keywords, funder=funder, funder_address=funder_address)
+    return None
 
 
 @st.cache_data(show_spinner="Validating the crate…", max_entries=64)

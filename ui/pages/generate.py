@@ -31,12 +31,12 @@ def backend_card(backend: dict) -> bool:
         if not backend["available"]:
             st.markdown(f"**:gray[{name}]**")
             st.caption(f"Unavailable here: {backend['reason']}")
-            st.checkbox("Use", key=f"use-{name}", disabled=True, value=False)
+            st.checkbox(f"Use {name}", key=f"use-{name}", disabled=True, value=False)
             return False
         st.markdown(f"**{name}** {badges(backend)}")
         st.caption(backend["capabilities"].get("description", ""))
         st.caption(f"License: {backend['capabilities'].get('license', 'unknown')}")
-        return st.checkbox("Use", key=f"use-{name}", value=name == "marginals")
+        return st.checkbox(f"Use {name}", key=f"use-{name}", value=name == "marginals")
 
 
 def parameter_inputs(backend: dict) -> dict:
