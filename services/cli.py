@@ -184,7 +184,8 @@ def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
     """Start the Streamlit UI (on the demo table)."""
     app_path = Path(__file__).resolve().parent.parent / "ui" / "app.py"
     # browser.serverAddress set by hand stops Streamlit looking up its external IP on the network
-    env = {"STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost", **os.environ,
+    env = {"STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost", "STREAMLIT_CLIENT_TOOLBAR_MODE": "viewer",
+           "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "type", **os.environ,  # no developer menu, no tracebacks
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
                "--server.address", address]

@@ -12,15 +12,19 @@ if str(ROOT) not in sys.path:  # the app runs with the code beside it, whether i
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
-st.set_page_config(page_title="fairsynth", page_icon="🧬", layout="wide")
+st.set_page_config(page_title="fairsynth", page_icon=":material/biotech:", layout="wide")
 navigation = st.navigation([
-    st.Page(PAGES / "data.py", title="Data", icon="📄", url_path="data", default=True),
-    st.Page(PAGES / "generate.py", title="Generate", icon="⚙️", url_path="generate"),
-    st.Page(PAGES / "compare.py", title="Compare", icon="📊", url_path="compare"),
-    st.Page(PAGES / "export.py", title="Export", icon="📦", url_path="export"),
-    st.Page(PAGES / "runs.py", title="Past runs", icon="🗂️", url_path="runs"),
+    st.Page(PAGES / "data.py", title="Data", icon=":material/table_view:", url_path="data", default=True),
+    st.Page(PAGES / "generate.py", title="Generate", icon=":material/tune:", url_path="generate"),
+    st.Page(PAGES / "compare.py", title="Compare", icon=":material/bar_chart:", url_path="compare"),
+    st.Page(PAGES / "export.py", title="Export", icon=":material/inventory_2:", url_path="export"),
+    st.Page(PAGES / "runs.py", title="Past runs", icon=":material/history:", url_path="runs"),
 ])
 with st.sidebar:
-    st.markdown("### 🧬 fairsynth")
+    st.markdown("### :material/biotech: fairsynth")
     st.caption("Synthetic health tables from several backends side by side — measured, and packaged FAIR.")
-navigation.run()
+
+from ui.common import friendly_errors  # noqa: E402  (after the path is set)
+
+with friendly_errors("This page"):  # whatever a page raises is a short message, never a raw traceback
+    navigation.run()

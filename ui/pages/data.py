@@ -54,4 +54,4 @@ with friendly_errors("Reading the table"):
             ws_api.edit_schema(ws, dataset, edited)
             st.success("Schema saved; the next run uses it.")
     learned = sum(1 for c in schema.columns if c.learned)
-    st.page_link("pages/generate.py", label=f"Next: generate from {learned} learned columns →", icon="⚙️")
+    st.page_link("pages/generate.py", label=f"Next: generate from {learned} learned columns →", icon=":material/tune:")

@@ -123,6 +123,6 @@ if job is not None:
                 st.rerun()  # the whole page: the Generate button comes back
             if fresh.state == "succeeded":
                 st.success("Run finished.")
-            st.page_link("pages/compare.py", label="Compare the backends →", icon="📊")
+            st.page_link("pages/compare.py", label="Compare the backends →", icon=":material/bar_chart:")
 
     live_progress()
