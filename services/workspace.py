@@ -276,6 +276,12 @@ def recommend(table: pd.DataFrame, priority: str) -> tuple[str | None, str]:
     return str(best["backend"]), f"best {column.replace('_', ' ')} ({best[column]:.3g}) among results the gate did not block"
 
 
+def learned_columns(ws: Workspace, job: Job) -> list[str]:
+    """The columns the run's backends modelled (not dropped, not identifiers, PII or text)."""
+    schema = TableSchema.from_json((run_dir(ws, job) / "schema.json").read_text())
+    return [c.name for c in schema.learned_columns()]
+
+
 def synthetic_sample(ws: Workspace, job: Job, backend: str, rows: int = 2000) -> pd.DataFrame:
     """The first rows of one backend's synthetic table."""
     path = artefact(ws, job, backend, "synthetic")

@@ -78,6 +78,13 @@ def upload(page, path: Path) -> None:
     page.locator('input[type="file"]').set_input_files(str(path))
 
 
+def shot(page, path: Path) -> None:
+    """A screenshot once the app has finished running the page."""
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=path, full_page=True)
+
+
 def go_to(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
 
@@ -87,7 +94,7 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     shots.mkdir()
     page.get_by_text("1 · Data").wait_for()
     page.get_by_text("episode_id").first.wait_for(state="attached")  # the demo table is loaded at start (grid cells are drawn on a canvas)
-    page.screenshot(path=shots / "1-data-demo.png", full_page=True)
+    shot(page, shots / "1-data-demo.png")
 
     (tmp_path / "empty.csv").write_bytes(b"")
     upload(page, tmp_path / "empty.csv")
@@ -98,14 +105,14 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     (tmp_path / "large.csv").write_bytes(b"a,b\n" + b"1,2\n" * 300_000)
     upload(page, tmp_path / "large.csv")
     page.get_by_text("The upload is larger than this server accepts (1 MiB)").wait_for()
-    page.screenshot(path=shots / "1-data-bad-upload.png", full_page=True)
+    shot(page, shots / "1-data-bad-upload.png")
 
     sample = tmp_path / "support2_sample.csv"
     support2.sample(500, random_state=0).to_csv(sample, index=False)
     upload(page, sample)
     page.get_by_text("Preview — support2_sample.csv").wait_for()
-    page.get_by_text("Schema", exact=True).wait_for()
-    page.screenshot(path=shots / "1-data-upload.png", full_page=True)
+    page.get_by_text("Schema", exact=True).first.wait_for()
+    shot(page, shots / "1-data-upload.png")
 
     go_to(page, "Generate")
     page.get_by_text("2 · Generate").wait_for()
@@ -115,12 +122,12 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     page.get_by_label("Rows to generate per backend").press("Enter")
     page.get_by_text("Run anonymeter's re-identification attacks").click()
     page.get_by_text("Estimated fit time and memory").wait_for()
-    page.screenshot(path=shots / "2-generate-setup.png", full_page=True)
+    shot(page, shots / "2-generate-setup.png")
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("Progress", exact=True).wait_for()
-    page.screenshot(path=shots / "2-generate-progress.png", full_page=True)
+    shot(page, shots / "2-generate-progress.png")
     page.get_by_text("Run finished.").wait_for(timeout=300_000)
-    page.screenshot(path=shots / "2-generate-done.png", full_page=True)
+    shot(page, shots / "2-generate-done.png")
 
     go_to(page, "Compare")
     page.get_by_text("Recommended:").wait_for()
@@ -128,16 +135,16 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     page.get_by_text("sdv.gaussian_copula:").wait_for()
     page.get_by_text("Full reports").wait_for()
     page.wait_for_timeout(2000)  # plots draw
-    page.screenshot(path=shots / "3-compare.png", full_page=True)
+    shot(page, shots / "3-compare.png")
 
     go_to(page, "Export")
     page.get_by_label("Title").fill("Synthetic SUPPORT2 sample")
     page.get_by_label("Description").fill("Two backends trained on 500 SUPPORT2 rows, for testing the UI.")
     page.get_by_label("Authors — one per line").fill(AUTHOR)
     page.get_by_role("button", name="Build and validate crates").click()
-    page.get_by_text("✅ valid crate").first.wait_for(timeout=180_000)
-    assert page.get_by_text("✅ valid crate").count() == 2
-    page.screenshot(path=shots / "4-export.png", full_page=True)
+    page.get_by_text("valid crate").first.wait_for(timeout=180_000)
+    assert page.get_by_text("valid crate").count() == 2
+    shot(page, shots / "4-export.png")
     with page.expect_download() as download:
         page.get_by_role("button", name="Crate zip").first.click()
     crate = tmp_path / download.value.suggested_filename
@@ -151,5 +158,5 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
 
     go_to(page, "Past runs")
     page.get_by_role("button", name="Open in Compare").wait_for()
-    page.screenshot(path=shots / "5-past-runs.png", full_page=True)
+    shot(page, shots / "5-past-runs.png")
     assert page.get_by_text("Traceback").count() == 0

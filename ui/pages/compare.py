@@ -11,7 +11,8 @@ from ui.common import friendly_errors, header, job_picker, workspace
 
 HEADLINE = ["backend", "status", "decision", "fit_seconds", "quality", "column_shapes", "column_pair_trends",
             "dcr_share", "mia_auc", "exact_copies", "singling_out_risk", "utility_ratio", "epsilon", "error"]
-DECISION_ICON = {"pass": "✅ pass", "flag": "⚠️ flag", "block": "⛔ block"}
+DECISION_ICON = {"pass": ":green[:material/check_circle: pass]", "flag": ":orange[:material/warning: flag]",
+                 "block": ":red[:material/block: block]"}  # Material icons ship with Streamlit; emoji need a font
 
 ws = workspace()
 header("3 · Compare", "Every backend of a run side by side: how faithful, how private, how useful, how fast.")
@@ -34,9 +35,9 @@ def distribution_figure(column: str, real: pd.DataFrame, synthetic: dict[str, pd
     return figure
 
 
-def correlation_difference(real: pd.DataFrame, synthetic: pd.DataFrame) -> go.Figure:
+def correlation_difference(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str]) -> go.Figure:
     """|corr(real) − corr(synthetic)| over the numeric columns both tables share."""
-    shared = [c for c in real.select_dtypes("number").columns if c in synthetic]
+    shared = [c for c in real.select_dtypes("number").columns if c in synthetic and c in columns]
     numbers = lambda frame: frame[shared].apply(pd.to_numeric, errors="coerce")  # noqa: E731
     difference = (numbers(real).corr() - numbers(synthetic).corr()).abs()
     figure = go.Figure(go.Heatmap(z=difference.values, x=shared, y=shared, zmin=0, zmax=1, colorscale="Reds"))
@@ -72,7 +73,6 @@ if job is not None:
             st.info(f"This run is {job.state}; the comparison appears when every backend has ended.")
             st.stop()
         shown = table[[c for c in HEADLINE if c in table]].copy()
-        shown["decision"] = shown["decision"].map(DECISION_ICON).fillna("—")
         st.dataframe(shown, hide_index=True, width="stretch", key="comparison",
                      column_config={c: st.column_config.NumberColumn(c, format="%.3f")
                                     for c in ("quality", "column_shapes", "column_pair_trends", "dcr_share",
@@ -97,14 +97,15 @@ if job is not None:
             st.subheader("Plots")
             real = ws_api.training_sample(ws, job)
             synthetic = {name: ws_api.synthetic_sample(ws, job, name) for name in measured}
-            columns = [c for c in real.columns if any(c in s for s in synthetic.values())]
+            learned = ws_api.learned_columns(ws, job)
+            columns = [c for c in learned if c in real and any(c in s for s in synthetic.values())]
             column = st.selectbox("Column", columns, key="plot-column")
             st.plotly_chart(distribution_figure(column, real, synthetic), width="stretch")
             left, right = st.columns(2)
             with left:
                 st.markdown("**Correlation difference** |real − synthetic|")
                 corr_backend = st.selectbox("Backend", measured, key="corr-backend")
-                st.plotly_chart(correlation_difference(real, synthetic[corr_backend]), width="stretch")
+                st.plotly_chart(correlation_difference(real, synthetic[corr_backend], columns), width="stretch")
             with right:
                 st.markdown("**Distance to closest record (DCR)**")
                 st.plotly_chart(dcr_figure({n: ws_api.metrics(ws, job, n) for n in measured}),

@@ -70,8 +70,9 @@ if job is not None:
             result = results.get(name) or {}
             crate = ws_api.artefact(ws, job, name, "crate")
             validation = result.get("validation") or (validation_of(str(crate), crate.stat().st_mtime) if crate else None)
-            status = ("✅ valid crate" if validation and validation["ok"] else "❌ crate has issues" if validation
-                      else f"⛔ {result['error']}" if result.get("error") else "no crate built yet")
+            status = (":green[:material/verified: valid crate]" if validation and validation["ok"]
+                      else ":red[:material/error: crate has issues]" if validation
+                      else f":red[:material/block: {result['error']}]" if result.get("error") else "no crate built yet")
             st.markdown(f"**{name}** — {status}")
             if validation:
                 with st.expander("Validation details"):
