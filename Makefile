@@ -10,9 +10,13 @@ SHELL  := /bin/bash
 # this machine's pip config lists local indexes that do not exist; drop pip's noise about them
 QUIET_PIP := sed -u '/is ignored: it is neither/d'
 
-.PHONY: install system-deps run test test-fast demo clean
+.PHONY: install install-ydata system-deps run test test-fast demo clean clean-ydata
 
-install: $(STAMP)
+install: $(STAMP) install-ydata
+
+# the isolated ydata-synthetic 1.4 venv (.venv-ydata); FAIRSYNTH_SKIP_YDATA=1 skips it
+install-ydata:
+	bash scripts/install-ydata.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +40,8 @@ test-fast: install
 demo: install
 	$(BIN)/python -m services.demo
 
-clean:
+clean: clean-ydata
 	rm -rf $(VENV) .pytest_cache runs
+
+clean-ydata:
+	rm -rf .venv-ydata

@@ -141,7 +141,7 @@ class CodecGenerator(ABC):
         start = 0
         for sizes, batch_seed in _batch_plan(n_rows, batch_rows, rng):
             encoded = self._sample_encoded(sizes, seed=batch_seed)
-            yield codec.decode(encoded, start_row=start, seed=batch_seed)
+            yield codec.decode(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
             start += sizes
 
     def save(self, directory: Path) -> None:

@@ -164,15 +164,28 @@ class IdentifierCodec(BaseModel):
     digits: int = 6
     missing_share: float = 0.0
 
-    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int) -> pd.Series:
-        """Unique values for rows start_row .. start_row + n_rows - 1 of one sampling run."""
+    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int,
+               total_rows: int = 0) -> pd.Series:
+        """Unique values for rows start_row .. start_row + n_rows - 1 of a sampling run of total_rows rows.
+
+        The source's digit count is kept when it can hold every row of the run, and widened when not,
+        so asking for more rows than the source's ID space never fails or repeats an ID.
+        """
         rows = np.arange(start_row, start_row + n_rows, dtype=np.int64)
         if self.sequential_start is not None:
             return pd.Series(self.sequential_start + rows)
+        needed = max(total_rows, start_row + n_rows)
+        digits = self.digits
         if self.numeric:
-            low = 10 ** (self.digits - 1)
+            while 9 * 10 ** (digits - 1) < needed:
+                digits += 1
+            low = 10 ** (digits - 1)
             return pd.Series(low + unique_counters(rows, 9 * low, salt)).astype("int64")
-        return pd.Series(_fill_template(self.template, unique_counters(rows, 10**self.digits, salt)))
+        while 10**digits < needed:
+            digits += 1
+        first_slot = self.template.index("#")
+        template = self.template[:first_slot] + "#" * (digits - self.digits) + self.template[first_slot:]
+        return pd.Series(_fill_template(template, unique_counters(rows, 10**digits, salt)))
 
 
 class PiiCodec(BaseModel):
@@ -185,7 +198,8 @@ class PiiCodec(BaseModel):
     numeric: bool = False
     missing_share: float = 0.0
 
-    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int) -> pd.Series:
+    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int,
+               total_rows: int = 0) -> pd.Series:
         """Fabricated values: reserved e-mail domain, drama phone numbers, NHS test-range numbers."""
         values = fabricate_pii(self.pii_type, n_rows, start_row, rng, salt, self.separator)
         if self.numeric:
@@ -199,7 +213,8 @@ class WithheldCodec(BaseModel):
     type: Literal["withheld"] = "withheld"
     name: str
 
-    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int) -> pd.Series:
+    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int,
+               total_rows: int = 0) -> pd.Series:
         """All-missing column."""
         return pd.Series([None] * n_rows, dtype=object)
 
@@ -251,8 +266,8 @@ class TableCodec(BaseModel):
                 parts.update(codec.encode(data[codec.name], rng))
         return pd.DataFrame(parts, index=data.index)
 
-    def decode(self, encoded: pd.DataFrame, *, start_row: int = 0, seed: int = 0) -> pd.DataFrame:
-        """A synthetic batch in the source's shape; start_row keeps identifiers unique across batches."""
+    def decode(self, encoded: pd.DataFrame, *, start_row: int = 0, seed: int = 0, total_rows: int = 0) -> pd.DataFrame:
+        """A synthetic batch in the source's shape; start_row and total_rows keep identifiers unique across batches."""
         rng = np.random.default_rng(seed)
         encoded = encoded.reset_index(drop=True)
         n = len(encoded)
@@ -263,7 +278,7 @@ class TableCodec(BaseModel):
             elif isinstance(codec, CategoricalCodec):
                 out[codec.name] = codec.decode(encoded, rng)
             else:
-                series = codec.decode(n, start_row, rng, salt=self.fit_seed * 7919 + position)
+                series = codec.decode(n, start_row, rng, salt=self.fit_seed * 7919 + position, total_rows=total_rows)
                 out[codec.name] = _apply_missing(series, getattr(codec, "missing_share", 0.0), rng)
         return pd.DataFrame(out)
 

@@ -81,9 +81,7 @@ def crate_info(request: GenerationRequest, source_label: str) -> CrateInfo:
     try:
         return CrateInfo.model_validate(given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "crate"
-        raise ConfigError(f"The crate metadata field 'crate.{where}' is invalid: {first['msg']}.") from exc
+        raise ConfigError(f"In the crate metadata, {_first_problem(exc, 'crate')}.") from exc
 
 
 def organisation(name: str, where: str) -> dict:
@@ -118,6 +116,11 @@ def parse_request(raw: dict, label: str = "the request") -> GenerationRequest:
     try:
         return GenerationRequest.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "request"
-        raise ConfigError(f"In {label}, '{where}' is invalid: {first['msg']}.") from exc
+        raise ConfigError(f"In {label}, {_first_problem(exc)}.") from exc
+
+
+def _first_problem(exc: ValidationError, prefix: str = "") -> str:
+    """The first validation error as "'field.path' is invalid: reason"."""
+    first = exc.errors()[0]
+    where = ".".join([p for p in (prefix, *map(str, first["loc"])) if p]) or "request"
+    return f"'{where}' is invalid: {first['msg']}"

@@ -285,7 +285,9 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
     """What the crate says about one backend's run, from the outcome and the run context."""
     caps = registry.backend_info(outcome.backend).capabilities
     packages = {k: v for k, v in context["packages"].items() if k != "fairsynth"}  # not on PyPI
-    backend_version = context["packages"].get(caps.package) or _version(caps.package) or "unknown"
+    isolated = (outcome.fit.get("details") or {}).get("packages") or {}  # versions in a backend's own venv
+    backend_version = (context["packages"].get(caps.package) or isolated.get(caps.package)
+                       or _version(caps.package) or "unknown")
     fit, params = outcome.fit, outcome.params
     return RunFacts(
         backend=outcome.backend, backend_version=backend_version, backend_url=caps.url,

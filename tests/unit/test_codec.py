@@ -119,3 +119,17 @@ def test_text_and_empty_columns_are_withheld_but_present():
     assert list(decoded.columns) == list(table.columns)
     assert decoded["note"].isna().all() and decoded["empty"].isna().all()
     assert "note" not in encoded and "empty" not in encoded
+
+
+def test_more_rows_than_the_source_id_space_widens_ids_and_keeps_them_unique(support2):
+    """SUPPORT2's pid has 4 digits; a training split is not sequential, so 20,000 rows need a fifth."""
+    train = support2.sample(frac=0.8, random_state=0)
+    schema = TableSchema.infer(train)
+    codec = TableCodec.fit(train, schema)
+    encoded = codec.encode(train)
+    many = pd.concat([encoded] * 3, ignore_index=True)  # 21,852 rows
+    batches = [codec.decode(many.iloc[i:i + 5000], start_row=i, seed=i, total_rows=len(many))
+               for i in range(0, len(many), 5000)]
+    ids = pd.concat(batches)["pid"]
+    assert ids.is_unique and len(ids) == len(many)
+    assert ids.astype(str).str.len().eq(5).all()

@@ -1,0 +1,417 @@
+"""Run a backend's model code in its own environment: a venv worker over a subprocess, or a container.
+
+Some model libraries cannot share the main environment (ydata-synthetic 1.4 pins TensorFlow 2.15,
+numpy<2, requests<2.31). They run in a worker script inside their own venv. The protocol is the
+same for every runner:
+
+- the main process writes a job directory: `request.json` (the action and its arguments) plus
+  input files (Parquet tables, model files), all named relative to the job directory;
+- the worker is started with the job directory as its working directory and `request.json` as
+  its only argument; it prints one JSON object per line on stdout:
+  `{"type": "progress", "stage", "step", "total", "loss", "message"}` while it works, then exactly
+  one `{"type": "result", ...}` or `{"type": "error", "error": kind, "message": one sentence}`;
+- it writes its output files into the job directory; the runner moves the ones asked for out and
+  removes the job directory, whatever happened.
+
+A timeout or a cancel kills the worker's whole process group (subprocess runner) or the container
+(docker runner). The subprocess runner holds the worker's stdin open and sets
+FAIRSYNTH_WORKER_WATCH_STDIN=1: a worker must exit when its stdin closes, so it cannot outlive a main
+process that was killed outright (its own process group keeps it out of the terminal's signals).
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+from .base import BackendError, BackendUnavailable
+
+WorkerProgress = Callable[[dict], None]
+
+STDERR_TAIL_LINES = 20
+KILL_GRACE_SECONDS = 3.0
+AVAILABILITY_TTL = 30.0
+_AVAILABLE: dict[tuple, float] = {}  # (venv, modules) -> when it was last found complete
+
+
+class WorkerError(BackendError):
+    """The worker reported a failure (kind + one sentence) or died without a result."""
+
+    def __init__(self, message: str, kind: str = "worker_failed", detail: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.detail = detail
+
+
+class WorkerTimeout(WorkerError):
+    """The worker ran past its time limit and was killed."""
+
+
+class WorkerCancelled(WorkerError):
+    """The caller cancelled the job and the worker was killed."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request to a worker: what to do, which files go in, which come back out."""
+
+    request: dict
+    inputs: dict[str, Path] = field(default_factory=dict)  # name in the job dir -> source path
+    outputs: dict[str, Path] = field(default_factory=dict)  # name in the job dir -> destination path
+    timeout: float | None = None
+
+
+class Runner(Protocol):
+    """Something that runs a worker job to completion and returns its result message."""
+
+    def run(self, job: Job, *, progress: WorkerProgress | None = None,
+            cancel: threading.Event | None = None) -> dict: ...
+
+    def availability(self) -> tuple[bool, str]: ...
+
+
+@dataclass(frozen=True)
+class IsolatedEnvironment:
+    """A venv with its own packages, the worker script run inside it, and how to build it."""
+
+    label: str  # e.g. "ydata-synthetic 1.4"
+    venv: Path
+    worker: Path
+    modules: tuple[str, ...]  # importable names that prove the venv is complete
+    fix_command: str  # the command that (re)builds the venv
+    environment: dict[str, str] = field(default_factory=dict)  # extra env vars for the worker
+
+    @property
+    def python(self) -> Path:
+        """The venv's interpreter."""
+        return self.venv / "bin" / "python"
+
+    def availability(self) -> tuple[bool, str]:
+        """Whether the venv exists and holds its packages; the reason and the fix when not.
+
+        A positive answer is remembered for AVAILABILITY_TTL seconds: listing backends asks once per
+        backend, and each probe starts the venv's Python.
+        """
+        key = (str(self.venv), self.modules)
+        remembered = _AVAILABLE.get(key)
+        if remembered is not None and time.monotonic() - remembered < AVAILABILITY_TTL and self.python.exists():
+            return True, ""
+        available, reason = self._probe()
+        if available:
+            _AVAILABLE[key] = time.monotonic()
+        return available, reason
+
+    def _probe(self) -> tuple[bool, str]:
+        if not self.python.exists():
+            return False, f"the {self.label} environment is missing ({self.venv}); build it with: {self.fix_command}"
+        probe = ("import importlib.util, sys; missing = [m for m in sys.argv[1:] "
+                 "if importlib.util.find_spec(m) is None]; print(' '.join(missing)); sys.exit(1 if missing else 0)")
+        try:
+            done = subprocess.run([str(self.python), "-c", probe, *self.modules], capture_output=True,
+                                  text=True, timeout=30, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, (f"the {self.label} environment in {self.venv} is broken ({exc}); "
+                           f"rebuild it with: {self.fix_command}")
+        if done.returncode != 0:
+            what = done.stdout.strip() or (done.stderr.strip().splitlines() or ["its Python does not start"])[-1]
+            return False, (f"the {self.label} environment in {self.venv} is broken (missing: {what}); "
+                           f"rebuild it with: {self.fix_command}")
+        return True, ""
+
+
+class SubprocessRunner:
+    """Runs the worker with the venv's Python in a new process group, one process per job."""
+
+    def __init__(self, environment: IsolatedEnvironment) -> None:
+        self.environment = environment
+
+    def availability(self) -> tuple[bool, str]:
+        """The venv's availability."""
+        return self.environment.availability()
+
+    def run(self, job: Job, *, progress: WorkerProgress | None = None,
+            cancel: threading.Event | None = None) -> dict:
+        """Run one job; raises WorkerError / WorkerTimeout / WorkerCancelled on failure."""
+        available, reason = self.availability()
+        if not available:
+            raise BackendUnavailable(f"Cannot run the worker: {reason}.")
+        _stop_if_cancelled(cancel)
+        with job_directory(job) as job_dir:
+            command = [str(self.environment.python), "-u", str(self.environment.worker), "request.json"]
+            stderr_path = job_dir / ".worker-stderr.txt"
+            with open(stderr_path, "w") as stderr:
+                process = subprocess.Popen(command, cwd=job_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=stderr, env=self._worker_env(), text=True, bufsize=1,
+                                           start_new_session=True)
+                try:
+                    lines = _line_reader(process.stdout)
+                    result = follow_worker(lines, progress, cancel, job.timeout)
+                finally:
+                    kill_process_group(process)
+            if result is None:
+                raise _died(process.returncode, stderr_path.read_text(errors="replace"))
+            collect_outputs(job_dir, job.outputs)
+            return result
+
+    def _worker_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        env.update(self.environment.environment)
+        env["FAIRSYNTH_WORKER_WATCH_STDIN"] = "1"
+        env["PATH"] = f"{self.environment.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+
+class DockerRunner:
+    """Runs the same worker inside a container through the docker SDK (image carries the venv).
+
+    The job directory is bind-mounted at /job (the working directory); the container has no network
+    and runs as this user so the job's files stay removable. The worker is the host's script mounted
+    at /worker, or `worker_in_image` (a path inside the image) when the engine cannot see host paths.
+    The image's entrypoint is replaced by the venv's Python.
+    """
+
+    JOB_MOUNT = "/job"
+    WORKER_MOUNT = "/worker"
+
+    def __init__(self, image: str, worker: Path, *, python: str, worker_in_image: str | None = None,
+                 environment: dict[str, str] | None = None, client=None) -> None:
+        self.image = image
+        self.worker = Path(worker)
+        self.python = python
+        self.worker_in_image = worker_in_image
+        self.environment = dict(environment or {})
+        self._client = client
+
+    def client(self):
+        """The docker client (from the environment, e.g. DOCKER_HOST) unless one was given."""
+        if self._client is None:
+            import docker
+            self._client = docker.from_env()
+        return self._client
+
+    def availability(self) -> tuple[bool, str]:
+        """Whether the engine answers and holds the image."""
+        try:
+            client = self.client()
+            client.ping()
+            client.images.get(self.image)
+        except ImportError:
+            return False, "the docker Python package is not installed; pip install docker"
+        except Exception as exc:  # the SDK raises many kinds: engine down, image missing, permissions
+            return False, (f"the container engine or the image '{self.image}' is not available ({exc}); "
+                           "start the engine and build the image, or unset FAIRSYNTH_YDATA_RUNNER")
+        return True, ""
+
+    def container_arguments(self, job_dir: Path) -> dict:
+        """The keyword arguments of containers.run for one job."""
+        volumes = {str(job_dir): {"bind": self.JOB_MOUNT, "mode": "rw"}}
+        worker = self.worker_in_image
+        if worker is None:
+            volumes[str(self.worker.parent)] = {"bind": self.WORKER_MOUNT, "mode": "ro"}
+            worker = f"{self.WORKER_MOUNT}/{self.worker.name}"
+        return {
+            "image": self.image,
+            "entrypoint": [self.python, "-u", worker],  # the image's own entrypoint is the fairsynth CLI
+            "command": ["request.json"],
+            "working_dir": self.JOB_MOUNT,
+            "volumes": volumes,
+            "environment": dict(self.environment),
+            "network_disabled": True,
+            "user": f"{os.getuid()}:{os.getgid()}",
+            "detach": True,
+            "stdin_open": False,
+        }
+
+    def run(self, job: Job, *, progress: WorkerProgress | None = None,
+            cancel: threading.Event | None = None) -> dict:
+        """Run one job in a fresh container, removed afterwards whatever happened."""
+        _stop_if_cancelled(cancel)
+        with job_directory(job) as job_dir:
+            container = self.client().containers.run(**self.container_arguments(job_dir))
+            try:
+                stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
+                lines = _line_reader(_split_lines(stream))
+                result = follow_worker(lines, progress, cancel, job.timeout)
+                if result is None:
+                    status = container.wait(timeout=KILL_GRACE_SECONDS)
+                    errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+                    raise _died(status.get("StatusCode"), errors)
+            finally:
+                _remove_container(container)
+            collect_outputs(job_dir, job.outputs)
+            return result
+
+
+# -- the job directory ------------------------------------------------------------------------------
+class job_directory:
+    """A temporary directory holding request.json and the job's inputs; removed on exit."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.path: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.path = Path(tempfile.mkdtemp(prefix="fairsynth-worker-"))
+        try:
+            for name, source in self.job.inputs.items():
+                _place(Path(source), self.path / name)
+            (self.path / "request.json").write_text(json.dumps(self.job.request))
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _place(source: Path, target: Path) -> None:
+    """Hard-link an input into the job dir (no copy of big files), copying across file systems."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def collect_outputs(job_dir: Path, outputs: dict[str, Path]) -> None:
+    """Move the requested outputs out of the job dir; a missing one is the worker's fault."""
+    for name, destination in outputs.items():
+        produced = job_dir / name
+        if not produced.is_file():
+            raise WorkerError(f"The worker finished without writing {name}.", kind="missing_output")
+        Path(destination).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(produced), str(destination))
+
+
+# -- following the worker's stdout ---------------------------------------------------------------
+_EOF = object()
+
+
+def _line_reader(stream: Iterable[str]) -> "queue.Queue":
+    """Read lines on a thread so the caller can wait with a timeout and check for cancel."""
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for line in stream:
+                lines.put(line)
+        except (OSError, ValueError):  # the stream closed under us when the worker was killed
+            pass
+        finally:
+            lines.put(_EOF)
+
+    threading.Thread(target=pump, daemon=True, name="worker-stdout").start()
+    return lines
+
+
+def _split_lines(chunks: Iterable[bytes]) -> Iterable[str]:
+    """Docker log streams yield arbitrary byte chunks; turn them into text lines."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.decode(errors="replace") + "\n"
+    if pending:
+        yield pending.decode(errors="replace")
+
+
+def follow_worker(lines: "queue.Queue", progress: WorkerProgress | None, cancel: threading.Event | None,
+                  timeout: float | None) -> dict | None:
+    """Relay progress messages until a result (returned) or an error (raised); None if the worker died."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        _stop_if_cancelled(cancel)
+        if deadline is not None and time.monotonic() > deadline:
+            raise WorkerTimeout(f"The worker ran past its {timeout:g} s limit and was stopped; "
+                                "raise the timeout or use a smaller sample.", kind="timeout")
+        try:
+            line = lines.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if line is _EOF:
+            return None
+        message = _parse(line)
+        if message is None:
+            continue
+        if message.get("type") == "progress":
+            if progress is not None:
+                progress(message)
+        elif message.get("type") == "result":
+            return message
+        elif message.get("type") == "error":
+            raise WorkerError(str(message.get("message") or "The worker failed."),
+                              kind=str(message.get("error") or "worker_failed"),
+                              detail=str(message.get("detail") or ""))
+
+
+def _stop_if_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise WorkerCancelled("The job was cancelled and its worker stopped.", kind="cancelled")
+
+
+def _parse(line: str) -> dict | None:
+    """A protocol message, or None for anything else a library printed on stdout."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) and "type" in message else None
+
+
+def _died(returncode, stderr: str) -> WorkerError:
+    tail = "\n".join(stderr.strip().splitlines()[-STDERR_TAIL_LINES:])
+    last = tail.splitlines()[-1] if tail else "no message"
+    return WorkerError(f"The worker stopped without a result (exit status {returncode}: {last}).",
+                       kind="worker_died", detail=tail)
+
+
+# -- stopping ---------------------------------------------------------------------------------------
+def kill_process_group(process: subprocess.Popen) -> None:
+    """Stop the worker and everything it started: SIGTERM to its group, SIGKILL after a grace period."""
+    if process.stdin and not process.stdin.closed:
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+    if process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=KILL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+    # children that outlived the leader still belong to its group
+    _signal_group(process.pid, signal.SIGKILL)
+    process.wait()
+    if process.stdout:
+        process.stdout.close()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _remove_container(container) -> None:
+    for stop in (lambda: container.kill(), lambda: container.remove(force=True)):
+        try:
+            stop()
+        except Exception:  # already stopped or removed
+            pass
+

@@ -1,0 +1,35 @@
+"""In-house PyTorch TVAE, the default backend (`tvae`), and its DP-SGD variant (`tvae.dp`).
+
+Pipeline: the shared codec (backends/preprocessing.py) turns the real table into numeric floats
+and categorical tokens (dates as days, missing values as indicator columns, rare levels grouped,
+identifiers and PII removed). This package then
+- encodes numeric columns to normal scores with a quantile grid fitted vectorised on a subsample,
+  and categoricals to level codes, one-hot per mini-batch (encoding.py);
+- trains an MLP variational autoencoder: Gaussian likelihood on the scores with a learned sigma
+  per column (clamped to [0.01, 1] as in TVAE), softmax cross-entropy per categorical column
+  (vectorised over columns), KL to N(0, I) (model.py); mini-batches come straight from
+  pre-encoded tensors; early stopping on a held-back validation share keeps the best weights;
+  progress is reported per epoch; intra-op threads follow the CPUs available, capped by the work
+  per step (small steps run slower on more threads when CPUs are shared);
+- samples in batches from the prior: numeric scores with the learned per-column noise, categories
+  drawn from the softmax (Gumbel-max), never argmax, so minority levels keep their share;
+- saves the weights and quantile grids as safetensors and the rest as JSON, with the tensors'
+  sha256 in the JSON: a changed or unreadable file raises ModelFileError. Nothing is pickled.
+
+Seeded: the same seed gives the same model (fit) and the same rows (sample) on the same machine
+and device. CUDA is used when available (device="auto").
+
+Differential privacy (`tvae.dp`): the network is trained with DP-SGD (Opacus: Poisson sampling,
+per-row clipping to max_grad_norm, Gaussian noise set by the RDP accountant for the target
+epsilon at delta = 1/n^2 unless given) for exactly `epochs` epochs, without validation-based early
+stopping (that would read private rows outside the mechanism). FitResult carries the epsilon spent
+and delta. Choice made here: the codec's statistics (ranges, decimals, kept category levels and
+counts) and this package's encoding statistics (quantile grids, level lists) are NOT computed with
+DP; they are declared in FitResult.details["not_covered_by_epsilon"] so the crate states it. The
+codec never stores levels seen fewer than `min_count` times, which limits but does not bound the
+leak. The DP noise comes from a seeded torch generator (Opacus secure_mode off) so a run can be
+repeated; that generator is not cryptographically secure, as Opacus warns.
+"""
+from .generator import DPTVAEGenerator, TVAEGenerator
+
+__all__ = ["TVAEGenerator", "DPTVAEGenerator"]

@@ -1,0 +1,111 @@
+"""Model-side encoding: the codec's encoded table <-> tensors the VAE learns.
+
+Numeric columns go through a quantile transform to a standard normal, fitted in one vectorised
+pass on a subsample (at most `max_fit_rows` rows). It replaces SDV's Bayesian Gaussian mixture per
+column (mode-specific normalisation): any marginal, multi-modal or spiky, becomes one Gaussian
+coordinate the decoder models with a Gaussian likelihood, and the inverse (interpolation in the
+quantile grid) gives back point masses such as many exact zeros. Ties are spread uniformly over
+their probability interval (seeded), so a spike is not one point in the latent space.
+
+Categorical columns (levels already grouped by the codec: rare levels share one token, missing has
+its own) become integer codes; the one-hot input is built per mini-batch, so a wide column never
+costs a dense n x levels matrix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import ndtr, ndtri
+
+PROBABILITY_FLOOR = 1e-6  # keeps the normal scores finite (|z| <= 4.75)
+
+
+@dataclass
+class TableEncoding:
+    """Quantile grids for numeric columns and level lists for categorical ones."""
+
+    numeric: list[str]
+    categorical: list[str]
+    levels: list[list[str]]
+    quantiles: np.ndarray  # (grid points, numeric columns)
+
+    @classmethod
+    def fit(cls, encoded: pd.DataFrame, kinds: dict[str, str], *, n_quantiles: int = 1000,
+            max_fit_rows: int = 200_000, seed: int = 0) -> "TableEncoding":
+        """Learn quantile grids (on a seeded subsample) and category levels."""
+        numeric = [c for c, k in kinds.items() if k == "numeric"]
+        categorical = [c for c, k in kinds.items() if k == "categorical"]
+        rows = encoded
+        if len(encoded) > max_fit_rows:
+            rows = encoded.sample(max_fit_rows, random_state=seed)
+        grid_size = max(2, min(n_quantiles, len(rows)))
+        values = rows[numeric].to_numpy(dtype=np.float64) if numeric else np.zeros((len(rows), 0))
+        levels = [sorted(encoded[c].astype(str).unique().tolist()) for c in categorical]
+        return cls(numeric, categorical, levels, _quantile_grid(values, grid_size))
+
+    @property
+    def category_sizes(self) -> list[int]:
+        """Number of levels of each categorical column."""
+        return [len(levels) for levels in self.levels]
+
+    # -- table -> tensors ---------------------------------------------------------------------------
+    def to_tensors(self, encoded: pd.DataFrame, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normal scores (float32, rows x numeric) and level codes (int64, rows x categorical)."""
+        rng = np.random.default_rng(seed)
+        scores = np.empty((len(encoded), len(self.numeric)), dtype=np.float32)
+        for j, name in enumerate(self.numeric):
+            scores[:, j] = self._normal_scores(encoded[name].to_numpy(dtype=np.float64), self.quantiles[:, j], rng)
+        codes = np.empty((len(encoded), len(self.categorical)), dtype=np.int64)
+        for j, name in enumerate(self.categorical):
+            codes[:, j] = pd.Categorical(encoded[name].astype(str), categories=self.levels[j]).codes
+        if (codes < 0).any():
+            raise ValueError("The table has category levels the encoding was not fitted on.")
+        return torch.from_numpy(scores), torch.from_numpy(codes)
+
+    @staticmethod
+    def _normal_scores(x: np.ndarray, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        probabilities = np.linspace(0, 1, grid.size)
+        upper = np.interp(x, grid, probabilities)
+        lower = -np.interp(-x, -grid[::-1], -probabilities[::-1])
+        low, high = np.minimum(lower, upper), np.maximum(lower, upper)
+        u = low + rng.random(x.size) * (high - low)  # spread ties over their probability interval
+        return ndtri(np.clip(u, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR))
+
+    # -- tensors -> table ---------------------------------------------------------------------------
+    def to_frame(self, scores: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
+        """The codec's encoded form from normal scores and level codes."""
+        probabilities = np.linspace(0, 1, self.quantiles.shape[0])
+        columns: dict[str, np.ndarray] = {}
+        for j, name in enumerate(self.numeric):
+            columns[name] = np.interp(ndtr(scores[:, j].astype(np.float64)), probabilities, self.quantiles[:, j])
+        for j, name in enumerate(self.categorical):
+            columns[name] = np.asarray(self.levels[j], dtype=object)[codes[:, j]]
+        return pd.DataFrame(columns)
+
+    # -- persistence --------------------------------------------------------------------------------
+    def to_json_dict(self) -> dict:
+        """Column names and levels (the quantile grid travels with the tensors)."""
+        return {"numeric": self.numeric, "categorical": self.categorical, "levels": self.levels}
+
+    @classmethod
+    def from_parts(cls, info: dict, quantiles: np.ndarray) -> "TableEncoding":
+        """Rebuild from to_json_dict's output and the stored quantile grid."""
+        numeric, categorical, levels = list(info["numeric"]), list(info["categorical"]), info["levels"]
+        if len(levels) != len(categorical) or quantiles.ndim != 2 or quantiles.shape[1] != len(numeric):
+            raise ValueError("the encoding's columns do not match its quantile grid")
+        return cls(numeric, categorical, [[str(v) for v in lv] for lv in levels], quantiles.astype(np.float64))
+
+
+def _quantile_grid(values: np.ndarray, grid_size: int) -> np.ndarray:
+    """Linear-interpolated quantiles of every column at grid_size even probabilities (one sort)."""
+    if len(values) == 0:
+        return np.zeros((grid_size, values.shape[1]))
+    ordered = np.sort(values, axis=0)
+    positions = np.linspace(0, len(values) - 1, grid_size)
+    below = np.floor(positions).astype(np.int64)
+    above = np.minimum(below + 1, len(values) - 1)
+    weight = (positions - below)[:, None]
+    return ordered[below] * (1 - weight) + ordered[above] * weight

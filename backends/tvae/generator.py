@@ -1,0 +1,335 @@
+"""TVAEGenerator and DPTVAEGenerator: training, sampling and save/load around the VAE."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import ClassVar, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..base import BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress, ProgressCallback
+from .encoding import TableEncoding
+from .model import TabularVAE, kl_divergence
+
+FORMAT = "fairsynth.tvae/1"
+TENSORS_FILE = "tvae.safetensors"
+INFO_FILE = "tvae.json"
+QUANTILES_KEY = "encoding.quantiles"
+WORK_PER_THREAD = 1 << 18  # rows x hidden units per step worth one more thread
+MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
+NOT_COVERED_BY_EPSILON = (
+    "Not covered by epsilon: the codec's statistics (per-column ranges, decimals, kept category levels "
+    "and their counts, the rare-level pool) and this backend's encoding statistics (the quantile grid of "
+    "every numeric column, the list of category levels) are computed from the training data without "
+    "differential privacy. Only the neural network's weights are trained with DP-SGD.")
+
+
+class TVAEGenerator(CodecGenerator):
+    """In-house tabular VAE on quantile-normal scores and one-hot categories (PyTorch)."""
+
+    name = "tvae"
+    capabilities = Capabilities(
+        description="In-house PyTorch tabular variational autoencoder: fast, keeps minority categories, "
+                    "the default backend.",
+        license="Apache-2.0", family="torch", gpu=True)
+
+    def __init__(self, *, epochs: int = 300, batch_size: int = 500, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-5, latent_dim: int = 128, hidden_size: int = 128,
+                 hidden_layers: int = 2, loss_factor: float = 2.0, validation_share: float = 0.1,
+                 patience: int = 20, n_quantiles: int = 1000, device: str = "auto") -> None:
+        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                         weight_decay=weight_decay, latent_dim=latent_dim, hidden_size=hidden_size,
+                         hidden_layers=hidden_layers, loss_factor=loss_factor,
+                         validation_share=validation_share, patience=patience, n_quantiles=n_quantiles,
+                         device=device)
+        self._check_params()
+        self.encoding: TableEncoding | None = None
+        self.model: TabularVAE | None = None
+
+    def _check_params(self) -> None:
+        p = self.params
+        for key in ("epochs", "batch_size", "latent_dim", "hidden_size", "hidden_layers"):
+            if int(p[key]) < 1:
+                raise BackendError(f"{self.name}: {key} must be at least 1; got {p[key]}.")
+        if not 0 <= float(p.get("validation_share", 0.0)) < 0.5:
+            raise BackendError(f"{self.name}: validation_share must be in [0, 0.5); got {p['validation_share']}.")
+        if p["device"] not in ("auto", "cpu", "cuda") and not str(p["device"]).startswith("cuda:"):
+            raise BackendError(f"{self.name}: device must be 'auto', 'cpu' or 'cuda'; got {p['device']!r}.")
+
+    # -- fitting ----------------------------------------------------------------------------------
+    def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
+        if len(encoded) < 2:
+            raise BackendError(f"{self.name} needs at least 2 training rows; got {len(encoded)}.")
+        kinds = self._fitted_codec().model_columns()
+        self.encoding = TableEncoding.fit(encoded, kinds, n_quantiles=int(self.params["n_quantiles"]), seed=seed)
+        scores, codes = self.encoding.to_tensors(encoded[list(kinds)], seed=seed)
+        device = self._device()
+        work = int(self.params["batch_size"]) * int(self.params["hidden_size"])
+        with _torch_threads(work), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = self._new_model().to(device)
+            result = self._train(scores.to(device), codes.to(device), seed=seed, progress=progress)
+        self.model.eval()
+        return result
+
+    def _new_model(self) -> TabularVAE:
+        assert self.encoding is not None
+        return TabularVAE(len(self.encoding.numeric), self.encoding.category_sizes,
+                          latent_dim=int(self.params["latent_dim"]), hidden_size=int(self.params["hidden_size"]),
+                          hidden_layers=int(self.params["hidden_layers"]))
+
+    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=float(self.params["learning_rate"]),
+                                weight_decay=float(self.params["weight_decay"]), **self._adam_kernel)
+
+    _adam_kernel: ClassVar[dict] = {"fused": True}  # one kernel per step; DP-SGD's optimizer wraps a plain one
+
+    def _loss(self, model: TabularVAE, scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Mean over rows of loss_factor x reconstruction NLL + KL."""
+        mu, logvar, means, log_sigma, logits = model(model.one_hot_input(scores, codes))
+        rec = model.reconstruction(scores, codes, means, log_sigma, logits)
+        return (float(self.params["loss_factor"]) * rec + kl_divergence(mu, logvar)).mean()
+
+    def _train(self, scores: torch.Tensor, codes: torch.Tensor, *, seed: int, progress: ProgressCallback) -> FitResult:
+        """Mini-batch Adam with early stopping on a held-back validation share; keeps the best weights."""
+        assert self.model is not None
+        model, optimizer = self.model, self._optimizer(self.model)
+        train, valid = _split(len(scores), float(self.params["validation_share"]), seed, scores.device)
+        epochs, patience = int(self.params["epochs"]), int(self.params["patience"])
+        batch = max(1, min(int(self.params["batch_size"]), len(train)))
+        generator = torch.Generator(device=scores.device).manual_seed(seed)
+        losses, valid_losses, best, best_state, waited, start = [], [], math.inf, None, 0, time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = train[torch.randperm(len(train), generator=generator, device=scores.device)]
+            total = torch.zeros((), device=scores.device)
+            for first in range(0, len(order), batch):
+                rows = order[first:first + batch]
+                optimizer.zero_grad(set_to_none=True)
+                loss = self._loss(model, scores[rows], codes[rows])
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(rows)
+            losses.append(float(total) / len(order))
+            message = ""
+            if len(valid):
+                valid_losses.append(self._validation_loss(scores[valid], codes[valid]))
+                message = f"validation loss {valid_losses[-1]:.4f}"
+            progress(Progress(self.name, "fit", epoch, epochs, loss=losses[-1],
+                              seconds=time.perf_counter() - start, message=message))
+            if not len(valid) or patience <= 0:
+                continue
+            if valid_losses[-1] < best - MIN_IMPROVEMENT * abs(best if math.isfinite(best) else 1.0):
+                best, best_state, waited = valid_losses[-1], copy.deepcopy(model.state_dict()), 0
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        return FitResult(seconds=0.0, epochs=len(losses), losses=losses, details={
+            "validation_losses": valid_losses, "stopped_early": len(losses) < epochs,
+            "best_validation_loss": best if math.isfinite(best) else None,
+            "device": str(scores.device), "encoding": "quantile-normal numeric scores, one-hot categories"})
+
+    @torch.no_grad()
+    def _validation_loss(self, scores: torch.Tensor, codes: torch.Tensor) -> float:
+        """Validation loss with the posterior mean (no sampling noise), so epochs compare fairly."""
+        model = self.model
+        model.eval()
+        mu, logvar = model.to_latent(model.encoder(model.one_hot_input(scores, codes))).chunk(2, dim=1)
+        means, log_sigma, logits = model.decode(mu)
+        rec = model.reconstruction(scores, codes, means, log_sigma, logits)
+        return float((float(self.params["loss_factor"]) * rec + kl_divergence(mu, logvar)).mean())
+
+    def _device(self) -> torch.device:
+        wanted = str(self.params["device"])
+        if wanted == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(f"{self.name}: device '{wanted}' was asked for but no CUDA GPU is available; "
+                               "use device='auto' or 'cpu'.")
+        return torch.device(wanted)
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
+        model, encoding = self._fitted_model()
+        device = model.offsets.device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        with _torch_threads(n_rows * int(self.params["hidden_size"])):
+            scores, codes = model.sample(n_rows, generator)
+        return encoding.to_frame(scores.cpu().numpy(), codes.cpu().numpy())
+
+    def _fitted_model(self) -> tuple[TabularVAE, TableEncoding]:
+        if self.model is None or self.encoding is None:
+            self._fitted_codec()
+            raise BackendError(f"Backend '{self.name}' has a codec but no model; fit or load it again.")
+        return self.model, self.encoding
+
+    # -- persistence ------------------------------------------------------------------------------
+    def _save_model(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        model, encoding = self._fitted_model()
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors[QUANTILES_KEY] = torch.from_numpy(np.ascontiguousarray(encoding.quantiles))
+        save_file(tensors, str(directory / TENSORS_FILE))
+        info = {"format": FORMAT, "sha256": _sha256(directory / TENSORS_FILE), "encoding": encoding.to_json_dict()}
+        (directory / INFO_FILE).write_text(json.dumps(info))
+
+    def _load_model(self, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        try:
+            info = json.loads((directory / INFO_FILE).read_text())
+            if info.get("format") != FORMAT:
+                raise ValueError(f"format {info.get('format')!r} is not {FORMAT!r}")
+            if _sha256(directory / TENSORS_FILE) != info["sha256"]:
+                raise ValueError(f"{TENSORS_FILE} does not match the checksum in {INFO_FILE}")
+            tensors = load_file(str(directory / TENSORS_FILE))
+            self.encoding = TableEncoding.from_parts(info["encoding"], tensors.pop(QUANTILES_KEY).numpy())
+            model = self._new_model()
+            model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items()})
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
+            raise ModelFileError(f"The {self.name} model in {directory} is unreadable or was changed ({exc}); "
+                                 "fit the backend again.") from exc
+        self.model = model.to(self._device()).eval()
+
+
+class DPTVAEGenerator(TVAEGenerator):
+    """The same VAE trained with DP-SGD (Opacus) to a target (epsilon, delta)."""
+
+    name = "tvae.dp"
+    capabilities = Capabilities(
+        description="In-house tabular VAE trained with differential privacy (DP-SGD via Opacus) to a "
+                    "target epsilon; the codec's statistics are not covered by epsilon.",
+        license="Apache-2.0", family="torch", dp=True, gpu=True)
+    _adam_kernel: ClassVar[dict] = {}
+
+    def __init__(self, *, epsilon: float = 3.0, delta: float | None = None, max_grad_norm: float = 1.0,
+                 epochs: int = 50, batch_size: int = 1000, learning_rate: float = 2e-3,
+                 weight_decay: float = 0.0, latent_dim: int = 32, hidden_size: int = 64,
+                 hidden_layers: int = 2, loss_factor: float = 2.0, n_quantiles: int = 1000,
+                 device: str = "auto") -> None:
+        CodecGenerator.__init__(self, epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, epochs=epochs,
+                                batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+                                latent_dim=latent_dim, hidden_size=hidden_size, hidden_layers=hidden_layers,
+                                loss_factor=loss_factor, n_quantiles=n_quantiles, device=device)
+        self._check_params()
+        self._check_dp_params()
+        self.encoding = None
+        self.model = None
+
+    def _check_dp_params(self) -> None:
+        p = self.params
+        if float(p["epsilon"]) <= 0 or float(p["max_grad_norm"]) <= 0:
+            raise BackendError(f"{self.name}: epsilon and max_grad_norm must be positive; "
+                               f"got epsilon={p['epsilon']}, max_grad_norm={p['max_grad_norm']}.")
+        if p["delta"] is not None and not 0 < float(p["delta"]) < 1:
+            raise BackendError(f"{self.name}: delta must be between 0 and 1 (or None for 1/n^2); got {p['delta']}.")
+
+    def _train(self, scores: torch.Tensor, codes: torch.Tensor, *, seed: int, progress: ProgressCallback) -> FitResult:
+        """DP-SGD on every training row for exactly `epochs` epochs (no validation: it would read private rows)."""
+        from opacus import PrivacyEngine
+
+        n, epochs = len(scores), int(self.params["epochs"])
+        delta = float(self.params["delta"]) if self.params["delta"] is not None else 1.0 / n ** 2
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(scores, codes),
+                                             batch_size=max(1, min(int(self.params["batch_size"]), n)))
+        noise = torch.Generator(device=scores.device).manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Opacus warns that secure_mode is off: it is, for seeded runs
+            engine = PrivacyEngine(accountant="rdp")
+            private_model, optimizer, private_loader = engine.make_private_with_epsilon(
+                module=self.model, optimizer=self._optimizer(self.model), data_loader=loader,
+                target_epsilon=float(self.params["epsilon"]), target_delta=delta, epochs=epochs,
+                max_grad_norm=float(self.params["max_grad_norm"]), noise_generator=noise)
+            losses = self._dp_epochs(private_model, optimizer, private_loader, epochs, progress)
+            spent = float(engine.accountant.get_epsilon(delta))
+        self._unwrap(private_model)
+        return FitResult(seconds=0.0, epochs=epochs, losses=losses, epsilon=spent, delta=delta, details={
+            "target_epsilon": float(self.params["epsilon"]), "noise_multiplier": float(optimizer.noise_multiplier),
+            "max_grad_norm": float(self.params["max_grad_norm"]), "accountant": "rdp",
+            "sample_rate": float(private_loader.sample_rate) if hasattr(private_loader, "sample_rate") else None,
+            "privacy_unit": "one training row", "not_covered_by_epsilon": NOT_COVERED_BY_EPSILON,
+            "device": str(scores.device), "encoding": "quantile-normal numeric scores, one-hot categories"})
+
+    def _dp_epochs(self, private_model, optimizer, loader, epochs: int, progress: ProgressCallback) -> list[float]:
+        losses, start = [], time.perf_counter()
+        model = self.model
+        for epoch in range(1, epochs + 1):
+            private_model.train()
+            total, rows = 0.0, 0
+            for scores, codes in loader:
+                if len(scores) == 0:
+                    continue
+                optimizer.zero_grad(set_to_none=True)
+                mu, logvar, means, log_sigma, logits = private_model(model.one_hot_input(scores, codes))
+                rec = model.reconstruction(scores, codes, means, log_sigma, logits)
+                loss = (float(self.params["loss_factor"]) * rec + kl_divergence(mu, logvar)).mean()
+                loss.backward()
+                optimizer.step()
+                total, rows = total + float(loss.detach()) * len(scores), rows + len(scores)
+            losses.append(total / max(rows, 1))
+            progress(Progress(self.name, "fit", epoch, epochs, loss=losses[-1], seconds=time.perf_counter() - start))
+        return losses
+
+    def _unwrap(self, private_model) -> None:
+        """Keep a plain TabularVAE (Opacus hooks removed) for sampling and saving."""
+        with contextlib.suppress(Exception):
+            private_model.remove_hooks()
+        plain = self._new_model().to(next(self.model.parameters()).device)
+        plain.load_state_dict({k.removeprefix("_module."): v for k, v in private_model.state_dict().items()})
+        self.model = plain
+
+
+def _split(n: int, share: float, seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded train/validation row indices; no validation rows when share is 0 or n is tiny."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    n_valid = int(round(share * n)) if n >= 20 else 0
+    return order[n_valid:], order[:n_valid]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cpu_threads() -> int:
+    """CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_for(work_per_step: int) -> int:
+    """Intra-op threads: the CPUs available, capped by the work in one step.
+
+    A small MLP step (a few hundred rows x a few hundred units) runs several times slower on two
+    threads than on one when the CPUs are shared, so threads are added per WORK_PER_THREAD only.
+    """
+    return max(1, min(cpu_threads(), work_per_step // WORK_PER_THREAD))
+
+
+@contextlib.contextmanager
+def _torch_threads(work_per_step: int) -> Iterator[None]:
+    """Set the intra-op threads for this fit or sample, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads_for(work_per_step))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,368 @@
+"""ydata-synthetic 1.4 models as backends, run in their own venv (`.venv-ydata`) through a worker.
+
+ydata-synthetic 1.4 needs TensorFlow 2.15, numpy<2 and requests<2.31, which cannot share fairsynth's
+environment, so the models run in worker.py inside the isolated venv (backends.isolated). The
+shared codec wraps every model: ydata 1.4 handles neither missing values nor dates.
+
+The fitted ydata model is a joblib pickle. It is written and read only by the worker inside the
+isolated venv; this process copies its bytes but never unpickles it.
+
+Configuration (environment variables):
+- FAIRSYNTH_YDATA_VENV: the venv (default: `.venv-ydata` at the repository root, else in the cwd).
+- FAIRSYNTH_YDATA_RUNNER: `subprocess` (default) or `docker` (the same worker in a container).
+- FAIRSYNTH_YDATA_IMAGE / FAIRSYNTH_YDATA_IMAGE_PYTHON: the image (default `fairsynth`) and its ydata
+  venv's Python (default /opt/fairsynth-ydata/bin/python, as the Dockerfile builds it).
+- FAIRSYNTH_YDATA_IMAGE_WORKER: the worker's path inside the image, when the engine cannot mount this
+  machine's copy (default: mount backends/ydata/ from here).
+- FAIRSYNTH_YDATA_TIMEOUT: seconds one worker call may take (default 21600).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import ClassVar, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
+                    ProgressCallback, _batch_plan)
+from ..isolated import DockerRunner, IsolatedEnvironment, Job, Runner, SubprocessRunner
+
+YDATA_URL = "https://github.com/ydataai/ydata-synthetic"
+YDATA_LICENSE = "MIT"  # the LICENSE file shipped in ydata-synthetic 1.4.0 is MIT
+WORKER = Path(__file__).with_name("worker.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIX_COMMAND = "make install-ydata (or: bash scripts/install-ydata.sh, from the repository root)"
+MODEL_FILE = "ydata-model.pkl"
+MODEL_INFO = "ydata-model.json"
+MODEL_NOTE = "ydata-model.README.txt"
+DEFAULT_TIMEOUT = 6 * 3600
+IMAGE_PYTHON = "/opt/fairsynth-ydata/bin/python"  # where the Dockerfile builds the ydata venv
+WORKER_ENV = {"YDATA_SYNTHETIC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+
+
+def venv_path() -> Path:
+    """Where the ydata venv is: FAIRSYNTH_YDATA_VENV, else the repository's, else the cwd's."""
+    configured = os.environ.get("FAIRSYNTH_YDATA_VENV")
+    if configured:
+        return Path(configured)
+    candidates = [REPO_ROOT / ".venv-ydata", Path.cwd() / ".venv-ydata"]
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+def environment() -> IsolatedEnvironment:
+    """The isolated ydata environment as configured now."""
+    return IsolatedEnvironment(label="ydata-synthetic 1.4", venv=venv_path(), worker=WORKER,
+                               modules=("ydata_synthetic", "tensorflow", "pyarrow", "pandas"),
+                               fix_command=FIX_COMMAND, environment=dict(WORKER_ENV))
+
+
+def runner() -> Runner:
+    """The configured runner: the venv subprocess by default, a container when asked for."""
+    kind = os.environ.get("FAIRSYNTH_YDATA_RUNNER", "subprocess").strip().lower()
+    if kind == "subprocess":
+        return SubprocessRunner(environment())
+    if kind == "docker":
+        return DockerRunner(os.environ.get("FAIRSYNTH_YDATA_IMAGE", "fairsynth"), WORKER,
+                            python=os.environ.get("FAIRSYNTH_YDATA_IMAGE_PYTHON", IMAGE_PYTHON),
+                            worker_in_image=os.environ.get("FAIRSYNTH_YDATA_IMAGE_WORKER") or None,
+                            environment=dict(WORKER_ENV))
+    raise BackendError(f"FAIRSYNTH_YDATA_RUNNER is '{kind}'; set it to 'subprocess' or 'docker'.")
+
+
+def _timeout() -> float:
+    raw = os.environ.get("FAIRSYNTH_YDATA_TIMEOUT", "")
+    try:
+        return float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        raise BackendError(f"FAIRSYNTH_YDATA_TIMEOUT is '{raw}'; set it to a number of seconds.") from None
+
+
+class YdataGenerator(CodecGenerator):
+    """Common adapter: the codec's encoded table goes to the worker as Parquet, samples come back."""
+
+    model_name: ClassVar[str]  # ydata's modelname
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._cancel = threading.Event()
+        self._state = Path(tempfile.mkdtemp(prefix="fairsynth-ydata-"))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._state), True)
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """Available when the configured runner (venv or container) can run the worker."""
+        try:
+            return runner().availability()
+        except BackendError as exc:
+            return False, str(exc)
+
+    def cancel(self) -> None:
+        """Stop the running fit or sample from another thread (its worker is killed); later calls fail too."""
+        self._cancel.set()
+
+    # -- what each model sends ----------------------------------------------------------------------
+    def _model_request(self) -> dict:
+        """model_params / init_args / train_params for the worker."""
+        return {}
+
+    # -- the CodecGenerator hooks -------------------------------------------------------------------
+    def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
+        kinds = self._fitted_codec().model_columns()
+        train_path = self._state / "train.parquet"
+        _model_frame(encoded, kinds).to_parquet(train_path, index=False)
+        request = {"action": "fit", "model": self.model_name, "data": "train.parquet", "seed": int(seed),
+                   "num_cols": [c for c, k in kinds.items() if k == "numeric"],
+                   "cat_cols": [c for c, k in kinds.items() if k == "categorical"],
+                   "model_file": MODEL_FILE, **self._model_request()}
+        job = Job(request, inputs={"train.parquet": train_path}, outputs={MODEL_FILE: self._model_path},
+                  timeout=_timeout())
+        try:
+            result = self._run(job, progress)
+        finally:
+            train_path.unlink(missing_ok=True)
+        return FitResult(seconds=0.0, epochs=result.get("epochs"), losses=list(result.get("losses") or []),
+                         details={"ydata_model": self.model_name, "rows_fitted": result.get("rows"),
+                                  "worker_fit_seconds": result.get("seconds"),
+                                  "packages": dict(result.get("packages") or {})})  # versions in the ydata venv
+
+    def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """Decoded batches adding up to n_rows; one worker call draws every batch (the import costs ~4 s)."""
+        codec = self._fitted_codec()
+        plan = list(_batch_plan(n_rows, batch_rows, np.random.default_rng(seed)))
+        if not plan:
+            return
+        files = self._draw(plan)
+        start = 0
+        try:
+            for (size, batch_seed), path in zip(plan, files):
+                encoded = pd.read_parquet(path)
+                path.unlink()
+                yield codec.decode(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
+                start += size
+        finally:
+            for path in files:
+                path.unlink(missing_ok=True)
+
+    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
+        [path] = self._draw([(n_rows, seed)])
+        try:
+            return pd.read_parquet(path)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _draw(self, plan: list[tuple[int, int]]) -> list[Path]:
+        """Ask the worker for each (rows, seed) batch; returns the Parquet files, in order."""
+        if not self._model_path.is_file():
+            raise ModelFileError(f"Backend '{self.name}' has no fitted ydata model; fit it or load a saved one.")
+        names = [f"sample-{i}.parquet" for i in range(len(plan))]
+        outputs = {name: self._state / name for name in names}
+        request = {"action": "sample", "model_file": MODEL_FILE,
+                   "batches": [{"rows": int(rows), "seed": int(seed), "out": name}
+                               for (rows, seed), name in zip(plan, names)]}
+        self._run(Job(request, inputs={MODEL_FILE: self._model_path}, outputs=outputs, timeout=_timeout()), None)
+        return [outputs[name] for name in names]
+
+    def save(self, directory: Path) -> None:
+        """Write codec.json, backend.json and the ydata model (a joblib pickle, with its SHA-256).
+
+        The pickle is only ever loaded by the worker inside the isolated ydata venv; the main process
+        copies its bytes and never unpickles it (ydata-model.README.txt in the directory says so).
+        """
+        super().save(directory)
+
+    def _save_model(self, directory: Path) -> None:
+        """Copy the worker's pickle, its hash and a note on who may load it."""
+        if not self._model_path.is_file():
+            raise ModelFileError(f"Backend '{self.name}' has no fitted ydata model to save; fit it first.")
+        shutil.copyfile(self._model_path, directory / MODEL_FILE)
+        info = {"ydata_model": self.model_name, "file": MODEL_FILE, "sha256": _sha256(self._model_path),
+                "format": "joblib pickle written by ydata-synthetic 1.4.0",
+                "loaded_by": "backends/ydata/worker.py inside the isolated ydata venv only"}
+        (directory / MODEL_INFO).write_text(json.dumps(info, indent=2))
+        (directory / MODEL_NOTE).write_text(
+            f"{MODEL_FILE} is a ydata-synthetic 1.4.0 model ({self.model_name}) saved by ydata as a joblib pickle.\n"
+            "fairsynth never unpickles it in its own process: only the ydata worker, inside the isolated\n"
+            "ydata venv, loads it. Loading a pickle runs code, so load model directories only from sources\n"
+            f"you trust. {MODEL_INFO} records its SHA-256; load() refuses a file that does not match.\n")
+
+    def _load_model(self, directory: Path) -> None:
+        """Check the pickle against its recorded hash and take a private copy for the worker."""
+        source, info_path = directory / MODEL_FILE, directory / MODEL_INFO
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"The ydata model in {directory} has no readable {MODEL_INFO} ({exc}); "
+                                 "fit the backend again.") from exc
+        if not source.is_file() or _sha256(source) != info.get("sha256"):
+            raise ModelFileError(f"The ydata model file in {directory} is missing or does not match its "
+                                 "recorded hash; fit the backend again.")
+        shutil.copyfile(source, self._model_path)
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    @property
+    def _model_path(self) -> Path:
+        return self._state / MODEL_FILE
+
+    def _run(self, job: Job, progress: ProgressCallback | None) -> dict:
+        start = time.perf_counter()
+
+        def relay(message: dict) -> None:
+            if progress is not None:
+                progress(Progress(self.name, str(message.get("stage") or "fit"), int(message.get("step") or 0),
+                                  message.get("total"), message.get("loss"), time.perf_counter() - start,
+                                  str(message.get("message") or "")))
+
+        return runner().run(job, progress=relay, cancel=self._cancel)
+
+
+def _model_frame(encoded: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
+    """The columns the model learns: numbers as float64, categories as strings."""
+    return pd.DataFrame({name: encoded[name].astype("float64") if kind == "numeric" else encoded[name].astype(str)
+                         for name, kind in kinds.items()})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _capabilities(description: str, model_family: str) -> Capabilities:
+    return Capabilities(description=description, license=YDATA_LICENSE, family="ydata",
+                        handles_missing=True, handles_datetime=True,  # through the shared codec
+                        model_family=model_family, package="ydata-synthetic", url=YDATA_URL)
+
+
+class _GANGenerator(YdataGenerator):
+    """GAN models: epochs, batch size, learning rate; betas (0.5, 0.9) because ydata's default crashes."""
+
+    def _model_params(self) -> dict:
+        return {"batch_size": int(self.params["batch_size"]), "lr": float(self.params["learning_rate"]),
+                "betas": [0.5, 0.9]}
+
+    def _init_args(self) -> dict:
+        return {}
+
+    def _model_request(self) -> dict:
+        return {"model_params": self._model_params(), "init_args": self._init_args(),
+                "train_params": {"epochs": int(self.params["epochs"])}}
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if value is None or value <= 0:
+            raise BackendError(f"{name} must be a positive number, not {value!r}.")
+
+
+class FastGenerator(YdataGenerator):
+    """ydata 'fast': a Gaussian mixture (scikit-learn) with its number of components tuned by silhouette."""
+
+    name = "ydata.fast"
+    model_name = "fast"
+    capabilities = _capabilities("ydata-synthetic 1.4 'fast': Gaussian mixture over the encoded table; "
+                                 "quick and good on marginals. Runs in the isolated ydata venv.",
+                                 "Gaussian mixture model")
+
+    def __init__(self, *, max_fit_rows: int = 5000) -> None:
+        _check_positive(max_fit_rows=max_fit_rows)
+        super().__init__(max_fit_rows=max_fit_rows)
+
+    def _model_request(self) -> dict:
+        # the component search scores silhouettes, quadratic in rows: fit on a seeded subsample
+        return {"max_rows": int(self.params["max_fit_rows"])}
+
+
+class GaussianMixtureGenerator(FastGenerator):
+    """Alias of ydata.fast: in ydata-synthetic 1.4 'fast' is the Gaussian-mixture model."""
+
+    name = "ydata.gaussian_mixture"
+    capabilities = _capabilities("Alias of ydata.fast (ydata-synthetic 1.4's Gaussian-mixture model). "
+                                 "Runs in the isolated ydata venv.", "Gaussian mixture model")
+
+
+class CTGANGenerator(_GANGenerator):
+    """ydata's CTGAN (conditional tabular GAN, mode-specific normalisation)."""
+
+    name = "ydata.ctgan"
+    model_name = "ctgan"
+    capabilities = _capabilities("ydata-synthetic 1.4 CTGAN: conditional GAN with mode-specific "
+                                 "normalisation. Runs in the isolated ydata venv.",
+                                 "generative adversarial network (CTGAN)")
+    PAC = 10  # ydata's CTGAN packs 10 rows per critic input
+
+    def __init__(self, *, epochs: int = 100, batch_size: int = 500, learning_rate: float = 2e-4) -> None:
+        _check_positive(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
+        if batch_size % self.PAC:
+            raise BackendError(f"ydata.ctgan needs a batch_size divisible by {self.PAC} (its pac), "
+                               f"not {batch_size}; try {max(self.PAC, round(batch_size / self.PAC) * self.PAC)}.")
+        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
+
+    def _model_params(self) -> dict:
+        return {**super()._model_params(), "pac": self.PAC}
+
+
+class _PlainGANGenerator(_GANGenerator):
+    def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4, **extra) -> None:
+        _check_positive(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, **extra)
+        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, **extra)
+
+
+class WGANGPGenerator(_PlainGANGenerator):
+    """ydata's Wasserstein GAN with gradient penalty (random batches instead of ydata's fixed one)."""
+
+    name = "ydata.wgangp"
+    model_name = "wgangp"
+    capabilities = _capabilities("ydata-synthetic 1.4 WGAN-GP: Wasserstein GAN with gradient penalty; "
+                                 "prone to mode collapse on categories. Runs in the isolated ydata venv.",
+                                 "generative adversarial network (WGAN-GP)")
+
+    def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4,
+                 n_critic: int = 2) -> None:
+        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, n_critic=n_critic)
+
+    def _init_args(self) -> dict:
+        return {"n_critic": int(self.params["n_critic"])}
+
+
+class DRAGANGenerator(_PlainGANGenerator):
+    """ydata's DRAGAN (gradient penalty around the data)."""
+
+    name = "ydata.dragan"
+    model_name = "dragan"
+    capabilities = _capabilities("ydata-synthetic 1.4 DRAGAN: GAN with a gradient penalty around real "
+                                 "data. Runs in the isolated ydata venv.", "generative adversarial network (DRAGAN)")
+
+    def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4,
+                 n_discriminator: int = 3) -> None:
+        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                         n_discriminator=n_discriminator)
+
+    def _init_args(self) -> dict:
+        return {"n_discriminator": int(self.params["n_discriminator"])}
+
+
+class CramerGANGenerator(_PlainGANGenerator):
+    """ydata's Cramér GAN (random batches instead of ydata's fixed one)."""
+
+    name = "ydata.cramer"
+    model_name = "cramer"
+    capabilities = _capabilities("ydata-synthetic 1.4 Cramér GAN: energy-distance critic. Runs in the "
+                                 "isolated ydata venv.", "generative adversarial network (Cramér GAN)")
+
+    def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4) -> None:
+        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
+
+
+__all__ = ["FastGenerator", "GaussianMixtureGenerator", "CTGANGenerator", "WGANGPGenerator", "DRAGANGenerator",
+           "CramerGANGenerator", "environment", "runner", "venv_path"]

@@ -1,0 +1,136 @@
+"""ydata models through the real isolated venv: missing values and dates round-trip, models stay in the worker."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import backends.ydata as ydata
+from backends.base import ModelFileError
+from backends.isolated import Job
+from metadata.schema import ColumnKind, TableSchema
+
+AVAILABLE, REASON = ydata.FastGenerator.availability()
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.skipif(not AVAILABLE, reason=f"ydata venv not built: {REASON}")]
+
+
+def test_worker_runs_the_pinned_versions():
+    result = ydata.runner().run(Job({"action": "versions"}, timeout=300))
+    assert result["ydata-synthetic"] == "1.4.0" and result["tensorflow"].startswith("2.15.")
+    assert result["numpy"].startswith("1.") and result["python"].startswith("3.11")
+
+
+def test_missing_values_and_dates_round_trip(dated, tmp_path, monkeypatch):
+    schema = TableSchema.infer(dated)
+    generator = ydata.FastGenerator(max_fit_rows=400)  # the mixture's component search is quadratic in rows
+    steps = []
+    fitted = generator.fit(dated, schema, seed=4, progress=steps.append)
+    assert steps and steps[0].backend == "ydata.fast"
+    assert fitted.details["packages"]["ydata-synthetic"] == "1.4.0" and fitted.details["rows_fitted"] == 400
+    synthetic = pd.concat(generator.sample(1500, seed=9, batch_rows=600), ignore_index=True)
+    assert list(synthetic.columns) == list(dated.columns) and len(synthetic) == 1500
+    for spec in schema.columns:
+        column = synthetic[spec.name]
+        assert abs(column.isna().mean() - spec.missing_share) <= 0.03, spec.name
+        if spec.kind in (ColumnKind.DATE, ColumnKind.DATETIME) and spec.datetime_format:
+            parsed = pd.to_datetime(column.dropna(), format=spec.datetime_format)
+            assert parsed.between(pd.Timestamp(spec.minimum), pd.Timestamp(spec.maximum)).all(), spec.name
+            assert parsed.nunique() > 50, f"{spec.name} collapsed"
+        if spec.kind == ColumnKind.IDENTIFIER:
+            assert column.is_unique, spec.name
+    assert synthetic["visit_iso"].isna().any()  # the 8% gap came back, not filled in
+    assert synthetic["visit_dt64"].notna().all()
+
+    # saved and loaded, the model gives the same rows; this process never unpickles it
+    generator.save(tmp_path / "model")
+    for name in ("ydata-model.pkl", "ydata-model.json", "ydata-model.README.txt", "codec.json"):
+        assert (tmp_path / "model" / name).is_file(), name
+    assert "never unpickles" in (tmp_path / "model" / "ydata-model.README.txt").read_text()
+
+    def refuse(*_, **__):
+        raise AssertionError("the main process must not unpickle the ydata model")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    again = pd.concat(ydata.FastGenerator.load(tmp_path / "model").sample(1500, seed=9, batch_rows=600),
+                      ignore_index=True)
+    pd.testing.assert_frame_equal(again, synthetic)
+
+    with open(tmp_path / "model" / "ydata-model.pkl", "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ModelFileError, match="does not match its recorded hash"):
+        ydata.FastGenerator.load(tmp_path / "model")
+
+
+def test_worker_error_comes_back_as_one_sentence(tmp_path):
+    bad = pd.DataFrame({"x": [1.0, None, 3.0]})
+    bad.to_parquet(tmp_path / "bad.parquet")
+    request = {"action": "fit", "model": "fast", "data": "bad.parquet", "num_cols": ["x"], "cat_cols": [],
+               "seed": 1, "model_file": "m.pkl"}
+    with pytest.raises(Exception) as caught:
+        ydata.runner().run(Job(request, inputs={"bad.parquet": tmp_path / "bad.parquet"}, timeout=300))
+    assert getattr(caught.value, "kind", "") == "bad_request"
+    assert "numeric columns hold missing values (x)" in str(caught.value)
+    assert json.dumps(str(caught.value)).count("\\n") == 0
+
+
+PARENT = """
+import sys, numpy as np, pandas as pd
+import backends.ydata as ydata
+from backends.isolated import Job
+rng = np.random.default_rng(0)
+pd.DataFrame(rng.normal(size=(4000, 6)), columns=list("abcdef")).to_parquet(sys.argv[1])
+request = {"action": "fit", "model": "fast", "data": "t.parquet", "num_cols": list("abcdef"), "cat_cols": [],
+           "seed": 1, "model_file": "m.pkl"}
+def started(message):
+    print("started", flush=True)
+ydata.runner().run(Job(request, inputs={"t.parquet": sys.argv[1]}, timeout=600), progress=started)
+"""
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_worker_exits_when_the_main_process_is_killed(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "t.parquet")], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(Path(ydata.__file__).parents[2])})
+    try:
+        assert parent.stdout.readline().strip() == "started"  # the worker is fitting
+        [worker] = children_of(parent.pid)
+        job_dir = Path(os.readlink(f"/proc/{worker}/cwd"))
+        parent.kill()  # SIGKILL: no finally block runs in the parent
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive(worker), "the ydata worker outlived the killed main process"
+        assert not job_dir.exists(), "the job directory was left behind"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -1,0 +1,156 @@
+"""The in-house TVAE backend on real tables: determinism, save/load, minority levels, DP, bad files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backends.base import BackendError, ModelFileError, Progress
+from backends.registry import backend_info, create
+from backends.tvae import DPTVAEGenerator, TVAEGenerator
+from metadata.schema import ColumnKind, TableSchema
+from services.demo import load_demo_table
+
+FAST = {"epochs": 2, "batch_size": 256, "hidden_size": 32, "latent_dim": 16}
+
+
+@pytest.fixture(scope="module")
+def support2() -> pd.DataFrame:
+    """2,000 rows of SUPPORT2 (mixed types, missing values, skewed numbers)."""
+    from SurvSet.data import SurvLoader
+    return SurvLoader().load_dataset("support2")["df"].sample(2000, random_state=3).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def demo() -> tuple[pd.DataFrame, TableSchema]:
+    """The demo hospital-episodes table and its inferred schema."""
+    table = load_demo_table()
+    return table, TableSchema.infer(table)
+
+
+@pytest.fixture(scope="module")
+def fitted_demo(demo) -> TVAEGenerator:
+    """A small tvae fitted on the demo table for a few epochs."""
+    table, schema = demo
+    generator = TVAEGenerator(**FAST)
+    generator.fit(table, schema, seed=11)
+    return generator
+
+
+def _rows(generator, n: int = 500, seed: int = 5) -> pd.DataFrame:
+    return pd.concat(generator.sample(n, seed=seed, batch_rows=200), ignore_index=True)
+
+
+def test_registry_exposes_both_backends_with_keyword_defaults():
+    tvae, dp = backend_info("tvae"), backend_info("tvae.dp")
+    assert tvae.available and dp.available
+    assert tvae.parameters["epochs"] == 300 and tvae.parameters["batch_size"] == 500
+    assert dp.parameters["epsilon"] == 3.0 and dp.parameters["delta"] is None
+    assert dp.capabilities.dp and not tvae.capabilities.dp and tvae.capabilities.family == "torch"
+    assert isinstance(create("tvae", epochs=3), TVAEGenerator)
+
+
+def test_same_seed_gives_the_same_rows_and_another_seed_does_not(support2):
+    schema = TableSchema.infer(support2)
+    first, second = TVAEGenerator(**FAST), TVAEGenerator(**FAST)
+    first.fit(support2, schema, seed=7)
+    second.fit(support2, schema, seed=7)
+    pd.testing.assert_frame_equal(_rows(first), _rows(second))
+    assert not _rows(first).equals(_rows(first, seed=6))
+
+
+def test_output_has_source_columns_and_valid_dates(demo, fitted_demo):
+    table, _ = demo
+    rows = _rows(fitted_demo, 1000)
+    assert list(rows.columns) == list(table.columns) and len(rows) == 1000
+    for column in ("admission_date", "discharge_date"):
+        parsed = pd.to_datetime(rows[column].dropna(), format="%d/%m/%Y", errors="coerce")
+        assert parsed.notna().all() and len(parsed) > 500
+    assert rows["episode_id"].is_unique
+    assert rows["age"].dropna().between(table["age"].min(), table["age"].max()).all()
+
+
+def test_progress_reports_every_epoch_with_loss_and_seconds(demo):
+    table, schema = demo
+    reports: list[Progress] = []
+    result = TVAEGenerator(**{**FAST, "epochs": 3}).fit(table, schema, seed=1, progress=reports.append)
+    assert [r.step for r in reports] == [1, 2, 3] == list(range(1, result.epochs + 1))
+    assert all(r.loss is not None and np.isfinite(r.loss) and r.seconds > 0 for r in reports)
+    assert len(result.details["validation_losses"]) == 3
+
+
+def test_early_stopping_ends_training_before_the_epoch_limit(demo):
+    table, schema = demo
+    result = TVAEGenerator(**{**FAST, "epochs": 200, "patience": 1, "learning_rate": 0.05}).fit(table, schema, seed=2)
+    assert result.details["stopped_early"] and result.epochs < 200
+
+
+def test_save_and_load_give_the_same_rows(fitted_demo, tmp_path):
+    fitted_demo.save(tmp_path)
+    loaded = TVAEGenerator.load(tmp_path)
+    pd.testing.assert_frame_equal(_rows(loaded), _rows(fitted_demo))
+    assert not any(p.suffix in (".pkl", ".pt", ".pickle") for p in tmp_path.iterdir())
+
+
+def test_tampered_tensor_file_is_refused(fitted_demo, tmp_path):
+    fitted_demo.save(tmp_path)
+    tensors = tmp_path / "tvae.safetensors"
+    data = bytearray(tensors.read_bytes())
+    data[-5] ^= 0xFF
+    tensors.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="unreadable or was changed"):
+        TVAEGenerator.load(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["delete_tensors", "garble_info", "wrong_backend"])
+def test_missing_or_garbled_model_files_give_a_clear_error(fitted_demo, tmp_path, damage):
+    fitted_demo.save(tmp_path)
+    if damage == "delete_tensors":
+        (tmp_path / "tvae.safetensors").unlink()
+    elif damage == "garble_info":
+        (tmp_path / "tvae.json").write_text("{not json")
+    else:
+        info = json.loads((tmp_path / "backend.json").read_text())
+        (tmp_path / "backend.json").write_text(json.dumps({**info, "backend": "marginals"}))
+    with pytest.raises(ModelFileError):
+        TVAEGenerator.load(tmp_path)
+
+
+def test_bad_parameters_are_refused_in_one_sentence():
+    with pytest.raises(BackendError, match="epochs must be at least 1"):
+        TVAEGenerator(epochs=0)
+    with pytest.raises(BackendError, match="epsilon and max_grad_norm must be positive"):
+        DPTVAEGenerator(epsilon=0)
+
+
+@pytest.mark.slow
+def test_minority_categories_neither_vanish_nor_double(demo):
+    table, schema = demo
+    generator = TVAEGenerator(epochs=60, batch_size=250, patience=0)
+    generator.fit(table, schema, seed=3)
+    rows = _rows(generator, 20_000)
+    categorical = [c.name for c in schema.learned_columns() if c.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)]
+    checked = 0
+    for column in categorical:
+        real = table[column].astype(object).fillna("<missing>").astype(str).value_counts(normalize=True)
+        synthetic = rows[column].astype(object).fillna("<missing>").astype(str).value_counts(normalize=True)
+        for level, share in real[real >= 0.01].items():
+            got = synthetic.get(level, 0.0)
+            assert 0 < got < 2 * share, f"{column}={level}: real share {share:.3f}, synthetic {got:.3f}"
+            checked += 1
+    assert checked > 20
+
+
+@pytest.mark.slow
+def test_dp_reports_epsilon_within_target_and_what_it_does_not_cover(support2, tmp_path):
+    schema = TableSchema.infer(support2)
+    generator = DPTVAEGenerator(epsilon=3.0, epochs=2, batch_size=256, hidden_size=32, latent_dim=16)
+    result = generator.fit(support2, schema, seed=4)
+    assert 0 < result.epsilon <= 3.0
+    assert result.delta == pytest.approx(1 / len(support2) ** 2)
+    assert "not covered by epsilon" in result.details["not_covered_by_epsilon"].lower()
+    assert result.details["noise_multiplier"] > 0
+    generator.save(tmp_path)
+    pd.testing.assert_frame_equal(_rows(DPTVAEGenerator.load(tmp_path)), _rows(generator))
