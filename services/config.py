@@ -78,6 +78,11 @@ def crate_info(request: GenerationRequest, source_label: str) -> CrateInfo:
     if not given.get("authors"):
         raise ConfigError("Crates need at least one author with an affiliation (ROR id or web address); "
                           "give --author 'Name;ORCID;Affiliation;ROR-or-URL' or 'crate: authors:' in the config.")
+    return validate_crate_info(given)
+
+
+def validate_crate_info(given: dict) -> CrateInfo:
+    """Crate metadata from plain fields, with one sentence naming the first bad field."""
     try:
         return CrateInfo.model_validate(given)
     except ValidationError as exc:
@@ -123,4 +128,4 @@ def _first_problem(exc: ValidationError, prefix: str = "") -> str:
     """The first validation error as "'field.path' is invalid: reason"."""
     first = exc.errors()[0]
     where = ".".join([p for p in (prefix, *map(str, first["loc"])) if p]) or "request"
-    return f"'{where}' is invalid: {first['msg']}"
+    return f"'{where}' is invalid: {str(first['msg']).removeprefix('Value error, ').rstrip('.')}"  # the caller ends the sentence

@@ -12,16 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from pydantic import ValidationError
 
 from metadata.biostudies import DepositError, deposit
-from metadata.crate import PAGETAB_PATH, CrateError, CrateInfo
+from metadata.crate import PAGETAB_PATH, CrateError
 from metadata.schema import SchemaError, TableSchema
 from metadata.validate import validate_crate
 
 from . import pipeline
 from .catalog import backend_catalog
-from .config import ConfigError, organisation, parse_author, parse_request
+from .config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
 from .demo import DEMO_PATH
 from .executors import LocalExecutor, create_job
 from .jobs import TERMINAL, Dataset, Job, JobStore, new_id, now
@@ -298,17 +297,6 @@ def training_sample(ws: Workspace, job: Job, rows: int = 2000) -> pd.DataFrame:
 
 
 # -- crates, validation and deposit ---------------------------------------------------------------
-def crate_info(form: dict) -> CrateInfo:
-    """Validate the metadata form into crate metadata, with one clear sentence on a bad field."""
-    try:
-        return CrateInfo.model_validate(form)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "metadata"
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"The metadata field '{where}' is invalid: {message}") from None
-
-
 def metadata_form(*, title: str, description: str, authors: str, license_id: str, keywords: str,
                   funder: str = "", funder_address: str = "") -> dict:
     """The Export form's fields as crate metadata: one author per line as 'Name; ORCID; Affiliation; ROR-or-URL'."""
@@ -319,13 +307,13 @@ def metadata_form(*, title: str, description: str, authors: str, license_id: str
         if not funder_address.strip():
             raise ConfigError("Give the funder's ROR id or web address too, or leave the funder empty.")
         form["funder"] = organisation(funder, funder_address)
-    crate_info(form)  # every field checked now, with one sentence naming the bad one
+    validate_crate_info(form)  # every field checked now, with one sentence naming the bad one
     return form
 
 
 def package_crates(ws: Workspace, job: Job, form: dict) -> dict[str, dict]:
     """Describe each finished backend of the job as an RO-Crate zip with the user's metadata, then validate it."""
-    info = crate_info(form)
+    info = validate_crate_info(form)
     directory = run_dir(ws, job)
     schema = TableSchema.from_json((directory / "schema.json").read_text())
     context = json.loads((directory / "request.json").read_text())

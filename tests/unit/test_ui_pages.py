@@ -131,8 +131,8 @@ def test_bad_metadata_shows_one_sentence_on_the_export_page(data_dir):
     export.text_area(key="meta-description").input("D")
     export.text_area(key="meta-authors").input("Ada Lovelace; 12; Uni; https://ror.org/013meh722")
     next(b for b in export.button if b.label == "Build and validate crates").click().run()
-    assert [e.value for e in export.error] == ["The metadata field 'authors.0.orcid' is invalid: '12' is not an ORCID "
-                                               "iD; give it as https://orcid.org/0000-0000-0000-0000."]
+    assert [e.value for e in export.error] == ["In the crate metadata, 'crate.authors.0.orcid' is invalid: '12' is not "
+                                               "an ORCID iD; give it as https://orcid.org/0000-0000-0000-0000."]
     assert not export.expander or all(e.label != "Details" for e in export.expander)
 
 

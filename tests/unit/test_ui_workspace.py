@@ -98,10 +98,18 @@ def test_the_recommendation_follows_the_priority_and_skips_blocked_results():
     assert ws_api.recommend(table.assign(decision="block"), "quality")[0] is None
 
 
-def test_bad_metadata_is_one_sentence_naming_the_field():
-    form = {"title": "T", "description": "D", "license": "CC-BY-4.0", "keywords": ["k"],
-            "authors": [{"name": "Ada", "orcid": "1234", "affiliation": {"name": "Uni", "ror": "https://ror.org/013meh722"}}]}
-    with pytest.raises(ConfigError, match=r"'authors\.0\.orcid' is invalid: '1234' is not an ORCID iD"):
-        ws_api.crate_info(form)
-    form["authors"][0]["orcid"] = "0000-0002-1825-0097"
-    assert ws_api.crate_info(form).authors[0].orcid == "https://orcid.org/0000-0002-1825-0097"
+def test_the_metadata_form_becomes_crate_metadata_or_one_sentence_naming_the_bad_field():
+    line = "Ada Lovelace; {orcid}; University of Cambridge; https://ror.org/013meh722"
+    fields = {"title": "T", "description": "D", "license_id": "CC-BY-4.0", "keywords": "sepsis, icu ,"}
+    with pytest.raises(ConfigError, match=r"^In the crate metadata, 'crate\.authors\.0\.orcid' is invalid: '12' is not "
+                                          r"an ORCID iD; give it as https://orcid\.org/0000-0000-0000-0000\.$"):
+        ws_api.metadata_form(authors=line.format(orcid="12"), **fields)
+    with pytest.raises(ConfigError, match="Each author line takes 'Name;ORCID;Affiliation;ROR-or-URL'"):
+        ws_api.metadata_form(authors="Ada Lovelace", **fields)
+    with pytest.raises(ConfigError, match="funder's ROR id or web address"):
+        ws_api.metadata_form(authors=line.format(orcid=""), funder="Wellcome", **fields)
+    form = ws_api.metadata_form(authors=line.format(orcid="0000-0002-1825-0097") + "\n\nGrace Hopper; ; Navy; https://www.navy.mil",
+                                funder="Wellcome Trust", funder_address="https://ror.org/029chgv08", **fields)
+    assert [a["name"] for a in form["authors"]] == ["Ada Lovelace", "Grace Hopper"]
+    assert form["authors"][1]["affiliation"] == {"name": "Navy", "url": "https://www.navy.mil"}
+    assert form["keywords"] == ["sepsis", "icu"] and form["funder"]["ror"] == "https://ror.org/029chgv08"
