@@ -31,9 +31,16 @@ UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the
 SCHEMA_KINDS = ("integer", "float", "boolean", "categorical", "datetime", "date", "identifier", "text", "pii")
 PRIORITIES = {"quality": ("quality", False), "privacy": ("dcr_share", True), "utility": ("utility_ratio", False),
               "speed": ("fit_seconds", True)}  # column, lower is better
-# Seconds per (row x learned column x epoch), measured on 2 CPU cores with the demo table; an estimate only.
-SECONDS_PER_CELL_EPOCH = {"basic": 2e-7, "sdv": 4e-6, "torch": 3e-6, "ydata": 5e-6}
-BYTES_PER_CELL = 200  # pandas frames, encoded copies and model state, per row x column; an estimate only
+# Measured in benchmarks/results (tvae.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns, a shared
+# 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free backends count one.
+BENCH_CELLS = 7_284 * 38
+FIT_SECONDS_PER_CELL_EPOCH = {"marginals": 3.6e-7, "sdv.gaussian_copula": 1.7e-5, "sdv.tvae": 2.4e-5,
+                              "sdv.ctgan": 6.6e-5, "sdv.copulagan": 6.6e-5, "tvae": 5.1e-7, "tvae.dp": 4.4e-6,
+                              "ydata.fast": 5.6e-4, "ydata.ctgan": 6.4e-5}
+PEAK_MB_ON_BENCH = {"marginals": 418, "sdv.gaussian_copula": 460, "sdv.tvae": 584, "sdv.ctgan": 643,
+                    "sdv.copulagan": 643, "tvae": 505, "tvae.dp": 505, "ydata.fast": 868, "ydata.ctgan": 2720}
+FAMILY_FALLBACK = {"basic": "marginals", "torch": "tvae", "sdv": "sdv.ctgan", "ydata": "ydata.ctgan"}
+BASE_MB = 400  # a worker process with its imports, before any data
 USER_ERRORS = (InputError, ConfigError, SchemaError, CrateError, DepositError, pipeline.RunError, ValueError)
 
 
@@ -169,14 +176,16 @@ def backends() -> list[dict]:
     return backend_catalog()
 
 
-def estimate(backend: dict, rows: int, columns: int, params: dict) -> dict:
-    """A rough fit-time and memory estimate for one backend (rows x columns x epochs x a per-family constant)."""
-    family = backend["capabilities"].get("family", "basic")
+def estimate(backend: dict, rows: int, columns: int, params: dict, holdout_share: float = 0.2) -> dict:
+    """Fit time and peak memory scaled from the benchmark of the same backend (or its family): an estimate only."""
+    name = backend["name"]
+    known = name if name in FIT_SECONDS_PER_CELL_EPOCH else FAMILY_FALLBACK.get(backend["capabilities"].get("family"), "sdv.ctgan")
     epochs = int(params.get("epochs", backend["parameters"].get("epochs", 1)) or 1)
-    cells = max(rows, 1) * max(columns, 1)
-    seconds = cells * epochs * SECONDS_PER_CELL_EPOCH.get(family, 5e-6) + (3.0 if family != "basic" else 0.5)
-    memory_mb = (cells * BYTES_PER_CELL * (2 if family != "basic" else 1)) / 1e6 + 300
-    return {"backend": backend["name"], "fit_seconds": round(seconds, 1), "memory_mb": round(memory_mb)}
+    cells = max(1, round(rows * (1 - holdout_share))) * max(columns, 1)
+    seconds = cells * epochs * FIT_SECONDS_PER_CELL_EPOCH[known]
+    memory_mb = BASE_MB + (PEAK_MB_ON_BENCH[known] - BASE_MB) * cells / BENCH_CELLS
+    return {"backend": name, "fit_seconds": round(seconds, 1), "memory_mb": round(memory_mb),
+            "based_on": known if known == name else f"{known} (same family)"}
 
 
 # -- jobs -----------------------------------------------------------------------------------------

@@ -90,9 +90,10 @@ for backend in chosen:
 if chosen:
     columns = max(1, len([c for c in schema.columns if c.learned]))
     estimates = pd.DataFrame([ws_api.estimate(b, dataset.rows, columns, params.get(b["name"], {})) for b in chosen])
-    st.caption("Estimated fit time and memory (a rough model: rows × columns × epochs × a per-family constant "
-               "measured on 2 CPU cores — an estimate, not a promise).")
-    st.dataframe(estimates.rename(columns={"fit_seconds": "≈ fit seconds", "memory_mb": "≈ memory MB"}),
+    st.caption("Estimated fit time and peak memory: the backend's benchmark on SUPPORT2 (shared 2-core CPU) scaled by "
+               "training rows × columns × epochs — an estimate, not a promise.")
+    st.dataframe(estimates.rename(columns={"fit_seconds": "≈ fit seconds", "memory_mb": "≈ peak memory MB",
+                                               "based_on": "scaled from"}),
                  hide_index=True, key="estimates")
 else:
     st.info("Tick at least one backend.")
