@@ -22,7 +22,7 @@ from . import pipeline
 from .catalog import backend_catalog
 from .config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
 from .demo import DEMO_PATH
-from .executors import LocalExecutor, create_job
+from .executors import Executor, LocalExecutor, create_job, make_executor
 from .jobs import TERMINAL, Dataset, Job, JobStore, new_id, now
 from .settings import Settings
 from .tables import InputError, read_table
@@ -50,7 +50,7 @@ class Workspace:
 
     settings: Settings
     store: JobStore
-    executor: LocalExecutor
+    executor: Executor
 
     def close(self) -> None:
         """Stop the executor (killing running task processes) and close the store."""
@@ -59,11 +59,12 @@ class Workspace:
 
 
 def open_workspace(settings: Settings | None = None) -> Workspace:
-    """Open the data directory's store and start the UI's executor (once per process)."""
+    """Open the data directory's store and start the UI's executor (once per process): Celery when configured."""
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
     store = JobStore(settings.database_url)
-    executor = LocalExecutor(store, settings, kind=UI_EXECUTOR)
+    executor = (make_executor(store, settings) if settings.executor == "celery"
+                else LocalExecutor(store, settings, kind=UI_EXECUTOR))
     executor.start()
     return Workspace(settings, store, executor)
 
@@ -195,7 +196,7 @@ def submit_job(ws: Workspace, dataset: Dataset, specs: list[dict], *, rows: int 
     raw = {"input_path": str(ws.settings.data_dir / dataset.path), "backends": specs, "rows": rows, "seed": seed,
            "anonymeter": anonymeter}
     request = parse_request({k: v for k, v in raw.items() if v is not None}, "the run")
-    job = create_job(ws.store, ws.settings, request, executor=UI_EXECUTOR, schema=dataset_schema(dataset),
+    job = create_job(ws.store, ws.settings, request, executor=ws.executor.name, schema=dataset_schema(dataset),
                      dataset_id=dataset.id)
     ws.executor.submit(job)
     return ws.store.get_job(job.id)
