@@ -6,6 +6,7 @@ Replaces test_ui_first_page.py (the single first page became the Data/Generate/C
 from __future__ import annotations
 
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,15 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     assert [b.label for b in export.get("download_button")][:4] == ["Crate zip", "Synthetic CSV", "Report", "PageTab JSON"]
     reopened = open_app("pages/export.py")  # a new session validates the stored crates again
     assert sum("valid crate" in m.value for m in reopened.markdown) == 2
+    reopened.text_input(key="meta-title").input("Synthetic demo episodes, second edition")
+    reopened.text_area(key="meta-description").input("Rebuilt with a new title.")
+    reopened.text_area(key="meta-authors").input("Ada Lovelace; ; Uni; https://ror.org/013meh722")
+    next(b for b in reopened.button if b.label == "Build and validate crates").click().run()
+    assert sum("valid crate" in m.value for m in reopened.markdown) == 2  # rebuilding over a crate works
+    from ui.common import workspace
+    crate = ws_api.artefact(workspace(), ws_api.get_job(workspace(), job.id), "marginals", "crate")
+    with zipfile.ZipFile(crate) as archive:
+        assert "second edition" in archive.read("ro-crate-metadata.json").decode()
     from ui.common import workspace
     deposit = ws_api.deposit_crate(workspace(), ws_api.get_job(workspace(), job.id), "marginals")
     assert deposit["dry_run"] and Path(deposit["plan_dir"], "pagetab.json").is_file()
