@@ -14,6 +14,8 @@ import pytest
 
 from metadata.validate import validate_crate
 
+expect = pytest.importorskip("playwright.sync_api").expect
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -121,7 +123,7 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     page.get_by_label("Rows to generate per backend").fill("300")
     page.get_by_label("Rows to generate per backend").press("Enter")
     page.get_by_text("Run anonymeter's re-identification attacks").click()
-    page.get_by_text("Estimated fit time and memory").wait_for()
+    page.get_by_text("Estimated fit time and peak memory").wait_for()
     shot(page, shots / "2-generate-setup.png")
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("Progress", exact=True).wait_for()
@@ -142,8 +144,7 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     page.get_by_label("Description").fill("Two backends trained on 500 SUPPORT2 rows, for testing the UI.")
     page.get_by_label("Authors — one per line").fill(AUTHOR)
     page.get_by_role("button", name="Build and validate crates").click()
-    page.get_by_text("valid crate").first.wait_for(timeout=180_000)
-    assert page.get_by_text("valid crate").count() == 2
+    expect(page.get_by_text("valid crate")).to_have_count(2, timeout=180_000)
     shot(page, shots / "4-export.png")
     with page.expect_download() as download:
         page.get_by_role("button", name="Crate zip").first.click()
