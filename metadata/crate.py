@@ -8,7 +8,6 @@ copied.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import uuid
@@ -25,6 +24,7 @@ from rocrate.model.dataset import Dataset
 from rocrate.model.file import File
 from rocrate.rocrate import ROCrate
 
+from metadata.checksums import sha256_file
 from metadata.schema import ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema
 
 RO_CRATE_VERSION = "1.1"
@@ -345,15 +345,6 @@ def file_properties(path: Path, rel: str) -> dict[str, Any]:
     description, media_type = describe_path(rel)
     return {"name": PurePosixPath(rel).name, "description": description, "encodingFormat": media_type,
             "contentSize": str(path.stat().st_size), "sha256": sha256_file(path)}
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _add_backend(crate: ROCrate, facts: RunFacts) -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import math
 import os
@@ -15,6 +14,8 @@ from typing import ClassVar, Iterator
 import numpy as np
 import pandas as pd
 import torch
+
+from metadata.checksums import sha256_file
 
 from ..base import BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress, ProgressCallback
 from .encoding import TableEncoding
@@ -183,7 +184,7 @@ class TVAEGenerator(CodecGenerator):
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         tensors[QUANTILES_KEY] = torch.from_numpy(np.ascontiguousarray(encoding.quantiles))
         save_file(tensors, str(directory / TENSORS_FILE))
-        info = {"format": FORMAT, "sha256": _sha256(directory / TENSORS_FILE), "encoding": encoding.to_json_dict()}
+        info = {"format": FORMAT, "sha256": sha256_file(directory / TENSORS_FILE), "encoding": encoding.to_json_dict()}
         (directory / INFO_FILE).write_text(json.dumps(info))
 
     def _load_model(self, directory: Path) -> None:
@@ -193,7 +194,7 @@ class TVAEGenerator(CodecGenerator):
             info = json.loads((directory / INFO_FILE).read_text())
             if info.get("format") != FORMAT:
                 raise ValueError(f"format {info.get('format')!r} is not {FORMAT!r}")
-            if _sha256(directory / TENSORS_FILE) != info["sha256"]:
+            if sha256_file(directory / TENSORS_FILE) != info["sha256"]:
                 raise ValueError(f"{TENSORS_FILE} does not match the checksum in {INFO_FILE}")
             tensors = load_file(str(directory / TENSORS_FILE))
             self.encoding = TableEncoding.from_parts(info["encoding"], tensors.pop(QUANTILES_KEY).numpy())
@@ -297,14 +298,6 @@ def _split(n: int, share: float, seed: int, device: torch.device) -> tuple[torch
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).to(device)
     n_valid = int(round(share * n)) if n >= 20 else 0
     return order[n_valid:], order[:n_valid]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cpu_threads() -> int:

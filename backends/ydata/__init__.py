@@ -18,7 +18,6 @@ Configuration (environment variables):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,8 @@ from typing import ClassVar, Iterator
 
 import numpy as np
 import pandas as pd
+
+from metadata.checksums import sha256_file
 
 from ..base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
                     ProgressCallback, _batch_plan)
@@ -184,7 +185,7 @@ class YdataGenerator(CodecGenerator):
         if not self._model_path.is_file():
             raise ModelFileError(f"Backend '{self.name}' has no fitted ydata model to save; fit it first.")
         shutil.copyfile(self._model_path, directory / MODEL_FILE)
-        info = {"ydata_model": self.model_name, "file": MODEL_FILE, "sha256": _sha256(self._model_path),
+        info = {"ydata_model": self.model_name, "file": MODEL_FILE, "sha256": sha256_file(self._model_path),
                 "format": "joblib pickle written by ydata-synthetic 1.4.0",
                 "loaded_by": "backends/ydata/worker.py inside the isolated ydata venv only"}
         (directory / MODEL_INFO).write_text(json.dumps(info, indent=2))
@@ -202,7 +203,7 @@ class YdataGenerator(CodecGenerator):
         except (OSError, ValueError) as exc:
             raise ModelFileError(f"The ydata model in {directory} has no readable {MODEL_INFO} ({exc}); "
                                  "fit the backend again.") from exc
-        if not source.is_file() or _sha256(source) != info.get("sha256"):
+        if not source.is_file() or sha256_file(source) != info.get("sha256"):
             raise ModelFileError(f"The ydata model file in {directory} is missing or does not match its "
                                  "recorded hash; fit the backend again.")
         shutil.copyfile(source, self._model_path)
@@ -228,14 +229,6 @@ def _model_frame(encoded: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     """The columns the model learns: numbers as float64, categories as strings."""
     return pd.DataFrame({name: encoded[name].astype("float64") if kind == "numeric" else encoded[name].astype(str)
                          for name, kind in kinds.items()})
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _capabilities(description: str, model_family: str) -> Capabilities:
