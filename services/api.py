@@ -9,7 +9,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import re
 import shutil
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -31,10 +30,11 @@ from .catalog import backend_catalog
 from .config import BackendSpec, ConfigError, SchemaOverrides, parse_request
 from .evaluation.gate import ReleasePolicy
 from .executors import Executor, create_job, make_executor
-from .jobs import TERMINAL, Dataset, Job, JobStore, JobStoreError, Task, new_id, now, utc
+from .jobs import TERMINAL, Job, JobStore, JobStoreError, Task, new_id, utc
 from .pipeline import RunError
 from .settings import Settings, SettingsError
-from .tables import InputError, read_table
+from .tables import InputError
+from .workspace import register_dataset, too_large_message
 
 log = logging.getLogger("fairsynth.api")
 PROBLEM = "application/problem+json"
@@ -321,8 +321,8 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
         folder.mkdir(parents=True)
         try:
             path, fmt, size = await _store_upload(file, folder, settings)
-            dataset = await run_in_threadpool(_register, app.state.store, dataset_id, file.filename, path, fmt, size,
-                                              settings)
+            dataset = await run_in_threadpool(register_dataset, app.state.store, settings, dataset_id, file.filename,
+                                              path, fmt, size)
             return DatasetOut.model_validate(dataset, from_attributes=True)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -384,31 +384,12 @@ async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> t
     return path, fmt, size
 
 
-def _register(store: JobStore, dataset_id: str, upload_name: str | None, path: Path, fmt: str, size: int,
-              settings: Settings) -> Dataset:
-    data = read_table(path)
-    schema = TableSchema.infer(data)
-    dataset = Dataset(id=dataset_id, name=_display_name(upload_name, fmt), path=str(path.relative_to(settings.data_dir)),
-                      format=fmt, size_bytes=size, rows=len(data), columns=int(data.shape[1]),
-                      schema_json=schema.to_json(), created_at=now())
-    store.add_dataset(dataset)
-    return dataset
-
-
-def _display_name(upload_name: str | None, fmt: str) -> str:
-    """The last component of the upload's name without control characters: shown, never used as a path."""
-    name = re.split(r"[\\/]", upload_name or "")[-1]
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:255]
-    return name or f"upload.{fmt}"
-
-
 def _too_large(settings: Settings) -> str:
     return _too_large_bytes(settings.max_upload_bytes)
 
 
 def _too_large_bytes(limit: int) -> str:
-    return (f"The upload is larger than this server accepts ({limit // (1024 * 1024)} MiB); "
-            "send a smaller table or raise FAIRSYNTH_MAX_UPLOAD_MB.")
+    return too_large_message(limit)
 
 
 # -- jobs -----------------------------------------------------------------------------------------

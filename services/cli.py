@@ -17,7 +17,7 @@ from backends import registry
 from backends.base import BackendError, Progress
 from metadata.schema import SchemaError, TableSchema
 
-from .config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_request
+from .config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_author, parse_request
 from .demo import DEMO_PATH
 from .executors import run_job
 from .pipeline import RunError
@@ -184,7 +184,8 @@ def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
     """Start the Streamlit UI (on the demo table)."""
     app_path = Path(__file__).resolve().parent.parent / "ui" / "app.py"
     # browser.serverAddress set by hand stops Streamlit looking up its external IP on the network
-    env = {"STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost", **os.environ,
+    env = {"STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost", "STREAMLIT_CLIENT_TOOLBAR_MODE": "viewer",
+           "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "type", **os.environ,  # no developer menu, no tracebacks
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
                "--server.address", address]
@@ -238,17 +239,8 @@ def _apply_crate(request: GenerationRequest, enabled: bool, *, title, descriptio
     given = {"title": title, "description": description, "license": license, "keywords": keywords or None}
     crate.update({k: v for k, v in given.items() if v is not None})
     if authors:
-        crate["authors"] = [_author(text) for text in authors]
+        crate["authors"] = [parse_author(text) for text in authors]
     return request.model_copy(update={"package_crates": enabled or request.package_crates, "crate": crate or None})
-
-
-def _author(text: str) -> dict:
-    parts = [p.strip() for p in text.split(";")]
-    if len(parts) != 4 or not parts[0] or not parts[2] or not parts[3]:
-        raise ConfigError(f"--author takes 'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); got '{text}'.")
-    name, orcid, affiliation, where = parts
-    organisation = {"name": affiliation, ("url" if where.startswith("http") and "ror.org" not in where else "ror"): where}
-    return {"name": name, "orcid": orcid or None, "affiliation": organisation}
 
 
 def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:

@@ -78,10 +78,30 @@ def crate_info(request: GenerationRequest, source_label: str) -> CrateInfo:
     if not given.get("authors"):
         raise ConfigError("Crates need at least one author with an affiliation (ROR id or web address); "
                           "give --author 'Name;ORCID;Affiliation;ROR-or-URL' or 'crate: authors:' in the config.")
+    return validate_crate_info(given)
+
+
+def validate_crate_info(given: dict) -> CrateInfo:
+    """Crate metadata from plain fields, with one sentence naming the first bad field."""
     try:
         return CrateInfo.model_validate(given)
     except ValidationError as exc:
         raise ConfigError(f"In the crate metadata, {_first_problem(exc, 'crate')}.") from exc
+
+
+def organisation(name: str, where: str) -> dict:
+    """An organisation from its name and its ROR id or web address."""
+    where = where.strip()
+    return {"name": name.strip(), ("url" if where.startswith("http") and "ror.org" not in where else "ror"): where}
+
+
+def parse_author(text: str, option: str = "--author") -> dict:
+    """One author from 'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty)."""
+    parts = [p.strip() for p in text.split(";")]
+    if len(parts) != 4 or not parts[0] or not parts[2] or not parts[3]:
+        raise ConfigError(f"{option} takes 'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); got '{text}'.")
+    name, orcid, affiliation, where = parts
+    return {"name": name, "orcid": orcid or None, "affiliation": organisation(affiliation, where)}
 
 
 def load_request(path: str | Path) -> GenerationRequest:
@@ -108,4 +128,4 @@ def _first_problem(exc: ValidationError, prefix: str = "") -> str:
     """The first validation error as "'field.path' is invalid: reason"."""
     first = exc.errors()[0]
     where = ".".join([p for p in (prefix, *map(str, first["loc"])) if p]) or "request"
-    return f"'{where}' is invalid: {first['msg']}"
+    return f"'{where}' is invalid: {str(first['msg']).removeprefix('Value error, ').rstrip('.')}"  # the caller ends the sentence

@@ -1,0 +1,367 @@
+"""What the UI calls: datasets, schema edits, backends, estimates, jobs, results, crates and deposits.
+
+A thin facade over the job store, the executors, the pipeline and the metadata packages: the UI never
+imports backends or metadata itself, and the API and the UI share the same dataset and job paths.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from metadata.biostudies import DepositError, deposit
+from metadata.crate import PAGETAB_PATH, CrateError
+from metadata.schema import SchemaError, TableSchema
+from metadata.validate import validate_crate
+
+from . import pipeline
+from .catalog import backend_catalog
+from .config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
+from .demo import DEMO_PATH
+from .executors import Executor, LocalExecutor, create_job, make_executor
+from .jobs import TERMINAL, Dataset, Job, JobStore, new_id, now
+from .settings import Settings
+from .tables import InputError, read_table
+
+UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the jobs the UI submitted
+SCHEMA_KINDS = ("integer", "float", "boolean", "categorical", "datetime", "date", "identifier", "text", "pii")
+PRIORITIES = {"quality": ("quality", False), "privacy": ("dcr_share", True), "utility": ("utility_ratio", False),
+              "speed": ("fit_seconds", True)}  # column, lower is better
+# Measured in benchmarks/results (tvae.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns, a shared
+# 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free backends count one.
+BENCH_CELLS = 7_284 * 38
+FIT_SECONDS_PER_CELL_EPOCH = {"marginals": 3.6e-7, "sdv.gaussian_copula": 1.7e-5, "sdv.tvae": 2.4e-5,
+                              "sdv.ctgan": 6.6e-5, "sdv.copulagan": 6.6e-5, "tvae": 5.1e-7, "tvae.dp": 4.4e-6,
+                              "ydata.fast": 5.6e-4, "ydata.ctgan": 6.4e-5}
+PEAK_MB_ON_BENCH = {"marginals": 418, "sdv.gaussian_copula": 460, "sdv.tvae": 584, "sdv.ctgan": 643,
+                    "sdv.copulagan": 643, "tvae": 505, "tvae.dp": 505, "ydata.fast": 868, "ydata.ctgan": 2720}
+FAMILY_FALLBACK = {"basic": "marginals", "torch": "tvae", "sdv": "sdv.ctgan", "ydata": "ydata.ctgan"}
+BASE_MB = 400  # a worker process with its imports, before any data
+USER_ERRORS = (InputError, ConfigError, SchemaError, CrateError, DepositError, pipeline.RunError, ValueError)
+
+
+@dataclass
+class Workspace:
+    """One data directory: its settings, its job store and the executor that runs the UI's jobs."""
+
+    settings: Settings
+    store: JobStore
+    executor: Executor
+
+    def close(self) -> None:
+        """Stop the executor (killing running task processes) and close the store."""
+        self.executor.stop()
+        self.store.close()
+
+
+def open_workspace(settings: Settings | None = None) -> Workspace:
+    """Open the data directory's store and start the UI's executor (once per process): Celery when configured."""
+    settings = settings or Settings.from_env()
+    settings.ensure_dirs()
+    store = JobStore(settings.database_url)
+    executor = (make_executor(store, settings) if settings.executor == "celery"
+                else LocalExecutor(store, settings, kind=UI_EXECUTOR))
+    executor.start()
+    return Workspace(settings, store, executor)
+
+
+# -- datasets -------------------------------------------------------------------------------------
+def upload_limit_mb(ws: Workspace) -> int:
+    """The largest upload accepted, in MiB."""
+    return ws.settings.max_upload_bytes // (1024 * 1024)
+
+
+def too_large_message(limit_bytes: int) -> str:
+    """The one sentence for an upload over the limit."""
+    return (f"The upload is larger than this server accepts ({limit_bytes // (1024 * 1024)} MiB); "
+            "send a smaller table or raise FAIRSYNTH_MAX_UPLOAD_MB.")
+
+
+def upload_dataset(ws: Workspace, file_name: str | None, content: bytes) -> Dataset:
+    """Store an uploaded CSV or Parquet table under a server-chosen name and register it with its inferred schema."""
+    if len(content) > ws.settings.max_upload_bytes:
+        raise InputError(too_large_message(ws.settings.max_upload_bytes))
+    if not content:
+        raise InputError("The uploaded file is empty; send a CSV or Parquet table.")
+    fmt = "parquet" if content[:4] == b"PAR1" else "csv"
+    return _store_dataset(ws, file_name, fmt, lambda path: path.write_bytes(content))
+
+
+def demo_dataset(ws: Workspace) -> Dataset:
+    """The embedded demo table as a dataset (registered once per data directory)."""
+    for dataset in ws.store.list_datasets():
+        if dataset.name == DEMO_PATH.name and dataset.path.endswith("demo/" + DEMO_PATH.name):
+            return dataset
+    return _store_dataset(ws, DEMO_PATH.name, "csv", lambda path: shutil.copyfile(DEMO_PATH, path), folder="demo")
+
+
+def _store_dataset(ws: Workspace, file_name: str | None, fmt: str, write, folder: str | None = None) -> Dataset:
+    dataset_id = new_id()
+    directory = ws.settings.data_dir / "datasets" / dataset_id / (folder or "")
+    directory.mkdir(parents=True)
+    path = directory / (DEMO_PATH.name if folder else f"table.{fmt}")
+    try:
+        write(path)
+        return register_dataset(ws.store, ws.settings, dataset_id, file_name, path, fmt, path.stat().st_size)
+    except InputError as exc:  # the message names the stored file; the user knows the upload's name
+        shutil.rmtree(ws.settings.data_dir / "datasets" / dataset_id, ignore_errors=True)
+        raise InputError(str(exc).replace(path.name, display_name(file_name, fmt), 1)) from None
+    except BaseException:
+        shutil.rmtree(ws.settings.data_dir / "datasets" / dataset_id, ignore_errors=True)
+        raise
+
+
+def register_dataset(store: JobStore, settings: Settings, dataset_id: str, upload_name: str | None, path: Path,
+                     fmt: str, size: int) -> Dataset:
+    """Read a stored table (clear errors for bad files), infer its schema and record it as a dataset."""
+    data = read_table(path)
+    schema = TableSchema.infer(data)
+    dataset = Dataset(id=dataset_id, name=display_name(upload_name, fmt),
+                      path=str(path.relative_to(settings.data_dir)), format=fmt, size_bytes=size, rows=len(data),
+                      columns=int(data.shape[1]), schema_json=schema.to_json(), created_at=now())
+    store.add_dataset(dataset)
+    return dataset
+
+
+def display_name(upload_name: str | None, fmt: str) -> str:
+    """The last component of the upload's name without control characters: shown, never used as a path."""
+    name = re.split(r"[\\/]", upload_name or "")[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()[:255]
+    return name or f"upload.{fmt}"
+
+
+def dataset_table(ws: Workspace, dataset: Dataset, rows: int | None = None) -> pd.DataFrame:
+    """The dataset's table (or its first rows)."""
+    data = read_table(ws.settings.data_dir / dataset.path)
+    return data.head(rows) if rows else data
+
+
+def dataset_schema(dataset: Dataset) -> TableSchema:
+    """The dataset's current schema."""
+    return TableSchema.from_json(dataset.schema_json)
+
+
+def schema_frame(schema: TableSchema) -> pd.DataFrame:
+    """The schema as an editable table: column, kind, drop, target, missing share, cardinality, note."""
+    return pd.DataFrame([{"column": c.name, "kind": str(getattr(c.kind, "value", c.kind)),
+                          "drop": bool(c.drop), "target": c.name == schema.target,
+                          "missing %": round(100 * c.missing_share, 1), "distinct": c.cardinality,
+                          "handling": c.handling()} for c in schema.columns])
+
+
+def edit_schema(ws: Workspace, dataset: Dataset, edited: pd.DataFrame) -> TableSchema:
+    """Apply the edited table (kinds, drops, one target) to the dataset's schema and store it."""
+    schema = dataset_schema(dataset)
+    if list(edited["column"]) != schema.names:
+        raise SchemaError("Edit kinds, drops and the target only; the columns cannot be renamed or reordered.")
+    targets = edited.loc[edited["target"].astype(bool), "column"].tolist()
+    if len(targets) > 1:
+        raise SchemaError(f"Choose at most one target column; {', '.join(targets)} are ticked.")
+    base = schema.model_copy(deep=True, update={"target": None})
+    for spec in base.columns:
+        spec.drop = False
+    updated = base.with_overrides(kinds=dict(zip(edited["column"], edited["kind"])),
+                                  drop=edited.loc[edited["drop"].astype(bool), "column"].tolist(),
+                                  target=targets[0] if targets else None)
+    ws.store.set_schema(dataset.id, updated.to_json())
+    return updated
+
+
+# -- backends and estimates -----------------------------------------------------------------------
+def backends() -> list[dict]:
+    """Every declared backend: name, available, reason, capabilities, parameters."""
+    return backend_catalog()
+
+
+def estimate(backend: dict, rows: int, columns: int, params: dict, holdout_share: float = 0.2) -> dict:
+    """Fit time and peak memory scaled from the benchmark of the same backend (or its family): an estimate only."""
+    name = backend["name"]
+    known = name if name in FIT_SECONDS_PER_CELL_EPOCH else FAMILY_FALLBACK.get(backend["capabilities"].get("family"), "sdv.ctgan")
+    epochs = int(params.get("epochs", backend["parameters"].get("epochs", 1)) or 1)
+    cells = max(1, round(rows * (1 - holdout_share))) * max(columns, 1)
+    seconds = cells * epochs * FIT_SECONDS_PER_CELL_EPOCH[known]
+    memory_mb = BASE_MB + (PEAK_MB_ON_BENCH[known] - BASE_MB) * cells / BENCH_CELLS
+    return {"backend": name, "fit_seconds": round(seconds, 1), "memory_mb": round(memory_mb),
+            "based_on": known if known == name else f"{known} (same family)"}
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+def submit_job(ws: Workspace, dataset: Dataset, specs: list[dict], *, rows: int | None, seed: int = 0,
+               anonymeter: bool = True) -> Job:
+    """Queue a run of these backends (dicts of name and params) on the dataset with its edited schema."""
+    raw = {"input_path": str(ws.settings.data_dir / dataset.path), "backends": specs, "rows": rows, "seed": seed,
+           "anonymeter": anonymeter}
+    request = parse_request({k: v for k, v in raw.items() if v is not None}, "the run")
+    job = create_job(ws.store, ws.settings, request, executor=ws.executor.name, schema=dataset_schema(dataset),
+                     dataset_id=dataset.id)
+    ws.executor.submit(job)
+    return ws.store.get_job(job.id)
+
+
+def get_job(ws: Workspace, job_id: str) -> Job:
+    """A job with its tasks, fresh from the store."""
+    return ws.store.get_job(job_id)
+
+
+def list_jobs(ws: Workspace, limit: int = 50) -> list[Job]:
+    """Earlier jobs, newest first."""
+    return ws.store.list_jobs(limit=limit)
+
+
+def cancel_job(ws: Workspace, job_id: str) -> Job:
+    """Cancel a job that is still running; an ended job is returned as it is."""
+    job = ws.store.get_job(job_id)
+    return job if job.state in TERMINAL else ws.executor.cancel(job_id)
+
+
+def is_ended(job: Job) -> bool:
+    """True once the job has ended (succeeded, failed or cancelled)."""
+    return job.state in TERMINAL
+
+
+def progress_frame(job: Job) -> pd.DataFrame:
+    """One row per backend: state, stage, step of total, epoch, loss, rows written, message or error."""
+    return pd.DataFrame([{"backend": t.backend, "state": t.state, "stage": t.stage or "",
+                          "progress": (t.step or 0) / t.total if t.total else (1.0 if t.state == "succeeded" else 0.0),
+                          "epoch": t.epoch, "loss": t.loss, "rows written": t.rows_written or 0,
+                          "fit s": None if t.fit_seconds is None else round(t.fit_seconds, 1),
+                          "message": t.error or t.message or ""} for t in job.tasks])
+
+
+def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
+    """Earlier jobs as a table: id, state, created, backends, dataset."""
+    return pd.DataFrame([{"job": j.id, "state": j.state, "created": j.created_at.strftime("%Y-%m-%d %H:%M"),
+                          "backends": ", ".join(t.backend for t in j.tasks), "rows": j.request.get("rows"),
+                          "error": j.error or ""} for j in jobs],
+                        columns=["job", "state", "created", "backends", "rows", "error"])
+
+
+# -- results --------------------------------------------------------------------------------------
+def run_dir(ws: Workspace, job: Job) -> Path:
+    """The job's run directory."""
+    return ws.settings.data_dir / job.run_dir
+
+
+def comparison(ws: Workspace, job: Job) -> pd.DataFrame:
+    """The side-by-side comparison of the job's backends (empty until the job has ended)."""
+    path = run_dir(ws, job) / "comparison.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def metrics(ws: Workspace, job: Job, backend: str) -> dict:
+    """One backend's metrics.json (empty when it failed)."""
+    path = artefact(ws, job, backend, "metrics")
+    return json.loads(path.read_text()) if path else {}
+
+
+def artefact(ws: Workspace, job: Job, backend: str, name: str) -> Path | None:
+    """The path of one backend's artefact (synthetic, report, metrics, crate, ...), or None."""
+    task = next((t for t in job.tasks if t.backend == backend), None)
+    relative = task.artefacts.get(name) if task else None
+    if relative is None:
+        return None
+    root = run_dir(ws, job).resolve()
+    path = (root / relative).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
+
+
+def gate_reasons(ws: Workspace, job: Job) -> dict[str, dict]:
+    """Each measured backend's gate: decision and reasons."""
+    return {t.backend: metrics(ws, job, t.backend).get("gate", {}) for t in job.tasks if t.state == "succeeded"}
+
+
+def recommend(table: pd.DataFrame, priority: str) -> tuple[str | None, str]:
+    """The best released-or-flagged backend by the priority (quality, privacy, utility, speed) and why."""
+    column, lower_better = PRIORITIES[priority]
+    usable = table[(table.get("status") == "ok") & (table.get("decision") != "block")] if not table.empty else table
+    usable = usable.dropna(subset=[column]) if column in usable else usable.iloc[0:0]
+    if usable.empty:
+        return None, f"No backend passed the release gate with a {column} measure."
+    best = usable.sort_values(column, ascending=lower_better).iloc[0]
+    return str(best["backend"]), f"best {column.replace('_', ' ')} ({best[column]:.3g}) among results the gate did not block"
+
+
+def learned_columns(ws: Workspace, job: Job) -> list[str]:
+    """The columns the run's backends modelled (not dropped, not identifiers, PII or text)."""
+    schema = TableSchema.from_json((run_dir(ws, job) / "schema.json").read_text())
+    return [c.name for c in schema.learned_columns()]
+
+
+def synthetic_sample(ws: Workspace, job: Job, backend: str, rows: int = 2000) -> pd.DataFrame:
+    """The first rows of one backend's synthetic table."""
+    path = artefact(ws, job, backend, "synthetic")
+    if path is None:
+        return pd.DataFrame()
+    return pd.read_parquet(path).head(rows) if path.suffix == ".parquet" else pd.read_csv(path, nrows=rows)
+
+
+def training_sample(ws: Workspace, job: Job, rows: int = 2000) -> pd.DataFrame:
+    """The real input's first rows (for distribution plots next to the synthetic ones)."""
+    request = job.request
+    path = request.get("input_path")
+    return read_table(path).head(rows) if path else pd.DataFrame()
+
+
+# -- crates, validation and deposit ---------------------------------------------------------------
+def metadata_form(*, title: str, description: str, authors: str, license_id: str, keywords: str,
+                  funder: str = "", funder_address: str = "") -> dict:
+    """The Export form's fields as crate metadata: one author per line as 'Name; ORCID; Affiliation; ROR-or-URL'."""
+    people = [parse_author(line, "Each author line") for line in authors.splitlines() if line.strip()]
+    form = {"title": title.strip(), "description": description.strip(), "authors": people, "license": license_id,
+            "keywords": [k.strip() for k in keywords.split(",") if k.strip()]}
+    if funder.strip():
+        if not funder_address.strip():
+            raise ConfigError("Give the funder's ROR id or web address too, or leave the funder empty.")
+        form["funder"] = organisation(funder, funder_address)
+    validate_crate_info(form)  # every field checked now, with one sentence naming the bad one
+    return form
+
+
+def package_crates(ws: Workspace, job: Job, form: dict) -> dict[str, dict]:
+    """Describe each finished backend of the job as an RO-Crate zip with the user's metadata, then validate it."""
+    info = validate_crate_info(form)
+    directory = run_dir(ws, job)
+    schema = TableSchema.from_json((directory / "schema.json").read_text())
+    context = json.loads((directory / "request.json").read_text())
+    outcomes = [pipeline.outcome_from_json(t.outcome_json) for t in job.tasks if t.outcome_json]
+    results = {}
+    for task in job.tasks:
+        outcome = next((o for o in outcomes if o.backend == task.backend and o.ok), None)
+        if outcome is None:
+            continue
+        outcome.error = None
+        pipeline.package_crate(outcome, outcomes, info, schema, context, directory, lambda _: None)
+        if outcome.crate:
+            ws.store.set_artefacts(task.id, {**task.artefacts, "crate": str(Path(outcome.crate).relative_to(directory))},
+                                   outcome_json=pipeline.outcome_to_json(outcome))
+        results[task.backend] = {"crate": outcome.crate, "error": outcome.error,
+                                 "validation": validate(Path(outcome.crate)) if outcome.crate else None}
+    return results
+
+
+def validate(crate_zip: Path) -> dict:
+    """Validate a crate zip offline: ok, a readable summary and the issues."""
+    report = validate_crate(crate_zip)
+    return {"ok": report.ok, "summary": report.summary(), "issues": report.issues + report.skipped}
+
+
+def pagetab(ws: Workspace, job: Job, backend: str) -> Path | None:
+    """The BioStudies PageTab JSON written into a packaged backend's directory, or None before packaging."""
+    outcome = next((pipeline.outcome_from_json(t.outcome_json) for t in job.tasks
+                    if t.backend == backend and t.outcome_json), None)
+    path = Path(outcome.directory) / PAGETAB_PATH if outcome and outcome.directory else None
+    return path if path and path.is_file() else None
+
+
+def deposit_crate(ws: Workspace, job: Job, backend: str) -> dict:
+    """Deposit a backend's crate to BioStudies: a dry run (the plan written to the run) unless configured."""
+    crate = artefact(ws, job, backend, "crate")
+    if crate is None:
+        raise DepositError(f"{backend} has no crate yet; package the crates first.")
+    result = deposit(crate, out_dir=run_dir(ws, job) / f"{backend}-deposit")
+    return {"dry_run": result.dry_run, "files": result.files, "accno": result.accno,
+            "plan_dir": str(result.plan_dir) if result.plan_dir else None}

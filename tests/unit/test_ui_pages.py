@@ -1,0 +1,166 @@
+"""The UI pages (Streamlit AppTest): demo data, backend cards and estimates, a two-backend run followed from the
+job store, the comparison and recommendation, crates on the Export page, and earlier runs.
+
+Replaces test_ui_first_page.py (the single first page became the Data/Generate/Compare/Export/Past runs app).
+"""
+from __future__ import annotations
+
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from services import workspace as ws_api
+
+APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A fresh data directory; the UI's workspace (executor and store) is closed afterwards."""
+    monkeypatch.setenv("FAIRSYNTH_DATA_DIR", str(tmp_path / "data"))
+    yield tmp_path / "data"
+    from ui.common import _open, workspace
+    workspace().close()
+    _open.clear()
+
+
+def open_app(page: str | None = None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    if page:
+        app.switch_page(page).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def wait_for_job(timeout: float = 240.0):
+    from ui.common import workspace
+    ws = workspace()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = ws_api.list_jobs(ws, limit=1)[0]
+        if ws_api.is_ended(job):
+            return job
+        time.sleep(0.5)
+    raise AssertionError("the run did not end in time")
+
+
+def test_data_page_opens_on_the_demo_table_with_its_schema(data_dir):
+    app = open_app()
+    assert app.title[0].value == "1 · Data"
+    assert "up to 200 MiB" in app.get("file_uploader")[0].proto.label
+    preview = app.dataframe[0].value
+    assert len(preview) == 50 and "episode_id" in preview.columns
+    assert app.selectbox[0].value is not None and "demo" in app.selectbox[0].format_func(app.selectbox[0].value)
+
+
+def test_generate_page_shows_cards_and_an_estimate_per_ticked_backend(data_dir):
+    app = open_app("pages/generate.py")
+    names = [c.key.removeprefix("use-") for c in app.checkbox if c.key and c.key.startswith("use-")]
+    assert {"marginals", "sdv.gaussian_copula"} <= set(names)
+    unavailable = [b for b in ws_api.backends() if not b["available"]]
+    for backend in unavailable:
+        assert app.checkbox(key=f"use-{backend['name']}").disabled
+        assert any(backend["reason"] in c.value for c in app.caption)
+    app.checkbox(key="use-sdv.gaussian_copula").check().run()
+    estimates = app.dataframe[0].value.set_index("backend")
+    assert list(estimates.index) == ["marginals", "sdv.gaussian_copula"]
+    assert estimates.iloc[1, 0] > estimates.iloc[0, 0]  # a fitted copula takes longer than marginals
+    app.checkbox(key="use-sdv.ctgan").check().run()
+    app.number_input(key="param-sdv.ctgan-epochs").set_value(3).run()
+    few = app.dataframe[0].value.set_index("backend").loc["sdv.ctgan"].iloc[0]
+    app.number_input(key="param-sdv.ctgan-epochs").set_value(300).run()
+    assert app.dataframe[0].value.set_index("backend").loc["sdv.ctgan"].iloc[0] > few
+
+
+@pytest.mark.slow
+def test_two_backends_run_compare_export_and_reopen(data_dir):
+    app = open_app("pages/generate.py")
+    app.checkbox(key="use-sdv.gaussian_copula").check()
+    app.number_input(key="rows").set_value(300)
+    app.toggle(key="anonymeter").set_value(False)
+    app.button(key="generate").click().run()
+    assert not app.exception and not app.error
+    job = wait_for_job()
+    assert job.state == "succeeded", [(t.backend, t.error) for t in job.tasks]
+
+    reloaded = open_app("pages/generate.py")  # a new session, as after a page reload: progress from the store
+    progress = reloaded.dataframe[-1].value
+    assert list(progress["backend"]) == ["marginals", "sdv.gaussian_copula"]
+    assert set(progress["state"]) == {"succeeded"} and (progress["rows written"] == 300).all()
+
+    compare = open_app("pages/compare.py")
+    table = compare.dataframe[0].value
+    assert list(sorted(table["backend"])) == ["marginals", "sdv.gaussian_copula"]
+    assert table["quality"].between(0, 1).all()
+    assert compare.success[0].value.startswith("Recommended: **")
+    compare.radio(key="priority").set_value("speed").run()
+    fastest = table.sort_values("fit_seconds").iloc[0]["backend"]
+    assert f"**{fastest}**" in compare.success[0].value
+    assert len(compare.expander) >= 2  # one gate per backend
+
+    export = open_app("pages/export.py")
+    export.text_input(key="meta-title").input("Synthetic demo episodes")
+    export.text_area(key="meta-description").input("A test run of two backends on the demo table.")
+    export.text_area(key="meta-authors").input("Ada Lovelace; 0000-0002-1825-0097; Uni; https://ror.org/013meh722")
+    next(b for b in export.button if b.label == "Build and validate crates").click().run()
+    assert not export.exception and not export.error, [e.value for e in export.error]
+    assert sum("valid crate" in m.value for m in export.markdown) == 2
+    assert [b.label for b in export.get("download_button")][:4] == ["Crate zip", "Synthetic CSV", "Report", "PageTab JSON"]
+    reopened = open_app("pages/export.py")  # a new session validates the stored crates again
+    assert sum("valid crate" in m.value for m in reopened.markdown) == 2
+    reopened.text_input(key="meta-title").input("Synthetic demo episodes, second edition")
+    reopened.text_area(key="meta-description").input("Rebuilt with a new title.")
+    reopened.text_area(key="meta-authors").input("Ada Lovelace; ; Uni; https://ror.org/013meh722")
+    next(b for b in reopened.button if b.label == "Build and validate crates").click().run()
+    assert sum("valid crate" in m.value for m in reopened.markdown) == 2  # rebuilding over a crate works
+    from ui.common import workspace
+    crate = ws_api.artefact(workspace(), ws_api.get_job(workspace(), job.id), "marginals", "crate")
+    with zipfile.ZipFile(crate) as archive:
+        assert "second edition" in archive.read("ro-crate-metadata.json").decode()
+    from ui.common import workspace
+    deposit = ws_api.deposit_crate(workspace(), ws_api.get_job(workspace(), job.id), "marginals")
+    assert deposit["dry_run"] and Path(deposit["plan_dir"], "pagetab.json").is_file()
+
+    runs = open_app("pages/runs.py")
+    assert runs.dataframe[0].value.loc[0, "job"] == job.id
+    runs.button(key="open-compare").click().run()
+    assert not runs.exception and runs.title[0].value == "3 · Compare"
+
+
+@pytest.mark.slow
+def test_bad_metadata_shows_one_sentence_on_the_export_page(data_dir):
+    from ui.common import workspace
+    ws = workspace()
+    job = ws_api.submit_job(ws, ws_api.demo_dataset(ws), [{"name": "marginals"}], rows=100, anonymeter=False)
+    assert wait_for_job().id == job.id
+    export = open_app("pages/export.py")
+    export.text_input(key="meta-title").input("T")
+    export.text_area(key="meta-description").input("D")
+    export.text_area(key="meta-authors").input("Ada Lovelace; 12; Uni; https://ror.org/013meh722")
+    next(b for b in export.button if b.label == "Build and validate crates").click().run()
+    assert [e.value for e in export.error] == ["In the crate metadata, 'crate.authors.0.orcid' is invalid: '12' is not "
+                                               "an ORCID iD; give it as https://orcid.org/0000-0000-0000-0000."]
+    assert not export.expander or all(e.label != "Details" for e in export.expander)
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_long_fit_and_the_page_says_so(data_dir):
+    app = open_app("pages/generate.py")
+    app.checkbox(key="use-marginals").uncheck()
+    app.checkbox(key="use-sdv.ctgan").check().run()
+    app.number_input(key="param-sdv.ctgan-epochs").set_value(5000)
+    app.button(key="generate").click().run()
+    from ui.common import workspace
+    job = ws_api.list_jobs(workspace(), limit=1)[0]
+    deadline = time.monotonic() + 60
+    while ws_api.get_job(workspace(), job.id).tasks[0].state != "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    app.run()
+    app.button(key="cancel").click().run()
+    assert not app.exception
+    ended = wait_for_job(timeout=30)
+    assert ended.state == "cancelled" and ended.tasks[0].state == "cancelled"
+    assert open_app("pages/generate.py").dataframe[-1].value.loc[0, "state"] == "cancelled"

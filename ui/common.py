@@ -1,0 +1,97 @@
+"""What every page shares: the workspace (one per process), the current dataset and job, friendly errors."""
+from __future__ import annotations
+
+import traceback
+from contextlib import contextmanager
+from typing import Iterator
+
+import streamlit as st
+
+from services import workspace as ws_api
+from services.settings import Settings
+
+JOB_KEY, DATASET_KEY = "job", "dataset"
+
+
+@st.cache_resource(show_spinner=False)
+def _open(data_dir: str) -> ws_api.Workspace:
+    return ws_api.open_workspace(Settings.from_env())
+
+
+def workspace() -> ws_api.Workspace:
+    """The data directory's workspace, opened once per process (its executor keeps running across reruns)."""
+    return _open(str(Settings.from_env().data_dir))
+
+
+@contextmanager
+def friendly_errors(action: str) -> Iterator[None]:
+    """Show a failure as one short message, the technical details folded away; never a raw traceback."""
+    try:
+        yield
+    except ws_api.USER_ERRORS as exc:
+        st.error(str(exc))
+    except Exception as exc:  # anything else: short message first, the traceback only on request
+        st.error(f"{action} failed unexpectedly ({type(exc).__name__}: {exc}).")
+        with st.expander("Details"):
+            st.code(traceback.format_exc(), language="text")
+
+
+def current_dataset():
+    """The dataset chosen on the Data page (kept in the URL), else the demo table."""
+    ws = workspace()
+    chosen = st.session_state.get(DATASET_KEY) or st.query_params.get(DATASET_KEY)
+    if chosen:
+        try:
+            return ws.store.get_dataset(chosen)
+        except LookupError:
+            pass
+    return ws_api.demo_dataset(ws)
+
+
+def choose_dataset(dataset_id: str) -> None:
+    """Make a dataset the current one (in the session and the URL)."""
+    st.session_state[DATASET_KEY] = dataset_id
+    st.query_params[DATASET_KEY] = dataset_id
+
+
+def current_job():
+    """The job being followed: the one in the session or URL, else the newest one in the store (survives reloads)."""
+    ws = workspace()
+    chosen = st.session_state.get(JOB_KEY) or st.query_params.get(JOB_KEY)
+    if chosen:
+        try:
+            return ws_api.get_job(ws, chosen)
+        except LookupError:
+            pass
+    jobs = ws_api.list_jobs(ws, limit=1)
+    return jobs[0] if jobs else None
+
+
+def choose_job(job_id: str) -> None:
+    """Make a job the current one (in the session and the URL)."""
+    st.session_state[JOB_KEY] = job_id
+    st.query_params[JOB_KEY] = job_id
+
+
+def header(title: str, caption: str) -> None:
+    """The page's title and a one-line explanation."""
+    st.title(title)
+    st.caption(caption)
+
+
+def job_picker(label: str = "Run"):
+    """A selector over earlier runs, defaulting to the current one; returns the chosen job or None."""
+    ws = workspace()
+    jobs = ws_api.list_jobs(ws)
+    if not jobs:
+        st.info("No run yet: generate one on the Generate page.")
+        return None
+    current = current_job()
+    ids = [j.id for j in jobs]
+    index = ids.index(current.id) if current and current.id in ids else 0
+    labels = {j.id: f"{j.created_at:%Y-%m-%d %H:%M} · {', '.join(t.backend for t in j.tasks)} · {j.state}"
+              for j in jobs}
+    chosen = st.selectbox(label, ids, index=index, format_func=labels.get)
+    if chosen != (current.id if current else None):
+        choose_job(chosen)
+    return next(j for j in jobs if j.id == chosen)

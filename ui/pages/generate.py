@@ -1,0 +1,129 @@
+"""Page 2 — Generate: pick backends side by side, set them, see the estimate, follow live progress, cancel."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from services import workspace as ws_api
+from ui.common import choose_job, current_dataset, current_job, friendly_errors, header, workspace
+
+ws = workspace()
+dataset = current_dataset()
+schema = ws_api.dataset_schema(dataset)
+header("2 · Generate", f"Synthesise **{dataset.name}** ({dataset.rows:,} rows) with several backends side by side.")
+
+
+def badges(backend: dict) -> str:
+    """DP / GPU / family badges of a backend card."""
+    caps = backend["capabilities"]
+    marks = [f":blue-badge[{caps.get('family', '?')}]"]
+    if caps.get("dp"):
+        marks.append(":green-badge[differential privacy]")
+    if caps.get("gpu"):
+        marks.append(":violet-badge[GPU]")
+    return " ".join(marks)
+
+
+def backend_card(backend: dict) -> bool:
+    """One card: name, badges, description, license and a tick box (greyed with the reason when unavailable)."""
+    with st.container(border=True):
+        name = backend["name"]
+        if not backend["available"]:
+            st.markdown(f"**:gray[{name}]**")
+            st.caption(f"Unavailable here: {backend['reason']}")
+            st.checkbox(f"Use {name}", key=f"use-{name}", disabled=True, value=False)
+            return False
+        st.markdown(f"**{name}** {badges(backend)}")
+        st.caption(backend["capabilities"].get("description", ""))
+        st.caption(f"License: {backend['capabilities'].get('license', 'unknown')}")
+        return st.checkbox(f"Use {name}", key=f"use-{name}", value=name == "marginals")
+
+
+def parameter_inputs(backend: dict) -> dict:
+    """Inputs for a backend's constructor parameters (epochs, batch size, epsilon, ...)."""
+    values = {}
+    for param, default in backend["parameters"].items():
+        key = f"param-{backend['name']}-{param}"
+        label = param.replace("_", " ")
+        if isinstance(default, bool):
+            values[param] = st.checkbox(label, value=default, key=key)
+        elif isinstance(default, int):
+            values[param] = int(st.number_input(label, min_value=1, value=default, step=1, key=key))
+        elif isinstance(default, float):
+            values[param] = float(st.number_input(label, min_value=0.0, value=default, key=key, format="%.4g"))
+        elif isinstance(default, str):
+            values[param] = st.text_input(label, value=default, key=key)
+    return values
+
+
+def show_progress(job) -> None:
+    """Each backend's stage, step, epoch, loss and rows written, from the job store."""
+    st.markdown(f"**Run {job.id[:8]}** — {job.state}" + (f": {job.error}" if job.error else ""))
+    table = ws_api.progress_frame(job)
+    st.dataframe(table, hide_index=True, width="stretch", key="progress-table",
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+                                "loss": st.column_config.NumberColumn("loss", format="%.4f")})
+
+
+catalog = ws_api.backends()
+st.subheader("Backends")
+chosen = []
+for start in range(0, len(catalog), 3):
+    for column, backend in zip(st.columns(3), catalog[start:start + 3]):
+        with column:
+            if backend_card(backend):
+                chosen.append(backend)
+
+st.subheader("Settings")
+left, right = st.columns(2)
+rows = left.number_input("Rows to generate per backend", min_value=10, max_value=10_000_000, value=dataset.rows,
+                         step=100, key="rows")
+seed = right.number_input("Seed (the same seed repeats the same rows)", min_value=0, value=0, step=1, key="seed")
+anonymeter = st.toggle("Run anonymeter's re-identification attacks (slowest privacy measure)", value=True,
+                       key="anonymeter")
+params = {}
+for backend in chosen:
+    if backend["parameters"]:
+        with st.expander(f"{backend['name']} settings"):
+            params[backend["name"]] = parameter_inputs(backend)
+
+if chosen:
+    columns = max(1, len([c for c in schema.columns if c.learned]))
+    estimates = pd.DataFrame([ws_api.estimate(b, dataset.rows, columns, params.get(b["name"], {})) for b in chosen])
+    st.caption("Estimated fit time and peak memory: the backend's benchmark on SUPPORT2 (shared 2-core CPU) scaled by "
+               "training rows × columns × epochs — an estimate, not a promise.")
+    st.dataframe(estimates.rename(columns={"fit_seconds": "≈ fit seconds", "memory_mb": "≈ peak memory MB",
+                                               "based_on": "scaled from"}),
+                 hide_index=True, key="estimates")
+else:
+    st.info("Tick at least one backend.")
+
+job = current_job()
+running = job is not None and not ws_api.is_ended(job)
+if st.button("Generate", type="primary", disabled=not chosen or running, key="generate"):
+    with friendly_errors("Starting the run"):
+        specs = [{"name": b["name"], "params": params.get(b["name"], {})} for b in chosen]
+        job = ws_api.submit_job(ws, dataset, specs, rows=int(rows), seed=int(seed), anonymeter=anonymeter)
+        choose_job(job.id)
+        running = True
+
+if job is not None:
+    st.subheader("Progress")
+
+    @st.fragment(run_every=1.0 if running else None)
+    def live_progress() -> None:
+        fresh = ws_api.get_job(ws, job.id)
+        show_progress(fresh)
+        if not ws_api.is_ended(fresh):
+            if st.button("Cancel run", key="cancel"):
+                with friendly_errors("Cancelling"):
+                    ws_api.cancel_job(ws, fresh.id)
+                    st.rerun()
+        else:
+            if running:
+                st.rerun()  # the whole page: the Generate button comes back
+            if fresh.state == "succeeded":
+                st.success("Run finished.")
+            st.page_link("pages/compare.py", label="Compare the backends →", icon=":material/bar_chart:")
+
+    live_progress()
