@@ -45,18 +45,17 @@ def _present_metadata(schema: TableSchema, *tables: pd.DataFrame) -> tuple[dict,
 
 def quality_report(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> QualityReport:
     """The sdmetrics QualityReport (column shapes and column pair trends) on the learned columns."""
-    metadata, names = _present_metadata(schema, real, synthetic)
-    report = QualityReport()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report.generate({TABLE: real[names]}, {TABLE: synthetic[names]}, metadata, verbose=False)
-    return report
+    return _generated(QualityReport(), real, synthetic, schema)
 
 
 def diagnostic_report(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> DiagnosticReport:
     """The sdmetrics DiagnosticReport (data validity and structure) on the learned columns."""
+    return _generated(DiagnosticReport(), real, synthetic, schema)
+
+
+def _generated(report, real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema):
+    """An sdmetrics report generated quietly on the learned columns both tables hold."""
     metadata, names = _present_metadata(schema, real, synthetic)
-    report = DiagnosticReport()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report.generate({TABLE: real[names]}, {TABLE: synthetic[names]}, metadata, verbose=False)
