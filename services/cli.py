@@ -110,7 +110,7 @@ def generate(
         status = row["status"] if outcome.ok and not outcome.error else f"{row['status']}: {outcome.error}"
         table.add_row(row["backend"], status, _num(row["fit_seconds"], ".1f"), _num(row["rows_per_second"], ",.0f"),
                       _num(row.get("quality"), ".3f"), _num(row.get("dcr_share"), ".3f"),
-                      _num(row.get("mia_auc"), ".3f"), row.get("decision") or "",
+                      _num(row.get("mia_auc"), ".3f"), _text(row.get("decision")),
                       Path(outcome.crate).name if outcome.crate else "")
     console.print(table)
     if not all(o.ok and not o.error for o in result.outcomes):
@@ -268,6 +268,11 @@ def _run_with_bars(request: GenerationRequest):
             bars.update(tasks[key], completed=event.step, total=event.total, info=info)
 
         return run_job(request, progress=report)  # the same job path as the API: stored, parallel, cancellable
+
+
+def _text(value) -> str:
+    """A table cell: empty for None and NaN (a failed backend has no gate decision)."""
+    return "" if value is None or value != value else str(value)
 
 
 def _num(value, spec: str) -> str:
