@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -33,8 +34,14 @@ class RequestError(Exception):
     """The request itself is wrong (a bug in the caller)."""
 
 
+# set once the final message is sent: from then on the job directory and its outputs belong to the runner
+FINISHED = threading.Event()
+
+
 def emit(message: dict) -> None:
     """One protocol line on the real stdout."""
+    if message.get("type") in ("result", "error"):
+        FINISHED.set()
     PROTOCOL.write(json.dumps(message, default=float) + "\n")
     PROTOCOL.flush()
 
@@ -236,7 +243,8 @@ def exit_when_parent_goes() -> None:
     """The runner holds our stdin open; EOF means it died or gave up, so stop at once (no orphan).
 
     A runner killed outright cannot remove its job directory, so the worker removes it (only a
-    directory the runner named fairsynth-worker-*).
+    directory the runner named fairsynth-worker-*) — unless the final message was sent: then the
+    runner is collecting the outputs and closes stdin only to stop a worker slow to exit.
     """
     def watch() -> None:
         try:
@@ -244,7 +252,7 @@ def exit_when_parent_goes() -> None:
                 pass
         finally:
             job_dir = os.getcwd()
-            if os.path.basename(job_dir).startswith("fairsynth-worker-"):
+            if not FINISHED.is_set() and os.path.basename(job_dir).startswith("fairsynth-worker-"):
                 shutil.rmtree(job_dir, ignore_errors=True)
             os._exit(3)
 
@@ -255,6 +263,7 @@ def main(argv: list[str]) -> int:
     """Run the request named on the command line; every failure becomes one error line."""
     if os.environ.get("FAIRSYNTH_WORKER_WATCH_STDIN") == "1":
         exit_when_parent_goes()
+    keep_temporary_files_in_the_job_directory()
     try:
         with open(argv[1]) as handle:
             request = json.load(handle)
@@ -276,6 +285,17 @@ def main(argv: list[str]) -> int:
         return 1
     emit({"type": "result", **result})
     return 0
+
+
+def keep_temporary_files_in_the_job_directory() -> None:
+    """Point the temp dir into the job directory, which the runner deletes after every job.
+
+    TensorFlow's autograph writes generated modules to the temp dir and never removes them.
+    """
+    scratch = os.path.join(os.getcwd(), ".tmp")
+    os.makedirs(scratch, exist_ok=True)
+    os.environ["TMPDIR"] = scratch
+    tempfile.tempdir = scratch
 
 
 def _one_line(exc: Exception) -> str:

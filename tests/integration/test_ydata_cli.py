@@ -49,7 +49,7 @@ def test_generate_on_support2_with_ydata_backends(tmp_path, support2):
     for backend in BACKENDS:
         args += ["--backend", backend]
     done = subprocess.run(args, capture_output=True, text=True, timeout=900, env=declared_environment(tmp_path))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     source = read_table(source_path)
     schema = TableSchema.infer(source)
     assert schema.column("admission_date").kind == ColumnKind.DATE

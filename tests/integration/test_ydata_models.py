@@ -1,6 +1,9 @@
 """Every registered ydata model fits and samples valid tables in 1.4.0 (tiny data, one epoch)."""
 from __future__ import annotations
 
+import gc
+import tempfile
+
 import pandas as pd
 import pytest
 
@@ -18,7 +21,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow,
     (ydata.DRAGANGenerator, {"epochs": 1, "batch_size": 64}),
     (ydata.CramerGANGenerator, {"epochs": 1, "batch_size": 64}),
 ], ids=lambda value: getattr(value, "name", ""))
-def test_model_fits_and_samples_the_demo_table(cls, params, demo):
+def test_model_fits_and_samples_the_demo_table(cls, params, demo, tmp_path, monkeypatch):
+    private_temp = tmp_path / "temp"  # the runner's job directories and, through TMPDIR, the worker's
+    private_temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(private_temp))
     source = demo.head(300)
     schema = TableSchema.infer(source)
     generator = cls(**params)
@@ -36,3 +43,7 @@ def test_model_fits_and_samples_the_demo_table(cls, params, demo):
             assert values.is_unique, spec.name
         elif spec.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT):
             assert pd.to_numeric(values).between(spec.minimum, spec.maximum).all(), spec.name
+    del generator
+    gc.collect()  # the generator's own state directory goes with it
+    left_behind = [p.name for p in private_temp.iterdir()]  # e.g. TensorFlow's __autograph_generated_file*.py
+    assert not left_behind, f"the worker left temporary files: {left_behind}"
