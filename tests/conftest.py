@@ -1,6 +1,7 @@
 """Shared fixtures: real tables (small samples) and the demo table."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -8,6 +9,17 @@ import pandas as pd
 import pytest
 
 from services.demo import load_demo_table
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_data_dir(tmp_path_factory):
+    """Commands the tests start (fairsynth generate, ...) keep their job store and runs out of ~/.fairsynth."""
+    if "FAIRSYNTH_DATA_DIR" in os.environ:
+        yield os.environ["FAIRSYNTH_DATA_DIR"]
+        return
+    os.environ["FAIRSYNTH_DATA_DIR"] = str(tmp_path_factory.mktemp("fairsynth-data"))
+    yield os.environ["FAIRSYNTH_DATA_DIR"]
+    del os.environ["FAIRSYNTH_DATA_DIR"]
 
 
 @lru_cache(maxsize=None)
