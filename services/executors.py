@@ -165,24 +165,33 @@ class LocalExecutor:
 def recover(store: JobStore, settings: Settings, executor: str, reason: str) -> list[str]:
     """Fail tasks a stopped process left `running` (killing leftover processes) and finish half-finished jobs.
 
-    The API ("local") owns every local task; a command ("cli") only fails tasks whose process is gone, since
-    another command may be running its own.
+    Only jobs of this executor kind are touched. The API ("local") owns every local task; a command ("cli")
+    leaves alone the jobs of another command that still runs, and tasks whose process still runs.
     """
     failed = []
     for task in store.running_tasks(executor):
-        if executor == "cli" and task.pid and _runs_task(task.pid, task.id):
+        if executor == "cli" and (_claimant_alive(task.worker) or task.pid and _runs_task(task.pid, task.id)):
             continue
         if task.pid and _runs_task(task.pid, task.id):
             _kill_orphan(task.pid)
         if store.fail_task(task.id, f"{reason}; submit the job again"):
             failed.append(task.job_id)
-    for job_id in store.unfinished_jobs():
+    for job_id in store.unfinished_jobs(executor):
+        if executor == "cli" and any(_claimant_alive(t.worker) for t in store.get_job(job_id).tasks):
+            continue  # its command is packaging it right now
         store.reopen_job(job_id)
         failed.append(job_id)
-    failed.extend(store.ended_but_open_jobs())
+    failed.extend(store.ended_but_open_jobs(executor))
     for job_id in dict.fromkeys(failed):
         finish_job_if_done(store, job_id, settings.data_dir)
     return failed
+
+
+def _claimant_alive(worker: str | None) -> bool:
+    """True when a task was claimed by a local executor whose process still runs on this host."""
+    kind, _, place = (worker or "").partition(":")
+    host, _, pid = place.rpartition(":")
+    return kind == "local" and host == socket.gethostname() and pid.isdigit() and Path(f"/proc/{pid}").exists()
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -367,7 +376,7 @@ class CeleryExecutor:
         while not self._stopping.wait(interval):
             try:
                 stale = [t.job_id for t in self.store.fail_stale(self.settings.stale_seconds, executor="celery")]
-                for job_id in dict.fromkeys(stale + self.store.ended_but_open_jobs()):
+                for job_id in dict.fromkeys(stale + self.store.ended_but_open_jobs("celery")):
                     finish_job_if_done(self.store, job_id, self.settings.data_dir)
             except Exception:
                 log.exception("celery watch")

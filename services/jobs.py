@@ -327,16 +327,18 @@ class JobStore:
         return failed
 
     # -- job completion ---------------------------------------------------------------------------
-    def unfinished_jobs(self) -> list[str]:
+    def unfinished_jobs(self, executor: str | None = None) -> list[str]:
         """Jobs left half finished by a process that stopped while packaging them."""
+        query = select(Job.id).where(Job.state == FINISHING)
         with self.session() as session:
-            return list(session.scalars(select(Job.id).where(Job.state == FINISHING)))
+            return list(session.scalars(query.where(Job.executor == executor) if executor else query))
 
-    def ended_but_open_jobs(self) -> list[str]:
+    def ended_but_open_jobs(self, executor: str | None = None) -> list[str]:
         """Jobs whose tasks all ended but that nobody finished (a process died in between)."""
         pending = exists().where(Task.job_id == Job.id, Task.state.not_in(TERMINAL))
+        query = select(Job.id).where(Job.state.in_((QUEUED, RUNNING)), ~pending)
         with self.session() as session:
-            return list(session.scalars(select(Job.id).where(Job.state.in_((QUEUED, RUNNING)), ~pending)))
+            return list(session.scalars(query.where(Job.executor == executor) if executor else query))
 
     def reopen_job(self, job_id: str) -> None:
         """Let a half-finished job be finished again."""

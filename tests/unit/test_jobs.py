@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -187,6 +188,28 @@ def test_recovery_finishes_a_job_whose_tasks_ended_but_nobody_finished_it(store,
     executor.start()
     executor.stop()
     assert store.get_job(job.id).state == "failed"
+
+
+def test_a_starting_command_leaves_the_jobs_of_another_running_command_alone(store, settings):
+    """Two `fairsynth generate` commands on one store: the second's recovery must not touch the first's job."""
+    alive_command = f"local:{socket.gethostname()}:{os.getpid()}"  # this test process stands in for command one
+    claimed = store.create_job(request_json=request().model_dump_json(), run_dir="runs/a", executor="cli",
+                               backends=[("marginals", "basic")])
+    store.claim(claimed.tasks[0].id, worker=alive_command, pid=None)  # claimed, its process not started yet
+    finishing = store.create_job(request_json=request().model_dump_json(), run_dir="runs/b", executor="cli",
+                                 backends=[("marginals", "basic")])
+    store.claim(finishing.tasks[0].id, worker=alive_command, pid=None)
+    store.finish_task(finishing.tasks[0].id, "succeeded")
+    assert store.claim_finish(finishing.id)  # command one is packaging this job right now
+    gone = store.create_job(request_json=request().model_dump_json(), run_dir="runs/c", executor="cli",
+                            backends=[("marginals", "basic")])
+    store.claim(gone.tasks[0].id, worker=f"local:{socket.gethostname()}:{2**22 + 7}", pid=None)  # no such process
+    second = LocalExecutor(store, settings, kind="cli", job_id="another-command's-job")
+    second.start()
+    second.stop()
+    assert store.get_job(claimed.id).tasks[0].state == "running"
+    assert store.get_job(finishing.id).state == "finishing"
+    assert store.get_job(gone.id).tasks[0].state == "failed"  # its command is gone: recovered as before
 
 
 def test_the_migrations_build_exactly_the_models_tables(store):
