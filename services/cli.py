@@ -19,8 +19,6 @@ from metadata.schema import SchemaError, TableSchema
 
 from .config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_author, parse_request
 from .demo import DEMO_PATH
-from .executors import run_job
-from .pipeline import RunError
 from .tables import InputError, read_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -29,8 +27,17 @@ console = Console()
 if not console.is_terminal:  # piped or captured output: never fold names and messages
     console.width = 200
 errors = Console(stderr=True, soft_wrap=True)
-USER_ERRORS = (InputError, ConfigError, SchemaError, BackendError, RunError)
 SHARED_PARAMS = ("epochs", "batch_size", "epsilon")
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are the user's to fix, shown as one sentence instead of a traceback.
+
+    A function, not a constant: an `except` clause evaluates it only while an error is handled, so the
+    pipeline (sdmetrics, torch) is not imported just to start the command line.
+    """
+    from .pipeline import RunError
+    return InputError, ConfigError, SchemaError, BackendError, RunError
 
 
 def _fail(exc: Exception) -> None:
@@ -57,7 +64,7 @@ def inspect(file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (d
     """Show the inferred schema of a table: kind, missing share and distinct values per column."""
     try:
         schema = TableSchema.infer(read_table(file, encoding=encoding, separator=separator))
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:
         _fail(exc)
     table = Table("column", "kind", "missing", "distinct", "format / PII", "synthetic handling")
     for c in schema.columns:
@@ -102,7 +109,7 @@ def generate(
         request = _apply_crate(request, crate, title=title, description=description, authors=author,
                                license=license, keywords=keyword)
         result = _run_with_bars(request)
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:
         _fail(exc)
     table = Table("backend", "status", "fit s", "rows/s", "quality", "DCR share", "MIA AUC", "gate", "crate",
                   title=f"run: {result.directory}")
@@ -137,7 +144,7 @@ def evaluate_command(
             real_table = read_table(real)
             (out / "report.html").write_text(render_report(real_table, read_table(synthetic),
                                                            TableSchema.infer(real_table), metrics))
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:
         _fail(exc)
     quality, privacy = metrics["quality"], metrics["privacy"]
     console.print(f"quality {quality['quality']:.3f} (shapes {quality['column_shapes']:.3f}, pairs "
@@ -267,6 +274,7 @@ def _run_with_bars(request: GenerationRequest):
             info = f"loss {event.loss:.3f}" if event.loss is not None else event.message
             bars.update(tasks[key], completed=event.step, total=event.total, info=info)
 
+        from .executors import run_job
         return run_job(request, progress=report)  # the same job path as the API: stored, parallel, cancellable
 
 
