@@ -57,13 +57,12 @@ def run_fit(job: dict) -> dict:
 
 
 def run_stream(job: dict) -> dict:
-    """Fit tvae, then write stream_rows synthetic rows to Parquet or CSV in batches with pyarrow."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
+    """Fit tvae, then write stream_rows synthetic rows to Parquet or CSV with the product's own path:
+    backends.base.sample_tables (model + shared codec, Arrow batches) into services.writers.BatchWriter."""
+    from backends.base import sample_tables
     from backends.registry import create
     from metadata.schema import ColumnKind, TableSchema
+    from services.writers import BatchWriter
 
     train, _ = split(load_table(job["table"]), job["seed"])
     schema = TableSchema.infer(train)
@@ -76,25 +75,18 @@ def run_stream(job: dict) -> dict:
     model_rows = min(job["rows"], 1_000_000)
     start = time.perf_counter()
     for first in range(0, model_rows, job["batch_rows"]):
-        generator._sample_encoded(min(job["batch_rows"], model_rows - first), seed=first)
+        generator._sample_encoded_batch(min(job["batch_rows"], model_rows - first), seed=first)
     model_rate = model_rows / (time.perf_counter() - start)
     with tempfile.TemporaryDirectory(dir=job.get("tmp")) as tmp:
         path = Path(tmp) / f"synthetic.{job['format']}"
-        writer, arrow_schema, written = None, None, 0
         start = time.perf_counter()
-        for batch in generator.sample(job["rows"], seed=job["seed"], batch_rows=job["batch_rows"]):
-            table = pa.Table.from_pandas(batch, preserve_index=False)
-            if writer is None:
-                arrow_schema = table.schema
-                writer = pq.ParquetWriter(path, arrow_schema) if job["format"] == "parquet" else \
-                    pacsv.CSVWriter(path, arrow_schema)
-            writer.write_table(table.cast(arrow_schema))
-            written += len(batch)
-        writer.close()
-        seconds = time.perf_counter() - start
+        with BatchWriter(path, job["format"]) as writer:
+            for table in sample_tables(generator, job["rows"], seed=job["seed"], batch_rows=job["batch_rows"]):
+                writer.write(table)
+        seconds, written = time.perf_counter() - start, writer.rows
         size_mb = path.stat().st_size / 1e6
     return {"rows": written, "seconds": seconds, "rows_per_s": written / seconds, "peak_rss_mb": peak_rss_mb(),
-            "file_mb": size_mb, "model_only_rows_per_s": model_rate, "columns": len(batch.columns)}
+            "file_mb": size_mb, "model_only_rows_per_s": model_rate, "columns": table.num_columns}
 
 
 # -- the run --------------------------------------------------------------------------------------------

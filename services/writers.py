@@ -1,4 +1,7 @@
-"""Streaming writers: synthetic batches go to CSV or Parquet as they come, never all in memory."""
+"""Streaming writers: synthetic batches go to CSV or Parquet as they come, never all in memory.
+
+Batches are Arrow tables (what backends.base.sample_tables yields); DataFrames are converted.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +16,7 @@ SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
 
 
 class BatchWriter:
-    """Appends DataFrame batches with one fixed Arrow schema (taken from the first batch)."""
+    """Appends batches (Arrow tables or DataFrames) with one fixed Arrow schema (taken from the first batch)."""
 
     def __init__(self, path: Path, fmt: str) -> None:
         self.path, self.fmt = Path(path), fmt
@@ -21,14 +24,16 @@ class BatchWriter:
         self._schema: pa.Schema | None = None
         self._writer = None
 
-    def write(self, batch: pd.DataFrame) -> None:
+    def write(self, batch: pa.Table | pd.DataFrame) -> None:
         """Append one batch."""
-        table = pa.Table.from_pandas(batch, preserve_index=False)
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch, preserve_index=False)
         if self._schema is None:
             self._schema = _widen_nulls(table.schema)
             self._writer = self._open(self._schema)
-        self._writer.write_table(table.cast(self._schema))
-        self.rows += len(batch)
+        if not table.schema.equals(self._schema):
+            table = table.cast(self._schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
 
     def close(self) -> None:
         """Flush and close the file (an empty run still gets a header)."""
@@ -47,7 +52,7 @@ class BatchWriter:
         self.close()
 
 
-def write_batches(batches: Iterable[pd.DataFrame], path: Path, fmt: str) -> Iterator[pd.DataFrame]:
+def write_batches(batches: Iterable[pa.Table | pd.DataFrame], path: Path, fmt: str) -> Iterator[pa.Table | pd.DataFrame]:
     """Write every batch to path and pass it on, so callers can watch or keep a sample."""
     with BatchWriter(path, fmt) as writer:
         for batch in batches:
@@ -58,4 +63,4 @@ def write_batches(batches: Iterable[pd.DataFrame], path: Path, fmt: str) -> Iter
 def _widen_nulls(schema: pa.Schema) -> pa.Schema:
     # A column that is empty in the first batch (withheld text, a rare gap) is typed null by
     # Arrow; later batches may hold strings, so give it a type that can carry them.
-    return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema])
+    return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema], schema.metadata)

@@ -9,7 +9,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,8 +18,9 @@ import torch
 from metadata.checksums import sha256_file
 
 from ..base import BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress, ProgressCallback
+from ..preprocessing import EncodedBatch
 from .encoding import TableEncoding
-from .model import TabularVAE, kl_divergence
+from .model import FusedAdam, TabularVAE, kl_divergence
 
 FORMAT = "fairsynth.tvae/1"
 TENSORS_FILE = "tvae.safetensors"
@@ -88,11 +89,9 @@ class TVAEGenerator(CodecGenerator):
                           latent_dim=int(self.params["latent_dim"]), hidden_size=int(self.params["hidden_size"]),
                           hidden_layers=int(self.params["hidden_layers"]))
 
-    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(model.parameters(), lr=float(self.params["learning_rate"]),
-                                weight_decay=float(self.params["weight_decay"]), **self._adam_kernel)
-
-    _adam_kernel: ClassVar[dict] = {"fused": True}  # one kernel per step; DP-SGD's optimizer wraps a plain one
+    def _optimizer(self, model: torch.nn.Module) -> FusedAdam:
+        return FusedAdam(model.parameters(), lr=float(self.params["learning_rate"]),
+                         weight_decay=float(self.params["weight_decay"]))
 
     def _loss(self, model: TabularVAE, scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Mean over rows of loss_factor x reconstruction NLL + KL."""
@@ -163,12 +162,15 @@ class TVAEGenerator(CodecGenerator):
 
     # -- sampling ---------------------------------------------------------------------------------
     def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
+        return self._sample_encoded_batch(n_rows, seed=seed).to_frame(self._fitted_codec().model_columns())
+
+    def _sample_encoded_batch(self, n_rows: int, *, seed: int) -> EncodedBatch:
         model, encoding = self._fitted_model()
         device = model.offsets.device
         generator = torch.Generator(device=device).manual_seed(seed)
         with _torch_threads(n_rows * int(self.params["hidden_size"])):
             scores, codes = model.sample(n_rows, generator)
-        return encoding.to_frame(scores.cpu().numpy(), codes.cpu().numpy())
+            return encoding.to_batch(scores, codes)
 
     def _fitted_model(self) -> tuple[TabularVAE, TableEncoding]:
         if self.model is None or self.encoding is None:
@@ -214,7 +216,10 @@ class DPTVAEGenerator(TVAEGenerator):
         description="In-house tabular VAE trained with differential privacy (DP-SGD via Opacus) to a "
                     "target epsilon; the codec's statistics are not covered by epsilon.",
         license="Apache-2.0", family="torch", dp=True, gpu=True)
-    _adam_kernel: ClassVar[dict] = {}
+
+    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=float(self.params["learning_rate"]),
+                                weight_decay=float(self.params["weight_decay"]))  # Opacus wraps a torch optimizer
 
     def __init__(self, *, epsilon: float = 3.0, delta: float | None = None, max_grad_norm: float = 1.0,
                  epochs: int = 50, batch_size: int = 1000, learning_rate: float = 2e-3,
