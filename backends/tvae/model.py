@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = -4.6, 0.0
+SAMPLE_CHUNK = 8192  # rows decoded at once when sampling: the activations stay in cache
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -94,25 +95,33 @@ class TabularVAE(nn.Module):
     def sample(self, n_rows: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (numeric columns x rows) and level codes (categorical columns x rows) drawn from the prior.
 
-        Column-major, so every step below is one vectorised pass over a column's rows. Numeric scores
-        get the learned per-column noise; categories are drawn from the softmax (inverse CDF, one
-        uniform per value), never argmax, so minority levels keep their share.
+        Column-major, so every step is one vectorised pass over a column's rows, and decoded
+        SAMPLE_CHUNK rows at a time so the activations stay in cache. Numeric scores get the learned
+        per-column noise; categories are drawn from the softmax (inverse CDF, one uniform per value),
+        never argmax, so minority levels keep their share.
         """
         device = self.offsets.device
+        scores = torch.empty(self.n_numeric, n_rows, device=device)
+        codes = torch.empty(len(self.offsets), n_rows, dtype=torch.int64, device=device)
+        for first in range(0, n_rows, SAMPLE_CHUNK):
+            rows = slice(first, min(n_rows, first + SAMPLE_CHUNK))
+            self._sample_chunk(scores[:, rows], codes[:, rows], generator)
+        return scores, codes
+
+    def _sample_chunk(self, scores: torch.Tensor, codes: torch.Tensor, generator: torch.Generator) -> None:
+        device, n_rows = scores.device, scores.shape[1]
         z = torch.randn(n_rows, self.latent_dim, generator=generator, device=device)
         out = torch.addmm(self.to_output.bias[:, None], self.to_output.weight, self.decoder(z).T)  # (width, rows)
         log_sigma = self.scale(torch.ones(1, 1, device=device)).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX).T
         noise = torch.randn(self.n_numeric, n_rows, generator=generator, device=device)
-        scores = out[:self.n_numeric] + noise * torch.exp(log_sigma)
+        torch.addcmul(out[:self.n_numeric], noise, torch.exp(log_sigma), out=scores)
         logits = out[self.n_numeric:]
-        codes = torch.empty(len(self.offsets), n_rows, dtype=torch.int64, device=device)
         for g in range(self.groups):
             columns, _, _, last = self._group(g)
             padded = self._padded_logits(logits, g, dim=0)
             cdf = (padded - padded.amax(dim=0)).exp_().cumsum_(dim=0)
             threshold = torch.rand(len(columns), n_rows, generator=generator, device=device) * cdf[-1]
             codes[columns] = torch.minimum((cdf < threshold).sum(dim=0), last[:, None])
-        return scores, codes
 
 
 def size_groups(sizes: list[int]) -> list[list[int]]:
@@ -147,10 +156,12 @@ class FusedAdam:
     @torch.no_grad()
     def step(self) -> None:
         """One Adam update of every parameter that has a gradient."""
-        torch._foreach_add_(self.steps, 1)
-        torch._fused_adam_(self.params, [p.grad for p in self.params], self.exp_avgs, self.exp_avg_sqs, [],
-                           self.steps, amsgrad=False, maximize=False, grad_scale=None, found_inf=None,
-                           **self.options)
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        steps = [self.steps[i] for i in live]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_([self.params[i] for i in live], [self.params[i].grad for i in live],
+                           [self.exp_avgs[i] for i in live], [self.exp_avg_sqs[i] for i in live], [], steps,
+                           amsgrad=False, maximize=False, grad_scale=None, found_inf=None, **self.options)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
