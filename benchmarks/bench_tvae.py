@@ -58,11 +58,11 @@ def run_fit(job: dict) -> dict:
 
 def run_stream(job: dict) -> dict:
     """Fit tvae, then write stream_rows synthetic rows to Parquet or CSV with the product's own path:
-    backends.base.sample_tables (model + shared codec, Arrow batches) into services.writers.BatchWriter."""
+    backends.base.sample_tables (model + shared codec, Arrow batches) into services.writers.write_batches."""
     from backends.base import sample_tables
     from backends.registry import create
     from metadata.schema import ColumnKind, TableSchema
-    from services.writers import BatchWriter
+    from services.writers import write_batches
 
     train, _ = split(load_table(job["table"]), job["seed"])
     schema = TableSchema.infer(train)
@@ -79,11 +79,11 @@ def run_stream(job: dict) -> dict:
     model_rate = model_rows / (time.perf_counter() - start)
     with tempfile.TemporaryDirectory(dir=job.get("tmp")) as tmp:
         path = Path(tmp) / f"synthetic.{job['format']}"
-        start = time.perf_counter()
-        with BatchWriter(path, job["format"]) as writer:
-            for table in sample_tables(generator, job["rows"], seed=job["seed"], batch_rows=job["batch_rows"]):
-                writer.write(table)
-        seconds, written = time.perf_counter() - start, writer.rows
+        start, written = time.perf_counter(), 0
+        tables = sample_tables(generator, job["rows"], seed=job["seed"], batch_rows=job["batch_rows"])
+        for table in write_batches(tables, path, job["format"]):
+            written += table.num_rows
+        seconds = time.perf_counter() - start
         size_mb = path.stat().st_size / 1e6
     return {"rows": written, "seconds": seconds, "rows_per_s": written / seconds, "peak_rss_mb": peak_rss_mb(),
             "file_mb": size_mb, "model_only_rows_per_s": model_rate, "columns": table.num_columns}

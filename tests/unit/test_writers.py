@@ -47,3 +47,11 @@ def test_writer_keeps_the_first_schema_and_counts_rows(fitted, tmp_path):
     assert writer.rows == 900
     back = pd.read_parquet(tmp_path / "out.parquet")
     assert list(back.columns) == fitted.codec.output_columns() and len(back) == 900
+
+
+def test_a_failed_background_write_is_raised(fitted, tmp_path):
+    first = next(sample_tables(fitted, 10, seed=1))
+    other = first.drop_columns([first.column_names[0]])  # a batch that cannot take the file's schema
+    with pytest.raises(ValueError):
+        for _ in write_batches([first, other, first], tmp_path / "bad.csv", "csv"):
+            pass
