@@ -156,6 +156,7 @@ class CodecGenerator(ABC):
                 metadata = pa.Schema.from_pandas(codec.to_pandas(table), preserve_index=False).metadata
             yield table.replace_schema_metadata(metadata)
             start += size
+
     def save(self, directory: Path) -> None:
         """Write codec.json and the model's own files into directory."""
         directory = Path(directory)

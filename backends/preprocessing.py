@@ -11,7 +11,10 @@ Encoded form, which every backend may learn:
   free text withheld (empty).
 
 Decoding restores the source's columns, order, value types and date formats, clips numbers to the
-training range and applies the missing indicators, so every backend returns valid tables. The
+training range and applies the missing indicators, so every backend returns valid tables. It works
+on arrays (EncodedBatch: floats, and level codes into each column's tokens) and builds an Arrow
+table, the form the file writers take, without a Python object per value; decode() and to_pandas()
+give the same batch as a DataFrame. The
 missing share is calibrated to the training share with the fewest random flips of the model's own
 mask (several libraries lose rare indicator levels); which rows are missing still comes from the model.
 

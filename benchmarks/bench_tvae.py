@@ -225,9 +225,11 @@ def markdown(args: argparse.Namespace, rows: list[dict]) -> str:
              f"write time {load[0]:.1f}), torch {torch.__version__}, CUDA {torch.cuda.is_available()}. "
              f"Seed {args.seed}; {int(HOLDOUT_SHARE * 100)}% holdout; quality = sdmetrics QualityReport on "
              "holdout vs as many synthetic rows (services.evaluation.quality.quality_score).", ""]
-    lines += ["Settings: every backend with its own defaults except epochs. tvae: batch 500, 2 x 128 hidden units, "
-              "latent 128, Adam 1e-3, early stopping off (patience=0) so it trains all epochs. sdv.tvae and "
-              "sdv.ctgan: SDV 2.0 defaults (batch 500; TVAE 2 x 128, latent 128). tvae.dp: batch 1000, 2 x 64 "
+    lines += ["Settings: every backend with its own defaults except epochs. tvae: batch = training rows / 50 kept in "
+              "[128, 500] (SUPPORT2 131, NAFLD1 252, demo 128: small tables get 50 updates an epoch; SDV uses 500), "
+              "2 x 128 hidden units, latent 32, loss factor 1, Adam 1e-3, early stopping off (patience=0) so it "
+              "trains all epochs (rows measured before the tvae rework used batch 500, latent 128, loss factor 2). "
+              "sdv.tvae and sdv.ctgan: SDV 2.0 defaults (batch 500; TVAE 2 x 128, latent 128). tvae.dp: batch 1000, 2 x 64 "
               "hidden, latent 32, Adam 2e-3, max_grad_norm 1. Each job runs in a fresh process; peak RSS is "
               "that process's maximum (imports included). Timings are wall-clock on a shared 2-core machine: "
               "compare within a run (ratios), not across machines.", ""]
@@ -314,8 +316,10 @@ def stream_section(rows: list[dict]) -> list[str]:
         out.append(f"| {r['table']} | {r['format']} | {r['rows']:,} | {r['columns']} | {fmt(r['seconds'], 1)} | "
                    f"{fmt(r['rows_per_s'], 0)} | {fmt(r['model_only_rows_per_s'], 0)} | {fmt(r['peak_rss_mb'], 0)} | "
                    f"{fmt(r['file_mb'], 0)} |")
-    return out + ["", "End to end includes the shared codec's decode (ids, formats, clipping) and the writer; "
-                  "model-only is the VAE and its quantile inverse alone (`_sample_encoded`). Identifier columns are "
+    return out + ["", "End to end is the product's path: backends.base.sample_tables (the VAE, then the shared codec's "
+                  "decode to Arrow: formats, clipping, missing values) into services.writers.write_batches (pyarrow "
+                  "writers in a background thread). Model-only is the VAE and its quantile inverse alone "
+                  "(`_sample_encoded_batch`, 1M rows). Identifier columns are "
                   "dropped for this check: the codec keeps the source's digit count, which caps SUPPORT2's pid at "
                   "9,000 unique values.", ""]
 
