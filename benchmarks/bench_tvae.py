@@ -228,7 +228,7 @@ def markdown(args: argparse.Namespace, rows: list[dict]) -> str:
     lines += ["Settings: every backend with its own defaults except epochs. tvae: batch = training rows / 50 kept in "
               "[128, 500] (SUPPORT2 131, NAFLD1 252, demo 128: small tables get 50 updates an epoch; SDV uses 500), "
               "2 x 128 hidden units, latent 32, loss factor 1, Adam 1e-3, early stopping off (patience=0) so it "
-              "trains all epochs (rows measured before the tvae rework used batch 500, latent 128, loss factor 2). "
+              "trains all epochs. "
               "sdv.tvae and sdv.ctgan: SDV 2.0 defaults (batch 500; TVAE 2 x 128, latent 128). tvae.dp: batch 1000, 2 x 64 "
               "hidden, latent 32, Adam 2e-3, max_grad_norm 1. Each job runs in a fresh process; peak RSS is "
               "that process's maximum (imports included). Timings are wall-clock on a shared 2-core machine: "

@@ -327,7 +327,7 @@ def threads_for(work_per_step: int) -> int:
     """Intra-op threads: the CPUs that are idle, capped by the work in one step.
 
     Intra-op threads wait on each other at every op, so on CPUs already busy with other processes
-    two threads run several times slower than one (measured: sampling 5x, small MLP steps 3x).
+    two threads run several times slower than one (measured here: 3-5x, sampling and training).
     Threads are therefore added per WORK_PER_THREAD only, and only for CPUs the 1-minute load
     average leaves idle.
     """
