@@ -10,10 +10,11 @@ from typing import Callable, ClassVar, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from metadata.schema import TableSchema
 
-from .preprocessing import TableCodec
+from .preprocessing import EncodedBatch, TableCodec
 
 
 PROJECT_URL = "https://github.com/fairsynth/fairsynth"
@@ -137,12 +138,24 @@ class CodecGenerator(ABC):
     def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         """Yield decoded batches that add up to n_rows."""
         codec = self._fitted_codec()
-        rng = np.random.default_rng(seed)
-        start = 0
-        for sizes, batch_seed in _batch_plan(n_rows, batch_rows, rng):
-            encoded = self._sample_encoded(sizes, seed=batch_seed)
-            yield codec.decode(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
-            start += sizes
+        for table in self.sample_arrow(n_rows, seed=seed, batch_rows=batch_rows):
+            yield codec.to_pandas(table)
+
+    def sample_arrow(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pa.Table]:
+        """The same batches as Arrow tables, decoded from the model's arrays without a Python object per value.
+
+        Each table carries the pandas metadata of the first batch, so a Parquet file read back with
+        pandas gets the dtypes sample() gives (as when the writers converted DataFrames).
+        """
+        codec = self._fitted_codec()
+        start, metadata = 0, None
+        for size, batch_seed in _batch_plan(n_rows, batch_rows, np.random.default_rng(seed)):
+            encoded = self._sample_encoded_batch(size, seed=batch_seed)
+            table = codec.decode_arrow(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
+            if metadata is None:
+                metadata = pa.Schema.from_pandas(codec.to_pandas(table), preserve_index=False).metadata
+            yield table.replace_schema_metadata(metadata)
+            start += size
 
     def save(self, directory: Path) -> None:
         """Write codec.json and the model's own files into directory."""
@@ -179,6 +192,10 @@ class CodecGenerator(ABC):
     def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
         """Return n_rows of the codec's encoded form."""
 
+    def _sample_encoded_batch(self, n_rows: int, *, seed: int) -> EncodedBatch:
+        """n_rows of the encoded form as arrays; by default _sample_encoded's tokens, factorised."""
+        return EncodedBatch.from_frame(self._sample_encoded(n_rows, seed=seed), self._fitted_codec().model_columns())
+
     def _save_model(self, directory: Path) -> None:
         """Write model files (JSON or tensors) into directory."""
 
@@ -189,6 +206,25 @@ class CodecGenerator(ABC):
         if self.codec is None:
             raise NotFittedError(f"Backend '{self.name}' has not been fitted; call fit() first.")
         return self.codec
+
+
+def sample_tables(generator: Generator, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pa.Table]:
+    """Any generator's batches as Arrow tables, the form the file writers take.
+
+    Backends on the codec's batch loop decode straight to Arrow; one that replaces sample() (e.g. to
+    draw every batch in one worker call) or is not a CodecGenerator has its DataFrames converted.
+    """
+    if isinstance(generator, CodecGenerator) and type(generator).sample is CodecGenerator.sample:
+        yield from generator.sample_arrow(n_rows, seed=seed, batch_rows=batch_rows)
+        return
+    for frame in generator.sample(n_rows, seed=seed, batch_rows=batch_rows):
+        yield pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def table_to_frame(generator: Generator, table: pa.Table) -> pd.DataFrame:
+    """A batch from sample_tables as the DataFrame sample() gives."""
+    codec = getattr(generator, "codec", None)
+    return codec.to_pandas(table) if isinstance(codec, TableCodec) else table.to_pandas()
 
 
 def _ignore(_: Progress) -> None:

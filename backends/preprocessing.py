@@ -11,7 +11,10 @@ Encoded form, which every backend may learn:
   free text withheld (empty).
 
 Decoding restores the source's columns, order, value types and date formats, clips numbers to the
-training range and applies the missing indicators, so every backend returns valid tables. The
+training range and applies the missing indicators, so every backend returns valid tables. It works
+on arrays (EncodedBatch: floats, and level codes into each column's tokens) and builds an Arrow
+table, the form the file writers take, without a Python object per value; decode() and to_pandas()
+give the same batch as a DataFrame. The
 missing share is calibrated to the training share with the fewest random flips of the model's own
 mask (several libraries lose rare indicator levels); which rows are missing still comes from the model.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import math
 import string
+from dataclasses import dataclass, field
 from typing import Annotated, Literal, Union
 
 import numpy as np
@@ -77,33 +81,35 @@ class NumericCodec(BaseModel):
             return pd.to_numeric(raw, errors="coerce").astype(float)
         return datetimes_to_days(parse_datetimes(raw, self.datetime_format))
 
-    def decode(self, encoded: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
+    def decode_arrow(self, batch: "EncodedBatch", rng: np.random.Generator) -> pa.Array:
         """Clip, round and restore the source's type and format; apply the calibrated missing indicator."""
-        values = pd.to_numeric(encoded[self.name], errors="coerce").to_numpy(dtype=float)
-        values = np.clip(values, self.minimum, self.maximum)
+        values = np.clip(batch.numbers[self.name], self.minimum, self.maximum)
         missing = np.isnan(values)
         if self.indicator:
-            missing |= encoded[self.indicator].astype(str).to_numpy() == "1"
+            missing |= batch.token_mask(self.indicator, "1")
         missing = calibrate_missing(missing, self.missing_share, rng)
         values[~missing & np.isnan(values)] = (self.minimum + self.maximum) / 2
         if self.kind in TEMPORAL_KINDS:
-            return self._decode_temporal(values, missing, encoded.index)
+            return self._decode_temporal(values, missing)
         values = np.round(values, 0 if self.kind == ColumnKind.INTEGER else self.decimals)
         values = np.clip(values, self.minimum, self.maximum)  # rounding may step just past the range
-        series = pd.Series(values, index=encoded.index)
-        series[missing] = np.nan
         if self.kind == ColumnKind.INTEGER:
-            return series.astype("Int64") if missing.any() or "Int" in self.source_dtype else series.astype("int64")
-        return series
+            return pa.array(np.where(missing, 0, values).astype(np.int64), mask=missing)
+        return pa.array(values, mask=missing)
 
-    def _decode_temporal(self, days: np.ndarray, missing: np.ndarray, index: pd.Index) -> pd.Series:
+    def to_pandas(self, column: pa.Array | pa.ChunkedArray) -> pd.Series:
+        """The decoded column as pandas: Int64 where a batch has gaps (or the source had that dtype)."""
+        if self.kind == ColumnKind.INTEGER and (column.null_count or "Int" in self.source_dtype):
+            return pd.Series(column.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+        return pd.Series(column.to_pandas())
+
+    def _decode_temporal(self, days: np.ndarray, missing: np.ndarray) -> pa.Array:
         step = self.time_resolution_days
         days = np.round(np.nan_to_num(days) / step) * step
-        stamps = pd.Series(pd.to_datetime(np.round(days * DAY_NS).astype("int64"), unit="ns"), index=index)
-        stamps[missing] = pd.NaT
+        nanoseconds = np.round(days * DAY_NS).astype("int64")
         if self.datetime_format is None:
-            return stamps
-        return format_datetimes(stamps, self.datetime_format)
+            return pa.array(nanoseconds, type=pa.timestamp("ns"), mask=missing)
+        return format_datetimes(nanoseconds, missing, self.datetime_format)
 
 
 class CategoricalCodec(BaseModel):
@@ -126,31 +132,37 @@ class CategoricalCodec(BaseModel):
         tokens[~known] = RARE_TOKEN
         return {self.name: tokens.astype(str)}
 
-    def decode(self, encoded: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
+    def decode_arrow(self, batch: "EncodedBatch", rng: np.random.Generator) -> pa.Array:
         """Original values; rare tokens become frequent-enough rare levels (or common ones)."""
-        tokens = encoded[self.name].astype(str).to_numpy()
-        modelled_missing = tokens == MISSING_TOKEN
-        missing = calibrate_missing(modelled_missing, self.missing_share, rng)
-        mapped = pd.Series(tokens).map(self.levels)  # hash lookup; unknown tokens become NaN
-        known = mapped.notna().to_numpy()
-        out = mapped.to_numpy(dtype=object)
-        unknown = ~known & ~missing  # rare tokens, unseen tokens, and gaps calibration filled
+        codes, tokens = batch.codes[self.name], batch.tokens[self.name]
+        place = {token: i for i, token in enumerate(self.levels)}
+        level_of_token = np.array([place.get(t, -1) for t in tokens] + [-1], dtype=np.int64)
+        missing_token = np.array([t == MISSING_TOKEN for t in tokens] + [False])
+        missing = calibrate_missing(missing_token[codes], self.missing_share, rng)
+        index = level_of_token[codes]
+        values = list(self.levels.values())
+        unknown = (index < 0) & ~missing  # rare tokens, unseen tokens, and gaps calibration filled
         if unknown.any():
-            out[unknown] = self._draw_rare(int(unknown.sum()), rng)
-        out[missing] = None
-        series = pd.Series(out, index=encoded.index)
-        if self.source_dtype == "bool" and not missing.any():
-            return series.astype(bool)
-        return series.infer_objects()
+            pool, drawn = self._draw_rare(int(unknown.sum()), rng)
+            index[unknown] = len(values) + drawn
+            values += pool
+        index[missing] = 0
+        return _values_array(values).take(pa.array(index, mask=missing))
 
-    def _draw_rare(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def to_pandas(self, column: pa.Array | pa.ChunkedArray) -> pd.Series:
+        """The decoded column as pandas: plain bool where a boolean source has no gap, else inferred objects."""
+        series = pd.Series(column.to_pandas())
+        if self.source_dtype == "bool" and not column.null_count:
+            return series.astype(bool)
+        return series
+
+    def _draw_rare(self, n: int, rng: np.random.Generator) -> tuple[list, np.ndarray]:
+        """The pool of values rare tokens stand for, and n draws (positions in that pool)."""
         pool = self.rare_pool or [(self.levels[t], c) for t, c in self.frequencies.items() if t in self.levels]
         if not pool:
-            return np.full(n, OTHER_VALUE, dtype=object)
-        values = np.empty(len(pool), dtype=object)
-        values[:] = [v for v, _ in pool]
+            return [OTHER_VALUE], np.zeros(n, dtype=np.int64)
         weights = np.array([c for _, c in pool], dtype=float)
-        return rng.choice(values, size=n, p=weights / weights.sum())
+        return [v for v, _ in pool], rng.choice(len(pool), size=n, p=weights / weights.sum())
 
 
 class IdentifierCodec(BaseModel):
@@ -224,6 +236,39 @@ ColumnCodec = Annotated[Union[NumericCodec, CategoricalCodec, IdentifierCodec, P
 LEARNED_CODECS = (NumericCodec, CategoricalCodec)
 
 
+@dataclass
+class EncodedBatch:
+    """A batch of the encoded form as arrays: floats per numeric column, and per categorical column
+    integer codes into that column's list of tokens (no Python string per value)."""
+
+    rows: int
+    numbers: dict[str, np.ndarray] = field(default_factory=dict)
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
+    tokens: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, kinds: dict[str, str]) -> "EncodedBatch":
+        """The arrays of an encoded DataFrame (a backend's tokens as text, factorised once per column)."""
+        batch = cls(rows=len(frame))
+        for name, kind in kinds.items():
+            if kind == "numeric":
+                batch.numbers[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, copy=True)
+            else:
+                codes, tokens = pd.factorize(frame[name].astype(str).to_numpy())
+                batch.codes[name], batch.tokens[name] = codes, [str(t) for t in tokens]
+        return batch
+
+    def token_mask(self, name: str, token: str) -> np.ndarray:
+        """Rows of a categorical column that hold the given token."""
+        return np.array([t == token for t in self.tokens[name]] + [False])[self.codes[name]]
+
+    def to_frame(self, kinds: dict[str, str]) -> pd.DataFrame:
+        """The encoded DataFrame (tokens as text), for backends and tests that read that form."""
+        return pd.DataFrame({name: self.numbers[name] if kind == "numeric" else
+                             np.asarray(self.tokens[name] + [""], dtype=object)[self.codes[name]]
+                             for name, kind in kinds.items()}, index=pd.RangeIndex(self.rows))
+
+
 class TableCodec(BaseModel):
     """The codec for one table: one column codec per output column, in output order."""
 
@@ -268,19 +313,27 @@ class TableCodec(BaseModel):
 
     def decode(self, encoded: pd.DataFrame, *, start_row: int = 0, seed: int = 0, total_rows: int = 0) -> pd.DataFrame:
         """A synthetic batch in the source's shape; start_row and total_rows keep identifiers unique across batches."""
+        batch = EncodedBatch.from_frame(encoded.reset_index(drop=True), self.model_columns())
+        return self.to_pandas(self.decode_arrow(batch, start_row=start_row, seed=seed, total_rows=total_rows))
+
+    def decode_arrow(self, batch: "EncodedBatch", *, start_row: int = 0, seed: int = 0,
+                     total_rows: int = 0) -> pa.Table:
+        """decode() as an Arrow table, straight from the encoded arrays (what the file writers take)."""
         rng = np.random.default_rng(seed)
-        encoded = encoded.reset_index(drop=True)
-        n = len(encoded)
-        out: dict[str, pd.Series] = {}
+        columns: dict[str, pa.Array] = {}
         for position, codec in enumerate(self.columns):
-            if isinstance(codec, NumericCodec):
-                out[codec.name] = codec.decode(encoded, rng)
-            elif isinstance(codec, CategoricalCodec):
-                out[codec.name] = codec.decode(encoded, rng)
+            if isinstance(codec, LEARNED_CODECS):
+                columns[codec.name] = codec.decode_arrow(batch, rng)
             else:
-                series = codec.decode(n, start_row, rng, salt=self.fit_seed * 7919 + position, total_rows=total_rows)
-                out[codec.name] = _apply_missing(series, getattr(codec, "missing_share", 0.0), rng)
-        return pd.DataFrame(out)
+                series = codec.decode(batch.rows, start_row, rng, salt=self.fit_seed * 7919 + position,
+                                      total_rows=total_rows)
+                series = _apply_missing(series, getattr(codec, "missing_share", 0.0), rng)
+                columns[codec.name] = pa.array(series, from_pandas=True)
+        return pa.table(columns)
+
+    def to_pandas(self, table: pa.Table) -> pd.DataFrame:
+        """A decoded Arrow table as the DataFrame decode() returns (same dtypes column by column)."""
+        return pd.DataFrame({codec.name: _column_to_pandas(codec, table.column(codec.name)) for codec in self.columns})
 
     # -- persistence ------------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -433,13 +486,21 @@ def code_points_to_strings(points: np.ndarray) -> np.ndarray:
     return points.view(f"<U{points.shape[1]}").ravel().astype(object)
 
 
-def format_datetimes(stamps: pd.Series, fmt: str) -> pd.Series:
-    """strftime in Arrow's C++ (pandas formats row by row); NaT becomes None."""
-    if "%f" in fmt:
-        return stamps.dt.strftime(fmt).where(stamps.notna(), None)
-    seconds = pa.array(stamps.dt.floor("s"), type=pa.timestamp("s"))
-    text = pc.strftime(seconds, format=fmt, locale="C")
-    return pd.Series(text.to_numpy(zero_copy_only=False), index=stamps.index, dtype=object)
+def format_datetimes(nanoseconds: np.ndarray, missing: np.ndarray, fmt: str) -> pa.Array:
+    """Text in the source's format, by strftime in Arrow's C++ (pandas formats row by row); gaps are null."""
+    if "%f" in fmt:  # Arrow's strftime has no %f
+        stamps = pd.Series(pd.to_datetime(nanoseconds, unit="ns")).where(~missing)
+        return pa.array(stamps.dt.strftime(fmt).where(~missing, None), type=pa.string())
+    seconds = pa.array(np.floor_divide(nanoseconds, 10**9), type=pa.timestamp("s"), mask=missing)
+    return pc.strftime(seconds, format=fmt, locale="C")
+
+
+def _values_array(values: list) -> pa.Array:
+    """A column's original values as one Arrow array; mixed Python types fall back to their text."""
+    try:
+        return pa.array(values or [None])
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([str(v) for v in values])
 
 
 FIRST_NAMES = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Robin", "Jamie", "Avery", "Riley",
@@ -501,6 +562,14 @@ def calibrate_missing(missing: np.ndarray, share: float, rng: np.random.Generato
     pool = np.flatnonzero(~missing if wanted > have else missing)
     missing[rng.choice(pool, size=abs(wanted - have), replace=False)] = wanted > have
     return missing
+
+
+def _column_to_pandas(codec, column: pa.ChunkedArray) -> pd.Series:
+    if isinstance(codec, LEARNED_CODECS):
+        return codec.to_pandas(column)
+    if getattr(codec, "missing_share", 0.0) > 0:  # gaps were set on an object column (_apply_missing)
+        return pd.Series(column.to_pandas(integer_object_nulls=True)).astype(object)
+    return pd.Series(column.to_pandas())
 
 
 def _apply_missing(series: pd.Series, share: float, rng: np.random.Generator) -> pd.Series:

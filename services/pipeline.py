@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from backends import registry
-from backends.base import BackendError, Progress
+from backends.base import BackendError, Progress, sample_tables, table_to_frame
 from metadata.crate import CrateError, CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
 from metadata.schema import SchemaError, TableSchema
 
@@ -230,8 +230,9 @@ def _produce(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame
     copies = ExactCopyCounter.for_schema(train, holdout, schema)  # every streamed row, not just the sample
     times["sample_start"] = _now()
     start = time.perf_counter()
-    for batch in write_batches(generator.sample(n_rows, seed=request.seed, batch_rows=request.batch_rows),
-                               data_path, request.output_format):
+    tables = sample_tables(generator, n_rows, seed=request.seed, batch_rows=request.batch_rows)
+    for table in write_batches(tables, data_path, request.output_format):
+        batch = table_to_frame(generator, table)
         copies.update(batch)
         if kept_rows < request.evaluation_rows:
             kept.append(batch.head(request.evaluation_rows - kept_rows))

@@ -5,14 +5,20 @@ and categorical tokens (dates as days, missing values as indicator columns, rare
 identifiers and PII removed). This package then
 - encodes numeric columns to normal scores with a quantile grid fitted vectorised on a subsample,
   and categoricals to level codes, one-hot per mini-batch (encoding.py);
-- trains an MLP variational autoencoder: Gaussian likelihood on the scores with a learned sigma
-  per column (clamped to [0.01, 1] as in TVAE), softmax cross-entropy per categorical column
-  (vectorised over columns), KL to N(0, I) (model.py); mini-batches come straight from
-  pre-encoded tensors; early stopping on a held-back validation share keeps the best weights;
-  progress is reported per epoch; intra-op threads follow the CPUs available, capped by the work
-  per step (small steps run slower on more threads when CPUs are shared);
-- samples in batches from the prior: numeric scores with the learned per-column noise, categories
-  drawn from the softmax (Gumbel-max), never argmax, so minority levels keep their share;
+- trains an MLP variational autoencoder (2 x 128 hidden units, latent 32, loss factor 1):
+  Gaussian likelihood on the scores with a learned sigma per column (clamped to [0.01, 1] as in
+  TVAE), softmax cross-entropy per categorical column (one log-sum-exp per group of columns with
+  similar level counts), KL to N(0, I) (model.py); mini-batches come straight from pre-encoded
+  tensors, by default train rows / 50 in [128, 500] so small tables get enough updates per epoch;
+  torch's fused Adam kernel is called directly (torch.optim's wrapper imports torch._dynamo, 1-4 s
+  a process); early stopping on a held-back validation share keeps the best weights; progress is
+  reported per epoch; intra-op threads follow the idle CPUs, capped by the work per step (threads
+  on CPUs that other processes use run several times slower than one);
+- samples in batches from the prior, column-major and a cache-sized chunk at a time: numeric
+  scores with the learned per-column noise, then the quantile inverse vectorised over all columns;
+  categories drawn from the softmax by inverse CDF (one uniform per value), never argmax, so
+  minority levels keep their share. Level codes go to the codec as integers (EncodedBatch), which
+  decodes them into Arrow arrays for the writers without a Python object per value;
 - saves the weights and quantile grids as safetensors and the rest as JSON, with the tensors'
   sha256 in the JSON: a changed or unreadable file raises ModelFileError. Nothing is pickled.
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtri
+
+from ..preprocessing import EncodedBatch
 
 PROBABILITY_FLOOR = 1e-6  # keeps the normal scores finite (|z| <= 4.75)
 
@@ -77,13 +79,31 @@ class TableEncoding:
     # -- tensors -> table ---------------------------------------------------------------------------
     def to_frame(self, scores: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
         """The codec's encoded form from normal scores and level codes."""
-        probabilities = np.linspace(0, 1, self.quantiles.shape[0])
-        columns: dict[str, np.ndarray] = {}
-        for j, name in enumerate(self.numeric):
-            columns[name] = np.interp(ndtr(scores[:, j].astype(np.float64)), probabilities, self.quantiles[:, j])
-        for j, name in enumerate(self.categorical):
-            columns[name] = np.asarray(self.levels[j], dtype=object)[codes[:, j]]
-        return pd.DataFrame(columns)
+        batch = self.to_batch(torch.as_tensor(scores).T, torch.as_tensor(codes).T)
+        return batch.to_frame({**{n: "numeric" for n in self.numeric}, **{n: "categorical" for n in self.categorical}})
+
+    def to_batch(self, scores: torch.Tensor, codes: torch.Tensor) -> EncodedBatch:
+        """The codec's encoded form as arrays from column-major scores and codes (one row per column):
+        values by the quantile inverse, level codes kept as codes."""
+        values = self.inverse_scores(scores).numpy()
+        codes = codes.contiguous().cpu().numpy()
+        return EncodedBatch(rows=max(scores.shape[1], codes.shape[1]), numbers=dict(zip(self.numeric, values)),
+                            codes=dict(zip(self.categorical, codes)),
+                            tokens=dict(zip(self.categorical, self.levels)))
+
+    def inverse_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        """Values (float64, numeric columns x rows) from scores (columns x rows): linear interpolation in the
+        quantile grid, whose probabilities are evenly spaced, so the cell is found by arithmetic."""
+        grid = torch.as_tensor(self.quantiles.T.copy(), device=scores.device)  # (columns, grid points)
+        cells = grid.shape[1] - 1
+        if cells < 1 or grid.numel() == 0:
+            return grid[:, :1].expand(-1, scores.shape[1]).cpu()
+        slope = torch.diff(grid, dim=1)
+        position = torch.special.ndtr(scores.to(torch.float64)).mul_(cells)
+        below = position.floor().clamp_(0, cells - 1)
+        cell = below.long().add_(torch.arange(len(grid), device=scores.device)[:, None] * cells)
+        start = torch.take(grid[:, :-1].contiguous(), cell)
+        return start.addcmul_(position.sub_(below), torch.take(slope, cell)).cpu()
 
     # -- persistence --------------------------------------------------------------------------------
     def to_json_dict(self) -> dict:

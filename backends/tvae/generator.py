@@ -9,7 +9,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,14 +18,16 @@ import torch
 from metadata.checksums import sha256_file
 
 from ..base import BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress, ProgressCallback
+from ..preprocessing import EncodedBatch
 from .encoding import TableEncoding
-from .model import TabularVAE, kl_divergence
+from .model import FusedAdam, TabularVAE, kl_divergence
 
 FORMAT = "fairsynth.tvae/1"
 TENSORS_FILE = "tvae.safetensors"
 INFO_FILE = "tvae.json"
 QUANTILES_KEY = "encoding.quantiles"
 WORK_PER_THREAD = 1 << 18  # rows x hidden units per step worth one more thread
+AUTO_BATCH_STEPS, AUTO_BATCH_RANGE = 50, (128, 500)  # default batch: train rows / 50, kept in [128, 500]
 MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
 NOT_COVERED_BY_EPSILON = (
     "Not covered by epsilon: the codec's statistics (per-column ranges, decimals, kept category levels "
@@ -43,9 +45,9 @@ class TVAEGenerator(CodecGenerator):
                     "the default backend.",
         license="Apache-2.0", family="torch", gpu=True)
 
-    def __init__(self, *, epochs: int = 300, batch_size: int = 500, learning_rate: float = 1e-3,
-                 weight_decay: float = 1e-5, latent_dim: int = 128, hidden_size: int = 128,
-                 hidden_layers: int = 2, loss_factor: float = 2.0, validation_share: float = 0.1,
+    def __init__(self, *, epochs: int = 300, batch_size: int | None = None, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-5, latent_dim: int = 32, hidden_size: int = 128,
+                 hidden_layers: int = 2, loss_factor: float = 1.0, validation_share: float = 0.1,
                  patience: int = 20, n_quantiles: int = 1000, device: str = "auto") -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                          weight_decay=weight_decay, latent_dim=latent_dim, hidden_size=hidden_size,
@@ -59,7 +61,7 @@ class TVAEGenerator(CodecGenerator):
     def _check_params(self) -> None:
         p = self.params
         for key in ("epochs", "batch_size", "latent_dim", "hidden_size", "hidden_layers"):
-            if int(p[key]) < 1:
+            if p[key] is not None and int(p[key]) < 1:
                 raise BackendError(f"{self.name}: {key} must be at least 1; got {p[key]}.")
         if not 0 <= float(p.get("validation_share", 0.0)) < 0.5:
             raise BackendError(f"{self.name}: validation_share must be in [0, 0.5); got {p['validation_share']}.")
@@ -74,7 +76,7 @@ class TVAEGenerator(CodecGenerator):
         self.encoding = TableEncoding.fit(encoded, kinds, n_quantiles=int(self.params["n_quantiles"]), seed=seed)
         scores, codes = self.encoding.to_tensors(encoded[list(kinds)], seed=seed)
         device = self._device()
-        work = int(self.params["batch_size"]) * int(self.params["hidden_size"])
+        work = self._batch_rows(len(encoded)) * int(self.params["hidden_size"])
         with _torch_threads(work), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = self._new_model().to(device)
@@ -82,17 +84,24 @@ class TVAEGenerator(CodecGenerator):
         self.model.eval()
         return result
 
+    def _batch_rows(self, train_rows: int) -> int:
+        """The batch size asked for, or by default one that gives every epoch AUTO_BATCH_STEPS updates
+        within AUTO_BATCH_RANGE: small tables get more (smaller) steps, large ones SDV's 500 rows."""
+        wanted = self.params["batch_size"]
+        if wanted is None:
+            low, high = AUTO_BATCH_RANGE
+            wanted = min(max(train_rows // AUTO_BATCH_STEPS, low), high)
+        return max(1, min(int(wanted), train_rows))
+
     def _new_model(self) -> TabularVAE:
         assert self.encoding is not None
         return TabularVAE(len(self.encoding.numeric), self.encoding.category_sizes,
                           latent_dim=int(self.params["latent_dim"]), hidden_size=int(self.params["hidden_size"]),
                           hidden_layers=int(self.params["hidden_layers"]))
 
-    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(model.parameters(), lr=float(self.params["learning_rate"]),
-                                weight_decay=float(self.params["weight_decay"]), **self._adam_kernel)
-
-    _adam_kernel: ClassVar[dict] = {"fused": True}  # one kernel per step; DP-SGD's optimizer wraps a plain one
+    def _optimizer(self, model: torch.nn.Module) -> FusedAdam:
+        return FusedAdam(model.parameters(), lr=float(self.params["learning_rate"]),
+                         weight_decay=float(self.params["weight_decay"]))
 
     def _loss(self, model: TabularVAE, scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Mean over rows of loss_factor x reconstruction NLL + KL."""
@@ -106,7 +115,7 @@ class TVAEGenerator(CodecGenerator):
         model, optimizer = self.model, self._optimizer(self.model)
         train, valid = _split(len(scores), float(self.params["validation_share"]), seed, scores.device)
         epochs, patience = int(self.params["epochs"]), int(self.params["patience"])
-        batch = max(1, min(int(self.params["batch_size"]), len(train)))
+        batch = self._batch_rows(len(train))
         generator = torch.Generator(device=scores.device).manual_seed(seed)
         losses, valid_losses, best, best_state, waited, start = [], [], math.inf, None, 0, time.perf_counter()
         for epoch in range(1, epochs + 1):
@@ -138,7 +147,7 @@ class TVAEGenerator(CodecGenerator):
         if best_state is not None:
             model.load_state_dict(best_state)
         return FitResult(seconds=0.0, epochs=len(losses), losses=losses, details={
-            "validation_losses": valid_losses, "stopped_early": len(losses) < epochs,
+            "batch_size": batch, "validation_losses": valid_losses, "stopped_early": len(losses) < epochs,
             "best_validation_loss": best if math.isfinite(best) else None,
             "device": str(scores.device), "encoding": "quantile-normal numeric scores, one-hot categories"})
 
@@ -163,12 +172,15 @@ class TVAEGenerator(CodecGenerator):
 
     # -- sampling ---------------------------------------------------------------------------------
     def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
+        return self._sample_encoded_batch(n_rows, seed=seed).to_frame(self._fitted_codec().model_columns())
+
+    def _sample_encoded_batch(self, n_rows: int, *, seed: int) -> EncodedBatch:
         model, encoding = self._fitted_model()
         device = model.offsets.device
         generator = torch.Generator(device=device).manual_seed(seed)
         with _torch_threads(n_rows * int(self.params["hidden_size"])):
             scores, codes = model.sample(n_rows, generator)
-        return encoding.to_frame(scores.cpu().numpy(), codes.cpu().numpy())
+            return encoding.to_batch(scores, codes)
 
     def _fitted_model(self) -> tuple[TabularVAE, TableEncoding]:
         if self.model is None or self.encoding is None:
@@ -214,7 +226,10 @@ class DPTVAEGenerator(TVAEGenerator):
         description="In-house tabular VAE trained with differential privacy (DP-SGD via Opacus) to a "
                     "target epsilon; the codec's statistics are not covered by epsilon.",
         license="Apache-2.0", family="torch", dp=True, gpu=True)
-    _adam_kernel: ClassVar[dict] = {}
+
+    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=float(self.params["learning_rate"]),
+                                weight_decay=float(self.params["weight_decay"]))  # Opacus wraps a torch optimizer
 
     def __init__(self, *, epsilon: float = 3.0, delta: float | None = None, max_grad_norm: float = 1.0,
                  epochs: int = 50, batch_size: int = 1000, learning_rate: float = 2e-3,
@@ -309,12 +324,15 @@ def cpu_threads() -> int:
 
 
 def threads_for(work_per_step: int) -> int:
-    """Intra-op threads: the CPUs available, capped by the work in one step.
+    """Intra-op threads: the CPUs that are idle, capped by the work in one step.
 
-    A small MLP step (a few hundred rows x a few hundred units) runs several times slower on two
-    threads than on one when the CPUs are shared, so threads are added per WORK_PER_THREAD only.
+    Intra-op threads wait on each other at every op, so on CPUs already busy with other processes
+    two threads run several times slower than one (measured here: 3-5x, sampling and training).
+    Threads are therefore added per WORK_PER_THREAD only, and only for CPUs the 1-minute load
+    average leaves idle.
     """
-    return max(1, min(cpu_threads(), work_per_step // WORK_PER_THREAD))
+    idle = cpu_threads() - int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else cpu_threads()
+    return max(1, min(idle, work_per_step // WORK_PER_THREAD))
 
 
 @contextlib.contextmanager
