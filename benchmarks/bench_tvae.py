@@ -227,7 +227,8 @@ def markdown(args: argparse.Namespace, rows: list[dict]) -> str:
              "holdout vs as many synthetic rows (services.evaluation.quality.quality_score).", ""]
     lines += ["Settings: every backend with its own defaults except epochs. tvae: batch = training rows / 50 kept in "
               "[128, 500] (SUPPORT2 131, NAFLD1 252, demo 128: small tables get 50 updates an epoch; SDV uses 500), "
-              "2 x 128 hidden units, latent 32, loss factor 1, Adam 1e-3, early stopping off (patience=0) so it "
+              "2 x 128 hidden units (2 x 64 when a row encodes to at most 32 values: NAFLD1's 18; SUPPORT2 112 and demo 43 "
+              "get 128), latent 32, loss factor 1, Adam 1e-3, early stopping off (patience=0) so it "
               "trains all epochs. "
               "sdv.tvae and sdv.ctgan: SDV 2.0 defaults (batch 500; TVAE 2 x 128, latent 128). tvae.dp: batch 1000, 2 x 64 "
               "hidden, latent 32, Adam 2e-3, max_grad_norm 1. Each job runs in a fresh process; peak RSS is "

@@ -5,7 +5,8 @@ and categorical tokens (dates as days, missing values as indicator columns, rare
 identifiers and PII removed). This package then
 - encodes numeric columns to normal scores with a quantile grid fitted vectorised on a subsample,
   and categoricals to level codes, one-hot per mini-batch (encoding.py);
-- trains an MLP variational autoencoder (2 x 128 hidden units, latent 32, loss factor 1):
+- trains an MLP variational autoencoder (2 hidden layers of 128 units, 64 when a row encodes to at
+  most 32 values; latent 32, loss factor 1):
   Gaussian likelihood on the scores with a learned sigma per column (clamped to [0.01, 1] as in
   TVAE), softmax cross-entropy per categorical column (one log-sum-exp per group of columns with
   similar level counts), KL to N(0, I) (model.py); mini-batches come straight from pre-encoded

@@ -32,7 +32,7 @@ class TabularVAE(nn.Module):
         self.decoder = mlp([latent_dim] + hidden)
         self.to_output = nn.Linear(hidden[-1] if hidden else latent_dim, n_numeric + one_hot_width)
         self.scale = nn.Linear(1, n_numeric)  # per-column log-sigma; a Linear on a constant so Opacus sees it
-        self.latent_dim = latent_dim
+        self.latent_dim, self.hidden_size = latent_dim, hidden_size
         offsets = torch.zeros(len(category_sizes), dtype=torch.int64)
         if category_sizes:
             offsets[1:] = torch.cumsum(torch.tensor(category_sizes[:-1]), 0)

@@ -94,6 +94,23 @@ def test_save_and_load_give_the_same_rows(fitted_demo, tmp_path):
     assert not any(p.suffix in (".pkl", ".pt", ".pickle") for p in tmp_path.iterdir())
 
 
+def test_default_hidden_width_follows_the_encoded_row_and_survives_save_and_load(demo, nafld1, tmp_path):
+    table, schema = demo  # 43 encoded values a row
+    narrow = nafld1.head(600)  # 18 encoded values a row
+    widths = {}
+    for name, data, data_schema in (("demo", table, schema), ("nafld1", narrow, TableSchema.infer(narrow))):
+        generator = TVAEGenerator(epochs=1, latent_dim=8)
+        fitted = generator.fit(data, data_schema, seed=1)
+        widths[name] = fitted.details["hidden_size"]
+        generator.save(tmp_path / name)
+        loaded = TVAEGenerator.load(tmp_path / name)
+        assert loaded.model.hidden_size == widths[name]
+        pd.testing.assert_frame_equal(pd.concat(loaded.sample(50, seed=3)), pd.concat(generator.sample(50, seed=3)))
+    assert widths == {"demo": 128, "nafld1": 64}
+    assert TVAEGenerator(epochs=1, hidden_size=96).fit(narrow, TableSchema.infer(narrow), seed=1).details[
+        "hidden_size"] == 96
+
+
 def test_tampered_tensor_file_is_refused(fitted_demo, tmp_path):
     fitted_demo.save(tmp_path)
     tensors = tmp_path / "tvae.safetensors"
