@@ -182,6 +182,7 @@ class DockerRunner:
 
     JOB_MOUNT = "/job"
     WORKER_MOUNT = "/worker"
+    LABELS = {"fairsynth.role": "isolated-worker"}  # finds leftovers: docker ps -a --filter label=fairsynth.role
 
     def __init__(self, image: str, worker: Path, *, python: str, worker_in_image: str | None = None,
                  environment: dict[str, str] | None = None, client=None) -> None:
@@ -225,20 +226,28 @@ class DockerRunner:
             "command": ["request.json"],
             "working_dir": self.JOB_MOUNT,
             "volumes": volumes,
-            "environment": dict(self.environment),
+            # this user may have no home in the image: libraries that write caches get /tmp
+            "environment": {"HOME": "/tmp", **self.environment},
+            "labels": dict(self.LABELS),
             "network_disabled": True,
             "user": f"{os.getuid()}:{os.getgid()}",
-            "detach": True,
+            "healthcheck": {"test": ["NONE"]},  # the image's check probes the UI port, which a worker never opens
             "stdin_open": False,
         }
 
     def run(self, job: Job, *, progress: WorkerProgress | None = None,
             cancel: threading.Event | None = None) -> dict:
         """Run one job in a fresh container, removed afterwards whatever happened."""
+        available, reason = self.availability()
+        if not available:
+            raise BackendUnavailable(f"Cannot run the worker: {reason}.")
         _stop_if_cancelled(cancel)
         with job_directory(job) as job_dir:
-            container = self.client().containers.run(**self.container_arguments(job_dir))
+            # create + start rather than containers.run: run() would pull a missing image, and a start
+            # that fails would leave the created container behind
+            container = self.client().containers.create(**self.container_arguments(job_dir))
             try:
+                self._start(container)
                 stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
                 lines = _line_reader(_split_lines(stream))
                 result = follow_worker(lines, progress, cancel, job.timeout)
@@ -250,6 +259,14 @@ class DockerRunner:
                 _remove_container(container)
             collect_outputs(job_dir, job.outputs)
             return result
+
+    def _start(self, container) -> None:
+        try:
+            container.start()
+        except Exception as exc:  # docker.errors.APIError: the entrypoint is missing, a mount is refused...
+            explanation = getattr(exc, "explanation", None) or str(exc)
+            raise WorkerError(f"The worker container from '{self.image}' did not start ({explanation}); "
+                              f"check that the image carries {self.python}.", kind="worker_not_started") from exc
 
 
 # -- the job directory ------------------------------------------------------------------------------

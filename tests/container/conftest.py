@@ -135,6 +135,47 @@ def wait_for(url: str, seconds: float = 180, headers: dict | None = None) -> htt
     raise AssertionError(f"{url} did not answer in {seconds} s (last: {last})")
 
 
+@pytest.fixture(scope="session")
+def docker_socket(engine: Engine, tmp_path_factory) -> str:
+    """podman's Docker-compatible API on a private unix socket (base URL); the service is stopped by PID."""
+    socket_path = tmp_path_factory.mktemp("podman-api") / "podman.sock"
+    url = f"unix://{socket_path}"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", url], env=engine.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not socket_path.exists():
+            if service.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"podman system service did not start: {service.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_socket: str):
+    """The docker Python SDK speaking to the engine through podman's socket."""
+    import docker
+    client = docker.DockerClient(base_url=docker_socket, timeout=120)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except docker.errors.DockerException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def container(engine: Engine, image: str):
     """Start containers from the image; every one is removed (with its volume) at the end."""
