@@ -426,7 +426,8 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def _remove_container(container) -> None:
-    for stop in (lambda: container.kill(), lambda: container.remove(force=True)):
+    # v=True: the image's VOLUME (/data) gives every worker container an anonymous volume; drop it too
+    for stop in (lambda: container.kill(), lambda: container.remove(force=True, v=True)):
         try:
             stop()
         except Exception:  # already stopped or removed

@@ -6,7 +6,9 @@ are fast; from nothing the whole build takes several minutes. See ../shared/CONT
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("FAIRSYNTH_CONTAINER_CACHE", Path.home() / ".cache" / "fairsynth" / "containers"))
 BASE_IMAGE = "localhost/fairsynth-base:bookworm"
 IMAGE = "localhost/fairsynth:test"
+STANDINS = Path(__file__).resolve().parent / "standins"
+POSTGRES_STANDIN = "localhost/fairsynth-postgres:test"
+REDIS_STANDIN = "localhost/fairsynth-redis:test"
+INPUTS_LABEL = "fairsynth.build-inputs"  # digest of everything a build reads; equal digest, no rebuild
 DEBOOTSTRAP_PACKAGES = "python3,python3-venv,python3-pip,python-is-python3,ca-certificates"
 
 
@@ -105,11 +111,89 @@ def wheelhouse() -> Path:
 
 @pytest.fixture(scope="session")
 def image(engine: Engine, base_image: str, wheelhouse: Path) -> str:
-    """The project's image, built from its Dockerfile (cached layers make rebuilds quick)."""
-    engine.run("build", "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "TORCH_INDEX_URL=",
-               "--build-arg", "PIP_ARGS=--no-index", "--build-context", f"wheels={wheelhouse}",
-               "-t", IMAGE, str(ROOT), timeout=3000)
+    """The project's image, built from its Dockerfile; skipped when nothing it reads has changed."""
+    args = ["--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "TORCH_INDEX_URL=",
+            "--build-arg", "PIP_ARGS=--no-index", "--build-context", f"wheels={wheelhouse}"]
+    wheels = sorted(f"{w.name}:{w.stat().st_size}" for w in wheelhouse.iterdir())
+    build_cached(engine, IMAGE, ROOT / "Dockerfile", ROOT, args, extra=[image_id(engine, base_image), *args, *wheels])
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def standin_images(engine: Engine, base_image: str) -> dict[str, str]:
+    """Local stand-ins for postgres:16-alpine and redis:7-alpine (no registry here), built once and cached."""
+    args = ["--build-arg", f"BASE_IMAGE={base_image}"]
+    extra = [image_id(engine, base_image)]
+    build_cached(engine, POSTGRES_STANDIN, STANDINS / "postgres.Dockerfile", STANDINS, args, extra=extra)
+    build_cached(engine, REDIS_STANDIN, STANDINS / "redis.Dockerfile", STANDINS, args, extra=extra)
+    return {"POSTGRES_IMAGE": POSTGRES_STANDIN, "REDIS_IMAGE": REDIS_STANDIN}
+
+
+def image_id(engine: Engine, name: str) -> str:
+    """The engine's id of a local image."""
+    return engine.run("image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
+
+
+def build_cached(engine: Engine, tag: str, dockerfile: Path, context: Path, args: list[str], *,
+                 extra: list[str]) -> None:
+    """Build tag unless an image with the same inputs digest exists; then drop what the build left dangling.
+
+    Even a fully cached podman build takes minutes here (it re-hashes gigabytes for every COPY --from), so
+    the digest of the Dockerfile, the files its COPY lines read and `extra` decides instead.
+    """
+    digest = build_inputs_digest(dockerfile, context, extra)
+    found = engine.run("image", "inspect", "--format", f'{{{{index .Labels "{INPUTS_LABEL}"}}}}', tag, check=False)
+    if found.returncode == 0 and found.stdout.strip() == digest:
+        return
+    built = engine.run("build", "-f", str(dockerfile), *args, "--label", f"{INPUTS_LABEL}={digest}", "-t", tag,
+                       str(context), timeout=3000)
+    keep_stage_caches(engine, tag, built.stdout + "\n" + built.stderr)
+    engine.run("image", "prune", "-f", check=False)
+
+
+def build_inputs_digest(dockerfile: Path, context: Path, extra: list[str]) -> str:
+    """SHA-256 over the Dockerfile, every file its COPY lines take from the context, and extra."""
+    digest = hashlib.sha256(dockerfile.read_bytes())
+    for item in extra:
+        digest.update(item.encode())
+    for source in copy_sources(dockerfile):
+        root = context / source
+        files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(context)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def copy_sources(dockerfile: Path) -> list[str]:
+    """The context paths the Dockerfile's COPY lines read (not COPY --from, which reads a stage or context)."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    sources = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] != ["COPY"] or any(w.startswith("--from") for w in words):
+            continue
+        sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+def keep_stage_caches(engine: Engine, tag: str, build_log: str) -> None:
+    """Name each earlier stage's last layer (`<tag>-stage-N`) so pruning dangling images keeps its build cache.
+
+    A multi-stage build's earlier stages end in images nothing refers to: `podman image prune` would take them,
+    and with them the cache of the slow dependency installs. Images of replaced builds stay unnamed and go.
+    """
+    last_id, stage = None, 0
+    for line in build_log.splitlines():
+        header = re.match(r"\[(\d+)/(\d+)\] STEP 1/", line)
+        if header and last_id and int(header.group(1)) > 1:
+            stage = int(header.group(1)) - 1
+            engine.run("tag", last_id, f"{tag}-stage-{stage}", check=False)
+        step = re.fullmatch(r"--> ([0-9a-f]{11,64})", line.strip())
+        if step:
+            last_id = step.group(1)
 
 
 def free_port() -> int:
@@ -194,3 +278,83 @@ def container(engine: Engine, image: str):
         engine.run("rm", "-f", "-t", "2", cid, check=False)
     for volume in volumes:
         engine.run("volume", "rm", "-f", volume, check=False)
+
+
+@dataclass
+class ComposeStack:
+    """A running `distributed` profile: its project name, URLs, token and how long each stage took."""
+
+    project: str
+    api: str
+    ui: str
+    token: str
+    seconds: dict
+
+    def container(self, service: str) -> str:
+        """The name podman-compose gives the service's (only) container."""
+        return f"{self.project}_{service}_1"
+
+
+def compose_command(project: str) -> list[str]:
+    """podman-compose on the project's docker-compose.yml with the distributed profile."""
+    return [str(Path(sys.executable).with_name("podman-compose")), "-p", project, "-f", str(ROOT / "docker-compose.yml"),
+            "--profile", "distributed"]
+
+
+def wait_healthy(engine: Engine, container: str, seconds: float = 120) -> None:
+    """Run the container's own healthcheck until it passes (podman here has no systemd timer to run it)."""
+    deadline = time.monotonic() + seconds
+    while engine.run("healthcheck", "run", container, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            logs = engine.run("logs", "--tail", "30", container, check=False)
+            raise AssertionError(f"{container} not healthy in {seconds} s:\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}")
+        time.sleep(1)
+
+
+@pytest.fixture
+def compose_stack(engine: Engine, image: str, standin_images: dict[str, str]):
+    """docker-compose.yml's `distributed` profile, brought up with podman-compose and always taken down.
+
+    podman-compose skips `depends_on: condition: service_healthy` with podman < 4.6 (this machine has 4.3,
+    whose healthchecks also need a systemd timer it lacks), so the stack comes up in the order those
+    conditions give: postgres + redis, then the API, then the UI and the workers (`up -d --no-deps`),
+    each stage waiting for the containers' own healthchecks (run by hand).
+    """
+    project = f"fstest{uuid.uuid4().hex[:8]}"
+    token = uuid.uuid4().hex
+    api_port, ui_port, app_port = free_port(), free_port(), free_port()
+    env = {**engine.env, **standin_images, "FAIRSYNTH_IMAGE": image, "FAIRSYNTH_API_TOKEN": token,
+           "FAIRSYNTH_API_PORT": str(api_port), "FAIRSYNTH_DISTRIBUTED_UI_PORT": str(ui_port),
+           "FAIRSYNTH_UI_PORT": str(app_port)}
+    command = compose_command(project)
+    stack = ComposeStack(project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}", token, {})
+
+    def up(*services: str) -> None:
+        done = subprocess.run([*command, "up", "-d", "--no-deps", *services], env=env, capture_output=True,
+                              text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    try:
+        start = time.monotonic()
+        up("postgres", "redis")
+        wait_healthy(engine, stack.container("postgres"))
+        wait_healthy(engine, stack.container("redis"))
+        stack.seconds["stores_healthy"] = time.monotonic() - start
+        up("api")
+        wait_for(f"{stack.api}/health")
+        wait_healthy(engine, stack.container("api"))
+        stack.seconds["api_healthy"] = time.monotonic() - start
+        up("ui", "worker-torch-sdv", "worker-ydata")
+        wait_for(f"{stack.ui}/_stcore/health")
+        wait_healthy(engine, stack.container("ui"))
+        stack.seconds["all_healthy"] = time.monotonic() - start
+        yield stack
+    finally:
+        subprocess.run([*command, "down", "-t", "2", "-v"], env=env, capture_output=True, timeout=300, cwd=ROOT)
+        # whatever down missed (a half-started stack): the project's containers, volumes and network, by name
+        label = f"label=io.podman.compose.project={project}"
+        for cid in engine.run("ps", "-a", "-q", "--filter", label, check=False).stdout.split():
+            engine.run("rm", "-f", "-v", "-t", "2", cid, check=False)
+        for volume in (f"{project}_fairsynth-data", f"{project}_postgres-data"):
+            engine.run("volume", "rm", "-f", volume, check=False)
+        engine.run("network", "rm", "-f", f"{project}_default", check=False)

@@ -6,6 +6,7 @@ finds it through DOCKER_HOST exactly as it would find a Docker daemon.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -143,11 +144,14 @@ def test_a_dying_worker_reports_its_exit_status_and_stderr(docker_client, image,
     worker.write_text(CRASHING_WORKER)
     runner = DockerRunner(image, worker, python=ydata.IMAGE_PYTHON, client=docker_client)
     seen: list[dict] = []
+    volumes_before = {v.name for v in docker_client.volumes.list()}
     with pytest.raises(WorkerError, match=r"exit status 3: RuntimeError: the model blew up") as caught:
         runner.run(Job({"action": "fit"}, timeout=60), progress=seen.append)
     assert caught.value.kind == "worker_died" and "a library printing" not in caught.value.detail  # stderr only
     assert [m["step"] for m in seen] == [1] and seen[0]["uid"] == os.getuid()  # runs as the caller
     assert not worker_containers(docker_client, image)
+    left = [v.name for v in docker_client.volumes.list() if v.name not in volumes_before]
+    assert not [name for name in left if re.fullmatch("[0-9a-f]{64}", name)], "its anonymous /data volume was left"
 
 
 def test_a_worker_that_cannot_start_or_a_missing_image_leaves_nothing(docker_client, image, tmp_path):

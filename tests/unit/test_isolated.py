@@ -226,8 +226,8 @@ class FakeContainer:
     def kill(self):
         self.killed = True
 
-    def remove(self, force=False):
-        self.removed = True
+    def remove(self, force=False, v=False):
+        self.removed = force and v  # v: its anonymous volumes go too
 
 
 class FakeClient:
