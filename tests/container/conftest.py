@@ -261,23 +261,32 @@ def docker_client(docker_socket: str):
 
 
 @pytest.fixture
-def container(engine: Engine, image: str):
-    """Start containers from the image; every one is removed (with its volume) at the end."""
+def container(image: str, docker_client):
+    """Start containers from the image through the docker SDK: read-only root, a tmpfs /tmp and a fresh /data
+    volume; every one is removed with its volume at the end."""
+    import docker
     started, volumes = [], []
 
-    def start(*args: str, command: tuple[str, ...] = ()) -> str:
-        volume = f"fairsynth-test-{uuid.uuid4().hex[:8]}"
+    def start(*, ports: dict | None = None, environment: dict | None = None, command: tuple[str, ...] = ()):
+        volume = docker_client.volumes.create(f"fairsynth-test-{uuid.uuid4().hex[:8]}")
         volumes.append(volume)
-        cid = engine.run("run", "-d", "--read-only", "--tmpfs", "/tmp", "-v", f"{volume}:/data", *args, image,
-                         *command).stdout.strip()
-        started.append(cid)
-        return cid
+        created = docker_client.containers.run(image, list(command) or None, detach=True, read_only=True,
+                                               tmpfs={"/tmp": ""}, ports=ports or {}, environment=environment or {},
+                                               volumes={volume.name: {"bind": "/data", "mode": "rw"}})
+        started.append(created)
+        return created
 
     yield start
-    for cid in started:
-        engine.run("rm", "-f", "-t", "2", cid, check=False)
+    for created in started:
+        try:
+            created.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
     for volume in volumes:
-        engine.run("volume", "rm", "-f", volume, check=False)
+        try:
+            volume.remove(force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 @dataclass
