@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from metadata.validate import validate_crate
 
@@ -86,9 +88,15 @@ def test_compose_file_is_valid_and_names_the_distributed_pieces():
                               "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
                              capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    ports = {"FAIRSYNTH_API_PORT": "18000", "FAIRSYNTH_DISTRIBUTED_UI_PORT": "18502", "FAIRSYNTH_UI_PORT": "18501"}
     rendered = subprocess.run([str(Path(sys.executable).with_name("podman-compose")), "-f",
                                str(ROOT / "docker-compose.yml"), "--profile", "distributed", "config"],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+                              capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, **ports})
     assert rendered.returncode == 0, rendered.stderr
     for piece in ("postgres", "redis", "api", "ui", "worker-torch-sdv", "worker-ydata", "FAIRSYNTH_BROKER_URL"):
         assert piece in rendered.stdout
+    services = yaml.safe_load(rendered.stdout)["services"]
+    assert services["api"]["ports"] == ["18000:8000"] and services["ui"]["ports"] == ["18502:8501"]
+    assert services["app"]["ports"] == ["18501:8501"]
+    for waiting in ("ui", "worker-torch-sdv", "worker-ydata"):  # the API migrates the job store first
+        assert services[waiting]["depends_on"]["api"]["condition"] == "service_healthy", waiting
