@@ -172,6 +172,17 @@ def build_cached(engine: Engine, tag: str, dockerfile: Path, context: Path, args
     built = engine.run("build", "-f", str(dockerfile), *args, "--label", f"{INPUTS_LABEL}={digest}", "-t", tag,
                        str(context), timeout=3000)
     keep_stage_caches(engine, tag, built.stdout + "\n" + built.stderr)
+    prune_dangling(engine)
+
+
+def prune_dangling(engine: Engine) -> None:
+    """Remove images no name or child refers to (replaced builds), unless another build is running now.
+
+    Every rebuild leaves its predecessor's layers behind (the cache grew to 23 GB); a build in progress
+    shows as an external (buildah) container, and its unnamed stage images must not go under it.
+    """
+    if engine.run("ps", "-a", "--external", "-q", check=False).stdout.strip():
+        return
     engine.run("image", "prune", "-f", check=False)
 
 
