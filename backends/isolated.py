@@ -177,7 +177,9 @@ class DockerRunner:
     The job directory is bind-mounted at /job (the working directory); the container has no network
     and runs as this user so the job's files stay removable. The worker is the host's script mounted
     at /worker, or `worker_in_image` (a path inside the image) when the engine cannot see host paths.
-    The image's entrypoint is replaced by the venv's Python.
+    The image's entrypoint is replaced by the venv's Python. Each job gets a fresh container labelled
+    fairsynth.role=isolated-worker, removed with its anonymous volumes however the job ends; a
+    missing image makes the runner unavailable (it is never pulled). Tested against podman's Docker API.
     """
 
     JOB_MOUNT = "/job"
@@ -248,8 +250,7 @@ class DockerRunner:
             container = self.client().containers.create(**self.container_arguments(job_dir))
             try:
                 self._start(container)
-                stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
-                lines = _line_reader(_split_lines(stream))
+                lines = _line_reader(_split_lines(_stdout_of(container)))  # opened on the reader thread
                 result = follow_worker(lines, progress, cancel, job.timeout)
                 if result is None:
                     status = container.wait(timeout=KILL_GRACE_SECONDS)
@@ -267,6 +268,26 @@ class DockerRunner:
             explanation = getattr(exc, "explanation", None) or str(exc)
             raise WorkerError(f"The worker container from '{self.image}' did not start ({explanation}); "
                               f"check that the image carries {self.python}.", kind="worker_not_started") from exc
+
+
+def _stdout_of(container) -> Iterable[bytes]:
+    """The container's stdout as it comes, to the end.
+
+    podman's Docker API answers a followed log request only once the container has printed something:
+    a worker that is quiet for longer than the client's timeout (a slow import) would time the request
+    out, so it is asked again while the container runs. Once data flows the SDK lifts the timeout.
+    """
+    from requests.exceptions import ReadTimeout
+
+    while True:
+        try:
+            stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
+            break
+        except ReadTimeout:
+            container.reload()
+            if container.status not in ("created", "running"):
+                raise
+    yield from stream
 
 
 # -- the job directory ------------------------------------------------------------------------------

@@ -162,3 +162,16 @@ def test_a_worker_that_cannot_start_or_a_missing_image_leaves_nothing(docker_cli
     missing = DockerRunner("localhost/fairsynth-absent:none", tmp_path / "worker.py", python="/py", client=docker_client)
     with pytest.raises(BackendUnavailable, match="localhost/fairsynth-absent:none.*build the image"):
         missing.run(Job({"action": "fit"}, timeout=60))  # refused up front: nothing is pulled
+
+
+def test_a_worker_quiet_for_longer_than_the_client_timeout_is_still_followed(docker_socket, image, tmp_path):
+    import docker
+    worker = tmp_path / "worker" / "quiet.py"
+    worker.parent.mkdir()
+    worker.write_text('import json, time\ntime.sleep(5)\nprint(json.dumps({"type": "result", "slept": 5}), flush=True)\n')
+    impatient = docker.DockerClient(base_url=docker_socket, timeout=2)  # podman answers the log request late
+    try:
+        runner = DockerRunner(image, worker, python=ydata.IMAGE_PYTHON, client=impatient)
+        assert runner.run(Job({"action": "fit"}, timeout=60))["slept"] == 5
+    finally:
+        impatient.close()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from requests.exceptions import ReadTimeout
 
 from backends.base import BackendUnavailable
 from backends.isolated import (DockerRunner, IsolatedEnvironment, Job, SubprocessRunner, WorkerCancelled,
@@ -203,9 +204,18 @@ class FakeContainer:
             raise self.start_error
         self.started = True
 
+    status = "running"
+    quiet_timeouts = 0  # how many followed log requests time out first (podman sends no headers until output)
+
+    def reload(self):
+        pass
+
     def logs(self, stream=False, follow=False, stdout=True, stderr=False):
         if not stream:
             return b"worker stderr\nValueError: boom\n"
+        if self.quiet_timeouts:
+            self.quiet_timeouts -= 1
+            raise ReadTimeout("Read timed out. (read timeout=60)")
         return self._stream()
 
     def _stream(self):
@@ -283,6 +293,20 @@ def test_docker_runner_runs_a_job_and_removes_the_container(tmp_path):
     assert client.container.started and client.container.removed
     job_dir = next(iter(client.calls[0]["volumes"]))
     assert not Path(job_dir).exists()
+
+
+def test_docker_runner_waits_out_a_quiet_start_that_times_the_log_request_out(tmp_path):
+    client = FakeClient()
+    original = client.create
+
+    def create(**kwargs):
+        container = original(**kwargs)
+        container.quiet_timeouts = 2
+        return container
+
+    client.create = create
+    result = DockerRunner("img", tmp_path / "worker.py", python="/py", client=client).run(Job({"action": "fit"}))
+    assert result["action"] == "fit" and client.container.quiet_timeouts == 0 and client.container.removed
 
 
 def test_docker_runner_start_failure_is_one_sentence_and_removes_the_container(tmp_path):
