@@ -339,10 +339,12 @@ class ComposeStack:
         return f"{self.project}_{service}_1"
 
 
-def compose_command(project: str) -> list[str]:
-    """podman-compose on the project's docker-compose.yml with the distributed profile."""
-    return [str(Path(sys.executable).with_name("podman-compose")), "-p", project, "-f", str(ROOT / "docker-compose.yml"),
-            "--profile", "distributed"]
+def compose_command(project: str, *profiles: str) -> list[str]:
+    """podman-compose on the project's docker-compose.yml with these profiles."""
+    command = [str(Path(sys.executable).with_name("podman-compose")), "-p", project, "-f", str(ROOT / "docker-compose.yml")]
+    for profile in profiles:
+        command += ["--profile", profile]
+    return command
 
 
 def wait_healthy(engine: Engine, container: str, seconds: float = 120) -> None:
@@ -370,7 +372,7 @@ def compose_stack(engine: Engine, image: str, standin_images: dict[str, str]):
     env = {**engine.env, **standin_images, "FAIRSYNTH_IMAGE": image, "FAIRSYNTH_API_TOKEN": token,
            "FAIRSYNTH_API_PORT": str(api_port), "FAIRSYNTH_DISTRIBUTED_UI_PORT": str(ui_port),
            "FAIRSYNTH_UI_PORT": str(app_port)}
-    command = compose_command(project)
+    command = compose_command(project, "distributed")
     stack = ComposeStack(project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}", token, {})
 
     def up(*services: str) -> None:
@@ -394,11 +396,16 @@ def compose_stack(engine: Engine, image: str, standin_images: dict[str, str]):
         stack.seconds["all_healthy"] = time.monotonic() - start
         yield stack
     finally:
-        subprocess.run([*command, "down", "-t", "2", "-v"], env=env, capture_output=True, timeout=300, cwd=ROOT)
-        # whatever down missed (a half-started stack): the project's containers, volumes and network, by name
-        label = f"label=io.podman.compose.project={project}"
-        for cid in engine.run("ps", "-a", "-q", "--filter", label, check=False).stdout.split():
-            engine.run("rm", "-f", "-v", "-t", "2", cid, check=False)
-        for volume in (f"{project}_fairsynth-data", f"{project}_postgres-data"):
-            engine.run("volume", "rm", "-f", volume, check=False)
-        engine.run("network", "rm", "-f", f"{project}_default", check=False)
+        compose_down(engine, command, env)
+
+
+def compose_down(engine: Engine, command: list[str], env: dict) -> None:
+    """`down -t 2 -v`, then remove by name whatever it missed (a half-started project)."""
+    project = command[command.index("-p") + 1]
+    subprocess.run([*command, "down", "-t", "2", "-v"], env=env, capture_output=True, timeout=300, cwd=ROOT)
+    label = f"label=io.podman.compose.project={project}"
+    for cid in engine.run("ps", "-a", "-q", "--filter", label, check=False).stdout.split():
+        engine.run("rm", "-f", "-v", "-t", "2", cid, check=False)
+    for volume in (f"{project}_fairsynth-data", f"{project}_postgres-data"):
+        engine.run("volume", "rm", "-f", volume, check=False)
+    engine.run("network", "rm", "-f", f"{project}_default", check=False)

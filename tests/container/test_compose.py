@@ -1,4 +1,5 @@
-"""docker-compose.yml's `distributed` profile for real: postgres, redis, API, UI and two workers from the images.
+"""docker-compose.yml for real: the default one-container app, and the `distributed` profile (postgres, redis,
+API, UI and two workers from the images) running a job on its workers.
 
 podman-compose drives the compose file (see the `compose_stack` fixture for the one thing it cannot do
 with podman 4.3: wait on healthchecks, so the stack is brought up stage by stage in the same order).
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import time
+import uuid
 
 import httpx
 import pandas as pd
 import pytest
+
+from .conftest import ROOT, compose_command, compose_down, free_port, wait_for, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 WORKERS = {"marginals": "worker-torch-sdv", "ydata.fast": "worker-ydata"}  # backend -> the service that serves it
@@ -61,3 +66,20 @@ def test_distributed_profile_runs_a_two_backend_job_on_its_workers(compose_stack
     assert {row["backend"] for row in comparison if row["ok"]} == set(WORKERS)
     # the UI on the same store answers too
     assert httpx.get(f"{stack.ui}/_stcore/health", timeout=10).text == "ok"
+
+
+def test_default_compose_up_serves_the_one_container_app(engine, image):
+    project, port = f"fstest{uuid.uuid4().hex[:8]}", free_port()
+    command = compose_command(project)
+    env = {**engine.env, "FAIRSYNTH_IMAGE": image, "FAIRSYNTH_UI_PORT": str(port)}
+    try:
+        done = subprocess.run([*command, "up", "-d"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert wait_for(f"http://127.0.0.1:{port}/_stcore/health").text == "ok"
+        wait_healthy(engine, f"{project}_app_1")
+        running = engine.run("ps", "--filter", f"label=io.podman.compose.project={project}", "--format",
+                             "{{.Names}}").stdout.split()
+        assert running == [f"{project}_app_1"]  # the default profile is the app alone
+    finally:
+        compose_down(engine, command, env)
+    assert not engine.run("ps", "-a", "-q", "--filter", f"label=io.podman.compose.project={project}").stdout.strip()
