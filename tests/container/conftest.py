@@ -187,8 +187,10 @@ def prune_dangling(engine: Engine) -> None:
 
 
 def build_inputs_digest(dockerfile: Path, context: Path, extra: list[str]) -> str:
-    """SHA-256 over the Dockerfile, every file its COPY lines take from the context, and extra."""
+    """SHA-256 over the Dockerfile, .dockerignore, every file its COPY lines take from the context, and extra."""
     digest = hashlib.sha256(dockerfile.read_bytes())
+    ignore = context / ".dockerignore"
+    digest.update(ignore.read_bytes() if ignore.is_file() else b"")
     for item in extra:
         digest.update(item.encode())
     for source in copy_sources(dockerfile):
@@ -220,12 +222,11 @@ def keep_stage_caches(engine: Engine, tag: str, build_log: str) -> None:
     A multi-stage build's earlier stages end in images nothing refers to: `podman image prune` would take them,
     and with them the cache of the slow dependency installs. Images of replaced builds stay unnamed and go.
     """
-    last_id, stage = None, 0
+    last_id = None
     for line in build_log.splitlines():
-        header = re.match(r"\[(\d+)/(\d+)\] STEP 1/", line)
+        header = re.match(r"\[(\d+)/\d+\] STEP 1/", line)  # a stage begins: last_id ended the one before
         if header and last_id and int(header.group(1)) > 1:
-            stage = int(header.group(1)) - 1
-            engine.run("tag", last_id, f"{tag}-stage-{stage}", check=False)
+            engine.run("tag", last_id, f"{tag}-stage-{int(header.group(1)) - 1}", check=False)
         step = re.fullmatch(r"--> ([0-9a-f]{11,64})", line.strip())
         if step:
             last_id = step.group(1)

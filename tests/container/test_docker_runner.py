@@ -108,8 +108,8 @@ def test_cancel_or_timeout_removes_the_container(docker_ydata, image, dated_supp
     seen: set[str] = set()
     stop = threading.Event()
     watcher = watch_containers(docker_ydata, image, stop, seen)
+    monkeypatch.setenv("FAIRSYNTH_YDATA_TIMEOUT", "12" if stop_by == "timeout" else "300")  # never hangs
     if stop_by == "timeout":
-        monkeypatch.setenv("FAIRSYNTH_YDATA_TIMEOUT", "12")
         expected = WorkerTimeout
     else:
         def cancel_after_first_epoch(step) -> None:
