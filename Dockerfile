@@ -23,8 +23,10 @@ ARG PIP_ARGS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 COPY --from=wheels . /wheels/
 WORKDIR /opt/fairsynth-app
-COPY constraints.txt pyproject.toml README.md ./
+COPY constraints.txt pyproject.toml ./
+# README.md (pyproject's readme) is a placeholder here and copied with the code: editing it rebuilds no dependencies
 RUN for package in backends metadata services ui; do mkdir -p $package && touch $package/__init__.py; done \
+ && touch README.md \
  && python3 -m venv /opt/fairsynth \
  && /opt/fairsynth/bin/pip install --find-links /wheels ${TORCH_INDEX_URL:+--extra-index-url ${TORCH_INDEX_URL}} \
         ${PIP_ARGS} -c constraints.txt -e ".[sdv]" \
@@ -55,6 +57,7 @@ COPY backends/ /opt/fairsynth-app/backends/
 COPY metadata/ /opt/fairsynth-app/metadata/
 COPY services/ /opt/fairsynth-app/services/
 COPY ui/ /opt/fairsynth-app/ui/
+COPY README.md /opt/fairsynth-app/README.md
 USER fairsynth
 WORKDIR /data
 VOLUME ["/data"]

@@ -177,11 +177,14 @@ class DockerRunner:
     The job directory is bind-mounted at /job (the working directory); the container has no network
     and runs as this user so the job's files stay removable. The worker is the host's script mounted
     at /worker, or `worker_in_image` (a path inside the image) when the engine cannot see host paths.
-    The image's entrypoint is replaced by the venv's Python.
+    The image's entrypoint is replaced by the venv's Python. Each job gets a fresh container labelled
+    fairsynth.role=isolated-worker, removed with its anonymous volumes however the job ends; a
+    missing image makes the runner unavailable (it is never pulled). Tested against podman's Docker API.
     """
 
     JOB_MOUNT = "/job"
     WORKER_MOUNT = "/worker"
+    LABELS = {"fairsynth.role": "isolated-worker"}  # finds leftovers: docker ps -a --filter label=fairsynth.role
 
     def __init__(self, image: str, worker: Path, *, python: str, worker_in_image: str | None = None,
                  environment: dict[str, str] | None = None, client=None) -> None:
@@ -225,22 +228,29 @@ class DockerRunner:
             "command": ["request.json"],
             "working_dir": self.JOB_MOUNT,
             "volumes": volumes,
-            "environment": dict(self.environment),
+            # this user may have no home in the image: libraries that write caches get /tmp
+            "environment": {"HOME": "/tmp", **self.environment},
+            "labels": dict(self.LABELS),
             "network_disabled": True,
             "user": f"{os.getuid()}:{os.getgid()}",
-            "detach": True,
+            "healthcheck": {"test": ["NONE"]},  # the image's check probes the UI port, which a worker never opens
             "stdin_open": False,
         }
 
     def run(self, job: Job, *, progress: WorkerProgress | None = None,
             cancel: threading.Event | None = None) -> dict:
         """Run one job in a fresh container, removed afterwards whatever happened."""
+        available, reason = self.availability()
+        if not available:
+            raise BackendUnavailable(f"Cannot run the worker: {reason}.")
         _stop_if_cancelled(cancel)
         with job_directory(job) as job_dir:
-            container = self.client().containers.run(**self.container_arguments(job_dir))
+            # create + start rather than containers.run: run() would pull a missing image, and a start
+            # that fails would leave the created container behind
+            container = self.client().containers.create(**self.container_arguments(job_dir))
             try:
-                stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
-                lines = _line_reader(_split_lines(stream))
+                self._start(container)
+                lines = _line_reader(_split_lines(_stdout_of(container)))  # opened on the reader thread
                 result = follow_worker(lines, progress, cancel, job.timeout)
                 if result is None:
                     status = container.wait(timeout=KILL_GRACE_SECONDS)
@@ -250,6 +260,34 @@ class DockerRunner:
                 _remove_container(container)
             collect_outputs(job_dir, job.outputs)
             return result
+
+    def _start(self, container) -> None:
+        try:
+            container.start()
+        except Exception as exc:  # docker.errors.APIError: the entrypoint is missing, a mount is refused...
+            explanation = getattr(exc, "explanation", None) or str(exc)
+            raise WorkerError(f"The worker container from '{self.image}' did not start ({explanation}); "
+                              f"check that the image carries {self.python}.", kind="worker_not_started") from exc
+
+
+def _stdout_of(container) -> Iterable[bytes]:
+    """The container's stdout as it comes, to the end.
+
+    podman's Docker API answers a followed log request only once the container has printed something:
+    a worker that is quiet for longer than the client's timeout (a slow import) would time the request
+    out, so it is asked again while the container runs. Once data flows the SDK lifts the timeout.
+    """
+    from requests.exceptions import ReadTimeout
+
+    while True:
+        try:
+            stream = container.logs(stream=True, follow=True, stdout=True, stderr=False)
+            break
+        except ReadTimeout:
+            container.reload()
+            if container.status not in ("created", "running"):
+                raise
+    yield from stream
 
 
 # -- the job directory ------------------------------------------------------------------------------
@@ -409,7 +447,8 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def _remove_container(container) -> None:
-    for stop in (lambda: container.kill(), lambda: container.remove(force=True)):
+    # v=True: the image's VOLUME (/data) gives every worker container an anonymous volume; drop it too
+    for stop in (lambda: container.kill(), lambda: container.remove(force=True, v=True)):
         try:
             stop()
         except Exception:  # already stopped or removed

@@ -6,7 +6,9 @@ are fast; from nothing the whole build takes several minutes. See ../shared/CONT
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("FAIRSYNTH_CONTAINER_CACHE", Path.home() / ".cache" / "fairsynth" / "containers"))
 BASE_IMAGE = "localhost/fairsynth-base:bookworm"
 IMAGE = "localhost/fairsynth:test"
+STANDINS = Path(__file__).resolve().parent / "standins"
+POSTGRES_STANDIN = "localhost/fairsynth-postgres:test"
+REDIS_STANDIN = "localhost/fairsynth-redis:test"
+INPUTS_LABEL = "fairsynth.build-inputs"  # digest of everything a build reads; equal digest, no rebuild
 DEBOOTSTRAP_PACKAGES = "python3,python3-venv,python3-pip,python-is-python3,ca-certificates"
 
 
@@ -98,18 +104,132 @@ def wheelhouse() -> Path:
     house.mkdir(parents=True, exist_ok=True)
     pin_sets = [ROOT / "constraints.txt", ROOT / "requirements" / "ydata-constraints.txt"]  # two venvs, two sets
     for pins in filter(Path.is_file, pin_sets):
+        if not missing_from(house, pins):  # pip would only re-resolve what is there (~20 s a set)
+            continue
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(house), "-r", str(pins),
                         "setuptools", "wheel"], check=True, capture_output=True, timeout=1800)
     return house
 
 
+def missing_from(house: Path, pins: Path) -> list[str]:
+    """The `name==version` pins (plus setuptools and wheel) with no wheel or sdist in house; any other line counts."""
+    def key(name: str) -> str:
+        return re.sub(r"[-_.]+", "_", name).lower()
+
+    present, names = set(), set()
+    for file in house.iterdir():
+        if file.suffix == ".whl":  # name-version-tags.whl, with '-' in the name escaped
+            name, version = file.name.split("-")[:2]
+        else:  # an sdist: name-version.tar.gz
+            name, _, version = file.name.removesuffix(".tar.gz").removesuffix(".zip").rpartition("-")
+        present.add((key(name), version.split("+")[0]))  # ==2.13.0 matches 2.13.0+cpu (PEP 440)
+        names.add(key(name))
+    missing = [tool for tool in ("setuptools", "wheel") if tool not in names]
+    for line in pins.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        pin = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?==([^\s;]+)", line)
+        if line and (pin is None or (key(pin.group(1)), pin.group(3)) not in present):
+            missing.append(line)
+    return missing
+
+
 @pytest.fixture(scope="session")
 def image(engine: Engine, base_image: str, wheelhouse: Path) -> str:
-    """The project's image, built from its Dockerfile (cached layers make rebuilds quick)."""
-    engine.run("build", "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "TORCH_INDEX_URL=",
-               "--build-arg", "PIP_ARGS=--no-index", "--build-context", f"wheels={wheelhouse}",
-               "-t", IMAGE, str(ROOT), timeout=3000)
+    """The project's image, built from its Dockerfile; skipped when nothing it reads has changed."""
+    args = ["--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "TORCH_INDEX_URL=",
+            "--build-arg", "PIP_ARGS=--no-index", "--build-context", f"wheels={wheelhouse}"]
+    wheels = sorted(f"{w.name}:{w.stat().st_size}" for w in wheelhouse.iterdir())
+    build_cached(engine, IMAGE, ROOT / "Dockerfile", ROOT, args, extra=[image_id(engine, base_image), *args, *wheels])
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def standin_images(engine: Engine, base_image: str) -> dict[str, str]:
+    """Local stand-ins for postgres:16-alpine and redis:7-alpine (no registry here), built once and cached."""
+    args = ["--build-arg", f"BASE_IMAGE={base_image}"]
+    extra = [image_id(engine, base_image)]
+    build_cached(engine, POSTGRES_STANDIN, STANDINS / "postgres.Dockerfile", STANDINS, args, extra=extra)
+    build_cached(engine, REDIS_STANDIN, STANDINS / "redis.Dockerfile", STANDINS, args, extra=extra)
+    return {"POSTGRES_IMAGE": POSTGRES_STANDIN, "REDIS_IMAGE": REDIS_STANDIN}
+
+
+def image_id(engine: Engine, name: str) -> str:
+    """The engine's id of a local image."""
+    return engine.run("image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
+
+
+def build_cached(engine: Engine, tag: str, dockerfile: Path, context: Path, args: list[str], *,
+                 extra: list[str]) -> None:
+    """Build tag unless an image with the same inputs digest exists; then drop what the build left dangling.
+
+    Even a fully cached podman build takes minutes here (it re-hashes gigabytes for every COPY --from), so
+    the digest of the Dockerfile, the files its COPY lines read and `extra` decides instead.
+    """
+    digest = build_inputs_digest(dockerfile, context, extra)
+    found = engine.run("image", "inspect", "--format", f'{{{{index .Labels "{INPUTS_LABEL}"}}}}', tag, check=False)
+    if found.returncode == 0 and found.stdout.strip() == digest:
+        return
+    built = engine.run("build", "-f", str(dockerfile), *args, "--label", f"{INPUTS_LABEL}={digest}", "-t", tag,
+                       str(context), timeout=3000)
+    keep_stage_caches(engine, tag, built.stdout + "\n" + built.stderr)
+    prune_dangling(engine)
+
+
+def prune_dangling(engine: Engine) -> None:
+    """Remove images no name or child refers to (replaced builds), unless another build is running now.
+
+    Every rebuild leaves its predecessor's layers behind (the cache grew to 23 GB); a build in progress
+    shows as an external (buildah) container, and its unnamed stage images must not go under it.
+    """
+    if engine.run("ps", "-a", "--external", "-q", check=False).stdout.strip():
+        return
+    engine.run("image", "prune", "-f", check=False)
+
+
+def build_inputs_digest(dockerfile: Path, context: Path, extra: list[str]) -> str:
+    """SHA-256 over the Dockerfile, .dockerignore, every file its COPY lines take from the context, and extra."""
+    digest = hashlib.sha256(dockerfile.read_bytes())
+    ignore = context / ".dockerignore"
+    digest.update(ignore.read_bytes() if ignore.is_file() else b"")
+    for item in extra:
+        digest.update(item.encode())
+    for source in copy_sources(dockerfile):
+        root = context / source
+        files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
+        for path in files:
+            if "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(context)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def copy_sources(dockerfile: Path) -> list[str]:
+    """The context paths the Dockerfile's COPY lines read (not COPY --from, which reads a stage or context)."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    sources = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] != ["COPY"] or any(w.startswith("--from") for w in words):
+            continue
+        sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+def keep_stage_caches(engine: Engine, tag: str, build_log: str) -> None:
+    """Name each earlier stage's last layer (`<tag>-stage-N`) so pruning dangling images keeps its build cache.
+
+    A multi-stage build's earlier stages end in images nothing refers to: `podman image prune` would take them,
+    and with them the cache of the slow dependency installs. Images of replaced builds stay unnamed and go.
+    """
+    last_id = None
+    for line in build_log.splitlines():
+        header = re.match(r"\[(\d+)/\d+\] STEP 1/", line)  # a stage begins: last_id ended the one before
+        if header and last_id and int(header.group(1)) > 1:
+            engine.run("tag", last_id, f"{tag}-stage-{int(header.group(1)) - 1}", check=False)
+        step = re.fullmatch(r"--> ([0-9a-f]{11,64})", line.strip())
+        if step:
+            last_id = step.group(1)
 
 
 def free_port() -> int:
@@ -135,21 +255,158 @@ def wait_for(url: str, seconds: float = 180, headers: dict | None = None) -> htt
     raise AssertionError(f"{url} did not answer in {seconds} s (last: {last})")
 
 
+@pytest.fixture(scope="session")
+def docker_socket(engine: Engine, tmp_path_factory) -> str:
+    """podman's Docker-compatible API on a private unix socket (base URL); the service is stopped by PID."""
+    socket_path = tmp_path_factory.mktemp("podman-api") / "podman.sock"
+    url = f"unix://{socket_path}"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", url], env=engine.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not socket_path.exists():
+            if service.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"podman system service did not start: {service.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_socket: str):
+    """The docker Python SDK speaking to the engine through podman's socket."""
+    import docker
+    client = docker.DockerClient(base_url=docker_socket, timeout=120)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except docker.errors.DockerException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    yield client
+    client.close()
+
+
 @pytest.fixture
-def container(engine: Engine, image: str):
-    """Start containers from the image; every one is removed (with its volume) at the end."""
+def container(image: str, docker_client):
+    """Start containers from the image through the docker SDK: read-only root, a tmpfs /tmp and a fresh /data
+    volume; every one is removed with its volume at the end."""
+    import docker
     started, volumes = [], []
 
-    def start(*args: str, command: tuple[str, ...] = ()) -> str:
-        volume = f"fairsynth-test-{uuid.uuid4().hex[:8]}"
+    def start(*, ports: dict | None = None, environment: dict | None = None, command: tuple[str, ...] = ()):
+        volume = docker_client.volumes.create(f"fairsynth-test-{uuid.uuid4().hex[:8]}")
         volumes.append(volume)
-        cid = engine.run("run", "-d", "--read-only", "--tmpfs", "/tmp", "-v", f"{volume}:/data", *args, image,
-                         *command).stdout.strip()
-        started.append(cid)
-        return cid
+        created = docker_client.containers.run(image, list(command) or None, detach=True, read_only=True,
+                                               tmpfs={"/tmp": ""}, ports=ports or {}, environment=environment or {},
+                                               volumes={volume.name: {"bind": "/data", "mode": "rw"}})
+        started.append(created)
+        return created
 
     yield start
-    for cid in started:
-        engine.run("rm", "-f", "-t", "2", cid, check=False)
+    for created in started:
+        try:
+            created.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
     for volume in volumes:
+        try:
+            volume.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+@dataclass
+class ComposeStack:
+    """A running `distributed` profile: its project name, URLs, token and how long each stage took."""
+
+    project: str
+    api: str
+    ui: str
+    token: str
+    seconds: dict
+
+    def container(self, service: str) -> str:
+        """The name podman-compose gives the service's (only) container."""
+        return f"{self.project}_{service}_1"
+
+
+def compose_command(project: str, *profiles: str) -> list[str]:
+    """podman-compose on the project's docker-compose.yml with these profiles."""
+    command = [str(Path(sys.executable).with_name("podman-compose")), "-p", project, "-f", str(ROOT / "docker-compose.yml")]
+    for profile in profiles:
+        command += ["--profile", profile]
+    return command
+
+
+def wait_healthy(engine: Engine, container: str, seconds: float = 120) -> None:
+    """Run the container's own healthcheck until it passes (podman here has no systemd timer to run it)."""
+    deadline = time.monotonic() + seconds
+    while engine.run("healthcheck", "run", container, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            logs = engine.run("logs", "--tail", "30", container, check=False)
+            raise AssertionError(f"{container} not healthy in {seconds} s:\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}")
+        time.sleep(1)
+
+
+@pytest.fixture
+def compose_stack(engine: Engine, image: str, standin_images: dict[str, str]):
+    """docker-compose.yml's `distributed` profile, brought up with podman-compose and always taken down.
+
+    podman-compose skips `depends_on: condition: service_healthy` with podman < 4.6 (this machine has 4.3,
+    whose healthchecks also need a systemd timer it lacks), so the stack comes up in the order those
+    conditions give: postgres + redis, then the API, then the UI and the workers (`up -d --no-deps`),
+    each stage waiting for the containers' own healthchecks (run by hand).
+    """
+    project = f"fstest{uuid.uuid4().hex[:8]}"
+    token = uuid.uuid4().hex
+    api_port, ui_port, app_port = free_port(), free_port(), free_port()
+    env = {**engine.env, **standin_images, "FAIRSYNTH_IMAGE": image, "FAIRSYNTH_API_TOKEN": token,
+           "FAIRSYNTH_API_PORT": str(api_port), "FAIRSYNTH_DISTRIBUTED_UI_PORT": str(ui_port),
+           "FAIRSYNTH_UI_PORT": str(app_port)}
+    command = compose_command(project, "distributed")
+    stack = ComposeStack(project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}", token, {})
+
+    def up(*services: str) -> None:
+        done = subprocess.run([*command, "up", "-d", "--no-deps", *services], env=env, capture_output=True,
+                              text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    try:
+        start = time.monotonic()
+        up("postgres", "redis")
+        wait_healthy(engine, stack.container("postgres"))
+        wait_healthy(engine, stack.container("redis"))
+        stack.seconds["stores_healthy"] = time.monotonic() - start
+        up("api")
+        wait_for(f"{stack.api}/health")
+        wait_healthy(engine, stack.container("api"))
+        stack.seconds["api_healthy"] = time.monotonic() - start
+        up("ui", "worker-torch-sdv", "worker-ydata")
+        wait_for(f"{stack.ui}/_stcore/health")
+        wait_healthy(engine, stack.container("ui"))
+        stack.seconds["all_healthy"] = time.monotonic() - start
+        yield stack
+    finally:
+        compose_down(engine, command, env)
+
+
+def compose_down(engine: Engine, command: list[str], env: dict) -> None:
+    """`down -t 2 -v`, then remove by name whatever it missed (a half-started project)."""
+    project = command[command.index("-p") + 1]
+    subprocess.run([*command, "down", "-t", "2", "-v"], env=env, capture_output=True, timeout=300, cwd=ROOT)
+    label = f"label=io.podman.compose.project={project}"
+    for cid in engine.run("ps", "-a", "-q", "--filter", label, check=False).stdout.split():
+        engine.run("rm", "-f", "-v", "-t", "2", cid, check=False)
+    for volume in (f"{project}_fairsynth-data", f"{project}_postgres-data"):
         engine.run("volume", "rm", "-f", volume, check=False)
+    engine.run("network", "rm", "-f", f"{project}_default", check=False)

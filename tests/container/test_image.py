@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from metadata.validate import validate_crate
 
@@ -21,24 +23,33 @@ CRATE = {"title": "Synthetic demo episodes", "description": "Synthetic hospital 
                       "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]}
 
 
-def test_ui_runs_as_non_root_on_a_read_only_root_with_a_passing_healthcheck(engine, container):
+def output(running, *command: str) -> tuple[int, str]:
+    """Exit code and output of a command run inside the container."""
+    done = running.exec_run(list(command))
+    return done.exit_code, done.output.decode(errors="replace")
+
+
+def test_ui_runs_as_non_root_on_a_read_only_root_with_a_passing_healthcheck(engine, container, docker_client, image):
     port = free_port()
-    cid = container("-p", f"127.0.0.1:{port}:8501")
+    running = container(ports={"8501/tcp": ("127.0.0.1", port)})
     assert wait_for(f"http://127.0.0.1:{port}/_stcore/health").text == "ok"
-    assert engine.run("healthcheck", "run", cid, check=False).returncode == 0
-    assert engine.run("exec", cid, "id", "-u").stdout.strip() == "10001"
-    inspected = json.loads(engine.run("inspect", cid).stdout)[0]
-    assert inspected["Config"]["User"] == "fairsynth"
-    image_config = json.loads(engine.run("image", "inspect", inspected["Image"]).stdout)[0]["Config"]
-    assert {"8501/tcp", "8000/tcp"} <= set(image_config["ExposedPorts"])
-    listed = engine.run("exec", cid, "fairsynth", "backends").stdout
-    assert "marginals" in listed and "sdv.gaussian_copula" in listed
+    assert engine.run("healthcheck", "run", running.id, check=False).returncode == 0  # no SDK call for this
+    assert output(running, "id", "-u") == (0, "10001\n")
+    running.reload()
+    assert running.attrs["Config"]["User"] == "fairsynth"
+    assert {"8501/tcp", "8000/tcp"} <= set(docker_client.images.get(image).attrs["Config"]["ExposedPorts"])
+    code, listed = output(running, "fairsynth", "backends")
+    assert code == 0 and "marginals" in listed and "sdv.gaussian_copula" in listed
+    # it writes only to /data (and the /tmp tmpfs): the root filesystem refuses, even in its own home
+    assert output(running, "touch", "/home/fairsynth/probe")[0] != 0
+    assert output(running, "touch", "/data/probe")[0] == 0
 
 
 def test_api_in_the_container_generates_a_crate_that_validates(engine, container, tmp_path):
     port = free_port()
-    cid = container("-p", f"127.0.0.1:{port}:8000", "-e", f"FAIRSYNTH_API_TOKEN={TOKEN}",
-                    "-e", "FAIRSYNTH_HEALTH_PORT=8000", command=("serve", "--host", "0.0.0.0", "--port", "8000"))
+    running = container(ports={"8000/tcp": ("127.0.0.1", port)},
+                        environment={"FAIRSYNTH_API_TOKEN": TOKEN, "FAIRSYNTH_HEALTH_PORT": "8000"},
+                        command=("serve", "--host", "0.0.0.0", "--port", "8000"))
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
     wait_for(f"{base}/health")
     assert httpx.get(f"{base}/jobs", timeout=10).status_code == 401  # beyond loopback a token is required
@@ -53,7 +64,7 @@ def test_api_in_the_container_generates_a_crate_that_validates(engine, container
         job = httpx.get(f"{base}/jobs/{job['id']}", headers=auth, timeout=10).json()
     assert job["state"] == "succeeded", json.dumps(job, indent=1)[-3000:]
     assert {t["backend"] for t in job["tasks"]} == {"marginals", "sdv.gaussian_copula"}
-    assert engine.run("healthcheck", "run", cid, check=False).returncode == 0
+    assert engine.run("healthcheck", "run", running.id, check=False).returncode == 0
     download = httpx.get(f"{base}/jobs/{job['id']}/results/sdv.gaussian_copula/crate", headers=auth, timeout=60)
     assert download.status_code == 200
     crate = tmp_path / "crate.zip"
@@ -61,19 +72,15 @@ def test_api_in_the_container_generates_a_crate_that_validates(engine, container
     report = validate_crate(crate)
     assert report.ok and not report.skipped, report.summary()
     # everything the run wrote is on the /data volume: the root filesystem is read-only
-    assert engine.run("exec", cid, "sh", "-c", "ls /data").stdout.strip()
+    code, listed = output(running, "ls", "/data/runs")
+    assert code == 0 and job["id"] in listed
 
 
-def test_api_beyond_loopback_without_a_token_refuses_to_start(engine, container):
-    cid = container(command=("serve", "--host", "0.0.0.0", "--port", "8000"))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = json.loads(engine.run("inspect", cid).stdout)[0]["State"]
-        if not state["Running"]:
-            break
-        time.sleep(1)
-    assert not state["Running"] and state["ExitCode"] != 0
-    assert "FAIRSYNTH_API_TOKEN" in engine.run("logs", cid).stderr + engine.run("logs", cid).stdout
+def test_api_beyond_loopback_without_a_token_refuses_to_start(container):
+    running = container(command=("serve", "--host", "0.0.0.0", "--port", "8000"))
+    status = running.wait(timeout=120)
+    assert status["StatusCode"] != 0
+    assert "FAIRSYNTH_API_TOKEN" in running.logs().decode(errors="replace")
 
 
 def test_compose_file_is_valid_and_names_the_distributed_pieces():
@@ -81,9 +88,15 @@ def test_compose_file_is_valid_and_names_the_distributed_pieces():
                               "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
                              capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    ports = {"FAIRSYNTH_API_PORT": "18000", "FAIRSYNTH_DISTRIBUTED_UI_PORT": "18502", "FAIRSYNTH_UI_PORT": "18501"}
     rendered = subprocess.run([str(Path(sys.executable).with_name("podman-compose")), "-f",
                                str(ROOT / "docker-compose.yml"), "--profile", "distributed", "config"],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+                              capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, **ports})
     assert rendered.returncode == 0, rendered.stderr
     for piece in ("postgres", "redis", "api", "ui", "worker-torch-sdv", "worker-ydata", "FAIRSYNTH_BROKER_URL"):
         assert piece in rendered.stdout
+    services = yaml.safe_load(rendered.stdout)["services"]
+    assert services["api"]["ports"] == ["18000:8000"] and services["ui"]["ports"] == ["18502:8501"]
+    assert services["app"]["ports"] == ["18501:8501"]
+    for waiting in ("ui", "worker-torch-sdv", "worker-ydata"):  # the API migrates the job store first
+        assert services[waiting]["depends_on"]["api"]["condition"] == "service_healthy", waiting

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from requests.exceptions import ReadTimeout
 
 from backends.base import BackendUnavailable
 from backends.isolated import (DockerRunner, IsolatedEnvironment, Job, SubprocessRunner, WorkerCancelled,
@@ -194,13 +195,27 @@ def test_venv_whose_python_cannot_start_is_broken(tmp_path):
 class FakeContainer:
     """Plays the worker: reads request.json from the bind-mounted job dir, streams chunked logs."""
 
-    def __init__(self, job_dir: Path, hang: bool = False) -> None:
-        self.job_dir, self.hang = job_dir, hang
-        self.killed = self.removed = False
+    def __init__(self, job_dir: Path, hang: bool = False, start_error: Exception | None = None) -> None:
+        self.job_dir, self.hang, self.start_error = job_dir, hang, start_error
+        self.killed = self.removed = self.started = False
+
+    def start(self):
+        if self.start_error is not None:
+            raise self.start_error
+        self.started = True
+
+    status = "running"
+    quiet_timeouts = 0  # how many followed log requests time out first (podman sends no headers until output)
+
+    def reload(self):
+        pass
 
     def logs(self, stream=False, follow=False, stdout=True, stderr=False):
         if not stream:
             return b"worker stderr\nValueError: boom\n"
+        if self.quiet_timeouts:
+            self.quiet_timeouts -= 1
+            raise ReadTimeout("Read timed out. (read timeout=60)")
         return self._stream()
 
     def _stream(self):
@@ -221,21 +236,29 @@ class FakeContainer:
     def kill(self):
         self.killed = True
 
-    def remove(self, force=False):
-        self.removed = True
+    def remove(self, force=False, v=False):
+        self.removed = force and v  # v: its anonymous volumes go too
 
 
 class FakeClient:
-    def __init__(self, hang: bool = False) -> None:
-        self.hang = hang
+    """Answers ping and images.get; containers.create makes a FakeContainer (never pulls)."""
+
+    def __init__(self, hang: bool = False, start_error: Exception | None = None) -> None:
+        self.hang, self.start_error = hang, start_error
         self.calls: list[dict] = []
         self.container: FakeContainer | None = None
-        self.containers = self
+        self.containers = self.images = self
 
-    def run(self, **kwargs):
+    def ping(self):
+        return True
+
+    def get(self, name):
+        return name
+
+    def create(self, **kwargs):
         self.calls.append(kwargs)
         job_dir = next(path for path, mount in kwargs["volumes"].items() if mount["bind"] == "/job")
-        self.container = FakeContainer(Path(job_dir), self.hang)
+        self.container = FakeContainer(Path(job_dir), self.hang, self.start_error)
         return self.container
 
 
@@ -250,8 +273,10 @@ def test_docker_runner_builds_an_isolated_container_request(tmp_path):
     assert arguments["working_dir"] == "/job" and arguments["network_disabled"] is True
     assert arguments["volumes"] == {str(tmp_path / "job"): {"bind": "/job", "mode": "rw"},
                                     str(tmp_path / "pkg"): {"bind": "/worker", "mode": "ro"}}
-    assert arguments["environment"] == {"YDATA_SYNTHETIC_NO_ANALYTICS": "1"}
-    assert arguments["user"] == f"{os.getuid()}:{os.getgid()}" and arguments["detach"] is True
+    assert arguments["environment"] == {"HOME": "/tmp", "YDATA_SYNTHETIC_NO_ANALYTICS": "1"}
+    assert arguments["user"] == f"{os.getuid()}:{os.getgid()}"
+    assert arguments["labels"] == {"fairsynth.role": "isolated-worker"}
+    assert arguments["healthcheck"] == {"test": ["NONE"]}  # the image's UI probe means nothing for a worker
     inside = DockerRunner("img", worker, python="/py", worker_in_image="/opt/w/worker.py", client=FakeClient())
     arguments = inside.container_arguments(tmp_path / "job")
     assert arguments["entrypoint"] == ["/py", "-u", "/opt/w/worker.py"] and len(arguments["volumes"]) == 1
@@ -265,9 +290,30 @@ def test_docker_runner_runs_a_job_and_removes_the_container(tmp_path):
     assert result == {"type": "result", "action": "fit"}
     assert [m["step"] for m in seen] == [1]
     assert (tmp_path / "out.parquet").read_bytes() == b"rows"
-    assert client.container.removed
+    assert client.container.started and client.container.removed
     job_dir = next(iter(client.calls[0]["volumes"]))
     assert not Path(job_dir).exists()
+
+
+def test_docker_runner_waits_out_a_quiet_start_that_times_the_log_request_out(tmp_path):
+    client = FakeClient()
+    original = client.create
+
+    def create(**kwargs):
+        container = original(**kwargs)
+        container.quiet_timeouts = 2
+        return container
+
+    client.create = create
+    result = DockerRunner("img", tmp_path / "worker.py", python="/py", client=client).run(Job({"action": "fit"}))
+    assert result["action"] == "fit" and client.container.quiet_timeouts == 0 and client.container.removed
+
+
+def test_docker_runner_start_failure_is_one_sentence_and_removes_the_container(tmp_path):
+    client = FakeClient(start_error=RuntimeError('exec: "/py": no such file or directory'))
+    with pytest.raises(WorkerError, match="did not start .*no such file.*check that the image carries /py") as caught:
+        DockerRunner("img", tmp_path / "worker.py", python="/py", client=client).run(Job({"action": "fit"}))
+    assert caught.value.kind == "worker_not_started" and client.container.removed
 
 
 def test_docker_runner_cancel_kills_the_container(tmp_path):
