@@ -49,8 +49,9 @@ def test_distributed_profile_runs_a_two_backend_job_on_its_workers(compose_stack
     # each task ran on its family's worker: the job store's record, and the worker's own log (via the SDK)
     for task in job["tasks"]:
         service = WORKERS[task["backend"]]
-        assert (task["worker"] or "").startswith(f"{service}:"), task
-        logs = docker_client.containers.get(stack.container(service)).logs().decode(errors="replace")
+        worker = docker_client.containers.get(stack.container(service))
+        assert (task["worker"] or "").startswith(f"{worker.attrs['Config']['Hostname']}:"), task
+        logs = worker.logs().decode(errors="replace")
         assert f"run_task[{task['id']}] succeeded" in logs, logs[-2000:]
         other = next(s for s in set(WORKERS.values()) if s != service)
         assert task["id"] not in docker_client.containers.get(stack.container(other)).logs().decode(errors="replace")
