@@ -142,10 +142,7 @@ class SubprocessRunner:
     def run(self, job: Job, *, progress: WorkerProgress | None = None,
             cancel: threading.Event | None = None) -> dict:
         """Run one job; raises WorkerError / WorkerTimeout / WorkerCancelled on failure."""
-        available, reason = self.availability()
-        if not available:
-            raise BackendUnavailable(f"Cannot run the worker: {reason}.")
-        _stop_if_cancelled(cancel)
+        _check_ready(self, cancel)
         with job_directory(job) as job_dir:
             command = [str(self.environment.python), "-u", str(self.environment.worker), "request.json"]
             stderr_path = job_dir / ".worker-stderr.txt"
@@ -240,10 +237,7 @@ class DockerRunner:
     def run(self, job: Job, *, progress: WorkerProgress | None = None,
             cancel: threading.Event | None = None) -> dict:
         """Run one job in a fresh container, removed afterwards whatever happened."""
-        available, reason = self.availability()
-        if not available:
-            raise BackendUnavailable(f"Cannot run the worker: {reason}.")
-        _stop_if_cancelled(cancel)
+        _check_ready(self, cancel)
         with job_directory(job) as job_dir:
             # create + start rather than containers.run: run() would pull a missing image, and a start
             # that fails would leave the created container behind
@@ -392,6 +386,14 @@ def follow_worker(lines: "queue.Queue", progress: WorkerProgress | None, cancel:
             raise WorkerError(str(message.get("message") or "The worker failed."),
                               kind=str(message.get("error") or "worker_failed"),
                               detail=str(message.get("detail") or ""))
+
+
+def _check_ready(runner: Runner, cancel: threading.Event | None) -> None:
+    """Refuse a job the runner cannot run (with the reason and the fix) or that was cancelled already."""
+    available, reason = runner.availability()
+    if not available:
+        raise BackendUnavailable(f"Cannot run the worker: {reason}.")
+    _stop_if_cancelled(cancel)
 
 
 def _stop_if_cancelled(cancel: threading.Event | None) -> None:
