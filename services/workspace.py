@@ -31,14 +31,14 @@ UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the
 SCHEMA_KINDS = ("integer", "float", "boolean", "categorical", "datetime", "date", "identifier", "text", "pii")
 PRIORITIES = {"quality": ("quality", False), "privacy": ("dcr_share", True), "utility": ("utility_ratio", False),
               "speed": ("fit_seconds", True)}  # column, lower is better
-# Measured in benchmarks/results (tvae.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns, a shared
+# Measured in benchmarks/results (tvae.md, tvae_pairs.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns, a shared
 # 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free backends count one.
 BENCH_CELLS = 7_284 * 38
-FIT_SECONDS_PER_CELL_EPOCH = {"marginals": 3.6e-7, "sdv.gaussian_copula": 1.7e-5, "sdv.tvae": 2.4e-5,
-                              "sdv.ctgan": 6.6e-5, "sdv.copulagan": 6.6e-5, "tvae": 5.1e-7, "tvae.dp": 4.4e-6,
-                              "ydata.fast": 5.6e-4, "ydata.ctgan": 6.4e-5}
-PEAK_MB_ON_BENCH = {"marginals": 418, "sdv.gaussian_copula": 460, "sdv.tvae": 584, "sdv.ctgan": 643,
-                    "sdv.copulagan": 643, "tvae": 505, "tvae.dp": 505, "ydata.fast": 868, "ydata.ctgan": 2720}
+FIT_SECONDS_PER_CELL_EPOCH = {"marginals": 3.6e-7, "sdv.gaussian_copula": 1.7e-5, "sdv.tvae": 1.7e-6,
+                              "sdv.ctgan": 6.6e-5, "sdv.copulagan": 6.6e-5, "tvae": 3.1e-7, "tvae.dp": 4.4e-6,
+                              "ydata.fast": 2.0e-4, "ydata.ctgan": 2.9e-5}
+PEAK_MB_ON_BENCH = {"marginals": 418, "sdv.gaussian_copula": 460, "sdv.tvae": 585, "sdv.ctgan": 643,
+                    "sdv.copulagan": 643, "tvae": 444, "tvae.dp": 505, "ydata.fast": 864, "ydata.ctgan": 5502}
 FAMILY_FALLBACK = {"basic": "marginals", "torch": "tvae", "sdv": "sdv.ctgan", "ydata": "ydata.ctgan"}
 BASE_MB = 400  # a worker process with its imports, before any data
 USER_ERRORS = (InputError, ConfigError, SchemaError, CrateError, DepositError, pipeline.RunError, ValueError)
