@@ -79,12 +79,15 @@ class TVAEGenerator(CodecGenerator):
         self.encoding = TableEncoding.fit(encoded, kinds, n_quantiles=int(self.params["n_quantiles"]), seed=seed)
         scores, codes = self.encoding.to_tensors(encoded[list(kinds)], seed=seed)
         device = self._device()
-        work = self._batch_rows(len(encoded)) * self._hidden_units()
-        with _torch_threads(work), torch.random.fork_rng(devices=[]):
+        # a thread count taken from the load average would make the same seed train other weights on a
+        # busier moment (threads change the order of floating-point sums): training ignores the load
+        threads = threads_for(self._batch_rows(len(encoded)) * self._hidden_units(), idle_only=False)
+        with _torch_threads(threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = self._new_model().to(device)
             result = self._train(scores.to(device), codes.to(device), seed=seed, progress=progress)
         self.model.eval()
+        result.details["threads"] = threads
         return result
 
     def _batch_rows(self, train_rows: int) -> int:
@@ -191,7 +194,7 @@ class TVAEGenerator(CodecGenerator):
         model, encoding = self._fitted_model()
         device = model.offsets.device
         generator = torch.Generator(device=device).manual_seed(seed)
-        with _torch_threads(n_rows * model.hidden_size):
+        with _torch_threads(threads_for(n_rows * model.hidden_size)):  # rows do not depend on the thread count
             scores, codes = model.sample(n_rows, generator)
             return encoding.to_batch(scores, codes)
 
@@ -337,23 +340,24 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def threads_for(work_per_step: int) -> int:
-    """Intra-op threads: the CPUs that are idle, capped by the work in one step.
+def threads_for(work_per_step: int, *, idle_only: bool = True) -> int:
+    """Intra-op threads: one per WORK_PER_THREAD of work in a step, at most the CPUs (the idle ones).
 
     Intra-op threads wait on each other at every op, so on CPUs already busy with other processes
     two threads run several times slower than one (measured here: 3-5x, sampling and training).
-    Threads are therefore added per WORK_PER_THREAD only, and only for CPUs the 1-minute load
-    average leaves idle.
+    With idle_only, threads go only to CPUs the 1-minute load average leaves idle.
     """
-    idle = cpu_threads() - int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else cpu_threads()
-    return max(1, min(idle, work_per_step // WORK_PER_THREAD))
+    usable = cpu_threads()
+    if idle_only and hasattr(os, "getloadavg"):
+        usable -= int(os.getloadavg()[0])
+    return max(1, min(usable, work_per_step // WORK_PER_THREAD))
 
 
 @contextlib.contextmanager
-def _torch_threads(work_per_step: int) -> Iterator[None]:
+def _torch_threads(threads: int) -> Iterator[None]:
     """Set the intra-op threads for this fit or sample, then restore the caller's setting."""
     before = torch.get_num_threads()
-    torch.set_num_threads(threads_for(work_per_step))
+    torch.set_num_threads(threads)
     try:
         yield
     finally:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from backends.base import BackendError, ModelFileError, Progress
 from backends.registry import backend_info, create
@@ -109,6 +110,21 @@ def test_default_hidden_width_follows_the_encoded_row_and_survives_save_and_load
     assert widths == {"demo": 128, "nafld1": 64}
     assert TVAEGenerator(epochs=1, hidden_size=96).fit(narrow, TableSchema.infer(narrow), seed=1).details[
         "hidden_size"] == 96
+
+
+def test_the_same_seed_trains_the_same_weights_whatever_the_machine_load(support2, monkeypatch):
+    """Thread count changes floating-point sums: training must not pick it from the load average."""
+    schema = TableSchema.infer(support2)
+    fits, weights, rows = [], [], []
+    for load in (0.0, 100.0):  # an idle machine, then a saturated one
+        monkeypatch.setattr("os.getloadavg", lambda load=load: (load, load, load))
+        generator = TVAEGenerator(epochs=2, batch_size=1024, hidden_size=512, latent_dim=16)  # work for 2 threads
+        fits.append(generator.fit(support2, schema, seed=4))
+        weights.append(generator.model.state_dict())
+        rows.append(pd.concat(generator.sample(20_000, seed=5), ignore_index=True))
+    assert fits[0].details["threads"] == fits[1].details["threads"]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    pd.testing.assert_frame_equal(rows[0], rows[1])  # sampling may follow the load: its rows do not change
 
 
 def test_tampered_tensor_file_is_refused(fitted_demo, tmp_path):
