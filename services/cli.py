@@ -80,7 +80,7 @@ def inspect(file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (d
 @app.command()
 def generate(
     file: Optional[Path] = typer.Argument(None, help="CSV or Parquet table (default: the demo table)"),
-    backend: list[str] = typer.Option([], "--backend", "-b", help="backend name; repeat for side by side"),
+    backend: list[str] = typer.Option([], "--backend", "-b", help="backend name; repeat for side by side (default: tvae)"),
     rows: Optional[int] = typer.Option(None, help="rows to generate per backend (default: training rows)"),
     seed: Optional[int] = typer.Option(None, help="seed for split, fit and sampling"),
     out: Optional[Path] = typer.Option(None, help="run directory (default: runs/<time>)"),

@@ -119,6 +119,8 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     go_to(page, "Generate")
     page.get_by_text("2 · Generate").wait_for()
     page.get_by_text("support2_sample.csv").first.wait_for()
+    page.get_by_text("Use tvae", exact=True).click()  # ticked by default; this run compares the two quick ones
+    page.get_by_text("Use marginals", exact=True).click()
     page.get_by_text("Use sdv.gaussian_copula").click()
     page.get_by_label("Rows to generate per backend").fill("300")
     page.get_by_label("Rows to generate per backend").press("Enter")

@@ -90,11 +90,12 @@ def test_generate_on_support2(tmp_path, support2):
         check_backend_output(source, tmp_path / "run", backend)
 
 
-def test_same_request_same_rows(tmp_path):
-    args = [FAIRSYNTH, "generate", "--backend", "marginals", "--rows", "500", "--seed", "3"]
+def test_same_request_same_rows_from_the_default_backend(tmp_path):
+    args = [FAIRSYNTH, "generate", "--rows", "500", "--seed", "3", "--epochs", "5"]  # no --backend: tvae
     for name in ("a", "b"):
         subprocess.run(args + ["--out", str(tmp_path / name)], check=True, capture_output=True, timeout=300)
-    first, second = (pd.read_csv(tmp_path / n / "marginals" / "data" / "synthetic.csv") for n in ("a", "b"))
+    assert [p.name for p in (tmp_path / "a").iterdir() if p.is_dir() and (p / "data").is_dir()] == ["tvae"]
+    first, second = (pd.read_csv(tmp_path / n / "tvae" / "data" / "synthetic.csv") for n in ("a", "b"))
     pd.testing.assert_frame_equal(first, second)
     request = json.loads((tmp_path / "a" / "request.json").read_text())
     assert request["split"]["seed"] == 3 and request["source"]["sha256"]

@@ -64,6 +64,9 @@ def test_generate_page_shows_cards_and_an_estimate_per_ticked_backend(data_dir):
     for backend in unavailable:
         assert app.checkbox(key=f"use-{backend['name']}").disabled
         assert any(backend["reason"] in c.value for c in app.caption)
+    assert app.checkbox(key="use-tvae").value and not app.checkbox(key="use-marginals").value  # the default
+    app.checkbox(key="use-tvae").uncheck()
+    app.checkbox(key="use-marginals").check()
     app.checkbox(key="use-sdv.gaussian_copula").check().run()
     estimates = app.dataframe[0].value.set_index("backend")
     assert list(estimates.index) == ["marginals", "sdv.gaussian_copula"]
@@ -78,6 +81,8 @@ def test_generate_page_shows_cards_and_an_estimate_per_ticked_backend(data_dir):
 @pytest.mark.slow
 def test_two_backends_run_compare_export_and_reopen(data_dir):
     app = open_app("pages/generate.py")
+    app.checkbox(key="use-tvae").uncheck()
+    app.checkbox(key="use-marginals").check()
     app.checkbox(key="use-sdv.gaussian_copula").check()
     app.number_input(key="rows").set_value(300)
     app.toggle(key="anonymeter").set_value(False)
@@ -149,7 +154,7 @@ def test_bad_metadata_shows_one_sentence_on_the_export_page(data_dir):
 @pytest.mark.slow
 def test_cancel_stops_a_long_fit_and_the_page_says_so(data_dir):
     app = open_app("pages/generate.py")
-    app.checkbox(key="use-marginals").uncheck()
+    app.checkbox(key="use-tvae").uncheck()
     app.checkbox(key="use-sdv.ctgan").check().run()
     app.number_input(key="param-sdv.ctgan-epochs").set_value(5000)
     app.button(key="generate").click().run()

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from services import workspace as ws_api
+from services.config import DEFAULT_BACKENDS
 from ui.common import choose_job, current_dataset, current_job, friendly_errors, header, workspace
 
 ws = workspace()
@@ -36,7 +37,7 @@ def backend_card(backend: dict) -> bool:
         st.markdown(f"**{name}** {badges(backend)}")
         st.caption(backend["capabilities"].get("description", ""))
         st.caption(f"License: {backend['capabilities'].get('license', 'unknown')}")
-        return st.checkbox(f"Use {name}", key=f"use-{name}", value=name == "marginals")
+        return st.checkbox(f"Use {name}", key=f"use-{name}", value=name in DEFAULT_BACKENDS)
 
 
 def parameter_inputs(backend: dict) -> dict:
