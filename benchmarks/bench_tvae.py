@@ -326,7 +326,8 @@ def stream_section(rows: list[dict]) -> list[str]:
                   "services.writers.write_batches (pyarrow writers in a background thread). A `fairsynth generate` run "
                   "does more per batch, not counted here: it converts the batch to pandas and hashes every row for the "
                   "exact-copy count (0.30 s and 1.54 s per million SUPPORT2 rows on one core, measured apart), so "
-                  "by these parts it streams SUPPORT2 at roughly half the rate of this table (an estimate, not measured end to end). Model-only is the VAE and its quantile inverse alone "
+                  "by these parts it streams SUPPORT2 at roughly half the rate of this table (an estimate, not measured "
+                  "end to end). Model-only is the VAE and its quantile inverse alone "
                   "(`_sample_encoded_batch`, 1M rows). Identifier columns are "
                   "dropped for this check: the codec keeps the source's digit count, which caps SUPPORT2's pid at "
                   "9,000 unique values.", ""]
