@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, Iterator, Protocol, runtime_checkable
@@ -144,18 +145,25 @@ class CodecGenerator(ABC):
     def sample_arrow(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pa.Table]:
         """The same batches as Arrow tables, decoded from the model's arrays without a Python object per value.
 
-        Each table carries the pandas metadata of the first batch, so a Parquet file read back with
-        pandas gets the dtypes sample() gives (as when the writers converted DataFrames).
+        The codec decodes batch k in a background thread while the model draws batch k + 1 (numpy,
+        Arrow and torch release the GIL), at most one batch ahead. Each table carries the pandas
+        metadata of the first batch, so a Parquet file read back with pandas gets the dtypes sample()
+        gives (as when the writers converted DataFrames).
         """
         codec = self._fitted_codec()
-        start, metadata = 0, None
-        for size, batch_seed in _batch_plan(n_rows, batch_rows, np.random.default_rng(seed)):
-            encoded = self._sample_encoded_batch(size, seed=batch_seed)
-            table = codec.decode_arrow(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
-            if metadata is None:
-                metadata = pa.Schema.from_pandas(codec.to_pandas(table), preserve_index=False).metadata
-            yield table.replace_schema_metadata(metadata)
-            start += size
+        start, metadata, decoding = 0, None, None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-decoder") as decoder:
+            for size, batch_seed in _batch_plan(n_rows, batch_rows, np.random.default_rng(seed)):
+                encoded = self._sample_encoded_batch(size, seed=batch_seed)
+                ahead = decoder.submit(codec.decode_arrow, encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
+                if decoding is not None:
+                    table = decoding.result()
+                    metadata = metadata or _pandas_metadata(codec, table)
+                    yield table.replace_schema_metadata(metadata)
+                decoding, start = ahead, start + size
+            if decoding is not None:
+                table = decoding.result()
+                yield table.replace_schema_metadata(metadata or _pandas_metadata(codec, table))
 
     def save(self, directory: Path) -> None:
         """Write codec.json and the model's own files into directory."""
@@ -225,6 +233,11 @@ def table_to_frame(generator: Generator, table: pa.Table) -> pd.DataFrame:
     """A batch from sample_tables as the DataFrame sample() gives."""
     codec = getattr(generator, "codec", None)
     return codec.to_pandas(table) if isinstance(codec, TableCodec) else table.to_pandas()
+
+
+def _pandas_metadata(codec: TableCodec, table: pa.Table) -> dict:
+    """The pandas metadata of a decoded batch: what sample() would give, for readers of the files."""
+    return pa.Schema.from_pandas(codec.to_pandas(table), preserve_index=False).metadata
 
 
 def _ignore(_: Progress) -> None:

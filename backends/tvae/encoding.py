@@ -13,6 +13,7 @@ costs a dense n x levels matrix.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from scipy.special import ndtri
 from ..preprocessing import EncodedBatch
 
 PROBABILITY_FLOOR = 1e-6  # keeps the normal scores finite (|z| <= 4.75)
+SQRT_HALF = 0.5 ** 0.5
 
 
 @dataclass
@@ -85,25 +87,41 @@ class TableEncoding:
     def to_batch(self, scores: torch.Tensor, codes: torch.Tensor) -> EncodedBatch:
         """The codec's encoded form as arrays from column-major scores and codes (one row per column):
         values by the quantile inverse, level codes kept as codes."""
-        values = self.inverse_scores(scores).numpy()
+        values = self.inverse_scores(scores)
         codes = codes.contiguous().cpu().numpy()
         return EncodedBatch(rows=max(scores.shape[1], codes.shape[1]), numbers=dict(zip(self.numeric, values)),
                             codes=dict(zip(self.categorical, codes)),
                             tokens=dict(zip(self.categorical, self.levels)))
 
-    def inverse_scores(self, scores: torch.Tensor) -> torch.Tensor:
+    def inverse_scores(self, scores: torch.Tensor) -> np.ndarray:
         """Values (float64, numeric columns x rows) from scores (columns x rows): linear interpolation in the
-        quantile grid, whose probabilities are evenly spaced, so the cell is found by arithmetic."""
-        grid = torch.as_tensor(self.quantiles.T.copy(), device=scores.device)  # (columns, grid points)
-        cells = grid.shape[1] - 1
-        if cells < 1 or grid.numel() == 0:
-            return grid[:, :1].expand(-1, scores.shape[1]).cpu()
-        slope = torch.diff(grid, dim=1)
-        position = torch.special.ndtr(scores.to(torch.float64)).mul_(cells)
-        below = position.floor().clamp_(0, cells - 1)
-        cell = below.long().add_(torch.arange(len(grid), device=scores.device)[:, None] * cells)
-        start = torch.take(grid[:, :-1].contiguous(), cell)
-        return start.addcmul_(position.sub_(below), torch.take(slope, cell)).cpu()
+        quantile grid, whose probabilities are evenly spaced, so the cell is found by arithmetic.
+
+        The cell position is computed in the scores' precision (float32 from the sampler: 1e-4 of a
+        cell, far below the model's noise); the grid values and the interpolation stay float64, so
+        point masses such as exact zeros come back exact. In place in numpy: a third of torch's time
+        for these memory-bound steps on one core."""
+        cells = self.quantiles.shape[0] - 1
+        if cells < 1 or self.quantiles.size == 0:
+            return np.repeat(self.quantiles[:1].T, scores.shape[1], axis=1)
+        position = torch.special.erf(scores.cpu() * SQRT_HALF).numpy()  # Phi(z) = (1 + erf(z / sqrt 2)) / 2
+        position += 1
+        position *= cells / 2
+        cell = position.astype(np.int64)  # truncation is floor: position >= 0
+        np.clip(cell, 0, cells - 1, out=cell)
+        np.subtract(position, cell, out=position, casting="unsafe")  # the fraction within the cell
+        cell += (np.arange(len(self.numeric)) * cells)[:, None]
+        starts, slopes = self._cells
+        values = slopes.take(cell)
+        values *= position
+        values += starts.take(cell)
+        return values
+
+    @functools.cached_property
+    def _cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each grid cell's start value and slope, flattened column after column."""
+        grid = self.quantiles.T
+        return np.ascontiguousarray(grid[:, :-1]).ravel(), np.diff(grid, axis=1).ravel()
 
     # -- persistence --------------------------------------------------------------------------------
     def to_json_dict(self) -> dict:

@@ -56,12 +56,9 @@ class TabularVAE(nn.Module):
     def _group(self, g: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return tuple(getattr(self, f"group{g}_{name}") for name in ("columns", "index", "valid", "last"))
 
-    def _padded_logits(self, logits: torch.Tensor, g: int, dim: int = 1) -> torch.Tensor:
-        """One group's logits as (rows, levels, columns), or (levels, columns, rows) from logits laid out
-        one row per logit (dim=0); -inf where a column has fewer levels."""
+    def _padded_logits(self, logits: torch.Tensor, g: int) -> torch.Tensor:
+        """One group's logits as (rows, levels, columns); -inf where a column has fewer levels."""
         _, index, valid, _ = self._group(g)
-        if dim == 0:
-            return logits.index_select(0, index).view(*valid.shape, -1).masked_fill(~valid[:, :, None], -torch.inf)
         return logits.index_select(1, index).view(-1, *valid.shape).masked_fill(~valid, -torch.inf)
 
     def one_hot_input(self, scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -92,36 +89,86 @@ class TabularVAE(nn.Module):
         return numeric + normaliser - logits.gather(1, codes + self.offsets).sum(dim=1)
 
     @torch.no_grad()
-    def sample(self, n_rows: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, n_rows: int, generator: torch.Generator, *,
+               precision: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (numeric columns x rows) and level codes (categorical columns x rows) drawn from the prior.
 
         Column-major, so every step is one vectorised pass over a column's rows, and decoded
-        SAMPLE_CHUNK rows at a time so the activations stay in cache. Numeric scores get the learned
-        per-column noise; categories are drawn from the softmax (inverse CDF, one uniform per value),
-        never argmax, so minority levels keep their share.
+        SAMPLE_CHUNK rows at a time so the activations stay in cache. The decoder's matmuls run in
+        `precision` (bfloat16 is 4x faster on CPUs with native bf16 dot products); the noise and
+        category draws always in float32. Numeric scores get the learned per-column noise; categories
+        are drawn from the softmax (inverse CDF, one uniform per value), never argmax, so minority
+        levels keep their share.
         """
         device = self.offsets.device
+        layers = [(m.weight.to(precision), m.bias.to(precision)) for m in self.decoder if isinstance(m, nn.Linear)]
+        layers.append(tuple(part.to(precision) for part in self._sampling_head()))
+        sigma = torch.exp(self.scale(torch.ones(1, 1, device=device)).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)).T
         scores = torch.empty(self.n_numeric, n_rows, device=device)
-        codes = torch.empty(len(self.offsets), n_rows, dtype=torch.int64, device=device)
+        codes = torch.empty(len(self.offsets), n_rows, dtype=code_dtype(self.category_sizes), device=device)
         for first in range(0, n_rows, SAMPLE_CHUNK):
             rows = slice(first, min(n_rows, first + SAMPLE_CHUNK))
-            self._sample_chunk(scores[:, rows], codes[:, rows], generator)
+            out = self._decode_chunk(layers, rows.stop - rows.start, generator)
+            noise = torch.randn(self.n_numeric, out.shape[1], generator=generator, device=device)
+            torch.addcmul(out[:self.n_numeric], noise, sigma, out=scores[:, rows])
+            self._draw_categories(out[self.n_numeric:], codes[:, rows], generator)
         return scores, codes
 
-    def _sample_chunk(self, scores: torch.Tensor, codes: torch.Tensor, generator: torch.Generator) -> None:
-        device, n_rows = scores.device, scores.shape[1]
-        z = torch.randn(n_rows, self.latent_dim, generator=generator, device=device)
-        out = torch.addmm(self.to_output.bias[:, None], self.to_output.weight, self.decoder(z).T)  # (width, rows)
-        log_sigma = self.scale(torch.ones(1, 1, device=device)).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX).T
-        noise = torch.randn(self.n_numeric, n_rows, generator=generator, device=device)
-        torch.addcmul(out[:self.n_numeric], noise, torch.exp(log_sigma), out=scores)
-        logits = out[self.n_numeric:]
+    def _sampling_head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output layer's rows laid out for drawing: numeric means, then per level-count group its
+        logits level-major (levels x columns, so the matmul yields the padded block; padding has bias
+        -inf), except two-level groups, which get one row per column, l1 - l0, the log-odds of level 1.
+        One-level groups get no rows (their code is always 0)."""
+        weight, bias = self.to_output.weight, self.to_output.bias
+        weights, biases = [weight[:self.n_numeric]], [bias[:self.n_numeric]]
+        weight, bias = weight[self.n_numeric:], bias[self.n_numeric:]  # the groups index the logits
         for g in range(self.groups):
-            columns, _, _, last = self._group(g)
-            padded = self._padded_logits(logits, g, dim=0)
-            cdf = (padded - padded.amax(dim=0)).exp_().cumsum_(dim=0)
-            threshold = torch.rand(len(columns), n_rows, generator=generator, device=device) * cdf[-1]
-            codes[columns] = torch.minimum((cdf < threshold).sum(dim=0), last[:, None])
+            _, index, valid, _ = self._group(g)
+            if valid.shape[0] == 2:
+                low, high = index.view(2, -1)
+                weights.append((weight[high] - weight[low]) * valid[1][:, None])
+                biases.append((bias[high] - bias[low]).masked_fill(~valid[1], -torch.inf))
+            elif valid.shape[0] > 2:
+                weights.append(weight[index] * valid.flatten()[:, None])
+                biases.append(bias[index].masked_fill(~valid.flatten(), -torch.inf))
+        return torch.cat(weights), torch.cat(biases)
+
+    def _decode_chunk(self, layers: list[tuple[torch.Tensor, torch.Tensor]], n_rows: int,
+                      generator: torch.Generator) -> torch.Tensor:
+        """The decoder's output for n_rows latent draws, one row per output value (width x rows)."""
+        weight, bias = layers[0]
+        hidden = torch.randn(n_rows, self.latent_dim, generator=generator, device=weight.device).to(weight.dtype)
+        for weight, bias in layers[:-1]:
+            hidden = torch.addmm(bias, hidden, weight.T).relu_()
+        weight, bias = layers[-1]
+        return torch.addmm(bias[:, None], weight, hidden.T)
+
+    def _draw_categories(self, logits: torch.Tensor, codes: torch.Tensor, generator: torch.Generator) -> None:
+        """Level codes drawn from each column's softmax (the sampling head's layout), one uniform per value."""
+        device, n_rows, first = logits.device, logits.shape[1], 0
+        for g in range(self.groups):
+            columns, _, valid, last = self._group(g)
+            width, n_columns = valid.shape
+            if width < 2:
+                codes.index_fill_(0, columns, 0)
+                continue
+            uniform = torch.rand(n_columns, n_rows, generator=generator, device=device)
+            if width == 2:  # level 1 with probability sigmoid(l1 - l0)
+                log_odds = logits[first:first + n_columns]
+                drawn = uniform < torch.sigmoid(log_odds.float())
+                first += n_columns
+            else:  # inverse CDF of the softmax
+                padded = logits[first:first + width * n_columns].view(width, n_columns, n_rows).float()
+                cdf = padded.sub_(padded.amax(dim=0)).exp_().cumsum_(dim=0)
+                drawn = torch.minimum((cdf < uniform.mul_(cdf[-1])).sum(dim=0), last[:, None])
+                first += width * n_columns
+            codes.index_copy_(0, columns, drawn.to(codes.dtype))
+
+
+def code_dtype(category_sizes: torch.Tensor) -> torch.dtype:
+    """The narrowest integer type that holds every level code (int16 for the codec's <= 502 levels)."""
+    widest = int(category_sizes.max()) if len(category_sizes) else 0
+    return torch.int16 if widest <= torch.iinfo(torch.int16).max else torch.int32
 
 
 def size_groups(sizes: list[int]) -> list[list[int]]:

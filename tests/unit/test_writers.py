@@ -55,3 +55,22 @@ def test_a_failed_background_write_is_raised(fitted, tmp_path):
     with pytest.raises(ValueError):
         for _ in write_batches([first, other, first], tmp_path / "bad.csv", "csv"):
             pass
+
+
+def test_parquet_keeps_ranges_for_numbers_and_dates_only(fitted, tmp_path):
+    import pyarrow.parquet as pq
+
+    path = _write(sample_tables(fitted, 600, seed=3, batch_rows=300), tmp_path / "ranges.parquet", "parquet")
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    ranged = {group.column(i).path_in_schema: group.column(i).statistics is not None and
+              group.column(i).statistics.has_min_max for i in range(group.num_columns)}
+    types = {f.name: str(f.type) for f in pq.read_schema(path)}
+    assert ranged and all(ranged[name] == (types[name] != "string") for name in ranged)
+    assert any(t.startswith("timestamp") or t in ("double", "int64") for t in types.values())
+
+
+def test_a_consumer_may_stop_early(fitted):
+    """Closing the batch stream mid-run returns at once (the decoder thread ahead of it is joined)."""
+    batches = sample_tables(fitted, 5000, seed=1, batch_rows=1000)
+    assert next(batches).num_rows == 1000
+    batches.close()
