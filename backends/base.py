@@ -154,8 +154,8 @@ class CodecGenerator(ABC):
         start, metadata, decoding = 0, None, None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-decoder") as decoder:
             for size, batch_seed in _batch_plan(n_rows, batch_rows, np.random.default_rng(seed)):
-                encoded = self._sample_encoded_batch(size, seed=batch_seed)
-                ahead = decoder.submit(codec.decode_arrow, encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
+                finish = self._draw_batch(size, seed=batch_seed)
+                ahead = decoder.submit(_decode, codec, finish, start_row=start, seed=batch_seed, total_rows=n_rows)
                 if decoding is not None:
                     table = decoding.result()
                     metadata = metadata or _pandas_metadata(codec, table)
@@ -201,8 +201,15 @@ class CodecGenerator(ABC):
         """Return n_rows of the codec's encoded form."""
 
     def _sample_encoded_batch(self, n_rows: int, *, seed: int) -> EncodedBatch:
-        """n_rows of the encoded form as arrays; by default _sample_encoded's tokens, factorised."""
-        return EncodedBatch.from_frame(self._sample_encoded(n_rows, seed=seed), self._fitted_codec().model_columns())
+        """n_rows of the encoded form as arrays."""
+        return self._draw_batch(n_rows, seed=seed)()
+
+    def _draw_batch(self, n_rows: int, *, seed: int) -> Callable[[], EncodedBatch]:
+        """Draw n_rows from the model; the returned step finishes them into the encoded form (it may run
+        in another thread, while the model draws the next batch). By default _sample_encoded's tokens,
+        factorised, with nothing left to finish."""
+        batch = EncodedBatch.from_frame(self._sample_encoded(n_rows, seed=seed), self._fitted_codec().model_columns())
+        return lambda: batch
 
     def _save_model(self, directory: Path) -> None:
         """Write model files (JSON or tensors) into directory."""
@@ -233,6 +240,11 @@ def table_to_frame(generator: Generator, table: pa.Table) -> pd.DataFrame:
     """A batch from sample_tables as the DataFrame sample() gives."""
     codec = getattr(generator, "codec", None)
     return codec.to_pandas(table) if isinstance(codec, TableCodec) else table.to_pandas()
+
+
+def _decode(codec: TableCodec, finish: Callable[[], EncodedBatch], **options) -> pa.Table:
+    """Finish a drawn batch and decode it (the background step of sample_arrow)."""
+    return codec.decode_arrow(finish(), **options)
 
 
 def _pandas_metadata(codec: TableCodec, table: pa.Table) -> dict:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 import os
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -196,13 +197,14 @@ class TVAEGenerator(CodecGenerator):
     def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
         return self._sample_encoded_batch(n_rows, seed=seed).to_frame(self._fitted_codec().model_columns())
 
-    def _sample_encoded_batch(self, n_rows: int, *, seed: int) -> EncodedBatch:
+    def _draw_batch(self, n_rows: int, *, seed: int) -> Callable[[], EncodedBatch]:
+        """Draw scores and codes from the model; the quantile inverse is left to the returned step."""
         model, encoding = self._fitted_model()
         device = model.offsets.device
         generator = torch.Generator(device=device).manual_seed(seed)
         with _torch_threads(threads_for(n_rows * model.hidden_size)):  # rows do not depend on the thread count
             scores, codes = model.sample(n_rows, generator, precision=self._sample_precision(device))
-            return encoding.to_batch(scores, codes)
+        return functools.partial(encoding.to_batch, scores, codes)
 
     def _sample_precision(self, device: torch.device) -> torch.dtype:
         """The decoder's precision when sampling: 'auto' is bfloat16 on a CPU with native bf16 dot
