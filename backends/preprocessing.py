@@ -133,35 +133,41 @@ class CategoricalCodec(BaseModel):
         return {self.name: tokens.astype(str)}
 
     def decode_arrow(self, batch: "EncodedBatch", rng: np.random.Generator) -> pa.Array:
-        """Original values; rare tokens become frequent-enough rare levels (or common ones)."""
+        """Original values as a dictionary array (level indices into the column's values, no copy of a
+        value per row); rare tokens become frequent-enough rare levels (or common ones)."""
         codes, tokens = batch.codes[self.name], batch.tokens[self.name]
         place = {token: i for i, token in enumerate(self.levels)}
-        level_of_token = np.array([place.get(t, -1) for t in tokens] + [-1], dtype=np.int64)
+        level_of_token = np.array([place.get(t, -1) for t in tokens] + [-1], dtype=np.int32)
         missing = calibrate_missing(batch.token_mask(self.name, MISSING_TOKEN), self.missing_share, rng)
         index = level_of_token[codes]
-        values = list(self.levels.values())
+        values, rare_positions, rare_weights = self._dictionary()
         unknown = (index < 0) & ~missing  # rare tokens, unseen tokens, and gaps calibration filled
         if unknown.any():
-            pool, drawn = self._draw_rare(int(unknown.sum()), rng)
-            index[unknown] = len(values) + drawn
-            values += pool
+            drawn = rng.choice(len(rare_positions), size=int(unknown.sum()), p=rare_weights / rare_weights.sum())
+            index[unknown] = rare_positions[drawn]
         index[missing] = 0
-        return _values_array(values).take(masked_array(index, missing))
+        return pa.DictionaryArray.from_arrays(masked_array(index, missing), _values_array(values))
 
     def to_pandas(self, column: pa.Array | pa.ChunkedArray) -> pd.Series:
         """The decoded column as pandas: plain bool where a boolean source has no gap, else inferred objects."""
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
         series = pd.Series(column.to_pandas())
         if self.source_dtype == "bool" and not column.null_count:
             return series.astype(bool)
         return series
 
-    def _draw_rare(self, n: int, rng: np.random.Generator) -> tuple[list, np.ndarray]:
-        """The pool of values rare tokens stand for, and n draws (positions in that pool)."""
-        pool = self.rare_pool or [(self.levels[t], c) for t, c in self.frequencies.items() if t in self.levels]
-        if not pool:
-            return [OTHER_VALUE], np.zeros(n, dtype=np.int64)
-        weights = np.array([c for _, c in pool], dtype=float)
-        return [v for v, _ in pool], rng.choice(len(pool), size=n, p=weights / weights.sum())
+    def _dictionary(self) -> tuple[list, np.ndarray, np.ndarray]:
+        """Every value a decoded row can hold (the kept levels, then the rare pool), the same for every
+        batch so a file writer keeps one dictionary; and where rare tokens draw from, with weights."""
+        values = list(self.levels.values())
+        if self.rare_pool:
+            positions = np.arange(len(values), len(values) + len(self.rare_pool), dtype=np.int32)
+            return values + [v for v, _ in self.rare_pool], positions, np.array([c for _, c in self.rare_pool], float)
+        counted = [(i, self.frequencies[t]) for i, t in enumerate(self.levels) if t in self.frequencies]
+        if counted:
+            return values, np.array([i for i, _ in counted], dtype=np.int32), np.array([c for _, c in counted], float)
+        return values + [OTHER_VALUE], np.array([len(values)], dtype=np.int32), np.ones(1)
 
 
 class IdentifierCodec(BaseModel):

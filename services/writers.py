@@ -49,9 +49,16 @@ class BatchWriter:
             # statistics serve range filters on numbers and dates; on text they cost a sixth of the
             # write time and filter nothing a category reader asks for.
             coded = [f.name for f in schema if not pa.types.is_floating(f.type)]
-            ranged = [f.name for f in schema if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-            return pq.ParquetWriter(self.path, schema, compression="snappy", use_dictionary=coded,
-                                    write_statistics=ranged)
+            ranged = [f.name for f in schema if not _is_text(f.type)]
+            # Category columns may come as Arrow dictionaries (level indices; the writer then skips
+            # hashing every value); Parquet stores them as dictionary-encoded values either way. The
+            # Arrow schema is not stored, so readers see the values' type, as for text from a
+            # DataFrame; the pandas metadata is, so pandas gets the dtypes sample() gives.
+            writer = pq.ParquetWriter(self.path, schema, compression="snappy", use_dictionary=coded,
+                                      write_statistics=ranged, store_schema=False)
+            if schema.metadata and b"pandas" in schema.metadata:
+                writer.add_key_value_metadata({"pandas": schema.metadata[b"pandas"].decode()})
+            return writer
         options = pa_csv.WriteOptions(quoting_style="needed", batch_size=CSV_CHUNK_ROWS)
         return pa_csv.CSVWriter(self.path, schema, write_options=options)
 
@@ -101,6 +108,13 @@ class _BackgroundWrites:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """Strings, or a dictionary of strings."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def _widen_nulls(schema: pa.Schema) -> pa.Schema:
