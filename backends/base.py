@@ -37,6 +37,9 @@ class ModelFileError(BackendError):
     """A saved model directory is missing, unreadable or was tampered with."""
 
 
+SAMPLING_HELPER_THREADS = 2  # beside the model while sampling: the codec's decoder thread, a file writer's
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do, shown to users before they choose it."""

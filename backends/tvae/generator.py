@@ -18,7 +18,8 @@ import torch
 
 from metadata.checksums import sha256_file
 
-from ..base import BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress, ProgressCallback
+from ..base import (SAMPLING_HELPER_THREADS, BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError,
+                    Progress, ProgressCallback)
 from ..preprocessing import EncodedBatch
 from .encoding import TableEncoding
 from .model import FusedAdam, TabularVAE, kl_divergence
@@ -202,7 +203,8 @@ class TVAEGenerator(CodecGenerator):
         model, encoding = self._fitted_model()
         device = model.offsets.device
         generator = torch.Generator(device=device).manual_seed(seed)
-        with _torch_threads(threads_for(n_rows * model.hidden_size)):  # rows do not depend on the thread count
+        # the codec's decoder thread and a file writer run beside the model (rows do not depend on threads)
+        with _torch_threads(threads_for(n_rows * model.hidden_size, keep_free=SAMPLING_HELPER_THREADS)):
             scores, codes = model.sample(n_rows, generator, precision=self._sample_precision(device))
         return functools.partial(encoding.to_batch, scores, codes)
 
@@ -364,14 +366,15 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def threads_for(work_per_step: int, *, idle_only: bool = True) -> int:
-    """Intra-op threads: one per WORK_PER_THREAD of work in a step, at most the CPUs (the idle ones).
+def threads_for(work_per_step: int, *, idle_only: bool = True, keep_free: int = 0) -> int:
+    """Intra-op threads: one per WORK_PER_THREAD of work in a step, at most the CPUs (the idle ones)
+    less keep_free (CPUs this process's own other threads keep busy).
 
     Intra-op threads wait on each other at every op, so on CPUs already busy with other processes
     two threads run several times slower than one (measured here: 3-5x, sampling and training).
     With idle_only, threads go only to CPUs the 1-minute load average leaves idle.
     """
-    usable = cpu_threads()
+    usable = cpu_threads() - keep_free
     if idle_only and hasattr(os, "getloadavg"):
         usable -= int(os.getloadavg()[0])
     return max(1, min(usable, work_per_step // WORK_PER_THREAD))

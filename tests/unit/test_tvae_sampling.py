@@ -86,6 +86,19 @@ def test_bfloat16_sampling_keeps_the_float32_distribution(fitted_tables):
         np.testing.assert_allclose(*(np.pad(s, (0, width - len(s))) for s in shares), atol=0.01)
 
 
+@pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
+def test_drawn_rows_do_not_depend_on_the_thread_count(fitted_tables, precision):
+    model, before = fitted_tables["support2"].model, torch.get_num_threads()
+    draws = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            draws.append(model.sample(50_000, torch.Generator().manual_seed(6), precision=precision))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(*draws))
+
+
 def test_sample_precision_is_checked_and_recorded(fitted_tables):
     with pytest.raises(BackendError, match="sample_precision must be one of auto, float32, bfloat16"):
         TVAEGenerator(sample_precision="half")
