@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator, Protocol, runtime_checkable
+from typing import Callable, ClassVar, Iterator, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ import pyarrow as pa
 
 from metadata.schema import TableSchema
 
+from .background import run_ahead
 from .preprocessing import EncodedBatch, TableCodec
 
 
@@ -38,6 +38,7 @@ class ModelFileError(BackendError):
 
 
 SAMPLING_HELPER_THREADS = 2  # beside the model while sampling: the codec's decoder thread, a file writer's
+STAGE_DEPTH = 1  # batches a background stage of the sampling stream may run ahead
 
 
 @dataclass(frozen=True)
@@ -148,25 +149,26 @@ class CodecGenerator(ABC):
     def sample_arrow(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pa.Table]:
         """The same batches as Arrow tables, decoded from the model's arrays without a Python object per value.
 
-        The codec decodes batch k in a background thread while the model draws batch k + 1 (numpy,
-        Arrow and torch release the GIL), at most one batch ahead. Each table carries the pandas
-        metadata of the first batch, so a Parquet file read back with pandas gets the dtypes sample()
-        gives (as when the writers converted DataFrames).
+        The model draws in the caller's thread; the codec finishes and decodes each batch in a
+        background thread up to STAGE_DEPTH batches behind. Each table carries the pandas metadata of
+        the first batch, so a Parquet file read back with pandas gets the dtypes sample() gives (as
+        when the writers converted DataFrames).
         """
-        codec = self._fitted_codec()
-        start, metadata, decoding = 0, None, None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-decoder") as decoder:
-            for size, batch_seed in _batch_plan(n_rows, batch_rows, np.random.default_rng(seed)):
-                finish = self._draw_batch(size, seed=batch_seed)
-                ahead = decoder.submit(_decode, codec, finish, start_row=start, seed=batch_seed, total_rows=n_rows)
-                if decoding is not None:
-                    table = decoding.result()
-                    metadata = metadata or _pandas_metadata(codec, table)
-                    yield table.replace_schema_metadata(metadata)
-                decoding, start = ahead, start + size
-            if decoding is not None:
-                table = decoding.result()
-                yield table.replace_schema_metadata(metadata or _pandas_metadata(codec, table))
+        codec, metadata = self._fitted_codec(), None
+
+        def decode(drawn: _DrawnBatch) -> pa.Table:
+            return codec.decode_arrow(drawn.finish(), start_row=drawn.start_row, seed=drawn.seed, total_rows=n_rows)
+
+        for table in run_ahead(self._drawn_batches(n_rows, seed, batch_rows), decode, depth=STAGE_DEPTH,
+                               name="batch-decoder"):
+            metadata = metadata or _pandas_metadata(codec, table)
+            yield table.replace_schema_metadata(metadata)
+
+    def _drawn_batches(self, n_rows: int, seed: int, batch_rows: int) -> Iterator["_DrawnBatch"]:
+        start = 0
+        for size, batch_seed in _batch_plan(n_rows, batch_rows, np.random.default_rng(seed)):
+            yield _DrawnBatch(self._draw_batch(size, seed=batch_seed), start, batch_seed)
+            start += size
 
     def save(self, directory: Path) -> None:
         """Write codec.json and the model's own files into directory."""
@@ -245,9 +247,12 @@ def table_to_frame(generator: Generator, table: pa.Table) -> pd.DataFrame:
     return codec.to_pandas(table) if isinstance(codec, TableCodec) else table.to_pandas()
 
 
-def _decode(codec: TableCodec, finish: Callable[[], EncodedBatch], **options) -> pa.Table:
-    """Finish a drawn batch and decode it (the background step of sample_arrow)."""
-    return codec.decode_arrow(finish(), **options)
+class _DrawnBatch(NamedTuple):
+    """A batch the model has drawn: the step that finishes its encoded form, and where it sits in the run."""
+
+    finish: Callable[[], EncodedBatch]
+    start_row: int
+    seed: int
 
 
 def _pandas_metadata(codec: TableCodec, table: pa.Table) -> dict:

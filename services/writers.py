@@ -4,7 +4,6 @@ Batches are Arrow tables (what backends.base.sample_tables yields); DataFrames a
 """
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -12,6 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+
+from backends.background import run_ahead
+from backends.base import STAGE_DEPTH
 
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
 CSV_CHUNK_ROWS = 8192  # rows Arrow formats per chunk (its default of 1,024 is a quarter slower)
@@ -70,44 +72,17 @@ class BatchWriter:
 
 
 def write_batches(batches: Iterable[pa.Table | pd.DataFrame], path: Path, fmt: str) -> Iterator[pa.Table | pd.DataFrame]:
-    """Write every batch to path and pass it on, so callers can watch or keep a sample.
+    """Write every batch to path and pass it on once written, so callers can watch or keep a sample.
 
-    Each batch is written in a background thread while the next one is drawn (Arrow's writers and
-    torch release the GIL); at most one batch waits to be written, so memory stays bounded.
+    Batches are written in a background thread while the next ones are drawn (Arrow's writers and
+    torch release the GIL), at most STAGE_DEPTH batches ahead, so memory stays bounded.
     """
-    with BatchWriter(path, fmt) as writer, _BackgroundWrites(writer.write) as background:
-        for batch in batches:
-            background.submit(batch)
-            yield batch
+    def write(batch):
+        writer.write(batch)
+        return batch
 
-
-class _BackgroundWrites:
-    """One write at a time in a worker thread; a failed write is raised at the next submit or on exit."""
-
-    def __init__(self, write) -> None:
-        self._write = write
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-writer")
-        self._pending: Future | None = None
-
-    def submit(self, batch) -> None:
-        """Wait for the previous write, then start this one."""
-        self.wait()
-        self._pending = self._pool.submit(self._write, batch)
-
-    def wait(self) -> None:
-        """Block until the write in flight is done (raising its error, if any)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def __enter__(self) -> "_BackgroundWrites":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.wait()
-        finally:
-            self._pool.shutdown(wait=True)
+    with BatchWriter(path, fmt) as writer:
+        yield from run_ahead(batches, write, depth=STAGE_DEPTH, name="batch-writer")
 
 
 def _is_text(kind: pa.DataType) -> bool:

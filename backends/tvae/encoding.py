@@ -87,28 +87,42 @@ class TableEncoding:
     def to_batch(self, scores: torch.Tensor, codes: torch.Tensor) -> EncodedBatch:
         """The codec's encoded form as arrays from column-major scores and codes (one row per column):
         values by the quantile inverse, level codes kept as codes."""
-        values = self.inverse_scores(scores)
+        return self.batch_at(self.grid_positions(scores), codes)
+
+    def batch_at(self, positions: np.ndarray, codes: torch.Tensor) -> EncodedBatch:
+        """to_batch from grid_positions' output (numpy only: it may run in another thread)."""
         codes = codes.contiguous().cpu().numpy()
-        return EncodedBatch(rows=max(scores.shape[1], codes.shape[1]), numbers=dict(zip(self.numeric, values)),
+        return EncodedBatch(rows=max(positions.shape[1], codes.shape[1]),
+                            numbers=dict(zip(self.numeric, self.values_at(positions))),
                             codes=dict(zip(self.categorical, codes)),
                             tokens=dict(zip(self.categorical, self.levels)))
 
     def inverse_scores(self, scores: torch.Tensor) -> np.ndarray:
-        """Values (float64, numeric columns x rows) from scores (columns x rows): linear interpolation in the
-        quantile grid, whose probabilities are evenly spaced, so the cell is found by arithmetic.
+        """Values (float64, numeric columns x rows) from scores (columns x rows) by the quantile inverse."""
+        return self.values_at(self.grid_positions(scores))
 
-        The cell position is computed in the scores' precision (float32 from the sampler: 1e-4 of a
-        cell, far below the model's noise); the grid values and the interpolation stay float64, so
-        point masses such as exact zeros come back exact. In place in numpy: a third of torch's time
-        for these memory-bound steps on one core."""
-        cells = self.quantiles.shape[0] - 1
-        if cells < 1 or self.quantiles.size == 0:
-            return np.repeat(self.quantiles[:1].T, scores.shape[1], axis=1)
+    def grid_positions(self, scores: torch.Tensor) -> np.ndarray:
+        """Where each score falls in its column's quantile grid, in cells: Phi(z) x cells, in the scores'
+        precision (float32 from the sampler: 1e-4 of a cell, far below the model's noise).
+
+        torch's erf runs under the calling thread's torch thread setting; called from a thread that
+        never set one, its math library would spin up (and spin-wait) a thread per CPU."""
+        cells = max(self.quantiles.shape[0] - 1, 0)
         position = torch.special.erf(scores.cpu() * SQRT_HALF).numpy()  # Phi(z) = (1 + erf(z / sqrt 2)) / 2
         position += 1
         position *= cells / 2
+        return position
+
+    def values_at(self, position: np.ndarray) -> np.ndarray:
+        """Values (float64) at grid positions: linear interpolation in the quantile grid, whose
+        probabilities are evenly spaced, so the cell is found by arithmetic. The grid and the
+        interpolation are float64, so point masses such as exact zeros come back exact. In place in
+        numpy: a third of torch's time for these memory-bound steps on one core. Overwrites position."""
+        cells = self.quantiles.shape[0] - 1
+        if cells < 1 or self.quantiles.size == 0:
+            return np.repeat(self.quantiles[:1].T, position.shape[1], axis=1)
         cell = position.astype(np.int64)  # truncation is floor: position >= 0
-        np.clip(cell, 0, cells - 1, out=cell)
+        np.clip(cell, 0, cells - 1, out=cell)  # NaN scores (a diverged model) cast to a negative cell
         np.subtract(position, cell, out=position, casting="unsafe")  # the fraction within the cell
         cell += (np.arange(len(self.numeric)) * cells)[:, None]
         starts, slopes = self._cells

@@ -206,7 +206,8 @@ class TVAEGenerator(CodecGenerator):
         # the codec's decoder thread and a file writer run beside the model (rows do not depend on threads)
         with _torch_threads(threads_for(n_rows * model.hidden_size, keep_free=SAMPLING_HELPER_THREADS)):
             scores, codes = model.sample(n_rows, generator, precision=self._sample_precision(device))
-        return functools.partial(encoding.to_batch, scores, codes)
+            positions = encoding.grid_positions(scores)  # torch's erf, under this thread's thread count
+        return functools.partial(encoding.batch_at, positions, codes)
 
     def _sample_precision(self, device: torch.device) -> torch.dtype:
         """The decoder's precision when sampling: 'auto' is bfloat16 on a CPU with native bf16 dot
