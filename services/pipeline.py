@@ -232,10 +232,9 @@ def _produce(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame
     start = time.perf_counter()
     tables = sample_tables(generator, n_rows, seed=request.seed, batch_rows=request.batch_rows)
     for table in write_batches(tables, data_path, request.output_format):
-        batch = table_to_frame(generator, table)
-        copies.update(batch)
+        copies.update_table(table, lambda rows: table_to_frame(generator, rows))
         if kept_rows < request.evaluation_rows:
-            kept.append(batch.head(request.evaluation_rows - kept_rows))
+            kept.append(table_to_frame(generator, table.slice(0, request.evaluation_rows - kept_rows)))
             kept_rows += len(kept[-1])
         progress(Progress(name, "sample", kept_rows if kept_rows < n_rows else n_rows, n_rows,
                           seconds=time.perf_counter() - start))

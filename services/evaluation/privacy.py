@@ -8,12 +8,15 @@ the squared distance — the same as a one-standard-deviation difference in a nu
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
-from metadata.schema import TableSchema
+from metadata.schema import NUMERIC_KINDS, TableSchema
 from services.evaluation.anonymity import anonymeter_risks
 from services.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
@@ -102,8 +105,19 @@ def row_hashes(data: pd.DataFrame, specs: list) -> np.ndarray:
     values = values_frame(data, specs)
     for spec in specs:
         column = values[spec.name]
-        values[spec.name] = column.round(6) if is_numeric(spec) else column.fillna("__missing__")
+        values[spec.name] = column.round(6) + 0.0 if is_numeric(spec) else column.fillna("__missing__")  # -0 is 0
     return pd.util.hash_pandas_object(values, index=False).to_numpy()
+
+
+def number_keys(columns: list[np.ndarray], rows: int) -> np.ndarray:
+    """A 64-bit key per row from float columns, equal for rows whose numbers are (rounded as in
+    row_hashes; a gap as one value); straight from arrays, so a batch needs no DataFrame."""
+    keys = np.zeros(rows, dtype=np.uint64)
+    for values in columns:
+        rounded = np.round(values, 6) + 0.0
+        rounded[np.isnan(rounded)] = np.inf  # any NaN payload: one value (inf keys as inf too: a rare extra candidate)
+        keys = keys * np.uint64(0x9E3779B97F4A7C15) + pd.util.hash_array(rounded)
+    return keys
 
 
 def count_exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, specs: list) -> dict:
@@ -114,12 +128,19 @@ def count_exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd
 
 
 class ExactCopyCounter:
-    """Counts exact copies batch by batch, so every row of a streamed synthetic output is checked."""
+    """Counts exact copies batch by batch, so every row of a streamed synthetic output is checked.
+
+    A row can only copy a real row if its number columns do, so a batch is first hashed on those
+    alone (cheap: no text, no date parsing) and only rows whose numbers match a real row's are
+    hashed on every column. With continuous columns that is a handful per batch.
+    """
 
     def __init__(self, train: pd.DataFrame, holdout: pd.DataFrame, specs: list) -> None:
         self.specs = specs
         self.train_hashes, self.holdout_hashes = row_hashes(train, specs), row_hashes(holdout, specs)
         self.real_repeat_rate = _rate(np.isin(self.holdout_hashes, self.train_hashes))
+        self.number_specs = [spec for spec in specs if spec.kind in NUMERIC_KINDS]
+        self.real_number_keys = np.union1d(self._frame_keys(train), self._frame_keys(holdout))
         self.rows = self.in_train = self.in_holdout = 0
 
     @classmethod
@@ -129,8 +150,26 @@ class ExactCopyCounter:
 
     def update(self, batch: pd.DataFrame) -> None:
         """Add one synthetic batch."""
-        hashes = row_hashes(batch, self.specs)
-        self.rows += len(hashes)
+        self.rows += len(batch)
+        if self.number_specs:
+            batch = batch[np.isin(self._frame_keys(batch), self.real_number_keys)]
+        self._count(row_hashes(batch, self.specs))
+
+    def update_table(self, table: pa.Table, to_frame: Callable[[pa.Table], pd.DataFrame]) -> None:
+        """Add one synthetic Arrow batch: only the rows whose numbers match a real row's are converted to
+        pandas (by to_frame, which gives sample()'s DataFrame) and hashed whole."""
+        self.rows += table.num_rows
+        if self.number_specs:
+            columns = [table.column(spec.name).to_numpy().astype(float) for spec in self.number_specs]
+            table = table.filter(np.isin(number_keys(columns, table.num_rows), self.real_number_keys))
+        if table.num_rows:
+            self._count(row_hashes(to_frame(table), self.specs))
+
+    def _frame_keys(self, data: pd.DataFrame) -> np.ndarray:
+        numbers = values_frame(data, self.number_specs)
+        return number_keys([numbers[spec.name].to_numpy(dtype=float) for spec in self.number_specs], len(data))
+
+    def _count(self, hashes: np.ndarray) -> None:
         self.in_train += int(np.isin(hashes, self.train_hashes).sum())
         self.in_holdout += int(np.isin(hashes, self.holdout_hashes).sum())
 

@@ -79,6 +79,22 @@ def test_streamed_batches_are_all_checked_for_copies(split):
     assert metrics["gate"]["decision"] == "block"
 
 
+def test_a_row_that_matches_only_in_its_numbers_is_no_copy():
+    """Copies are found by numbers first, then every column: a changed category or date is no copy."""
+    from metadata.schema import ColumnKind, ColumnSpec
+    specs = [ColumnSpec(name="x", kind=ColumnKind.FLOAT), ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL),
+             ColumnSpec(name="d", kind=ColumnKind.DATE, datetime_format="%Y-%m-%d")]
+    train = pd.DataFrame({"x": [1.5, 2.5, 3.5], "c": ["a", "b", "a"], "d": ["2020-01-01", "2020-01-02", "2020-01-03"]})
+    holdout = pd.DataFrame({"x": [9.5], "c": ["b"], "d": ["2021-05-05"]})
+    counter = ExactCopyCounter(train, holdout, specs)
+    counter.update(pd.DataFrame({"x": [1.5, 1.5, 2.5, 9.5, 7.0], "c": ["a", "b", "b", "b", "a"],
+                                 "d": ["2020-01-01", "2020-01-01", "2020-01-09", "2021-05-05", "2020-01-01"]}))
+    assert (counter.result()["count"], counter.result()["holdout_count"]) == (1, 1)
+    labels_only = ExactCopyCounter(train, holdout, specs[1:])  # no number column: every row hashed whole
+    labels_only.update(pd.DataFrame({"c": ["a", "a"], "d": ["2020-01-03", "2020-01-04"]}))
+    assert labels_only.result()["count"] == 1
+
+
 def test_mixed_distance_weighs_one_category_like_one_standard_deviation():
     from metadata.schema import ColumnKind, ColumnSpec
     specs = [ColumnSpec(name="x", kind=ColumnKind.FLOAT), ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL)]
