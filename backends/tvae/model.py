@@ -105,14 +105,17 @@ class TabularVAE(nn.Module):
         layers.append(tuple(part.to(precision) for part in self._sampling_head()))
         sigma = torch.exp(self.scale(torch.ones(1, 1, device=device)).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)).T
         scores = torch.empty(self.n_numeric, n_rows, device=device)
-        codes = torch.empty(len(self.offsets), n_rows, dtype=code_dtype(self.category_sizes), device=device)
+        grouped = torch.empty(len(self.offsets), n_rows, dtype=code_dtype(self.category_sizes), device=device)
         for first in range(0, n_rows, SAMPLE_CHUNK):
             rows = slice(first, min(n_rows, first + SAMPLE_CHUNK))
             out = self._decode_chunk(layers, rows.stop - rows.start, generator)
             noise = torch.randn(self.n_numeric, out.shape[1], generator=generator, device=device)
             torch.addcmul(out[:self.n_numeric], noise, sigma, out=scores[:, rows])
-            self._draw_categories(out[self.n_numeric:], codes[:, rows], generator)
-        return scores, codes
+            self._draw_categories(out[self.n_numeric:], grouped[:, rows], generator)
+        group_order = torch.cat([self._group(g)[0] for g in range(self.groups)]) if self.groups else None
+        if group_order is None or torch.equal(group_order, torch.arange(len(group_order), device=device)):
+            return scores, grouped
+        return scores, grouped.index_select(0, torch.argsort(group_order))  # back to column order
 
     def _sampling_head(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The output layer's rows laid out for drawing: numeric means, then per level-count group its
@@ -144,13 +147,15 @@ class TabularVAE(nn.Module):
         return torch.addmm(bias[:, None], weight, hidden.T)
 
     def _draw_categories(self, logits: torch.Tensor, codes: torch.Tensor, generator: torch.Generator) -> None:
-        """Level codes drawn from each column's softmax (the sampling head's layout), one uniform per value."""
-        device, n_rows, first = logits.device, logits.shape[1], 0
+        """Level codes drawn from each column's softmax (the sampling head's layout), one uniform per value,
+        into codes laid out group after group (a block of rows per group: plain copies, no scatter)."""
+        device, n_rows, first, at = logits.device, logits.shape[1], 0, 0
         for g in range(self.groups):
-            columns, _, valid, last = self._group(g)
+            _, _, valid, last = self._group(g)
             width, n_columns = valid.shape
+            block, at = codes[at:at + n_columns], at + n_columns
             if width < 2:
-                codes.index_fill_(0, columns, 0)
+                block.fill_(0)
                 continue
             uniform = torch.rand(n_columns, n_rows, generator=generator, device=device)
             if width == 2:  # level 1 with probability sigmoid(l1 - l0)
@@ -162,7 +167,7 @@ class TabularVAE(nn.Module):
                 cdf = padded.sub_(padded.amax(dim=0)).exp_().cumsum_(dim=0)
                 drawn = torch.minimum((cdf < uniform.mul_(cdf[-1])).sum(dim=0), last[:, None])
                 first += width * n_columns
-            codes.index_copy_(0, columns, drawn.to(codes.dtype))
+            block.copy_(drawn)
 
 
 def code_dtype(category_sizes: torch.Tensor) -> torch.dtype:
