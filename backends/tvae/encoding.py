@@ -108,7 +108,8 @@ class TableEncoding:
         torch's erf runs under the calling thread's torch thread setting; called from a thread that
         never set one, its math library would spin up (and spin-wait) a thread per CPU."""
         cells = max(self.quantiles.shape[0] - 1, 0)
-        position = torch.special.erf(scores.cpu() * SQRT_HALF).numpy()  # Phi(z) = (1 + erf(z / sqrt 2)) / 2
+        scaled = scores.cpu() * SQRT_HALF
+        position = torch.special.erf(scaled, out=scaled).numpy()  # Phi(z) = (1 + erf(z / sqrt 2)) / 2
         position += 1
         position *= cells / 2
         return position
