@@ -83,19 +83,25 @@ class NumericCodec(BaseModel):
 
     def decode_arrow(self, batch: "EncodedBatch", rng: np.random.Generator) -> pa.Array:
         """Clip, round and restore the source's type and format; apply the calibrated missing indicator."""
-        values = np.clip(batch.numbers[self.name], self.minimum, self.maximum)  # a copy: changed in place below
+        raw, temporal = batch.numbers[self.name], self.kind in TEMPORAL_KINDS
+        # a copy, changed in place below: dates are rounded to their resolution later, numbers now
+        values = np.clip(raw, self.minimum, self.maximum) if temporal else np.round(raw, self.decimals_kept)
         gaps = np.isnan(values)
         missing = gaps | batch.token_mask(self.indicator, "1") if self.indicator else gaps
         missing = calibrate_missing(missing, self.missing_share, rng)
         if gaps.any():  # a gap the calibration kept gets a value; one it masks keeps no NaN behind the mask
             values[gaps] = (self.minimum + self.maximum) / 2
-        if self.kind in TEMPORAL_KINDS:
+        if temporal:
             return self._decode_temporal(values, missing)
-        np.round(values, 0 if self.kind == ColumnKind.INTEGER else self.decimals, out=values)
-        np.clip(values, self.minimum, self.maximum, out=values)  # rounding may step just past the range
+        np.clip(values, self.minimum, self.maximum, out=values)
         if self.kind == ColumnKind.INTEGER:
             return masked_array(values.astype(np.int64), missing)
         return masked_array(values, missing)
+
+    @property
+    def decimals_kept(self) -> int:
+        """Decimals a decoded value keeps: none for integers."""
+        return 0 if self.kind == ColumnKind.INTEGER else self.decimals
 
     def to_pandas(self, column: pa.Array | pa.ChunkedArray) -> pd.Series:
         """The decoded column as pandas: Int64 where a batch has gaps (or the source had that dtype)."""
