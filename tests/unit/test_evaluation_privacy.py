@@ -90,6 +90,10 @@ def test_a_row_that_matches_only_in_its_numbers_is_no_copy():
     counter.update(pd.DataFrame({"x": [1.5, 1.5, 2.5, 9.5, 7.0], "c": ["a", "b", "b", "b", "a"],
                                  "d": ["2020-01-01", "2020-01-01", "2020-01-09", "2021-05-05", "2020-01-01"]}))
     assert (counter.result()["count"], counter.result()["holdout_count"]) == (1, 1)
+    rounded_to_zero = pd.DataFrame({"x": [-1e-9], "c": ["a"], "d": ["2020-01-01"]})  # -0.0 after rounding
+    zero = ExactCopyCounter(train.assign(x=[0.0, 2.5, 3.5]), holdout, specs)
+    zero.update(rounded_to_zero)
+    assert zero.result()["count"] == 1
     labels_only = ExactCopyCounter(train, holdout, specs[1:])  # no number column: every row hashed whole
     labels_only.update(pd.DataFrame({"c": ["a", "a"], "d": ["2020-01-03", "2020-01-04"]}))
     assert labels_only.result()["count"] == 1
