@@ -107,12 +107,17 @@ def test_sample_precision_is_checked_and_recorded(fitted_tables):
     assert result.details["sample_precision"] == "float32"
 
 
-def test_vectorised_quantile_inverse_matches_interpolation():
-    rng = np.random.default_rng(0)
+def _skewed_and_spiky(seed: int) -> tuple[TableEncoding, torch.Tensor]:
+    """A quantile encoding of an exponential column and one with 40% exact zeros, and float64 scores."""
+    rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"skewed": rng.exponential(3.0, 5000), "spiky": np.where(rng.random(5000) < 0.4, 0.0,
                                                                                        rng.normal(50, 5, 5000))})
     encoding = TableEncoding.fit(frame, {"skewed": "numeric", "spiky": "numeric"}, n_quantiles=200)
-    scores = torch.from_numpy(rng.normal(size=(2, 10_000)))
+    return encoding, torch.from_numpy(rng.normal(size=(2, 10_000)))
+
+
+def test_vectorised_quantile_inverse_matches_interpolation():
+    encoding, scores = _skewed_and_spiky(0)
     fast = encoding.inverse_scores(scores)
     probabilities = np.linspace(0, 1, encoding.quantiles.shape[0])
     from scipy.special import ndtr
@@ -122,11 +127,7 @@ def test_vectorised_quantile_inverse_matches_interpolation():
 
 
 def test_float32_scores_invert_within_a_thousandth_of_a_cell():
-    rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"skewed": rng.exponential(3.0, 5000), "spiky": np.where(rng.random(5000) < 0.4, 0.0,
-                                                                                       rng.normal(50, 5, 5000))})
-    encoding = TableEncoding.fit(frame, {"skewed": "numeric", "spiky": "numeric"}, n_quantiles=200)
-    scores = torch.from_numpy(rng.normal(size=(2, 10_000)))
+    encoding, scores = _skewed_and_spiky(1)
     exact, fast = encoding.inverse_scores(scores), encoding.inverse_scores(scores.float())
     widest_cell = np.diff(encoding.quantiles, axis=0).max(axis=0)[:, None]
     assert (np.abs(fast - exact) <= 1e-3 * widest_cell).all()
