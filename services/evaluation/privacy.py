@@ -115,7 +115,7 @@ def number_keys(columns: list[np.ndarray], rows: int) -> np.ndarray:
     keys = np.zeros(rows, dtype=np.uint64)
     for values in columns:
         rounded = np.round(values, 6) + 0.0
-        rounded[np.isnan(rounded)] = np.inf  # any NaN payload: one value (inf keys as inf too: a rare extra candidate)
+        rounded[np.isnan(rounded)] = np.inf  # a gap, whatever its NaN payload, keys as inf (at worst an extra candidate)
         keys = keys * np.uint64(0x9E3779B97F4A7C15) + pd.util.hash_array(rounded)
     return keys
 
