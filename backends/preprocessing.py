@@ -114,7 +114,7 @@ class NumericCodec(BaseModel):
         days = np.round(np.nan_to_num(days) / step) * step
         nanoseconds = np.round(days * DAY_NS).astype("int64")
         if self.datetime_format is None:
-            return pa.array(nanoseconds, type=pa.timestamp("ns"), mask=missing)
+            return masked_array(nanoseconds, missing, pa.timestamp("ns"))
         return format_datetimes(nanoseconds, missing, self.datetime_format)
 
 
@@ -507,7 +507,7 @@ def format_datetimes(nanoseconds: np.ndarray, missing: np.ndarray, fmt: str) -> 
     if "%f" in fmt:  # Arrow's strftime has no %f
         stamps = pd.Series(pd.to_datetime(nanoseconds, unit="ns")).where(~missing)
         return pa.array(stamps.dt.strftime(fmt).where(~missing, None), type=pa.string())
-    seconds = pa.array(np.floor_divide(nanoseconds, 10**9), type=pa.timestamp("s"), mask=missing)
+    seconds = masked_array(np.floor_divide(nanoseconds, 10**9), missing, pa.timestamp("s"))
     return pc.strftime(seconds, format=fmt, locale="C")
 
 
@@ -561,10 +561,11 @@ def _test_nhs_numbers(n: int, rng: np.random.Generator, separator: str) -> np.nd
     return code_points_to_strings(points)
 
 
-def masked_array(values: np.ndarray, missing: np.ndarray) -> pa.Array:
-    """An Arrow array over values (no copy) with missing rows as nulls; the validity bitmap is packed by
+def masked_array(values: np.ndarray, missing: np.ndarray, kind: pa.DataType | None = None) -> pa.Array:
+    """An Arrow array over values (no copy) with missing rows as nulls, typed as the values or as kind (a
+    type with the same 64-bit layout, e.g. a timestamp over int64); the validity bitmap is packed by
     numpy, several times faster than pa.array's mask argument."""
-    kind = pa.from_numpy_dtype(values.dtype)
+    kind = kind or pa.from_numpy_dtype(values.dtype)
     values = np.ascontiguousarray(values)
     nulls = int(missing.sum())
     validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if nulls else None
