@@ -24,8 +24,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 COPY --from=wheels . /wheels/
 WORKDIR /opt/fairsynth-app
 COPY constraints.txt pyproject.toml ./
+COPY scripts/package_folders.py scripts/
 # README.md (pyproject's readme) is a placeholder here and copied with the code: editing it rebuilds no dependencies
-RUN for package in backends metadata services ui; do mkdir -p $package && touch $package/__init__.py; done \
+RUN python3 scripts/package_folders.py \
  && touch README.md \
  && python3 -m venv /opt/fairsynth \
  && /opt/fairsynth/bin/pip install --find-links /wheels ${TORCH_INDEX_URL:+--extra-index-url ${TORCH_INDEX_URL}} \
@@ -57,6 +58,7 @@ COPY backends/ /opt/fairsynth-app/backends/
 COPY metadata/ /opt/fairsynth-app/metadata/
 COPY services/ /opt/fairsynth-app/services/
 COPY ui/ /opt/fairsynth-app/ui/
+COPY fairsynth/ /opt/fairsynth-app/fairsynth/
 COPY README.md /opt/fairsynth-app/README.md
 USER fairsynth
 WORKDIR /data

@@ -38,7 +38,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: install
-	$(BIN)/python -m services.demo
+	$(BIN)/python -m fairsynth.services.run.demo
 
 clean: clean-ydata
 	rm -rf $(VENV) .pytest_cache runs

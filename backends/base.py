@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from metadata.schema import TableSchema
+from fairsynth.metadata.schema import TableSchema
 
-from .background import run_ahead
-from .preprocessing import EncodedBatch, TableCodec
+from fairsynth.backends.background import run_ahead
+from fairsynth.backends.preprocessing import EncodedBatch, TableCodec
 
 
 PROJECT_URL = "https://github.com/fairsynth/fairsynth"

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
-from .base import BackendError, BackendUnavailable
+from fairsynth.backends.base import BackendError, BackendUnavailable
 
 WorkerProgress = Callable[[dict], None]
 

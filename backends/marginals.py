@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import Capabilities, CodecGenerator, FitResult, ModelFileError, Progress, ProgressCallback
+from fairsynth.backends.base import Capabilities, CodecGenerator, FitResult, ModelFileError, Progress, ProgressCallback
 
 
 class MarginalsGenerator(CodecGenerator):

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
-from metadata.schema import (ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema,
+from fairsynth.metadata.schema import (ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema,
                              nhs_check_digit, parse_datetime_text)
 
 MISSING_TOKEN = "__missing__"

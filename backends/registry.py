@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
-from .base import BackendError, BackendUnavailable, Capabilities, Generator
+from fairsynth.backends.base import BackendError, BackendUnavailable, Capabilities, Generator
 
 GROUP = "fairsynth.backends"
 

@@ -19,7 +19,7 @@ from typing import Callable, ClassVar
 import numpy as np
 import pandas as pd
 
-from .base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
+from fairsynth.backends.base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
                    ProgressCallback)
 
 SDV_URL = "https://github.com/sdv-dev/SDV"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from metadata.schema import TableSchema
-from services.demo import DEMO_SEED, make_demo_table
-from services.evaluation import evaluate
-from services.evaluation.quality import quality_score
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import DEMO_SEED, make_demo_table
+from fairsynth.services.run.evaluation import evaluate
+from fairsynth.services.run.evaluation.quality import quality_score
 
 RESULTS = Path(__file__).parent / "results"
 GOAL_SECONDS = 60.0

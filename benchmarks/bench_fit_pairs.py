@@ -30,8 +30,8 @@ PAIR = ("tvae", "sdv.tvae")
 
 def fit_once(job: dict) -> dict:
     """Fit one backend on the train split (fit only: no sampling or scoring) and time it."""
-    from backends.registry import create
-    from metadata.schema import TableSchema
+    from fairsynth.backends.registry import create
+    from fairsynth.metadata.schema import TableSchema
 
     train, _ = split(load_table(job["table"]), job["seed"])
     schema = TableSchema.infer(train)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from metadata.schema import TableSchema
-from services.demo import make_demo_table
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import make_demo_table
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -37,9 +37,9 @@ TABLES = ["support2", "nafld1", "demo"]
 # -- child-process jobs -------------------------------------------------------------------------------
 def run_fit(job: dict) -> dict:
     """Fit one backend on the train split, sample holdout-many rows, score them against the holdout."""
-    from backends.registry import create
-    from metadata.schema import TableSchema
-    from services.evaluation.quality import quality_score
+    from fairsynth.backends.registry import create
+    from fairsynth.metadata.schema import TableSchema
+    from fairsynth.services.run.evaluation.quality import quality_score
 
     train, holdout = split(load_table(job["table"]), job["seed"])
     schema = TableSchema.infer(train)
@@ -58,11 +58,11 @@ def run_fit(job: dict) -> dict:
 
 def run_stream(job: dict) -> dict:
     """Fit tvae, then write stream_rows synthetic rows to Parquet or CSV with the product's own path:
-    backends.base.sample_tables (model + shared codec, Arrow batches) into services.writers.write_batches."""
-    from backends.base import sample_tables
-    from backends.registry import create
-    from metadata.schema import ColumnKind, TableSchema
-    from services.writers import write_batches
+    backends.base.sample_tables (model + shared codec, Arrow batches) into services.run.writers.write_batches."""
+    from fairsynth.backends.base import sample_tables
+    from fairsynth.backends.registry import create
+    from fairsynth.metadata.schema import ColumnKind, TableSchema
+    from fairsynth.services.run.writers import write_batches
 
     train, _ = split(load_table(job["table"]), job["seed"])
     schema = TableSchema.infer(train)
@@ -97,7 +97,7 @@ def run_stream(job: dict) -> dict:
 def backend_params(backend: str, epochs: int) -> dict:
     """Equal epochs for every backend that trains in epochs (as the registry lists its parameters); tvae
     without early stopping for a fair count."""
-    from backends.registry import backend_info
+    from fairsynth.backends.registry import backend_info
 
     params = {"epochs": epochs} if "epochs" in backend_info(backend).parameters else {}
     if backend == "tvae":
@@ -233,7 +233,7 @@ def markdown(args: argparse.Namespace, rows: list[dict]) -> str:
              f"Machine: {platform.platform()}, {os.cpu_count()} CPUs (shared with other work; load average at "
              f"write time {load[0]:.1f}), torch {torch.__version__}, CUDA {torch.cuda.is_available()}. "
              f"Seed {args.seed}; {int(HOLDOUT_SHARE * 100)}% holdout; quality = sdmetrics QualityReport on "
-             "holdout vs as many synthetic rows (services.evaluation.quality.quality_score).", ""]
+             "holdout vs as many synthetic rows (services.run.evaluation.quality.quality_score).", ""]
     lines += ["Settings: every backend with its own defaults except epochs. tvae: batch = training rows / 50 kept in "
               "[128, 500] (SUPPORT2 131, NAFLD1 252, demo 128: small tables get 50 updates an epoch; SDV uses 500), "
               "2 x 128 hidden units (2 x 64 when a row encodes to at most 32 values: NAFLD1's 18; SUPPORT2 112 and demo 43 "
@@ -330,7 +330,7 @@ def stream_section(rows: list[dict]) -> list[str]:
                    f"{fmt(r['rows_per_s'], 0)}{run_range(r)} | {fmt(r['model_only_rows_per_s'], 0)} | {fmt(r['peak_rss_mb'], 0)} | "
                    f"{fmt(r['file_mb'], 0)} |")
     return out + ["", "End to end is the product's sampling and writing path: backends.base.sample_tables into "
-                  "services.writers.write_batches, three stages on their own threads: the model draws (decoder "
+                  "services.run.writers.write_batches, three stages on their own threads: the model draws (decoder "
                   "matmuls in bfloat16 where the CPU has native bf16, as tvae's default sample_precision='auto' "
                   "does; the fit rows above sample the same way), the codec finishes and decodes each batch to Arrow "
                   "(quantile inverse, formats, clipping, missing values; categories as Arrow dictionaries), and the "

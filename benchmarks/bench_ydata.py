@@ -39,17 +39,17 @@ COLUMNS = ["table", "backend", "epochs", "fit_s", "sample_rows_per_s", "peak_rss
 def make_generator(backend: str, params: dict):
     """ydata backends straight from their module (entry points may not be declared yet), others by registry."""
     if backend.startswith("ydata."):
-        import backends.ydata as ydata
+        import fairsynth.backends.ydata as ydata
         classes = {cls.name: cls for cls in (ydata.FastGenerator, ydata.CTGANGenerator)}
         return classes[backend](**params)
-    from backends.registry import create
+    from fairsynth.backends.registry import create
     return create(backend, **params)
 
 
 def run_fit(job: dict) -> dict:
     """Fit one backend on the train split, sample holdout-many rows, score them against the holdout."""
-    from metadata.schema import TableSchema
-    from services.evaluation.quality import quality_score
+    from fairsynth.metadata.schema import TableSchema
+    from fairsynth.services.run.evaluation.quality import quality_score
 
     train, holdout = split(load_table(job["table"]), job["seed"])
     schema = TableSchema.infer(train)

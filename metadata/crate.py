@@ -24,8 +24,8 @@ from rocrate.model.dataset import Dataset
 from rocrate.model.file import File
 from rocrate.rocrate import ROCrate
 
-from metadata.checksums import sha256_file
-from metadata.schema import ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema
+from fairsynth.metadata.checksums import sha256_file
+from fairsynth.metadata.schema import ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema
 
 RO_CRATE_VERSION = "1.1"
 PROCESS_RUN_CRATE = "https://w3id.org/ro/wfrun/process/0.5"
@@ -254,8 +254,8 @@ class RunFacts:
 # -- building ------------------------------------------------------------------------------------
 def build_crate(directory: Path | str, info: CrateInfo, facts: RunFacts) -> Path:
     """Describe the run files in `directory` as an RO-Crate; returns the ro-crate-metadata.json path."""
-    from metadata.biostudies import write_pagetab  # late: biostudies imports this module
-    from metadata.dome import write_dome
+    from fairsynth.metadata.biostudies import write_pagetab  # late: biostudies imports this module
+    from fairsynth.metadata.dome import write_dome
 
     root = Path(directory)
     synthetic = synthetic_path(root)

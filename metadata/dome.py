@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from metadata.crate import DOME_PATH, MODEL_DIR, CrateInfo, RunFacts
-from metadata.schema import ColumnKind
+from fairsynth.metadata.crate import DOME_PATH, MODEL_DIR, CrateInfo, RunFacts
+from fairsynth.metadata.schema import ColumnKind
 
 DOME_SECTIONS = {
     "dataset": ("provenance", "splits", "redundancy", "availability"),

@@ -19,9 +19,9 @@ from typing import Any
 
 from rdflib import Graph, URIRef
 
-from metadata.crate import (BIOSCHEMAS_DATASET, METADATA_NAME, PREVIEW_NAME, CrateError, DICTIONARY_PATH,
+from fairsynth.metadata.crate import (BIOSCHEMAS_DATASET, METADATA_NAME, PREVIEW_NAME, CrateError, DICTIONARY_PATH,
                             DOME_PATH, read_crate_zip, sha256_file)
-from metadata.dome import dome_problems
+from fairsynth.metadata.dome import dome_problems
 
 PROFILE = "process-run-crate-0.5"
 CONTEXT_URLS = {f"https://w3id.org/ro/crate/{v}/context": f"ro-crate-{v}-context.jsonld" for v in ("1.1", "1.2", "1.3")}
@@ -143,7 +143,7 @@ def _seed(cache_path: Path) -> None:
 
 def vendored_context_bytes(name: str) -> bytes:
     """One vendored JSON-LD context file, read from the package."""
-    return resources.files("metadata.contexts").joinpath(name).read_bytes()
+    return resources.files("fairsynth.metadata.contexts").joinpath(name).read_bytes()
 
 
 def _issue_text(issue: Any) -> str:
@@ -158,7 +158,7 @@ def check_bioschemas(metadata: dict) -> CheckResult:
     import pyshacl
 
     data = Graph().parse(data=json.dumps(local_context(metadata)), format="json-ld", base=BASE_IRI)
-    shapes = Graph().parse(data=resources.files("metadata.shapes").joinpath("bioschemas_dataset.ttl").read_text(),
+    shapes = Graph().parse(data=resources.files("fairsynth.metadata.shapes").joinpath("bioschemas_dataset.ttl").read_text(),
                            format="turtle")
     conforms, report, _ = pyshacl.validate(data, shacl_graph=shapes, advanced=True, allow_warnings=False)
     issues = sorted({str(msg) for msg in report.objects(None, SH_RESULT_MESSAGE)}) if not conforms else []

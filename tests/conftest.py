@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.demo import load_demo_table
+from fairsynth.services.run.demo import load_demo_table
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,14 +1,9 @@
 """fairsynth UI: Data -> Generate -> Compare -> Export, plus earlier runs; every page calls services only."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the app runs with the code beside it, whether installed or not
-    sys.path.insert(0, str(ROOT))
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
@@ -24,7 +19,7 @@ with st.sidebar:
     st.markdown("### :material/biotech: fairsynth")
     st.caption("Synthetic health tables from several backends side by side — measured, and packaged FAIR.")
 
-from ui.common import friendly_errors  # noqa: E402  (after the path is set)
+from fairsynth.ui.common import friendly_errors  # noqa: E402  (after the page is configured)
 
 with friendly_errors("This page"):  # whatever a page raises is a short message, never a raw traceback
     navigation.run()

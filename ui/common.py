@@ -7,8 +7,8 @@ from typing import Iterator
 
 import streamlit as st
 
-from services import workspace as ws_api
-from services.settings import Settings
+from fairsynth.services.entry import workspace as ws_api
+from fairsynth.services.settings import Settings
 
 JOB_KEY, DATASET_KEY = "job", "dataset"
 

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from scipy.special import ndtri
 
-from ..preprocessing import EncodedBatch
+from fairsynth.backends.preprocessing import EncodedBatch
 
 PROBABILITY_FLOOR = 1e-6  # keeps the normal scores finite (|z| <= 4.75)
 SQRT_HALF = 0.5 ** 0.5

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from metadata.checksums import sha256_file
+from fairsynth.metadata.checksums import sha256_file
 
-from ..base import (SAMPLING_HELPER_THREADS, BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError,
+from fairsynth.backends.base import (SAMPLING_HELPER_THREADS, BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError,
                     Progress, ProgressCallback)
-from ..preprocessing import EncodedBatch
-from .encoding import TableEncoding
-from .model import FusedAdam, TabularVAE, kl_divergence
+from fairsynth.backends.preprocessing import EncodedBatch
+from fairsynth.backends.tvae.encoding import TableEncoding
+from fairsynth.backends.tvae.model import FusedAdam, TabularVAE, kl_divergence
 
 FORMAT = "fairsynth.tvae/1"
 TENSORS_FILE = "tvae.safetensors"

@@ -31,11 +31,11 @@ from typing import ClassVar, Iterator
 import numpy as np
 import pandas as pd
 
-from metadata.checksums import sha256_file
+from fairsynth.metadata.checksums import sha256_file
 
-from ..base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
+from fairsynth.backends.base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
                     ProgressCallback, _batch_plan)
-from ..isolated import DockerRunner, IsolatedEnvironment, Job, Runner, SubprocessRunner
+from fairsynth.backends.isolated import DockerRunner, IsolatedEnvironment, Job, Runner, SubprocessRunner
 
 YDATA_URL = "https://github.com/ydataai/ydata-synthetic"
 YDATA_LICENSE = "MIT"  # the LICENSE file shipped in ydata-synthetic 1.4.0 is MIT

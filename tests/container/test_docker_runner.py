@@ -13,10 +13,10 @@ import time
 import pandas as pd
 import pytest
 
-import backends.ydata as ydata
-from backends.base import BackendUnavailable
-from backends.isolated import DockerRunner, Job, WorkerCancelled, WorkerError, WorkerTimeout
-from metadata.schema import ColumnKind, TableSchema
+import fairsynth.backends.ydata as ydata
+from fairsynth.backends.base import BackendUnavailable
+from fairsynth.backends.isolated import DockerRunner, Job, WorkerCancelled, WorkerError, WorkerTimeout
+from fairsynth.metadata.schema import ColumnKind, TableSchema
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from metadata.validate import validate_crate
+from fairsynth.metadata.validate import validate_crate
 
 from .conftest import ROOT, free_port, wait_for
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from metadata.validate import validate_crate
+from fairsynth.metadata.validate import validate_crate
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -36,11 +35,10 @@ def free_port() -> int:
 def ui_server(tmp_path):
     """`fairsynth ui` on a free port with its own data directory (1 MiB upload limit); stopped at the end."""
     port = free_port()
-    env = {**os.environ, "FAIRSYNTH_DATA_DIR": str(tmp_path / "data"), "FAIRSYNTH_MAX_UPLOAD_MB": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "FAIRSYNTH_DATA_DIR": str(tmp_path / "data"), "FAIRSYNTH_MAX_UPLOAD_MB": "1"}
     log = open(tmp_path / "ui.log", "wb")
-    process = subprocess.Popen([sys.executable, "-c", "from services.cli import app; app()", "ui", "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen([sys.executable, "-c", "from fairsynth.services.entry.cli import app; app()", "ui", "--port", str(port)],
+                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

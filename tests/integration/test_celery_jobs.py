@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from services.api import create_app
-from services.settings import Settings
+from fairsynth.services.entry.api import create_app
+from fairsynth.services.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HOOKS = Path(__file__).resolve().parents[1] / "unit" / "task_hooks"
@@ -32,7 +32,7 @@ def distributed(postgres_url, redis_url, tmp_path_factory):
            "FAIRSYNTH_TEST_PIDS": str(pids),
            "PYTHONPATH": f"{HOOKS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     log = open(root / "worker.log", "wb")
-    worker = subprocess.Popen([sys.executable, "-c", "from services.cli import app; app()", "worker",
+    worker = subprocess.Popen([sys.executable, "-c", "from fairsynth.services.entry.cli import app; app()", "worker",
                                "--queues", "basic,sdv", "--concurrency", "2"], env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:

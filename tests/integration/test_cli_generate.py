@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from metadata.schema import ColumnKind, TableSchema
-from services.demo import DEMO_PATH
-from services.tables import read_table
+from fairsynth.metadata.schema import ColumnKind, TableSchema
+from fairsynth.services.run.demo import DEMO_PATH
+from fairsynth.services.run.tables import read_table
 
 BACKENDS = ("marginals", "sdv.gaussian_copula", "sdv.tvae")
 FAIRSYNTH = str(Path(sys.executable).with_name("fairsynth"))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from backends import registry
-from metadata.crate import read_crate_zip
-from metadata.validate import validate_crate
-from services import pipeline
-from services.config import BackendSpec, GenerationRequest
-from services.evaluation.gate import ReleasePolicy
+from fairsynth.backends import registry
+from fairsynth.metadata.crate import read_crate_zip
+from fairsynth.metadata.validate import validate_crate
+from fairsynth.services.run import pipeline
+from fairsynth.services.run.config import BackendSpec, GenerationRequest
+from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 AVAILABLE = [b for b in registry.list_backends() if b.available]

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.jobs import JobStore
+from fairsynth.services.jobs.store import JobStore
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +39,8 @@ def test_two_backend_job_through_the_api_on_postgres_with_the_local_executor(pos
 
     from fastapi.testclient import TestClient
 
-    from services.api import create_app
-    from services.settings import Settings
+    from fairsynth.services.entry.api import create_app
+    from fairsynth.services.settings import Settings
 
     settings = Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path / "data"), "FAIRSYNTH_DATABASE_URL": postgres_url})
     with TestClient(create_app(settings)) as client:

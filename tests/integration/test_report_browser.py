@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from metadata.schema import TableSchema
-from services.demo import load_demo_table
-from services.evaluation import evaluate
-from services.report import render_comparison, render_report
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import load_demo_table
+from fairsynth.services.run.evaluation import evaluate
+from fairsynth.services.run.report import render_comparison, render_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import backends.ydata as ydata
-from backends.base import ModelFileError
-from backends.isolated import Job
-from metadata.schema import ColumnKind, TableSchema
+import fairsynth.backends.ydata as ydata
+from fairsynth.backends.base import ModelFileError
+from fairsynth.backends.isolated import Job
+from fairsynth.metadata.schema import ColumnKind, TableSchema
 
 AVAILABLE, REASON = ydata.FastGenerator.availability()
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
@@ -85,8 +85,8 @@ def test_worker_error_comes_back_as_one_sentence(tmp_path):
 
 PARENT = """
 import sys, numpy as np, pandas as pd
-import backends.ydata as ydata
-from backends.isolated import Job
+import fairsynth.backends.ydata as ydata
+from fairsynth.backends.isolated import Job
 rng = np.random.default_rng(0)
 pd.DataFrame(rng.normal(size=(4000, 6)), columns=list("abcdef")).to_parquet(sys.argv[1])
 request = {"action": "fit", "model": "fast", "data": "t.parquet", "num_cols": list("abcdef"), "cat_cols": [],
@@ -119,7 +119,7 @@ def alive(pid: int) -> bool:
 
 def test_worker_exits_when_the_main_process_is_killed(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "t.parquet")], stdout=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(Path(ydata.__file__).parents[2])})
+                              text=True)
     try:
         assert parent.stdout.readline().strip() == "started"  # the worker is fitting
         [worker] = children_of(parent.pid)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import backends.ydata as ydata
-from backends.registry import list_backends
-from metadata.schema import ColumnKind, TableSchema
-from services.tables import read_table
+import fairsynth.backends.ydata as ydata
+from fairsynth.backends.registry import list_backends
+from fairsynth.metadata.schema import ColumnKind, TableSchema
+from fairsynth.services.run.tables import read_table
 
 BACKENDS = ("ydata.fast", "ydata.ctgan")
 FAIRSYNTH = str(Path(sys.executable).with_name("fairsynth"))
@@ -31,7 +31,7 @@ def declared_environment(tmp_path: Path) -> dict[str, str]:
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fairsynth-ydata-entry-points\nVersion: 0\n")
     (dist / "entry_points.txt").write_text("[fairsynth.backends]\n" + "".join(
-        f"{name} = backends.ydata:{cls}\n" for name, cls in
+        f"{name} = fairsynth.backends.ydata:{cls}\n" for name, cls in
         (("ydata.fast", "FastGenerator"), ("ydata.ctgan", "CTGANGenerator"))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(dist.parent)) if p)
     return env

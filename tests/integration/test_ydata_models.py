@@ -7,8 +7,8 @@ import tempfile
 import pandas as pd
 import pytest
 
-import backends.ydata as ydata
-from metadata.schema import ColumnKind, TableSchema
+import fairsynth.backends.ydata as ydata
+from fairsynth.metadata.schema import ColumnKind, TableSchema
 
 AVAILABLE, REASON = ydata.FastGenerator.availability()
 pytestmark = [pytest.mark.integration, pytest.mark.slow,

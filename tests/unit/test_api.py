@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from services.api import check_exposure, create_app
-from services.settings import Settings, SettingsError
+from fairsynth.services.entry.api import check_exposure, create_app
+from fairsynth.services.settings import Settings, SettingsError
 
 PROBLEM = "application/problem+json"
 

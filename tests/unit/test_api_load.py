@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from services.api import create_app
-from services.settings import Settings
+from fairsynth.services.entry.api import create_app
+from fairsynth.services.settings import Settings
 
 JOBS = 50
 ENDED = ("succeeded", "cancelled", "failed")

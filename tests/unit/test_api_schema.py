@@ -5,8 +5,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 
-from services.api import create_app
-from services.settings import Settings
+from fairsynth.services.entry.api import create_app
+from fairsynth.services.settings import Settings
 
 schemathesis = pytest.importorskip("schemathesis")
 

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from backends.marginals import MarginalsGenerator
-from metadata.schema import ColumnKind, TableSchema
-from services.cli import app
-from services.config import GenerationRequest, BackendSpec
-from services.pipeline import run
-from services.tables import InputError, read_table
+from fairsynth.backends.marginals import MarginalsGenerator
+from fairsynth.metadata.schema import ColumnKind, TableSchema
+from fairsynth.services.entry.cli import app
+from fairsynth.services.run.config import GenerationRequest, BackendSpec
+from fairsynth.services.run.pipeline import run
+from fairsynth.services.run.tables import InputError, read_table
 
 runner = CliRunner()
 

@@ -11,11 +11,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request, UploadFile
 
-from metadata.biostudies import (PASSWORD_ENV, SERVER_ENV, USER_ENV, BioStudiesClient, DepositError,
+from fairsynth.metadata.biostudies import (PASSWORD_ENV, SERVER_ENV, USER_ENV, BioStudiesClient, DepositError,
                                  build_pagetab, deposit)
-from metadata.crate import Author, CrateInfo, Organization, RunFacts, SourceFacts, build_crate, sha256_file
-from metadata.schema import TableSchema
-from services.demo import DEMO_PATH, load_demo_table
+from fairsynth.metadata.crate import Author, CrateInfo, Organization, RunFacts, SourceFacts, build_crate, sha256_file
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
 
 T0 = datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc)
 USER, PASSWORD, TOKEN = "depositor@example.org", "correct horse", "session-token-123"
@@ -269,7 +269,7 @@ def test_deposit_refuses_a_directory_without_pagetab(tmp_path):
 
 
 def test_deposit_reads_a_crate_zip(crate, server, tmp_path):
-    from metadata.crate import zip_crate
+    from fairsynth.metadata.crate import zip_crate
     root, _, _ = crate
     stand_in, url = server
     archive = zip_crate(root, tmp_path / "crate.zip")

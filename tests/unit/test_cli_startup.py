@@ -8,13 +8,13 @@ HEAVY = ("torch", "sdmetrics", "sklearn", "sdv", "scipy", "sqlalchemy", "streaml
 
 
 def test_importing_the_command_line_loads_no_heavy_library():
-    probe = f"import sys, services.cli; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    probe = f"import sys, fairsynth.services.entry.cli; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert loaded.stdout.strip() == ""
 
 
 def test_an_evaluation_name_still_loads_on_first_use():
-    probe = ("import sys, services.evaluation as e; assert 'sdmetrics' not in sys.modules; "
+    probe = ("import sys, fairsynth.services.run.evaluation as e; assert 'sdmetrics' not in sys.modules; "
              "e.evaluate; print('sdmetrics' in sys.modules)")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert loaded.stdout.strip() == "True"

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backends.preprocessing import MISSING_TOKEN, RARE_TOKEN, TableCodec
-from metadata.schema import ColumnKind, TableSchema
+from fairsynth.backends.preprocessing import MISSING_TOKEN, RARE_TOKEN, TableCodec
+from fairsynth.metadata.schema import ColumnKind, TableSchema
 
 
 def round_trip(table: pd.DataFrame, **fit_options) -> tuple[TableSchema, TableCodec, pd.DataFrame, pd.DataFrame]:
@@ -56,7 +56,7 @@ def test_identifiers_and_pii_are_fresh_unique_and_shaped(demo):
 
 
 def test_real_looking_nhs_numbers_are_replaced_never_copied():
-    from metadata.schema import nhs_check_digit
+    from fairsynth.metadata.schema import nhs_check_digit
     rng = np.random.default_rng(8)
     stems = np.hstack([rng.integers(4, 5, (400, 1)), rng.integers(0, 10, (400, 8))])
     stems = stems[nhs_check_digit(stems) != 10]

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from backends.preprocessing import TableCodec
-from metadata.crate import (BIOSCHEMAS_DATASET, COMPLETED, PROCESS_RUN_CRATE, Author, CrateError, CrateInfo,
+from fairsynth.backends.preprocessing import TableCodec
+from fairsynth.metadata.crate import (BIOSCHEMAS_DATASET, COMPLETED, PROCESS_RUN_CRATE, Author, CrateError, CrateInfo,
                             Organization, RunFacts, SourceFacts, build_crate, read_crate_zip, sha256_file, zip_crate)
-from metadata.schema import TableSchema
-from metadata.validate import check_files, check_structure, validate_crate
-from services.demo import DEMO_PATH, load_demo_table
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.metadata.validate import check_files, check_structure, validate_crate
+from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
 T0 = datetime(2026, 11, 23, 12, 0, 0, 654321, tzinfo=timezone.utc)
@@ -266,7 +266,7 @@ def test_missing_create_action_fails(built, tmp_path):
 
 
 def test_empty_dome_section_fails(built, tmp_path):
-    from metadata.validate import check_dome
+    from fairsynth.metadata.validate import check_dome
     root = broken_copy(built, tmp_path)
     dome = json.loads((root / "metadata/dome.json").read_text())
     dome["evaluation"] = {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backends import registry
-from metadata.schema import TableSchema
-from services.evaluation.quality import evaluate_quality
+from fairsynth.backends import registry
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.evaluation.quality import evaluate_quality
 
 BACKENDS = ("marginals", "sdv.gaussian_copula")
 

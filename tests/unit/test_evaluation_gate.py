@@ -6,11 +6,11 @@ import json
 import pandas as pd
 import pytest
 
-from metadata.schema import TableSchema
-from services.demo import load_demo_table
-from services.evaluation import compare, evaluate, evaluate_files
-from services.tables import InputError
-from services.evaluation.gate import ReleasePolicy, gate
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import load_demo_table
+from fairsynth.services.run.evaluation import compare, evaluate, evaluate_files
+from fairsynth.services.run.tables import InputError
+from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
 
 
 def _metrics(**changes) -> dict:

@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metadata.schema import TableSchema
-from services.demo import load_demo_table
-from services.evaluation import evaluate
-from services.evaluation.frames import compared_columns, values_frame
-from services.evaluation.gate import gate
-from services.evaluation.privacy import ExactCopyCounter, MixedSpace, count_exact_copies, evaluate_privacy
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import load_demo_table
+from fairsynth.services.run.evaluation import evaluate
+from fairsynth.services.run.evaluation.frames import compared_columns, values_frame
+from fairsynth.services.run.evaluation.gate import gate
+from fairsynth.services.run.evaluation.privacy import ExactCopyCounter, MixedSpace, count_exact_copies, evaluate_privacy
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_streamed_batches_are_all_checked_for_copies(split):
 
 def test_a_row_that_matches_only_in_its_numbers_is_no_copy():
     """Copies are found by numbers first, then every column: a changed category or date is no copy."""
-    from metadata.schema import ColumnKind, ColumnSpec
+    from fairsynth.metadata.schema import ColumnKind, ColumnSpec
     specs = [ColumnSpec(name="x", kind=ColumnKind.FLOAT), ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL),
              ColumnSpec(name="d", kind=ColumnKind.DATE, datetime_format="%Y-%m-%d")]
     train = pd.DataFrame({"x": [1.5, 2.5, 3.5], "c": ["a", "b", "a"], "d": ["2020-01-01", "2020-01-02", "2020-01-03"]})
@@ -100,7 +100,7 @@ def test_a_row_that_matches_only_in_its_numbers_is_no_copy():
 
 
 def test_mixed_distance_weighs_one_category_like_one_standard_deviation():
-    from metadata.schema import ColumnKind, ColumnSpec
+    from fairsynth.metadata.schema import ColumnKind, ColumnSpec
     specs = [ColumnSpec(name="x", kind=ColumnKind.FLOAT), ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL)]
     train = pd.DataFrame({"x": np.random.default_rng(0).normal(5, 2, 1000), "c": ["a", "b"] * 500})
     space = MixedSpace(values_frame(train, specs), specs)
@@ -139,7 +139,7 @@ def test_dp_budget_is_reported_beside_the_risks(split):
                        anonymeter=False)
     assert metrics["privacy"]["dp"] == {"epsilon": 3.0, "delta": 1e-5, "differentially_private": True}
     assert metrics["fit"]["epsilon"] == 3.0
-    from services.evaluation.gate import ReleasePolicy
+    from fairsynth.services.run.evaluation.gate import ReleasePolicy
     assert gate(metrics, ReleasePolicy(max_epsilon=1.0))["decision"] in ("flag", "block")
 
 

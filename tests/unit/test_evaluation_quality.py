@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metadata.schema import TableSchema
-from services.demo import load_demo_table
-from services.evaluation.quality import evaluate_quality, quality_score, sdmetrics_metadata
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import load_demo_table
+from fairsynth.services.run.evaluation.quality import evaluate_quality, quality_score, sdmetrics_metadata
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metadata.schema import TableSchema
-from services.evaluation.utility import evaluate_utility
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.evaluation.utility import evaluate_utility
 
 
 @pytest.fixture(scope="module")

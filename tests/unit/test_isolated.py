@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from requests.exceptions import ReadTimeout
 
-from backends.base import BackendUnavailable
-from backends.isolated import (DockerRunner, IsolatedEnvironment, Job, SubprocessRunner, WorkerCancelled,
+from fairsynth.backends.base import BackendUnavailable
+from fairsynth.backends.isolated import (DockerRunner, IsolatedEnvironment, Job, SubprocessRunner, WorkerCancelled,
                                WorkerError, WorkerTimeout)
 
 # A worker with the real protocol, written in plain Python so these tests need no ydata venv.

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import backends.ydata as ydata
-from backends.base import BackendError, BackendUnavailable, Capabilities
-from backends.isolated import DockerRunner, SubprocessRunner
-from backends.registry import parameters_of
+import fairsynth.backends.ydata as ydata
+from fairsynth.backends.base import BackendError, BackendUnavailable, Capabilities
+from fairsynth.backends.isolated import DockerRunner, SubprocessRunner
+from fairsynth.backends.registry import parameters_of
 
 ALL = (ydata.FastGenerator, ydata.GaussianMixtureGenerator, ydata.CTGANGenerator, ydata.WGANGPGenerator,
        ydata.DRAGANGenerator, ydata.CramerGANGenerator)
@@ -36,7 +36,7 @@ def test_broken_venv_names_the_missing_packages(monkeypatch, tmp_path):
 
 
 def test_fit_without_the_venv_fails_with_the_fix(monkeypatch, tmp_path, demo):
-    from metadata.schema import TableSchema
+    from fairsynth.metadata.schema import TableSchema
     monkeypatch.setenv("FAIRSYNTH_YDATA_VENV", str(tmp_path / "absent"))
     small = demo.head(50)
     with pytest.raises(BackendUnavailable, match="make install-ydata"):
@@ -111,10 +111,10 @@ def test_worker_imports_nothing_from_fairsynth():
 
 
 def test_cancel_before_a_call_stops_it_without_starting_a_worker(monkeypatch, demo):
-    from backends.isolated import WorkerCancelled
-    from metadata.schema import TableSchema
+    from fairsynth.backends.isolated import WorkerCancelled
+    from fairsynth.metadata.schema import TableSchema
     started = []
-    monkeypatch.setattr("backends.isolated.subprocess.Popen", lambda *a, **k: started.append(a))
+    monkeypatch.setattr("fairsynth.backends.isolated.subprocess.Popen", lambda *a, **k: started.append(a))
     monkeypatch.setattr(ydata.IsolatedEnvironment, "availability", lambda self: (True, ""))
     generator = ydata.FastGenerator()
     generator.cancel()

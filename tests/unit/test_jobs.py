@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from services.config import BackendSpec, GenerationRequest
-from services.executors import LocalExecutor, create_job, run_job
-from services.jobs import JobStore
-from services.settings import Settings
+from fairsynth.services.run.config import BackendSpec, GenerationRequest
+from fairsynth.services.jobs.executors import LocalExecutor, create_job, run_job
+from fairsynth.services.jobs.store import JobStore
+from fairsynth.services.settings import Settings
 
 HOOKS = Path(__file__).parent / "task_hooks"
 TWO = [BackendSpec(name="marginals"), BackendSpec(name="sdv.gaussian_copula")]
@@ -216,7 +216,7 @@ def test_the_migrations_build_exactly_the_models_tables(store):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from services.jobs import Base
+    from fairsynth.services.jobs.store import Base
 
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)

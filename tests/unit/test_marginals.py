@@ -4,10 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backends import registry
-from backends.base import ModelFileError, NotFittedError
-from backends.marginals import MarginalsGenerator
-from metadata.schema import TableSchema
+from fairsynth.backends import registry
+from fairsynth.backends.base import ModelFileError, NotFittedError
+from fairsynth.backends.marginals import MarginalsGenerator
+from fairsynth.metadata.schema import TableSchema
 
 
 @pytest.fixture

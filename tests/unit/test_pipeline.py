@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from backends.marginals import MarginalsGenerator
-from services.config import BackendSpec, GenerationRequest
-from services.pipeline import run
+from fairsynth.backends.marginals import MarginalsGenerator
+from fairsynth.services.run.config import BackendSpec, GenerationRequest
+from fairsynth.services.run.pipeline import run
 
 CRATE = {"authors": [{"name": "Ada Lovelace", "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]}
 FAIRSYNTH = str(Path(sys.executable).with_name("fairsynth"))

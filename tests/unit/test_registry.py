@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from backends import registry
-from backends.base import BackendError, BackendUnavailable
-from backends.registry import UnknownBackendError
+from fairsynth.backends import registry
+from fairsynth.backends.base import BackendError, BackendUnavailable
+from fairsynth.backends.registry import UnknownBackendError
 
 
 def test_lists_marginals_and_the_four_sdv_backends_as_available():
@@ -36,8 +36,8 @@ def plugin_dist(tmp_path, monkeypatch):
     package = tmp_path / "acme_synth"
     package.mkdir()
     (package / "__init__.py").write_text(textwrap.dedent('''
-        from backends.marginals import MarginalsGenerator
-        from backends.base import Capabilities
+        from fairsynth.backends.marginals import MarginalsGenerator
+        from fairsynth.backends.base import Capabilities
 
         class Shuffler(MarginalsGenerator):
             name = "acme.shuffle"
@@ -54,7 +54,7 @@ def plugin_dist(tmp_path, monkeypatch):
 
 
 def test_plugin_added_by_entry_point_is_discovered_and_runs(plugin_dist, demo):
-    from metadata.schema import TableSchema
+    from fairsynth.metadata.schema import TableSchema
     listed = {b.name: b for b in registry.list_backends()}
     assert listed["acme.shuffle"].available and listed["acme.shuffle"].capabilities.license == "MIT"
     assert not listed["acme.broken"].available

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metadata.schema import ColumnKind, SchemaError, TableSchema
+from fairsynth.metadata.schema import ColumnKind, SchemaError, TableSchema
 
 K = ColumnKind
 

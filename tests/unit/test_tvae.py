@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from backends.base import BackendError, ModelFileError, Progress
-from backends.registry import backend_info, create
-from backends.tvae import DPTVAEGenerator, TVAEGenerator
-from metadata.schema import ColumnKind, TableSchema
-from services.demo import load_demo_table
+from fairsynth.backends.base import BackendError, ModelFileError, Progress
+from fairsynth.backends.registry import backend_info, create
+from fairsynth.backends.tvae import DPTVAEGenerator, TVAEGenerator
+from fairsynth.metadata.schema import ColumnKind, TableSchema
+from fairsynth.services.run.demo import load_demo_table
 
 FAST = {"epochs": 2, "batch_size": 256, "hidden_size": 32, "latent_dim": 16}
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backends.tvae.encoding import TableEncoding
+from fairsynth.backends.tvae.encoding import TableEncoding
 
 
 @pytest.fixture(scope="module")

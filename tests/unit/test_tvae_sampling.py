@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from backends.base import BackendError, sample_tables
-from backends.tvae import TVAEGenerator
-from backends.tvae.encoding import TableEncoding
-from backends.tvae.model import FusedAdam, TabularVAE, size_groups
-from metadata.schema import TableSchema
-from services.demo import load_demo_table
+from fairsynth.backends.base import BackendError, sample_tables
+from fairsynth.backends.tvae import TVAEGenerator
+from fairsynth.backends.tvae.encoding import TableEncoding
+from fairsynth.backends.tvae.model import FusedAdam, TabularVAE, size_groups
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import load_demo_table
 
 FAST = {"epochs": 2, "batch_size": 256, "hidden_size": 32, "latent_dim": 16}
 

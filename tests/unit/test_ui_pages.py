@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services import workspace as ws_api
+from fairsynth.services.entry import workspace as ws_api
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 
@@ -22,7 +22,7 @@ def data_dir(tmp_path, monkeypatch):
     """A fresh data directory; the UI's workspace (executor and store) is closed afterwards."""
     monkeypatch.setenv("FAIRSYNTH_DATA_DIR", str(tmp_path / "data"))
     yield tmp_path / "data"
-    from ui.common import _open, workspace
+    from fairsynth.ui.common import _open, workspace
     workspace().close()
     _open.clear()
 
@@ -36,7 +36,7 @@ def open_app(page: str | None = None) -> AppTest:
 
 
 def wait_for_job(timeout: float = 240.0):
-    from ui.common import workspace
+    from fairsynth.ui.common import workspace
     ws = workspace()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,11 +121,11 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     reopened.text_area(key="meta-authors").input("Ada Lovelace; ; Uni; https://ror.org/013meh722")
     next(b for b in reopened.button if b.label == "Build and validate crates").click().run()
     assert sum("valid crate" in m.value for m in reopened.markdown) == 2  # rebuilding over a crate works
-    from ui.common import workspace
+    from fairsynth.ui.common import workspace
     crate = ws_api.artefact(workspace(), ws_api.get_job(workspace(), job.id), "marginals", "crate")
     with zipfile.ZipFile(crate) as archive:
         assert "second edition" in archive.read("ro-crate-metadata.json").decode()
-    from ui.common import workspace
+    from fairsynth.ui.common import workspace
     deposit = ws_api.deposit_crate(workspace(), ws_api.get_job(workspace(), job.id), "marginals")
     assert deposit["dry_run"] and Path(deposit["plan_dir"], "pagetab.json").is_file()
 
@@ -137,7 +137,7 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
 
 @pytest.mark.slow
 def test_bad_metadata_shows_one_sentence_on_the_export_page(data_dir):
-    from ui.common import workspace
+    from fairsynth.ui.common import workspace
     ws = workspace()
     job = ws_api.submit_job(ws, ws_api.demo_dataset(ws), [{"name": "marginals"}], rows=100, anonymeter=False)
     assert wait_for_job().id == job.id
@@ -158,7 +158,7 @@ def test_cancel_stops_a_long_fit_and_the_page_says_so(data_dir):
     app.checkbox(key="use-sdv.ctgan").check().run()
     app.number_input(key="param-sdv.ctgan-epochs").set_value(5000)
     app.button(key="generate").click().run()
-    from ui.common import workspace
+    from fairsynth.ui.common import workspace
     job = ws_api.list_jobs(workspace(), limit=1)[0]
     deadline = time.monotonic() + 60
     while ws_api.get_job(workspace(), job.id).tasks[0].state != "running" and time.monotonic() < deadline:

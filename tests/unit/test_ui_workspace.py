@@ -6,11 +6,11 @@ import io
 import pandas as pd
 import pytest
 
-from metadata.schema import SchemaError
-from services import workspace as ws_api
-from services.config import ConfigError
-from services.settings import Settings
-from services.tables import InputError
+from fairsynth.metadata.schema import SchemaError
+from fairsynth.services.entry import workspace as ws_api
+from fairsynth.services.run.config import ConfigError
+from fairsynth.services.settings import Settings
+from fairsynth.services.run.tables import InputError
 
 
 @pytest.fixture

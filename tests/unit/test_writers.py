@@ -4,11 +4,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backends.base import sample_tables
-from backends.registry import create
-from metadata.schema import TableSchema
-from services.demo import load_demo_table
-from services.writers import BatchWriter, write_batches
+from fairsynth.backends.base import sample_tables
+from fairsynth.backends.registry import create
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.demo import load_demo_table
+from fairsynth.services.run.writers import BatchWriter, write_batches
 
 
 @pytest.fixture(scope="module")

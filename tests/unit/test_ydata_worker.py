@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import backends.ydata as ydata
+import fairsynth.backends.ydata as ydata
 
 WORKER = Path(ydata.__file__).with_name("worker.py")
 # a worker that sends its result and then takes a while to exit, as TensorFlow's teardown does

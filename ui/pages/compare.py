@@ -6,8 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from services import workspace as ws_api
-from ui.common import friendly_errors, header, job_picker, workspace
+from fairsynth.services.entry import workspace as ws_api
+from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
 
 HEADLINE = ["backend", "status", "decision", "fit_seconds", "quality", "column_shapes", "column_pair_trends",
             "dcr_share", "mia_auc", "exact_copies", "singling_out_risk", "utility_ratio", "epsilon", "error"]

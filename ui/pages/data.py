@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services import workspace as ws_api
-from ui.common import choose_dataset, current_dataset, friendly_errors, header, workspace
+from fairsynth.services.entry import workspace as ws_api
+from fairsynth.ui.common import choose_dataset, current_dataset, friendly_errors, header, workspace
 
 ws = workspace()
 header("1 · Data", "Start from the demo table (fabricated hospital episodes) or upload your own CSV or Parquet table.")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from services import workspace as ws_api
-from ui.common import friendly_errors, header, job_picker, workspace
+from fairsynth.services.entry import workspace as ws_api
+from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
 
 LICENSES = ["CC-BY-4.0", "CC0-1.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "ODbL-1.0"]
 AUTHOR_EXAMPLE = "Ada Lovelace; 0000-0002-1825-0097; University of Cambridge; https://ror.org/013meh722"

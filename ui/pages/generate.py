@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from services import workspace as ws_api
-from services.config import DEFAULT_BACKENDS
-from ui.common import choose_job, current_dataset, current_job, friendly_errors, header, workspace
+from fairsynth.services.entry import workspace as ws_api
+from fairsynth.services.run.config import DEFAULT_BACKENDS
+from fairsynth.ui.common import choose_job, current_dataset, current_job, friendly_errors, header, workspace
 
 ws = workspace()
 dataset = current_dataset()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services import workspace as ws_api
-from ui.common import choose_job, friendly_errors, header, workspace
+from fairsynth.services.entry import workspace as ws_api
+from fairsynth.ui.common import choose_job, friendly_errors, header, workspace
 
 ws = workspace()
 header("Past runs", "Earlier runs from the job store; open one to compare or export it.")

@@ -14,7 +14,7 @@ if HOOK:
     import time
     from pathlib import Path
 
-    from backends.marginals import MarginalsGenerator
+    from fairsynth.backends.marginals import MarginalsGenerator
 
     _original_fit = MarginalsGenerator._fit_encoded
 

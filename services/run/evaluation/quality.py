@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from sdmetrics.reports import DiagnosticReport, QualityReport
 
-from metadata.schema import TEMPORAL_KINDS, ColumnKind, TableSchema
-from services.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, TableSchema
+from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
 TABLE = "table"
 SDTYPES = {ColumnKind.INTEGER: "numerical", ColumnKind.FLOAT: "numerical", ColumnKind.BOOLEAN: "categorical",

@@ -1,6 +1,7 @@
 """The `fairsynth` command line: backends, inspect, generate, ui."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -13,13 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from backends import registry
-from backends.base import BackendError, Progress
-from metadata.schema import SchemaError, TableSchema
+from fairsynth.backends import registry
+from fairsynth.backends.base import BackendError, Progress
+from fairsynth.metadata.schema import SchemaError, TableSchema
 
-from .config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_author, parse_request
-from .demo import DEMO_PATH
-from .tables import InputError, read_table
+from fairsynth.services.run.config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_author, parse_request
+from fairsynth.services.run.demo import DEMO_PATH
+from fairsynth.services.run.tables import InputError, read_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="fairsynth: synthetic health tables from several backends, measured and packaged.")
@@ -36,7 +37,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     A function, not a constant: an `except` clause evaluates it only while an error is handled, so the
     pipeline (sdmetrics, torch) is not imported just to start the command line.
     """
-    from .pipeline import RunError
+    from fairsynth.services.run.pipeline import RunError
     return InputError, ConfigError, SchemaError, BackendError, RunError
 
 
@@ -134,8 +135,8 @@ def evaluate_command(
     seed: int = 0,
 ) -> None:
     """Evaluate any synthetic file against the real one: quality, privacy, utility and the release gate."""
-    from .evaluation import evaluate_files
-    from .report import render_report
+    from fairsynth.services.run.evaluation import evaluate_files
+    from fairsynth.services.run.report import render_report
     try:
         metrics = evaluate_files(real, synthetic, target=target, holdout_path=holdout, seed=seed)
         if out:
@@ -159,8 +160,8 @@ def evaluate_command(
 @app.command()
 def validate(crate: Path = typer.Argument(..., help="crate directory or .crate.zip")) -> None:
     """Validate a crate offline: RO-Crate / Process Run Crate, Bioschemas SHACL, files, DOME (exit 1 on fail)."""
-    from metadata.crate import CrateError
-    from metadata.validate import validate_crate
+    from fairsynth.metadata.crate import CrateError
+    from fairsynth.metadata.validate import validate_crate
     try:
         report = validate_crate(crate)
     except (CrateError, OSError) as exc:
@@ -174,8 +175,8 @@ def deposit(crate: Path = typer.Argument(..., help="crate directory or .crate.zi
             server: Optional[str] = typer.Option(None, help="BioStudies server URL (default: dry run)"),
             out: Path = typer.Option(Path("deposit-plan"), help="where a dry run writes what would be sent")) -> None:
     """Deposit a crate to BioStudies: a dry run unless a server and credentials (environment) are given."""
-    from metadata.biostudies import DepositError, deposit as deposit_crate
-    from metadata.crate import CrateError
+    from fairsynth.metadata.biostudies import DepositError, deposit as deposit_crate
+    from fairsynth.metadata.crate import CrateError
     try:
         result = deposit_crate(crate, out_dir=out, server=server)
     except (CrateError, DepositError, OSError) as exc:
@@ -189,7 +190,7 @@ def deposit(crate: Path = typer.Argument(..., help="crate directory or .crate.zi
 @app.command()
 def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
     """Start the Streamlit UI (on the demo table)."""
-    app_path = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    app_path = Path(importlib.util.find_spec("fairsynth.ui").origin).parent / "app.py"  # located, not imported
     # browser.serverAddress set by hand stops Streamlit looking up its external IP on the network
     env = {"STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost", "STREAMLIT_CLIENT_TOOLBAR_MODE": "viewer",
            "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "type", **os.environ,  # no developer menu, no tracebacks
@@ -274,7 +275,7 @@ def _run_with_bars(request: GenerationRequest):
             info = f"loss {event.loss:.3f}" if event.loss is not None else event.message
             bars.update(tasks[key], completed=event.step, total=event.total, info=info)
 
-        from .executors import run_job
+        from fairsynth.services.jobs.executors import run_job
         return run_job(request, progress=report)  # the same job path as the API: stored, parallel, cancellable
 
 
@@ -291,8 +292,8 @@ def _num(value, spec: str) -> str:
 def serve(host: str = typer.Option("127.0.0.1", help="address to listen on; beyond loopback needs FAIRSYNTH_API_TOKEN"),
           port: int = typer.Option(8000, help="TCP port")) -> None:
     """Start the REST API (OpenAPI at /docs) with the executor from the environment (local by default)."""
-    from .api import serve as serve_api
-    from .settings import SettingsError
+    from fairsynth.services.entry.api import serve as serve_api
+    from fairsynth.services.settings import SettingsError
     try:
         serve_api(host, port)
     except SettingsError as exc:
@@ -303,8 +304,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on; beyo
 def worker(queues: str = typer.Option("basic,torch,sdv,ydata", help="comma-separated backend families to serve"),
            concurrency: int = typer.Option(1, help="tasks this worker runs at once")) -> None:
     """Start a Celery worker for the given backend-family queues (needs FAIRSYNTH_BROKER_URL)."""
-    from .executors import FAMILIES, run_worker
-    from .settings import Settings, SettingsError
+    from fairsynth.services.jobs.executors import FAMILIES, run_worker
+    from fairsynth.services.settings import Settings, SettingsError
     try:
         settings = Settings.from_env()
         chosen = [q.strip() for q in queues.split(",") if q.strip()]

@@ -10,12 +10,12 @@ from dataclasses import asdict, is_dataclass
 import numpy as np
 import pandas as pd
 
-from metadata.schema import TableSchema
-from services.evaluation.gate import ReleasePolicy, gate
-from services.evaluation.privacy import ExactCopyCounter, evaluate_privacy
-from services.evaluation.quality import evaluate_quality
-from services.evaluation.utility import evaluate_utility
-from services.tables import read_table
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
+from fairsynth.services.run.evaluation.privacy import ExactCopyCounter, evaluate_privacy
+from fairsynth.services.run.evaluation.quality import evaluate_quality
+from fairsynth.services.run.evaluation.utility import evaluate_utility
+from fairsynth.services.run.tables import read_table
 
 METRICS_VERSION = 1
 

@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from metadata.schema import TableSchema
-from services.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
 ATTACKS = 300           # attacks per evaluator
 ROWS = 2_000            # rows of train, holdout and synthetic given to anonymeter

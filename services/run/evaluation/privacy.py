@@ -16,9 +16,9 @@ import pyarrow as pa
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
-from metadata.schema import NUMERIC_KINDS, TableSchema
-from services.evaluation.anonymity import anonymeter_risks
-from services.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.metadata.schema import NUMERIC_KINDS, TableSchema
+from fairsynth.services.run.evaluation.anonymity import anonymeter_risks
+from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
 REFERENCE_ROWS = 5_000   # train and holdout rows used as distance references (equal numbers of each)
 QUERY_ROWS = 5_000       # synthetic rows whose distances are measured

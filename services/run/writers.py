@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from backends.background import run_ahead
-from backends.base import STAGE_DEPTH
+from fairsynth.backends.background import run_ahead
+from fairsynth.backends.base import STAGE_DEPTH
 
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
 CSV_CHUNK_ROWS = 8192  # rows Arrow formats per chunk (its default of 1,024 is a quarter slower)

@@ -8,9 +8,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from metadata.crate import CrateInfo
+from fairsynth.metadata.crate import CrateInfo
 
-from .evaluation.gate import ReleasePolicy
+from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
 DEFAULT_BACKENDS = ("tvae",)  # the in-house TVAE: what a run uses when it names no backend
 

@@ -15,7 +15,7 @@ from sqlalchemy import (BigInteger, DateTime, Float, ForeignKey, Integer, String
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload, sessionmaker
 
-from backends.base import Progress
+from fairsynth.backends.base import Progress
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, FINISHING = "queued", "running", "succeeded", "failed", "cancelled", "finishing"
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)

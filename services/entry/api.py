@@ -23,18 +23,18 @@ from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
-from backends.base import BackendError
-from metadata.schema import SchemaError, TableSchema
+from fairsynth.backends.base import BackendError
+from fairsynth.metadata.schema import SchemaError, TableSchema
 
-from .catalog import backend_catalog
-from .config import BackendSpec, ConfigError, SchemaOverrides, parse_request
-from .evaluation.gate import ReleasePolicy
-from .executors import Executor, create_job, make_executor
-from .jobs import TERMINAL, Job, JobStore, JobStoreError, Task, new_id, utc
-from .pipeline import RunError
-from .settings import Settings, SettingsError
-from .tables import InputError
-from .workspace import register_dataset, too_large_message
+from fairsynth.services.entry.catalog import backend_catalog
+from fairsynth.services.run.config import BackendSpec, ConfigError, SchemaOverrides, parse_request
+from fairsynth.services.run.evaluation.gate import ReleasePolicy
+from fairsynth.services.jobs.executors import Executor, create_job, make_executor
+from fairsynth.services.jobs.store import TERMINAL, Job, JobStore, JobStoreError, Task, new_id, utc
+from fairsynth.services.run.pipeline import RunError
+from fairsynth.services.settings import Settings, SettingsError
+from fairsynth.services.run.tables import InputError
+from fairsynth.services.entry.workspace import register_dataset, too_large_message
 
 log = logging.getLogger("fairsynth.api")
 PROBLEM = "application/problem+json"

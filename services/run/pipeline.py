@@ -17,17 +17,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from backends import registry
-from backends.base import BackendError, Progress, sample_tables, table_to_frame
-from metadata.crate import CrateError, CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
-from metadata.schema import SchemaError, TableSchema
+from fairsynth.backends import registry
+from fairsynth.backends.base import BackendError, Progress, sample_tables, table_to_frame
+from fairsynth.metadata.crate import CrateError, CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
+from fairsynth.metadata.schema import SchemaError, TableSchema
 
-from .config import GenerationRequest, crate_info
-from .demo import DEMO_PATH
-from .evaluation import ExactCopyCounter, compare, evaluate
-from .report import render_comparison, render_report
-from .tables import InputError, read_table
-from .writers import SUFFIXES, write_batches
+from fairsynth.services.run.config import GenerationRequest, crate_info
+from fairsynth.services.run.demo import DEMO_PATH
+from fairsynth.services.run.evaluation import ExactCopyCounter, compare, evaluate
+from fairsynth.services.run.report import render_comparison, render_report
+from fairsynth.services.run.tables import InputError, read_table
+from fairsynth.services.run.writers import SUFFIXES, write_batches
 
 PACKAGES = ("fairsynth", "torch", "sdv", "sdmetrics", "pandas", "numpy", "pyarrow", "opacus")
 

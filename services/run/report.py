@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from metadata.schema import TEMPORAL_KINDS, TableSchema
-from services.evaluation import compare
-from services.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.metadata.schema import TEMPORAL_KINDS, TableSchema
+from fairsynth.services.run.evaluation import compare
+from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
 PLOT_ROWS = 20_000     # rows of each table drawn for the per-column plots
 MAX_COLUMN_PLOTS = 60  # per-column plots shown (the rest are listed)

@@ -1,6 +1,6 @@
 """Executors: a local pool of task processes (default) or Celery workers behind a Redis broker.
 
-Both run services.tasks.execute_task, one task per backend; the store decides every state change.
+Both run tasks.execute_task, one task per backend; the store decides every state change.
 """
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-from backends import registry
-from backends.base import Progress
-from metadata.schema import TableSchema
+from fairsynth.backends import registry
+from fairsynth.backends.base import Progress
+from fairsynth.metadata.schema import TableSchema
 
-from . import pipeline
-from .config import GenerationRequest
-from .jobs import FAILED, TERMINAL, Job, JobStore, Task, new_id
-from .settings import Settings
-from .tasks import execute_task, finish_job_if_done
+from fairsynth.services.run import pipeline
+from fairsynth.services.run.config import GenerationRequest
+from fairsynth.services.jobs.store import FAILED, TERMINAL, Job, JobStore, Task, new_id
+from fairsynth.services.settings import Settings
+from fairsynth.services.jobs.tasks import execute_task, finish_job_if_done
 
 log = logging.getLogger("fairsynth.executors")
 FAMILIES = ("basic", "torch", "sdv", "ydata")
@@ -142,7 +142,7 @@ class LocalExecutor:
         log_path = self.settings.data_dir / "logs" / f"{task.id}.log"
         env = {**os.environ, **self.settings.environment()}
         with open(log_path, "ab") as log_file:
-            return subprocess.Popen([sys.executable, "-m", "services.tasks", "--claimed", task.id],
+            return subprocess.Popen([sys.executable, "-m", "fairsynth.services.jobs.tasks", "--claimed", task.id],
                                     stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)  # own process group: cancel kills the whole tree
 
@@ -208,7 +208,7 @@ def _runs_task(pid: int, task_id: str) -> bool:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return task_id.encode() in command and b"services.tasks" in command
+    return task_id.encode() in command and b"fairsynth.services.jobs.tasks" in command
 
 
 def _kill_orphan(pid: int) -> None:

@@ -19,8 +19,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from metadata.schema import TableSchema
-from services.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
 TRAIN_ROWS = 20_000
 TEST_ROWS = 20_000

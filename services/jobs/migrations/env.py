@@ -1,10 +1,10 @@
-"""Alembic environment: migrate the connection services.jobs.migrate hands over (or the URL in the config)."""
+"""Alembic environment: migrate the connection jobs.store.migrate hands over (or the URL in the config)."""
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from services.jobs import Base
+from fairsynth.services.jobs.store import Base
 
 target_metadata = Base.metadata
 

@@ -1,6 +1,6 @@
 """The one task function both executors run: one backend of a job, with progress and state in the store.
 
-Local executor: `python -m services.tasks TASK_ID` in its own process group. Celery: the `fairsynth.run_task`
+Local executor: `python -m fairsynth.services.jobs.tasks TASK_ID` in its own process group. Celery: the `fairsynth.run_task`
 task calls `execute_task` in a worker. Either way the store decides who may run and end a task.
 """
 from __future__ import annotations
@@ -14,13 +14,13 @@ import threading
 import time
 from pathlib import Path
 
-from backends.base import Progress
-from metadata.schema import TableSchema
+from fairsynth.backends.base import Progress
+from fairsynth.metadata.schema import TableSchema
 
-from . import pipeline
-from .config import GenerationRequest
-from .jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore, utc, now
-from .settings import Settings
+from fairsynth.services.run import pipeline
+from fairsynth.services.run.config import GenerationRequest
+from fairsynth.services.jobs.store import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore, utc, now
+from fairsynth.services.settings import Settings
 
 log = logging.getLogger("fairsynth.tasks")
 PROGRESS_INTERVAL = 0.5  # seconds between stored progress rows (stage changes are always stored)
@@ -181,7 +181,7 @@ def _record_crates(store: JobStore, job, result: pipeline.RunResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of a local task process: `python -m services.tasks TASK_ID`."""
+    """Entry point of a local task process: `python -m fairsynth.services.jobs.tasks TASK_ID`."""
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     claimed = "--claimed" in argv

@@ -28,7 +28,7 @@
 | `gate` | `decision` (pass / flag / block), `reasons` (sentences), `policy` (thresholds used) |
 """
 # The heavy parts (sdmetrics, torch, scikit-learn) load on first use, so that importing a light
-# submodule such as services.evaluation.gate (the request model needs ReleasePolicy) stays fast.
+# submodule such as evaluation.gate (the request model needs ReleasePolicy) stays fast.
 from __future__ import annotations
 
 import importlib

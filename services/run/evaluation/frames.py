@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backends.preprocessing import datetimes_to_days, parse_datetimes
-from metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
+from fairsynth.backends.preprocessing import datetimes_to_days, parse_datetimes
+from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
 
 MISSING_LABEL = "__missing__"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from backends import registry
+from fairsynth.backends import registry
 
 
 def backend_catalog() -> list[dict]:

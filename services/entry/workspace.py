@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from metadata.biostudies import DepositError, deposit
-from metadata.crate import PAGETAB_PATH, CrateError
-from metadata.schema import SchemaError, TableSchema
-from metadata.validate import validate_crate
+from fairsynth.metadata.biostudies import DepositError, deposit
+from fairsynth.metadata.crate import PAGETAB_PATH, CrateError
+from fairsynth.metadata.schema import SchemaError, TableSchema
+from fairsynth.metadata.validate import validate_crate
 
-from . import pipeline
-from .catalog import backend_catalog
-from .config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
-from .demo import DEMO_PATH
-from .executors import Executor, LocalExecutor, create_job, make_executor
-from .jobs import TERMINAL, Dataset, Job, JobStore, new_id, now
-from .settings import Settings
-from .tables import InputError, read_table
+from fairsynth.services.run import pipeline
+from fairsynth.services.entry.catalog import backend_catalog
+from fairsynth.services.run.config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
+from fairsynth.services.run.demo import DEMO_PATH
+from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
+from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, new_id, now
+from fairsynth.services.settings import Settings
+from fairsynth.services.run.tables import InputError, read_table
 
 UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the jobs the UI submitted
 SCHEMA_KINDS = ("integer", "float", "boolean", "categorical", "datetime", "date", "identifier", "text", "pii")

@@ -1,6 +1,6 @@
 """The embedded demo table: fabricated hospital episodes (no real person), the default everywhere.
 
-`python -m services.demo` rewrites services/data/demo_episodes.csv from this code and its seed.
+`python -m fairsynth.services.run.demo` rewrites services/data/demo_episodes.csv from this code and its seed.
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def _diagnoses(rng: np.random.Generator, n_rows: int) -> np.ndarray:
 
 def _test_nhs_numbers(rng: np.random.Generator, n_rows: int) -> list[str]:
     # Imported here so the demo table's module stays a leaf for the UI.
-    from backends.preprocessing import fabricate_pii
+    from fairsynth.backends.preprocessing import fabricate_pii
     return fabricate_pii("nhs_number", n_rows, 0, rng, salt=0, separator=" ")
 
 

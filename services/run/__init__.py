@@ -1,0 +1,1 @@
+"""One generation run: request (config), input checks (tables), pipeline, streamed writers, evaluation, report."""
