@@ -1,22 +1,22 @@
 """The backend contract: what every generator plugin provides and returns."""
+
 from __future__ import annotations
 
 import json
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator, NamedTuple, Protocol, runtime_checkable
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fairsynth.metadata.schema import TableSchema
-
 from fairsynth.backends.background import run_ahead
 from fairsynth.backends.preprocessing import EncodedBatch, TableCodec
-
+from fairsynth.metadata.schema import TableSchema
 
 PROJECT_URL = "https://github.com/fairsynth/fairsynth"
 
@@ -97,15 +97,16 @@ class Generator(Protocol):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
 
-    def fit(self, data: pd.DataFrame, schema: TableSchema, *, seed: int,
-            progress: ProgressCallback | None = None) -> FitResult: ...
+    def fit(
+        self, data: pd.DataFrame, schema: TableSchema, *, seed: int, progress: ProgressCallback | None = None
+    ) -> FitResult: ...
 
     def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]: ...
 
     def save(self, directory: Path) -> None: ...
 
     @classmethod
-    def load(cls, directory: Path) -> "Generator": ...
+    def load(cls, directory: Path) -> Generator: ...
 
 
 class CodecGenerator(ABC):
@@ -130,8 +131,9 @@ class CodecGenerator(ABC):
         return True, ""
 
     # -- the contract -------------------------------------------------------------------------
-    def fit(self, data: pd.DataFrame, schema: TableSchema, *, seed: int,
-            progress: ProgressCallback | None = None) -> FitResult:
+    def fit(
+        self, data: pd.DataFrame, schema: TableSchema, *, seed: int, progress: ProgressCallback | None = None
+    ) -> FitResult:
         """Fit the codec, then the model on the encoded table."""
         start = time.perf_counter()
         self.codec = TableCodec.fit(data, schema, **self.codec_options)
@@ -159,12 +161,13 @@ class CodecGenerator(ABC):
         def decode(drawn: _DrawnBatch) -> pa.Table:
             return codec.decode_arrow(drawn.finish(), start_row=drawn.start_row, seed=drawn.seed, total_rows=n_rows)
 
-        for table in run_ahead(self._drawn_batches(n_rows, seed, batch_rows), decode, depth=STAGE_DEPTH,
-                               name="batch-decoder"):
+        for table in run_ahead(
+            self._drawn_batches(n_rows, seed, batch_rows), decode, depth=STAGE_DEPTH, name="batch-decoder"
+        ):
             metadata = metadata or _pandas_metadata(codec, table)
             yield table.replace_schema_metadata(metadata)
 
-    def _drawn_batches(self, n_rows: int, seed: int, batch_rows: int) -> Iterator["_DrawnBatch"]:
+    def _drawn_batches(self, n_rows: int, seed: int, batch_rows: int) -> Iterator[_DrawnBatch]:
         start = 0
         for size, batch_seed in _batch_plan(n_rows, batch_rows, np.random.default_rng(seed)):
             yield _DrawnBatch(self._draw_batch(size, seed=batch_seed), start, batch_seed)
@@ -179,18 +182,18 @@ class CodecGenerator(ABC):
         self._save_model(directory)
 
     @classmethod
-    def load(cls, directory: Path) -> "CodecGenerator":
+    def load(cls, directory: Path) -> CodecGenerator:
         """Rebuild a fitted generator from save()'s files (JSON and tensors only, never pickle)."""
         directory = Path(directory)
         try:
             info = json.loads((directory / "backend.json").read_text())
             codec = TableCodec.from_json((directory / "codec.json").read_text())
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelFileError(f"The model in {directory} cannot be read ({exc}); "
-                                 "fit the backend again.") from exc
+            raise ModelFileError(f"The model in {directory} cannot be read ({exc}); fit the backend again.") from exc
         if info.get("backend") != cls.name:
-            raise ModelFileError(f"The model in {directory} was saved by backend "
-                                 f"'{info.get('backend')}', not '{cls.name}'.")
+            raise ModelFileError(
+                f"The model in {directory} was saved by backend '{info.get('backend')}', not '{cls.name}'."
+            )
         generator = cls(**info.get("params", {}))
         generator.codec = codec
         generator._load_model(directory)
@@ -216,10 +219,10 @@ class CodecGenerator(ABC):
         batch = EncodedBatch.from_frame(self._sample_encoded(n_rows, seed=seed), self._fitted_codec().model_columns())
         return lambda: batch
 
-    def _save_model(self, directory: Path) -> None:
+    def _save_model(self, directory: Path) -> None:  # noqa: B027  (optional: a model may have nothing to save)
         """Write model files (JSON or tensors) into directory."""
 
-    def _load_model(self, directory: Path) -> None:
+    def _load_model(self, directory: Path) -> None:  # noqa: B027  (optional, as _save_model)
         """Read what _save_model wrote."""
 
     def _fitted_codec(self) -> TableCodec:

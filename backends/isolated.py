@@ -18,8 +18,10 @@ A timeout or a cancel kills the worker's whole process group (subprocess runner)
 FAIRSYNTH_WORKER_WATCH_STDIN=1: a worker must exit when its stdin closes, so it cannot outlive a main
 process that was killed outright (its own process group keeps it out of the terminal's signals).
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -29,10 +31,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from fairsynth.backends.base import BackendError, BackendUnavailable
 
@@ -74,8 +76,9 @@ class Job:
 class Runner(Protocol):
     """Something that runs a worker job to completion and returns its result message."""
 
-    def run(self, job: Job, *, progress: WorkerProgress | None = None,
-            cancel: threading.Event | None = None) -> dict: ...
+    def run(
+        self, job: Job, *, progress: WorkerProgress | None = None, cancel: threading.Event | None = None
+    ) -> dict: ...
 
     def availability(self) -> tuple[bool, str]: ...
 
@@ -114,18 +117,28 @@ class IsolatedEnvironment:
     def _probe(self) -> tuple[bool, str]:
         if not self.python.exists():
             return False, f"the {self.label} environment is missing ({self.venv}); build it with: {self.fix_command}"
-        probe = ("import importlib.util, sys; missing = [m for m in sys.argv[1:] "
-                 "if importlib.util.find_spec(m) is None]; print(' '.join(missing)); sys.exit(1 if missing else 0)")
+        probe = (
+            "import importlib.util, sys; missing = [m for m in sys.argv[1:] "
+            "if importlib.util.find_spec(m) is None]; print(' '.join(missing)); sys.exit(1 if missing else 0)"
+        )
         try:
-            done = subprocess.run([str(self.python), "-c", probe, *self.modules], capture_output=True,
-                                  text=True, timeout=30, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                [str(self.python), "-c", probe, *self.modules],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                stdin=subprocess.DEVNULL,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            return False, (f"the {self.label} environment in {self.venv} is broken ({exc}); "
-                           f"rebuild it with: {self.fix_command}")
+            return False, (
+                f"the {self.label} environment in {self.venv} is broken ({exc}); rebuild it with: {self.fix_command}"
+            )
         if done.returncode != 0:
             what = done.stdout.strip() or (done.stderr.strip().splitlines() or ["its Python does not start"])[-1]
-            return False, (f"the {self.label} environment in {self.venv} is broken (missing: {what}); "
-                           f"rebuild it with: {self.fix_command}")
+            return False, (
+                f"the {self.label} environment in {self.venv} is broken (missing: {what}); "
+                f"rebuild it with: {self.fix_command}"
+            )
         return True, ""
 
 
@@ -139,17 +152,24 @@ class SubprocessRunner:
         """The venv's availability."""
         return self.environment.availability()
 
-    def run(self, job: Job, *, progress: WorkerProgress | None = None,
-            cancel: threading.Event | None = None) -> dict:
+    def run(self, job: Job, *, progress: WorkerProgress | None = None, cancel: threading.Event | None = None) -> dict:
         """Run one job; raises WorkerError / WorkerTimeout / WorkerCancelled on failure."""
         _check_ready(self, cancel)
         with job_directory(job) as job_dir:
             command = [str(self.environment.python), "-u", str(self.environment.worker), "request.json"]
             stderr_path = job_dir / ".worker-stderr.txt"
             with open(stderr_path, "w") as stderr:
-                process = subprocess.Popen(command, cwd=job_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=stderr, env=self._worker_env(), text=True, bufsize=1,
-                                           start_new_session=True)
+                process = subprocess.Popen(
+                    command,
+                    cwd=job_dir,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    env=self._worker_env(),
+                    text=True,
+                    bufsize=1,
+                    start_new_session=True,
+                )
                 try:
                     lines = _line_reader(process.stdout)
                     result = follow_worker(lines, progress, cancel, job.timeout)
@@ -183,8 +203,16 @@ class DockerRunner:
     WORKER_MOUNT = "/worker"
     LABELS = {"fairsynth.role": "isolated-worker"}  # finds leftovers: docker ps -a --filter label=fairsynth.role
 
-    def __init__(self, image: str, worker: Path, *, python: str, worker_in_image: str | None = None,
-                 environment: dict[str, str] | None = None, client=None) -> None:
+    def __init__(
+        self,
+        image: str,
+        worker: Path,
+        *,
+        python: str,
+        worker_in_image: str | None = None,
+        environment: dict[str, str] | None = None,
+        client=None,
+    ) -> None:
         self.image = image
         self.worker = Path(worker)
         self.python = python
@@ -196,6 +224,7 @@ class DockerRunner:
         """The docker client (from the environment, e.g. DOCKER_HOST) unless one was given."""
         if self._client is None:
             import docker
+
             self._client = docker.from_env()
         return self._client
 
@@ -208,8 +237,10 @@ class DockerRunner:
         except ImportError:
             return False, "the docker Python package is not installed; pip install docker"
         except Exception as exc:  # the SDK raises many kinds: engine down, image missing, permissions
-            return False, (f"the container engine or the image '{self.image}' is not available ({exc}); "
-                           "start the engine and build the image, or unset FAIRSYNTH_YDATA_RUNNER")
+            return False, (
+                f"the container engine or the image '{self.image}' is not available ({exc}); "
+                "start the engine and build the image, or unset FAIRSYNTH_YDATA_RUNNER"
+            )
         return True, ""
 
     def container_arguments(self, job_dir: Path) -> dict:
@@ -234,8 +265,7 @@ class DockerRunner:
             "stdin_open": False,
         }
 
-    def run(self, job: Job, *, progress: WorkerProgress | None = None,
-            cancel: threading.Event | None = None) -> dict:
+    def run(self, job: Job, *, progress: WorkerProgress | None = None, cancel: threading.Event | None = None) -> dict:
         """Run one job in a fresh container, removed afterwards whatever happened."""
         _check_ready(self, cancel)
         with job_directory(job) as job_dir:
@@ -260,8 +290,11 @@ class DockerRunner:
             container.start()
         except Exception as exc:  # docker.errors.APIError: the entrypoint is missing, a mount is refused...
             explanation = getattr(exc, "explanation", None) or str(exc)
-            raise WorkerError(f"The worker container from '{self.image}' did not start ({explanation}); "
-                              f"check that the image carries {self.python}.", kind="worker_not_started") from exc
+            raise WorkerError(
+                f"The worker container from '{self.image}' did not start ({explanation}); "
+                f"check that the image carries {self.python}.",
+                kind="worker_not_started",
+            ) from exc
 
 
 def _stdout_of(container) -> Iterable[bytes]:
@@ -330,7 +363,7 @@ def collect_outputs(job_dir: Path, outputs: dict[str, Path]) -> None:
 _EOF = object()
 
 
-def _line_reader(stream: Iterable[str]) -> "queue.Queue":
+def _line_reader(stream: Iterable[str]) -> queue.Queue:
     """Read lines on a thread so the caller can wait with a timeout and check for cancel."""
     lines: queue.Queue = queue.Queue()
 
@@ -359,15 +392,19 @@ def _split_lines(chunks: Iterable[bytes]) -> Iterable[str]:
         yield pending.decode(errors="replace")
 
 
-def follow_worker(lines: "queue.Queue", progress: WorkerProgress | None, cancel: threading.Event | None,
-                  timeout: float | None) -> dict | None:
+def follow_worker(
+    lines: queue.Queue, progress: WorkerProgress | None, cancel: threading.Event | None, timeout: float | None
+) -> dict | None:
     """Relay progress messages until a result (returned) or an error (raised); None if the worker died."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         _stop_if_cancelled(cancel)
         if deadline is not None and time.monotonic() > deadline:
-            raise WorkerTimeout(f"The worker ran past its {timeout:g} s limit and was stopped; "
-                                "raise the timeout or use a smaller sample.", kind="timeout")
+            raise WorkerTimeout(
+                f"The worker ran past its {timeout:g} s limit and was stopped; "
+                "raise the timeout or use a smaller sample.",
+                kind="timeout",
+            )
         try:
             line = lines.get(timeout=0.1)
         except queue.Empty:
@@ -383,9 +420,11 @@ def follow_worker(lines: "queue.Queue", progress: WorkerProgress | None, cancel:
         elif message.get("type") == "result":
             return message
         elif message.get("type") == "error":
-            raise WorkerError(str(message.get("message") or "The worker failed."),
-                              kind=str(message.get("error") or "worker_failed"),
-                              detail=str(message.get("detail") or ""))
+            raise WorkerError(
+                str(message.get("message") or "The worker failed."),
+                kind=str(message.get("error") or "worker_failed"),
+                detail=str(message.get("detail") or ""),
+            )
 
 
 def _check_ready(runner: Runner, cancel: threading.Event | None) -> None:
@@ -416,24 +455,21 @@ def _parse(line: str) -> dict | None:
 def _died(returncode, stderr: str) -> WorkerError:
     tail = "\n".join(stderr.strip().splitlines()[-STDERR_TAIL_LINES:])
     last = tail.splitlines()[-1] if tail else "no message"
-    return WorkerError(f"The worker stopped without a result (exit status {returncode}: {last}).",
-                       kind="worker_died", detail=tail)
+    return WorkerError(
+        f"The worker stopped without a result (exit status {returncode}: {last}).", kind="worker_died", detail=tail
+    )
 
 
 # -- stopping ---------------------------------------------------------------------------------------
 def kill_process_group(process: subprocess.Popen) -> None:
     """Stop the worker and everything it started: SIGTERM to its group, SIGKILL after a grace period."""
     if process.stdin and not process.stdin.closed:
-        try:
+        with contextlib.suppress(OSError):
             process.stdin.close()
-        except OSError:
-            pass
     if process.poll() is None:
         _signal_group(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=KILL_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
     # children that outlived the leader still belong to its group
     _signal_group(process.pid, signal.SIGKILL)
     process.wait()
@@ -442,17 +478,12 @@ def kill_process_group(process: subprocess.Popen) -> None:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _remove_container(container) -> None:
     # v=True: the image's VOLUME (/data) gives every worker container an anonymous volume; drop it too
     for stop in (lambda: container.kill(), lambda: container.remove(force=True, v=True)):
-        try:
+        with contextlib.suppress(Exception):  # already stopped or removed
             stop()
-        except Exception:  # already stopped or removed
-            pass
-

@@ -3,6 +3,7 @@
 It keeps each column's distribution and missing share and deliberately breaks every relationship
 between columns, so it is fast, always available and an honest floor for the other backends.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,11 @@ class MarginalsGenerator(CodecGenerator):
     name = "marginals"
     capabilities = Capabilities(
         description="Independent columns from each column's own distribution: fast, low fidelity, "
-                    "no relationships between columns.",
-        license="Apache-2.0", family="basic", model_family="independent empirical marginals")
+        "no relationships between columns.",
+        license="Apache-2.0",
+        family="basic",
+        model_family="independent empirical marginals",
+    )
 
     def __init__(self, *, quantiles: int = 201) -> None:
         super().__init__(quantiles=quantiles)
@@ -35,8 +39,11 @@ class MarginalsGenerator(CodecGenerator):
                 self.marginals[name] = {"kind": kind, "values": np.quantile(column, probabilities).tolist()}
             else:
                 counts = column.value_counts()
-                self.marginals[name] = {"kind": kind, "levels": counts.index.tolist(),
-                                        "counts": counts.astype(int).tolist()}
+                self.marginals[name] = {
+                    "kind": kind,
+                    "levels": counts.index.tolist(),
+                    "counts": counts.astype(int).tolist(),
+                }
         progress(Progress(self.name, "fit", 1, 1, message="marginals measured"))
         return FitResult(seconds=0.0, epochs=None)
 

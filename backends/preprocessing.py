@@ -22,12 +22,12 @@ Privacy of what the codec keeps: per-column ranges, decimals and category levels
 `min_count` times. Levels rarer than that are never stored or reproduced. These statistics are not
 covered by any differential-privacy budget; DP backends say so in their FitResult.
 """
+
 from __future__ import annotations
 
 import math
-import string
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
-from fairsynth.metadata.schema import (ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema,
-                             nhs_check_digit, parse_datetime_text)
+from fairsynth.metadata.schema import (
+    NUMERIC_KINDS,
+    TEMPORAL_KINDS,
+    ColumnKind,
+    ColumnSpec,
+    TableSchema,
+    nhs_check_digit,
+    parse_datetime_text,
+)
 
 MISSING_TOKEN = "__missing__"
 RARE_TOKEN = "__rare__"
@@ -81,7 +88,7 @@ class NumericCodec(BaseModel):
             return pd.to_numeric(raw, errors="coerce").astype(float)
         return datetimes_to_days(parse_datetimes(raw, self.datetime_format))
 
-    def decode_arrow(self, batch: "EncodedBatch", rng: np.random.Generator) -> pa.Array:
+    def decode_arrow(self, batch: EncodedBatch, rng: np.random.Generator) -> pa.Array:
         """Clip, round and restore the source's type and format; apply the calibrated missing indicator."""
         raw, temporal = batch.numbers[self.name], self.kind in TEMPORAL_KINDS
         # a copy, changed in place below: dates are rounded to their resolution later, numbers now
@@ -138,7 +145,7 @@ class CategoricalCodec(BaseModel):
         tokens[~known] = RARE_TOKEN
         return {self.name: tokens.astype(str)}
 
-    def decode_arrow(self, batch: "EncodedBatch", rng: np.random.Generator) -> pa.Array:
+    def decode_arrow(self, batch: EncodedBatch, rng: np.random.Generator) -> pa.Array:
         """Original values as a dictionary array (level indices into the column's values, no copy of a
         value per row); rare tokens become frequent-enough rare levels (or common ones)."""
         codes, tokens = batch.codes[self.name], batch.tokens[self.name]
@@ -187,8 +194,9 @@ class IdentifierCodec(BaseModel):
     digits: int = 6
     missing_share: float = 0.0
 
-    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int,
-               total_rows: int = 0) -> pd.Series:
+    def decode(
+        self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int, total_rows: int = 0
+    ) -> pd.Series:
         """Unique values for rows start_row .. start_row + n_rows - 1 of a sampling run of total_rows rows.
 
         The source's digit count is kept when it can hold every row of the run, and widened when not,
@@ -221,8 +229,9 @@ class PiiCodec(BaseModel):
     numeric: bool = False
     missing_share: float = 0.0
 
-    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int,
-               total_rows: int = 0) -> pd.Series:
+    def decode(
+        self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int, total_rows: int = 0
+    ) -> pd.Series:
         """Fabricated values: reserved e-mail domain, drama phone numbers, NHS test-range numbers."""
         values = fabricate_pii(self.pii_type, n_rows, start_row, rng, salt, self.separator)
         if self.numeric:
@@ -236,14 +245,16 @@ class WithheldCodec(BaseModel):
     type: Literal["withheld"] = "withheld"
     name: str
 
-    def decode(self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int,
-               total_rows: int = 0) -> pd.Series:
+    def decode(
+        self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int, total_rows: int = 0
+    ) -> pd.Series:
         """All-missing column."""
         return pd.Series([None] * n_rows, dtype=object)
 
 
-ColumnCodec = Annotated[Union[NumericCodec, CategoricalCodec, IdentifierCodec, PiiCodec, WithheldCodec],
-                        Field(discriminator="type")]
+ColumnCodec = Annotated[
+    NumericCodec | CategoricalCodec | IdentifierCodec | PiiCodec | WithheldCodec, Field(discriminator="type")
+]
 LEARNED_CODECS = (NumericCodec, CategoricalCodec)
 
 
@@ -258,7 +269,7 @@ class EncodedBatch:
     tokens: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, kinds: dict[str, str]) -> "EncodedBatch":
+    def from_frame(cls, frame: pd.DataFrame, kinds: dict[str, str]) -> EncodedBatch:
         """The arrays of an encoded DataFrame (a backend's tokens as text, factorised once per column)."""
         batch = cls(rows=len(frame))
         for name, kind in kinds.items():
@@ -276,9 +287,15 @@ class EncodedBatch:
 
     def to_frame(self, kinds: dict[str, str]) -> pd.DataFrame:
         """The encoded DataFrame (tokens as text), for backends and tests that read that form."""
-        return pd.DataFrame({name: self.numbers[name] if kind == "numeric" else
-                             np.asarray(self.tokens[name] + [""], dtype=object)[self.codes[name]]
-                             for name, kind in kinds.items()}, index=pd.RangeIndex(self.rows))
+        return pd.DataFrame(
+            {
+                name: self.numbers[name]
+                if kind == "numeric"
+                else np.asarray(self.tokens[name] + [""], dtype=object)[self.codes[name]]
+                for name, kind in kinds.items()
+            },
+            index=pd.RangeIndex(self.rows),
+        )
 
 
 class TableCodec(BaseModel):
@@ -290,8 +307,16 @@ class TableCodec(BaseModel):
 
     # -- building ----------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, data: pd.DataFrame, schema: TableSchema, *, rare_share: float = 0.001,
-            min_count: int = 10, max_levels: int = 500, seed: int = 0) -> "TableCodec":
+    def fit(
+        cls,
+        data: pd.DataFrame,
+        schema: TableSchema,
+        *,
+        rare_share: float = 0.001,
+        min_count: int = 10,
+        max_levels: int = 500,
+        seed: int = 0,
+    ) -> TableCodec:
         """Learn the codec's statistics from the training table."""
         options = {"rare_share": rare_share, "min_count": min_count, "max_levels": max_levels}
         codecs = [_fit_column(data[spec.name], spec, len(data), options) for spec in schema.output_columns()]
@@ -328,8 +353,7 @@ class TableCodec(BaseModel):
         batch = EncodedBatch.from_frame(encoded.reset_index(drop=True), self.model_columns())
         return self.to_pandas(self.decode_arrow(batch, start_row=start_row, seed=seed, total_rows=total_rows))
 
-    def decode_arrow(self, batch: "EncodedBatch", *, start_row: int = 0, seed: int = 0,
-                     total_rows: int = 0) -> pa.Table:
+    def decode_arrow(self, batch: EncodedBatch, *, start_row: int = 0, seed: int = 0, total_rows: int = 0) -> pa.Table:
         """decode() as an Arrow table, straight from the encoded arrays (what the file writers take)."""
         rng = np.random.default_rng(seed)
         columns: dict[str, pa.Array] = {}
@@ -337,14 +361,17 @@ class TableCodec(BaseModel):
             if isinstance(codec, LEARNED_CODECS):
                 columns[codec.name] = codec.decode_arrow(batch, rng)
             else:
-                series = codec.decode(batch.rows, start_row, rng, salt=self.fit_seed * 7919 + position,
-                                      total_rows=total_rows)
+                series = codec.decode(
+                    batch.rows, start_row, rng, salt=self.fit_seed * 7919 + position, total_rows=total_rows
+                )
                 series = _apply_missing(series, getattr(codec, "missing_share", 0.0), rng)
                 columns[codec.name] = pa.array(series, from_pandas=True)
         # a column the training data had no gap in is never null: declared required, Parquet then
         # writes no definition levels for it (7% of the write time on SUPPORT2)
-        fields = [pa.field(name, array.type, nullable=getattr(codec, "missing_share", 1.0) > 0)
-                  for (name, array), codec in zip(columns.items(), self.columns)]
+        fields = [
+            pa.field(name, array.type, nullable=getattr(codec, "missing_share", 1.0) > 0)
+            for (name, array), codec in zip(columns.items(), self.columns)
+        ]
         return pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))
 
     def to_pandas(self, table: pa.Table) -> pd.DataFrame:
@@ -357,7 +384,7 @@ class TableCodec(BaseModel):
         return self.model_dump_json()
 
     @classmethod
-    def from_json(cls, text: str) -> "TableCodec":
+    def from_json(cls, text: str) -> TableCodec:
         """Parse to_json's output; raises ValueError on anything else."""
         return cls.model_validate_json(text)
 
@@ -376,20 +403,32 @@ def _fit_column(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dict) ->
 
 
 def _fit_numeric(raw: pd.Series, spec: ColumnSpec) -> NumericCodec:
-    probe = NumericCodec(name=spec.name, kind=spec.kind, minimum=0, maximum=0,
-                         datetime_format=spec.datetime_format, source_dtype=str(raw.dtype))
+    probe = NumericCodec(
+        name=spec.name,
+        kind=spec.kind,
+        minimum=0,
+        maximum=0,
+        datetime_format=spec.datetime_format,
+        source_dtype=str(raw.dtype),
+    )
     values = probe.to_numbers(raw)
     observed = values.dropna()
     if observed.empty:
-        raise ValueError(f"Column '{spec.name}' has no value that reads as {spec.kind}; "
-                         "set its kind to categorical or drop it.")
+        raise ValueError(
+            f"Column '{spec.name}' has no value that reads as {spec.kind}; set its kind to categorical or drop it."
+        )
     indicator = f"{spec.name}{INDICATOR_SUFFIX}" if values.isna().any() else None
     decimals = spec.decimals if spec.decimals is not None else (0 if spec.kind == ColumnKind.INTEGER else 6)
-    return probe.model_copy(update={
-        "minimum": float(observed.min()), "maximum": float(observed.max()), "decimals": decimals,
-        "indicator": indicator, "time_resolution_days": _time_resolution(spec),
-        "missing_share": float(values.isna().mean()),
-    })
+    return probe.model_copy(
+        update={
+            "minimum": float(observed.min()),
+            "maximum": float(observed.max()),
+            "decimals": decimals,
+            "indicator": indicator,
+            "time_resolution_days": _time_resolution(spec),
+            "missing_share": float(values.isna().mean()),
+        }
+    )
 
 
 def _time_resolution(spec: ColumnSpec) -> float:
@@ -414,7 +453,9 @@ def _fit_categorical(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dic
     rare = counts.drop(kept.index)
     pooled = rare[rare >= min(options["min_count"], 5)]
     return CategoricalCodec(
-        name=spec.name, kind=spec.kind, source_dtype=str(raw.dtype),
+        name=spec.name,
+        kind=spec.kind,
+        source_dtype=str(raw.dtype),
         levels={t: _plain(originals[t]) for t in kept.index},
         rare_pool=[(_plain(originals[t]), int(c)) for t, c in pooled.items()],
         frequencies={t: int(c) for t, c in kept.items()},
@@ -429,8 +470,13 @@ def _fit_identifier(raw: pd.Series, spec: ColumnSpec) -> IdentifierCodec:
         ints = observed.astype("int64")
         lo, hi = int(ints.min()), int(ints.max())
         sequential = lo if hi - lo + 1 <= 1.05 * len(ints) else None
-        return IdentifierCodec(name=spec.name, numeric=True, sequential_start=sequential,
-                               digits=max(len(str(hi)), 2), missing_share=missing)
+        return IdentifierCodec(
+            name=spec.name,
+            numeric=True,
+            sequential_start=sequential,
+            digits=max(len(str(hi)), 2),
+            missing_share=missing,
+        )
     text = observed.astype(str)
     shapes = text.map(_shape)
     common = shapes.value_counts().index[0]
@@ -438,8 +484,9 @@ def _fit_identifier(raw: pd.Series, spec: ColumnSpec) -> IdentifierCodec:
     template = "".join("#" if ch.isdigit() else ch for ch in template)
     if template.count("#") < 4:
         template = f"SYN-{'#' * max(6, len(str(len(text))) + 1)}"
-    return IdentifierCodec(name=spec.name, numeric=False, template=template,
-                           digits=template.count("#"), missing_share=missing)
+    return IdentifierCodec(
+        name=spec.name, numeric=False, template=template, digits=template.count("#"), missing_share=missing
+    )
 
 
 def _fit_pii(raw: pd.Series, spec: ColumnSpec) -> PiiCodec:
@@ -449,8 +496,13 @@ def _fit_pii(raw: pd.Series, spec: ColumnSpec) -> PiiCodec:
     if spec.pii_type == "nhs_number" and not numeric and len(observed):
         first = str(observed.iloc[0])
         separator = first[3] if len(first) == 12 and not first[3].isdigit() else ""
-    return PiiCodec(name=spec.name, pii_type=spec.pii_type or "text", separator=separator,
-                    numeric=numeric, missing_share=float(raw.isna().mean()))
+    return PiiCodec(
+        name=spec.name,
+        pii_type=spec.pii_type or "text",
+        separator=separator,
+        numeric=numeric,
+        missing_share=float(raw.isna().mean()),
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -519,15 +571,55 @@ def _values_array(values: list) -> pa.Array:
         return pa.array([str(v) for v in values])
 
 
-FIRST_NAMES = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Robin", "Jamie", "Avery", "Riley",
-               "Quinn", "Rowan", "Sasha", "Drew", "Kit", "Noel", "Ellis", "Frankie", "Hayden", "Reese")
-LAST_NAMES = ("Ashdown", "Brackley", "Carrow", "Denholm", "Elsworth", "Fairleigh", "Garside", "Holloway",
-              "Inchley", "Jessop", "Kettering", "Lowther", "Marden", "Northam", "Oakridge", "Penhale",
-              "Quarrie", "Redfern", "Stanway", "Thursby")
+FIRST_NAMES = (
+    "Alex",
+    "Sam",
+    "Jordan",
+    "Taylor",
+    "Morgan",
+    "Casey",
+    "Robin",
+    "Jamie",
+    "Avery",
+    "Riley",
+    "Quinn",
+    "Rowan",
+    "Sasha",
+    "Drew",
+    "Kit",
+    "Noel",
+    "Ellis",
+    "Frankie",
+    "Hayden",
+    "Reese",
+)
+LAST_NAMES = (
+    "Ashdown",
+    "Brackley",
+    "Carrow",
+    "Denholm",
+    "Elsworth",
+    "Fairleigh",
+    "Garside",
+    "Holloway",
+    "Inchley",
+    "Jessop",
+    "Kettering",
+    "Lowther",
+    "Marden",
+    "Northam",
+    "Oakridge",
+    "Penhale",
+    "Quarrie",
+    "Redfern",
+    "Stanway",
+    "Thursby",
+)
 
 
-def fabricate_pii(pii_type: str, n: int, start_row: int, rng: np.random.Generator, salt: int,
-                  separator: str = "") -> np.ndarray:
+def fabricate_pii(
+    pii_type: str, n: int, start_row: int, rng: np.random.Generator, salt: int, separator: str = ""
+) -> np.ndarray:
     """Values that look like the PII type but belong to nobody (reserved or test ranges)."""
     if pii_type == "email":
         counters = unique_counters(np.arange(start_row, start_row + n), 10**8, salt)
@@ -620,4 +712,3 @@ def _plain(value):
 
 def _shape(value: str) -> str:
     return "".join("9" if ch.isdigit() else "A" if ch.isalpha() else ch for ch in value)
-

@@ -1,9 +1,10 @@
 """Backend discovery through the `fairsynth.backends` entry-point group."""
+
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
 from fairsynth.backends.base import BackendError, BackendUnavailable, Capabilities, Generator
@@ -31,19 +32,26 @@ def _declared() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _describe(entry_point: EntryPoint) -> BackendInfo:
     try:
         cls = entry_point.load()
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
-        return BackendInfo(entry_point.name, False, f"cannot be imported: {missing} is not installed",
-                           target=entry_point.value)
+        return BackendInfo(
+            entry_point.name, False, f"cannot be imported: {missing} is not installed", target=entry_point.value
+        )
     except Exception as exc:  # a broken third-party plugin must not break the listing
         return BackendInfo(entry_point.name, False, f"failed to load: {exc}", target=entry_point.value)
     available, reason = cls.availability() if hasattr(cls, "availability") else (True, "")
-    return BackendInfo(entry_point.name, bool(available), reason, getattr(cls, "capabilities", None),
-                       parameters_of(cls), entry_point.value)
+    return BackendInfo(
+        entry_point.name,
+        bool(available),
+        reason,
+        getattr(cls, "capabilities", None),
+        parameters_of(cls),
+        entry_point.value,
+    )
 
 
 def parameters_of(cls: type) -> dict[str, object]:
@@ -82,6 +90,8 @@ def create(name: str, **params) -> Generator:
     known = parameters_of(cls)
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise BackendError(f"Backend '{name}' has no parameter {', '.join(map(repr, unknown))}; "
-                           f"it takes: {', '.join(known) or 'none'}.")
+        raise BackendError(
+            f"Backend '{name}' has no parameter {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(known) or 'none'}."
+        )
     return cls(**params)

@@ -7,20 +7,29 @@ Fitted SDV models are not saved: SDV can only persist them as pickles, and fairs
 writes or reads a pickle that could later come from outside. save() keeps the codec and the
 parameters; load() says plainly that the model must be fitted again.
 """
+
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from fairsynth.backends.base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
-                   ProgressCallback)
+from fairsynth.backends.base import (
+    BackendError,
+    Capabilities,
+    CodecGenerator,
+    FitResult,
+    ModelFileError,
+    Progress,
+    ProgressCallback,
+)
 
 SDV_URL = "https://github.com/sdv-dev/SDV"
 SDV_LICENSE = "BUSL-1.1"
@@ -40,6 +49,7 @@ class SDVGenerator(CodecGenerator):
 
     def _synthesizer_class(self):
         from sdv import single_table
+
         return getattr(single_table, self.synthesizer_name)
 
     def _synthesizer_kwargs(self) -> dict:
@@ -50,9 +60,18 @@ class SDVGenerator(CodecGenerator):
         from sdv.metadata import Metadata
 
         kinds = self._fitted_codec().model_columns()
-        metadata = Metadata.load_from_dict({"tables": {"table": {"columns": {
-            name: {"sdtype": "numerical" if kind == "numeric" else "categorical"}
-            for name, kind in kinds.items()}}}})
+        metadata = Metadata.load_from_dict(
+            {
+                "tables": {
+                    "table": {
+                        "columns": {
+                            name: {"sdtype": "numerical" if kind == "numeric" else "categorical"}
+                            for name, kind in kinds.items()
+                        }
+                    }
+                }
+            }
+        )
         np.random.seed(seed)
         torch.manual_seed(seed)
         self._synthesizer = self._synthesizer_class()(metadata, **self._synthesizer_kwargs())
@@ -85,11 +104,14 @@ class SDVGenerator(CodecGenerator):
     def _save_model(self, directory: Path) -> None:
         (directory / "MODEL_NOT_SAVED.txt").write_text(
             f"{self.name}: SDV models persist only as pickles, which fairsynth never writes; "
-            "refit from config/generation.json to reproduce the rows.\n")
+            "refit from config/generation.json to reproduce the rows.\n"
+        )
 
     def _load_model(self, directory: Path) -> None:
-        raise ModelFileError(f"Backend '{self.name}' does not keep fitted models (SDV saves only pickles); "
-                             "fit it again with the same seed to get the same rows.")
+        raise ModelFileError(
+            f"Backend '{self.name}' does not keep fitted models (SDV saves only pickles); "
+            "fit it again with the same seed to get the same rows."
+        )
 
 
 @contextlib.contextmanager
@@ -97,7 +119,9 @@ def _epoch_progress(backend: str, epochs: int | None, progress: ProgressCallback
     """Report each epoch: SDV has no epoch callback, so wrap the tqdm its trainers iterate with."""
     modules = []
     with contextlib.suppress(ImportError):
-        from ctgan.synthesizers import ctgan as ctgan_module, tvae as tvae_module
+        from ctgan.synthesizers import ctgan as ctgan_module
+        from ctgan.synthesizers import tvae as tvae_module
+
         modules = [ctgan_module, tvae_module]
     originals = [m.tqdm for m in modules]
 
@@ -120,9 +144,14 @@ class GaussianCopulaGenerator(SDVGenerator):
 
     name = "sdv.gaussian_copula"
     synthesizer_name = "GaussianCopulaSynthesizer"
-    capabilities = Capabilities(description="SDV Gaussian copula: fast statistical model of marginals and "
-                                            "correlations.", license=SDV_LICENSE, family="sdv", url=SDV_URL,
-                                package="sdv", model_family="Gaussian copula")
+    capabilities = Capabilities(
+        description="SDV Gaussian copula: fast statistical model of marginals and correlations.",
+        license=SDV_LICENSE,
+        family="sdv",
+        url=SDV_URL,
+        package="sdv",
+        model_family="Gaussian copula",
+    )
 
     def __init__(self, *, default_distribution: str = "beta") -> None:
         super().__init__(default_distribution=default_distribution)
@@ -136,8 +165,12 @@ class _DeepSDVGenerator(SDVGenerator):
         super().__init__(epochs=epochs, batch_size=batch_size)
 
     def _synthesizer_kwargs(self) -> dict:
-        return {"epochs": int(self.params["epochs"]), "batch_size": int(self.params["batch_size"]),
-                "enable_gpu": True, "verbose": False}
+        return {
+            "epochs": int(self.params["epochs"]),
+            "batch_size": int(self.params["batch_size"]),
+            "enable_gpu": True,
+            "verbose": False,
+        }
 
 
 class TVAEGenerator(_DeepSDVGenerator):
@@ -145,9 +178,14 @@ class TVAEGenerator(_DeepSDVGenerator):
 
     name = "sdv.tvae"
     synthesizer_name = "TVAESynthesizer"
-    capabilities = Capabilities(description="SDV's variational autoencoder for tables (TVAE).",
-                                license=SDV_LICENSE, family="sdv", url=SDV_URL, package="sdv",
-                                model_family="variational autoencoder")
+    capabilities = Capabilities(
+        description="SDV's variational autoencoder for tables (TVAE).",
+        license=SDV_LICENSE,
+        family="sdv",
+        url=SDV_URL,
+        package="sdv",
+        model_family="variational autoencoder",
+    )
 
 
 class CTGANGenerator(_DeepSDVGenerator):
@@ -155,9 +193,15 @@ class CTGANGenerator(_DeepSDVGenerator):
 
     name = "sdv.ctgan"
     synthesizer_name = "CTGANSynthesizer"
-    capabilities = Capabilities(description="SDV's conditional GAN for tables (CTGAN).",
-                                license=SDV_LICENSE, family="sdv", url=SDV_URL, conditional=True,
-                                package="sdv", model_family="generative adversarial network")
+    capabilities = Capabilities(
+        description="SDV's conditional GAN for tables (CTGAN).",
+        license=SDV_LICENSE,
+        family="sdv",
+        url=SDV_URL,
+        conditional=True,
+        package="sdv",
+        model_family="generative adversarial network",
+    )
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500) -> None:
         if batch_size % 10:  # CTGAN packs 10 rows per discriminator sample
@@ -170,6 +214,12 @@ class CopulaGANGenerator(CTGANGenerator):
 
     name = "sdv.copulagan"
     synthesizer_name = "CopulaGANSynthesizer"
-    capabilities = Capabilities(description="SDV CopulaGAN: CTGAN on Gaussian-copula transformed columns.",
-                                license=SDV_LICENSE, family="sdv", url=SDV_URL, conditional=True,
-                                package="sdv", model_family="generative adversarial network with copula transforms")
+    capabilities = Capabilities(
+        description="SDV CopulaGAN: CTGAN on Gaussian-copula transformed columns.",
+        license=SDV_LICENSE,
+        family="sdv",
+        url=SDV_URL,
+        conditional=True,
+        package="sdv",
+        model_family="generative adversarial network with copula transforms",
+    )

@@ -8,6 +8,7 @@ ratio pair by pair (pairing cancels the machine's drift) and reports the median 
 
 Results go to benchmarks/results/tvae_pairs.md and tvae_pairs.csv.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,31 +61,49 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
     for table, group in rows.groupby("table", sort=False):
         wide = group.pivot(index="run", columns="backend", values="fit_s").dropna()
         speedups = wide[PAIR[1]] / wide[PAIR[0]]
-        out.append({"table": table, "pairs": len(wide),
-                    "tvae median fit s": statistics.median(wide[PAIR[0]]),
-                    "sdv.tvae median fit s": statistics.median(wide[PAIR[1]]),
-                    "speed-up median": statistics.median(speedups), "speed-up min": speedups.min(),
-                    "speed-up max": speedups.max()})
+        out.append(
+            {
+                "table": table,
+                "pairs": len(wide),
+                "tvae median fit s": statistics.median(wide[PAIR[0]]),
+                "sdv.tvae median fit s": statistics.median(wide[PAIR[1]]),
+                "speed-up median": statistics.median(speedups),
+                "speed-up min": speedups.min(),
+                "speed-up max": speedups.max(),
+            }
+        )
     return pd.DataFrame(out)
 
 
 def markdown(table: pd.DataFrame, rows: pd.DataFrame, command: str) -> str:
     """The results page."""
     load = os.getloadavg()
-    lines = ["# tvae vs sdv.tvae: repeated paired fit times", "", f"Command: `{command}`", "",
-             f"Machine: {platform.platform()}, {os.cpu_count()} CPUs (shared; load average at write time "
-             f"{load[0]:.1f}). Same seeded 80/20 split and epochs for both; tvae with early stopping off. Each fit "
-             "runs in a fresh process (imports not timed); the two backends alternate and the speed-up "
-             "(sdv.tvae fit s / tvae fit s) is taken pair by pair. Quality for these settings is in tvae.md.", "",
-             "| table | pairs | tvae median fit s | sdv.tvae median fit s | speed-up median | speed-up min | speed-up max |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# tvae vs sdv.tvae: repeated paired fit times",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs (shared; load average at write time "
+        f"{load[0]:.1f}). Same seeded 80/20 split and epochs for both; tvae with early stopping off. Each fit "
+        "runs in a fresh process (imports not timed); the two backends alternate and the speed-up "
+        "(sdv.tvae fit s / tvae fit s) is taken pair by pair. Quality for these settings is in tvae.md.",
+        "",
+        "| table | pairs | tvae median fit s | sdv.tvae median fit s | speed-up median | speed-up min | speed-up max |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in table.to_dict("records"):
-        lines.append(f"| {row['table']} | {row['pairs']} | {row['tvae median fit s']:.2f} | "
-                     f"{row['sdv.tvae median fit s']:.2f} | {row['speed-up median']:.1f}x | {row['speed-up min']:.1f}x "
-                     f"| {row['speed-up max']:.1f}x |")
+        lines.append(
+            f"| {row['table']} | {row['pairs']} | {row['tvae median fit s']:.2f} | "
+            f"{row['sdv.tvae median fit s']:.2f} | {row['speed-up median']:.1f}x | {row['speed-up min']:.1f}x "
+            f"| {row['speed-up max']:.1f}x |"
+        )
     cpu = rows.groupby("backend")[["fit_s", "cpu_s"]].sum()
-    lines += ["", "CPU seconds per wall second while fitting (threads in use): "
-              + ", ".join(f"{b} {cpu.loc[b, 'cpu_s'] / cpu.loc[b, 'fit_s']:.2f}" for b in PAIR if b in cpu.index), ""]
+    lines += [
+        "",
+        "CPU seconds per wall second while fitting (threads in use): "
+        + ", ".join(f"{b} {cpu.loc[b, 'cpu_s'] / cpu.loc[b, 'fit_s']:.2f}" for b in PAIR if b in cpu.index),
+        "",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -102,8 +121,9 @@ def main(argv: list[str]) -> None:
     if args.job:
         print(json.dumps(fit_once(json.loads(args.job))))
         return
-    rows = pd.DataFrame([row for table in args.tables for row in measure(table, args.runs, args.epochs, args.seed,
-                                                                             args.timeout)])
+    rows = pd.DataFrame(
+        [row for table in args.tables for row in measure(table, args.runs, args.epochs, args.seed, args.timeout)]
+    )
     if "error" in rows:
         failed = rows[rows["error"].notna()]
         raise SystemExit(f"{len(failed)} fits failed: {failed.to_dict('records')}")

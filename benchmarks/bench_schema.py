@@ -5,6 +5,7 @@ Writes benchmarks/results/schema.md and schema.csv. SDV only detects sdtypes; fa
 parses dates with their format, verifies them on every row, measures ranges, missing shares and
 distinct counts, and finds identifiers and PII.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fairsynth.metadata.schema import TableSchema
@@ -46,23 +46,42 @@ def main() -> None:
     table = pd.read_csv(path, low_memory=False)  # as a user's file arrives: dates are text
     path.unlink()
     from sdv.metadata import Metadata
+
     ours = time_it(lambda: TableSchema.infer(table), args.repeats)
     sdv = time_it(lambda: Metadata.detect_from_dataframes({"t": table}), args.repeats)
     schema = TableSchema.infer(table)
-    rows = [{"tool": "fairsynth TableSchema.infer", "rows": len(table), "columns": table.shape[1],
-             "median_seconds": round(ours, 2), "ratio_to_sdv": round(ours / sdv, 2)},
-            {"tool": "SDV Metadata.detect_from_dataframes", "rows": len(table), "columns": table.shape[1],
-             "median_seconds": round(sdv, 2), "ratio_to_sdv": 1.0}]
+    rows = [
+        {
+            "tool": "fairsynth TableSchema.infer",
+            "rows": len(table),
+            "columns": table.shape[1],
+            "median_seconds": round(ours, 2),
+            "ratio_to_sdv": round(ours / sdv, 2),
+        },
+        {
+            "tool": "SDV Metadata.detect_from_dataframes",
+            "rows": len(table),
+            "columns": table.shape[1],
+            "median_seconds": round(sdv, 2),
+            "ratio_to_sdv": 1.0,
+        },
+    ]
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(exist_ok=True)
     frame.to_csv(RESULTS / "schema.csv", index=False)
     kinds = ", ".join(f"{c.name}={c.kind.value}" for c in schema.columns)
-    lines = ["# Schema inference benchmark", "",
-             f"Command: `PYTHONPATH=. .venv/bin/python benchmarks/bench_schema.py --rows {args.rows} "
-             f"--repeats {args.repeats}` (median of {args.repeats}, same table in one process)", "",
-             "| tool | rows | columns | median s | ratio to SDV |", "|---|---|---|---|---|"]
-    lines += [f"| {r['tool']} | {r['rows']:,} | {r['columns']} | {r['median_seconds']} | {r['ratio_to_sdv']} |"
-              for r in rows]
+    lines = [
+        "# Schema inference benchmark",
+        "",
+        f"Command: `PYTHONPATH=. .venv/bin/python benchmarks/bench_schema.py --rows {args.rows} "
+        f"--repeats {args.repeats}` (median of {args.repeats}, same table in one process)",
+        "",
+        "| tool | rows | columns | median s | ratio to SDV |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['tool']} | {r['rows']:,} | {r['columns']} | {r['median_seconds']} | {r['ratio_to_sdv']} |" for r in rows
+    ]
     lines += ["", f"Kinds found by fairsynth: {kinds}.", ""]
     (RESULTS / "schema.md").write_text("\n".join(lines))
     print("\n".join(lines))

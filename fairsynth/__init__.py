@@ -5,6 +5,7 @@ One import namespace over the four top-level folders of the repository (pyprojec
 what every layer shares: the version and the error hierarchy (`fairsynth.errors`).
 Layers: ui -> services -> {backends, metadata}; backends -> metadata.schema.
 """
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

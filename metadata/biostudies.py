@@ -6,20 +6,32 @@ session token (sent back as the X-SESSION-TOKEN header); POST /files/user/<folde
 the PageTab JSON submits; GET /submissions/<accno>.json reads the submission back. The server URL
 is configuration; credentials come from the environment; without both nothing is sent.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import httpx
 
-from fairsynth.metadata.crate import (DOME_PATH, METADATA_NAME, MODEL_DIR, PAGETAB_PATH, PREVIEW_NAME, CrateInfo,
-                            RunFacts, describe_dataset, describe_path, read_crate_zip)
+from fairsynth.metadata.crate import (
+    DOME_PATH,
+    METADATA_NAME,
+    MODEL_DIR,
+    PAGETAB_PATH,
+    PREVIEW_NAME,
+    CrateInfo,
+    RunFacts,
+    describe_dataset,
+    describe_path,
+    read_crate_zip,
+)
 
 USER_ENV = "FAIRSYNTH_BIOSTUDIES_USER"
 PASSWORD_ENV = "FAIRSYNTH_BIOSTUDIES_PASSWORD"
@@ -40,7 +52,7 @@ def attribute(name: str, value: Any, **extra: Any) -> dict[str, Any]:
 
 def build_pagetab(root: Path, info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
     """The PageTab JSON submission for the crate in root: Study section, files, links, authors, organisations."""
-    release = (info.date_published.isoformat() if info.date_published else facts.sample_end.date().isoformat())
+    release = info.date_published.isoformat() if info.date_published else facts.sample_end.date().isoformat()
     return {
         "attributes": [attribute("Title", info.title), attribute("ReleaseDate", release)],
         "section": {
@@ -75,9 +87,15 @@ def _study_attributes(info: CrateInfo, facts: RunFacts) -> list[dict[str, Any]]:
     attrs.append(attribute("License", info.license_name, valqual=[{"name": "URL", "value": info.license}]))
     if facts.source.organism:
         attrs.append(attribute("Organism", facts.source.organism))
-    attrs += [attribute("Synthetic", "true"), attribute("Generator", f"{facts.backend} {facts.backend_version}"),
-              attribute("Source", f"{facts.source.kind}: {facts.source.rows} rows, {facts.source.columns} columns, "
-                                  f"sha256 {facts.source.sha256}")]
+    attrs += [
+        attribute("Synthetic", "true"),
+        attribute("Generator", f"{facts.backend} {facts.backend_version}"),
+        attribute(
+            "Source",
+            f"{facts.source.kind}: {facts.source.rows} rows, {facts.source.columns} columns, "
+            f"sha256 {facts.source.sha256}",
+        ),
+    ]
     if info.funder:
         attrs.append(attribute("Funding", info.funder.name))
     return attrs
@@ -85,19 +103,30 @@ def _study_attributes(info: CrateInfo, facts: RunFacts) -> list[dict[str, Any]]:
 
 def _file_entry(rel: str) -> dict[str, Any]:
     description, media_type = describe_path(rel)
-    kind = ("Synthetic data" if rel.startswith("data/synthetic") else "Model" if rel.startswith(MODEL_DIR)
-            else "Metadata")
-    return {"path": rel, "type": "file",
-            "attributes": [attribute("Description", description), attribute("Type", kind),
-                           attribute("Format", media_type)]}
+    kind = (
+        "Synthetic data" if rel.startswith("data/synthetic") else "Model" if rel.startswith(MODEL_DIR) else "Metadata"
+    )
+    return {
+        "path": rel,
+        "type": "file",
+        "attributes": [attribute("Description", description), attribute("Type", kind), attribute("Format", media_type)],
+    }
 
 
 def _links(info: CrateInfo, facts: RunFacts) -> list[dict[str, Any]]:
-    links = [{"url": facts.backend_url, "attributes": [attribute("Type", "Software"),
-                                                        attribute("Description", f"Generator {facts.backend}")]}]
+    links = [
+        {
+            "url": facts.backend_url,
+            "attributes": [attribute("Type", "Software"), attribute("Description", f"Generator {facts.backend}")],
+        }
+    ]
     if info.url:
-        links.append({"url": info.url, "attributes": [attribute("Type", "Dataset"),
-                                                       attribute("Description", "Landing page of this dataset")]})
+        links.append(
+            {
+                "url": info.url,
+                "attributes": [attribute("Type", "Dataset"), attribute("Description", "Landing page of this dataset")],
+            }
+        )
     links.append({"url": info.license, "attributes": [attribute("Type", "License")]})
     return links
 
@@ -152,13 +181,16 @@ class BioStudiesClient:
         """Log in and keep the session token."""
         response = self._call("POST", "/auth/login", json={"login": user, "password": password}, auth=False)
         if response.status_code in (401, 403):
-            raise DepositError(f"BioStudies at {self.server} refused the login for '{user}'; check "
-                               f"{USER_ENV} and {PASSWORD_ENV}.")
+            raise DepositError(
+                f"BioStudies at {self.server} refused the login for '{user}'; check {USER_ENV} and {PASSWORD_ENV}."
+            )
         self._raise_for(response, "log in")
         token = response.json().get("sessionToken")
         if not token:
-            raise DepositError(f"BioStudies at {self.server} answered the login without a session token; "
-                               "check the server URL points at the submission API.")
+            raise DepositError(
+                f"BioStudies at {self.server} answered the login without a session token; "
+                "check the server URL points at the submission API."
+            )
         self.token = token
         return token
 
@@ -176,8 +208,10 @@ class BioStudiesClient:
         body = response.json()
         accno = body.get("accNo") or body.get("accno")
         if not accno:
-            raise DepositError("BioStudies accepted the submission but returned no accession number; "
-                               "look it up in the BioStudies submission tool.")
+            raise DepositError(
+                "BioStudies accepted the submission but returned no accession number; "
+                "look it up in the BioStudies submission tool."
+            )
         return accno
 
     def status(self, accno: str) -> dict[str, Any]:
@@ -186,8 +220,9 @@ class BioStudiesClient:
         self._raise_for(response, f"read submission {accno}")
         return response.json()
 
-    def _call(self, method: str, url: str, *, auth: bool = True, headers: dict | None = None,
-              **kwargs) -> httpx.Response:
+    def _call(
+        self, method: str, url: str, *, auth: bool = True, headers: dict | None = None, **kwargs
+    ) -> httpx.Response:
         sent = dict(headers or {})
         if auth:
             if not self.token:
@@ -196,24 +231,39 @@ class BioStudiesClient:
         try:
             return self.http.request(method, url, headers=sent, **kwargs)
         except httpx.HTTPError as error:
-            raise DepositError(f"Could not reach BioStudies at {self.server} ({error}); check the server URL "
-                               "and the network.") from None
+            raise DepositError(
+                f"Could not reach BioStudies at {self.server} ({error}); check the server URL and the network."
+            ) from None
 
     def _raise_for(self, response: httpx.Response, action: str) -> None:
         if response.status_code >= 400:
             detail = response.text.strip().replace("\n", " ")[:200]
-            raise DepositError(f"BioStudies could not {action} (HTTP {response.status_code}: {detail}); "
-                               "fix the cause and deposit again.")
+            raise DepositError(
+                f"BioStudies could not {action} (HTTP {response.status_code}: {detail}); "
+                "fix the cause and deposit again."
+            )
 
 
-def deposit(crate_dir: Path | str, *, out_dir: Path | str, server: str | None = None,
-            environ: Mapping[str, str] | None = None, folder: str | None = None,
-            transport: httpx.BaseTransport | None = None) -> DepositResult:
+def deposit(
+    crate_dir: Path | str,
+    *,
+    out_dir: Path | str,
+    server: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    folder: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> DepositResult:
     """Deposit a crate (directory or zip); a dry run writing the plan under out_dir unless given server and login."""
     if Path(crate_dir).is_file() and zipfile.is_zipfile(crate_dir):
         with tempfile.TemporaryDirectory(prefix="fairsynth-deposit-") as tmp:
-            return deposit(read_crate_zip(crate_dir, tmp), out_dir=out_dir, server=server, environ=environ,
-                           folder=folder, transport=transport)
+            return deposit(
+                read_crate_zip(crate_dir, tmp),
+                out_dir=out_dir,
+                server=server,
+                environ=environ,
+                folder=folder,
+                transport=transport,
+            )
     root = Path(crate_dir)
     env = os.environ if environ is None else environ
     pagetab_file = root / PAGETAB_PATH
@@ -253,9 +303,10 @@ def _dry_run(root: Path, pagetab: dict, files: list[str], out_dir: Path, server:
     plan_dir.mkdir(parents=True, exist_ok=True)
     (plan_dir / "pagetab.json").write_text(json.dumps(pagetab, indent=2), encoding="utf-8")
     listing = [{"path": rel, "bytes": (root / rel).stat().st_size} for rel in files]
-    reason = ("no server URL given" if not server else f"no credentials in {USER_ENV}/{PASSWORD_ENV}")
-    (plan_dir / "files.json").write_text(json.dumps({"server": server, "dry_run_because": reason,
-                                                     "files": listing}, indent=2), encoding="utf-8")
+    reason = "no server URL given" if not server else f"no credentials in {USER_ENV}/{PASSWORD_ENV}"
+    (plan_dir / "files.json").write_text(
+        json.dumps({"server": server, "dry_run_because": reason, "files": listing}, indent=2), encoding="utf-8"
+    )
     return DepositResult(dry_run=True, files=files, plan_dir=plan_dir)
 
 

@@ -1,4 +1,5 @@
 """File checksums: the one sha256 used for crates, model files and source tables."""
+
 from __future__ import annotations
 
 import hashlib

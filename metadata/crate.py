@@ -6,6 +6,7 @@ metadata/biostudies.pagetab.json, ro-crate-metadata.json and ro-crate-preview.ht
 directory and writes nowhere else. The real table is described (rows, columns, checksum), never
 copied.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,7 +14,7 @@ import shutil
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from html import escape
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,7 +26,7 @@ from rocrate.model.file import File
 from rocrate.rocrate import ROCrate
 
 from fairsynth.metadata.checksums import sha256_file
-from fairsynth.metadata.schema import ColumnKind, ColumnSpec, NUMERIC_KINDS, TEMPORAL_KINDS, TableSchema
+from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
 
 RO_CRATE_VERSION = "1.1"
 PROCESS_RUN_CRATE = "https://w3id.org/ro/wfrun/process/0.5"
@@ -50,14 +51,20 @@ ORCID = re.compile(r"^(https://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
 ROR = re.compile(r"^(https://ror\.org/)?(0[a-z0-9]{6}\d{2})$")
 
 ENCODING_FORMATS = {
-    ".csv": "text/csv", ".parquet": "application/vnd.apache.parquet", ".json": "application/json",
-    ".html": "text/html", ".safetensors": "application/octet-stream", ".txt": "text/plain",
-    ".yaml": "application/yaml", ".yml": "application/yaml", ".zip": "application/zip",
+    ".csv": "text/csv",
+    ".parquet": "application/vnd.apache.parquet",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".safetensors": "application/octet-stream",
+    ".txt": "text/plain",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".zip": "application/zip",
 }
 FILE_DESCRIPTIONS = {
     "data/synthetic": "The synthetic table: rows drawn from the fitted generator, no row of the real table.",
     DICTIONARY_PATH: "Data dictionary: one row per column with kind, unit, allowed values or range, "
-                     "missing share and how the synthetic table treats it.",
+    "missing share and how the synthetic table treats it.",
     "config/generation.json": "The generation request, seed and package versions that repeat this run.",
     "evaluation/metrics.json": "Quality, privacy and utility measures of the synthetic table and the release decision.",
     "evaluation/report.html": "Human-readable evaluation report with plots.",
@@ -91,10 +98,11 @@ class Organization(BaseModel):
         return "https://ror.org/" + match.group(2)
 
     @model_validator(mode="after")
-    def _needs_address(self) -> "Organization":
+    def _needs_address(self) -> Organization:
         if not self.ror and not (self.url or "").startswith(("http://", "https://")):
-            raise ValueError(f"the organisation '{self.name}' needs a ROR id (https://ror.org/...) or a web "
-                             "address (https://...).")
+            raise ValueError(
+                f"the organisation '{self.name}' needs a ROR id (https://ror.org/...) or a web address (https://...)."
+            )
         return self
 
     @property
@@ -229,8 +237,10 @@ class RunFacts:
 
     def __post_init__(self) -> None:
         if not self.backend_url.startswith(("http://", "https://")):
-            raise CrateError(f"The backend '{self.backend}' needs an http(s) URL for its software "
-                             f"entity, not '{self.backend_url}'; set Capabilities.url.")
+            raise CrateError(
+                f"The backend '{self.backend}' needs an http(s) URL for its software "
+                f"entity, not '{self.backend_url}'; set Capabilities.url."
+            )
         for name in ("fit_start", "fit_end", "sample_start", "sample_end"):
             if getattr(self, name).tzinfo is None:
                 raise CrateError(f"RunFacts.{name} has no time zone; pass an aware UTC datetime.")
@@ -274,8 +284,10 @@ def synthetic_path(root: Path) -> str:
     for candidate in SYNTHETIC_CANDIDATES:
         if (root / candidate).is_file():
             return candidate
-    raise CrateError(f"No synthetic table in {root}: expected data/synthetic.csv or data/synthetic.parquet; "
-                     "write the sampled rows there before building the crate.")
+    raise CrateError(
+        f"No synthetic table in {root}: expected data/synthetic.csv or data/synthetic.parquet; "
+        "write the sampled rows there before building the crate."
+    )
 
 
 def _assemble(root: Path, info: CrateInfo, facts: RunFacts, synthetic: str) -> ROCrate:
@@ -296,8 +308,7 @@ def _add_people(crate: ROCrate, info: CrateInfo) -> list[str]:
         if extra is not None:
             orgs.setdefault(extra.id, extra)
     for org in orgs.values():
-        crate.add(ContextEntity(crate, org.id, properties={"@type": "Organization", "name": org.name,
-                                                           "url": org.home}))
+        crate.add(ContextEntity(crate, org.id, properties={"@type": "Organization", "name": org.name, "url": org.home}))
     for author in info.authors:
         props = {"@type": "Person", "name": author.name, "affiliation": {"@id": author.affiliation.id}}
         if author.orcid:
@@ -313,18 +324,41 @@ def _add_files(crate: ROCrate, root: Path) -> str:
         rel = path.relative_to(root).as_posix()
         if rel in (METADATA_NAME, PREVIEW_NAME):
             continue
-        entity = crate.add(File(crate, source=path, dest_path=rel, fetch_remote=False,
-                                validate_url=False, properties=file_properties(path, rel)))
+        entity = crate.add(
+            File(
+                crate,
+                source=path,
+                dest_path=rel,
+                fetch_remote=False,
+                validate_url=False,
+                properties=file_properties(path, rel),
+            )
+        )
         if rel.startswith(MODEL_DIR):
             model_files.append(entity)
     if not model_files:
-        crate.add(ContextEntity(crate, WITHHELD_MODEL_ID, properties={
-            "@type": "CreativeWork", "name": "Fitted generator (withheld)",
-            "description": "The fitted model is not shipped with this crate: the release policy withholds it."}))
+        crate.add(
+            ContextEntity(
+                crate,
+                WITHHELD_MODEL_ID,
+                properties={
+                    "@type": "CreativeWork",
+                    "name": "Fitted generator (withheld)",
+                    "description": "The fitted model is not shipped with this crate: the release policy withholds it.",
+                },
+            )
+        )
         return WITHHELD_MODEL_ID
-    model_dir = Dataset(crate, source=None, dest_path=MODEL_DIR, properties={
-        "name": "Fitted generator", "description": "The saved generator (weights as safetensors, settings as "
-        "JSON); loading it needs no unpickling."})
+    model_dir = Dataset(
+        crate,
+        source=None,
+        dest_path=MODEL_DIR,
+        properties={
+            "name": "Fitted generator",
+            "description": "The saved generator (weights as safetensors, settings as "
+            "JSON); loading it needs no unpickling.",
+        },
+    )
     crate.add(model_dir)
     model_dir["hasPart"] = _one_or_many(model_files)
     # files under model/ are reached through the directory, not listed on the root
@@ -335,23 +369,34 @@ def _add_files(crate: ROCrate, root: Path) -> str:
 def describe_path(rel: str) -> tuple[str, str]:
     """What a crate-relative path holds, in words, and its media type."""
     key = rel.rsplit(".", 1)[0] if rel.startswith("data/synthetic") else rel
-    description = FILE_DESCRIPTIONS.get(key) or ("Part of the saved generator." if rel.startswith(MODEL_DIR)
-                                                 else "A file produced by the run.")
+    description = FILE_DESCRIPTIONS.get(key) or (
+        "Part of the saved generator." if rel.startswith(MODEL_DIR) else "A file produced by the run."
+    )
     return description, ENCODING_FORMATS.get(PurePosixPath(rel).suffix.lower(), "application/octet-stream")
 
 
 def file_properties(path: Path, rel: str) -> dict[str, Any]:
     """name, description, encodingFormat, contentSize (bytes, as text) and sha256 of one file."""
     description, media_type = describe_path(rel)
-    return {"name": PurePosixPath(rel).name, "description": description, "encodingFormat": media_type,
-            "contentSize": str(path.stat().st_size), "sha256": sha256_file(path)}
+    return {
+        "name": PurePosixPath(rel).name,
+        "description": description,
+        "encodingFormat": media_type,
+        "contentSize": str(path.stat().st_size),
+        "sha256": sha256_file(path),
+    }
 
 
 def _add_backend(crate: ROCrate, facts: RunFacts) -> str:
     license_url = facts.backend_license if facts.backend_license.startswith("http") else SPDX + facts.backend_license
-    props = {"@type": "SoftwareApplication", "name": facts.backend, "version": facts.backend_version,
-             "url": facts.backend_url, "license": {"@id": license_url},
-             "description": facts.backend_description or f"{facts.model_family} generator '{facts.backend}'."}
+    props = {
+        "@type": "SoftwareApplication",
+        "name": facts.backend,
+        "version": facts.backend_version,
+        "url": facts.backend_url,
+        "license": {"@id": license_url},
+        "description": facts.backend_description or f"{facts.model_family} generator '{facts.backend}'.",
+    }
     requirements = [_add_package(crate, name, version) for name, version in sorted(facts.packages.items())]
     if requirements:
         props["softwareRequirements"] = _one_or_many(requirements)
@@ -363,8 +408,11 @@ def _add_backend(crate: ROCrate, facts: RunFacts) -> str:
 def _add_package(crate: ROCrate, name: str, version: str) -> dict[str, str]:
     """A Python package the run used, as a SoftwareApplication identified by its PyPI release page."""
     url = f"https://pypi.org/project/{name}/{version}/"
-    crate.add(ContextEntity(crate, url, properties={"@type": "SoftwareApplication", "name": name,
-                                                    "version": version, "url": url}))
+    crate.add(
+        ContextEntity(
+            crate, url, properties={"@type": "SoftwareApplication", "name": name, "version": version, "url": url}
+        )
+    )
     return {"@id": url}
 
 
@@ -377,65 +425,136 @@ def _add_license(crate: ROCrate, license_url: str) -> None:
 def _add_source(crate: ROCrate, facts: RunFacts) -> None:
     src = facts.source
     shared = {"@type": "CreativeWork", "encodingFormat": "text/csv"}
-    crate.add(ContextEntity(crate, SOURCE_ID, properties={
-        **shared, "name": f"Real {src.kind} ({src.name})",
-        "description": (src.description or f"The real {src.kind} the generator learned from") +
-        f": {src.rows} rows, {src.columns} columns. Its content is not part of this crate; "
-        "only its size and SHA-256 checksum are recorded.",
-        "sha256": src.sha256}))
-    crate.add(ContextEntity(crate, TRAINING_ID, properties={
-        **shared, "name": "Training split of the real table",
-        "description": f"{facts.train_rows} rows of the real table drawn with split seed {facts.split_seed}; "
-                       f"{facts.holdout_rows} further rows were held out for evaluation and never seen by the "
-                       "generator. Described here without its content.",
-        "isBasedOn": {"@id": SOURCE_ID}}))
+    crate.add(
+        ContextEntity(
+            crate,
+            SOURCE_ID,
+            properties={
+                **shared,
+                "name": f"Real {src.kind} ({src.name})",
+                "description": (src.description or f"The real {src.kind} the generator learned from")
+                + f": {src.rows} rows, {src.columns} columns. Its content is not part of this crate; "
+                "only its size and SHA-256 checksum are recorded.",
+                "sha256": src.sha256,
+            },
+        )
+    )
+    crate.add(
+        ContextEntity(
+            crate,
+            TRAINING_ID,
+            properties={
+                **shared,
+                "name": "Training split of the real table",
+                "description": f"{facts.train_rows} rows of the real table drawn with split seed {facts.split_seed}; "
+                f"{facts.holdout_rows} further rows were held out for evaluation and never seen by the "
+                "generator. Described here without its content.",
+                "isBasedOn": {"@id": SOURCE_ID},
+            },
+        )
+    )
 
 
 def _add_actions(crate: ROCrate, facts: RunFacts, backend: str, agent: str, model_id: str, synthetic: str) -> None:
-    common = {"@type": "CreateAction", "instrument": {"@id": backend}, "agent": {"@id": agent},
-              "actionStatus": COMPLETED}
-    crate.add(ContextEntity(crate, "#fit", properties={
-        **common, "name": f"Fit {facts.backend} on the training table",
-        "description": f"Fitted the {facts.model_family} generator '{facts.backend}' on {facts.train_rows} "
-                       f"training rows with seed {facts.seed} in {facts.fit_duration:.1f} s.",
-        "object": {"@id": TRAINING_ID}, "result": {"@id": model_id},
-        "startTime": iso_utc(facts.fit_start), "endTime": iso_utc(facts.fit_end)}))
-    crate.add(ContextEntity(crate, "#sample", properties={
-        **common, "name": f"Sample {facts.synthetic_rows} synthetic rows from {facts.backend}",
-        "description": f"Drew {facts.synthetic_rows} synthetic rows from the fitted generator with seed "
-                       f"{facts.seed} in {facts.sample_seconds:.1f} s.",
-        "object": {"@id": model_id}, "result": {"@id": synthetic},
-        "startTime": iso_utc(facts.sample_start), "endTime": iso_utc(facts.sample_end)}))
+    common = {
+        "@type": "CreateAction",
+        "instrument": {"@id": backend},
+        "agent": {"@id": agent},
+        "actionStatus": COMPLETED,
+    }
+    crate.add(
+        ContextEntity(
+            crate,
+            "#fit",
+            properties={
+                **common,
+                "name": f"Fit {facts.backend} on the training table",
+                "description": f"Fitted the {facts.model_family} generator '{facts.backend}' on {facts.train_rows} "
+                f"training rows with seed {facts.seed} in {facts.fit_duration:.1f} s.",
+                "object": {"@id": TRAINING_ID},
+                "result": {"@id": model_id},
+                "startTime": iso_utc(facts.fit_start),
+                "endTime": iso_utc(facts.fit_end),
+            },
+        )
+    )
+    crate.add(
+        ContextEntity(
+            crate,
+            "#sample",
+            properties={
+                **common,
+                "name": f"Sample {facts.synthetic_rows} synthetic rows from {facts.backend}",
+                "description": f"Drew {facts.synthetic_rows} synthetic rows from the fitted generator with seed "
+                f"{facts.seed} in {facts.sample_seconds:.1f} s.",
+                "object": {"@id": model_id},
+                "result": {"@id": synthetic},
+                "startTime": iso_utc(facts.sample_start),
+                "endTime": iso_utc(facts.sample_end),
+            },
+        )
+    )
 
 
 def _describe_root(crate: ROCrate, info: CrateInfo, facts: RunFacts, people: list[str]) -> None:
     root = crate.root_dataset
     identifier = info.identifier or crate_identifier(facts)
-    for profile, name, version in ((PROCESS_RUN_CRATE, "Process Run Crate", "0.5"),
-                                   (BIOSCHEMAS_DATASET, "Bioschemas Dataset profile", "1.0-RELEASE")):
-        crate.add(ContextEntity(crate, profile, properties={"@type": ["CreativeWork", "Profile"],
-                                                             "name": name, "version": version}))
+    for profile, name, version in (
+        (PROCESS_RUN_CRATE, "Process Run Crate", "0.5"),
+        (BIOSCHEMAS_DATASET, "Bioschemas Dataset profile", "1.0-RELEASE"),
+    ):
+        crate.add(
+            ContextEntity(
+                crate, profile, properties={"@type": ["CreativeWork", "Profile"], "name": name, "version": version}
+            )
+        )
     _add_license(crate, info.license)
-    crate.add(ContextEntity(crate, CATALOG_ID, properties={
-        "@type": "DataCatalog", "name": "fairsynth synthetic dataset catalogue",
-        "description": "Synthetic datasets generated and packaged by fairsynth runs."}))
-    crate.add(ContextEntity(crate, DOWNLOAD_ID, properties={
-        "@type": "DataDownload", "name": f"{facts.backend}.crate.zip", "encodingFormat": "application/zip",
-        "contentUrl": f"{facts.backend}.crate.zip"}))
+    crate.add(
+        ContextEntity(
+            crate,
+            CATALOG_ID,
+            properties={
+                "@type": "DataCatalog",
+                "name": "fairsynth synthetic dataset catalogue",
+                "description": "Synthetic datasets generated and packaged by fairsynth runs.",
+            },
+        )
+    )
+    crate.add(
+        ContextEntity(
+            crate,
+            DOWNLOAD_ID,
+            properties={
+                "@type": "DataDownload",
+                "name": f"{facts.backend}.crate.zip",
+                "encodingFormat": "application/zip",
+                "contentUrl": f"{facts.backend}.crate.zip",
+            },
+        )
+    )
     _add_variables(crate, facts.schema)
     authors = _one_or_many([{"@id": p} for p in people])
     props = {
-        "name": info.title, "description": describe_dataset(info, facts), "license": {"@id": info.license},
-        "datePublished": (info.date_published or datetime.now(timezone.utc).date()).isoformat(),
+        "name": info.title,
+        "description": describe_dataset(info, facts),
+        "license": {"@id": info.license},
+        "datePublished": (info.date_published or datetime.now(UTC).date()).isoformat(),
         "conformsTo": [{"@id": PROCESS_RUN_CRATE}, {"@id": BIOSCHEMAS_DATASET}],
-        "creator": authors, "author": authors, "publisher": {"@id": info.publisher_org.id},
-        "keywords": ", ".join(info.keywords), "identifier": identifier, "url": info.url or identifier,
-        "version": info.version, "mentions": [{"@id": "#fit"}, {"@id": "#sample"}],
-        "isBasedOn": {"@id": SOURCE_ID}, "includedInDataCatalog": {"@id": CATALOG_ID},
+        "creator": authors,
+        "author": authors,
+        "publisher": {"@id": info.publisher_org.id},
+        "keywords": ", ".join(info.keywords),
+        "identifier": identifier,
+        "url": info.url or identifier,
+        "version": info.version,
+        "mentions": [{"@id": "#fit"}, {"@id": "#sample"}],
+        "isBasedOn": {"@id": SOURCE_ID},
+        "includedInDataCatalog": {"@id": CATALOG_ID},
         "distribution": {"@id": DOWNLOAD_ID},
         "measurementTechnique": f"Synthetic data generation with {facts.model_family} ({facts.backend})",
-        "citation": info.citation or f"{info.title}. Synthetic dataset generated with {facts.backend} "
-                                      f"{facts.backend_version}; identifier {identifier}.",
+        "citation": info.citation
+        or f"{info.title}. Synthetic dataset generated with {facts.backend} "
+        f"{facts.backend_version}; identifier {identifier}.",
         "variableMeasured": _one_or_many([{"@id": _variable_id(c.name)} for c in facts.schema.output_columns()]),
     }
     if info.funder:
@@ -452,10 +571,11 @@ def _add_variables(crate: ROCrate, schema: TableSchema) -> None:
 def variable_properties(column: ColumnSpec) -> dict[str, Any]:
     """One PropertyValue for a column: kind, unit, range or allowed values, missing share."""
     props: dict[str, Any] = {
-        "@type": "PropertyValue", "name": column.name, "propertyID": column.kind.value,
+        "@type": "PropertyValue",
+        "name": column.name,
+        "propertyID": column.kind.value,
         "description": f"{column.kind.value} column; {column.missing_share:.2%} missing; "
-                       f"synthetic handling: {column.handling()}."
-                       + (f" {column.description}" if column.description else ""),
+        f"synthetic handling: {column.handling()}." + (f" {column.description}" if column.description else ""),
         "value": f"missing share {round(column.missing_share, 4)}",
     }
     if column.unit:
@@ -475,23 +595,28 @@ def _variable_id(name: str) -> str:
 
 def describe_dataset(info: CrateInfo, facts: RunFacts) -> str:
     """The root description: the user's text plus what the data is and where it comes from."""
-    dp = (f" Fitted with differential privacy (epsilon {facts.epsilon:g}, delta {facts.delta:g})."
-          if facts.is_dp else "")
-    return (f"{info.description.rstrip('.')}. This dataset is SYNTHETIC: {facts.synthetic_rows} rows generated by "
-            f"the {facts.model_family} generator '{facts.backend}' {facts.backend_version}, fitted on "
-            f"{facts.train_rows} rows of real {facts.source.kind} ({facts.source.rows} rows, "
-            f"{facts.source.columns} columns); no real record is included.{dp}")
+    dp = f" Fitted with differential privacy (epsilon {facts.epsilon:g}, delta {facts.delta:g})." if facts.is_dp else ""
+    return (
+        f"{info.description.rstrip('.')}. This dataset is SYNTHETIC: {facts.synthetic_rows} rows generated by "
+        f"the {facts.model_family} generator '{facts.backend}' {facts.backend_version}, fitted on "
+        f"{facts.train_rows} rows of real {facts.source.kind} ({facts.source.rows} rows, "
+        f"{facts.source.columns} columns); no real record is included.{dp}"
+    )
 
 
 def crate_identifier(facts: RunFacts) -> str:
     """A stable URN for the crate, derived from the source checksum, backend and seed."""
-    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"fairsynth:{facts.source.sha256}:{facts.backend}:"
-                                        f"{facts.seed}:{facts.synthetic_rows}:{facts.run_id or ''}"))
+    return "urn:uuid:" + str(
+        uuid.uuid5(
+            uuid.NAMESPACE_URL,
+            f"fairsynth:{facts.source.sha256}:{facts.backend}:{facts.seed}:{facts.synthetic_rows}:{facts.run_id or ''}",
+        )
+    )
 
 
 def iso_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with +00:00 and whole seconds (the Process Run Crate pattern)."""
-    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def _one_or_many(values: list) -> Any:
@@ -520,8 +645,9 @@ def read_crate_zip(zip_path: Path | str, dest: Path | str) -> Path:
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, FileNotFoundError) as error:
-        raise CrateError(f"{zip_path} is not a readable zip file ({error}); pass a crate zip written by "
-                         "fairsynth.") from None
+        raise CrateError(
+            f"{zip_path} is not a readable zip file ({error}); pass a crate zip written by fairsynth."
+        ) from None
     with archive:
         names = archive.namelist()
         for name in names:
@@ -542,11 +668,16 @@ def read_crate_zip(zip_path: Path | str, dest: Path | str) -> Path:
 
 def _check_member(name: str, target: Path) -> None:
     pure = PurePosixPath(name.replace("\\", "/"))
-    unsafe = (pure.is_absolute() or ".." in pure.parts or re.match(r"^[A-Za-z]:", name)
-              or not (target / pure).resolve().is_relative_to(target))
+    unsafe = (
+        pure.is_absolute()
+        or ".." in pure.parts
+        or re.match(r"^[A-Za-z]:", name)
+        or not (target / pure).resolve().is_relative_to(target)
+    )
     if unsafe:
-        raise CrateError(f"The zip entry '{name}' points outside the crate (absolute path or '..'); "
-                         "refusing to unpack this zip.")
+        raise CrateError(
+            f"The zip entry '{name}' points outside the crate (absolute path or '..'); refusing to unpack this zip."
+        )
 
 
 # -- preview ----------------------------------------------------------------------------------
@@ -560,30 +691,38 @@ def render_preview(metadata: dict) -> str:
         return ", ".join(escape(str(graph.get(i, {}).get("name", i))) for i in ids)
 
     files = [graph[i] for i in graph if graph[i].get("@type") == "File"]
-    file_rows = "".join(f"<tr><td>{escape(f['@id'])}</td><td>{escape(f.get('description', ''))}</td>"
-                        f"<td>{escape(f.get('encodingFormat', ''))}</td><td>{escape(f.get('contentSize', ''))}</td>"
-                        f"<td><code>{escape(f.get('sha256', ''))}</code></td></tr>" for f in files)
+    file_rows = "".join(
+        f"<tr><td>{escape(f['@id'])}</td><td>{escape(f.get('description', ''))}</td>"
+        f"<td>{escape(f.get('encodingFormat', ''))}</td><td>{escape(f.get('contentSize', ''))}</td>"
+        f"<td><code>{escape(f.get('sha256', ''))}</code></td></tr>"
+        for f in files
+    )
     columns = [graph[r["@id"]] for r in _listed(root.get("variableMeasured"))]
-    column_rows = "".join(f"<tr><td>{escape(c['name'])}</td><td>{escape(c.get('propertyID', ''))}</td>"
-                          f"<td>{escape(c.get('description', ''))}</td></tr>" for c in columns)
-    actions = "".join(f"<li><b>{escape(graph[a['@id']]['name'])}</b> ({graph[a['@id']]['startTime']} to "
-                      f"{graph[a['@id']]['endTime']}): {escape(graph[a['@id']]['description'])}</li>"
-                      for a in _listed(root.get("mentions")))
+    column_rows = "".join(
+        f"<tr><td>{escape(c['name'])}</td><td>{escape(c.get('propertyID', ''))}</td>"
+        f"<td>{escape(c.get('description', ''))}</td></tr>"
+        for c in columns
+    )
+    actions = "".join(
+        f"<li><b>{escape(graph[a['@id']]['name'])}</b> ({graph[a['@id']]['startTime']} to "
+        f"{graph[a['@id']]['endTime']}): {escape(graph[a['@id']]['description'])}</li>"
+        for a in _listed(root.get("mentions"))
+    )
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(root['name'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(root["name"])}</title>
 <style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.4}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em;text-align:left;vertical-align:top}}
 code{{font-size:.8em}}</style></head><body>
-<h1>{escape(root['name'])}</h1>
-<p>{escape(root['description'])}</p>
-<dl><dt>Authors</dt><dd>{name_of(root['creator'])}</dd>
-<dt>Publisher</dt><dd>{name_of(root['publisher'])}</dd>
-<dt>License</dt><dd><a href="{escape(root['license']['@id'])}">{name_of(root['license'])}</a></dd>
-<dt>Keywords</dt><dd>{escape(root['keywords'])}</dd>
-<dt>Identifier</dt><dd>{escape(root['identifier'])}</dd>
-<dt>Published</dt><dd>{escape(root['datePublished'])}</dd>
-<dt>Based on</dt><dd>{escape(graph[root['isBasedOn']['@id']]['description'])}</dd>
-<dt>Conforms to</dt><dd>{name_of(root['conformsTo'])}</dd></dl>
+<h1>{escape(root["name"])}</h1>
+<p>{escape(root["description"])}</p>
+<dl><dt>Authors</dt><dd>{name_of(root["creator"])}</dd>
+<dt>Publisher</dt><dd>{name_of(root["publisher"])}</dd>
+<dt>License</dt><dd><a href="{escape(root["license"]["@id"])}">{name_of(root["license"])}</a></dd>
+<dt>Keywords</dt><dd>{escape(root["keywords"])}</dd>
+<dt>Identifier</dt><dd>{escape(root["identifier"])}</dd>
+<dt>Published</dt><dd>{escape(root["datePublished"])}</dd>
+<dt>Based on</dt><dd>{escape(graph[root["isBasedOn"]["@id"]]["description"])}</dd>
+<dt>Conforms to</dt><dd>{name_of(root["conformsTo"])}</dd></dl>
 <h2>How it was made</h2><ul>{actions}</ul>
 <h2>Files</h2><table><tr><th>path</th><th>what</th><th>format</th><th>bytes</th><th>sha256</th></tr>{file_rows}</table>
 <h2>Columns</h2><table><tr><th>column</th><th>kind</th><th>description</th></tr>{column_rows}</table>

@@ -1,4 +1,5 @@
 """DOME recommendations record (metadata/dome.json): data, optimisation, model, evaluation, filled from the run."""
+
 from __future__ import annotations
 
 import json
@@ -10,17 +11,16 @@ from fairsynth.metadata.schema import ColumnKind
 
 DOME_SECTIONS = {
     "dataset": ("provenance", "splits", "redundancy", "availability"),
-    "optimization": ("algorithm", "meta", "encoding", "parameters", "features", "fitting", "regularization",
-                     "config"),
+    "optimization": ("algorithm", "meta", "encoding", "parameters", "features", "fitting", "regularization", "config"),
     "model": ("interpretability", "output", "duration", "availability"),
     "evaluation": ("method", "measure", "comparison", "confidence", "availability"),
 }
 # How the shared codec (backends/preprocessing.py) presents each column kind to the generator.
 CODEC_BY_KIND = {
     ColumnKind.INTEGER: "float; missing filled by draws from observed values plus a 0/1 missing indicator; "
-                        "rounded and clipped to the training range on output",
+    "rounded and clipped to the training range on output",
     ColumnKind.FLOAT: "float; missing filled by draws from observed values plus a 0/1 missing indicator; "
-                      "clipped to the training range on output",
+    "clipped to the training range on output",
     ColumnKind.DATE: "days since 1970-01-01 as float, missing indicator; formatted back to the source format",
     ColumnKind.DATETIME: "days since 1970-01-01 as float, missing indicator; formatted back to the source format",
     ColumnKind.BOOLEAN: "categorical token; missing as its own token",
@@ -33,8 +33,12 @@ CODEC_BY_KIND = {
 
 def build_dome(info: CrateInfo, facts: RunFacts, root: Path) -> dict[str, Any]:
     """The DOME record of one run as a JSON-ready dict, every field filled from the facts."""
-    return {"dataset": _dataset(info, facts), "optimization": _optimization(facts),
-            "model": _model(facts, root), "evaluation": _evaluation(facts)}
+    return {
+        "dataset": _dataset(info, facts),
+        "optimization": _optimization(facts),
+        "model": _model(facts, root),
+        "evaluation": _evaluation(facts),
+    }
 
 
 def write_dome(root: Path, info: CrateInfo, facts: RunFacts) -> Path:
@@ -47,14 +51,21 @@ def write_dome(root: Path, info: CrateInfo, facts: RunFacts) -> Path:
 
 def _dataset(info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
     src = facts.source
-    copies = ("not measured" if facts.exact_copies is None
-              else f"{facts.exact_copies} synthetic rows are exact copies of a training row")
+    copies = (
+        "not measured"
+        if facts.exact_copies is None
+        else f"{facts.exact_copies} synthetic rows are exact copies of a training row"
+    )
     return {
         "provenance": f"Synthetic table of {facts.synthetic_rows} rows generated from real {src.kind} "
-                      f"({src.rows} rows, {src.columns} columns, sha256 {src.sha256}); the output is synthetic "
-                      "and contains no real record.",
-        "splits": {"train_rows": facts.train_rows, "holdout_rows": facts.holdout_rows, "seed": facts.split_seed,
-                   "note": "The holdout was never seen by the generator; it serves the privacy and utility checks."},
+        f"({src.rows} rows, {src.columns} columns, sha256 {src.sha256}); the output is synthetic "
+        "and contains no real record.",
+        "splits": {
+            "train_rows": facts.train_rows,
+            "holdout_rows": facts.holdout_rows,
+            "seed": facts.split_seed,
+            "note": "The holdout was never seen by the generator; it serves the privacy and utility checks.",
+        },
         "redundancy": copies,
         "availability": {"license": info.license, "url": info.url or info.identifier or "in this crate"},
     }
@@ -62,17 +73,31 @@ def _dataset(info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
 
 def _optimization(facts: RunFacts) -> dict[str, Any]:
     kinds = sorted({c.kind for c in facts.schema.output_columns()})
-    regularization = ({"differential_privacy": "DP-SGD", "epsilon": facts.epsilon, "delta": facts.delta,
-                       "clipping_norm": facts.clipping_norm} if facts.is_dp else "none")
+    regularization = (
+        {
+            "differential_privacy": "DP-SGD",
+            "epsilon": facts.epsilon,
+            "delta": facts.delta,
+            "clipping_norm": facts.clipping_norm,
+        }
+        if facts.is_dp
+        else "none"
+    )
     return {
         "algorithm": f"{facts.model_family} ({facts.backend} {facts.backend_version})",
         "meta": "no meta-predictor: a single generator fitted on the training split",
         "encoding": {kind.value: CODEC_BY_KIND[kind] for kind in kinds},
-        "parameters": facts.parameter_count if facts.parameter_count is not None
+        "parameters": facts.parameter_count
+        if facts.parameter_count is not None
         else "not applicable: the backend reports no trainable parameter count",
         "features": [c.name for c in facts.schema.learned_columns()],
-        "fitting": {"epochs": facts.epochs, "batch_size": facts.batch_size, "loss": _loss_summary(facts.losses),
-                    "seed": facts.seed, "hyperparameters": facts.params},
+        "fitting": {
+            "epochs": facts.epochs,
+            "batch_size": facts.batch_size,
+            "loss": _loss_summary(facts.losses),
+            "seed": facts.seed,
+            "hyperparameters": facts.params,
+        },
         "regularization": regularization,
         "config": "config/generation.json",
     }
@@ -81,21 +106,25 @@ def _optimization(facts: RunFacts) -> dict[str, Any]:
 def _model(facts: RunFacts, root: Path) -> dict[str, Any]:
     shipped = (root / MODEL_DIR).is_dir() and any((root / MODEL_DIR).iterdir())
     return {
-        "interpretability": facts.interpretability or "black box: a generative model of the joint distribution; "
-                            "per-column fidelity is reported in evaluation/metrics.json",
-        "output": {"type": "synthetic table", "rows": facts.synthetic_rows,
-                   "columns": [c.name for c in facts.schema.output_columns()]},
+        "interpretability": facts.interpretability
+        or "black box: a generative model of the joint distribution; "
+        "per-column fidelity is reported in evaluation/metrics.json",
+        "output": {
+            "type": "synthetic table",
+            "rows": facts.synthetic_rows,
+            "columns": [c.name for c in facts.schema.output_columns()],
+        },
         "duration": {"fit_seconds": round(facts.fit_duration, 3), "sample_seconds": round(facts.sample_seconds, 3)},
-        "availability": "model files in the crate under model/" if shipped
-        else "withheld by the release policy",
+        "availability": "model files in the crate under model/" if shipped else "withheld by the release policy",
     }
 
 
 def _evaluation(facts: RunFacts) -> dict[str, Any]:
     release = {"release_decision": facts.gate} if facts.gate else {}
-    return {**release,
+    return {
+        **release,
         "method": f"holdout-based: synthetic rows compared with the {facts.train_rows}-row training split and "
-                  f"the {facts.holdout_rows}-row holdout the generator never saw",
+        f"the {facts.holdout_rows}-row holdout the generator never saw",
         "measure": flatten_metrics(facts.metrics) or "no metric computed in this run",
         "comparison": facts.comparison or "no other backend in this run",
         "confidence": facts.confidence or "no bootstrap intervals computed",

@@ -1,9 +1,10 @@
 """TableSchema: what each column of a table is, inferred from the data and editable by the user."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -39,19 +40,41 @@ UNLEARNED_KINDS = frozenset({ColumnKind.IDENTIFIER, ColumnKind.TEXT, ColumnKind.
 # Day-first before month-first: UK hospital exports are day-first, and a column whose days are
 # all <= 12 is ambiguous, so the order is the tie-break. Verified on the whole column afterwards.
 DATE_FORMATS = (
-    "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
-    "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f",
-    "%d/%m/%Y", "%m/%d/%Y", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M:%S", "%d-%m-%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d", "%d %b %Y",
-    "%d-%b-%Y", "%d %B %Y", "%b %d, %Y", "%Y%m%d",
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%d.%m.%Y",
+    "%Y/%m/%d",
+    "%d %b %Y",
+    "%d-%b-%Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+    "%Y%m%d",
 )
 TIME_DIRECTIVES = ("%H", "%M", "%S")
 
-ID_NAME = re.compile(r"(^|_|\b)(id|ids|uuid|guid|key|rownames|row_?id|mrn|record(_?no|_?number)?|"
-                     r"episode(_?no|_?number)?|patient(_?no|_?number)?|hospital_?number)($|_|\b)",
-                     re.IGNORECASE)
-NAME_COLUMN = re.compile(r"(^|_)(name|names|surname|forename|first_?name|last_?name|full_?name|"
-                         r"given_?name|family_?name)($|_)", re.IGNORECASE)
+ID_NAME = re.compile(
+    r"(^|_|\b)(id|ids|uuid|guid|key|rownames|row_?id|mrn|record(_?no|_?number)?|"
+    r"episode(_?no|_?number)?|patient(_?no|_?number)?|hospital_?number)($|_|\b)",
+    re.IGNORECASE,
+)
+NAME_COLUMN = re.compile(
+    r"(^|_)(name|names|surname|forename|first_?name|last_?name|full_?name|"
+    r"given_?name|family_?name)($|_)",
+    re.IGNORECASE,
+)
 PII_PATTERNS = {
     "email": re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"),
     "phone": re.compile(r"^(\+44\s?7\d{3}|\+44\s?\d{2,4}|0\d{2,4}|\(0\d{2,4}\))[\s-]?\d{3,4}[\s-]?\d{3,4}$"),
@@ -92,9 +115,11 @@ class ColumnSpec(BaseModel):
         """How the synthetic table treats this column, in words."""
         if self.drop:
             return "dropped"
-        return {ColumnKind.IDENTIFIER: "regenerated: fresh unique values in the source's shape",
-                ColumnKind.PII: "replaced: fabricated values of the same pattern, never learned",
-                ColumnKind.TEXT: "withheld: free text is never learned"}.get(self.kind, "modelled")
+        return {
+            ColumnKind.IDENTIFIER: "regenerated: fresh unique values in the source's shape",
+            ColumnKind.PII: "replaced: fabricated values of the same pattern, never learned",
+            ColumnKind.TEXT: "withheld: free text is never learned",
+        }.get(self.kind, "modelled")
 
 
 class TableSchema(BaseModel):
@@ -107,7 +132,7 @@ class TableSchema(BaseModel):
 
     # -- inference ----------------------------------------------------------------------------
     @classmethod
-    def infer(cls, data: pd.DataFrame, *, sample_rows: int = 20_000, seed: int = 0) -> "TableSchema":
+    def infer(cls, data: pd.DataFrame, *, sample_rows: int = 20_000, seed: int = 0) -> TableSchema:
         """Infer every column's kind on a seeded sample, then verify and measure on the whole table."""
         sample = data.sample(n=sample_rows, random_state=seed) if len(data) > sample_rows else data
         columns, warnings = [], []
@@ -140,8 +165,14 @@ class TableSchema(BaseModel):
         return [c for c in self.columns if not c.drop]
 
     # -- user edits ---------------------------------------------------------------------------
-    def with_overrides(self, *, kinds: dict[str, str] | None = None, drop: Iterable[str] = (),
-                       target: str | None = None, formats: dict[str, str] | None = None) -> "TableSchema":
+    def with_overrides(
+        self,
+        *,
+        kinds: dict[str, str] | None = None,
+        drop: Iterable[str] = (),
+        target: str | None = None,
+        formats: dict[str, str] | None = None,
+    ) -> TableSchema:
         """A copy with the user's choices applied: column kinds, dropped columns, target, date formats."""
         updated = self.model_copy(deep=True)
         for name, kind in (kinds or {}).items():
@@ -158,12 +189,16 @@ class TableSchema(BaseModel):
         if target is not None:
             spec = updated.column(target)
             if not spec.learned:
-                raise SchemaError(f"The target '{target}' is a {spec.kind} column that is not learned; "
-                                  "choose a measured column as target.")
+                raise SchemaError(
+                    f"The target '{target}' is a {spec.kind} column that is not learned; "
+                    "choose a measured column as target."
+                )
             updated.target = target
         if not updated.learned_columns():
-            raise SchemaError("No column is left to learn: every column is dropped, an identifier, "
-                              "PII or free text; keep at least one measured column.")
+            raise SchemaError(
+                "No column is left to learn: every column is dropped, an identifier, "
+                "PII or free text; keep at least one measured column."
+            )
         return updated
 
     # -- serialisation ------------------------------------------------------------------------
@@ -172,7 +207,7 @@ class TableSchema(BaseModel):
         return self.model_dump_json(indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "TableSchema":
+    def from_json(cls, text: str) -> TableSchema:
         """Parse to_json's output."""
         return cls.model_validate_json(text)
 
@@ -181,15 +216,22 @@ class TableSchema(BaseModel):
         rows = []
         for c in self.columns:
             values = "; ".join(c.allowed_values) if c.allowed_values else ""
-            rows.append({
-                "column": c.name, "kind": c.kind.value, "unit": c.unit or "",
-                "description": c.description or "", "format": c.datetime_format or "",
-                "minimum": "" if c.minimum is None else c.minimum,
-                "maximum": "" if c.maximum is None else c.maximum,
-                "allowed_values": values, "distinct_values": c.cardinality,
-                "missing_share": round(c.missing_share, 4), "synthetic_handling": c.handling(),
-                "target": c.name == self.target,
-            })
+            rows.append(
+                {
+                    "column": c.name,
+                    "kind": c.kind.value,
+                    "unit": c.unit or "",
+                    "description": c.description or "",
+                    "format": c.datetime_format or "",
+                    "minimum": "" if c.minimum is None else c.minimum,
+                    "maximum": "" if c.maximum is None else c.maximum,
+                    "allowed_values": values,
+                    "distinct_values": c.cardinality,
+                    "missing_share": round(c.missing_share, 4),
+                    "synthetic_handling": c.handling(),
+                    "target": c.name == self.target,
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -198,9 +240,13 @@ def infer_column(column: pd.Series, sample: pd.Series) -> tuple[ColumnSpec, str 
     """Infer one column's spec; returns a warning sentence when the column needs the user's eye."""
     name = str(column.name)
     non_null = column.dropna()
-    spec = ColumnSpec(name=name, kind=ColumnKind.CATEGORICAL,
-                      missing_share=float(column.isna().mean()) if len(column) else 0.0,
-                      cardinality=int(non_null.nunique()), source_dtype=str(column.dtype))
+    spec = ColumnSpec(
+        name=name,
+        kind=ColumnKind.CATEGORICAL,
+        missing_share=float(column.isna().mean()) if len(column) else 0.0,
+        cardinality=int(non_null.nunique()),
+        source_dtype=str(column.dtype),
+    )
     if non_null.empty:
         return spec, f"Column '{name}' is empty in every row; it stays empty in the synthetic table."
     sample = sample.dropna()
@@ -263,11 +309,15 @@ def _from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[
     spec = _discrete(spec, values, ColumnKind.CATEGORICAL)
     if 0.5 <= numeric_share < 1.0:
         examples = ", ".join(repr(v) for v in values[pd.to_numeric(values, errors="coerce").isna()].unique()[:3])
-        return spec, (f"Column '{name}' mixes numbers with text (e.g. {examples}), so it is treated as "
-                      "categorical; set its kind to float to turn the text into missing values.")
+        return spec, (
+            f"Column '{name}' mixes numbers with text (e.g. {examples}), so it is treated as "
+            "categorical; set its kind to float to turn the text into missing values."
+        )
     if spec.cardinality > MANY_LEVELS:
-        return spec, (f"Column '{name}' has {spec.cardinality:,} distinct values; the most frequent are "
-                      "modelled and the rest are grouped as rare, or set its kind to identifier or text.")
+        return spec, (
+            f"Column '{name}' has {spec.cardinality:,} distinct values; the most frequent are "
+            "modelled and the rest are grouped as rare, or set its kind to identifier or text."
+        )
     return spec, None
 
 
@@ -285,9 +335,11 @@ def _temporal_from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) 
                 return _temporal_from_values(spec, parsed, fmt), None
             if share >= 0.99:
                 bad = ", ".join(map(repr, values[parsed.isna()].unique()[:3]))
-                return (_temporal_from_values(spec, parsed.dropna(), fmt),
-                        f"Column '{spec.name}' holds dates in {fmt} but {1 - share:.1%} of values do not "
-                        f"parse (e.g. {bad}); those become missing values.")
+                return (
+                    _temporal_from_values(spec, parsed.dropna(), fmt),
+                    f"Column '{spec.name}' holds dates in {fmt} but {1 - share:.1%} of values do not "
+                    f"parse (e.g. {bad}); those become missing values.",
+                )
     return None
 
 
@@ -313,7 +365,8 @@ def parse_datetime_text(text: pd.Series, fmt: str) -> pd.Series:
 
 def _temporal_from_values(spec: ColumnSpec, parsed: pd.Series, fmt: str | None) -> ColumnSpec:
     has_time = (fmt is not None and any(d in fmt for d in TIME_DIRECTIVES)) or (
-        fmt is None and bool((parsed != parsed.dt.normalize()).any()))
+        fmt is None and bool((parsed != parsed.dt.normalize()).any())
+    )
     spec.kind = ColumnKind.DATETIME if has_time else ColumnKind.DATE
     spec.datetime_format = fmt
     spec.minimum, spec.maximum = parsed.min().isoformat(), parsed.max().isoformat()

@@ -5,6 +5,7 @@ roc-validator resolves the RO-Crate JSON-LD context over HTTP; offline it would 
 checks. Its requests-cache is therefore seeded with the contexts vendored in metadata/contexts and
 it runs with offline=True, and skipped checks are reported next to issues.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,16 @@ from typing import Any
 
 from rdflib import Graph, URIRef
 
-from fairsynth.metadata.crate import (BIOSCHEMAS_DATASET, METADATA_NAME, PREVIEW_NAME, CrateError, DICTIONARY_PATH,
-                            DOME_PATH, read_crate_zip, sha256_file)
+from fairsynth.metadata.crate import (
+    BIOSCHEMAS_DATASET,
+    DICTIONARY_PATH,
+    DOME_PATH,
+    METADATA_NAME,
+    PREVIEW_NAME,
+    CrateError,
+    read_crate_zip,
+    sha256_file,
+)
 from fairsynth.metadata.dome import dome_problems
 
 PROFILE = "process-run-crate-0.5"
@@ -89,8 +98,15 @@ def validate_crate(crate: Path | str) -> ValidationReport:
         metadata = json.loads((path / METADATA_NAME).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise CrateError(f"{path / METADATA_NAME} is not valid JSON ({error}); rebuild the crate.") from None
-    return ValidationReport([check_rocrate(path), check_bioschemas(metadata), check_files(path, metadata),
-                             check_structure(path, metadata), check_dome(path)])
+    return ValidationReport(
+        [
+            check_rocrate(path),
+            check_bioschemas(metadata),
+            check_files(path, metadata),
+            check_structure(path, metadata),
+            check_dome(path),
+        ]
+    )
 
 
 # -- roc-validator ------------------------------------------------------------------------------
@@ -99,15 +115,23 @@ def check_rocrate(root: Path, profile: str = PROFILE) -> CheckResult:
     from rocrate_validator import services
     from rocrate_validator.models import Severity, ValidationSettings
 
-    settings = ValidationSettings(rocrate_uri=str(root.resolve()), profile_identifier=profile,
-                                  requirement_severity=Severity.RECOMMENDED, offline=True,
-                                  cache_path=seeded_cache(), cache_max_age=-1)
+    settings = ValidationSettings(
+        rocrate_uri=str(root.resolve()),
+        profile_identifier=profile,
+        requirement_severity=Severity.RECOMMENDED,
+        offline=True,
+        cache_path=seeded_cache(),
+        cache_max_age=-1,
+    )
     result = services.validate(settings)
     issues = [_issue_text(i) for i in result.get_issues()]
     skipped = [f"{d.check.identifier}: {d.message} ({d.category.value})" for d in result.skipped_check_details]
-    return CheckResult(f"roc-validator {profile}", issues, skipped,
-                       {"executed_checks": len(result.executed_checks), "profile": profile,
-                        "severity": "RECOMMENDED"})
+    return CheckResult(
+        f"roc-validator {profile}",
+        issues,
+        skipped,
+        {"executed_checks": len(result.executed_checks), "profile": profile, "severity": "RECOMMENDED"},
+    )
 
 
 def seeded_cache() -> Path:
@@ -124,14 +148,24 @@ def _seed(cache_path: Path) -> None:
     import urllib3
     from requests_cache import CachedSession
 
-    session = CachedSession(cache_name=str(cache_path), backend="sqlite", expire_after=-1,
-                            allowable_methods=("GET",), allowable_codes=(200,))
+    session = CachedSession(
+        cache_name=str(cache_path),
+        backend="sqlite",
+        expire_after=-1,
+        allowable_methods=("GET",),
+        allowable_codes=(200,),
+    )
     try:
         for url, name in CONTEXT_URLS.items():
             body = vendored_context_bytes(name)
             response = requests.Response()
-            response.raw = urllib3.HTTPResponse(body=io.BytesIO(body), status=200, preload_content=False,
-                                                headers={"Content-Type": "application/ld+json"}, request_url=url)
+            response.raw = urllib3.HTTPResponse(
+                body=io.BytesIO(body),
+                status=200,
+                preload_content=False,
+                headers={"Content-Type": "application/ld+json"},
+                request_url=url,
+            )
             response.status_code, response.reason, response.url = 200, "OK", url
             response._content, response.encoding = body, "utf-8"
             response.headers["Content-Type"] = "application/ld+json"
@@ -158,8 +192,10 @@ def check_bioschemas(metadata: dict) -> CheckResult:
     import pyshacl
 
     data = Graph().parse(data=json.dumps(local_context(metadata)), format="json-ld", base=BASE_IRI)
-    shapes = Graph().parse(data=resources.files("fairsynth.metadata.shapes").joinpath("bioschemas_dataset.ttl").read_text(),
-                           format="turtle")
+    shapes = Graph().parse(
+        data=resources.files("fairsynth.metadata.shapes").joinpath("bioschemas_dataset.ttl").read_text(),
+        format="turtle",
+    )
     conforms, report, _ = pyshacl.validate(data, shacl_graph=shapes, advanced=True, allow_warnings=False)
     issues = sorted({str(msg) for msg in report.objects(None, SH_RESULT_MESSAGE)}) if not conforms else []
     root = next((e for e in metadata.get("@graph", []) if e.get("@id") == "./"), {})
@@ -176,8 +212,10 @@ def local_context(metadata: dict) -> dict:
     for context in contexts:
         if isinstance(context, str):
             if context not in CONTEXT_URLS:
-                raise CrateError(f"The crate uses the context {context}, which is not vendored; "
-                                 "only RO-Crate 1.1-1.3 contexts can be resolved offline.")
+                raise CrateError(
+                    f"The crate uses the context {context}, which is not vendored; "
+                    "only RO-Crate 1.1-1.3 contexts can be resolved offline."
+                )
             context = json.loads(vendored_context_bytes(CONTEXT_URLS[context]))["@context"]
         resolved.append(context)
     return {**metadata, "@context": resolved}
@@ -231,8 +269,12 @@ def check_structure(root: Path, metadata: dict) -> CheckResult:
 
 
 def _single_item_arrays(entities: list[dict]) -> list[str]:
-    return [f"Entity {e['@id']} has a single-item array for '{key}'; give the value itself."
-            for e in entities for key, value in e.items() if isinstance(value, list) and len(value) == 1]
+    return [
+        f"Entity {e['@id']} has a single-item array for '{key}'; give the value itself."
+        for e in entities
+        for key, value in e.items()
+        if isinstance(value, list) and len(value) == 1
+    ]
 
 
 def _variables_match_dictionary(root: Path, graph: dict, root_entity: dict) -> list[str]:
@@ -245,8 +287,9 @@ def _variables_match_dictionary(root: Path, graph: dict, root_entity: dict) -> l
     refs = refs if isinstance(refs, list) else [refs] if refs else []
     described = [graph.get(r["@id"], {}).get("name") for r in refs if isinstance(r, dict)]
     problems = [f"Column {c} has no variableMeasured PropertyValue." for c in columns if c not in described]
-    problems += [f"variableMeasured names {d}, which the data dictionary does not list." for d in described
-                 if d not in columns]
+    problems += [
+        f"variableMeasured names {d}, which the data dictionary does not list." for d in described if d not in columns
+    ]
     return problems
 
 

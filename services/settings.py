@@ -1,10 +1,11 @@
 """Service configuration from the environment: data directory, job store, broker, API token, limits."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
 
 DEFAULT_DATA_DIR = "~/.fairsynth"
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -39,7 +40,7 @@ class Settings:
     stale_seconds: float = 120.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the FAIRSYNTH_* variables, with one clear sentence for a bad value."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("FAIRSYNTH_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
@@ -48,24 +49,33 @@ class Settings:
         if executor not in ("local", "celery"):
             raise SettingsError(f"FAIRSYNTH_EXECUTOR is '{executor}'; use 'local' or 'celery'.")
         if executor == "celery" and not broker:
-            raise SettingsError("FAIRSYNTH_EXECUTOR is 'celery' but FAIRSYNTH_BROKER_URL is not set; "
-                                "give the Redis URL, e.g. redis://localhost:6379/0.")
+            raise SettingsError(
+                "FAIRSYNTH_EXECUTOR is 'celery' but FAIRSYNTH_BROKER_URL is not set; "
+                "give the Redis URL, e.g. redis://localhost:6379/0."
+            )
         return cls(
             data_dir=data_dir,
             database_url=env.get("FAIRSYNTH_DATABASE_URL") or sqlite_url(data_dir / "fairsynth.db"),
-            broker_url=broker, executor=executor, api_token=env.get("FAIRSYNTH_API_TOKEN") or None,
+            broker_url=broker,
+            executor=executor,
+            api_token=env.get("FAIRSYNTH_API_TOKEN") or None,
             max_upload_bytes=int(_number(env, "FAIRSYNTH_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * 1024 * 1024),
             workers=int(_number(env, "FAIRSYNTH_WORKERS", 2)),
-            stale_seconds=_number(env, "FAIRSYNTH_STALE_SECONDS", 120.0))
+            stale_seconds=_number(env, "FAIRSYNTH_STALE_SECONDS", 120.0),
+        )
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
     def environment(self) -> dict[str, str]:
         """These settings as FAIRSYNTH_* variables, for worker processes."""
-        values = {"FAIRSYNTH_DATA_DIR": str(self.data_dir), "FAIRSYNTH_DATABASE_URL": self.database_url,
-                  "FAIRSYNTH_EXECUTOR": self.executor, "FAIRSYNTH_STALE_SECONDS": str(self.stale_seconds)}
+        values = {
+            "FAIRSYNTH_DATA_DIR": str(self.data_dir),
+            "FAIRSYNTH_DATABASE_URL": self.database_url,
+            "FAIRSYNTH_EXECUTOR": self.executor,
+            "FAIRSYNTH_STALE_SECONDS": str(self.stale_seconds),
+        }
         if self.broker_url:
             values["FAIRSYNTH_BROKER_URL"] = self.broker_url
         return values

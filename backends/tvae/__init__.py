@@ -40,6 +40,7 @@ codec never stores levels seen fewer than `min_count` times, which limits but do
 leak. The DP noise comes from a seeded torch generator (Opacus secure_mode off) so a run can be
 repeated; that generator is not cryptographically secure, as Opacus warns.
 """
+
 from fairsynth.backends.tvae.generator import DPTVAEGenerator, TVAEGenerator
 
 __all__ = ["TVAEGenerator", "DPTVAEGenerator"]

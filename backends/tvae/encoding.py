@@ -11,6 +11,7 @@ Categorical columns (levels already grouped by the codec: rare levels share one 
 its own) become integer codes; the one-hot input is built per mini-batch, so a wide column never
 costs a dense n x levels matrix.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +25,7 @@ from scipy.special import ndtri
 from fairsynth.backends.preprocessing import EncodedBatch
 
 PROBABILITY_FLOOR = 1e-6  # keeps the normal scores finite (|z| <= 4.75)
-SQRT_HALF = 0.5 ** 0.5
+SQRT_HALF = 0.5**0.5
 
 
 @dataclass
@@ -37,8 +38,15 @@ class TableEncoding:
     quantiles: np.ndarray  # (grid points, numeric columns)
 
     @classmethod
-    def fit(cls, encoded: pd.DataFrame, kinds: dict[str, str], *, n_quantiles: int = 1000,
-            max_fit_rows: int = 200_000, seed: int = 0) -> "TableEncoding":
+    def fit(
+        cls,
+        encoded: pd.DataFrame,
+        kinds: dict[str, str],
+        *,
+        n_quantiles: int = 1000,
+        max_fit_rows: int = 200_000,
+        seed: int = 0,
+    ) -> TableEncoding:
         """Learn quantile grids (on a seeded subsample) and category levels."""
         numeric = [c for c, k in kinds.items() if k == "numeric"]
         categorical = [c for c, k in kinds.items() if k == "categorical"]
@@ -82,7 +90,9 @@ class TableEncoding:
     def to_frame(self, scores: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
         """The codec's encoded form from normal scores and level codes."""
         batch = self.to_batch(torch.as_tensor(scores).T, torch.as_tensor(codes).T)
-        return batch.to_frame({**{n: "numeric" for n in self.numeric}, **{n: "categorical" for n in self.categorical}})
+        return batch.to_frame(
+            {**dict.fromkeys(self.numeric, "numeric"), **dict.fromkeys(self.categorical, "categorical")}
+        )
 
     def to_batch(self, scores: torch.Tensor, codes: torch.Tensor) -> EncodedBatch:
         """The codec's encoded form as arrays from column-major scores and codes (one row per column):
@@ -92,10 +102,12 @@ class TableEncoding:
     def batch_at(self, positions: np.ndarray, codes: torch.Tensor) -> EncodedBatch:
         """to_batch from grid_positions' output (numpy only: it may run in another thread)."""
         codes = codes.contiguous().cpu().numpy()
-        return EncodedBatch(rows=max(positions.shape[1], codes.shape[1]),
-                            numbers=dict(zip(self.numeric, self.values_at(positions))),
-                            codes=dict(zip(self.categorical, codes)),
-                            tokens=dict(zip(self.categorical, self.levels)))
+        return EncodedBatch(
+            rows=max(positions.shape[1], codes.shape[1]),
+            numbers=dict(zip(self.numeric, self.values_at(positions))),
+            codes=dict(zip(self.categorical, codes)),
+            tokens=dict(zip(self.categorical, self.levels)),
+        )
 
     def inverse_scores(self, scores: torch.Tensor) -> np.ndarray:
         """Values (float64, numeric columns x rows) from scores (columns x rows) by the quantile inverse."""
@@ -147,7 +159,7 @@ class TableEncoding:
         return {"numeric": self.numeric, "categorical": self.categorical, "levels": self.levels}
 
     @classmethod
-    def from_parts(cls, info: dict, quantiles: np.ndarray) -> "TableEncoding":
+    def from_parts(cls, info: dict, quantiles: np.ndarray) -> TableEncoding:
         """Rebuild from to_json_dict's output and the stored quantile grid."""
         numeric, categorical, levels = list(info["numeric"]), list(info["categorical"]), info["levels"]
         if len(levels) != len(categorical) or quantiles.ndim != 2 or quantiles.shape[1] != len(numeric):

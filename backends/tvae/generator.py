@@ -1,4 +1,5 @@
 """TVAEGenerator and DPTVAEGenerator: training, sampling and save/load around the VAE."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,20 +10,27 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 
-from fairsynth.metadata.checksums import sha256_file
-
-from fairsynth.backends.base import (SAMPLING_HELPER_THREADS, BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError,
-                    Progress, ProgressCallback)
+from fairsynth.backends.base import (
+    SAMPLING_HELPER_THREADS,
+    BackendError,
+    Capabilities,
+    CodecGenerator,
+    FitResult,
+    ModelFileError,
+    Progress,
+    ProgressCallback,
+)
 from fairsynth.backends.preprocessing import EncodedBatch
 from fairsynth.backends.tvae.encoding import TableEncoding
 from fairsynth.backends.tvae.model import FusedAdam, TabularVAE, kl_divergence
+from fairsynth.metadata.checksums import sha256_file
 
 FORMAT = "fairsynth.tvae/1"
 TENSORS_FILE = "tvae.safetensors"
@@ -39,7 +47,8 @@ NOT_COVERED_BY_EPSILON = (
     "Not covered by epsilon: the codec's statistics (per-column ranges, decimals, kept category levels "
     "and their counts, the rare-level pool) and this backend's encoding statistics (the quantile grid of "
     "every numeric column, the list of category levels) are computed from the training data without "
-    "differential privacy. Only the neural network's weights are trained with DP-SGD.")
+    "differential privacy. Only the neural network's weights are trained with DP-SGD."
+)
 
 
 class TVAEGenerator(CodecGenerator):
@@ -48,19 +57,44 @@ class TVAEGenerator(CodecGenerator):
     name = "tvae"
     capabilities = Capabilities(
         description="In-house PyTorch tabular variational autoencoder: fast, keeps minority categories, "
-                    "the default backend.",
-        license="Apache-2.0", family="torch", gpu=True)
+        "the default backend.",
+        license="Apache-2.0",
+        family="torch",
+        gpu=True,
+    )
 
-    def __init__(self, *, epochs: int = 300, batch_size: int | None = None, learning_rate: float = 1e-3,
-                 weight_decay: float = 1e-5, latent_dim: int = 32, hidden_size: int | None = None,
-                 hidden_layers: int = 2, loss_factor: float = 1.0, validation_share: float = 0.1,
-                 patience: int = 20, n_quantiles: int = 1000, device: str = "auto",
-                 sample_precision: str = "auto") -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                         weight_decay=weight_decay, latent_dim=latent_dim, hidden_size=hidden_size,
-                         hidden_layers=hidden_layers, loss_factor=loss_factor,
-                         validation_share=validation_share, patience=patience, n_quantiles=n_quantiles,
-                         device=device, sample_precision=sample_precision)
+    def __init__(
+        self,
+        *,
+        epochs: int = 300,
+        batch_size: int | None = None,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-5,
+        latent_dim: int = 32,
+        hidden_size: int | None = None,
+        hidden_layers: int = 2,
+        loss_factor: float = 1.0,
+        validation_share: float = 0.1,
+        patience: int = 20,
+        n_quantiles: int = 1000,
+        device: str = "auto",
+        sample_precision: str = "auto",
+    ) -> None:
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            latent_dim=latent_dim,
+            hidden_size=hidden_size,
+            hidden_layers=hidden_layers,
+            loss_factor=loss_factor,
+            validation_share=validation_share,
+            patience=patience,
+            n_quantiles=n_quantiles,
+            device=device,
+            sample_precision=sample_precision,
+        )
         self._check_params()
         self.encoding: TableEncoding | None = None
         self.model: TabularVAE | None = None
@@ -75,8 +109,10 @@ class TVAEGenerator(CodecGenerator):
         if p["device"] not in ("auto", "cpu", "cuda") and not str(p["device"]).startswith("cuda:"):
             raise BackendError(f"{self.name}: device must be 'auto', 'cpu' or 'cuda'; got {p['device']!r}.")
         if p.get("sample_precision", "auto") not in SAMPLE_PRECISIONS:
-            raise BackendError(f"{self.name}: sample_precision must be one of {', '.join(SAMPLE_PRECISIONS)}; "
-                               f"got {p['sample_precision']!r}.")
+            raise BackendError(
+                f"{self.name}: sample_precision must be one of {', '.join(SAMPLE_PRECISIONS)}; "
+                f"got {p['sample_precision']!r}."
+            )
 
     # -- fitting ----------------------------------------------------------------------------------
     def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
@@ -118,13 +154,18 @@ class TVAEGenerator(CodecGenerator):
 
     def _new_model(self, hidden_size: int | None = None) -> TabularVAE:
         assert self.encoding is not None
-        return TabularVAE(len(self.encoding.numeric), self.encoding.category_sizes,
-                          latent_dim=int(self.params["latent_dim"]), hidden_size=hidden_size or self._hidden_units(),
-                          hidden_layers=int(self.params["hidden_layers"]))
+        return TabularVAE(
+            len(self.encoding.numeric),
+            self.encoding.category_sizes,
+            latent_dim=int(self.params["latent_dim"]),
+            hidden_size=hidden_size or self._hidden_units(),
+            hidden_layers=int(self.params["hidden_layers"]),
+        )
 
     def _optimizer(self, model: torch.nn.Module) -> FusedAdam:
-        return FusedAdam(model.parameters(), lr=float(self.params["learning_rate"]),
-                         weight_decay=float(self.params["weight_decay"]))
+        return FusedAdam(
+            model.parameters(), lr=float(self.params["learning_rate"]), weight_decay=float(self.params["weight_decay"])
+        )
 
     def _loss(self, model: TabularVAE, scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Mean over rows of loss_factor x reconstruction NLL + KL."""
@@ -146,7 +187,7 @@ class TVAEGenerator(CodecGenerator):
             order = train[torch.randperm(len(train), generator=generator, device=scores.device)]
             total = torch.zeros((), device=scores.device)
             for first in range(0, len(order), batch):
-                rows = order[first:first + batch]
+                rows = order[first : first + batch]
                 optimizer.zero_grad(set_to_none=True)
                 loss = self._loss(model, scores[rows], codes[rows])
                 loss.backward()
@@ -157,8 +198,17 @@ class TVAEGenerator(CodecGenerator):
             if len(valid):
                 valid_losses.append(self._validation_loss(scores[valid], codes[valid]))
                 message = f"validation loss {valid_losses[-1]:.4f}"
-            progress(Progress(self.name, "fit", epoch, epochs, loss=losses[-1],
-                              seconds=time.perf_counter() - start, message=message))
+            progress(
+                Progress(
+                    self.name,
+                    "fit",
+                    epoch,
+                    epochs,
+                    loss=losses[-1],
+                    seconds=time.perf_counter() - start,
+                    message=message,
+                )
+            )
             if not len(valid) or patience <= 0:
                 continue
             if valid_losses[-1] < best - MIN_IMPROVEMENT * abs(best if math.isfinite(best) else 1.0):
@@ -169,11 +219,20 @@ class TVAEGenerator(CodecGenerator):
                     break
         if best_state is not None:
             model.load_state_dict(best_state)
-        return FitResult(seconds=0.0, epochs=len(losses), losses=losses, details={
-            "batch_size": batch, "hidden_size": self._hidden_units(), "validation_losses": valid_losses,
-            "stopped_early": len(losses) < epochs,
-            "best_validation_loss": best if math.isfinite(best) else None,
-            "device": str(scores.device), "encoding": "quantile-normal numeric scores, one-hot categories"})
+        return FitResult(
+            seconds=0.0,
+            epochs=len(losses),
+            losses=losses,
+            details={
+                "batch_size": batch,
+                "hidden_size": self._hidden_units(),
+                "validation_losses": valid_losses,
+                "stopped_early": len(losses) < epochs,
+                "best_validation_loss": best if math.isfinite(best) else None,
+                "device": str(scores.device),
+                "encoding": "quantile-normal numeric scores, one-hot categories",
+            },
+        )
 
     @torch.no_grad()
     def _validation_loss(self, scores: torch.Tensor, codes: torch.Tensor) -> float:
@@ -190,8 +249,10 @@ class TVAEGenerator(CodecGenerator):
         if wanted == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if wanted.startswith("cuda") and not torch.cuda.is_available():
-            raise BackendError(f"{self.name}: device '{wanted}' was asked for but no CUDA GPU is available; "
-                               "use device='auto' or 'cpu'.")
+            raise BackendError(
+                f"{self.name}: device '{wanted}' was asked for but no CUDA GPU is available; "
+                "use device='auto' or 'cpu'."
+            )
         return torch.device(wanted)
 
     # -- sampling ---------------------------------------------------------------------------------
@@ -231,8 +292,12 @@ class TVAEGenerator(CodecGenerator):
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         tensors[QUANTILES_KEY] = torch.from_numpy(np.ascontiguousarray(encoding.quantiles))
         save_file(tensors, str(directory / TENSORS_FILE))
-        info = {"format": FORMAT, "sha256": sha256_file(directory / TENSORS_FILE), "hidden_size": model.hidden_size,
-                "encoding": encoding.to_json_dict()}
+        info = {
+            "format": FORMAT,
+            "sha256": sha256_file(directory / TENSORS_FILE),
+            "hidden_size": model.hidden_size,
+            "encoding": encoding.to_json_dict(),
+        }
         (directory / INFO_FILE).write_text(json.dumps(info))
 
     def _load_model(self, directory: Path) -> None:
@@ -249,8 +314,9 @@ class TVAEGenerator(CodecGenerator):
             model = self._new_model(info.get("hidden_size"))
             model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items()})
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
-            raise ModelFileError(f"The {self.name} model in {directory} is unreadable or was changed ({exc}); "
-                                 "fit the backend again.") from exc
+            raise ModelFileError(
+                f"The {self.name} model in {directory} is unreadable or was changed ({exc}); fit the backend again."
+            ) from exc
         self.model = model.to(self._device()).eval()
 
 
@@ -260,23 +326,53 @@ class DPTVAEGenerator(TVAEGenerator):
     name = "tvae.dp"
     capabilities = Capabilities(
         description="In-house tabular VAE trained with differential privacy (DP-SGD via Opacus) to a "
-                    "target epsilon; the codec's statistics are not covered by epsilon.",
-        license="Apache-2.0", family="torch", dp=True, gpu=True)
+        "target epsilon; the codec's statistics are not covered by epsilon.",
+        license="Apache-2.0",
+        family="torch",
+        dp=True,
+        gpu=True,
+    )
 
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(model.parameters(), lr=float(self.params["learning_rate"]),
-                                weight_decay=float(self.params["weight_decay"]))  # Opacus wraps a torch optimizer
+        return torch.optim.Adam(
+            model.parameters(), lr=float(self.params["learning_rate"]), weight_decay=float(self.params["weight_decay"])
+        )  # Opacus wraps a torch optimizer
 
-    def __init__(self, *, epsilon: float = 3.0, delta: float | None = None, max_grad_norm: float = 1.0,
-                 epochs: int = 50, batch_size: int = 1000, learning_rate: float = 2e-3,
-                 weight_decay: float = 0.0, latent_dim: int = 32, hidden_size: int = 64,
-                 hidden_layers: int = 2, loss_factor: float = 2.0, n_quantiles: int = 1000,
-                 device: str = "auto", sample_precision: str = "auto") -> None:
-        CodecGenerator.__init__(self, epsilon=epsilon, delta=delta, max_grad_norm=max_grad_norm, epochs=epochs,
-                                batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                                latent_dim=latent_dim, hidden_size=hidden_size, hidden_layers=hidden_layers,
-                                loss_factor=loss_factor, n_quantiles=n_quantiles, device=device,
-                                sample_precision=sample_precision)
+    def __init__(
+        self,
+        *,
+        epsilon: float = 3.0,
+        delta: float | None = None,
+        max_grad_norm: float = 1.0,
+        epochs: int = 50,
+        batch_size: int = 1000,
+        learning_rate: float = 2e-3,
+        weight_decay: float = 0.0,
+        latent_dim: int = 32,
+        hidden_size: int = 64,
+        hidden_layers: int = 2,
+        loss_factor: float = 2.0,
+        n_quantiles: int = 1000,
+        device: str = "auto",
+        sample_precision: str = "auto",
+    ) -> None:
+        CodecGenerator.__init__(
+            self,
+            epsilon=epsilon,
+            delta=delta,
+            max_grad_norm=max_grad_norm,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            latent_dim=latent_dim,
+            hidden_size=hidden_size,
+            hidden_layers=hidden_layers,
+            loss_factor=loss_factor,
+            n_quantiles=n_quantiles,
+            device=device,
+            sample_precision=sample_precision,
+        )
         self._check_params()
         self._check_dp_params()
         self.encoding = None
@@ -285,8 +381,10 @@ class DPTVAEGenerator(TVAEGenerator):
     def _check_dp_params(self) -> None:
         p = self.params
         if float(p["epsilon"]) <= 0 or float(p["max_grad_norm"]) <= 0:
-            raise BackendError(f"{self.name}: epsilon and max_grad_norm must be positive; "
-                               f"got epsilon={p['epsilon']}, max_grad_norm={p['max_grad_norm']}.")
+            raise BackendError(
+                f"{self.name}: epsilon and max_grad_norm must be positive; "
+                f"got epsilon={p['epsilon']}, max_grad_norm={p['max_grad_norm']}."
+            )
         if p["delta"] is not None and not 0 < float(p["delta"]) < 1:
             raise BackendError(f"{self.name}: delta must be between 0 and 1 (or None for 1/n^2); got {p['delta']}.")
 
@@ -295,26 +393,45 @@ class DPTVAEGenerator(TVAEGenerator):
         from opacus import PrivacyEngine
 
         n, epochs = len(scores), int(self.params["epochs"])
-        delta = float(self.params["delta"]) if self.params["delta"] is not None else 1.0 / n ** 2
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(scores, codes),
-                                             batch_size=max(1, min(int(self.params["batch_size"]), n)))
+        delta = float(self.params["delta"]) if self.params["delta"] is not None else 1.0 / n**2
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(scores, codes), batch_size=max(1, min(int(self.params["batch_size"]), n))
+        )
         noise = torch.Generator(device=scores.device).manual_seed(seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus warns that secure_mode is off: it is, for seeded runs
             engine = PrivacyEngine(accountant="rdp")
             private_model, optimizer, private_loader = engine.make_private_with_epsilon(
-                module=self.model, optimizer=self._optimizer(self.model), data_loader=loader,
-                target_epsilon=float(self.params["epsilon"]), target_delta=delta, epochs=epochs,
-                max_grad_norm=float(self.params["max_grad_norm"]), noise_generator=noise)
+                module=self.model,
+                optimizer=self._optimizer(self.model),
+                data_loader=loader,
+                target_epsilon=float(self.params["epsilon"]),
+                target_delta=delta,
+                epochs=epochs,
+                max_grad_norm=float(self.params["max_grad_norm"]),
+                noise_generator=noise,
+            )
             losses = self._dp_epochs(private_model, optimizer, private_loader, epochs, progress)
             spent = float(engine.accountant.get_epsilon(delta))
         self._unwrap(private_model)
-        return FitResult(seconds=0.0, epochs=epochs, losses=losses, epsilon=spent, delta=delta, details={
-            "target_epsilon": float(self.params["epsilon"]), "noise_multiplier": float(optimizer.noise_multiplier),
-            "max_grad_norm": float(self.params["max_grad_norm"]), "accountant": "rdp",
-            "sample_rate": float(private_loader.sample_rate) if hasattr(private_loader, "sample_rate") else None,
-            "privacy_unit": "one training row", "not_covered_by_epsilon": NOT_COVERED_BY_EPSILON,
-            "device": str(scores.device), "encoding": "quantile-normal numeric scores, one-hot categories"})
+        return FitResult(
+            seconds=0.0,
+            epochs=epochs,
+            losses=losses,
+            epsilon=spent,
+            delta=delta,
+            details={
+                "target_epsilon": float(self.params["epsilon"]),
+                "noise_multiplier": float(optimizer.noise_multiplier),
+                "max_grad_norm": float(self.params["max_grad_norm"]),
+                "accountant": "rdp",
+                "sample_rate": float(private_loader.sample_rate) if hasattr(private_loader, "sample_rate") else None,
+                "privacy_unit": "one training row",
+                "not_covered_by_epsilon": NOT_COVERED_BY_EPSILON,
+                "device": str(scores.device),
+                "encoding": "quantile-normal numeric scores, one-hot categories",
+            },
+        )
 
     def _dp_epochs(self, private_model, optimizer, loader, epochs: int, progress: ProgressCallback) -> list[float]:
         losses, start = [], time.perf_counter()

@@ -1,4 +1,5 @@
 """The variational autoencoder: MLP encoder and decoder, its loss, and batched sampling."""
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,9 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 class TabularVAE(nn.Module):
     """Encoder q(z|x) and decoder p(x|z): Gaussian numeric scores, softmax per categorical column."""
 
-    def __init__(self, n_numeric: int, category_sizes: list[int], *, latent_dim: int, hidden_size: int,
-                 hidden_layers: int) -> None:
+    def __init__(
+        self, n_numeric: int, category_sizes: list[int], *, latent_dim: int, hidden_size: int, hidden_layers: int
+    ) -> None:
         super().__init__()
         self.n_numeric = n_numeric
         self.register_buffer("category_sizes", torch.tensor(category_sizes, dtype=torch.int64), persistent=False)
@@ -49,8 +51,12 @@ class TabularVAE(nn.Module):
         size = torch.tensor([sizes[j] for j in columns], dtype=torch.int64)
         valid = position[:, None] < size[None, :]
         index = torch.where(valid, offsets[columns][None, :] + position[:, None], 0)
-        for name, value in (("columns", torch.tensor(columns)), ("index", index.flatten()), ("valid", valid),
-                            ("last", size - 1)):
+        for name, value in (
+            ("columns", torch.tensor(columns)),
+            ("index", index.flatten()),
+            ("valid", valid),
+            ("last", size - 1),
+        ):
             self.register_buffer(f"group{g}_{name}", value, persistent=False)
 
     def _group(self, g: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -77,10 +83,16 @@ class TabularVAE(nn.Module):
         """Numeric means, numeric log-sigmas (clamped) and categorical logits."""
         out = self.to_output(self.decoder(z))
         log_sigma = self.scale(torch.ones(z.shape[0], 1, device=z.device)).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
-        return out[:, :self.n_numeric], log_sigma, out[:, self.n_numeric:]
+        return out[:, : self.n_numeric], log_sigma, out[:, self.n_numeric :]
 
-    def reconstruction(self, scores: torch.Tensor, codes: torch.Tensor, means: torch.Tensor,
-                       log_sigma: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def reconstruction(
+        self,
+        scores: torch.Tensor,
+        codes: torch.Tensor,
+        means: torch.Tensor,
+        log_sigma: torch.Tensor,
+        logits: torch.Tensor,
+    ) -> torch.Tensor:
         """Per-row negative log-likelihood: Gaussian on scores + cross-entropy per categorical column."""
         numeric = (0.5 * ((scores - means) * torch.exp(-log_sigma)) ** 2 + log_sigma).sum(dim=1)
         if codes.shape[1] == 0:
@@ -89,8 +101,9 @@ class TabularVAE(nn.Module):
         return numeric + normaliser - logits.gather(1, codes + self.offsets).sum(dim=1)
 
     @torch.no_grad()
-    def sample(self, n_rows: int, generator: torch.Generator, *,
-               precision: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, n_rows: int, generator: torch.Generator, *, precision: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (numeric columns x rows) and level codes (categorical columns x rows) drawn from the prior.
 
         Column-major, so every step is one vectorised pass over a column's rows, and decoded
@@ -110,8 +123,8 @@ class TabularVAE(nn.Module):
             rows = slice(first, min(n_rows, first + SAMPLE_CHUNK))
             out = self._decode_chunk(layers, rows.stop - rows.start, generator)
             noise = torch.randn(self.n_numeric, out.shape[1], generator=generator, device=device)
-            torch.addcmul(out[:self.n_numeric], noise, sigma, out=scores[:, rows])
-            self._draw_categories(out[self.n_numeric:], grouped[:, rows], generator)
+            torch.addcmul(out[: self.n_numeric], noise, sigma, out=scores[:, rows])
+            self._draw_categories(out[self.n_numeric :], grouped[:, rows], generator)
         group_order = torch.cat([self._group(g)[0] for g in range(self.groups)]) if self.groups else None
         if group_order is None or torch.equal(group_order, torch.arange(len(group_order), device=device)):
             return scores, grouped
@@ -123,8 +136,8 @@ class TabularVAE(nn.Module):
         -inf), except two-level groups, which get one row per column, l1 - l0, the log-odds of level 1.
         One-level groups get no rows (their code is always 0)."""
         weight, bias = self.to_output.weight, self.to_output.bias
-        weights, biases = [weight[:self.n_numeric]], [bias[:self.n_numeric]]
-        weight, bias = weight[self.n_numeric:], bias[self.n_numeric:]  # the groups index the logits
+        weights, biases = [weight[: self.n_numeric]], [bias[: self.n_numeric]]
+        weight, bias = weight[self.n_numeric :], bias[self.n_numeric :]  # the groups index the logits
         for g in range(self.groups):
             _, index, valid, _ = self._group(g)
             if valid.shape[0] == 2:
@@ -136,8 +149,9 @@ class TabularVAE(nn.Module):
                 biases.append(bias[index].masked_fill(~valid.flatten(), -torch.inf))
         return torch.cat(weights), torch.cat(biases)
 
-    def _decode_chunk(self, layers: list[tuple[torch.Tensor, torch.Tensor]], n_rows: int,
-                      generator: torch.Generator) -> torch.Tensor:
+    def _decode_chunk(
+        self, layers: list[tuple[torch.Tensor, torch.Tensor]], n_rows: int, generator: torch.Generator
+    ) -> torch.Tensor:
         """The decoder's output for n_rows latent draws, one row per output value (width x rows)."""
         weight, bias = layers[0]
         hidden = torch.randn(n_rows, self.latent_dim, generator=generator, device=weight.device).to(weight.dtype)
@@ -153,17 +167,17 @@ class TabularVAE(nn.Module):
         for g in range(self.groups):
             _, _, valid, last = self._group(g)
             width, n_columns = valid.shape
-            block, at = codes[at:at + n_columns], at + n_columns
+            block, at = codes[at : at + n_columns], at + n_columns
             if width < 2:
                 block.fill_(0)
                 continue
             uniform = torch.rand(n_columns, n_rows, generator=generator, device=device)
             if width == 2:  # level 1 with probability sigmoid(l1 - l0)
-                log_odds = logits[first:first + n_columns]
+                log_odds = logits[first : first + n_columns]
                 drawn = uniform < torch.sigmoid(log_odds.float())
                 first += n_columns
             else:  # inverse CDF of the softmax
-                padded = logits[first:first + width * n_columns].view(width, n_columns, n_rows).float()
+                padded = logits[first : first + width * n_columns].view(width, n_columns, n_rows).float()
                 cdf = padded.sub_(padded.amax(dim=0)).exp_().cumsum_(dim=0)
                 drawn = torch.minimum((cdf < uniform.mul_(cdf[-1])).sum(dim=0), last[:, None])
                 first += width * n_columns
@@ -192,8 +206,15 @@ class FusedAdam:
     the whole fit of a small table. The update itself is torch's own fused Adam kernel.
     """
 
-    def __init__(self, params, *, lr: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        params,
+        *,
+        lr: float,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.params = [p for p in params if p.requires_grad]
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
@@ -211,9 +232,19 @@ class FusedAdam:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
         steps = [self.steps[i] for i in live]
         torch._foreach_add_(steps, 1)
-        torch._fused_adam_([self.params[i] for i in live], [self.params[i].grad for i in live],
-                           [self.exp_avgs[i] for i in live], [self.exp_avg_sqs[i] for i in live], [], steps,
-                           amsgrad=False, maximize=False, grad_scale=None, found_inf=None, **self.options)
+        torch._fused_adam_(
+            [self.params[i] for i in live],
+            [self.params[i].grad for i in live],
+            [self.exp_avgs[i] for i in live],
+            [self.exp_avg_sqs[i] for i in live],
+            [],
+            steps,
+            amsgrad=False,
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+            **self.options,
+        )
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

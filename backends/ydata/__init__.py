@@ -16,6 +16,7 @@ Configuration (environment variables):
   machine's copy (default: mount backends/ydata/ from here).
 - FAIRSYNTH_YDATA_TIMEOUT: seconds one worker call may take (default 21600).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,17 +26,25 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from fairsynth.metadata.checksums import sha256_file
-
-from fairsynth.backends.base import (BackendError, Capabilities, CodecGenerator, FitResult, ModelFileError, Progress,
-                    ProgressCallback, _batch_plan)
+from fairsynth.backends.base import (
+    BackendError,
+    Capabilities,
+    CodecGenerator,
+    FitResult,
+    ModelFileError,
+    Progress,
+    ProgressCallback,
+    _batch_plan,
+)
 from fairsynth.backends.isolated import DockerRunner, IsolatedEnvironment, Job, Runner, SubprocessRunner
+from fairsynth.metadata.checksums import sha256_file
 
 YDATA_URL = "https://github.com/ydataai/ydata-synthetic"
 YDATA_LICENSE = "MIT"  # the LICENSE file shipped in ydata-synthetic 1.4.0 is MIT
@@ -61,9 +70,14 @@ def venv_path() -> Path:
 
 def environment() -> IsolatedEnvironment:
     """The isolated ydata environment as configured now."""
-    return IsolatedEnvironment(label="ydata-synthetic 1.4", venv=venv_path(), worker=WORKER,
-                               modules=("ydata_synthetic", "tensorflow", "pyarrow", "pandas"),
-                               fix_command=FIX_COMMAND, environment=dict(WORKER_ENV))
+    return IsolatedEnvironment(
+        label="ydata-synthetic 1.4",
+        venv=venv_path(),
+        worker=WORKER,
+        modules=("ydata_synthetic", "tensorflow", "pyarrow", "pandas"),
+        fix_command=FIX_COMMAND,
+        environment=dict(WORKER_ENV),
+    )
 
 
 def runner() -> Runner:
@@ -72,10 +86,13 @@ def runner() -> Runner:
     if kind == "subprocess":
         return SubprocessRunner(environment())
     if kind == "docker":
-        return DockerRunner(os.environ.get("FAIRSYNTH_YDATA_IMAGE", "fairsynth"), WORKER,
-                            python=os.environ.get("FAIRSYNTH_YDATA_IMAGE_PYTHON", IMAGE_PYTHON),
-                            worker_in_image=os.environ.get("FAIRSYNTH_YDATA_IMAGE_WORKER") or None,
-                            environment=dict(WORKER_ENV))
+        return DockerRunner(
+            os.environ.get("FAIRSYNTH_YDATA_IMAGE", "fairsynth"),
+            WORKER,
+            python=os.environ.get("FAIRSYNTH_YDATA_IMAGE_PYTHON", IMAGE_PYTHON),
+            worker_in_image=os.environ.get("FAIRSYNTH_YDATA_IMAGE_WORKER") or None,
+            environment=dict(WORKER_ENV),
+        )
     raise BackendError(f"FAIRSYNTH_YDATA_RUNNER is '{kind}'; set it to 'subprocess' or 'docker'.")
 
 
@@ -120,20 +137,34 @@ class YdataGenerator(CodecGenerator):
         kinds = self._fitted_codec().model_columns()
         train_path = self._state / "train.parquet"
         _model_frame(encoded, kinds).to_parquet(train_path, index=False)
-        request = {"action": "fit", "model": self.model_name, "data": "train.parquet", "seed": int(seed),
-                   "num_cols": [c for c, k in kinds.items() if k == "numeric"],
-                   "cat_cols": [c for c, k in kinds.items() if k == "categorical"],
-                   "model_file": MODEL_FILE, **self._model_request()}
-        job = Job(request, inputs={"train.parquet": train_path}, outputs={MODEL_FILE: self._model_path},
-                  timeout=_timeout())
+        request = {
+            "action": "fit",
+            "model": self.model_name,
+            "data": "train.parquet",
+            "seed": int(seed),
+            "num_cols": [c for c, k in kinds.items() if k == "numeric"],
+            "cat_cols": [c for c, k in kinds.items() if k == "categorical"],
+            "model_file": MODEL_FILE,
+            **self._model_request(),
+        }
+        job = Job(
+            request, inputs={"train.parquet": train_path}, outputs={MODEL_FILE: self._model_path}, timeout=_timeout()
+        )
         try:
             result = self._run(job, progress)
         finally:
             train_path.unlink(missing_ok=True)
-        return FitResult(seconds=0.0, epochs=result.get("epochs"), losses=list(result.get("losses") or []),
-                         details={"ydata_model": self.model_name, "rows_fitted": result.get("rows"),
-                                  "worker_fit_seconds": result.get("seconds"),
-                                  "packages": dict(result.get("packages") or {})})  # versions in the ydata venv
+        return FitResult(
+            seconds=0.0,
+            epochs=result.get("epochs"),
+            losses=list(result.get("losses") or []),
+            details={
+                "ydata_model": self.model_name,
+                "rows_fitted": result.get("rows"),
+                "worker_fit_seconds": result.get("seconds"),
+                "packages": dict(result.get("packages") or {}),
+            },
+        )  # versions in the ydata venv
 
     def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         """Decoded batches adding up to n_rows; one worker call draws every batch (the import costs ~4 s)."""
@@ -166,9 +197,11 @@ class YdataGenerator(CodecGenerator):
             raise ModelFileError(f"Backend '{self.name}' has no fitted ydata model; fit it or load a saved one.")
         names = [f"sample-{i}.parquet" for i in range(len(plan))]
         outputs = {name: self._state / name for name in names}
-        request = {"action": "sample", "model_file": MODEL_FILE,
-                   "batches": [{"rows": int(rows), "seed": int(seed), "out": name}
-                               for (rows, seed), name in zip(plan, names)]}
+        request = {
+            "action": "sample",
+            "model_file": MODEL_FILE,
+            "batches": [{"rows": int(rows), "seed": int(seed), "out": name} for (rows, seed), name in zip(plan, names)],
+        }
         self._run(Job(request, inputs={MODEL_FILE: self._model_path}, outputs=outputs, timeout=_timeout()), None)
         return [outputs[name] for name in names]
 
@@ -185,15 +218,20 @@ class YdataGenerator(CodecGenerator):
         if not self._model_path.is_file():
             raise ModelFileError(f"Backend '{self.name}' has no fitted ydata model to save; fit it first.")
         shutil.copyfile(self._model_path, directory / MODEL_FILE)
-        info = {"ydata_model": self.model_name, "file": MODEL_FILE, "sha256": sha256_file(self._model_path),
-                "format": "joblib pickle written by ydata-synthetic 1.4.0",
-                "loaded_by": "backends/ydata/worker.py inside the isolated ydata venv only"}
+        info = {
+            "ydata_model": self.model_name,
+            "file": MODEL_FILE,
+            "sha256": sha256_file(self._model_path),
+            "format": "joblib pickle written by ydata-synthetic 1.4.0",
+            "loaded_by": "backends/ydata/worker.py inside the isolated ydata venv only",
+        }
         (directory / MODEL_INFO).write_text(json.dumps(info, indent=2))
         (directory / MODEL_NOTE).write_text(
             f"{MODEL_FILE} is a ydata-synthetic 1.4.0 model ({self.model_name}) saved by ydata as a joblib pickle.\n"
             "fairsynth never unpickles it in its own process: only the ydata worker, inside the isolated\n"
             "ydata venv, loads it. Loading a pickle runs code, so load model directories only from sources\n"
-            f"you trust. {MODEL_INFO} records its SHA-256; load() refuses a file that does not match.\n")
+            f"you trust. {MODEL_INFO} records its SHA-256; load() refuses a file that does not match.\n"
+        )
 
     def _load_model(self, directory: Path) -> None:
         """Check the pickle against its recorded hash and take a private copy for the worker."""
@@ -201,11 +239,14 @@ class YdataGenerator(CodecGenerator):
         try:
             info = json.loads(info_path.read_text())
         except (OSError, ValueError) as exc:
-            raise ModelFileError(f"The ydata model in {directory} has no readable {MODEL_INFO} ({exc}); "
-                                 "fit the backend again.") from exc
+            raise ModelFileError(
+                f"The ydata model in {directory} has no readable {MODEL_INFO} ({exc}); fit the backend again."
+            ) from exc
         if not source.is_file() or sha256_file(source) != info.get("sha256"):
-            raise ModelFileError(f"The ydata model file in {directory} is missing or does not match its "
-                                 "recorded hash; fit the backend again.")
+            raise ModelFileError(
+                f"The ydata model file in {directory} is missing or does not match its "
+                "recorded hash; fit the backend again."
+            )
         shutil.copyfile(source, self._model_path)
 
     # -- plumbing -----------------------------------------------------------------------------------------
@@ -218,38 +259,63 @@ class YdataGenerator(CodecGenerator):
 
         def relay(message: dict) -> None:
             if progress is not None:
-                progress(Progress(self.name, str(message.get("stage") or "fit"), int(message.get("step") or 0),
-                                  message.get("total"), message.get("loss"), time.perf_counter() - start,
-                                  str(message.get("message") or "")))
+                progress(
+                    Progress(
+                        self.name,
+                        str(message.get("stage") or "fit"),
+                        int(message.get("step") or 0),
+                        message.get("total"),
+                        message.get("loss"),
+                        time.perf_counter() - start,
+                        str(message.get("message") or ""),
+                    )
+                )
 
         return runner().run(job, progress=relay, cancel=self._cancel)
 
 
 def _model_frame(encoded: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     """The columns the model learns: numbers as float64, categories as strings."""
-    return pd.DataFrame({name: encoded[name].astype("float64") if kind == "numeric" else encoded[name].astype(str)
-                         for name, kind in kinds.items()})
+    return pd.DataFrame(
+        {
+            name: encoded[name].astype("float64") if kind == "numeric" else encoded[name].astype(str)
+            for name, kind in kinds.items()
+        }
+    )
 
 
 def _capabilities(description: str, model_family: str) -> Capabilities:
-    return Capabilities(description=description, license=YDATA_LICENSE, family="ydata",
-                        handles_missing=True, handles_datetime=True,  # through the shared codec
-                        model_family=model_family, package="ydata-synthetic", url=YDATA_URL)
+    return Capabilities(
+        description=description,
+        license=YDATA_LICENSE,
+        family="ydata",
+        handles_missing=True,
+        handles_datetime=True,  # through the shared codec
+        model_family=model_family,
+        package="ydata-synthetic",
+        url=YDATA_URL,
+    )
 
 
 class _GANGenerator(YdataGenerator):
     """GAN models: epochs, batch size, learning rate; betas (0.5, 0.9) because ydata's default crashes."""
 
     def _model_params(self) -> dict:
-        return {"batch_size": int(self.params["batch_size"]), "lr": float(self.params["learning_rate"]),
-                "betas": [0.5, 0.9]}
+        return {
+            "batch_size": int(self.params["batch_size"]),
+            "lr": float(self.params["learning_rate"]),
+            "betas": [0.5, 0.9],
+        }
 
     def _init_args(self) -> dict:
         return {}
 
     def _model_request(self) -> dict:
-        return {"model_params": self._model_params(), "init_args": self._init_args(),
-                "train_params": {"epochs": int(self.params["epochs"])}}
+        return {
+            "model_params": self._model_params(),
+            "init_args": self._init_args(),
+            "train_params": {"epochs": int(self.params["epochs"])},
+        }
 
 
 def _check_positive(**values) -> None:
@@ -263,9 +329,11 @@ class FastGenerator(YdataGenerator):
 
     name = "ydata.fast"
     model_name = "fast"
-    capabilities = _capabilities("ydata-synthetic 1.4 'fast': Gaussian mixture over the encoded table; "
-                                 "quick and good on marginals. Runs in the isolated ydata venv.",
-                                 "Gaussian mixture model")
+    capabilities = _capabilities(
+        "ydata-synthetic 1.4 'fast': Gaussian mixture over the encoded table; "
+        "quick and good on marginals. Runs in the isolated ydata venv.",
+        "Gaussian mixture model",
+    )
 
     def __init__(self, *, max_fit_rows: int = 5000) -> None:
         _check_positive(max_fit_rows=max_fit_rows)
@@ -280,8 +348,10 @@ class GaussianMixtureGenerator(FastGenerator):
     """Alias of ydata.fast: in ydata-synthetic 1.4 'fast' is the Gaussian-mixture model."""
 
     name = "ydata.gaussian_mixture"
-    capabilities = _capabilities("Alias of ydata.fast (ydata-synthetic 1.4's Gaussian-mixture model). "
-                                 "Runs in the isolated ydata venv.", "Gaussian mixture model")
+    capabilities = _capabilities(
+        "Alias of ydata.fast (ydata-synthetic 1.4's Gaussian-mixture model). Runs in the isolated ydata venv.",
+        "Gaussian mixture model",
+    )
 
 
 class CTGANGenerator(_GANGenerator):
@@ -289,16 +359,19 @@ class CTGANGenerator(_GANGenerator):
 
     name = "ydata.ctgan"
     model_name = "ctgan"
-    capabilities = _capabilities("ydata-synthetic 1.4 CTGAN: conditional GAN with mode-specific "
-                                 "normalisation. Runs in the isolated ydata venv.",
-                                 "generative adversarial network (CTGAN)")
+    capabilities = _capabilities(
+        "ydata-synthetic 1.4 CTGAN: conditional GAN with mode-specific normalisation. Runs in the isolated ydata venv.",
+        "generative adversarial network (CTGAN)",
+    )
     PAC = 10  # ydata's CTGAN packs 10 rows per critic input
 
     def __init__(self, *, epochs: int = 100, batch_size: int = 500, learning_rate: float = 2e-4) -> None:
         _check_positive(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
         if batch_size % self.PAC:
-            raise BackendError(f"ydata.ctgan needs a batch_size divisible by {self.PAC} (its pac), "
-                               f"not {batch_size}; try {max(self.PAC, round(batch_size / self.PAC) * self.PAC)}.")
+            raise BackendError(
+                f"ydata.ctgan needs a batch_size divisible by {self.PAC} (its pac), "
+                f"not {batch_size}; try {max(self.PAC, round(batch_size / self.PAC) * self.PAC)}."
+            )
         super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
 
     def _model_params(self) -> dict:
@@ -316,12 +389,15 @@ class WGANGPGenerator(_PlainGANGenerator):
 
     name = "ydata.wgangp"
     model_name = "wgangp"
-    capabilities = _capabilities("ydata-synthetic 1.4 WGAN-GP: Wasserstein GAN with gradient penalty; "
-                                 "prone to mode collapse on categories. Runs in the isolated ydata venv.",
-                                 "generative adversarial network (WGAN-GP)")
+    capabilities = _capabilities(
+        "ydata-synthetic 1.4 WGAN-GP: Wasserstein GAN with gradient penalty; "
+        "prone to mode collapse on categories. Runs in the isolated ydata venv.",
+        "generative adversarial network (WGAN-GP)",
+    )
 
-    def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4,
-                 n_critic: int = 2) -> None:
+    def __init__(
+        self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4, n_critic: int = 2
+    ) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, n_critic=n_critic)
 
     def _init_args(self) -> dict:
@@ -333,13 +409,17 @@ class DRAGANGenerator(_PlainGANGenerator):
 
     name = "ydata.dragan"
     model_name = "dragan"
-    capabilities = _capabilities("ydata-synthetic 1.4 DRAGAN: GAN with a gradient penalty around real "
-                                 "data. Runs in the isolated ydata venv.", "generative adversarial network (DRAGAN)")
+    capabilities = _capabilities(
+        "ydata-synthetic 1.4 DRAGAN: GAN with a gradient penalty around real data. Runs in the isolated ydata venv.",
+        "generative adversarial network (DRAGAN)",
+    )
 
-    def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4,
-                 n_discriminator: int = 3) -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                         n_discriminator=n_discriminator)
+    def __init__(
+        self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4, n_discriminator: int = 3
+    ) -> None:
+        super().__init__(
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, n_discriminator=n_discriminator
+        )
 
     def _init_args(self) -> dict:
         return {"n_discriminator": int(self.params["n_discriminator"])}
@@ -350,12 +430,23 @@ class CramerGANGenerator(_PlainGANGenerator):
 
     name = "ydata.cramer"
     model_name = "cramer"
-    capabilities = _capabilities("ydata-synthetic 1.4 Cramér GAN: energy-distance critic. Runs in the "
-                                 "isolated ydata venv.", "generative adversarial network (Cramér GAN)")
+    capabilities = _capabilities(
+        "ydata-synthetic 1.4 Cramér GAN: energy-distance critic. Runs in the isolated ydata venv.",
+        "generative adversarial network (Cramér GAN)",
+    )
 
     def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4) -> None:
         super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
 
 
-__all__ = ["FastGenerator", "GaussianMixtureGenerator", "CTGANGenerator", "WGANGPGenerator", "DRAGANGenerator",
-           "CramerGANGenerator", "environment", "runner", "venv_path"]
+__all__ = [
+    "FastGenerator",
+    "GaussianMixtureGenerator",
+    "CTGANGenerator",
+    "WGANGPGenerator",
+    "DRAGANGenerator",
+    "CramerGANGenerator",
+    "environment",
+    "runner",
+    "venv_path",
+]

@@ -6,6 +6,7 @@ backends/isolated.py): `python worker.py request.json` in the job directory; JSO
 (progress, then one result or error); Parquet in and out; the fitted ydata model is a joblib pickle
 that only this worker ever writes or reads.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,14 +82,16 @@ class EpochReporter:
         loss = float(found.group(1)) if found else None
         if loss is not None:
             self.losses.append(loss)
-        progress("fit", int(epoch.group(1)) + 1, self.total, loss=loss,
-                 message=f"{time.perf_counter() - self.start:.1f} s")
+        progress(
+            "fit", int(epoch.group(1)) + 1, self.total, loss=loss, message=f"{time.perf_counter() - self.start:.1f} s"
+        )
 
 
 # -- the model ---------------------------------------------------------------------------------------
 def set_seed(seed: int) -> None:
     """Make TensorFlow, numpy and Python draws repeatable."""
     import tensorflow as tf
+
     tf.keras.utils.set_random_seed(int(seed))
 
 
@@ -105,8 +108,9 @@ def build_model(request: dict):
         return RegularSynthesizer(modelname="fast", random_state=int(request["seed"]) % (2**32 - 1))
     if "betas" in params:
         params["betas"] = tuple(params["betas"])
-    return RegularSynthesizer(modelname=name, model_parameters=ModelParameters(**params),
-                              **dict(request.get("init_args") or {}))
+    return RegularSynthesizer(
+        modelname=name, model_parameters=ModelParameters(**params), **dict(request.get("init_args") or {})
+    )
 
 
 def random_batches(model) -> None:
@@ -142,6 +146,7 @@ def fit(request: dict) -> dict:
             model.fit(data, num_cols=num_cols, cat_cols=cat_cols)
         else:
             from ydata_synthetic.synthesizers import TrainParameters
+
             if name in ("wgangp", "cramer"):
                 random_batches(model)
             train = TrainParameters(**{"sample_interval": 10**9, **(request.get("train_params") or {})})
@@ -149,8 +154,13 @@ def fit(request: dict) -> dict:
         if hasattr(model, "get_data_batch") and "get_data_batch" in vars(model):
             del model.get_data_batch  # the replacement is a closure: not picklable, not needed to sample
         model.save(request["model_file"])
-    return {"seconds": time.perf_counter() - start, "epochs": epochs, "losses": reporter.losses,
-            "rows": len(data), "packages": package_versions()}
+    return {
+        "seconds": time.perf_counter() - start,
+        "epochs": epochs,
+        "losses": reporter.losses,
+        "rows": len(data),
+        "packages": package_versions(),
+    }
 
 
 def package_versions() -> dict:
@@ -171,6 +181,7 @@ def check_columns(data, num_cols: list[str], cat_cols: list[str]) -> None:
 def load_model(path: str):
     """Read the pickle this worker wrote at fit time."""
     from ydata_synthetic.synthesizers.regular import RegularSynthesizer
+
     if not os.path.isfile(path):
         raise RequestError(f"model file {path} is missing")
     with redirect_stdout(sys.stderr):
@@ -194,6 +205,7 @@ def sample(request: dict) -> dict:
 def draw_rows(model, rows: int, seed: int):
     """Exactly `rows` rows, repeatable for a seed (ydata's GANs over-generate to whole batches)."""
     import pandas as pd
+
     set_seed(seed)
     if hasattr(model, "__MODEL__") and hasattr(model.__MODEL__, "random_state"):
         model.__MODEL__.random_state = seed  # fast (Gaussian mixture) samples from its own RNG
@@ -210,13 +222,21 @@ def versions(_: dict) -> dict:
     import tensorflow
     import ydata_synthetic
     from ydata_synthetic.synthesizers.regular import RegularSynthesizer  # noqa: F401 (import check)
-    return {"python": sys.version.split()[0], "ydata-synthetic": _version("ydata-synthetic"),
-            "tensorflow": tensorflow.__version__, "numpy": numpy.__version__, "pandas": pandas.__version__,
-            "pyarrow": pyarrow.__version__, "package": getattr(ydata_synthetic, "__name__", "")}
+
+    return {
+        "python": sys.version.split()[0],
+        "ydata-synthetic": _version("ydata-synthetic"),
+        "tensorflow": tensorflow.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "pyarrow": pyarrow.__version__,
+        "package": getattr(ydata_synthetic, "__name__", ""),
+    }
 
 
 def _version(distribution: str) -> str:
     from importlib.metadata import version
+
     return version(distribution)
 
 
@@ -246,6 +266,7 @@ def exit_when_parent_goes() -> None:
     directory the runner named fairsynth-worker-*) — unless the final message was sent: then the
     runner is collecting the outputs and closes stdin only to stop a worker slow to exit.
     """
+
     def watch() -> None:
         try:
             while sys.stdin.read(65536):
@@ -275,13 +296,23 @@ def main(argv: list[str]) -> int:
         emit({"type": "error", "error": "bad_request", "message": f"The worker refused the request: {exc}."})
         return 2
     except MemoryError:
-        emit({"type": "error", "error": "out_of_memory",
-              "message": "The ydata worker ran out of memory; use fewer rows or a smaller batch size."})
+        emit(
+            {
+                "type": "error",
+                "error": "out_of_memory",
+                "message": "The ydata worker ran out of memory; use fewer rows or a smaller batch size.",
+            }
+        )
         return 1
     except Exception as exc:  # any library failure is reported as one sentence plus the detail
-        emit({"type": "error", "error": type(exc).__name__,
-              "message": f"ydata-synthetic failed: {_one_line(exc)}.",
-              "detail": traceback.format_exc(limit=8)})
+        emit(
+            {
+                "type": "error",
+                "error": type(exc).__name__,
+                "message": f"ydata-synthetic failed: {_one_line(exc)}.",
+                "detail": traceback.format_exc(limit=8),
+            }
+        )
         return 1
     emit({"type": "result", **result})
     return 0

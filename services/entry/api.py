@@ -3,6 +3,7 @@
 On loopback no token is needed; bound to any other address the server refuses to start without
 FAIRSYNTH_API_TOKEN, and once a token is set every request must carry it as a bearer token.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -12,29 +13,28 @@ import logging
 import shutil
 from contextlib import asynccontextmanager
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from fairsynth.backends.base import BackendError
 from fairsynth.metadata.schema import SchemaError, TableSchema
-
 from fairsynth.services.entry.catalog import backend_catalog
-from fairsynth.services.run.config import BackendSpec, ConfigError, SchemaOverrides, parse_request
-from fairsynth.services.run.evaluation.gate import ReleasePolicy
+from fairsynth.services.entry.workspace import register_dataset, too_large_message
 from fairsynth.services.jobs.executors import Executor, create_job, make_executor
 from fairsynth.services.jobs.store import TERMINAL, Job, JobStore, JobStoreError, Task, new_id, utc
+from fairsynth.services.run.config import BackendSpec, ConfigError, SchemaOverrides, parse_request
+from fairsynth.services.run.evaluation.gate import ReleasePolicy
 from fairsynth.services.run.pipeline import RunError
-from fairsynth.services.settings import Settings, SettingsError
 from fairsynth.services.run.tables import InputError
-from fairsynth.services.entry.workspace import register_dataset, too_large_message
+from fairsynth.services.settings import Settings, SettingsError
 
 log = logging.getLogger("fairsynth.api")
 PROBLEM = "application/problem+json"
@@ -99,7 +99,9 @@ class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dataset_id: str | None = Field(None, description="an uploaded dataset; omitted: the embedded demo table")
     backends: list[BackendSpec | str] = Field(..., min_length=1, examples=[["marginals", "sdv.gaussian_copula"]])
-    rows: int | None = Field(None, ge=1, le=10**10, description="rows per backend; default: as many as the training split")
+    rows: int | None = Field(
+        None, ge=1, le=10**10, description="rows per backend; default: as many as the training split"
+    )
     seed: int = Field(0, ge=0, le=2**32 - 1)
     holdout_share: float = Field(0.2, ge=0.05, le=0.5)
     output_format: Literal["csv", "parquet"] = "csv"
@@ -140,7 +142,9 @@ class TaskOut(BaseModel):
     fit_seconds: float | None = None
     sample_seconds: float | None = None
     error: str | None = None
-    artefacts: list[str] = Field(default_factory=list, description="names to download from .../results/{backend}/{name}")
+    artefacts: list[str] = Field(
+        default_factory=list, description="names to download from .../results/{backend}/{name}"
+    )
 
 
 class JobOut(BaseModel):
@@ -158,7 +162,7 @@ class JobOut(BaseModel):
     tasks: list[TaskOut]
 
 
-class Artefact(str, Enum):
+class Artefact(StrEnum):
     """What can be downloaded from one backend's result."""
 
     synthetic = "synthetic"
@@ -169,8 +173,13 @@ class Artefact(str, Enum):
     config = "config"
 
 
-MEDIA = {"report": "text/html", "metrics": "application/json", "crate": "application/zip",
-         "data_dictionary": "text/csv", "config": "application/json"}
+MEDIA = {
+    "report": "text/html",
+    "metrics": "application/json",
+    "crate": "application/zip",
+    "data_dictionary": "text/csv",
+    "config": "application/json",
+}
 
 
 # -- the app --------------------------------------------------------------------------------------
@@ -191,10 +200,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             executor.stop()
             store.close()
 
-    app = FastAPI(title="fairsynth", version="0.1.0", lifespan=lifespan,
-                  description="Synthetic health tables from several generator backends side by side, measured "
-                              "and packaged as FAIR RO-Crates. Errors are RFC 9457 problem JSON.",
-                  responses={422: {"model": Problem, "description": "the request cannot be used as given"}})
+    app = FastAPI(
+        title="fairsynth",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Synthetic health tables from several generator backends side by side, measured "
+        "and packaged as FAIR RO-Crates. Errors are RFC 9457 problem JSON.",
+        responses={422: {"model": Problem, "description": "the request cannot be used as given"}},
+    )
     app.state.settings = settings
     _add_security(app, settings)
     _add_error_handlers(app)
@@ -237,10 +250,20 @@ class UploadLimit:
             if not exceeded:
                 raise
         if exceeded:
-            body = Problem(title="Content Too Large", status=413, detail=_too_large_bytes(self.limit),
-                           instance=scope["path"]).model_dump_json().encode()
-            await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]})
+            body = (
+                Problem(
+                    title="Content Too Large", status=413, detail=_too_large_bytes(self.limit), instance=scope["path"]
+                )
+                .model_dump_json()
+                .encode()
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
 
 
@@ -249,10 +272,18 @@ def _add_security(app: FastAPI, settings: Settings) -> None:
 
     @app.middleware("http")
     async def bearer_token(request: Request, call_next):
-        if settings.api_token and request.url.path != HEALTH and not _token_ok(request.headers.get("authorization", ""), settings.api_token):
-            return _problem(401, "Unauthorized", "This server needs a bearer token: send "
-                            "'Authorization: Bearer <FAIRSYNTH_API_TOKEN>'.", request,
-                            headers={"WWW-Authenticate": "Bearer"})
+        if (
+            settings.api_token
+            and request.url.path != HEALTH
+            and not _token_ok(request.headers.get("authorization", ""), settings.api_token)
+        ):
+            return _problem(
+                401,
+                "Unauthorized",
+                "This server needs a bearer token: send 'Authorization: Bearer <FAIRSYNTH_API_TOKEN>'.",
+                request,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return await call_next(request)
 
 
@@ -271,6 +302,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _problem(404, "Not Found", str(exc), request)
 
     for error in USER_ERRORS:
+
         @app.exception_handler(error)
         async def user_error(request: Request, exc: Exception):
             return _problem(422, "Unprocessable Content", str(exc), request)
@@ -289,8 +321,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
         log.exception("unexpected error on %s", request.url.path)
-        return _problem(500, "Internal Server Error", f"The server failed unexpectedly ({type(exc).__name__}); "
-                        "the error is in its log.", request)
+        return _problem(
+            500,
+            "Internal Server Error",
+            f"The server failed unexpectedly ({type(exc).__name__}); the error is in its log.",
+            request,
+        )
 
 
 def _problem(status: int, title: str, detail: str, request: Request, headers: dict | None = None) -> JSONResponse:
@@ -300,6 +336,7 @@ def _problem(status: int, title: str, detail: str, request: Request, headers: di
 
 def _title(status: int) -> str:
     from http import HTTPStatus
+
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -321,8 +358,9 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
         folder.mkdir(parents=True)
         try:
             path, fmt, size = await _store_upload(file, folder, settings)
-            dataset = await run_in_threadpool(register_dataset, app.state.store, settings, dataset_id, file.filename,
-                                              path, fmt, size)
+            dataset = await run_in_threadpool(
+                register_dataset, app.state.store, settings, dataset_id, file.filename, path, fmt, size
+            )
             return DatasetOut.model_validate(dataset, from_attributes=True)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -349,11 +387,19 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
         current = TableSchema.from_json(app.state.store.get_dataset(dataset_id).schema_json)
         given, expected = [c.name for c in schema.columns], [c.name for c in current.columns]
         if given != expected:
-            raise ApiProblem(422, "Unprocessable Content", "The schema must list the dataset's columns in its order "
-                             f"({', '.join(expected)}); edit kinds, formats, drops and the target, not the names.")
+            raise ApiProblem(
+                422,
+                "Unprocessable Content",
+                "The schema must list the dataset's columns in its order "
+                f"({', '.join(expected)}); edit kinds, formats, drops and the target, not the names.",
+            )
         if schema.target is not None and schema.target not in expected:
-            raise ApiProblem(422, "Unprocessable Content", f"The target '{schema.target}' is not a column of the "
-                             "dataset; choose one of its columns or leave it empty.")
+            raise ApiProblem(
+                422,
+                "Unprocessable Content",
+                f"The target '{schema.target}' is not a column of the "
+                "dataset; choose one of its columns or leave it empty.",
+            )
         app.state.store.set_schema(dataset_id, schema.to_json())
         return schema
 
@@ -362,8 +408,12 @@ async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> t
     """Copy the upload in chunks to a server-chosen name; the upload's own name never becomes a path."""
     content_type = (file.content_type or "").split(";")[0].strip().lower()
     if content_type not in CSV_TYPES | PARQUET_TYPES | ANY_TYPES:
-        raise ApiProblem(415, "Unsupported Media Type", f"Uploads must be CSV or Parquet; '{content_type}' is "
-                         "neither — send text/csv or application/vnd.apache.parquet.")
+        raise ApiProblem(
+            415,
+            "Unsupported Media Type",
+            f"Uploads must be CSV or Parquet; '{content_type}' is "
+            "neither — send text/csv or application/vnd.apache.parquet.",
+        )
     partial = folder / "upload.partial"
     size, head = 0, b""
     with open(partial, "wb") as out:
@@ -377,8 +427,11 @@ async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> t
         raise ApiProblem(422, "Unprocessable Content", "The uploaded file is empty; send a CSV or Parquet table.")
     fmt = "parquet" if head == b"PAR1" else "csv"
     if fmt == "csv" and content_type in PARQUET_TYPES:
-        raise ApiProblem(415, "Unsupported Media Type", "The upload says it is Parquet but is not a Parquet file; "
-                         "export it again or send it as CSV.")
+        raise ApiProblem(
+            415,
+            "Unsupported Media Type",
+            "The upload says it is Parquet but is not a Parquet file; export it again or send it as CSV.",
+        )
     path = folder / f"table.{fmt}"
     partial.rename(path)
     return path, fmt, size
@@ -419,14 +472,18 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
             raw["input_path"] = str(settings.data_dir / dataset.path)
             schema = TableSchema.from_json(dataset.schema_json)
         request = parse_request(raw, "the job")
-        job = create_job(store, settings, request, executor=executor.name, schema=schema,
-                         dataset_id=submission.dataset_id)
+        job = create_job(
+            store, settings, request, executor=executor.name, schema=schema, dataset_id=submission.dataset_id
+        )
         executor.submit(job)
         return job_out(store.get_job(job.id))
 
     @app.get("/jobs", response_model=list[JobOut], tags=["jobs"])
-    def list_jobs(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9),
-                  state: Literal["queued", "running", "finishing", "succeeded", "failed", "cancelled"] | None = None):
+    def list_jobs(
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0, le=10**9),
+        state: Literal["queued", "running", "finishing", "succeeded", "failed", "cancelled"] | None = None,
+    ):
         """Jobs, newest first."""
         return [job_out(job) for job in app.state.store.list_jobs(limit=limit, offset=offset, state=state)]
 
@@ -452,23 +509,45 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
             raise ApiProblem(409, "Conflict", f"Job {job_id} is {job.state}; the comparison is written when it ends.")
         return json.loads(path.read_text())
 
-    @app.get("/jobs/{job_id}/results/{backend}/{artefact}", responses={**errors, 200: {
-        "content": {"text/csv": {}, "application/vnd.apache.parquet": {}, "text/html": {}, "application/json": {},
-                    "application/zip": {}}, "description": "the file"}}, tags=["jobs"])
+    @app.get(
+        "/jobs/{job_id}/results/{backend}/{artefact}",
+        responses={
+            **errors,
+            200: {
+                "content": {
+                    "text/csv": {},
+                    "application/vnd.apache.parquet": {},
+                    "text/html": {},
+                    "application/json": {},
+                    "application/zip": {},
+                },
+                "description": "the file",
+            },
+        },
+        tags=["jobs"],
+    )
     def download(job_id: str, backend: str, artefact: Artefact):
         """Download one backend's synthetic table, report, metrics, data dictionary, config or crate zip."""
         job = app.state.store.get_job(job_id)
         task = next((t for t in job.tasks if t.backend == backend), None)
         if task is None:
-            raise ApiProblem(404, "Not Found", f"Job {job_id} has no backend '{backend}'; it ran "
-                             f"{', '.join(t.backend for t in job.tasks)}.")
+            raise ApiProblem(
+                404,
+                "Not Found",
+                f"Job {job_id} has no backend '{backend}'; it ran {', '.join(t.backend for t in job.tasks)}.",
+            )
         relative = task.artefacts.get(artefact.value)
         if relative is None:
-            raise ApiProblem(404 if task.state in TERMINAL else 409, "Not Found" if task.state in TERMINAL else "Conflict",
-                             f"{backend} in job {job_id} has no {artefact.value} ({task.state}"
-                             f"{': ' + task.error if task.error else ''}).")
+            raise ApiProblem(
+                404 if task.state in TERMINAL else 409,
+                "Not Found" if task.state in TERMINAL else "Conflict",
+                f"{backend} in job {job_id} has no {artefact.value} ({task.state}"
+                f"{': ' + task.error if task.error else ''}).",
+            )
         path = _inside(settings.data_dir / job.run_dir, relative)
-        media = MEDIA.get(artefact.value) or ("application/vnd.apache.parquet" if path.suffix == ".parquet" else "text/csv")
+        media = MEDIA.get(artefact.value) or (
+            "application/vnd.apache.parquet" if path.suffix == ".parquet" else "text/csv"
+        )
         return FileResponse(path, media_type=media, filename=f"{job_id}-{backend}-{path.name}")
 
 
@@ -481,18 +560,45 @@ def _inside(root: Path, relative: str) -> Path:
 
 def job_out(job: Job) -> JobOut:
     """A stored job as its API model."""
-    return JobOut(id=job.id, state=job.state, dataset_id=job.dataset_id, executor=job.executor,
-                  created_at=utc(job.created_at), started_at=utc(job.started_at), finished_at=utc(job.finished_at),
-                  error=job.error, request=job.request, tasks=[_task_out(t) for t in job.tasks])
+    return JobOut(
+        id=job.id,
+        state=job.state,
+        dataset_id=job.dataset_id,
+        executor=job.executor,
+        created_at=utc(job.created_at),
+        started_at=utc(job.started_at),
+        finished_at=utc(job.finished_at),
+        error=job.error,
+        request=job.request,
+        tasks=[_task_out(t) for t in job.tasks],
+    )
 
 
 def _task_out(task: Task) -> TaskOut:
-    return TaskOut(id=task.id, backend=task.backend, family=task.family, state=task.state, attempts=task.attempts,
-                   worker=task.worker, created_at=utc(task.created_at), started_at=utc(task.started_at),
-                   finished_at=utc(task.finished_at), fit_seconds=task.fit_seconds, sample_seconds=task.sample_seconds,
-                   error=task.error, artefacts=sorted(task.artefacts),
-                   progress=TaskProgress(stage=task.stage, step=task.step, total=task.total, epoch=task.epoch,
-                                         loss=task.loss, rows_written=task.rows_written or 0, message=task.message))
+    return TaskOut(
+        id=task.id,
+        backend=task.backend,
+        family=task.family,
+        state=task.state,
+        attempts=task.attempts,
+        worker=task.worker,
+        created_at=utc(task.created_at),
+        started_at=utc(task.started_at),
+        finished_at=utc(task.finished_at),
+        fit_seconds=task.fit_seconds,
+        sample_seconds=task.sample_seconds,
+        error=task.error,
+        artefacts=sorted(task.artefacts),
+        progress=TaskProgress(
+            stage=task.stage,
+            step=task.step,
+            total=task.total,
+            epoch=task.epoch,
+            loss=task.loss,
+            rows_written=task.rows_written or 0,
+            message=task.message,
+        ),
+    )
 
 
 # -- serving --------------------------------------------------------------------------------------
@@ -509,13 +615,16 @@ def is_loopback(host: str) -> bool:
 def check_exposure(host: str, settings: Settings) -> None:
     """Refuse to serve beyond loopback without a token."""
     if not is_loopback(host) and not settings.api_token:
-        raise SettingsError(f"Refusing to listen on {host} without FAIRSYNTH_API_TOKEN: set it to a long random "
-                            "secret (clients send it as a bearer token) or bind to 127.0.0.1.")
+        raise SettingsError(
+            f"Refusing to listen on {host} without FAIRSYNTH_API_TOKEN: set it to a long random "
+            "secret (clients send it as a bearer token) or bind to 127.0.0.1."
+        )
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None) -> None:
     """Run the API with uvicorn (blocks)."""
     import uvicorn
+
     settings = settings or Settings.from_env()
     check_exposure(host, settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,4 +1,5 @@
 """What the UI and API may know about backends, without importing backends themselves."""
+
 from __future__ import annotations
 
 from dataclasses import asdict

@@ -1,4 +1,5 @@
 """The `fairsynth` command line: backends, inspect, generate, ui."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -6,24 +7,33 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bar
 from rich.table import Table
 
 from fairsynth.backends import registry
 from fairsynth.backends.base import BackendError, Progress
 from fairsynth.metadata.schema import SchemaError, TableSchema
-
-from fairsynth.services.run.config import BackendSpec, ConfigError, GenerationRequest, load_request, parse_author, parse_request
+from fairsynth.services.run.config import (
+    BackendSpec,
+    ConfigError,
+    GenerationRequest,
+    load_request,
+    parse_author,
+    parse_request,
+)
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.tables import InputError, read_table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="fairsynth: synthetic health tables from several backends, measured and packaged.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="fairsynth: synthetic health tables from several backends, measured and packaged.",
+)
 console = Console()
 if not console.is_terminal:  # piped or captured output: never fold names and messages
     console.width = 200
@@ -38,6 +48,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     pipeline (sdmetrics, torch) is not imported just to start the command line.
     """
     from fairsynth.services.run.pipeline import RunError
+
     return InputError, ConfigError, SchemaError, BackendError, RunError
 
 
@@ -53,15 +64,23 @@ def backends() -> None:
     for info in registry.list_backends():
         caps = info.capabilities
         detail = ", ".join(f"{k}={v}" for k, v in info.parameters.items()) if info.available else info.reason
-        table.add_row(info.name, "yes" if info.available else "no", caps.family if caps else "",
-                      caps.license if caps else "", detail)
+        table.add_row(
+            info.name,
+            "yes" if info.available else "no",
+            caps.family if caps else "",
+            caps.license if caps else "",
+            detail,
+        )
     console.print(table)
 
 
 @app.command()
-def inspect(file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (default: the demo table)"),
-            out: Optional[Path] = typer.Option(None, help="write the schema as JSON here"),
-            encoding: str = "utf-8", separator: Optional[str] = None) -> None:
+def inspect(
+    file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (default: the demo table)"),
+    out: Path | None = typer.Option(None, help="write the schema as JSON here"),
+    encoding: str = "utf-8",
+    separator: str | None = None,
+) -> None:
     """Show the inferred schema of a table: kind, missing share and distinct values per column."""
     try:
         schema = TableSchema.infer(read_table(file, encoding=encoding, separator=separator))
@@ -69,8 +88,14 @@ def inspect(file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (d
         _fail(exc)
     table = Table("column", "kind", "missing", "distinct", "format / PII", "synthetic handling")
     for c in schema.columns:
-        table.add_row(c.name, c.kind.value, f"{c.missing_share:.1%}", str(c.cardinality),
-                      c.datetime_format or c.pii_type or "", c.handling().split(":")[0])
+        table.add_row(
+            c.name,
+            c.kind.value,
+            f"{c.missing_share:.1%}",
+            str(c.cardinality),
+            c.datetime_format or c.pii_type or "",
+            c.handling().split(":")[0],
+        )
     console.print(table)
     for warning in schema.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
@@ -80,46 +105,66 @@ def inspect(file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (d
 
 @app.command()
 def generate(
-    file: Optional[Path] = typer.Argument(None, help="CSV or Parquet table (default: the demo table)"),
-    backend: list[str] = typer.Option([], "--backend", "-b", help="backend name; repeat for side by side (default: tvae)"),
-    rows: Optional[int] = typer.Option(None, help="rows to generate per backend (default: training rows)"),
-    seed: Optional[int] = typer.Option(None, help="seed for split, fit and sampling"),
-    out: Optional[Path] = typer.Option(None, help="run directory (default: runs/<time>)"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="csv or parquet"),
-    config: Optional[Path] = typer.Option(None, help="YAML/JSON GenerationRequest; options override it"),
-    epochs: Optional[int] = typer.Option(None, help="epochs for every backend that trains in epochs"),
-    batch_size: Optional[int] = typer.Option(None, help="batch size for every backend that takes one"),
-    epsilon: Optional[float] = typer.Option(None, help="privacy budget for differentially private backends"),
+    file: Path | None = typer.Argument(None, help="CSV or Parquet table (default: the demo table)"),
+    backend: list[str] = typer.Option(
+        [], "--backend", "-b", help="backend name; repeat for side by side (default: tvae)"
+    ),
+    rows: int | None = typer.Option(None, help="rows to generate per backend (default: training rows)"),
+    seed: int | None = typer.Option(None, help="seed for split, fit and sampling"),
+    out: Path | None = typer.Option(None, help="run directory (default: runs/<time>)"),
+    fmt: str | None = typer.Option(None, "--format", help="csv or parquet"),
+    config: Path | None = typer.Option(None, help="YAML/JSON GenerationRequest; options override it"),
+    epochs: int | None = typer.Option(None, help="epochs for every backend that trains in epochs"),
+    batch_size: int | None = typer.Option(None, help="batch size for every backend that takes one"),
+    epsilon: float | None = typer.Option(None, help="privacy budget for differentially private backends"),
     param: list[str] = typer.Option([], "--set", help="BACKEND.PARAM=VALUE, e.g. sdv.tvae.epochs=50"),
-    target: Optional[str] = typer.Option(None, help="target column for utility"),
+    target: str | None = typer.Option(None, help="target column for utility"),
     drop: list[str] = typer.Option([], help="column to leave out; repeatable"),
     kind: list[str] = typer.Option([], help="COLUMN=KIND override, e.g. ward=categorical"),
-    encoding: Optional[str] = typer.Option(None, help="text encoding of a CSV (default utf-8)"),
-    separator: Optional[str] = typer.Option(None, help="CSV separator (default: detected)"),
+    encoding: str | None = typer.Option(None, help="text encoding of a CSV (default utf-8)"),
+    separator: str | None = typer.Option(None, help="CSV separator (default: detected)"),
     crate: bool = typer.Option(False, "--crate", help="write <backend>.crate.zip (RO-Crate) per backend"),
-    title: Optional[str] = typer.Option(None, help="crate title (default: from the source name)"),
-    description: Optional[str] = typer.Option(None, help="crate description"),
+    title: str | None = typer.Option(None, help="crate title (default: from the source name)"),
+    description: str | None = typer.Option(None, help="crate description"),
     author: list[str] = typer.Option([], help="'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); repeatable"),
-    license: Optional[str] = typer.Option(None, help="SPDX id or URL of the data license (default CC-BY-4.0)"),
+    license: str | None = typer.Option(None, help="SPDX id or URL of the data license (default CC-BY-4.0)"),
     keyword: list[str] = typer.Option([], help="crate keyword; repeatable"),
 ) -> None:
     """Generate synthetic tables from one or more backends side by side and compare them."""
     try:
         request = _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator)
         request = _apply_params(request, epochs=epochs, batch_size=batch_size, epsilon=epsilon, assignments=param)
-        request = _apply_crate(request, crate, title=title, description=description, authors=author,
-                               license=license, keywords=keyword)
+        request = _apply_crate(
+            request, crate, title=title, description=description, authors=author, license=license, keywords=keyword
+        )
         result = _run_with_bars(request)
     except _user_errors() as exc:
         _fail(exc)
-    table = Table("backend", "status", "fit s", "rows/s", "quality", "DCR share", "MIA AUC", "gate", "crate",
-                  title=f"run: {result.directory}")
+    table = Table(
+        "backend",
+        "status",
+        "fit s",
+        "rows/s",
+        "quality",
+        "DCR share",
+        "MIA AUC",
+        "gate",
+        "crate",
+        title=f"run: {result.directory}",
+    )
     for row, outcome in zip(result.comparison().to_dict("records"), result.outcomes):
         status = row["status"] if outcome.ok and not outcome.error else f"{row['status']}: {outcome.error}"
-        table.add_row(row["backend"], status, _num(row["fit_seconds"], ".1f"), _num(row["rows_per_second"], ",.0f"),
-                      _num(row.get("quality"), ".3f"), _num(row.get("dcr_share"), ".3f"),
-                      _num(row.get("mia_auc"), ".3f"), _text(row.get("decision")),
-                      Path(outcome.crate).name if outcome.crate else "")
+        table.add_row(
+            row["backend"],
+            status,
+            _num(row["fit_seconds"], ".1f"),
+            _num(row["rows_per_second"], ",.0f"),
+            _num(row.get("quality"), ".3f"),
+            _num(row.get("dcr_share"), ".3f"),
+            _num(row.get("mia_auc"), ".3f"),
+            _text(row.get("decision")),
+            Path(outcome.crate).name if outcome.crate else "",
+        )
     console.print(table)
     if not all(o.ok and not o.error for o in result.outcomes):
         raise typer.Exit(code=1)
@@ -129,29 +174,34 @@ def generate(
 def evaluate_command(
     real: Path = typer.Argument(..., help="the real table (training rows when --holdout is given)"),
     synthetic: Path = typer.Argument(..., help="a synthetic table from any tool"),
-    holdout: Optional[Path] = typer.Option(None, help="real rows the generator never saw"),
-    target: Optional[str] = typer.Option(None, help="target column for utility"),
-    out: Optional[Path] = typer.Option(None, help="write metrics.json and report.html into this directory"),
+    holdout: Path | None = typer.Option(None, help="real rows the generator never saw"),
+    target: str | None = typer.Option(None, help="target column for utility"),
+    out: Path | None = typer.Option(None, help="write metrics.json and report.html into this directory"),
     seed: int = 0,
 ) -> None:
     """Evaluate any synthetic file against the real one: quality, privacy, utility and the release gate."""
     from fairsynth.services.run.evaluation import evaluate_files
     from fairsynth.services.run.report import render_report
+
     try:
         metrics = evaluate_files(real, synthetic, target=target, holdout_path=holdout, seed=seed)
         if out:
             out.mkdir(parents=True, exist_ok=True)
             (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
             real_table = read_table(real)
-            (out / "report.html").write_text(render_report(real_table, read_table(synthetic),
-                                                           TableSchema.infer(real_table), metrics))
+            (out / "report.html").write_text(
+                render_report(real_table, read_table(synthetic), TableSchema.infer(real_table), metrics)
+            )
     except _user_errors() as exc:
         _fail(exc)
     quality, privacy = metrics["quality"], metrics["privacy"]
-    console.print(f"quality {quality['quality']:.3f} (shapes {quality['column_shapes']:.3f}, pairs "
-                  f"{quality['column_pair_trends']:.3f}); exact copies {privacy['exact_copies']['count']}; "
-                  f"DCR share {privacy['dcr']['share_closer_to_train']:.3f}; "
-                  f"MIA AUC {privacy['membership_inference']['auc']:.3f}", highlight=False)
+    console.print(
+        f"quality {quality['quality']:.3f} (shapes {quality['column_shapes']:.3f}, pairs "
+        f"{quality['column_pair_trends']:.3f}); exact copies {privacy['exact_copies']['count']}; "
+        f"DCR share {privacy['dcr']['share_closer_to_train']:.3f}; "
+        f"MIA AUC {privacy['membership_inference']['auc']:.3f}",
+        highlight=False,
+    )
     console.print(f"gate: {metrics['gate']['decision']}", highlight=False)
     for reason in metrics["gate"]["reasons"]:
         console.print(f"  - {reason}", highlight=False)
@@ -162,6 +212,7 @@ def validate(crate: Path = typer.Argument(..., help="crate directory or .crate.z
     """Validate a crate offline: RO-Crate / Process Run Crate, Bioschemas SHACL, files, DOME (exit 1 on fail)."""
     from fairsynth.metadata.crate import CrateError
     from fairsynth.metadata.validate import validate_crate
+
     try:
         report = validate_crate(crate)
     except (CrateError, OSError) as exc:
@@ -171,12 +222,16 @@ def validate(crate: Path = typer.Argument(..., help="crate directory or .crate.z
 
 
 @app.command()
-def deposit(crate: Path = typer.Argument(..., help="crate directory or .crate.zip"),
-            server: Optional[str] = typer.Option(None, help="BioStudies server URL (default: dry run)"),
-            out: Path = typer.Option(Path("deposit-plan"), help="where a dry run writes what would be sent")) -> None:
+def deposit(
+    crate: Path = typer.Argument(..., help="crate directory or .crate.zip"),
+    server: str | None = typer.Option(None, help="BioStudies server URL (default: dry run)"),
+    out: Path = typer.Option(Path("deposit-plan"), help="where a dry run writes what would be sent"),
+) -> None:
     """Deposit a crate to BioStudies: a dry run unless a server and credentials (environment) are given."""
-    from fairsynth.metadata.biostudies import DepositError, deposit as deposit_crate
+    from fairsynth.metadata.biostudies import DepositError
+    from fairsynth.metadata.biostudies import deposit as deposit_crate
     from fairsynth.metadata.crate import CrateError
+
     try:
         result = deposit_crate(crate, out_dir=out, server=server)
     except (CrateError, DepositError, OSError) as exc:
@@ -192,11 +247,25 @@ def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
     """Start the Streamlit UI (on the demo table)."""
     app_path = Path(importlib.util.find_spec("fairsynth.ui").origin).parent / "app.py"  # located, not imported
     # browser.serverAddress set by hand stops Streamlit looking up its external IP on the network
-    env = {"STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost", "STREAMLIT_CLIENT_TOOLBAR_MODE": "viewer",
-           "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "type", **os.environ,  # no developer menu, no tracebacks
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_SERVER_HEADLESS": "true"}
-    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
-               "--server.address", address]
+    env = {
+        "STREAMLIT_BROWSER_SERVER_ADDRESS": "localhost",
+        "STREAMLIT_CLIENT_TOOLBAR_MODE": "viewer",
+        "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "type",
+        **os.environ,  # no developer menu, no tracebacks
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        "STREAMLIT_SERVER_HEADLESS": "true",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+    ]
     os.execve(sys.executable, command, env)  # Streamlit becomes this process: signals reach it (PID 1 in a container)
 
 
@@ -204,9 +273,15 @@ def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
 def _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator):
     request = load_request(config) if config else GenerationRequest()
     raw = request.model_dump()
-    given = {"input_path": str(file) if file else None, "rows": rows, "seed": seed,
-             "output_dir": str(out) if out else None, "output_format": fmt, "encoding": encoding,
-             "separator": separator}
+    given = {
+        "input_path": str(file) if file else None,
+        "rows": rows,
+        "seed": seed,
+        "output_dir": str(out) if out else None,
+        "output_format": fmt,
+        "encoding": encoding,
+        "separator": separator,
+    }
     raw.update({k: v for k, v in given.items() if v is not None})
     if backend:
         raw["backends"] = [{"name": name, "params": _params_of(request, name)} for name in backend]
@@ -223,7 +298,9 @@ def _params_of(request: GenerationRequest, name: str) -> dict:
 
 
 def _apply_params(request: GenerationRequest, *, epochs, batch_size, epsilon, assignments) -> GenerationRequest:
-    shared = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "epsilon": epsilon}.items() if v is not None}
+    shared = {
+        k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "epsilon": epsilon}.items() if v is not None
+    }
     specific = _pairs(assignments, "--set", "BACKEND.PARAM=VALUE")
     specs = []
     for spec in request.backends:
@@ -236,13 +313,15 @@ def _apply_params(request: GenerationRequest, *, epochs, batch_size, epsilon, as
         specs.append(BackendSpec(name=spec.name, params=params))
     unknown = {k.rpartition(".")[0] for k in specific} - {s.name for s in request.backends}
     if unknown:
-        raise ConfigError(f"--set names backend(s) not in this run: {', '.join(sorted(unknown))}; "
-                          "add them with --backend.")
+        raise ConfigError(
+            f"--set names backend(s) not in this run: {', '.join(sorted(unknown))}; add them with --backend."
+        )
     return request.model_copy(update={"backends": specs})
 
 
-def _apply_crate(request: GenerationRequest, enabled: bool, *, title, description, authors, license,
-                 keywords) -> GenerationRequest:
+def _apply_crate(
+    request: GenerationRequest, enabled: bool, *, title, description, authors, license, keywords
+) -> GenerationRequest:
     crate = dict(request.crate or {})
     given = {"title": title, "description": description, "license": license, "keywords": keywords or None}
     crate.update({k: v for k, v in given.items() if v is not None})
@@ -262,8 +341,14 @@ def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:
 
 
 def _run_with_bars(request: GenerationRequest):
-    with Bar(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.fields[info]}"),
-             TimeElapsedColumn(), console=console, disable=not console.is_terminal) as bars:
+    with Bar(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bars:
         tasks: dict[tuple[str, str], int] = {}
 
         def report(event: Progress) -> None:
@@ -276,6 +361,7 @@ def _run_with_bars(request: GenerationRequest):
             bars.update(tasks[key], completed=event.step, total=event.total, info=info)
 
         from fairsynth.services.jobs.executors import run_job
+
         return run_job(request, progress=report)  # the same job path as the API: stored, parallel, cancellable
 
 
@@ -289,11 +375,14 @@ def _num(value, spec: str) -> str:
 
 
 @app.command()
-def serve(host: str = typer.Option("127.0.0.1", help="address to listen on; beyond loopback needs FAIRSYNTH_API_TOKEN"),
-          port: int = typer.Option(8000, help="TCP port")) -> None:
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on; beyond loopback needs FAIRSYNTH_API_TOKEN"),
+    port: int = typer.Option(8000, help="TCP port"),
+) -> None:
     """Start the REST API (OpenAPI at /docs) with the executor from the environment (local by default)."""
     from fairsynth.services.entry.api import serve as serve_api
     from fairsynth.services.settings import SettingsError
+
     try:
         serve_api(host, port)
     except SettingsError as exc:
@@ -301,11 +390,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on; beyo
 
 
 @app.command()
-def worker(queues: str = typer.Option("basic,torch,sdv,ydata", help="comma-separated backend families to serve"),
-           concurrency: int = typer.Option(1, help="tasks this worker runs at once")) -> None:
+def worker(
+    queues: str = typer.Option("basic,torch,sdv,ydata", help="comma-separated backend families to serve"),
+    concurrency: int = typer.Option(1, help="tasks this worker runs at once"),
+) -> None:
     """Start a Celery worker for the given backend-family queues (needs FAIRSYNTH_BROKER_URL)."""
     from fairsynth.services.jobs.executors import FAMILIES, run_worker
     from fairsynth.services.settings import Settings, SettingsError
+
     try:
         settings = Settings.from_env()
         chosen = [q.strip() for q in queues.split(",") if q.strip()]

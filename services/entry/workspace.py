@@ -3,6 +3,7 @@
 A thin facade over the job store, the executors, the pipeline and the metadata packages: the UI never
 imports backends or metadata itself, and the API and the UI share the same dataset and job paths.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,28 +18,49 @@ from fairsynth.metadata.biostudies import DepositError, deposit
 from fairsynth.metadata.crate import PAGETAB_PATH, CrateError
 from fairsynth.metadata.schema import SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
-
-from fairsynth.services.run import pipeline
 from fairsynth.services.entry.catalog import backend_catalog
-from fairsynth.services.run.config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
-from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
 from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, new_id, now
-from fairsynth.services.settings import Settings
+from fairsynth.services.run import pipeline
+from fairsynth.services.run.config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
+from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.tables import InputError, read_table
+from fairsynth.services.settings import Settings
 
 UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the jobs the UI submitted
 SCHEMA_KINDS = ("integer", "float", "boolean", "categorical", "datetime", "date", "identifier", "text", "pii")
-PRIORITIES = {"quality": ("quality", False), "privacy": ("dcr_share", True), "utility": ("utility_ratio", False),
-              "speed": ("fit_seconds", True)}  # column, lower is better
-# Measured in benchmarks/results (tvae.md, tvae_pairs.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns, a shared
-# 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free backends count one.
+PRIORITIES = {
+    "quality": ("quality", False),
+    "privacy": ("dcr_share", True),
+    "utility": ("utility_ratio", False),
+    "speed": ("fit_seconds", True),
+}  # column, lower is better
+# Measured in benchmarks/results (tvae.md, tvae_pairs.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns,
+# a shared 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free
+# backends count one.
 BENCH_CELLS = 7_284 * 38
-FIT_SECONDS_PER_CELL_EPOCH = {"marginals": 3.6e-7, "sdv.gaussian_copula": 1.7e-5, "sdv.tvae": 1.7e-6,
-                              "sdv.ctgan": 6.6e-5, "sdv.copulagan": 6.6e-5, "tvae": 3.1e-7, "tvae.dp": 4.4e-6,
-                              "ydata.fast": 2.0e-4, "ydata.ctgan": 2.9e-5}
-PEAK_MB_ON_BENCH = {"marginals": 418, "sdv.gaussian_copula": 460, "sdv.tvae": 585, "sdv.ctgan": 643,
-                    "sdv.copulagan": 643, "tvae": 444, "tvae.dp": 505, "ydata.fast": 864, "ydata.ctgan": 5502}
+FIT_SECONDS_PER_CELL_EPOCH = {
+    "marginals": 3.6e-7,
+    "sdv.gaussian_copula": 1.7e-5,
+    "sdv.tvae": 1.7e-6,
+    "sdv.ctgan": 6.6e-5,
+    "sdv.copulagan": 6.6e-5,
+    "tvae": 3.1e-7,
+    "tvae.dp": 4.4e-6,
+    "ydata.fast": 2.0e-4,
+    "ydata.ctgan": 2.9e-5,
+}
+PEAK_MB_ON_BENCH = {
+    "marginals": 418,
+    "sdv.gaussian_copula": 460,
+    "sdv.tvae": 585,
+    "sdv.ctgan": 643,
+    "sdv.copulagan": 643,
+    "tvae": 444,
+    "tvae.dp": 505,
+    "ydata.fast": 864,
+    "ydata.ctgan": 5502,
+}
 FAMILY_FALLBACK = {"basic": "marginals", "torch": "tvae", "sdv": "sdv.ctgan", "ydata": "ydata.ctgan"}
 BASE_MB = 400  # a worker process with its imports, before any data
 USER_ERRORS = (InputError, ConfigError, SchemaError, CrateError, DepositError, pipeline.RunError, ValueError)
@@ -63,8 +85,11 @@ def open_workspace(settings: Settings | None = None) -> Workspace:
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
     store = JobStore(settings.database_url)
-    executor = (make_executor(store, settings) if settings.executor == "celery"
-                else LocalExecutor(store, settings, kind=UI_EXECUTOR))
+    executor = (
+        make_executor(store, settings)
+        if settings.executor == "celery"
+        else LocalExecutor(store, settings, kind=UI_EXECUTOR)
+    )
     executor.start()
     return Workspace(settings, store, executor)
 
@@ -77,8 +102,10 @@ def upload_limit_mb(ws: Workspace) -> int:
 
 def too_large_message(limit_bytes: int) -> str:
     """The one sentence for an upload over the limit."""
-    return (f"The upload is larger than this server accepts ({limit_bytes // (1024 * 1024)} MiB); "
-            "send a smaller table or raise FAIRSYNTH_MAX_UPLOAD_MB.")
+    return (
+        f"The upload is larger than this server accepts ({limit_bytes // (1024 * 1024)} MiB); "
+        "send a smaller table or raise FAIRSYNTH_MAX_UPLOAD_MB."
+    )
 
 
 def upload_dataset(ws: Workspace, file_name: str | None, content: bytes) -> Dataset:
@@ -115,14 +142,23 @@ def _store_dataset(ws: Workspace, file_name: str | None, fmt: str, write, folder
         raise
 
 
-def register_dataset(store: JobStore, settings: Settings, dataset_id: str, upload_name: str | None, path: Path,
-                     fmt: str, size: int) -> Dataset:
+def register_dataset(
+    store: JobStore, settings: Settings, dataset_id: str, upload_name: str | None, path: Path, fmt: str, size: int
+) -> Dataset:
     """Read a stored table (clear errors for bad files), infer its schema and record it as a dataset."""
     data = read_table(path)
     schema = TableSchema.infer(data)
-    dataset = Dataset(id=dataset_id, name=display_name(upload_name, fmt),
-                      path=str(path.relative_to(settings.data_dir)), format=fmt, size_bytes=size, rows=len(data),
-                      columns=int(data.shape[1]), schema_json=schema.to_json(), created_at=now())
+    dataset = Dataset(
+        id=dataset_id,
+        name=display_name(upload_name, fmt),
+        path=str(path.relative_to(settings.data_dir)),
+        format=fmt,
+        size_bytes=size,
+        rows=len(data),
+        columns=int(data.shape[1]),
+        schema_json=schema.to_json(),
+        created_at=now(),
+    )
     store.add_dataset(dataset)
     return dataset
 
@@ -147,10 +183,20 @@ def dataset_schema(dataset: Dataset) -> TableSchema:
 
 def schema_frame(schema: TableSchema) -> pd.DataFrame:
     """The schema as an editable table: column, kind, drop, target, missing share, cardinality, note."""
-    return pd.DataFrame([{"column": c.name, "kind": str(getattr(c.kind, "value", c.kind)),
-                          "drop": bool(c.drop), "target": c.name == schema.target,
-                          "missing %": round(100 * c.missing_share, 1), "distinct": c.cardinality,
-                          "handling": c.handling()} for c in schema.columns])
+    return pd.DataFrame(
+        [
+            {
+                "column": c.name,
+                "kind": str(getattr(c.kind, "value", c.kind)),
+                "drop": bool(c.drop),
+                "target": c.name == schema.target,
+                "missing %": round(100 * c.missing_share, 1),
+                "distinct": c.cardinality,
+                "handling": c.handling(),
+            }
+            for c in schema.columns
+        ]
+    )
 
 
 def edit_schema(ws: Workspace, dataset: Dataset, edited: pd.DataFrame) -> TableSchema:
@@ -164,9 +210,11 @@ def edit_schema(ws: Workspace, dataset: Dataset, edited: pd.DataFrame) -> TableS
     base = schema.model_copy(deep=True, update={"target": None})
     for spec in base.columns:
         spec.drop = False
-    updated = base.with_overrides(kinds=dict(zip(edited["column"], edited["kind"])),
-                                  drop=edited.loc[edited["drop"].astype(bool), "column"].tolist(),
-                                  target=targets[0] if targets else None)
+    updated = base.with_overrides(
+        kinds=dict(zip(edited["column"], edited["kind"])),
+        drop=edited.loc[edited["drop"].astype(bool), "column"].tolist(),
+        target=targets[0] if targets else None,
+    )
     ws.store.set_schema(dataset.id, updated.to_json())
     return updated
 
@@ -180,24 +228,39 @@ def backends() -> list[dict]:
 def estimate(backend: dict, rows: int, columns: int, params: dict, holdout_share: float = 0.2) -> dict:
     """Fit time and peak memory scaled from the benchmark of the same backend (or its family): an estimate only."""
     name = backend["name"]
-    known = name if name in FIT_SECONDS_PER_CELL_EPOCH else FAMILY_FALLBACK.get(backend["capabilities"].get("family"), "sdv.ctgan")
+    known = (
+        name
+        if name in FIT_SECONDS_PER_CELL_EPOCH
+        else FAMILY_FALLBACK.get(backend["capabilities"].get("family"), "sdv.ctgan")
+    )
     epochs = int(params.get("epochs", backend["parameters"].get("epochs", 1)) or 1)
     cells = max(1, round(rows * (1 - holdout_share))) * max(columns, 1)
     seconds = cells * epochs * FIT_SECONDS_PER_CELL_EPOCH[known]
     memory_mb = BASE_MB + (PEAK_MB_ON_BENCH[known] - BASE_MB) * cells / BENCH_CELLS
-    return {"backend": name, "fit_seconds": round(seconds, 1), "memory_mb": round(memory_mb),
-            "based_on": known if known == name else f"{known} (same family)"}
+    return {
+        "backend": name,
+        "fit_seconds": round(seconds, 1),
+        "memory_mb": round(memory_mb),
+        "based_on": known if known == name else f"{known} (same family)",
+    }
 
 
 # -- jobs -----------------------------------------------------------------------------------------
-def submit_job(ws: Workspace, dataset: Dataset, specs: list[dict], *, rows: int | None, seed: int = 0,
-               anonymeter: bool = True) -> Job:
+def submit_job(
+    ws: Workspace, dataset: Dataset, specs: list[dict], *, rows: int | None, seed: int = 0, anonymeter: bool = True
+) -> Job:
     """Queue a run of these backends (dicts of name and params) on the dataset with its edited schema."""
-    raw = {"input_path": str(ws.settings.data_dir / dataset.path), "backends": specs, "rows": rows, "seed": seed,
-           "anonymeter": anonymeter}
+    raw = {
+        "input_path": str(ws.settings.data_dir / dataset.path),
+        "backends": specs,
+        "rows": rows,
+        "seed": seed,
+        "anonymeter": anonymeter,
+    }
     request = parse_request({k: v for k, v in raw.items() if v is not None}, "the run")
-    job = create_job(ws.store, ws.settings, request, executor=ws.executor.name, schema=dataset_schema(dataset),
-                     dataset_id=dataset.id)
+    job = create_job(
+        ws.store, ws.settings, request, executor=ws.executor.name, schema=dataset_schema(dataset), dataset_id=dataset.id
+    )
     ws.executor.submit(job)
     return ws.store.get_job(job.id)
 
@@ -225,19 +288,40 @@ def is_ended(job: Job) -> bool:
 
 def progress_frame(job: Job) -> pd.DataFrame:
     """One row per backend: state, stage, step of total, epoch, loss, rows written, message or error."""
-    return pd.DataFrame([{"backend": t.backend, "state": t.state, "stage": t.stage or "",
-                          "progress": (t.step or 0) / t.total if t.total else (1.0 if t.state == "succeeded" else 0.0),
-                          "epoch": t.epoch, "loss": t.loss, "rows written": t.rows_written or 0,
-                          "fit s": None if t.fit_seconds is None else round(t.fit_seconds, 1),
-                          "message": t.error or t.message or ""} for t in job.tasks])
+    return pd.DataFrame(
+        [
+            {
+                "backend": t.backend,
+                "state": t.state,
+                "stage": t.stage or "",
+                "progress": (t.step or 0) / t.total if t.total else (1.0 if t.state == "succeeded" else 0.0),
+                "epoch": t.epoch,
+                "loss": t.loss,
+                "rows written": t.rows_written or 0,
+                "fit s": None if t.fit_seconds is None else round(t.fit_seconds, 1),
+                "message": t.error or t.message or "",
+            }
+            for t in job.tasks
+        ]
+    )
 
 
 def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
     """Earlier jobs as a table: id, state, created, backends, dataset."""
-    return pd.DataFrame([{"job": j.id, "state": j.state, "created": j.created_at.strftime("%Y-%m-%d %H:%M"),
-                          "backends": ", ".join(t.backend for t in j.tasks), "rows": j.request.get("rows"),
-                          "error": j.error or ""} for j in jobs],
-                        columns=["job", "state", "created", "backends", "rows", "error"])
+    return pd.DataFrame(
+        [
+            {
+                "job": j.id,
+                "state": j.state,
+                "created": j.created_at.strftime("%Y-%m-%d %H:%M"),
+                "backends": ", ".join(t.backend for t in j.tasks),
+                "rows": j.request.get("rows"),
+                "error": j.error or "",
+            }
+            for j in jobs
+        ],
+        columns=["job", "state", "created", "backends", "rows", "error"],
+    )
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -282,7 +366,9 @@ def recommend(table: pd.DataFrame, priority: str) -> tuple[str | None, str]:
     if usable.empty:
         return None, f"No backend passed the release gate with a {column} measure."
     best = usable.sort_values(column, ascending=lower_better).iloc[0]
-    return str(best["backend"]), f"best {column.replace('_', ' ')} ({best[column]:.3g}) among results the gate did not block"
+    return str(
+        best["backend"]
+    ), f"best {column.replace('_', ' ')} ({best[column]:.3g}) among results the gate did not block"
 
 
 def learned_columns(ws: Workspace, job: Job) -> list[str]:
@@ -307,12 +393,25 @@ def training_sample(ws: Workspace, job: Job, rows: int = 2000) -> pd.DataFrame:
 
 
 # -- crates, validation and deposit ---------------------------------------------------------------
-def metadata_form(*, title: str, description: str, authors: str, license_id: str, keywords: str,
-                  funder: str = "", funder_address: str = "") -> dict:
+def metadata_form(
+    *,
+    title: str,
+    description: str,
+    authors: str,
+    license_id: str,
+    keywords: str,
+    funder: str = "",
+    funder_address: str = "",
+) -> dict:
     """The Export form's fields as crate metadata: one author per line as 'Name; ORCID; Affiliation; ROR-or-URL'."""
     people = [parse_author(line, "Each author line") for line in authors.splitlines() if line.strip()]
-    form = {"title": title.strip(), "description": description.strip(), "authors": people, "license": license_id,
-            "keywords": [k.strip() for k in keywords.split(",") if k.strip()]}
+    form = {
+        "title": title.strip(),
+        "description": description.strip(),
+        "authors": people,
+        "license": license_id,
+        "keywords": [k.strip() for k in keywords.split(",") if k.strip()],
+    }
     if funder.strip():
         if not funder_address.strip():
             raise ConfigError("Give the funder's ROR id or web address too, or leave the funder empty.")
@@ -336,10 +435,16 @@ def package_crates(ws: Workspace, job: Job, form: dict) -> dict[str, dict]:
         outcome.error = None
         pipeline.package_crate(outcome, outcomes, info, schema, context, directory, lambda _: None)
         if outcome.crate:
-            ws.store.set_artefacts(task.id, {**task.artefacts, "crate": str(Path(outcome.crate).relative_to(directory))},
-                                   outcome_json=pipeline.outcome_to_json(outcome))
-        results[task.backend] = {"crate": outcome.crate, "error": outcome.error,
-                                 "validation": validate(Path(outcome.crate)) if outcome.crate else None}
+            ws.store.set_artefacts(
+                task.id,
+                {**task.artefacts, "crate": str(Path(outcome.crate).relative_to(directory))},
+                outcome_json=pipeline.outcome_to_json(outcome),
+            )
+        results[task.backend] = {
+            "crate": outcome.crate,
+            "error": outcome.error,
+            "validation": validate(Path(outcome.crate)) if outcome.crate else None,
+        }
     return results
 
 
@@ -351,8 +456,9 @@ def validate(crate_zip: Path) -> dict:
 
 def pagetab(ws: Workspace, job: Job, backend: str) -> Path | None:
     """The BioStudies PageTab JSON written into a packaged backend's directory, or None before packaging."""
-    outcome = next((pipeline.outcome_from_json(t.outcome_json) for t in job.tasks
-                    if t.backend == backend and t.outcome_json), None)
+    outcome = next(
+        (pipeline.outcome_from_json(t.outcome_json) for t in job.tasks if t.backend == backend and t.outcome_json), None
+    )
     path = Path(outcome.directory) / PAGETAB_PATH if outcome and outcome.directory else None
     return path if path and path.is_file() else None
 
@@ -363,5 +469,9 @@ def deposit_crate(ws: Workspace, job: Job, backend: str) -> dict:
     if crate is None:
         raise DepositError(f"{backend} has no crate yet; package the crates first.")
     result = deposit(crate, out_dir=run_dir(ws, job) / f"{backend}-deposit")
-    return {"dry_run": result.dry_run, "files": result.files, "accno": result.accno,
-            "plan_dir": str(result.plan_dir) if result.plan_dir else None}
+    return {
+        "dry_run": result.dry_run,
+        "files": result.files,
+        "accno": result.accno,
+        "plan_dir": str(result.plan_dir) if result.plan_dir else None,
+    }

@@ -2,8 +2,10 @@
 
 Both run tasks.execute_task, one task per backend; the store decides every state change.
 """
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,12 +21,11 @@ from typing import Protocol
 from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.metadata.schema import TableSchema
-
+from fairsynth.services.jobs.store import FAILED, TERMINAL, Job, JobStore, Task, new_id
+from fairsynth.services.jobs.tasks import execute_task, finish_job_if_done
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import GenerationRequest
-from fairsynth.services.jobs.store import FAILED, TERMINAL, Job, JobStore, Task, new_id
 from fairsynth.services.settings import Settings
-from fairsynth.services.jobs.tasks import execute_task, finish_job_if_done
 
 log = logging.getLogger("fairsynth.executors")
 FAMILIES = ("basic", "torch", "sdv", "ydata")
@@ -42,8 +43,16 @@ class Executor(Protocol):
     def stop(self) -> None: ...
 
 
-def create_job(store: JobStore, settings: Settings, request: GenerationRequest, *, executor: str,
-               schema: TableSchema | None = None, dataset_id: str | None = None, run_dir: Path | None = None) -> Job:
+def create_job(
+    store: JobStore,
+    settings: Settings,
+    request: GenerationRequest,
+    *,
+    executor: str,
+    schema: TableSchema | None = None,
+    dataset_id: str | None = None,
+    run_dir: Path | None = None,
+) -> Job:
     """Prepare the run directory (input read, split, schema written) and store a queued job, one task per backend.
 
     The run goes to runs/<job id> in the data directory unless `run_dir` (absolute) is given.
@@ -53,8 +62,14 @@ def create_job(store: JobStore, settings: Settings, request: GenerationRequest, 
     request = request.model_copy(update={"output_dir": str(settings.data_dir / run_dir)})
     pipeline.prepare_run(request, schema)  # bad input or unknown backends fail here, before anything is queued
     backends = [(spec.name, registry.backend_info(spec.name).capabilities.family) for spec in request.backends]
-    return store.create_job(request_json=request.model_dump_json(), run_dir=str(run_dir), executor=executor,
-                            backends=backends, dataset_id=dataset_id, job_id=job_id)
+    return store.create_job(
+        request_json=request.model_dump_json(),
+        run_dir=str(run_dir),
+        executor=executor,
+        backends=backends,
+        dataset_id=dataset_id,
+        job_id=job_id,
+    )
 
 
 def make_executor(store: JobStore, settings: Settings) -> Executor:
@@ -70,8 +85,15 @@ class LocalExecutor:
     leaves other processes' jobs alone.
     """
 
-    def __init__(self, store: JobStore, settings: Settings, poll_seconds: float = 0.2, *, kind: str = "local",
-                 job_id: str | None = None):
+    def __init__(
+        self,
+        store: JobStore,
+        settings: Settings,
+        poll_seconds: float = 0.2,
+        *,
+        kind: str = "local",
+        job_id: str | None = None,
+    ):
         self.store, self.settings, self.poll_seconds = store, settings, poll_seconds
         self.name, self.job_id = kind, job_id
         self.identity = f"local:{socket.gethostname()}:{os.getpid()}"
@@ -142,9 +164,14 @@ class LocalExecutor:
         log_path = self.settings.data_dir / "logs" / f"{task.id}.log"
         env = {**os.environ, **self.settings.environment()}
         with open(log_path, "ab") as log_file:
-            return subprocess.Popen([sys.executable, "-m", "fairsynth.services.jobs.tasks", "--claimed", task.id],
-                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)  # own process group: cancel kills the whole tree
+            return subprocess.Popen(
+                [sys.executable, "-m", "fairsynth.services.jobs.tasks", "--claimed", task.id],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )  # own process group: cancel kills the whole tree
 
     def _reap(self) -> None:
         with self._lock:
@@ -158,8 +185,9 @@ class LocalExecutor:
             self.processes.pop(task_id, None)
         self.store.fail_task(task_id, f"{reason}{_log_tail(self.settings.data_dir / 'logs' / f'{task_id}.log')}")
         job_id = self.store.get_task(task_id).job_id  # finished here too when the process died after its task ended
-        threading.Thread(target=finish_job_if_done, args=(self.store, job_id, self.settings.data_dir),
-                         daemon=True).start()
+        threading.Thread(
+            target=finish_job_if_done, args=(self.store, job_id, self.settings.data_dir), daemon=True
+        ).start()
 
 
 def recover(store: JobStore, settings: Settings, executor: str, reason: str) -> list[str]:
@@ -195,10 +223,8 @@ def _claimant_alive(worker: str | None) -> bool:
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     process.wait()
 
 
@@ -213,10 +239,8 @@ def _runs_task(pid: int, task_id: str) -> bool:
 
 def _kill_orphan(pid: int) -> None:
     """Kill the process group of a task process left by a stopped service."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _exit_reason(returncode: int) -> str:
@@ -234,8 +258,12 @@ def _log_tail(path: Path, lines: int = 5) -> str:
 
 
 # -- one job for a command (the CLI) ----------------------------------------------------------------
-def run_job(request: GenerationRequest, settings: Settings | None = None, progress: pipeline.ProgressSink | None = None,
-            poll_seconds: float = 0.3) -> pipeline.RunResult:
+def run_job(
+    request: GenerationRequest,
+    settings: Settings | None = None,
+    progress: pipeline.ProgressSink | None = None,
+    poll_seconds: float = 0.3,
+) -> pipeline.RunResult:
     """Run a request as a job on the local executor and wait for it: the CLI's path, the same as the API's.
 
     Progress from the task processes is relayed to `progress`; an interrupt cancels the job (killing its processes).
@@ -269,8 +297,16 @@ def _follow(store: JobStore, job_id: str, progress: pipeline.ProgressSink, poll_
             if task.stage and seen.get(task.id) != key:
                 seen[task.id] = key
                 stage = "failed" if task.state == FAILED else task.stage
-                progress(Progress(task.backend, stage, task.step or 0, task.total, task.loss,
-                                  message=(task.error if task.state == FAILED else task.message) or ""))
+                progress(
+                    Progress(
+                        task.backend,
+                        stage,
+                        task.step or 0,
+                        task.total,
+                        task.loss,
+                        message=(task.error if task.state == FAILED else task.message) or "",
+                    )
+                )
         if job.state in TERMINAL:
             return job
         time.sleep(poll_seconds)
@@ -281,8 +317,12 @@ def job_result(store: JobStore, settings: Settings, job: Job) -> pipeline.RunRes
     if job.error:
         raise pipeline.RunError(job.error)
     run_dir = settings.data_dir / job.run_dir
-    outcomes = [pipeline.outcome_from_json(t.outcome_json) if t.outcome_json
-                else pipeline.BackendOutcome(t.backend, ok=False, error=t.error or t.state) for t in job.tasks]
+    outcomes = [
+        pipeline.outcome_from_json(t.outcome_json)
+        if t.outcome_json
+        else pipeline.BackendOutcome(t.backend, ok=False, error=t.error or t.state)
+        for t in job.tasks
+    ]
     schema = TableSchema.from_json((run_dir / "schema.json").read_text())
     return pipeline.RunResult(run_dir, schema, outcomes)
 
@@ -296,11 +336,18 @@ def celery_app(broker_url: str):
 
     app = Celery("fairsynth", broker=broker_url)
     app.conf.update(
-        task_acks_late=True, task_reject_on_worker_lost=False, worker_prefetch_multiplier=1,
-        task_ignore_result=True, task_default_queue="basic", task_queues=[Queue(f) for f in FAMILIES],
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue="basic",
+        task_queues=[Queue(f) for f in FAMILIES],
         broker_transport_options={"visibility_timeout": 7 * 24 * 3600},  # long fits are not redelivered
-        broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
-        task_serializer="json", accept_content=["json"])
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        task_serializer="json",
+        accept_content=["json"],
+    )
 
     @app.task(name=CELERY_TASK)
     def run_task(task_id: str) -> str:
@@ -313,9 +360,14 @@ def celery_app(broker_url: str):
         """The pool process died under the task (killed, out of memory): fail it with that reason."""
         if args:
             from billiard.exceptions import WorkerLostError
+
             lost = isinstance(exception, WorkerLostError)
-            fail_lost_task(args[0], f"the worker process running it was lost ({exception})" if lost
-                           else f"the task failed on its worker: {type(exception).__name__}: {exception}")
+            fail_lost_task(
+                args[0],
+                f"the worker process running it was lost ({exception})"
+                if lost
+                else f"the task failed on its worker: {type(exception).__name__}: {exception}",
+            )
 
     return app
 
@@ -386,6 +438,20 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int) -> None:
     """Start a Celery worker for these queues (blocks)."""
     JobStore(settings.database_url).close()  # migrate once before any task runs
     app = celery_app(settings.broker_url)
-    app.worker_main(["worker", "--queues", ",".join(queues), "--concurrency", str(concurrency),
-                     "--loglevel", "INFO", "--pool", "prefork", "--without-gossip", "--without-mingle",
-                     "--hostname", f"fairsynth-{'-'.join(queues)}@%h"])
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            ",".join(queues),
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--pool",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"fairsynth-{'-'.join(queues)}@%h",
+        ]
+    )

@@ -3,21 +3,41 @@
 Every state change is one conditional UPDATE (`... WHERE state = 'running'`), so an executor, a worker and
 the API racing on the same task cannot both win: a cancelled task never turns into a succeeded one.
 """
+
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import (BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, exists,
-                        select, update)
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    exists,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload, sessionmaker
 
 from fairsynth.backends.base import Progress
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, FINISHING = "queued", "running", "succeeded", "failed", "cancelled", "finishing"
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, FINISHING = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "finishing",
+)
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -59,7 +79,7 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    tasks: Mapped[list["Task"]] = relationship(order_by="Task.position", back_populates="job")
+    tasks: Mapped[list[Task]] = relationship(order_by="Task.position", back_populates="job")
 
     @property
     def request(self) -> dict:
@@ -137,14 +157,14 @@ def migrate(engine: Engine) -> None:
 
 def now() -> datetime:
     """The current UTC time."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def utc(value: datetime | None) -> datetime | None:
     """A stored time as an aware UTC datetime (SQLite returns naive ones)."""
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def new_id() -> str:
@@ -195,14 +215,40 @@ class JobStore:
             session.execute(update(Dataset).where(Dataset.id == dataset_id).values(schema_json=schema_json))
 
     # -- jobs -------------------------------------------------------------------------------------
-    def create_job(self, *, request_json: str, run_dir: str, executor: str, backends: list[tuple[str, str]],
-                   dataset_id: str | None = None, job_id: str | None = None) -> Job:
+    def create_job(
+        self,
+        *,
+        request_json: str,
+        run_dir: str,
+        executor: str,
+        backends: list[tuple[str, str]],
+        dataset_id: str | None = None,
+        job_id: str | None = None,
+    ) -> Job:
         """A queued job with one queued task per (backend, family)."""
         created = now()
-        job = Job(id=job_id or new_id(), dataset_id=dataset_id, request_json=request_json, run_dir=run_dir,
-                  executor=executor, state=QUEUED, created_at=created)
-        job.tasks = [Task(id=new_id(), position=i, backend=name, family=family, state=QUEUED, attempts=0,
-                          rows_written=0, created_at=created) for i, (name, family) in enumerate(backends)]
+        job = Job(
+            id=job_id or new_id(),
+            dataset_id=dataset_id,
+            request_json=request_json,
+            run_dir=run_dir,
+            executor=executor,
+            state=QUEUED,
+            created_at=created,
+        )
+        job.tasks = [
+            Task(
+                id=new_id(),
+                position=i,
+                backend=name,
+                family=family,
+                state=QUEUED,
+                attempts=0,
+                rows_written=0,
+                created_at=created,
+            )
+            for i, (name, family) in enumerate(backends)
+        ]
         with self.session.begin() as session:
             session.add(job)
         return self.get_job(job.id)
@@ -254,14 +300,26 @@ class JobStore:
         """queued -> running for exactly one claimant; marks the job running."""
         moment = now()
         with self.session.begin() as session:
-            claimed = session.execute(
-                update(Task).where(Task.id == task_id, Task.state == QUEUED)
-                .values(state=RUNNING, worker=worker, pid=pid, started_at=moment, heartbeat_at=moment,
-                        attempts=Task.attempts + 1)).rowcount == 1
+            claimed = (
+                session.execute(
+                    update(Task)
+                    .where(Task.id == task_id, Task.state == QUEUED)
+                    .values(
+                        state=RUNNING,
+                        worker=worker,
+                        pid=pid,
+                        started_at=moment,
+                        heartbeat_at=moment,
+                        attempts=Task.attempts + 1,
+                    )
+                ).rowcount
+                == 1
+            )
             if claimed:
                 job_id = session.scalar(select(Task.job_id).where(Task.id == task_id))
-                session.execute(update(Job).where(Job.id == job_id, Job.state == QUEUED)
-                                .values(state=RUNNING, started_at=moment))
+                session.execute(
+                    update(Job).where(Job.id == job_id, Job.state == QUEUED).values(state=RUNNING, started_at=moment)
+                )
         return claimed
 
     def set_pid(self, task_id: str, pid: int, worker: str) -> None:
@@ -271,8 +329,13 @@ class JobStore:
 
     def record_progress(self, task_id: str, event: Progress) -> bool:
         """Write one progress event; False when the task is no longer running (cancelled or failed)."""
-        values: dict = {"stage": event.stage, "step": event.step, "total": event.total,
-                        "message": event.message or None, "heartbeat_at": now()}
+        values: dict = {
+            "stage": event.stage,
+            "step": event.step,
+            "total": event.total,
+            "message": event.message or None,
+            "heartbeat_at": now(),
+        }
         if event.stage == "fit":
             values.update(epoch=event.step, loss=event.loss)
         elif event.stage == "sample":
@@ -283,13 +346,27 @@ class JobStore:
         """Show the task's process is alive; False when the task is no longer running."""
         return self._update_running(task_id, {"heartbeat_at": now()})
 
-    def finish_task(self, task_id: str, state: str, *, error: str | None = None, outcome_json: str | None = None,
-                    artefacts: dict[str, str] | None = None, fit_seconds: float | None = None,
-                    sample_seconds: float | None = None) -> bool:
+    def finish_task(
+        self,
+        task_id: str,
+        state: str,
+        *,
+        error: str | None = None,
+        outcome_json: str | None = None,
+        artefacts: dict[str, str] | None = None,
+        fit_seconds: float | None = None,
+        sample_seconds: float | None = None,
+    ) -> bool:
         """running -> succeeded / failed / cancelled; False when someone else ended it first."""
-        values = {"state": state, "finished_at": now(), "error": error, "outcome_json": outcome_json,
-                  "fit_seconds": fit_seconds, "sample_seconds": sample_seconds,
-                  "artefacts_json": json.dumps(artefacts) if artefacts is not None else None}
+        values = {
+            "state": state,
+            "finished_at": now(),
+            "error": error,
+            "outcome_json": outcome_json,
+            "fit_seconds": fit_seconds,
+            "sample_seconds": sample_seconds,
+            "artefacts_json": json.dumps(artefacts) if artefacts is not None else None,
+        }
         return self._update_running(task_id, values)
 
     def set_artefacts(self, task_id: str, artefacts: dict[str, str], outcome_json: str | None = None) -> None:
@@ -303,16 +380,25 @@ class JobStore:
     def fail_task(self, task_id: str, reason: str, *, states: tuple[str, ...] = (RUNNING,)) -> bool:
         """Mark a task failed with a reason, if it is in one of `states`."""
         with self.session.begin() as session:
-            return session.execute(update(Task).where(Task.id == task_id, Task.state.in_(states))
-                                   .values(state=FAILED, error=reason, finished_at=now())).rowcount == 1
+            return (
+                session.execute(
+                    update(Task)
+                    .where(Task.id == task_id, Task.state.in_(states))
+                    .values(state=FAILED, error=reason, finished_at=now())
+                ).rowcount
+                == 1
+            )
 
     def cancel_job(self, job_id: str) -> list[Task]:
         """Cancel every task not yet ended; returns those that were running (their processes must be stopped)."""
         self.get_job(job_id)
         with self.session.begin() as session:
             running = list(session.scalars(select(Task).where(Task.job_id == job_id, Task.state == RUNNING)))
-            session.execute(update(Task).where(Task.job_id == job_id, Task.state.in_((QUEUED, RUNNING)))
-                            .values(state=CANCELLED, finished_at=now(), error="cancelled by the user"))
+            session.execute(
+                update(Task)
+                .where(Task.job_id == job_id, Task.state.in_((QUEUED, RUNNING)))
+                .values(state=CANCELLED, finished_at=now(), error="cancelled by the user")
+            )
         return running
 
     def fail_stale(self, older_than_seconds: float, executor: str | None = None) -> list[Task]:
@@ -320,10 +406,16 @@ class JobStore:
         limit = now() - timedelta(seconds=older_than_seconds)
         failed = []
         for task in self.running_tasks(executor):
-            if task.heartbeat_at is not None and utc(task.heartbeat_at) < limit:
-                if self.fail_task(task.id, f"no sign of life from its worker ({task.worker}) for "
-                                           f"{older_than_seconds:.0f} s: the process running it stopped"):
-                    failed.append(task)
+            if (
+                task.heartbeat_at is not None
+                and utc(task.heartbeat_at) < limit
+                and self.fail_task(
+                    task.id,
+                    f"no sign of life from its worker ({task.worker}) for "
+                    f"{older_than_seconds:.0f} s: the process running it stopped",
+                )
+            ):
+                failed.append(task)
         return failed
 
     # -- job completion ---------------------------------------------------------------------------
@@ -349,19 +441,27 @@ class JobStore:
         """True for exactly one caller once every task of the job has ended: it then finishes the job."""
         pending = exists().where(Task.job_id == job_id, Task.state.not_in(TERMINAL))
         with self.session.begin() as session:
-            return session.execute(update(Job).where(Job.id == job_id, Job.state.in_((QUEUED, RUNNING)), ~pending)
-                                   .values(state=FINISHING)).rowcount == 1
+            return (
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state.in_((QUEUED, RUNNING)), ~pending)
+                    .values(state=FINISHING)
+                ).rowcount
+                == 1
+            )
 
     def complete_job(self, job_id: str, *, error: str | None = None) -> str:
         """Set the job's final state from its tasks: succeeded only when every task did."""
         job = self.get_job(job_id)
         states = {t.state for t in job.tasks}
-        state = (FAILED if error or FAILED in states else CANCELLED if CANCELLED in states else SUCCEEDED)
+        state = FAILED if error or FAILED in states else CANCELLED if CANCELLED in states else SUCCEEDED
         with self.session.begin() as session:
             session.execute(update(Job).where(Job.id == job_id).values(state=state, error=error, finished_at=now()))
         return state
 
     def _update_running(self, task_id: str, values: dict) -> bool:
         with self.session.begin() as session:
-            return session.execute(update(Task).where(Task.id == task_id, Task.state == RUNNING)
-                                   .values(**values)).rowcount == 1
+            return (
+                session.execute(update(Task).where(Task.id == task_id, Task.state == RUNNING).values(**values)).rowcount
+                == 1
+            )

@@ -1,8 +1,9 @@
 """The one task function both executors run: one backend of a job, with progress and state in the store.
 
-Local executor: `python -m fairsynth.services.jobs.tasks TASK_ID` in its own process group. Celery: the `fairsynth.run_task`
-task calls `execute_task` in a worker. Either way the store decides who may run and end a task.
+Local executor: `python -m fairsynth.services.jobs.tasks TASK_ID` in its own process group. Celery: the
+`fairsynth.run_task` task calls `execute_task` in a worker. Either way the store decides who may run and end a task.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,9 @@ from pathlib import Path
 
 from fairsynth.backends.base import Progress
 from fairsynth.metadata.schema import TableSchema
-
+from fairsynth.services.jobs.store import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore, now, utc
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import GenerationRequest
-from fairsynth.services.jobs.store import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore, utc, now
 from fairsynth.services.settings import Settings
 
 log = logging.getLogger("fairsynth.tasks")
@@ -35,8 +35,9 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def execute_task(task_id: str, settings: Settings | None = None, store: JobStore | None = None, *,
-                 claimed: bool = False) -> str:
+def execute_task(
+    task_id: str, settings: Settings | None = None, store: JobStore | None = None, *, claimed: bool = False
+) -> str:
     """Run one task to its end (succeeded, failed or cancelled) and finish its job if it was the last.
 
     `claimed`: the local executor already moved the task to running for this process.
@@ -68,8 +69,11 @@ def _take_over(store: JobStore, task, settings: Settings) -> None:
     """A redelivered task: fail it when its first run stopped showing signs of life, else leave it be."""
     silent = (now() - utc(task.heartbeat_at)).total_seconds() if task.heartbeat_at else float("inf")
     if silent > settings.stale_seconds:
-        store.fail_task(task.id, f"its worker ({task.worker}) stopped while it ran (no sign of life for "
-                                 f"{silent:.0f} s); submit the job again")
+        store.fail_task(
+            task.id,
+            f"its worker ({task.worker}) stopped while it ran (no sign of life for "
+            f"{silent:.0f} s); submit the job again",
+        )
         finish_job_if_done(store, task.job_id, settings.data_dir)
 
 
@@ -91,13 +95,18 @@ def _run_claimed(store: JobStore, task_id: str, settings: Settings) -> None:
         beat.stop()
     if beat.cancelled:
         return
-    store.finish_task(task_id, SUCCEEDED if outcome.ok else FAILED, error=outcome.error,
-                      outcome_json=pipeline.outcome_to_json(outcome),
-                      artefacts=artefacts_of(settings.data_dir / job.run_dir, task.backend) if outcome.ok else None,
-                      fit_seconds=outcome.fit_seconds, sample_seconds=outcome.sample_seconds)
+    store.finish_task(
+        task_id,
+        SUCCEEDED if outcome.ok else FAILED,
+        error=outcome.error,
+        outcome_json=pipeline.outcome_to_json(outcome),
+        artefacts=artefacts_of(settings.data_dir / job.run_dir, task.backend) if outcome.ok else None,
+        fit_seconds=outcome.fit_seconds,
+        sample_seconds=outcome.sample_seconds,
+    )
 
 
-def _progress_sink(store: JobStore, task_id: str, beat: "_Heartbeat"):
+def _progress_sink(store: JobStore, task_id: str, beat: _Heartbeat):
     last = {"stage": None, "at": 0.0}
 
     def sink(event: Progress) -> None:
@@ -139,8 +148,12 @@ class _Heartbeat(threading.Thread):
 def artefacts_of(run_dir: Path, backend: str) -> dict[str, str]:
     """The downloadable files of one backend's result, relative to the run directory."""
     base = run_dir / backend
-    found = {"report": base / "evaluation" / "report.html", "metrics": base / "evaluation" / "metrics.json",
-             "data_dictionary": base / "data" / "data-dictionary.csv", "config": base / "config" / "generation.json"}
+    found = {
+        "report": base / "evaluation" / "report.html",
+        "metrics": base / "evaluation" / "metrics.json",
+        "data_dictionary": base / "data" / "data-dictionary.csv",
+        "config": base / "config" / "generation.json",
+    }
     for data in sorted((base / "data").glob("synthetic.*")):
         found["synthetic"] = data
     return {name: str(path.relative_to(run_dir)) for name, path in found.items() if path.is_file()}

@@ -3,16 +3,17 @@
 Each backend's result is written to a hidden `.NAME.partial` directory and renamed into place only
 when it is complete, so a failed or interrupted backend never leaves output that looks finished.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,6 @@ from fairsynth.backends import registry
 from fairsynth.backends.base import BackendError, Progress, sample_tables, table_to_frame
 from fairsynth.metadata.crate import CrateError, CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
 from fairsynth.metadata.schema import SchemaError, TableSchema
-
 from fairsynth.services.run.config import GenerationRequest, crate_info
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation import ExactCopyCounter, compare, evaluate
@@ -86,8 +86,9 @@ def inspect(data: pd.DataFrame, request: GenerationRequest) -> TableSchema:
 
 def _apply_overrides(schema: TableSchema, request: GenerationRequest) -> TableSchema:
     overrides = request.schema_overrides
-    return schema.with_overrides(kinds=overrides.kinds, drop=overrides.drop, target=overrides.target,
-                                 formats=overrides.formats)
+    return schema.with_overrides(
+        kinds=overrides.kinds, drop=overrides.drop, target=overrides.target, formats=overrides.formats
+    )
 
 
 def split(data: pd.DataFrame, holdout_share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -113,8 +114,12 @@ def run(request: GenerationRequest, progress: ProgressSink | None = None) -> Run
     """Run every requested backend side by side and write the run directory."""
     progress = progress or (lambda _: None)
     plan = prepare_run(request)
-    outcomes = [run_backend(spec.name, spec.params, plan.train, plan.holdout, plan.schema, request, plan.run_dir,
-                            plan.context, progress) for spec in request.backends]
+    outcomes = [
+        run_backend(
+            spec.name, spec.params, plan.train, plan.holdout, plan.schema, request, plan.run_dir, plan.context, progress
+        )
+        for spec in request.backends
+    ]
     return finish_run(plan.request, plan.run_dir, plan.schema, plan.context, outcomes, progress)
 
 
@@ -154,14 +159,30 @@ def run_planned_backend(plan: RunPlan, name: str, progress: ProgressSink | None 
     """Run one backend of a prepared run into its directory (one task of a job)."""
     spec = next((b for b in plan.request.backends if b.name == name), None)
     if spec is None:
-        raise RunError(f"{name} is not a backend of this run; choose one of "
-                       f"{', '.join(b.name for b in plan.request.backends)}.")
-    return run_backend(name, spec.params, plan.train, plan.holdout, plan.schema, plan.request, plan.run_dir,
-                       plan.context, progress or (lambda _: None))
+        raise RunError(
+            f"{name} is not a backend of this run; choose one of {', '.join(b.name for b in plan.request.backends)}."
+        )
+    return run_backend(
+        name,
+        spec.params,
+        plan.train,
+        plan.holdout,
+        plan.schema,
+        plan.request,
+        plan.run_dir,
+        plan.context,
+        progress or (lambda _: None),
+    )
 
 
-def finish_run(request: GenerationRequest, run_dir: Path, schema: TableSchema, context: dict,
-               outcomes: list[BackendOutcome], progress: ProgressSink | None = None) -> RunResult:
+def finish_run(
+    request: GenerationRequest,
+    run_dir: Path,
+    schema: TableSchema,
+    context: dict,
+    outcomes: list[BackendOutcome],
+    progress: ProgressSink | None = None,
+) -> RunResult:
     """After every backend ended: package the crates the request asks for and write the comparison."""
     progress = progress or (lambda _: None)
     if request.package_crates:
@@ -196,8 +217,17 @@ def write_comparison(result: RunResult) -> None:
         (result.directory / "comparison.html").write_text(render_comparison(measured))
 
 
-def run_backend(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema,
-                request: GenerationRequest, run_dir: Path, context: dict, progress: ProgressSink) -> BackendOutcome:
+def run_backend(
+    name: str,
+    params: dict,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    schema: TableSchema,
+    request: GenerationRequest,
+    run_dir: Path,
+    context: dict,
+    progress: ProgressSink,
+) -> BackendOutcome:
     """Fit, sample (streamed to disk) and measure one backend; failures are recorded, not raised."""
     partial = run_dir / f".{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -213,8 +243,17 @@ def run_backend(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFr
         return BackendOutcome(name, ok=False, error=f"{type(exc).__name__}: {exc}")
 
 
-def _produce(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema,
-             request: GenerationRequest, out: Path, context: dict, progress: ProgressSink) -> BackendOutcome:
+def _produce(
+    name: str,
+    params: dict,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    schema: TableSchema,
+    request: GenerationRequest,
+    out: Path,
+    context: dict,
+    progress: ProgressSink,
+) -> BackendOutcome:
     for sub in ("data", "config", "evaluation", "model"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     generator = registry.create(name, **params)
@@ -236,35 +275,68 @@ def _produce(name: str, params: dict, train: pd.DataFrame, holdout: pd.DataFrame
         if kept_rows < request.evaluation_rows:
             kept.append(table_to_frame(generator, table.slice(0, request.evaluation_rows - kept_rows)))
             kept_rows += len(kept[-1])
-        progress(Progress(name, "sample", kept_rows if kept_rows < n_rows else n_rows, n_rows,
-                          seconds=time.perf_counter() - start))
+        progress(
+            Progress(
+                name, "sample", kept_rows if kept_rows < n_rows else n_rows, n_rows, seconds=time.perf_counter() - start
+            )
+        )
     sample_seconds = time.perf_counter() - start
     times["sample_end"] = _now()
 
     synthetic = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=train.columns)
     progress(Progress(name, "evaluate", 0, 1, message="measuring quality, privacy, utility"))
-    metrics = evaluate(train, holdout, synthetic, schema, fit=fit, policy=request.policy, seed=request.seed,
-                       anonymeter=request.anonymeter, exact_copies=copies.result())
+    metrics = evaluate(
+        train,
+        holdout,
+        synthetic,
+        schema,
+        fit=fit,
+        policy=request.policy,
+        seed=request.seed,
+        anonymeter=request.anonymeter,
+        exact_copies=copies.result(),
+    )
     metrics["backend"] = name
     (out / "evaluation" / "report.html").write_text(
-        render_report(train, synthetic, schema, metrics, backend=name, seed=request.seed))
+        render_report(train, synthetic, schema, metrics, backend=name, seed=request.seed)
+    )
     quality = {k: metrics["quality"].get(k) for k in ("quality", "column_shapes", "column_pair_trends")}
-    progress(Progress(name, "evaluate", 1, 1, message=f"quality {quality['quality']:.3f}, "
-                                                      f"gate {metrics['gate']['decision']}"))
+    progress(
+        Progress(
+            name, "evaluate", 1, 1, message=f"quality {quality['quality']:.3f}, gate {metrics['gate']['decision']}"
+        )
+    )
 
     output_schema = schema.model_copy(update={"columns": schema.output_columns()})
     output_schema.data_dictionary().to_csv(out / "data" / "data-dictionary.csv", index=False)
     generation = {**context, "backend": {"name": name, "params": generator.params}, "fit": fit.to_dict()}
     (out / "config" / "generation.json").write_text(json.dumps(generation, indent=2, default=str))
     (out / "evaluation" / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return BackendOutcome(name, ok=True, fit_seconds=fit.seconds, sample_seconds=sample_seconds, rows=n_rows,
-                          rows_per_second=n_rows / sample_seconds if sample_seconds > 0 else None,
-                          quality=quality, gate=metrics["gate"], metrics=metrics, fit=fit.to_dict(),
-                          params=dict(generator.params), times=times)
+    return BackendOutcome(
+        name,
+        ok=True,
+        fit_seconds=fit.seconds,
+        sample_seconds=sample_seconds,
+        rows=n_rows,
+        rows_per_second=n_rows / sample_seconds if sample_seconds > 0 else None,
+        quality=quality,
+        gate=metrics["gate"],
+        metrics=metrics,
+        fit=fit.to_dict(),
+        params=dict(generator.params),
+        times=times,
+    )
 
 
-def package_crate(outcome: BackendOutcome, outcomes: list[BackendOutcome], info: CrateInfo, schema: TableSchema,
-                  context: dict, run_dir: Path, progress: ProgressSink) -> None:
+def package_crate(
+    outcome: BackendOutcome,
+    outcomes: list[BackendOutcome],
+    info: CrateInfo,
+    schema: TableSchema,
+    context: dict,
+    run_dir: Path,
+    progress: ProgressSink,
+) -> None:
     """Describe a finished backend directory as an RO-Crate and zip it beside the run; errors are recorded.
 
     A result the release gate blocked is never packaged as releasable: it gets no crate.
@@ -286,37 +358,63 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
     caps = registry.backend_info(outcome.backend).capabilities
     packages = {k: v for k, v in context["packages"].items() if k != "fairsynth"}  # not on PyPI
     isolated = (outcome.fit.get("details") or {}).get("packages") or {}  # versions in a backend's own venv
-    backend_version = (context["packages"].get(caps.package) or isolated.get(caps.package)
-                       or _version(caps.package) or "unknown")
+    backend_version = (
+        context["packages"].get(caps.package) or isolated.get(caps.package) or _version(caps.package) or "unknown"
+    )
     fit, params = outcome.fit, outcome.params
     return RunFacts(
-        backend=outcome.backend, backend_version=backend_version, backend_url=caps.url,
-        backend_license=caps.license, model_family=caps.model_family or caps.description.split(":")[0],
+        backend=outcome.backend,
+        backend_version=backend_version,
+        backend_url=caps.url,
+        backend_license=caps.license,
+        model_family=caps.model_family or caps.description.split(":")[0],
         backend_description=caps.description,
         schema=schema.model_copy(update={"columns": schema.output_columns()}),
-        source=SourceFacts(rows=context["source"]["rows"], columns=context["source"]["columns"],
-                           sha256=context["source"]["sha256"], name=context["source"]["name"]),
-        seed=context["request"]["seed"], **outcome.times,
-        train_rows=context["split"]["train_rows"], holdout_rows=context["split"]["holdout_rows"],
-        split_seed=context["split"]["seed"], synthetic_rows=outcome.rows, params=params,
-        fit_seconds=fit.get("seconds"), epochs=fit.get("epochs"), losses=fit.get("losses") or [],
-        batch_size=params.get("batch_size"), epsilon=fit.get("epsilon"), delta=fit.get("delta"),
-        metrics=outcome.metrics, exact_copies=outcome.metrics["privacy"]["exact_copies"]["count"],
+        source=SourceFacts(
+            rows=context["source"]["rows"],
+            columns=context["source"]["columns"],
+            sha256=context["source"]["sha256"],
+            name=context["source"]["name"],
+        ),
+        seed=context["request"]["seed"],
+        **outcome.times,
+        train_rows=context["split"]["train_rows"],
+        holdout_rows=context["split"]["holdout_rows"],
+        split_seed=context["split"]["seed"],
+        synthetic_rows=outcome.rows,
+        params=params,
+        fit_seconds=fit.get("seconds"),
+        epochs=fit.get("epochs"),
+        losses=fit.get("losses") or [],
+        batch_size=params.get("batch_size"),
+        epsilon=fit.get("epsilon"),
+        delta=fit.get("delta"),
+        metrics=outcome.metrics,
+        exact_copies=outcome.metrics["privacy"]["exact_copies"]["count"],
         gate=outcome.gate.get("decision"),
-        comparison={o.backend: {"quality": o.quality.get("quality")} for o in outcomes
-                    if o.ok and o.backend != outcome.backend},
-        packages=packages)
+        comparison={
+            o.backend: {"quality": o.quality.get("quality")} for o in outcomes if o.ok and o.backend != outcome.backend
+        },
+        packages=packages,
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------------
 def comparison_table(outcomes: list[BackendOutcome]) -> pd.DataFrame:
     """Side-by-side table of backends, in the order they ran: run facts joined to the evaluation headline."""
-    facts = pd.DataFrame([{
-        "backend": o.backend, "status": "ok" if o.ok else "failed",
-        "fit_seconds": None if o.fit_seconds is None else round(o.fit_seconds, 2),
-        "rows": o.rows, "rows_per_second": None if o.rows_per_second is None else round(o.rows_per_second),
-        "error": o.error or "",
-    } for o in outcomes])
+    facts = pd.DataFrame(
+        [
+            {
+                "backend": o.backend,
+                "status": "ok" if o.ok else "failed",
+                "fit_seconds": None if o.fit_seconds is None else round(o.fit_seconds, 2),
+                "rows": o.rows,
+                "rows_per_second": None if o.rows_per_second is None else round(o.rows_per_second),
+                "error": o.error or "",
+            }
+            for o in outcomes
+        ]
+    )
     measured = {o.backend: o.metrics for o in outcomes if o.ok}
     if not measured:
         return facts.assign(decision=None, quality=None)
@@ -326,7 +424,7 @@ def comparison_table(outcomes: list[BackendOutcome]) -> pd.DataFrame:
 
 def default_run_dir() -> Path:
     """runs/<UTC timestamp> under the working directory."""
-    return Path("runs") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return Path("runs") / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _prepare_run_dir(path: Path) -> Path:
@@ -336,13 +434,18 @@ def _prepare_run_dir(path: Path) -> Path:
     return path
 
 
-def _run_context(request: GenerationRequest, source: Path, data: pd.DataFrame, train: pd.DataFrame,
-                 holdout: pd.DataFrame) -> dict:
+def _run_context(
+    request: GenerationRequest, source: Path, data: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame
+) -> dict:
     return {
         "request": request.model_dump(mode="json"),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": {"name": source.name, "sha256": sha256_file(source), "rows": len(data),
-                   "columns": int(data.shape[1])},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": {
+            "name": source.name,
+            "sha256": sha256_file(source),
+            "rows": len(data),
+            "columns": int(data.shape[1]),
+        },
         "split": {"seed": request.seed, "train_rows": len(train), "holdout_rows": len(holdout)},
         "packages": _package_versions(),
     }
@@ -360,4 +463,4 @@ def _version(package: str) -> str | None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -1,4 +1,5 @@
 """Reading users' tables: CSV or Parquet in, a DataFrame out, or one clear sentence on what is wrong."""
+
 from __future__ import annotations
 
 import csv
@@ -33,13 +34,16 @@ def check_table(data: pd.DataFrame, label: str = "The table") -> None:
     """Refuse tables no backend can learn from."""
     duplicated = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
     if duplicated:
-        raise InputError(f"{label} has repeated column names ({', '.join(duplicated)}); "
-                         "rename them so every column name is unique.")
+        raise InputError(
+            f"{label} has repeated column names ({', '.join(duplicated)}); rename them so every column name is unique."
+        )
     if len(data) == 0:
         raise InputError(f"{label} has a header but no rows; export it again with its data.")
     if data.shape[1] < 2:
-        raise InputError(f"{label} has only one column ({data.columns[0]!r}); fairsynth needs at least two — "
-                         "if the file uses another separator, pass it with --separator.")
+        raise InputError(
+            f"{label} has only one column ({data.columns[0]!r}); fairsynth needs at least two — "
+            "if the file uses another separator, pass it with --separator."
+        )
     if len(data) < MIN_ROWS:
         raise InputError(f"{label} has {len(data)} rows; at least {MIN_ROWS} are needed to learn anything.")
     if data.isna().all().all():
@@ -50,8 +54,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for corrupt files
-        raise InputError(f"{path.name} is not a readable Parquet file ({type(exc).__name__}); "
-                         "export it again or save it as CSV.") from exc
+        raise InputError(
+            f"{path.name} is not a readable Parquet file ({type(exc).__name__}); export it again or save it as CSV."
+        ) from exc
 
 
 def _read_csv(path: Path, encoding: str, separator: str | None) -> pd.DataFrame:
@@ -62,15 +67,19 @@ def _read_csv(path: Path, encoding: str, separator: str | None) -> pd.DataFrame:
     names = next(csv.reader([header], delimiter=separator))
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise InputError(f"{path.name} has repeated column names ({', '.join(repeated)}); "
-                         "rename them so every column name is unique.")
+        raise InputError(
+            f"{path.name} has repeated column names ({', '.join(repeated)}); "
+            "rename them so every column name is unique."
+        )
     try:
         return pd.read_csv(path, sep=separator, encoding=encoding, low_memory=False)
     except UnicodeDecodeError as exc:
         raise _encoding_error(path, encoding, exc) from exc
     except pd.errors.ParserError as exc:
-        raise InputError(f"{path.name} is not a well-formed table ({str(exc).splitlines()[-1]}); "
-                         "check its quoting and that every row has the same number of fields.") from exc
+        raise InputError(
+            f"{path.name} is not a well-formed table ({str(exc).splitlines()[-1]}); "
+            "check its quoting and that every row has the same number of fields."
+        ) from exc
 
 
 def _first_line(path: Path, encoding: str) -> str:
@@ -84,8 +93,10 @@ def _first_line(path: Path, encoding: str) -> str:
 
 
 def _encoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> InputError:
-    return InputError(f"{path.name} is not valid {encoding} text (byte {exc.object[exc.start]:#04x} at "
-                      f"position {exc.start}); re-save it as UTF-8 or pass its encoding, e.g. --encoding latin-1.")
+    return InputError(
+        f"{path.name} is not valid {encoding} text (byte {exc.object[exc.start]:#04x} at "
+        f"position {exc.start}); re-save it as UTF-8 or pass its encoding, e.g. --encoding latin-1."
+    )
 
 
 def _sniff_separator(header: str) -> str:

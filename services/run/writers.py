@@ -2,10 +2,11 @@
 
 Batches are Arrow tables (what backends.base.sample_tables yields); DataFrames are converted.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -56,27 +57,36 @@ class BatchWriter:
             # hashing every value); Parquet stores them as dictionary-encoded values either way. The
             # Arrow schema is not stored, so readers see the values' type, as for text from a
             # DataFrame; the pandas metadata is, so pandas gets the dtypes sample() gives.
-            writer = pq.ParquetWriter(self.path, schema, compression="snappy", use_dictionary=coded,
-                                      write_statistics=ranged, store_schema=False)
+            writer = pq.ParquetWriter(
+                self.path,
+                schema,
+                compression="snappy",
+                use_dictionary=coded,
+                write_statistics=ranged,
+                store_schema=False,
+            )
             if schema.metadata and b"pandas" in schema.metadata:
                 writer.add_key_value_metadata({"pandas": schema.metadata[b"pandas"].decode()})
             return writer
         options = pa_csv.WriteOptions(quoting_style="needed", batch_size=CSV_CHUNK_ROWS)
         return pa_csv.CSVWriter(self.path, schema, write_options=options)
 
-    def __enter__(self) -> "BatchWriter":
+    def __enter__(self) -> BatchWriter:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def write_batches(batches: Iterable[pa.Table | pd.DataFrame], path: Path, fmt: str) -> Iterator[pa.Table | pd.DataFrame]:
+def write_batches(
+    batches: Iterable[pa.Table | pd.DataFrame], path: Path, fmt: str
+) -> Iterator[pa.Table | pd.DataFrame]:
     """Write every batch to path and pass it on once written, so callers can watch or keep a sample.
 
     Batches are written in a background thread while the next ones are drawn (Arrow's writers and
     torch release the GIL), at most STAGE_DEPTH batches ahead, so memory stays bounded.
     """
+
     def write(batch):
         writer.write(batch)
         return batch

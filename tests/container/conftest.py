@@ -4,8 +4,10 @@ The base image (Debian bookworm's Python 3.11, like python:3.11-slim), a wheelho
 storage are cached in FAIRSYNTH_CONTAINER_CACHE (default ~/.cache/fairsynth/containers) so later runs
 are fast; from nothing the whole build takes several minutes. See ../shared/CONTAINERS.md.
 """
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -39,8 +41,9 @@ class Engine:
     env: dict
 
     def run(self, *args: str, timeout: float = 600, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-        done = subprocess.run(["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                              **kwargs)
+        done = subprocess.run(
+            ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"podman {' '.join(args[:3])} failed ({done.returncode}): {done.stderr[-3000:]}")
         return done
@@ -60,12 +63,20 @@ def engine() -> Engine:
     for sub in ("storage", "run", "tmp", "netconf"):
         (CACHE / sub).mkdir(parents=True, exist_ok=True)
     (CACHE / "containers.conf").write_text(
-        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-        f'[engine]\nruntime = "runc"\ntmp_dir = "{CACHE / "tmp"}"\n[network]\nnetwork_config_dir = "{CACHE / "netconf"}"\n')
+        "[containers]\n"
+        'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
+        f'[engine]\nruntime = "runc"\ntmp_dir = "{CACHE / "tmp"}"\n'
+        f'[network]\nnetwork_config_dir = "{CACHE / "netconf"}"\n'
+    )
     (CACHE / "storage.conf").write_text(
-        f'[storage]\ndriver = "overlay"\ngraphroot = "{CACHE / "storage"}"\nrunroot = "{CACHE / "run"}"\n')
-    env = {**os.environ, "CONTAINERS_CONF": str(CACHE / "containers.conf"),
-           "CONTAINERS_STORAGE_CONF": str(CACHE / "storage.conf"), "BUILDAH_FORMAT": "docker"}
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{CACHE / "storage"}"\nrunroot = "{CACHE / "run"}"\n'
+    )
+    env = {
+        **os.environ,
+        "CONTAINERS_CONF": str(CACHE / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(CACHE / "storage.conf"),
+        "BUILDAH_FORMAT": "docker",
+    }
     return Engine(env)
 
 
@@ -76,8 +87,12 @@ def base_image(engine: Engine) -> str:
         return BASE_IMAGE
     rootfs = CACHE / f"rootfs-{uuid.uuid4().hex[:8]}"
     try:
-        subprocess.run([_tool("debootstrap"), "--variant=minbase", f"--include={DEBOOTSTRAP_PACKAGES}", "bookworm",
-                        str(rootfs)], check=True, capture_output=True, timeout=900)
+        subprocess.run(
+            [_tool("debootstrap"), "--variant=minbase", f"--include={DEBOOTSTRAP_PACKAGES}", "bookworm", str(rootfs)],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             shutil.rmtree(rootfs / junk, ignore_errors=True)
         for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
@@ -88,9 +103,24 @@ def base_image(engine: Engine) -> str:
         if local_cas:
             subprocess.run(["chroot", str(rootfs), "update-ca-certificates"], check=True, capture_output=True)
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["podman", "import", "-q", "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
-                        "/usr/bin:/sbin:/bin", "--change", 'CMD ["python3"]', "-", BASE_IMAGE],
-                       stdin=tar.stdout, env=engine.env, check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [
+                "podman",
+                "import",
+                "-q",
+                "--change",
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--change",
+                'CMD ["python3"]',
+                "-",
+                BASE_IMAGE,
+            ],
+            stdin=tar.stdout,
+            env=engine.env,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         tar.wait()
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
@@ -106,13 +136,31 @@ def wheelhouse() -> Path:
     for pins in filter(Path.is_file, pin_sets):
         if not missing_from(house, pins):  # pip would only re-resolve what is there (~20 s a set)
             continue
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(house), "-r", str(pins),
-                        "setuptools", "wheel"], check=True, capture_output=True, timeout=1800)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "-d",
+                str(house),
+                "-r",
+                str(pins),
+                "setuptools",
+                "wheel",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
     return house
 
 
 def missing_from(house: Path, pins: Path) -> list[str]:
     """The `name==version` pins (plus setuptools and wheel) with no wheel or sdist in house; any other line counts."""
+
     def key(name: str) -> str:
         return re.sub(r"[-_.]+", "_", name).lower()
 
@@ -136,8 +184,16 @@ def missing_from(house: Path, pins: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def image(engine: Engine, base_image: str, wheelhouse: Path) -> str:
     """The project's image, built from its Dockerfile; skipped when nothing it reads has changed."""
-    args = ["--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "TORCH_INDEX_URL=",
-            "--build-arg", "PIP_ARGS=--no-index", "--build-context", f"wheels={wheelhouse}"]
+    args = [
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--build-arg",
+        "TORCH_INDEX_URL=",
+        "--build-arg",
+        "PIP_ARGS=--no-index",
+        "--build-context",
+        f"wheels={wheelhouse}",
+    ]
     wheels = sorted(f"{w.name}:{w.stat().st_size}" for w in wheelhouse.iterdir())
     build_cached(engine, IMAGE, ROOT / "Dockerfile", ROOT, args, extra=[image_id(engine, base_image), *args, *wheels])
     return IMAGE
@@ -158,8 +214,9 @@ def image_id(engine: Engine, name: str) -> str:
     return engine.run("image", "inspect", "--format", "{{.Id}}", name).stdout.strip()
 
 
-def build_cached(engine: Engine, tag: str, dockerfile: Path, context: Path, args: list[str], *,
-                 extra: list[str]) -> None:
+def build_cached(
+    engine: Engine, tag: str, dockerfile: Path, context: Path, args: list[str], *, extra: list[str]
+) -> None:
     """Build tag unless an image with the same inputs digest exists; then drop what the build left dangling.
 
     Even a fully cached podman build takes minutes here (it re-hashes gigabytes for every COPY --from), so
@@ -169,8 +226,18 @@ def build_cached(engine: Engine, tag: str, dockerfile: Path, context: Path, args
     found = engine.run("image", "inspect", "--format", f'{{{{index .Labels "{INPUTS_LABEL}"}}}}', tag, check=False)
     if found.returncode == 0 and found.stdout.strip() == digest:
         return
-    built = engine.run("build", "-f", str(dockerfile), *args, "--label", f"{INPUTS_LABEL}={digest}", "-t", tag,
-                       str(context), timeout=3000)
+    built = engine.run(
+        "build",
+        "-f",
+        str(dockerfile),
+        *args,
+        "--label",
+        f"{INPUTS_LABEL}={digest}",
+        "-t",
+        tag,
+        str(context),
+        timeout=3000,
+    )
     keep_stage_caches(engine, tag, built.stdout + "\n" + built.stderr)
     prune_dangling(engine)
 
@@ -260,8 +327,12 @@ def docker_socket(engine: Engine, tmp_path_factory) -> str:
     """podman's Docker-compatible API on a private unix socket (base URL); the service is stopped by PID."""
     socket_path = tmp_path_factory.mktemp("podman-api") / "podman.sock"
     url = f"unix://{socket_path}"
-    service = subprocess.Popen(["podman", "system", "service", "--time=0", url], env=engine.env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", url],
+        env=engine.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not socket_path.exists():
@@ -282,6 +353,7 @@ def docker_socket(engine: Engine, tmp_path_factory) -> str:
 def docker_client(docker_socket: str):
     """The docker Python SDK speaking to the engine through podman's socket."""
     import docker
+
     client = docker.DockerClient(base_url=docker_socket, timeout=120)
     deadline = time.monotonic() + 30
     while True:
@@ -301,28 +373,32 @@ def container(image: str, docker_client):
     """Start containers from the image through the docker SDK: read-only root, a tmpfs /tmp and a fresh /data
     volume; every one is removed with its volume at the end."""
     import docker
+
     started, volumes = [], []
 
     def start(*, ports: dict | None = None, environment: dict | None = None, command: tuple[str, ...] = ()):
         volume = docker_client.volumes.create(f"fairsynth-test-{uuid.uuid4().hex[:8]}")
         volumes.append(volume)
-        created = docker_client.containers.run(image, list(command) or None, detach=True, read_only=True,
-                                               tmpfs={"/tmp": ""}, ports=ports or {}, environment=environment or {},
-                                               volumes={volume.name: {"bind": "/data", "mode": "rw"}})
+        created = docker_client.containers.run(
+            image,
+            list(command) or None,
+            detach=True,
+            read_only=True,
+            tmpfs={"/tmp": ""},
+            ports=ports or {},
+            environment=environment or {},
+            volumes={volume.name: {"bind": "/data", "mode": "rw"}},
+        )
         started.append(created)
         return created
 
     yield start
     for created in started:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             created.remove(force=True, v=True)
-        except docker.errors.NotFound:
-            pass
     for volume in volumes:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             volume.remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 @dataclass
@@ -342,7 +418,13 @@ class ComposeStack:
 
 def compose_command(project: str, *profiles: str) -> list[str]:
     """podman-compose on the project's docker-compose.yml with these profiles."""
-    command = [str(Path(sys.executable).with_name("podman-compose")), "-p", project, "-f", str(ROOT / "docker-compose.yml")]
+    command = [
+        str(Path(sys.executable).with_name("podman-compose")),
+        "-p",
+        project,
+        "-f",
+        str(ROOT / "docker-compose.yml"),
+    ]
     for profile in profiles:
         command += ["--profile", profile]
     return command
@@ -370,15 +452,27 @@ def compose_stack(engine: Engine, image: str, standin_images: dict[str, str]):
     project = f"fstest{uuid.uuid4().hex[:8]}"
     token = uuid.uuid4().hex
     api_port, ui_port, app_port = free_port(), free_port(), free_port()
-    env = {**engine.env, **standin_images, "FAIRSYNTH_IMAGE": image, "FAIRSYNTH_API_TOKEN": token,
-           "FAIRSYNTH_API_PORT": str(api_port), "FAIRSYNTH_DISTRIBUTED_UI_PORT": str(ui_port),
-           "FAIRSYNTH_UI_PORT": str(app_port)}
+    env = {
+        **engine.env,
+        **standin_images,
+        "FAIRSYNTH_IMAGE": image,
+        "FAIRSYNTH_API_TOKEN": token,
+        "FAIRSYNTH_API_PORT": str(api_port),
+        "FAIRSYNTH_DISTRIBUTED_UI_PORT": str(ui_port),
+        "FAIRSYNTH_UI_PORT": str(app_port),
+    }
     command = compose_command(project, "distributed")
     stack = ComposeStack(project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}", token, {})
 
     def up(*services: str) -> None:
-        done = subprocess.run([*command, "up", "-d", "--no-deps", *services], env=env, capture_output=True,
-                              text=True, timeout=300, cwd=ROOT)
+        done = subprocess.run(
+            [*command, "up", "-d", "--no-deps", *services],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
 
     try:

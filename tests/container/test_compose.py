@@ -5,6 +5,7 @@ podman-compose drives the compose file (see the `compose_stack` fixture for the 
 with podman 4.3: wait on healthchecks, so the stack is brought up stage by stage in the same order).
 PostgreSQL and Redis come from local stand-in images (tests/container/standins/: no registry here).
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,12 @@ def test_distributed_profile_runs_a_two_backend_job_on_its_workers(compose_stack
     stack, auth = compose_stack, {"Authorization": f"Bearer {compose_stack.token}"}
     print(f"\ncompose up -> healthy (s): {json.dumps({k: round(v, 1) for k, v in stack.seconds.items()})}")
     assert httpx.get(f"{stack.api}/jobs", timeout=10).status_code == 401  # the token is required
-    submitted = httpx.post(f"{stack.api}/jobs", headers=auth, timeout=30, json={
-        "backends": list(WORKERS), "rows": 300, "seed": 2, "anonymeter": False})
+    submitted = httpx.post(
+        f"{stack.api}/jobs",
+        headers=auth,
+        timeout=30,
+        json={"backends": list(WORKERS), "rows": 300, "seed": 2, "anonymeter": False},
+    )
     assert submitted.status_code == 202, submitted.text
     assert submitted.json()["executor"] == "celery"
     started = time.monotonic()
@@ -78,8 +83,9 @@ def test_default_compose_up_serves_the_one_container_app(engine, image):
         assert done.returncode == 0, done.stderr[-3000:]
         assert wait_for(f"http://127.0.0.1:{port}/_stcore/health").text == "ok"
         wait_healthy(engine, f"{project}_app_1")
-        running = engine.run("ps", "--filter", f"label=io.podman.compose.project={project}", "--format",
-                             "{{.Names}}").stdout.split()
+        running = engine.run(
+            "ps", "--filter", f"label=io.podman.compose.project={project}", "--format", "{{.Names}}"
+        ).stdout.split()
         assert running == [f"{project}_app_1"]  # the default profile is the app alone
     finally:
         compose_down(engine, command, env)

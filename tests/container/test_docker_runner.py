@@ -3,6 +3,7 @@
 The engine is podman behind its Docker-compatible socket (the `docker_socket` fixture); the backend
 finds it through DOCKER_HOST exactly as it would find a Docker daemon.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,13 +42,17 @@ def dated_support2(support2) -> pd.DataFrame:
 
 def worker_containers(client, image: str) -> list[str]:
     """Ids of the worker containers from this image that exist now (running or not)."""
-    found = client.containers.list(all=True, sparse=True,  # sparse: no inspect of a container being removed
-                                   filters={"label": "fairsynth.role=isolated-worker", "ancestor": image})
+    found = client.containers.list(
+        all=True,
+        sparse=True,  # sparse: no inspect of a container being removed
+        filters={"label": "fairsynth.role=isolated-worker", "ancestor": image},
+    )
     return [c.id for c in found]
 
 
 def watch_containers(client, image: str, stop: threading.Event, seen: set[str]) -> threading.Thread:
     """Record every worker container that appears while a job runs."""
+
     def poll() -> None:
         while not stop.is_set():
             seen.update(worker_containers(client, image))
@@ -112,15 +117,18 @@ def test_cancel_or_timeout_removes_the_container(docker_ydata, image, dated_supp
     if stop_by == "timeout":
         expected = WorkerTimeout
     else:
+
         def cancel_after_first_epoch(step) -> None:
             if step.stage == "fit" and step.step >= 1:
                 generator.cancel()
+
         expected = WorkerCancelled
     started = time.monotonic()
     try:
         with pytest.raises(expected):
-            generator.fit(dated_support2, schema, seed=1,
-                          progress=None if stop_by == "timeout" else cancel_after_first_epoch)
+            generator.fit(
+                dated_support2, schema, seed=1, progress=None if stop_by == "timeout" else cancel_after_first_epoch
+            )
     finally:
         stop.set()
         watcher.join()
@@ -159,16 +167,21 @@ def test_a_worker_that_cannot_start_or_a_missing_image_leaves_nothing(docker_cli
     with pytest.raises(WorkerError, match="did not start.*check that the image carries /no/such/python"):
         broken.run(Job({"action": "fit"}, timeout=60))
     assert not worker_containers(docker_client, image)
-    missing = DockerRunner("localhost/fairsynth-absent:none", tmp_path / "worker.py", python="/py", client=docker_client)
+    missing = DockerRunner(
+        "localhost/fairsynth-absent:none", tmp_path / "worker.py", python="/py", client=docker_client
+    )
     with pytest.raises(BackendUnavailable, match="localhost/fairsynth-absent:none.*build the image"):
         missing.run(Job({"action": "fit"}, timeout=60))  # refused up front: nothing is pulled
 
 
 def test_a_worker_quiet_for_longer_than_the_client_timeout_is_still_followed(docker_socket, image, tmp_path):
     import docker
+
     worker = tmp_path / "worker" / "quiet.py"
     worker.parent.mkdir()
-    worker.write_text('import json, time\ntime.sleep(5)\nprint(json.dumps({"type": "result", "slept": 5}), flush=True)\n')
+    worker.write_text(
+        'import json, time\ntime.sleep(5)\nprint(json.dumps({"type": "result", "slept": 5}), flush=True)\n'
+    )
     impatient = docker.DockerClient(base_url=docker_socket, timeout=2)  # podman answers the log request late
     try:
         runner = DockerRunner(image, worker, python=ydata.IMAGE_PYTHON, client=impatient)

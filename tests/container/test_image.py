@@ -1,4 +1,5 @@
 """The image gives the whole product: UI and API run as non-root, write only to /data, pass their healthchecks."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,17 @@ from .conftest import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 TOKEN = "container-test-token"
-CRATE = {"title": "Synthetic demo episodes", "description": "Synthetic hospital episodes made in the container",
-         "authors": [{"name": "Ada Lovelace", "orcid": "0000-0002-1825-0097",
-                      "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]}
+CRATE = {
+    "title": "Synthetic demo episodes",
+    "description": "Synthetic hospital episodes made in the container",
+    "authors": [
+        {
+            "name": "Ada Lovelace",
+            "orcid": "0000-0002-1825-0097",
+            "affiliation": {"name": "University College London", "ror": "02jx3x895"},
+        }
+    ],
+}
 
 
 def output(running, *command: str) -> tuple[int, str]:
@@ -47,15 +56,27 @@ def test_ui_runs_as_non_root_on_a_read_only_root_with_a_passing_healthcheck(engi
 
 def test_api_in_the_container_generates_a_crate_that_validates(engine, container, tmp_path):
     port = free_port()
-    running = container(ports={"8000/tcp": ("127.0.0.1", port)},
-                        environment={"FAIRSYNTH_API_TOKEN": TOKEN, "FAIRSYNTH_HEALTH_PORT": "8000"},
-                        command=("serve", "--host", "0.0.0.0", "--port", "8000"))
+    running = container(
+        ports={"8000/tcp": ("127.0.0.1", port)},
+        environment={"FAIRSYNTH_API_TOKEN": TOKEN, "FAIRSYNTH_HEALTH_PORT": "8000"},
+        command=("serve", "--host", "0.0.0.0", "--port", "8000"),
+    )
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
     wait_for(f"{base}/health")
     assert httpx.get(f"{base}/jobs", timeout=10).status_code == 401  # beyond loopback a token is required
-    submitted = httpx.post(f"{base}/jobs", headers=auth, timeout=30, json={
-        "backends": ["marginals", "sdv.gaussian_copula"], "rows": 500, "seed": 4, "anonymeter": False,
-        "package_crates": True, "crate": CRATE})
+    submitted = httpx.post(
+        f"{base}/jobs",
+        headers=auth,
+        timeout=30,
+        json={
+            "backends": ["marginals", "sdv.gaussian_copula"],
+            "rows": 500,
+            "seed": 4,
+            "anonymeter": False,
+            "package_crates": True,
+            "crate": CRATE,
+        },
+    )
     assert submitted.status_code == 202, submitted.text
     job = submitted.json()
     deadline = time.monotonic() + 600
@@ -84,14 +105,34 @@ def test_api_beyond_loopback_without_a_token_refuses_to_start(container):
 
 
 def test_compose_file_is_valid_and_names_the_distributed_pieces():
-    checked = subprocess.run([str(Path(sys.executable).with_name("check-jsonschema")), "--builtin-schema",
-                              "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
-                             capture_output=True, text=True, timeout=120)
+    checked = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("check-jsonschema")),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(ROOT / "docker-compose.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     ports = {"FAIRSYNTH_API_PORT": "18000", "FAIRSYNTH_DISTRIBUTED_UI_PORT": "18502", "FAIRSYNTH_UI_PORT": "18501"}
-    rendered = subprocess.run([str(Path(sys.executable).with_name("podman-compose")), "-f",
-                               str(ROOT / "docker-compose.yml"), "--profile", "distributed", "config"],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, **ports})
+    rendered = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("podman-compose")),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "--profile",
+            "distributed",
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, **ports},
+    )
     assert rendered.returncode == 0, rendered.stderr
     for piece in ("postgres", "redis", "api", "ui", "worker-torch-sdv", "worker-ydata", "FAIRSYNTH_BROKER_URL"):
         assert piece in rendered.stdout

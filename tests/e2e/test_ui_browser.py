@@ -1,5 +1,6 @@
 """The UI in a real browser (Playwright driving Debian's Chromium): bad uploads, a real upload, two backends
 generated, both compared, the metadata form, a crate zip downloaded that validates; screenshots of each page."""
+
 from __future__ import annotations
 
 import os
@@ -17,12 +18,21 @@ from fairsynth.metadata.validate import validate_crate
 expect = pytest.importorskip("playwright.sync_api").expect
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 AUTHOR = "Ada Lovelace; 0000-0002-1825-0097; University of Cambridge; https://ror.org/013meh722"
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (scripts/system-deps.sh)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (scripts/system-deps.sh)"),
+]
 
 
 def free_port() -> int:
@@ -37,8 +47,14 @@ def ui_server(tmp_path):
     port = free_port()
     env = {**os.environ, "FAIRSYNTH_DATA_DIR": str(tmp_path / "data"), "FAIRSYNTH_MAX_UPLOAD_MB": "1"}
     log = open(tmp_path / "ui.log", "wb")
-    process = subprocess.Popen([sys.executable, "-c", "from fairsynth.services.entry.cli import app; app()", "ui", "--port", str(port)],
-                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from fairsynth.services.entry.cli import app; app()", "ui", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -64,6 +80,7 @@ def ui_server(tmp_path):
 @pytest.fixture
 def page(ui_server):
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 2000}, accept_downloads=True)
@@ -93,7 +110,9 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     shots = tmp_path / "screenshots"
     shots.mkdir()
     page.get_by_text("1 · Data").wait_for()
-    page.get_by_text("episode_id").first.wait_for(state="attached")  # the demo table is loaded at start (grid cells are drawn on a canvas)
+    page.get_by_text("episode_id").first.wait_for(
+        state="attached"
+    )  # the demo table is loaded at start (grid cells are drawn on a canvas)
     shot(page, shots / "1-data-demo.png")
 
     (tmp_path / "empty.csv").write_bytes(b"")

@@ -1,4 +1,5 @@
 """Distributed execution: the API on PostgreSQL sends tasks through a real Redis to a real Celery worker."""
+
 from __future__ import annotations
 
 import io
@@ -18,23 +19,48 @@ from fairsynth.services.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HOOKS = Path(__file__).resolve().parents[1] / "unit" / "task_hooks"
-CRATE = {"authors": [{"name": "Ada Lovelace", "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]}
+CRATE = {
+    "authors": [{"name": "Ada Lovelace", "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]
+}
 
 
 @pytest.fixture(scope="module")
 def distributed(postgres_url, redis_url, tmp_path_factory):
     """Settings for the celery executor and one worker process serving the basic and sdv queues."""
     root = tmp_path_factory.mktemp("distributed")
-    settings = Settings.from_env({"FAIRSYNTH_DATA_DIR": str(root / "data"), "FAIRSYNTH_DATABASE_URL": postgres_url,
-                                  "FAIRSYNTH_BROKER_URL": redis_url, "FAIRSYNTH_STALE_SECONDS": "30"})
+    settings = Settings.from_env(
+        {
+            "FAIRSYNTH_DATA_DIR": str(root / "data"),
+            "FAIRSYNTH_DATABASE_URL": postgres_url,
+            "FAIRSYNTH_BROKER_URL": redis_url,
+            "FAIRSYNTH_STALE_SECONDS": "30",
+        }
+    )
     mode, pids = root / "hook-mode", root / "pids"
-    env = {**os.environ, **settings.environment(), "FAIRSYNTH_TEST_HOOK": f"file:{mode}",
-           "FAIRSYNTH_TEST_PIDS": str(pids),
-           "PYTHONPATH": f"{HOOKS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        **settings.environment(),
+        "FAIRSYNTH_TEST_HOOK": f"file:{mode}",
+        "FAIRSYNTH_TEST_PIDS": str(pids),
+        "PYTHONPATH": f"{HOOKS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     log = open(root / "worker.log", "wb")
-    worker = subprocess.Popen([sys.executable, "-c", "from fairsynth.services.entry.cli import app; app()", "worker",
-                               "--queues", "basic,sdv", "--concurrency", "2"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from fairsynth.services.entry.cli import app; app()",
+            "worker",
+            "--queues",
+            "basic,sdv",
+            "--concurrency",
+            "2",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         yield settings, mode, pids, root / "worker.log"
     finally:
@@ -61,9 +87,17 @@ def wait_job(client: TestClient, job_id: str, log: Path, timeout: float = 240) -
 def test_two_backend_job_through_celery_with_crates(distributed):
     settings, _, _, log = distributed
     with TestClient(create_app(settings)) as client:
-        submitted = client.post("/jobs", json={"backends": ["marginals", "sdv.gaussian_copula"], "rows": 300,
-                                               "anonymeter": False, "evaluation_rows": 300, "package_crates": True,
-                                               "crate": CRATE})
+        submitted = client.post(
+            "/jobs",
+            json={
+                "backends": ["marginals", "sdv.gaussian_copula"],
+                "rows": 300,
+                "anonymeter": False,
+                "evaluation_rows": 300,
+                "package_crates": True,
+                "crate": CRATE,
+            },
+        )
         assert submitted.status_code == 202, submitted.text
         assert submitted.json()["executor"] == "celery"
         job = wait_job(client, submitted.json()["id"], log)
@@ -82,8 +116,9 @@ def test_a_killed_worker_process_fails_its_task_and_the_worker_goes_on(distribut
     mode.write_text("hang")
     with TestClient(create_app(settings)) as client:
         try:
-            job_id = client.post("/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False,
-                                                "evaluation_rows": 200}).json()["id"]
+            job_id = client.post(
+                "/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False, "evaluation_rows": 200}
+            ).json()["id"]
             deadline = time.monotonic() + 120
             while not (pids.exists() and pids.read_text()):
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
@@ -96,8 +131,9 @@ def test_a_killed_worker_process_fails_its_task_and_the_worker_goes_on(distribut
             mode.unlink(missing_ok=True)
         assert job["state"] == "failed"
         assert "worker process running it was lost" in job["tasks"][0]["error"]
-        again = client.post("/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False,
-                                           "evaluation_rows": 200}).json()["id"]
+        again = client.post(
+            "/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False, "evaluation_rows": 200}
+        ).json()["id"]
         assert wait_job(client, again, log)["state"] == "succeeded"
 
 
@@ -108,8 +144,9 @@ def test_cancel_terminates_the_running_task_on_its_worker(distributed):
     child_pid = None
     with TestClient(create_app(settings)) as client:
         try:
-            job_id = client.post("/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False,
-                                                "evaluation_rows": 200}).json()["id"]
+            job_id = client.post(
+                "/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False, "evaluation_rows": 200}
+            ).json()["id"]
             deadline = time.monotonic() + 120
             while not (pids.exists() and pids.read_text()):
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
@@ -118,7 +155,9 @@ def test_cancel_terminates_the_running_task_on_its_worker(distributed):
             cancelled = client.post(f"/jobs/{job_id}/cancel").json()
             assert cancelled["state"] == "cancelled" and cancelled["tasks"][0]["state"] == "cancelled"
             deadline = time.monotonic() + 20
-            while Path(f"/proc/{task_pid}").exists() and "Z" not in Path(f"/proc/{task_pid}/stat").read_text().split()[2]:
+            while (
+                Path(f"/proc/{task_pid}").exists() and "Z" not in Path(f"/proc/{task_pid}/stat").read_text().split()[2]
+            ):
                 assert time.monotonic() < deadline, "the revoked task's process still runs"
                 time.sleep(0.2)
         finally:

@@ -1,4 +1,5 @@
 """`fairsynth generate` end to end, as a user runs it: real tables in, valid synthetic tables out."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def generate(source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    args = [FAIRSYNTH, "generate", str(source), "--out", str(out), "--seed", "7", "--rows", "3000",
-            "--epochs", "20", *extra]
+    args = [
+        FAIRSYNTH,
+        "generate",
+        str(source),
+        "--out",
+        str(out),
+        "--seed",
+        "7",
+        "--rows",
+        "3000",
+        "--epochs",
+        "20",
+        *extra,
+    ]
     for backend in BACKENDS:
         args += ["--backend", backend]
     return subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -73,8 +86,9 @@ def test_generate_on_the_demo_table(tmp_path):
     comparison = pd.read_csv(tmp_path / "run" / "comparison.csv").set_index("backend")
     assert (comparison["status"] == "ok").all()
     # independent columns must score clearly lower on relationships than the copula
-    quality = {b: json.loads((tmp_path / "run" / b / "evaluation" / "metrics.json").read_text())["quality"]
-               for b in BACKENDS}
+    quality = {
+        b: json.loads((tmp_path / "run" / b / "evaluation" / "metrics.json").read_text())["quality"] for b in BACKENDS
+    }
     assert quality["marginals"]["column_pair_trends"] < quality["sdv.gaussian_copula"]["column_pair_trends"] - 0.05
     for backend in BACKENDS:
         assert backend in done.stdout  # the side-by-side table
@@ -103,10 +117,16 @@ def test_same_request_same_rows_from_the_default_backend(tmp_path):
 
 def test_parquet_output_and_yaml_config(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("backends:\n  - name: marginals\n  - name: sdv.gaussian_copula\nrows: 800\nseed: 1\n"
-                      "output_format: parquet\nschema_overrides:\n  drop: [nhs_number]\n")
-    done = subprocess.run([FAIRSYNTH, "generate", "--config", str(config), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=300)
+    config.write_text(
+        "backends:\n  - name: marginals\n  - name: sdv.gaussian_copula\nrows: 800\nseed: 1\n"
+        "output_format: parquet\nschema_overrides:\n  drop: [nhs_number]\n"
+    )
+    done = subprocess.run(
+        [FAIRSYNTH, "generate", "--config", str(config), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     table = pd.read_parquet(tmp_path / "run" / "sdv.gaussian_copula" / "data" / "synthetic.parquet")
     assert len(table) == 800 and "nhs_number" not in table.columns
@@ -116,7 +136,7 @@ def test_backends_and_inspect_commands():
     listed = subprocess.run([FAIRSYNTH, "backends"], capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0
     for name in ("marginals", "sdv.gaussian_copula", "sdv.tvae", "sdv.ctgan", "sdv.copulagan"):
-        line = next(l for l in listed.stdout.splitlines() if f" {name} " in l)
+        line = next(row for row in listed.stdout.splitlines() if f" {name} " in row)
         assert " yes " in line, line
     shown = subprocess.run([FAIRSYNTH, "inspect"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "admission_date" in shown.stdout and "nhs_number" in shown.stdout

@@ -1,4 +1,5 @@
 """A crate from every available backend's real run on SUPPORT2 validates offline: zero issues, zero skipped."""
+
 from __future__ import annotations
 
 import json
@@ -18,14 +19,23 @@ from fairsynth.services.run.evaluation.gate import ReleasePolicy
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 AVAILABLE = [b for b in registry.list_backends() if b.available]
 FAIRSYNTH = str(Path(sys.executable).with_name("fairsynth"))
-CRATE = {"title": "Synthetic SUPPORT2 sample", "description": "Synthetic intensive-care patients (SUPPORT2)",
-         "keywords": ["synthetic data", "SUPPORT2", "intensive care"],
-         "authors": [{"name": "Ada Lovelace", "orcid": "0000-0002-1825-0097",
-                      "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]}
+CRATE = {
+    "title": "Synthetic SUPPORT2 sample",
+    "description": "Synthetic intensive-care patients (SUPPORT2)",
+    "keywords": ["synthetic data", "SUPPORT2", "intensive care"],
+    "authors": [
+        {
+            "name": "Ada Lovelace",
+            "orcid": "0000-0002-1825-0097",
+            "affiliation": {"name": "University College London", "ror": "02jx3x895"},
+        }
+    ],
+}
 
 
 def support2_csv(path: Path, rows: int = 600) -> Path:
     from SurvSet.data import SurvLoader
+
     data = SurvLoader().load_dataset("support2")["df"].sample(rows, random_state=0)
     data.to_csv(path, index=False)
     return path
@@ -40,12 +50,19 @@ def support2_run(tmp_path_factory):
     """One pipeline run of every available backend (2 epochs where trained) on 600 SUPPORT2 rows, with crates."""
     tmp = tmp_path_factory.mktemp("support2")
     request = GenerationRequest(
-        input_path=str(support2_csv(tmp / "support2.csv")), output_dir=str(tmp / "run"), rows=300,
-        evaluation_rows=300, seed=3, package_crates=True, crate=CRATE, anonymeter=False,
+        input_path=str(support2_csv(tmp / "support2.csv")),
+        output_dir=str(tmp / "run"),
+        rows=300,
+        evaluation_rows=300,
+        seed=3,
+        package_crates=True,
+        crate=CRATE,
+        anonymeter=False,
         # 2-epoch GANs are (rightly) blocked by the default gate and then get no crate; this test is
         # about the crate format, so it releases everything
         policy=ReleasePolicy(max_dcr_share=1.0, max_mia_auc=1.0, min_quality=0.0, min_utility_ratio=None),
-        backends=[BackendSpec(name=b.name, params=quick_params(b)) for b in AVAILABLE])
+        backends=[BackendSpec(name=b.name, params=quick_params(b)) for b in AVAILABLE],
+    )
     return pipeline.run(request), tmp
 
 
@@ -87,8 +104,13 @@ def test_cli_validate_passes_a_good_crate_and_fails_a_tampered_one(support2_run)
 def test_cli_deposit_dry_run_writes_the_pagetab_and_file_list(support2_run):
     result, tmp = support2_run
     crate = next(o.crate for o in result.outcomes if o.backend == "marginals")
-    done = subprocess.run([FAIRSYNTH, "deposit", crate, "--out", str(tmp / "plan")], capture_output=True,
-                          text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp)})
+    done = subprocess.run(
+        [FAIRSYNTH, "deposit", crate, "--out", str(tmp / "plan")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp)},
+    )
     assert done.returncode == 0, done.stderr
     assert "dry run" in done.stdout
     pagetab = next((tmp / "plan").rglob("pagetab.json"))

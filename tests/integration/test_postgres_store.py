@@ -1,4 +1,5 @@
 """The job store on a real PostgreSQL: migrations, and one winner when many claim the same task."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +15,12 @@ def test_migrations_and_racing_claims_on_postgres(postgres_url):
     store = JobStore(postgres_url)
     again = JobStore(postgres_url)  # a second start finds the schema current
     try:
-        job = store.create_job(request_json="{}", run_dir="runs/pg", executor="celery",
-                               backends=[("marginals", "basic"), ("sdv.gaussian_copula", "sdv")])
+        job = store.create_job(
+            request_json="{}",
+            run_dir="runs/pg",
+            executor="celery",
+            backends=[("marginals", "basic"), ("sdv.gaussian_copula", "sdv")],
+        )
         task = job.tasks[0]
         with ThreadPoolExecutor(8) as pool:
             wins = list(pool.map(lambda i: again.claim(task.id, worker=f"w{i}", pid=i), range(50)))
@@ -44,8 +49,15 @@ def test_two_backend_job_through_the_api_on_postgres_with_the_local_executor(pos
 
     settings = Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path / "data"), "FAIRSYNTH_DATABASE_URL": postgres_url})
     with TestClient(create_app(settings)) as client:
-        job_id = client.post("/jobs", json={"backends": ["marginals", "sdv.gaussian_copula"], "rows": 300,
-                                            "anonymeter": False, "evaluation_rows": 300}).json()["id"]
+        job_id = client.post(
+            "/jobs",
+            json={
+                "backends": ["marginals", "sdv.gaussian_copula"],
+                "rows": 300,
+                "anonymeter": False,
+                "evaluation_rows": 300,
+            },
+        ).json()["id"]
         deadline = time.monotonic() + 180
         while (job := client.get(f"/jobs/{job_id}").json())["state"] not in ("succeeded", "failed", "cancelled"):
             assert time.monotonic() < deadline, job

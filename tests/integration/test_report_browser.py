@@ -1,4 +1,5 @@
 """The HTML report opens offline in headless Chromium with every plot drawn and no console errors."""
+
 from __future__ import annotations
 
 import re
@@ -12,12 +13,23 @@ from fairsynth.services.run.evaluation import evaluate
 from fairsynth.services.run.report import render_comparison, render_report
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(),
-                                 reason="Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +41,10 @@ def reports() -> dict[str, str]:
     synthetic = holdout.sample(n=600, replace=True, random_state=1)
     good = evaluate(train, holdout, synthetic, schema, anonymeter=False)
     copied = evaluate(train, holdout, train, schema, anonymeter=False)
-    return {"report": render_report(train, synthetic, schema, good, backend="holdout sampler"),
-            "comparison": render_comparison({"holdout sampler": good, "copier": copied})}
+    return {
+        "report": render_report(train, synthetic, schema, good, backend="holdout sampler"),
+        "comparison": render_comparison({"holdout sampler": good, "copier": copied}),
+    }
 
 
 def _open_offline(html_text: str, directory: Path, name: str) -> tuple[int, int, list[str], list[str]]:
@@ -45,14 +59,22 @@ def _open_offline(html_text: str, directory: Path, name: str) -> tuple[int, int,
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                   else (requests.append(route.request.url), route.abort()))
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith("file:")
+                else (requests.append(route.request.url), route.abort())
+            ),
+        )
         page.goto(page_path.as_uri(), wait_until="load")
         page.wait_for_function("document.querySelectorAll('.plot .js-plotly-plot').length > 0", timeout=30_000)
         plots = page.locator(".plot").count()
-        drawn = page.evaluate("Array.from(document.querySelectorAll('.plot')).filter("
-                              "d => d.querySelector('.js-plotly-plot .main-svg') && "
-                              "d.querySelector('.js-plotly-plot .main-svg').getBoundingClientRect().height > 50).length")
+        drawn = page.evaluate(
+            "Array.from(document.querySelectorAll('.plot')).filter("
+            "d => d.querySelector('.js-plotly-plot .main-svg') && "
+            "d.querySelector('.js-plotly-plot .main-svg').getBoundingClientRect().height > 50).length"
+        )
         page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
         browser.close()
     return plots, drawn, errors, requests

@@ -1,4 +1,5 @@
 """ydata models through the real isolated venv: missing values and dates round-trip, models stay in the worker."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,11 @@ from fairsynth.backends.isolated import Job
 from fairsynth.metadata.schema import ColumnKind, TableSchema
 
 AVAILABLE, REASON = ydata.FastGenerator.availability()
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.skipif(not AVAILABLE, reason=f"ydata venv not built: {REASON}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(not AVAILABLE, reason=f"ydata venv not built: {REASON}"),
+]
 
 
 def test_worker_runs_the_pinned_versions():
@@ -61,8 +65,9 @@ def test_missing_values_and_dates_round_trip(dated, tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
-    again = pd.concat(ydata.FastGenerator.load(tmp_path / "model").sample(1500, seed=9, batch_rows=600),
-                      ignore_index=True)
+    again = pd.concat(
+        ydata.FastGenerator.load(tmp_path / "model").sample(1500, seed=9, batch_rows=600), ignore_index=True
+    )
     pd.testing.assert_frame_equal(again, synthetic)
 
     with open(tmp_path / "model" / "ydata-model.pkl", "ab") as handle:
@@ -74,8 +79,15 @@ def test_missing_values_and_dates_round_trip(dated, tmp_path, monkeypatch):
 def test_worker_error_comes_back_as_one_sentence(tmp_path):
     bad = pd.DataFrame({"x": [1.0, None, 3.0]})
     bad.to_parquet(tmp_path / "bad.parquet")
-    request = {"action": "fit", "model": "fast", "data": "bad.parquet", "num_cols": ["x"], "cat_cols": [],
-               "seed": 1, "model_file": "m.pkl"}
+    request = {
+        "action": "fit",
+        "model": "fast",
+        "data": "bad.parquet",
+        "num_cols": ["x"],
+        "cat_cols": [],
+        "seed": 1,
+        "model_file": "m.pkl",
+    }
     with pytest.raises(Exception) as caught:
         ydata.runner().run(Job(request, inputs={"bad.parquet": tmp_path / "bad.parquet"}, timeout=300))
     assert getattr(caught.value, "kind", "") == "bad_request"
@@ -118,8 +130,9 @@ def alive(pid: int) -> bool:
 
 
 def test_worker_exits_when_the_main_process_is_killed(tmp_path):
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "t.parquet")], stdout=subprocess.PIPE,
-                              text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path / "t.parquet")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert parent.stdout.readline().strip() == "started"  # the worker is fitting
         [worker] = children_of(parent.pid)

@@ -1,4 +1,5 @@
 """`fairsynth generate` on SUPPORT2 with ydata backends: valid tables thanks to the shared codec."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,11 @@ from fairsynth.services.run.tables import read_table
 BACKENDS = ("ydata.fast", "ydata.ctgan")
 FAIRSYNTH = str(Path(sys.executable).with_name("fairsynth"))
 AVAILABLE, REASON = ydata.FastGenerator.availability()
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.skipif(not AVAILABLE, reason=f"ydata venv not built: {REASON}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(not AVAILABLE, reason=f"ydata venv not built: {REASON}"),
+]
 
 
 def declared_environment(tmp_path: Path) -> dict[str, str]:
@@ -30,9 +34,13 @@ def declared_environment(tmp_path: Path) -> dict[str, str]:
     dist = tmp_path / "entry-points" / "fairsynth_ydata_entry_points-0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fairsynth-ydata-entry-points\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text("[fairsynth.backends]\n" + "".join(
-        f"{name} = fairsynth.backends.ydata:{cls}\n" for name, cls in
-        (("ydata.fast", "FastGenerator"), ("ydata.ctgan", "CTGANGenerator"))))
+    (dist / "entry_points.txt").write_text(
+        "[fairsynth.backends]\n"
+        + "".join(
+            f"{name} = fairsynth.backends.ydata:{cls}\n"
+            for name, cls in (("ydata.fast", "FastGenerator"), ("ydata.ctgan", "CTGANGenerator"))
+        )
+    )
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(dist.parent)) if p)
     return env
 
@@ -44,8 +52,21 @@ def test_generate_on_support2_with_ydata_backends(tmp_path, support2):
     admitted = pd.Timestamp("1989-06-01") + pd.to_timedelta((sample["num_age"] * 17).round() % 1800, unit="D")
     sample["admission_date"] = admitted.dt.strftime("%d/%m/%Y").where(sample.index % 16 != 0, None)
     sample.to_csv(source_path, index=False)
-    args = [FAIRSYNTH, "generate", str(source_path), "--out", str(tmp_path / "run"), "--seed", "7",
-            "--rows", "1500", "--epochs", "2", "--format", "csv"]
+    args = [
+        FAIRSYNTH,
+        "generate",
+        str(source_path),
+        "--out",
+        str(tmp_path / "run"),
+        "--seed",
+        "7",
+        "--rows",
+        "1500",
+        "--epochs",
+        "2",
+        "--format",
+        "csv",
+    ]
     for backend in BACKENDS:
         args += ["--backend", backend]
     done = subprocess.run(args, capture_output=True, text=True, timeout=900, env=declared_environment(tmp_path))

@@ -1,4 +1,5 @@
 """Every registered ydata model fits and samples valid tables in 1.4.0 (tiny data, one epoch)."""
+
 from __future__ import annotations
 
 import gc
@@ -11,16 +12,23 @@ import fairsynth.backends.ydata as ydata
 from fairsynth.metadata.schema import ColumnKind, TableSchema
 
 AVAILABLE, REASON = ydata.FastGenerator.availability()
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.skipif(not AVAILABLE, reason=f"ydata venv not built: {REASON}")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(not AVAILABLE, reason=f"ydata venv not built: {REASON}"),
+]
 
 
-@pytest.mark.parametrize("cls, params", [
-    (ydata.GaussianMixtureGenerator, {"max_fit_rows": 200}),
-    (ydata.WGANGPGenerator, {"epochs": 1, "batch_size": 64}),
-    (ydata.DRAGANGenerator, {"epochs": 1, "batch_size": 64}),
-    (ydata.CramerGANGenerator, {"epochs": 1, "batch_size": 64}),
-], ids=lambda value: getattr(value, "name", ""))
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (ydata.GaussianMixtureGenerator, {"max_fit_rows": 200}),
+        (ydata.WGANGPGenerator, {"epochs": 1, "batch_size": 64}),
+        (ydata.DRAGANGenerator, {"epochs": 1, "batch_size": 64}),
+        (ydata.CramerGANGenerator, {"epochs": 1, "batch_size": 64}),
+    ],
+    ids=lambda value: getattr(value, "name", ""),
+)
 def test_model_fits_and_samples_the_demo_table(cls, params, demo, tmp_path, monkeypatch):
     private_temp = tmp_path / "temp"  # the runner's job directories and, through TMPDIR, the worker's
     private_temp.mkdir()

@@ -1,4 +1,5 @@
 """REST API on SQLite and the local executor: a two-backend job end to end, uploads, auth and problem errors."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,9 +55,17 @@ def test_two_backend_job_on_an_uploaded_table_end_to_end(client, settings, demo)
     schema["columns"][[c["name"] for c in schema["columns"]].index("ward")]["drop"] = True
     assert client.put(f"/datasets/{dataset['id']}/schema", json=schema).status_code == 200
 
-    submitted = client.post("/jobs", json={"dataset_id": dataset["id"], "backends": ["marginals", "sdv.gaussian_copula"],
-                                           "rows": 400, "anonymeter": False, "evaluation_rows": 400,
-                                           "output_format": "parquet"})
+    submitted = client.post(
+        "/jobs",
+        json={
+            "dataset_id": dataset["id"],
+            "backends": ["marginals", "sdv.gaussian_copula"],
+            "rows": 400,
+            "anonymeter": False,
+            "evaluation_rows": 400,
+            "output_format": "parquet",
+        },
+    )
     assert submitted.status_code == 202, submitted.text
     job = wait_job(client, submitted.json()["id"])
     assert job["state"] == "succeeded", job
@@ -78,7 +87,9 @@ def test_two_backend_job_on_an_uploaded_table_end_to_end(client, settings, demo)
 
 
 def test_upload_names_never_reach_the_filesystem(client, settings, demo):
-    response = client.post("/datasets", files={"file": ("../../../../tmp/evil.csv", csv_bytes(demo.head(50)), "text/csv")})
+    response = client.post(
+        "/datasets", files={"file": ("../../../../tmp/evil.csv", csv_bytes(demo.head(50)), "text/csv")}
+    )
     assert response.status_code == 201, response.text
     dataset = response.json()
     assert dataset["name"] == "evil.csv"
@@ -97,7 +108,9 @@ def test_uploads_over_the_size_limit_are_refused_and_leave_nothing(client, setti
 
 
 def test_uploads_without_a_length_are_cut_off_at_the_limit(client, settings):
-    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="t.csv"\r\nContent-Type: text/csv\r\n\r\na,b\n'
+    head = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="t.csv"\r\nContent-Type: text/csv\r\n\r\na,b\n'
+    )
     chunks = [head] + [b"1,2\n" * 16384] * 64  # 4 MiB offered in 64 KiB pieces, no Content-Length
     pulled, sent = [], []
 
@@ -108,10 +121,20 @@ def test_uploads_without_a_length_are_cut_off_at_the_limit(client, settings):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/datasets", "raw_path": b"/datasets", "query_string": b"",
-             "headers": [(b"content-type", b"multipart/form-data; boundary=b")], "http_version": "1.1",
-             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1234), "root_path": "",
-             "app": client.app}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/datasets",
+        "raw_path": b"/datasets",
+        "query_string": b"",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=b")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1234),
+        "root_path": "",
+        "app": client.app,
+    }
     asyncio.run(client.app(scope, receive, send))
     assert sent[0]["status"] == 413 and (b"content-type", PROBLEM.encode()) in sent[0]["headers"]
     assert b"FAIRSYNTH_MAX_UPLOAD_MB" in sent[1]["body"]
@@ -124,7 +147,9 @@ def test_bad_uploads_get_one_clear_problem(client):
     assert wrong_type.status_code == 415 and "CSV or Parquet" in wrong_type.json()["detail"]
     one_column = client.post("/datasets", files={"file": ("x.csv", b"a\n1\n2\n", "text/csv")})
     assert one_column.status_code == 422 and "only one column" in one_column.json()["detail"]
-    fake_parquet = client.post("/datasets", files={"file": ("x.parquet", b"a,b\n1,2\n", "application/vnd.apache.parquet")})
+    fake_parquet = client.post(
+        "/datasets", files={"file": ("x.parquet", b"a,b\n1,2\n", "application/vnd.apache.parquet")}
+    )
     assert fake_parquet.status_code == 415
 
 
@@ -147,8 +172,13 @@ def test_backends_list_availability(client):
 
 def test_openapi_documents_the_routes(client):
     spec = client.get("/openapi.json").json()
-    assert {"/datasets", "/jobs", "/jobs/{job_id}/cancel", "/jobs/{job_id}/results/{backend}/{artefact}",
-            "/backends"} <= set(spec["paths"])
+    assert {
+        "/datasets",
+        "/jobs",
+        "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/results/{backend}/{artefact}",
+        "/backends",
+    } <= set(spec["paths"])
     assert "JobSubmission" in spec["components"]["schemas"]
 
 

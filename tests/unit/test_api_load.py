@@ -1,4 +1,5 @@
 """Load: 50 concurrent submissions through the API are all accepted and all end, no task lost or run twice."""
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,9 @@ def test_fifty_concurrent_submissions_all_accepted_and_all_end(tmp_path):
         ids = {r.json()["id"] for r in responses}
         assert len(ids) == JOBS
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(j["state"] == "succeeded"
-                                                      for j in client.get("/jobs?limit=500").json()):
+        while time.monotonic() < deadline and not any(
+            j["state"] == "succeeded" for j in client.get("/jobs?limit=500").json()
+        ):
             time.sleep(0.5)
         for job_id in ids:  # end the rest quickly: a cancel must not lose or duplicate anything either
             client.post(f"/jobs/{job_id}/cancel")

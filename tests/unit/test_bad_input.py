@@ -1,4 +1,5 @@
 """Bad input: one clear sentence saying what is wrong and what to do, and nothing half-written."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from typer.testing import CliRunner
 from fairsynth.backends.marginals import MarginalsGenerator
 from fairsynth.metadata.schema import ColumnKind, TableSchema
 from fairsynth.services.entry.cli import app
-from fairsynth.services.run.config import GenerationRequest, BackendSpec
+from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.run.pipeline import run
 from fairsynth.services.run.tables import InputError, read_table
 
@@ -26,13 +27,16 @@ def one_sentence(message: str) -> bool:
     return message.count(". ") == 0 and message.endswith(".") and "\n" not in message
 
 
-@pytest.mark.parametrize("name, content, expected", [
-    ("empty.csv", "", "is empty"),
-    ("header.csv", "a,b,c\n", "has a header but no rows"),
-    ("one.csv", "a\n" + "1\n" * 20, "has only one column"),
-    ("dupes.csv", "a,b,a\n" + "1,2,3\n" * 20, r"repeated column names \(a\); rename them"),
-    ("few.csv", "a,b\n" + "1,2\n" * 5, "has 5 rows; at least 10"),
-])
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("empty.csv", "", "is empty"),
+        ("header.csv", "a,b,c\n", "has a header but no rows"),
+        ("one.csv", "a\n" + "1\n" * 20, "has only one column"),
+        ("dupes.csv", "a,b,a\n" + "1,2,3\n" * 20, r"repeated column names \(a\); rename them"),
+        ("few.csv", "a,b\n" + "1,2\n" * 5, "has 5 rows; at least 10"),
+    ],
+)
 def test_bad_tables_are_refused_with_one_sentence(tmp_path, name, content, expected):
     path = write(tmp_path, name, content)
     with pytest.raises(InputError, match=expected) as info:
@@ -41,7 +45,7 @@ def test_bad_tables_are_refused_with_one_sentence(tmp_path, name, content, expec
 
 
 def test_non_utf8_bytes_are_named_with_the_fix(tmp_path):
-    path = write(tmp_path, "latin.csv", "name,score\n".encode() + "Jos\xe9,1\n".encode("latin-1") * 20)
+    path = write(tmp_path, "latin.csv", b"name,score\n" + "Jos\xe9,1\n".encode("latin-1") * 20)
     with pytest.raises(InputError, match=r"not valid utf-8 text \(byte 0xe9.*--encoding latin-1"):
         read_table(path)
     assert read_table(path, encoding="latin-1")["name"].iloc[0] == "Jos\xe9"
@@ -115,8 +119,11 @@ def test_failed_backend_leaves_nothing_that_looks_complete(tmp_path, monkeypatch
         raise RuntimeError("simulated crash while sampling")
 
     monkeypatch.setattr(MarginalsGenerator, "_sample_encoded", explode)
-    request = GenerationRequest(backends=[BackendSpec(name="marginals"), BackendSpec(name="sdv.gaussian_copula")],
-                                rows=500, output_dir=str(tmp_path / "run"))
+    request = GenerationRequest(
+        backends=[BackendSpec(name="marginals"), BackendSpec(name="sdv.gaussian_copula")],
+        rows=500,
+        output_dir=str(tmp_path / "run"),
+    )
     result = run(request)
     failed, ok = result.outcomes
     assert not failed.ok and "simulated crash" in failed.error and ok.ok

@@ -1,35 +1,47 @@
 """BioStudies PageTab field by field, and the deposit client: dry run and a local stand-in server."""
+
 from __future__ import annotations
 
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request, UploadFile
 
-from fairsynth.metadata.biostudies import (PASSWORD_ENV, SERVER_ENV, USER_ENV, BioStudiesClient, DepositError,
-                                 build_pagetab, deposit)
+from fairsynth.metadata.biostudies import (
+    PASSWORD_ENV,
+    SERVER_ENV,
+    USER_ENV,
+    BioStudiesClient,
+    DepositError,
+    build_pagetab,
+    deposit,
+)
 from fairsynth.metadata.crate import Author, CrateInfo, Organization, RunFacts, SourceFacts, build_crate, sha256_file
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
 
-T0 = datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 USER, PASSWORD, TOKEN = "depositor@example.org", "correct horse", "session-token-123"
 
 
 def crate_info() -> CrateInfo:
     ucl = Organization(name="University College London", ror="https://ror.org/02jx3x895")
     return CrateInfo(
-        title="Synthetic episodes for BioStudies", description="Synthetic hospital episodes",
-        authors=[Author(name="Ada Lovelace", orcid="https://orcid.org/0000-0002-1825-0097", affiliation=ucl),
-                 Author(name="Grace Hopper", affiliation=Organization(name="Navy Lab", url="https://example.org/navy")),
-                 Author(name="Alan Turing", affiliation=ucl)],
+        title="Synthetic episodes for BioStudies",
+        description="Synthetic hospital episodes",
+        authors=[
+            Author(name="Ada Lovelace", orcid="https://orcid.org/0000-0002-1825-0097", affiliation=ucl),
+            Author(name="Grace Hopper", affiliation=Organization(name="Navy Lab", url="https://example.org/navy")),
+            Author(name="Alan Turing", affiliation=ucl),
+        ],
         keywords=["synthetic data", "hospital episodes", "RO-Crate"],
-        url="https://example.org/datasets/episodes")
+        url="https://example.org/datasets/episodes",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +57,23 @@ def crate(tmp_path_factory) -> tuple[Path, CrateInfo, RunFacts]:
     (root / "evaluation/metrics.json").write_text(json.dumps({"quality": {"quality": 0.7}}))
     (root / "model/weights.safetensors").write_bytes(b"\0" * 64)
     facts = RunFacts(
-        backend="sdv.gaussian_copula", backend_version="2.0.0", backend_url="https://github.com/sdv-dev/SDV",
-        backend_license="BUSL-1.1", model_family="Gaussian copula", schema=schema,
-        source=SourceFacts(rows=2000, columns=14, sha256=sha256_file(DEMO_PATH)), seed=1,
-        fit_start=T0, fit_end=T0 + timedelta(seconds=5), sample_start=T0 + timedelta(seconds=6),
-        sample_end=T0 + timedelta(seconds=7), train_rows=1600, holdout_rows=400, split_seed=1, synthetic_rows=200)
+        backend="sdv.gaussian_copula",
+        backend_version="2.0.0",
+        backend_url="https://github.com/sdv-dev/SDV",
+        backend_license="BUSL-1.1",
+        model_family="Gaussian copula",
+        schema=schema,
+        source=SourceFacts(rows=2000, columns=14, sha256=sha256_file(DEMO_PATH)),
+        seed=1,
+        fit_start=T0,
+        fit_end=T0 + timedelta(seconds=5),
+        sample_start=T0 + timedelta(seconds=6),
+        sample_end=T0 + timedelta(seconds=7),
+        train_rows=1600,
+        holdout_rows=400,
+        split_seed=1,
+        synthetic_rows=200,
+    )
     build_crate(root, crate_info(), facts)
     return root, crate_info(), facts
 
@@ -85,9 +109,16 @@ def test_pagetab_files_each_have_path_description_and_type(crate):
     files = json.loads((root / "metadata/biostudies.pagetab.json").read_text())["section"]["files"]
     paths = [f["path"] for f in files]
     assert paths == sorted(paths)
-    assert {"data/synthetic.csv", "data/data-dictionary.csv", "model/weights.safetensors", "metadata/dome.json",
-            "ro-crate-metadata.json", "ro-crate-preview.html", "config/generation.json",
-            "evaluation/metrics.json"} == set(paths)
+    assert {
+        "data/synthetic.csv",
+        "data/data-dictionary.csv",
+        "model/weights.safetensors",
+        "metadata/dome.json",
+        "ro-crate-metadata.json",
+        "ro-crate-preview.html",
+        "config/generation.json",
+        "evaluation/metrics.json",
+    } == set(paths)
     for entry in files:
         assert entry["type"] == "file"
         fields = dict(attrs(entry))
@@ -162,8 +193,9 @@ class StandIn:
             return {"sessionToken": TOKEN, "email": USER}
 
         @app.post("/files/user/{folder:path}")
-        async def upload(folder: str, files: list[UploadFile],
-                         token: str | None = Header(default=None, alias="X-SESSION-TOKEN")):
+        async def upload(
+            folder: str, files: list[UploadFile], token: str | None = Header(default=None, alias="X-SESSION-TOKEN")
+        ):
             authorised(token)
             for item in files:
                 if item.filename == self.fail_upload_of:
@@ -270,6 +302,7 @@ def test_deposit_refuses_a_directory_without_pagetab(tmp_path):
 
 def test_deposit_reads_a_crate_zip(crate, server, tmp_path):
     from fairsynth.metadata.crate import zip_crate
+
     root, _, _ = crate
     stand_in, url = server
     archive = zip_crate(root, tmp_path / "crate.zip")

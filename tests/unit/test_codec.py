@@ -1,4 +1,5 @@
 """The shared codec: encode/decode round trips keep dates, gaps, categories, IDs and PII right."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,11 +35,20 @@ def test_round_trip_restores_values_formats_and_gaps(demo):
     assert list(decoded.columns) == list(demo.columns)
     for column in ("length_of_stay", "creatinine_umol_l"):  # ints stay ints even where pandas read floats
         np.testing.assert_allclose(decoded[column].astype(float), demo[column].astype(float))
-    for column in ("age", "ward", "admission_date", "discharge_date", "first_observation", "systolic_bp",
-                   "readmitted_30d"):
-        pd.testing.assert_series_equal(decoded[column].astype(object).fillna("").astype(str),
-                                       demo[column].astype(object).fillna("").astype(str),
-                                       check_names=False)
+    for column in (
+        "age",
+        "ward",
+        "admission_date",
+        "discharge_date",
+        "first_observation",
+        "systolic_bp",
+        "readmitted_30d",
+    ):
+        pd.testing.assert_series_equal(
+            decoded[column].astype(object).fillna("").astype(str),
+            demo[column].astype(object).fillna("").astype(str),
+            check_names=False,
+        )
     assert decoded.isna().mean().round(6).equals(demo.isna().mean().round(6))
 
 
@@ -51,17 +61,20 @@ def test_identifiers_and_pii_are_fresh_unique_and_shaped(demo):
     checks = [(11 - sum(d * w for d, w in zip(ds[:9], range(10, 1, -1))) % 11) % 11 for ds in digits]
     assert all(c == ds[9] for c, ds in zip(checks, digits))
     # identifiers stay unique across streamed batches
-    batches = [codec.decode(encoded.iloc[i:i + 500], start_row=i, seed=i) for i in range(0, len(encoded), 500)]
+    batches = [codec.decode(encoded.iloc[i : i + 500], start_row=i, seed=i) for i in range(0, len(encoded), 500)]
     assert pd.concat(batches)["episode_id"].is_unique
 
 
 def test_real_looking_nhs_numbers_are_replaced_never_copied():
     from fairsynth.metadata.schema import nhs_check_digit
+
     rng = np.random.default_rng(8)
     stems = np.hstack([rng.integers(4, 5, (400, 1)), rng.integers(0, 10, (400, 8))])
     stems = stems[nhs_check_digit(stems) != 10]
     numbers = ["".join(map(str, s)) + str(c) for s, c in zip(stems, nhs_check_digit(stems))]
-    table = pd.DataFrame({"nhs": numbers, "x": rng.normal(size=len(numbers)), "g": rng.choice(["a", "b"], len(numbers))})
+    table = pd.DataFrame(
+        {"nhs": numbers, "x": rng.normal(size=len(numbers)), "g": rng.choice(["a", "b"], len(numbers))}
+    )
     schema, _, _, decoded = round_trip(table)
     assert schema.column("nhs").pii_type == "nhs_number"
     assert not set(decoded["nhs"]) & set(table["nhs"])
@@ -112,8 +125,14 @@ def test_codec_json_round_trip_and_no_pickle(demo):
 def test_text_and_empty_columns_are_withheld_but_present():
     rng = np.random.default_rng(2)
     n = 100
-    table = pd.DataFrame({"note": [f"patient reports pain in the {w} since yesterday" for w in rng.choice(["arm", "leg"], n)],
-                          "empty": [None] * n, "x": rng.normal(size=n), "g": rng.choice(["a", "b"], n)})
+    table = pd.DataFrame(
+        {
+            "note": [f"patient reports pain in the {w} since yesterday" for w in rng.choice(["arm", "leg"], n)],
+            "empty": [None] * n,
+            "x": rng.normal(size=n),
+            "g": rng.choice(["a", "b"], n),
+        }
+    )
     schema, codec, encoded, decoded = round_trip(table)
     assert schema.column("note").kind == ColumnKind.TEXT
     assert list(decoded.columns) == list(table.columns)
@@ -128,8 +147,10 @@ def test_more_rows_than_the_source_id_space_widens_ids_and_keeps_them_unique(sup
     codec = TableCodec.fit(train, schema)
     encoded = codec.encode(train)
     many = pd.concat([encoded] * 3, ignore_index=True)  # 21,852 rows
-    batches = [codec.decode(many.iloc[i:i + 5000], start_row=i, seed=i, total_rows=len(many))
-               for i in range(0, len(many), 5000)]
+    batches = [
+        codec.decode(many.iloc[i : i + 5000], start_row=i, seed=i, total_rows=len(many))
+        for i in range(0, len(many), 5000)
+    ]
     ids = pd.concat(batches)["pid"]
     assert ids.is_unique and len(ids) == len(many)
     assert ids.astype(str).str.len().eq(5).all()

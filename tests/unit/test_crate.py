@@ -1,38 +1,61 @@
 """RO-Crate building, offline validation (zero issues, zero skipped), broken crates, zip safety."""
+
 from __future__ import annotations
 
 import json
 import re
 import shutil
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from fairsynth.backends.preprocessing import TableCodec
-from fairsynth.metadata.crate import (BIOSCHEMAS_DATASET, COMPLETED, PROCESS_RUN_CRATE, Author, CrateError, CrateInfo,
-                            Organization, RunFacts, SourceFacts, build_crate, read_crate_zip, sha256_file, zip_crate)
+from fairsynth.metadata.crate import (
+    BIOSCHEMAS_DATASET,
+    COMPLETED,
+    PROCESS_RUN_CRATE,
+    Author,
+    CrateError,
+    CrateInfo,
+    Organization,
+    RunFacts,
+    SourceFacts,
+    build_crate,
+    read_crate_zip,
+    sha256_file,
+    zip_crate,
+)
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.metadata.validate import check_files, check_structure, validate_crate
 from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
-T0 = datetime(2026, 11, 23, 12, 0, 0, 654321, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 12, 0, 0, 654321, tzinfo=UTC)
 
 
 def crate_info() -> CrateInfo:
     """A complete CrateInfo as a user would give it."""
     return CrateInfo(
-        title="Synthetic hospital episodes", description="Synthetic episodes for method development",
-        authors=[Author(name="Ada Lovelace", orcid="0000-0002-1825-0097",
-                        affiliation=Organization(name="University College London", ror="02jx3x895")),
-                 Author(name="Charles Babbage", affiliation=Organization(
-                     name="Analytical Engines Ltd", url="https://example.org/engines"))],
+        title="Synthetic hospital episodes",
+        description="Synthetic episodes for method development",
+        authors=[
+            Author(
+                name="Ada Lovelace",
+                orcid="0000-0002-1825-0097",
+                affiliation=Organization(name="University College London", ror="02jx3x895"),
+            ),
+            Author(
+                name="Charles Babbage",
+                affiliation=Organization(name="Analytical Engines Ltd", url="https://example.org/engines"),
+            ),
+        ],
         keywords=["synthetic data", "hospital episodes"],
         funder=Organization(name="Wellcome Trust", ror="https://ror.org/029chgv08"),
-        url="https://example.org/datasets/episodes")
+        url="https://example.org/datasets/episodes",
+    )
 
 
 def make_run(root: Path, *, with_model: bool = True, rows: int = 400) -> RunFacts:
@@ -52,14 +75,34 @@ def make_run(root: Path, *, with_model: bool = True, rows: int = 400) -> RunFact
         (root / "model").mkdir(exist_ok=True)
         (root / "model/codec.json").write_text(codec.to_json())
     return RunFacts(
-        backend="marginals", backend_version="0.1.0", backend_url="https://example.org/fairsynth#marginals",
-        backend_license="Apache-2.0", model_family="independent marginals", schema=schema,
-        source=SourceFacts(rows=len(real), columns=real.shape[1], sha256=sha256_file(DEMO_PATH),
-                           kind="hospital episode records", name="demo_episodes.csv"),
-        seed=5, fit_start=T0, fit_end=T0 + timedelta(seconds=2.5), sample_start=T0 + timedelta(seconds=3),
-        sample_end=T0 + timedelta(seconds=4), train_rows=1600, holdout_rows=400, split_seed=5,
-        synthetic_rows=rows, metrics=metrics, comparison={"sdv.gaussian_copula": {"quality": 0.84}},
-        exact_copies=0, packages={"pandas": "2.3.3", "numpy": "1.26.4"}, gate="pass")
+        backend="marginals",
+        backend_version="0.1.0",
+        backend_url="https://example.org/fairsynth#marginals",
+        backend_license="Apache-2.0",
+        model_family="independent marginals",
+        schema=schema,
+        source=SourceFacts(
+            rows=len(real),
+            columns=real.shape[1],
+            sha256=sha256_file(DEMO_PATH),
+            kind="hospital episode records",
+            name="demo_episodes.csv",
+        ),
+        seed=5,
+        fit_start=T0,
+        fit_end=T0 + timedelta(seconds=2.5),
+        sample_start=T0 + timedelta(seconds=3),
+        sample_end=T0 + timedelta(seconds=4),
+        train_rows=1600,
+        holdout_rows=400,
+        split_seed=5,
+        synthetic_rows=rows,
+        metrics=metrics,
+        comparison={"sdv.gaussian_copula": {"quality": 0.84}},
+        exact_copies=0,
+        packages={"pandas": "2.3.3", "numpy": "1.26.4"},
+        gate="pass",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +142,14 @@ def test_crate_validates_offline_with_zero_issues_and_zero_skipped(built):
 
 def test_crate_writes_every_metadata_file_inside_its_directory(built):
     names = {p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()}
-    assert {"ro-crate-metadata.json", "ro-crate-preview.html", "metadata/dome.json",
-            "metadata/biostudies.pagetab.json", "data/synthetic.csv", "data/data-dictionary.csv"} <= names
+    assert {
+        "ro-crate-metadata.json",
+        "ro-crate-preview.html",
+        "metadata/dome.json",
+        "metadata/biostudies.pagetab.json",
+        "data/synthetic.csv",
+        "data/data-dictionary.csv",
+    } <= names
     preview = (built / "ro-crate-preview.html").read_text()
     assert "Synthetic hospital episodes" in preview and "SYNTHETIC" in preview and "<script" not in preview
 
@@ -141,8 +190,10 @@ def test_fit_and_sample_actions_link_backend_training_model_and_synthetic_file(b
     backend = graph[fit["instrument"]["@id"]]
     assert backend["@type"] == "SoftwareApplication" and backend["version"] == "0.1.0" and backend["url"]
     assert backend["license"] == {"@id": "https://spdx.org/licenses/Apache-2.0"}
-    assert backend["softwareRequirements"] == [{"@id": "https://pypi.org/project/numpy/1.26.4/"},
-                                               {"@id": "https://pypi.org/project/pandas/2.3.3/"}]
+    assert backend["softwareRequirements"] == [
+        {"@id": "https://pypi.org/project/numpy/1.26.4/"},
+        {"@id": "https://pypi.org/project/pandas/2.3.3/"},
+    ]
     assert graph["https://pypi.org/project/pandas/2.3.3/"]["version"] == "2.3.3"
     assert fit["object"] == {"@id": "#training-table"} and fit["result"] == {"@id": "model/"}
     assert sample["object"] == {"@id": "model/"} and sample["result"] == {"@id": "data/synthetic.csv"}
@@ -185,8 +236,12 @@ def test_no_single_item_arrays_anywhere(built):
 
 def test_dome_record_is_filled_from_the_run(built):
     dome = json.loads((built / "metadata/dome.json").read_text())
-    assert dome["dataset"]["splits"] == {"train_rows": 1600, "holdout_rows": 400, "seed": 5,
-                                         "note": dome["dataset"]["splits"]["note"]}
+    assert dome["dataset"]["splits"] == {
+        "train_rows": 1600,
+        "holdout_rows": 400,
+        "seed": 5,
+        "note": dome["dataset"]["splits"]["note"],
+    }
     assert dome["dataset"]["redundancy"].startswith("0 synthetic rows are exact copies")
     assert dome["optimization"]["regularization"] == "none"
     assert dome["optimization"]["config"] == "config/generation.json"
@@ -222,7 +277,8 @@ def test_missing_sha256_is_named(built, tmp_path):
     root = broken_copy(built, tmp_path)
     edit_metadata(root, lambda g, _: g["data/synthetic.csv"].pop("sha256"))
     assert check_files(root, json.loads((root / "ro-crate-metadata.json").read_text())).issues == [
-        "File data/synthetic.csv lacks sha256."]
+        "File data/synthetic.csv lacks sha256."
+    ]
 
 
 def test_changed_file_fails_its_sha256(built, tmp_path):
@@ -231,16 +287,20 @@ def test_changed_file_fails_its_sha256(built, tmp_path):
         handle.write("tampered\n")
     report = validate_crate(root)
     assert not report.ok
-    assert ("files (presence, size, sha256): File data/synthetic.csv does not match its sha256: it changed "
-            "after the crate was built.") in report.issues
+    assert (
+        "files (presence, size, sha256): File data/synthetic.csv does not match its sha256: it changed "
+        "after the crate was built."
+    ) in report.issues
 
 
 def test_missing_file_is_caught(built, tmp_path):
     root = broken_copy(built, tmp_path)
     (root / "evaluation/metrics.json").unlink()
     report = validate_crate(root)
-    assert "files (presence, size, sha256): File evaluation/metrics.json is described but missing from the crate." \
+    assert (
+        "files (presence, size, sha256): File evaluation/metrics.json is described but missing from the crate."
         in report.issues
+    )
     assert any("roc-validator" in i for i in report.issues)  # roc-validator sees it too
 
 
@@ -249,6 +309,7 @@ def test_single_item_array_is_caught(built, tmp_path):
 
     def wrap(graph, _):
         graph["./"]["license"] = [graph["./"]["license"]]
+
     edit_metadata(root, wrap)
     issues = check_structure(root, json.loads((root / "ro-crate-metadata.json").read_text())).issues
     assert issues == ["Entity ./ has a single-item array for 'license'; give the value itself."]
@@ -260,6 +321,7 @@ def test_missing_create_action_fails(built, tmp_path):
     def drop_fit(graph, document):
         document["@graph"] = [e for e in document["@graph"] if e["@id"] != "#fit"]
         graph["./"]["mentions"] = {"@id": "#sample"}
+
     edit_metadata(root, drop_fit)
     report = validate_crate(root)
     assert "crate structure (actions, columns, arrays): The CreateAction #fit is missing." in report.issues
@@ -267,14 +329,14 @@ def test_missing_create_action_fails(built, tmp_path):
 
 def test_empty_dome_section_fails(built, tmp_path):
     from fairsynth.metadata.validate import check_dome
+
     root = broken_copy(built, tmp_path)
     dome = json.loads((root / "metadata/dome.json").read_text())
     dome["evaluation"] = {}
     (root / "metadata/dome.json").write_text(json.dumps(dome))
     report = validate_crate(root)
     assert "DOME completeness: DOME section 'evaluation' is missing or empty." in report.issues
-    dome["evaluation"] = {"method": "holdout", "measure": [], "comparison": "x", "confidence": "x",
-                          "availability": "x"}
+    dome["evaluation"] = {"method": "holdout", "measure": [], "comparison": "x", "confidence": "x", "availability": "x"}
     (root / "metadata/dome.json").write_text(json.dumps(dome))
     assert check_dome(root).issues == ["DOME field 'evaluation.measure' is missing or empty."]
 

@@ -1,4 +1,5 @@
 """The metrics rank real backends the right way round: marginals lose column pairs, a copula keeps them."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -16,13 +17,30 @@ def _available(name: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not all(_available(n) for n in BACKENDS),
-                    reason="needs the marginals and sdv.gaussian_copula backends (install the sdv extra)")
+@pytest.mark.skipif(
+    not all(_available(n) for n in BACKENDS),
+    reason="needs the marginals and sdv.gaussian_copula backends (install the sdv extra)",
+)
 def test_marginals_score_lower_on_pair_trends_than_gaussian_copula():
     from SurvSet.data import SurvLoader
+
     table = SurvLoader().load_dataset("support2")["df"].sample(n=2000, random_state=2).reset_index(drop=True)
-    table = table[["num_age", "num_sps", "num_surv2m", "num_surv6m", "num_meanbp", "num_crea", "num_bun",
-                   "num_scoma", "fac_dzgroup", "fac_dzclass", "fac_sex", "event"]]
+    table = table[
+        [
+            "num_age",
+            "num_sps",
+            "num_surv2m",
+            "num_surv6m",
+            "num_meanbp",
+            "num_crea",
+            "num_bun",
+            "num_scoma",
+            "fac_dzgroup",
+            "fac_dzclass",
+            "fac_sex",
+            "event",
+        ]
+    ]
     schema = TableSchema.infer(table)
     train, holdout = table.iloc[:1500], table.iloc[1500:]
     scores = {}

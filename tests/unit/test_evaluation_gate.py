@@ -1,4 +1,5 @@
 """Release gate decisions and the top-level evaluate / compare / evaluate_files API."""
+
 from __future__ import annotations
 
 import json
@@ -9,17 +10,21 @@ import pytest
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.demo import load_demo_table
 from fairsynth.services.run.evaluation import compare, evaluate, evaluate_files
-from fairsynth.services.run.tables import InputError
 from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
+from fairsynth.services.run.tables import InputError
 
 
 def _metrics(**changes) -> dict:
     """Metrics of a well-behaved result, with the given values replaced."""
-    metrics = {"quality": {"quality": 0.85},
-               "privacy": {"exact_copies": {"count": 0, "rate": 0.0, "holdout_count": 0, "holdout_rate": 0.0,
-                                            "real_repeat_rate": 0.0},
-                           "dcr": {"share_closer_to_train": 0.5}, "membership_inference": {"auc": 0.5}},
-               "utility": {"models": {"linear": {"trtr": 0.8, "tstr": 0.78, "ratio": 0.975}}}}
+    metrics = {
+        "quality": {"quality": 0.85},
+        "privacy": {
+            "exact_copies": {"count": 0, "rate": 0.0, "holdout_count": 0, "holdout_rate": 0.0, "real_repeat_rate": 0.0},
+            "dcr": {"share_closer_to_train": 0.5},
+            "membership_inference": {"auc": 0.5},
+        },
+        "utility": {"models": {"linear": {"trtr": 0.8, "tstr": 0.78, "ratio": 0.975}}},
+    }
     for path, value in changes.items():
         node = metrics
         *parents, leaf = path.split("__")
@@ -38,16 +43,19 @@ def test_good_result_passes():
     assert gate(_metrics())["decision"] == "pass"
 
 
-@pytest.mark.parametrize("change, decision, words", [
-    ({"privacy__dcr__share_closer_to_train": 0.7}, "block", "DCR share"),
-    ({"privacy__dcr__share_closer_to_train": 0.58}, "flag", "close to"),
-    ({"privacy__membership_inference__auc": 0.65}, "block", "Membership-inference AUC"),
-    ({"privacy__exact_copies__count": 3}, "block", "exact copies"),
-    ({"quality__quality": 0.6}, "flag", "Quality is 0.600"),
-    ({"utility__models__linear__ratio": 0.5}, "flag", "TSTR/TRTR"),
-    ({"quality__missing_columns": ["ward"]}, "flag", "lacks these columns of the real one: ward"),
-    ({"quality__columns": {"bp": {"missing_share_difference": 0.4}}}, "flag", "bp (40%)"),
-])
+@pytest.mark.parametrize(
+    "change, decision, words",
+    [
+        ({"privacy__dcr__share_closer_to_train": 0.7}, "block", "DCR share"),
+        ({"privacy__dcr__share_closer_to_train": 0.58}, "flag", "close to"),
+        ({"privacy__membership_inference__auc": 0.65}, "block", "Membership-inference AUC"),
+        ({"privacy__exact_copies__count": 3}, "block", "exact copies"),
+        ({"quality__quality": 0.6}, "flag", "Quality is 0.600"),
+        ({"utility__models__linear__ratio": 0.5}, "flag", "TSTR/TRTR"),
+        ({"quality__missing_columns": ["ward"]}, "flag", "lacks these columns of the real one: ward"),
+        ({"quality__columns": {"bp": {"missing_share_difference": 0.4}}}, "flag", "bp (40%)"),
+    ],
+)
 def test_each_threshold_decides_with_a_reason(change, decision, words):
     result = gate(_metrics(**change))
     assert result["decision"] == decision
@@ -55,8 +63,9 @@ def test_each_threshold_decides_with_a_reason(change, decision, words):
 
 
 def test_block_outranks_flag_and_policy_is_recorded():
-    result = gate(_metrics(quality__quality=0.1, privacy__membership_inference__auc=0.9),
-                  ReleasePolicy(min_quality=0.5))
+    result = gate(
+        _metrics(quality__quality=0.1, privacy__membership_inference__auc=0.9), ReleasePolicy(min_quality=0.5)
+    )
     assert result["decision"] == "block"
     assert result["reasons"][0].startswith("Membership")
     assert result["policy"]["min_quality"] == 0.5
@@ -76,8 +85,9 @@ def demo():
 @pytest.mark.slow
 def test_evaluate_returns_json_ready_documented_blocks(demo):
     table, schema = demo
-    metrics = evaluate(table.iloc[:600], table.iloc[600:], table.iloc[600:].sample(frac=1.0, random_state=0),
-                       schema, anonymeter=False)
+    metrics = evaluate(
+        table.iloc[:600], table.iloc[600:], table.iloc[600:].sample(frac=1.0, random_state=0), schema, anonymeter=False
+    )
     assert {"version", "rows", "quality", "privacy", "utility", "gate", "seconds"} <= set(metrics)
     assert metrics["rows"] == {"train": 600, "holdout": 600, "synthetic": 600}
     json.dumps(metrics, allow_nan=False)
@@ -88,8 +98,10 @@ def test_evaluate_returns_json_ready_documented_blocks(demo):
 def test_compare_puts_backends_side_by_side(demo):
     table, schema = demo
     train, holdout = table.iloc[:600], table.iloc[600:]
-    results = {"copier": evaluate(train, holdout, train, schema, anonymeter=False),
-               "holdout": evaluate(train, holdout, holdout, schema, anonymeter=False)}
+    results = {
+        "copier": evaluate(train, holdout, train, schema, anonymeter=False),
+        "holdout": evaluate(train, holdout, holdout, schema, anonymeter=False),
+    }
     frame = compare(results)
     assert list(frame["backend"]) == ["copier", "holdout"]  # copier's quality is perfect, sorted first
     assert frame.set_index("backend").loc["copier", "decision"] == "block"

@@ -1,4 +1,5 @@
 """Privacy metrics catch a generator that copies its training rows and clear one that never saw them."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -82,13 +83,24 @@ def test_streamed_batches_are_all_checked_for_copies(split):
 def test_a_row_that_matches_only_in_its_numbers_is_no_copy():
     """Copies are found by numbers first, then every column: a changed category or date is no copy."""
     from fairsynth.metadata.schema import ColumnKind, ColumnSpec
-    specs = [ColumnSpec(name="x", kind=ColumnKind.FLOAT), ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL),
-             ColumnSpec(name="d", kind=ColumnKind.DATE, datetime_format="%Y-%m-%d")]
+
+    specs = [
+        ColumnSpec(name="x", kind=ColumnKind.FLOAT),
+        ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL),
+        ColumnSpec(name="d", kind=ColumnKind.DATE, datetime_format="%Y-%m-%d"),
+    ]
     train = pd.DataFrame({"x": [1.5, 2.5, 3.5], "c": ["a", "b", "a"], "d": ["2020-01-01", "2020-01-02", "2020-01-03"]})
     holdout = pd.DataFrame({"x": [9.5], "c": ["b"], "d": ["2021-05-05"]})
     counter = ExactCopyCounter(train, holdout, specs)
-    counter.update(pd.DataFrame({"x": [1.5, 1.5, 2.5, 9.5, 7.0], "c": ["a", "b", "b", "b", "a"],
-                                 "d": ["2020-01-01", "2020-01-01", "2020-01-09", "2021-05-05", "2020-01-01"]}))
+    counter.update(
+        pd.DataFrame(
+            {
+                "x": [1.5, 1.5, 2.5, 9.5, 7.0],
+                "c": ["a", "b", "b", "b", "a"],
+                "d": ["2020-01-01", "2020-01-01", "2020-01-09", "2021-05-05", "2020-01-01"],
+            }
+        )
+    )
     assert (counter.result()["count"], counter.result()["holdout_count"]) == (1, 1)
     rounded_to_zero = pd.DataFrame({"x": [-1e-9], "c": ["a"], "d": ["2020-01-01"]})  # -0.0 after rounding
     zero = ExactCopyCounter(train.assign(x=[0.0, 2.5, 3.5]), holdout, specs)
@@ -101,6 +113,7 @@ def test_a_row_that_matches_only_in_its_numbers_is_no_copy():
 
 def test_mixed_distance_weighs_one_category_like_one_standard_deviation():
     from fairsynth.metadata.schema import ColumnKind, ColumnSpec
+
     specs = [ColumnSpec(name="x", kind=ColumnKind.FLOAT), ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL)]
     train = pd.DataFrame({"x": np.random.default_rng(0).normal(5, 2, 1000), "c": ["a", "b"] * 500})
     space = MixedSpace(values_frame(train, specs), specs)
@@ -135,11 +148,13 @@ def test_anonymeter_sees_the_copier_and_not_the_holdout(split):
 
 def test_dp_budget_is_reported_beside_the_risks(split):
     train, holdout, schema = split
-    metrics = evaluate(train, holdout, holdout, schema, fit={"seconds": 1.0, "epsilon": 3.0, "delta": 1e-5},
-                       anonymeter=False)
+    metrics = evaluate(
+        train, holdout, holdout, schema, fit={"seconds": 1.0, "epsilon": 3.0, "delta": 1e-5}, anonymeter=False
+    )
     assert metrics["privacy"]["dp"] == {"epsilon": 3.0, "delta": 1e-5, "differentially_private": True}
     assert metrics["fit"]["epsilon"] == 3.0
     from fairsynth.services.run.evaluation.gate import ReleasePolicy
+
     assert gate(metrics, ReleasePolicy(max_epsilon=1.0))["decision"] in ("flag", "block")
 
 

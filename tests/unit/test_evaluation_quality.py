@@ -1,4 +1,5 @@
 """Quality metrics tell a table that keeps column relations from one that does not, and spot lost detail."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,26 @@ from fairsynth.services.run.evaluation.quality import evaluate_quality, quality_
 def support():
     """2,400 rows of SUPPORT2 (strongly related clinical measurements), split in three."""
     from SurvSet.data import SurvLoader
+
     table = SurvLoader().load_dataset("support2")["df"].sample(n=2400, random_state=0).reset_index(drop=True)
-    table = table[["num_age", "num_sps", "num_surv2m", "num_surv6m", "num_meanbp", "num_crea", "num_bun",
-                   "num_scoma", "num_adls", "fac_dzgroup", "fac_dzclass", "fac_sex", "fac_dnr", "event"]]
+    table = table[
+        [
+            "num_age",
+            "num_sps",
+            "num_surv2m",
+            "num_surv6m",
+            "num_meanbp",
+            "num_crea",
+            "num_bun",
+            "num_scoma",
+            "num_adls",
+            "fac_dzgroup",
+            "fac_dzclass",
+            "fac_sex",
+            "fac_dnr",
+            "event",
+        ]
+    ]
     return table.iloc[:800], table.iloc[800:1600], table.iloc[1600:], TableSchema.infer(table)
 
 
@@ -52,15 +70,19 @@ def test_lost_and_invented_categories_and_shifted_dates_are_caught():
     train, holdout = table.iloc[:1000], table.iloc[1000:1500]
     synthetic = table.iloc[1500:].copy()
     synthetic["ward"] = synthetic["ward"].replace({"Stroke Unit": "Imaginary Ward"})
-    synthetic["admission_date"] = (pd.to_datetime(synthetic["admission_date"], format="%d/%m/%Y")
-                                   + pd.Timedelta(days=400)).dt.strftime("%d/%m/%Y")
+    synthetic["admission_date"] = (
+        pd.to_datetime(synthetic["admission_date"], format="%d/%m/%Y") + pd.Timedelta(days=400)
+    ).dt.strftime("%d/%m/%Y")
     synthetic.loc[synthetic.index[:250], "creatinine_umol_l"] = np.nan
     columns = evaluate_quality(train, holdout, synthetic, schema)["columns"]
     ward = columns["ward"]["categories"]
     assert ward["lost_examples"] == ["Stroke Unit"] and ward["invented_examples"] == ["Imaginary Ward"]
     dates = columns["admission_date"]["range"]
     assert dates["outside_share"] > 0.4 and dates["synthetic_max_date"] > dates["real_max_date"]
-    assert columns["creatinine_umol_l"]["missing_share_synthetic"] > columns["creatinine_umol_l"]["missing_share_real"] + 0.3
+    assert (
+        columns["creatinine_umol_l"]["missing_share_synthetic"]
+        > columns["creatinine_umol_l"]["missing_share_real"] + 0.3
+    )
     assert columns["age"]["range"]["outside_share"] == 0.0
 
 

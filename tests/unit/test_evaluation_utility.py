@@ -1,4 +1,5 @@
 """Utility: TSTR vs TRTR on the holdout, chance for a noise target, skipped without a target."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,17 +12,20 @@ from fairsynth.services.run.evaluation.utility import evaluate_utility
 @pytest.fixture(scope="module")
 def support():
     from SurvSet.data import SurvLoader
+
     table = SurvLoader().load_dataset("support2")["df"].sample(n=3000, random_state=1).reset_index(drop=True)
-    table = table[["num_age", "num_sps", "num_surv2m", "num_meanbp", "num_crea", "num_scoma",
-                   "fac_dzgroup", "fac_sex", "event"]].copy()
+    table = table[
+        ["num_age", "num_sps", "num_surv2m", "num_meanbp", "num_crea", "num_scoma", "fac_dzgroup", "fac_sex", "event"]
+    ].copy()
     table["noise"] = np.random.default_rng(7).choice(["x", "y"], len(table))
     return table, TableSchema.infer(table)
 
 
 def test_noise_target_gives_chance_both_ways(support):
     table, schema = support
-    result = evaluate_utility(table.iloc[:1200], table.iloc[1200:2000], table.iloc[2000:],
-                              schema.with_overrides(target="noise"))
+    result = evaluate_utility(
+        table.iloc[:1200], table.iloc[1200:2000], table.iloc[2000:], schema.with_overrides(target="noise")
+    )
     assert result["task"] == "classification" and result["chance"] == 0.5
     for scores in result["models"].values():
         assert abs(scores["trtr"] - 0.5) < 0.06

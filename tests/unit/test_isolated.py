@@ -1,4 +1,5 @@
 """The isolated-backend runner's protocol with a stand-in worker: fit-like jobs, errors, timeouts, cancel."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,18 @@ import pytest
 from requests.exceptions import ReadTimeout
 
 from fairsynth.backends.base import BackendUnavailable
-from fairsynth.backends.isolated import (DockerRunner, IsolatedEnvironment, Job, SubprocessRunner, WorkerCancelled,
-                               WorkerError, WorkerTimeout)
+from fairsynth.backends.isolated import (
+    DockerRunner,
+    IsolatedEnvironment,
+    Job,
+    SubprocessRunner,
+    WorkerCancelled,
+    WorkerError,
+    WorkerTimeout,
+)
 
 # A worker with the real protocol, written in plain Python so these tests need no ydata venv.
-FAKE_WORKER = r'''
+FAKE_WORKER = r"""
 import json, os, subprocess, sys, time
 request = json.load(open(sys.argv[1]))
 action = request["action"]
@@ -43,7 +51,7 @@ elif action == "hang":
     open(request["pids"], "w").write(json.dumps([os.getpid(), child.pid]))
     emit({"type": "progress", "stage": "fit", "step": 0, "total": None})
     time.sleep(120)
-'''
+"""
 
 
 @pytest.fixture
@@ -54,8 +62,14 @@ def environment(tmp_path: Path) -> IsolatedEnvironment:
     (venv / "bin" / "python").symlink_to(sys.executable)
     worker = tmp_path / "worker.py"
     worker.write_text(FAKE_WORKER)
-    return IsolatedEnvironment(label="fake", venv=venv, worker=worker, modules=("json",),
-                               fix_command="make install-fake", environment={"WORKER_FLAG": "set"})
+    return IsolatedEnvironment(
+        label="fake",
+        venv=venv,
+        worker=worker,
+        modules=("json",),
+        fix_command="make install-fake",
+        environment={"WORKER_FLAG": "set"},
+    )
 
 
 def running(pid: int) -> bool:
@@ -102,8 +116,12 @@ def test_job_round_trip_relays_progress_and_cleans_up(environment, tmp_path):
     data = tmp_path / "rows.txt"
     data.write_text("a\nb\nc")
     seen: list[dict] = []
-    job = Job({"action": "copy", "data": "input.txt"}, inputs={"input.txt": data},
-              outputs={"out.txt": tmp_path / "result" / "out.txt"}, timeout=60)
+    job = Job(
+        {"action": "copy", "data": "input.txt"},
+        inputs={"input.txt": data},
+        outputs={"out.txt": tmp_path / "result" / "out.txt"},
+        timeout=60,
+    )
     result = SubprocessRunner(environment).run(job, progress=seen.append)
     assert result["rows"] == 3 and result["env"] == "set"
     assert [m["step"] for m in seen] == [1, 2, 3] and seen[-1]["loss"] == pytest.approx(1 / 3)
@@ -164,8 +182,13 @@ def test_cancel_from_another_thread_leaves_no_orphan(environment, tmp_path):
 
 
 def test_missing_venv_is_unavailable_with_the_fix(environment, tmp_path):
-    missing = IsolatedEnvironment(label="fake", venv=tmp_path / "nowhere", worker=environment.worker,
-                                  modules=("json",), fix_command="make install-fake")
+    missing = IsolatedEnvironment(
+        label="fake",
+        venv=tmp_path / "nowhere",
+        worker=environment.worker,
+        modules=("json",),
+        fix_command="make install-fake",
+    )
     available, reason = missing.availability()
     assert not available
     assert "missing" in reason and "make install-fake" in reason and str(tmp_path / "nowhere") in reason
@@ -174,8 +197,13 @@ def test_missing_venv_is_unavailable_with_the_fix(environment, tmp_path):
 
 
 def test_broken_venv_names_what_is_missing(environment):
-    broken = IsolatedEnvironment(label="fake", venv=environment.venv, worker=environment.worker,
-                                 modules=("json", "no_such_module_xyz"), fix_command="make install-fake")
+    broken = IsolatedEnvironment(
+        label="fake",
+        venv=environment.venv,
+        worker=environment.worker,
+        modules=("json", "no_such_module_xyz"),
+        fix_command="make install-fake",
+    )
     available, reason = broken.availability()
     assert not available
     assert "broken" in reason and "no_such_module_xyz" in reason and "make install-fake" in reason
@@ -185,8 +213,9 @@ def test_venv_whose_python_cannot_start_is_broken(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").symlink_to(tmp_path / "deleted-interpreter")
-    broken = IsolatedEnvironment(label="fake", venv=venv, worker=tmp_path / "w.py", modules=("json",),
-                                 fix_command="make install-fake")
+    broken = IsolatedEnvironment(
+        label="fake", venv=venv, worker=tmp_path / "w.py", modules=("json",), fix_command="make install-fake"
+    )
     available, reason = broken.availability()
     assert not available and "make install-fake" in reason
 
@@ -225,10 +254,14 @@ class FakeContainer:
                 time.sleep(0.05)
             return
         (self.job_dir / "out.parquet").write_bytes(b"rows")
-        text = (json.dumps({"type": "progress", "stage": "fit", "step": 1, "total": 1}) + "\n"
-                + json.dumps({"type": "result", "action": request["action"]}) + "\n").encode()
+        text = (
+            json.dumps({"type": "progress", "stage": "fit", "step": 1, "total": 1})
+            + "\n"
+            + json.dumps({"type": "result", "action": request["action"]})
+            + "\n"
+        ).encode()
         for start in range(0, len(text), 7):  # the engine splits lines anywhere
-            yield text[start:start + 7]
+            yield text[start : start + 7]
 
     def wait(self, timeout=None):
         return {"StatusCode": 1}
@@ -264,15 +297,22 @@ class FakeClient:
 
 def test_docker_runner_builds_an_isolated_container_request(tmp_path):
     worker = tmp_path / "pkg" / "worker.py"
-    runner = DockerRunner("fairsynth:test", worker, python="/opt/venv/bin/python",
-                          environment={"YDATA_SYNTHETIC_NO_ANALYTICS": "1"}, client=FakeClient())
+    runner = DockerRunner(
+        "fairsynth:test",
+        worker,
+        python="/opt/venv/bin/python",
+        environment={"YDATA_SYNTHETIC_NO_ANALYTICS": "1"},
+        client=FakeClient(),
+    )
     arguments = runner.container_arguments(tmp_path / "job")
     assert arguments["image"] == "fairsynth:test"
     assert arguments["entrypoint"] == ["/opt/venv/bin/python", "-u", "/worker/worker.py"]
     assert arguments["command"] == ["request.json"]
     assert arguments["working_dir"] == "/job" and arguments["network_disabled"] is True
-    assert arguments["volumes"] == {str(tmp_path / "job"): {"bind": "/job", "mode": "rw"},
-                                    str(tmp_path / "pkg"): {"bind": "/worker", "mode": "ro"}}
+    assert arguments["volumes"] == {
+        str(tmp_path / "job"): {"bind": "/job", "mode": "rw"},
+        str(tmp_path / "pkg"): {"bind": "/worker", "mode": "ro"},
+    }
     assert arguments["environment"] == {"HOME": "/tmp", "YDATA_SYNTHETIC_NO_ANALYTICS": "1"}
     assert arguments["user"] == f"{os.getuid()}:{os.getgid()}"
     assert arguments["labels"] == {"fairsynth.role": "isolated-worker"}
@@ -321,8 +361,9 @@ def test_docker_runner_cancel_kills_the_container(tmp_path):
     cancel = threading.Event()
     threading.Timer(0.5, cancel.set).start()
     with pytest.raises(WorkerCancelled):
-        DockerRunner("img", tmp_path / "worker.py", python="/py", client=client).run(Job({"action": "fit"}, timeout=30),
-                                                                      cancel=cancel)
+        DockerRunner("img", tmp_path / "worker.py", python="/py", client=client).run(
+            Job({"action": "fit"}, timeout=30), cancel=cancel
+        )
     assert client.container.killed and client.container.removed
 
 

@@ -1,4 +1,5 @@
 """ydata adapters without the ydata venv: availability reasons, configuration, parameter checks."""
+
 from __future__ import annotations
 
 import ast
@@ -12,8 +13,14 @@ from fairsynth.backends.base import BackendError, BackendUnavailable, Capabiliti
 from fairsynth.backends.isolated import DockerRunner, SubprocessRunner
 from fairsynth.backends.registry import parameters_of
 
-ALL = (ydata.FastGenerator, ydata.GaussianMixtureGenerator, ydata.CTGANGenerator, ydata.WGANGPGenerator,
-       ydata.DRAGANGenerator, ydata.CramerGANGenerator)
+ALL = (
+    ydata.FastGenerator,
+    ydata.GaussianMixtureGenerator,
+    ydata.CTGANGenerator,
+    ydata.WGANGPGenerator,
+    ydata.DRAGANGenerator,
+    ydata.CramerGANGenerator,
+)
 
 
 def test_missing_venv_reports_the_reason_and_the_fix(monkeypatch, tmp_path):
@@ -37,6 +44,7 @@ def test_broken_venv_names_the_missing_packages(monkeypatch, tmp_path):
 
 def test_fit_without_the_venv_fails_with_the_fix(monkeypatch, tmp_path, demo):
     from fairsynth.metadata.schema import TableSchema
+
     monkeypatch.setenv("FAIRSYNTH_YDATA_VENV", str(tmp_path / "absent"))
     small = demo.head(50)
     with pytest.raises(BackendUnavailable, match="make install-ydata"):
@@ -67,8 +75,12 @@ def test_worker_environment_turns_off_analytics_and_tf_logs():
 def test_parameters_are_keyword_only_with_defaults():
     assert parameters_of(ydata.FastGenerator) == {"max_fit_rows": 5000}
     assert parameters_of(ydata.CTGANGenerator) == {"epochs": 100, "batch_size": 500, "learning_rate": 2e-4}
-    assert parameters_of(ydata.WGANGPGenerator) == {"epochs": 100, "batch_size": 128, "learning_rate": 1e-4,
-                                                    "n_critic": 2}
+    assert parameters_of(ydata.WGANGPGenerator) == {
+        "epochs": 100,
+        "batch_size": 128,
+        "learning_rate": 1e-4,
+        "n_critic": 2,
+    }
     assert parameters_of(ydata.DRAGANGenerator)["n_discriminator"] == 3
     assert set(parameters_of(ydata.CramerGANGenerator)) == {"epochs", "batch_size", "learning_rate"}
     with pytest.raises(TypeError):
@@ -77,8 +89,11 @@ def test_parameters_are_keyword_only_with_defaults():
 
 def test_parameters_reach_the_worker_request():
     request = ydata.WGANGPGenerator(epochs=7, batch_size=64, learning_rate=3e-4, n_critic=4)._model_request()
-    assert request == {"model_params": {"batch_size": 64, "lr": 3e-4, "betas": [0.5, 0.9]},
-                       "init_args": {"n_critic": 4}, "train_params": {"epochs": 7}}
+    assert request == {
+        "model_params": {"batch_size": 64, "lr": 3e-4, "betas": [0.5, 0.9]},
+        "init_args": {"n_critic": 4},
+        "train_params": {"epochs": 7},
+    }
     assert ydata.CTGANGenerator(batch_size=200)._model_request()["model_params"]["pac"] == 10
     assert ydata.FastGenerator(max_fit_rows=900)._model_request() == {"max_rows": 900}
 
@@ -101,10 +116,14 @@ def test_capabilities_describe_the_ydata_family():
 
 def test_worker_imports_nothing_from_fairsynth():
     tree = ast.parse(Path(ydata.WORKER).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+    }
     assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
     allowed = set(sys.stdlib_module_names) | {"pandas", "pyarrow", "numpy", "tensorflow", "ydata_synthetic"}
     assert imported <= allowed, imported - allowed
@@ -113,6 +132,7 @@ def test_worker_imports_nothing_from_fairsynth():
 def test_cancel_before_a_call_stops_it_without_starting_a_worker(monkeypatch, demo):
     from fairsynth.backends.isolated import WorkerCancelled
     from fairsynth.metadata.schema import TableSchema
+
     started = []
     monkeypatch.setattr("fairsynth.backends.isolated.subprocess.Popen", lambda *a, **k: started.append(a))
     monkeypatch.setattr(ydata.IsolatedEnvironment, "availability", lambda self: (True, ""))

@@ -1,4 +1,5 @@
 """Job store and local executor: transitions, cancel kills the process tree, crashes and restarts end tasks."""
+
 from __future__ import annotations
 
 import os
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.jobs.executors import LocalExecutor, create_job, run_job
 from fairsynth.services.jobs.store import JobStore
+from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.settings import Settings
 
 HOOKS = Path(__file__).parent / "task_hooks"
@@ -41,6 +42,7 @@ def hook(monkeypatch, tmp_path):
     def set_mode(mode: str) -> Path:
         monkeypatch.setenv("FAIRSYNTH_TEST_HOOK", mode)
         return pids
+
     return set_mode
 
 
@@ -69,8 +71,12 @@ def alive(pid: int) -> bool:
 
 
 def test_store_transitions_are_won_once(store):
-    job = store.create_job(request_json=request().model_dump_json(), run_dir="runs/x", executor="local",
-                           backends=[("marginals", "basic"), ("sdv.gaussian_copula", "sdv")])
+    job = store.create_job(
+        request_json=request().model_dump_json(),
+        run_dir="runs/x",
+        executor="local",
+        backends=[("marginals", "basic"), ("sdv.gaussian_copula", "sdv")],
+    )
     first, second = job.tasks
     assert [t.state for t in job.tasks] == ["queued", "queued"] and job.state == "queued"
     assert store.claim(first.id, worker="a", pid=1) and not store.claim(first.id, worker="b", pid=2)
@@ -152,8 +158,11 @@ def test_restart_fails_orphaned_tasks_and_runs_the_queued_ones(store, settings, 
         wait_for(lambda: not alive(task_pid) and not alive(child_pid), 10, "the orphan to be killed")
         hung = store.get_job(job.id).tasks[0]
         assert hung.state == "failed" and "stopped while it ran" in hung.error
-        done = wait_for(lambda: (j := store.get_job(job.id)).state in ("failed", "succeeded", "cancelled") and j,
-                        120, "the job to end")
+        done = wait_for(
+            lambda: (j := store.get_job(job.id)).state in ("failed", "succeeded", "cancelled") and j,
+            120,
+            "the job to end",
+        )
     finally:
         second.stop()
     assert [t.state for t in done.tasks] == ["failed", "succeeded"]
@@ -179,8 +188,9 @@ def test_run_job_is_the_commands_path_with_relayed_progress(settings, tmp_path):
 
 
 def test_recovery_finishes_a_job_whose_tasks_ended_but_nobody_finished_it(store, settings):
-    job = store.create_job(request_json=request().model_dump_json(), run_dir="runs/z", executor="local",
-                           backends=[("marginals", "basic")])
+    job = store.create_job(
+        request_json=request().model_dump_json(), run_dir="runs/z", executor="local", backends=[("marginals", "basic")]
+    )
     store.claim(job.tasks[0].id, worker="gone", pid=None)
     store.finish_task(job.tasks[0].id, "failed", error="boom")  # then the process died before finishing the job
     assert store.get_job(job.id).state == "running"
@@ -193,16 +203,19 @@ def test_recovery_finishes_a_job_whose_tasks_ended_but_nobody_finished_it(store,
 def test_a_starting_command_leaves_the_jobs_of_another_running_command_alone(store, settings):
     """Two `fairsynth generate` commands on one store: the second's recovery must not touch the first's job."""
     alive_command = f"local:{socket.gethostname()}:{os.getpid()}"  # this test process stands in for command one
-    claimed = store.create_job(request_json=request().model_dump_json(), run_dir="runs/a", executor="cli",
-                               backends=[("marginals", "basic")])
+    claimed = store.create_job(
+        request_json=request().model_dump_json(), run_dir="runs/a", executor="cli", backends=[("marginals", "basic")]
+    )
     store.claim(claimed.tasks[0].id, worker=alive_command, pid=None)  # claimed, its process not started yet
-    finishing = store.create_job(request_json=request().model_dump_json(), run_dir="runs/b", executor="cli",
-                                 backends=[("marginals", "basic")])
+    finishing = store.create_job(
+        request_json=request().model_dump_json(), run_dir="runs/b", executor="cli", backends=[("marginals", "basic")]
+    )
     store.claim(finishing.tasks[0].id, worker=alive_command, pid=None)
     store.finish_task(finishing.tasks[0].id, "succeeded")
     assert store.claim_finish(finishing.id)  # command one is packaging this job right now
-    gone = store.create_job(request_json=request().model_dump_json(), run_dir="runs/c", executor="cli",
-                            backends=[("marginals", "basic")])
+    gone = store.create_job(
+        request_json=request().model_dump_json(), run_dir="runs/c", executor="cli", backends=[("marginals", "basic")]
+    )
     store.claim(gone.tasks[0].id, worker=f"local:{socket.gethostname()}:{2**22 + 7}", pid=None)  # no such process
     second = LocalExecutor(store, settings, kind="cli", job_id="another-command's-job")
     second.start()

@@ -1,4 +1,5 @@
 """The low-fidelity baseline keeps each column and breaks relationships; it saves as JSON."""
+
 from __future__ import annotations
 
 import pandas as pd

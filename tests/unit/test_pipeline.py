@@ -1,4 +1,5 @@
 """One run through the pipeline: evaluation on the holdout, reports, the gate and crates."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ from fairsynth.backends.marginals import MarginalsGenerator
 from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.run.pipeline import run
 
-CRATE = {"authors": [{"name": "Ada Lovelace", "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]}
+CRATE = {
+    "authors": [{"name": "Ada Lovelace", "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]
+}
 FAIRSYNTH = str(Path(sys.executable).with_name("fairsynth"))
 
 
@@ -35,9 +38,15 @@ def copier(monkeypatch):
 
 @pytest.mark.slow
 def test_a_copying_backend_is_blocked_and_never_packaged(tmp_path, copier):
-    request = GenerationRequest(backends=[BackendSpec(name="marginals"), BackendSpec(name="sdv.gaussian_copula")],
-                                rows=1000, output_dir=str(tmp_path / "run"), package_crates=True, crate=CRATE,
-                                anonymeter=False, seed=2)
+    request = GenerationRequest(
+        backends=[BackendSpec(name="marginals"), BackendSpec(name="sdv.gaussian_copula")],
+        rows=1000,
+        output_dir=str(tmp_path / "run"),
+        package_crates=True,
+        crate=CRATE,
+        anonymeter=False,
+        seed=2,
+    )
     result = run(request)
     copied, honest = result.outcomes
     assert copied.gate["decision"] == "block"
@@ -59,9 +68,21 @@ def test_cli_evaluate_any_synthetic_file(tmp_path, demo):
     half = len(demo) // 2
     demo.iloc[:half].to_csv(tmp_path / "train.csv", index=False)
     demo.iloc[half:].to_csv(tmp_path / "holdout.csv", index=False)
-    done = subprocess.run([FAIRSYNTH, "evaluate", str(tmp_path / "train.csv"), str(tmp_path / "train.csv"),
-                           "--holdout", str(tmp_path / "holdout.csv"), "--out", str(tmp_path / "eval")],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            FAIRSYNTH,
+            "evaluate",
+            str(tmp_path / "train.csv"),
+            str(tmp_path / "train.csv"),
+            "--holdout",
+            str(tmp_path / "holdout.csv"),
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "gate: block" in done.stdout
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["privacy"]["exact_copies"]["count"] == half

@@ -1,4 +1,5 @@
 """Backend discovery through entry points, including a plugin added by a test-only distribution."""
+
 from __future__ import annotations
 
 import sys
@@ -35,19 +36,22 @@ def plugin_dist(tmp_path, monkeypatch):
     """A third-party package declaring two backends by entry point: one that works, one that cannot import."""
     package = tmp_path / "acme_synth"
     package.mkdir()
-    (package / "__init__.py").write_text(textwrap.dedent('''
+    (package / "__init__.py").write_text(
+        textwrap.dedent("""
         from fairsynth.backends.marginals import MarginalsGenerator
         from fairsynth.backends.base import Capabilities
 
         class Shuffler(MarginalsGenerator):
             name = "acme.shuffle"
             capabilities = Capabilities(description="test plugin", license="MIT")
-    '''))
+    """)
+    )
     dist = tmp_path / "acme_synth-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-synth\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[fairsynth.backends]\nacme.shuffle = acme_synth:Shuffler\nacme.broken = acme_missing_module:Thing\n")
+        "[fairsynth.backends]\nacme.shuffle = acme_synth:Shuffler\nacme.broken = acme_missing_module:Thing\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("acme_synth", None)
@@ -55,6 +59,7 @@ def plugin_dist(tmp_path, monkeypatch):
 
 def test_plugin_added_by_entry_point_is_discovered_and_runs(plugin_dist, demo):
     from fairsynth.metadata.schema import TableSchema
+
     listed = {b.name: b for b in registry.list_backends()}
     assert listed["acme.shuffle"].available and listed["acme.shuffle"].capabilities.license == "MIT"
     assert not listed["acme.broken"].available

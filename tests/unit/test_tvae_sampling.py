@@ -1,4 +1,5 @@
 """The tvae's fast sampling path: column-major draws, level codes without strings, Arrow batches."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,7 @@ def _fitted(table: pd.DataFrame) -> TVAEGenerator:
 def fitted_tables() -> dict[str, TVAEGenerator]:
     """tvae fitted briefly on the demo table and on 1,500 rows of SUPPORT2."""
     from SurvSet.data import SurvLoader
+
     support2 = SurvLoader().load_dataset("support2")["df"].sample(1500, random_state=2).reset_index(drop=True)
     return {"demo": _fitted(load_demo_table()), "support2": _fitted(support2)}
 
@@ -55,15 +57,16 @@ def test_arrow_batches_are_the_sample_batches(fitted_tables, table):
 def test_categories_are_drawn_with_softmax_frequencies(precision):
     sizes = [2, 3, 5, 2, 1, 6]  # level-count groups: two levels (with a one-level column), four, eight
     model = TabularVAE(1, sizes, latent_dim=4, hidden_size=8, hidden_layers=1).eval()
-    logits = torch.tensor([0.0, 1.0, 2.0, 0.0, -1.0, 0.5, 0.0, 1.5, -2.0, 0.3, -3.0, 3.0, 7.0,
-                           0.0, 0.0, -1.0, 1.0, 2.0, -0.5])
+    logits = torch.tensor(
+        [0.0, 1.0, 2.0, 0.0, -1.0, 0.5, 0.0, 1.5, -2.0, 0.3, -3.0, 3.0, 7.0, 0.0, 0.0, -1.0, 1.0, 2.0, -0.5]
+    )
     with torch.no_grad():
         model.to_output.weight.zero_()
         model.to_output.bias.copy_(torch.cat([torch.zeros(1), logits]))
     _, codes = model.sample(200_000, torch.Generator().manual_seed(1), precision=precision)
     assert [len(g) for g in size_groups(sizes)] == [3, 1, 2]
     for j, (start, size) in enumerate(zip(np.cumsum([0] + sizes[:-1]), sizes)):
-        expected = torch.softmax(logits[start:start + size], 0).numpy()
+        expected = torch.softmax(logits[start : start + size], 0).numpy()
         observed = np.bincount(codes[j].numpy(), minlength=size) / codes.shape[1]
         np.testing.assert_allclose(observed, expected, atol=0.005)
 
@@ -110,8 +113,9 @@ def test_sample_precision_is_checked_and_recorded(fitted_tables):
 def _skewed_and_spiky(seed: int) -> tuple[TableEncoding, torch.Tensor]:
     """A quantile encoding of an exponential column and one with 40% exact zeros, and float64 scores."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"skewed": rng.exponential(3.0, 5000), "spiky": np.where(rng.random(5000) < 0.4, 0.0,
-                                                                                       rng.normal(50, 5, 5000))})
+    frame = pd.DataFrame(
+        {"skewed": rng.exponential(3.0, 5000), "spiky": np.where(rng.random(5000) < 0.4, 0.0, rng.normal(50, 5, 5000))}
+    )
     encoding = TableEncoding.fit(frame, {"skewed": "numeric", "spiky": "numeric"}, n_quantiles=200)
     return encoding, torch.from_numpy(rng.normal(size=(2, 10_000)))
 
@@ -121,9 +125,11 @@ def test_vectorised_quantile_inverse_matches_interpolation():
     fast = encoding.inverse_scores(scores)
     probabilities = np.linspace(0, 1, encoding.quantiles.shape[0])
     from scipy.special import ndtr
+
     for j in range(2):
-        np.testing.assert_allclose(fast[j], np.interp(ndtr(scores[j].numpy()), probabilities,
-                                                      encoding.quantiles[:, j]), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            fast[j], np.interp(ndtr(scores[j].numpy()), probabilities, encoding.quantiles[:, j]), rtol=1e-12, atol=1e-12
+        )
 
 
 def test_float32_scores_invert_within_a_thousandth_of_a_cell():

@@ -3,6 +3,7 @@ job store, the comparison and recommendation, crates on the Export page, and ear
 
 Replaces test_ui_first_page.py (the single first page became the Data/Generate/Compare/Export/Past runs app).
 """
+
 from __future__ import annotations
 
 import time
@@ -23,6 +24,7 @@ def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRSYNTH_DATA_DIR", str(tmp_path / "data"))
     yield tmp_path / "data"
     from fairsynth.ui.common import _open, workspace
+
     workspace().close()
     _open.clear()
 
@@ -37,6 +39,7 @@ def open_app(page: str | None = None) -> AppTest:
 
 def wait_for_job(timeout: float = 240.0):
     from fairsynth.ui.common import workspace
+
     ws = workspace()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,7 +101,7 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
 
     compare = open_app("pages/compare.py")
     table = compare.dataframe[0].value
-    assert list(sorted(table["backend"])) == ["marginals", "sdv.gaussian_copula"]
+    assert sorted(table["backend"]) == ["marginals", "sdv.gaussian_copula"]
     assert table["quality"].between(0, 1).all()
     assert compare.success[0].value.startswith("Recommended: **")
     compare.radio(key="priority").set_value("speed").run()
@@ -113,7 +116,12 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     next(b for b in export.button if b.label == "Build and validate crates").click().run()
     assert not export.exception and not export.error, [e.value for e in export.error]
     assert sum("valid crate" in m.value for m in export.markdown) == 2
-    assert [b.label for b in export.get("download_button")][:4] == ["Crate zip", "Synthetic CSV", "Report", "PageTab JSON"]
+    assert [b.label for b in export.get("download_button")][:4] == [
+        "Crate zip",
+        "Synthetic CSV",
+        "Report",
+        "PageTab JSON",
+    ]
     reopened = open_app("pages/export.py")  # a new session validates the stored crates again
     assert sum("valid crate" in m.value for m in reopened.markdown) == 2
     reopened.text_input(key="meta-title").input("Synthetic demo episodes, second edition")
@@ -122,10 +130,12 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     next(b for b in reopened.button if b.label == "Build and validate crates").click().run()
     assert sum("valid crate" in m.value for m in reopened.markdown) == 2  # rebuilding over a crate works
     from fairsynth.ui.common import workspace
+
     crate = ws_api.artefact(workspace(), ws_api.get_job(workspace(), job.id), "marginals", "crate")
     with zipfile.ZipFile(crate) as archive:
         assert "second edition" in archive.read("ro-crate-metadata.json").decode()
     from fairsynth.ui.common import workspace
+
     deposit = ws_api.deposit_crate(workspace(), ws_api.get_job(workspace(), job.id), "marginals")
     assert deposit["dry_run"] and Path(deposit["plan_dir"], "pagetab.json").is_file()
 
@@ -138,6 +148,7 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
 @pytest.mark.slow
 def test_bad_metadata_shows_one_sentence_on_the_export_page(data_dir):
     from fairsynth.ui.common import workspace
+
     ws = workspace()
     job = ws_api.submit_job(ws, ws_api.demo_dataset(ws), [{"name": "marginals"}], rows=100, anonymeter=False)
     assert wait_for_job().id == job.id
@@ -146,8 +157,10 @@ def test_bad_metadata_shows_one_sentence_on_the_export_page(data_dir):
     export.text_area(key="meta-description").input("D")
     export.text_area(key="meta-authors").input("Ada Lovelace; 12; Uni; https://ror.org/013meh722")
     next(b for b in export.button if b.label == "Build and validate crates").click().run()
-    assert [e.value for e in export.error] == ["In the crate metadata, 'crate.authors.0.orcid' is invalid: '12' is not "
-                                               "an ORCID iD; give it as https://orcid.org/0000-0000-0000-0000."]
+    assert [e.value for e in export.error] == [
+        "In the crate metadata, 'crate.authors.0.orcid' is invalid: '12' is not "
+        "an ORCID iD; give it as https://orcid.org/0000-0000-0000-0000."
+    ]
     assert not export.expander or all(e.label != "Details" for e in export.expander)
 
 
@@ -159,6 +172,7 @@ def test_cancel_stops_a_long_fit_and_the_page_says_so(data_dir):
     app.number_input(key="param-sdv.ctgan-epochs").set_value(5000)
     app.button(key="generate").click().run()
     from fairsynth.ui.common import workspace
+
     job = ws_api.list_jobs(workspace(), limit=1)[0]
     deadline = time.monotonic() + 60
     while ws_api.get_job(workspace(), job.id).tasks[0].state != "running" and time.monotonic() < deadline:

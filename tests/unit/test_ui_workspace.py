@@ -1,4 +1,5 @@
 """The UI's services facade: uploads with clear messages, schema edits, estimates, recommendations, metadata."""
+
 from __future__ import annotations
 
 import io
@@ -9,14 +10,15 @@ import pytest
 from fairsynth.metadata.schema import SchemaError
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.services.run.config import ConfigError
-from fairsynth.services.settings import Settings
 from fairsynth.services.run.tables import InputError
+from fairsynth.services.settings import Settings
 
 
 @pytest.fixture
 def ws(tmp_path):
-    workspace = ws_api.open_workspace(Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path),
-                                                         "FAIRSYNTH_MAX_UPLOAD_MB": "1"}))
+    workspace = ws_api.open_workspace(
+        Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path), "FAIRSYNTH_MAX_UPLOAD_MB": "1"})
+    )
     yield workspace
     workspace.close()
 
@@ -29,7 +31,9 @@ def test_a_real_upload_is_stored_with_its_inferred_schema(ws, support2):
     frame = ws_api.schema_frame(ws_api.dataset_schema(dataset))
     assert list(frame["column"]) == list(sample.columns)
     gappy = sample.columns[sample.isna().any()][0]
-    assert frame.loc[frame["column"] == gappy, "missing %"].item() == pytest.approx(100 * sample[gappy].isna().mean(), abs=0.1)
+    assert frame.loc[frame["column"] == gappy, "missing %"].item() == pytest.approx(
+        100 * sample[gappy].isna().mean(), abs=0.1
+    )
 
 
 def test_a_parquet_upload_is_recognised_by_its_bytes(ws, demo):
@@ -39,11 +43,14 @@ def test_a_parquet_upload_is_recognised_by_its_bytes(ws, demo):
     assert dataset.format == "parquet" and dataset.rows == 200
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "The uploaded file is empty"),
-    (bytes(range(256)) * 40, "bad.csv is not valid utf-8 text"),
-    (b"a,b\n" + b"1,2\n" * 400_000, "larger than this server accepts (1 MiB)"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "The uploaded file is empty"),
+        (bytes(range(256)) * 40, "bad.csv is not valid utf-8 text"),
+        (b"a,b\n" + b"1,2\n" * 400_000, "larger than this server accepts (1 MiB)"),
+    ],
+)
 def test_bad_uploads_get_one_clear_sentence_and_leave_nothing_behind(ws, content, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ws_api.upload_dataset(ws, "bad.csv", content)
@@ -82,7 +89,9 @@ def test_two_targets_or_renamed_columns_are_refused(ws):
 def test_the_estimate_reproduces_the_benchmark_and_scales_with_rows_and_epochs():
     ctgan = next(b for b in ws_api.backends() if b["name"] == "sdv.ctgan")
     on_bench = ws_api.estimate(ctgan, 9_105, 38, {"epochs": 50})  # SUPPORT2 with its 20% holdout, as benchmarked
-    assert on_bench["fit_seconds"] == pytest.approx(919.5, rel=0.02) and on_bench["memory_mb"] == pytest.approx(643, abs=2)
+    assert on_bench["fit_seconds"] == pytest.approx(919.5, rel=0.02) and on_bench["memory_mb"] == pytest.approx(
+        643, abs=2
+    )
 
     backend = next(b for b in ws_api.backends() if b["name"] == "sdv.ctgan")
     small = ws_api.estimate(backend, 1_000, 10, {"epochs": 10})
@@ -92,10 +101,17 @@ def test_the_estimate_reproduces_the_benchmark_and_scales_with_rows_and_epochs()
 
 
 def test_the_recommendation_follows_the_priority_and_skips_blocked_results():
-    table = pd.DataFrame({"backend": ["a", "b", "c"], "status": ["ok", "ok", "ok"],
-                          "decision": ["pass", "flag", "block"], "quality": [0.8, 0.9, 0.99],
-                          "dcr_share": [0.5, 0.6, 0.4], "utility_ratio": [0.7, 0.95, 1.0],
-                          "fit_seconds": [9.0, 1.0, 0.1]})
+    table = pd.DataFrame(
+        {
+            "backend": ["a", "b", "c"],
+            "status": ["ok", "ok", "ok"],
+            "decision": ["pass", "flag", "block"],
+            "quality": [0.8, 0.9, 0.99],
+            "dcr_share": [0.5, 0.6, 0.4],
+            "utility_ratio": [0.7, 0.95, 1.0],
+            "fit_seconds": [9.0, 1.0, 0.1],
+        }
+    )
     assert ws_api.recommend(table, "quality")[0] == "b"
     assert ws_api.recommend(table, "privacy")[0] == "a"
     assert ws_api.recommend(table, "speed")[0] == "b"
@@ -105,15 +121,22 @@ def test_the_recommendation_follows_the_priority_and_skips_blocked_results():
 def test_the_metadata_form_becomes_crate_metadata_or_one_sentence_naming_the_bad_field():
     line = "Ada Lovelace; {orcid}; University of Cambridge; https://ror.org/013meh722"
     fields = {"title": "T", "description": "D", "license_id": "CC-BY-4.0", "keywords": "sepsis, icu ,"}
-    with pytest.raises(ConfigError, match=r"^In the crate metadata, 'crate\.authors\.0\.orcid' is invalid: '12' is not "
-                                          r"an ORCID iD; give it as https://orcid\.org/0000-0000-0000-0000\.$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^In the crate metadata, 'crate\.authors\.0\.orcid' is invalid: '12' is not "
+        r"an ORCID iD; give it as https://orcid\.org/0000-0000-0000-0000\.$",
+    ):
         ws_api.metadata_form(authors=line.format(orcid="12"), **fields)
     with pytest.raises(ConfigError, match="Each author line takes 'Name;ORCID;Affiliation;ROR-or-URL'"):
         ws_api.metadata_form(authors="Ada Lovelace", **fields)
     with pytest.raises(ConfigError, match="funder's ROR id or web address"):
         ws_api.metadata_form(authors=line.format(orcid=""), funder="Wellcome", **fields)
-    form = ws_api.metadata_form(authors=line.format(orcid="0000-0002-1825-0097") + "\n\nGrace Hopper; ; Navy; https://www.navy.mil",
-                                funder="Wellcome Trust", funder_address="https://ror.org/029chgv08", **fields)
+    form = ws_api.metadata_form(
+        authors=line.format(orcid="0000-0002-1825-0097") + "\n\nGrace Hopper; ; Navy; https://www.navy.mil",
+        funder="Wellcome Trust",
+        funder_address="https://ror.org/029chgv08",
+        **fields,
+    )
     assert [a["name"] for a in form["authors"]] == ["Ada Lovelace", "Grace Hopper"]
     assert form["authors"][1]["affiliation"] == {"name": "Navy", "url": "https://www.navy.mil"}
     assert form["keywords"] == ["sepsis", "icu"] and form["funder"]["ror"] == "https://ror.org/029chgv08"

@@ -1,4 +1,5 @@
 """Streaming writers: Arrow batches from the fast path give the same files as the DataFrame batches."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -62,8 +63,11 @@ def test_parquet_keeps_ranges_for_numbers_and_dates_only(fitted, tmp_path):
 
     path = _write(sample_tables(fitted, 600, seed=3, batch_rows=300), tmp_path / "ranges.parquet", "parquet")
     group = pq.ParquetFile(path).metadata.row_group(0)
-    ranged = {group.column(i).path_in_schema: group.column(i).statistics is not None and
-              group.column(i).statistics.has_min_max for i in range(group.num_columns)}
+    ranged = {
+        group.column(i).path_in_schema: group.column(i).statistics is not None
+        and group.column(i).statistics.has_min_max
+        for i in range(group.num_columns)
+    }
     types = {f.name: str(f.type) for f in pq.read_schema(path)}
     assert ranged and all(ranged[name] == (types[name] != "string") for name in ranged)
     assert any(t.startswith("timestamp") or t in ("double", "int64") for t in types.values())

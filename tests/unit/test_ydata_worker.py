@@ -2,6 +2,7 @@
 
 worker.py imports only the standard library at module level, so these run in the main env.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,13 @@ time.sleep(3)
 
 def run_until_first_line(message_type: str) -> tuple[Path, subprocess.Popen, dict]:
     job_dir = Path(tempfile.mkdtemp(prefix="fairsynth-worker-"))
-    process = subprocess.Popen([sys.executable, "-c", SLOW_TEARDOWN, str(WORKER), message_type], cwd=job_dir,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TEARDOWN, str(WORKER), message_type],
+        cwd=job_dir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     return job_dir, process, json.loads(process.stdout.readline())
 
 

@@ -1,4 +1,5 @@
 """Page 3 — Compare: one table across backends, plots, the release gate's reasons and a recommendation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +10,27 @@ import streamlit as st
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
 
-HEADLINE = ["backend", "status", "decision", "fit_seconds", "quality", "column_shapes", "column_pair_trends",
-            "dcr_share", "mia_auc", "exact_copies", "singling_out_risk", "utility_ratio", "epsilon", "error"]
-DECISION_ICON = {"pass": ":green[:material/check_circle: pass]", "flag": ":orange[:material/warning: flag]",
-                 "block": ":red[:material/block: block]"}  # Material icons ship with Streamlit; emoji need a font
+HEADLINE = [
+    "backend",
+    "status",
+    "decision",
+    "fit_seconds",
+    "quality",
+    "column_shapes",
+    "column_pair_trends",
+    "dcr_share",
+    "mia_auc",
+    "exact_copies",
+    "singling_out_risk",
+    "utility_ratio",
+    "epsilon",
+    "error",
+]
+DECISION_ICON = {
+    "pass": ":green[:material/check_circle: pass]",
+    "flag": ":orange[:material/warning: flag]",
+    "block": ":red[:material/block: block]",
+}  # Material icons ship with Streamlit; emoji need a font
 
 ws = workspace()
 header("3 · Compare", "Every backend of a run side by side: how faithful, how private, how useful, how fast.")
@@ -25,13 +43,19 @@ def distribution_figure(column: str, real: pd.DataFrame, synthetic: dict[str, pd
     for name, frame in {"real": real, **synthetic}.items():
         values = frame[column].dropna() if column in frame else pd.Series(dtype=float)
         if numeric:
-            figure.add_histogram(x=pd.to_numeric(values, errors="coerce"), name=name, histnorm="probability",
-                                 opacity=0.55, nbinsx=30)
+            figure.add_histogram(
+                x=pd.to_numeric(values, errors="coerce"), name=name, histnorm="probability", opacity=0.55, nbinsx=30
+            )
         else:
             shares = values.astype(str).value_counts(normalize=True).head(20)
             figure.add_bar(x=shares.index, y=shares.values, name=name)
-    figure.update_layout(barmode="overlay" if numeric else "group", height=360, template="plotly_white",
-                         title=f"{column}: real vs synthetic", margin={"t": 50, "b": 40})
+    figure.update_layout(
+        barmode="overlay" if numeric else "group",
+        height=360,
+        template="plotly_white",
+        title=f"{column}: real vs synthetic",
+        margin={"t": 50, "b": 40},
+    )
     return figure
 
 
@@ -58,10 +82,20 @@ def dcr_figure(measures: dict[str, dict]) -> go.Figure:
         figure.add_scatter(x=centres, y=counts / max(counts.sum(), 1), name=f"{name} → train", mode="lines")
         baseline = np.array(dcr["holdout_to_train"]["histogram"], dtype=float)
     if figure.data:
-        figure.add_scatter(x=centres, y=baseline / max(baseline.sum(), 1), name="real holdout → train (baseline)",
-                           mode="lines", line={"dash": "dash", "color": "black"})
-    figure.update_layout(height=360, template="plotly_white", xaxis_title="distance to closest training row",
-                         yaxis_title="share of rows", margin={"t": 30})
+        figure.add_scatter(
+            x=centres,
+            y=baseline / max(baseline.sum(), 1),
+            name="real holdout → train (baseline)",
+            mode="lines",
+            line={"dash": "dash", "color": "black"},
+        )
+    figure.update_layout(
+        height=360,
+        template="plotly_white",
+        xaxis_title="distance to closest training row",
+        yaxis_title="share of rows",
+        margin={"t": 30},
+    )
     return figure
 
 
@@ -73,13 +107,29 @@ if job is not None:
             st.info(f"This run is {job.state}; the comparison appears when every backend has ended.")
             st.stop()
         shown = table[[c for c in HEADLINE if c in table]].copy()
-        st.dataframe(shown, hide_index=True, width="stretch", key="comparison",
-                     column_config={c: st.column_config.NumberColumn(c, format="%.3f")
-                                    for c in ("quality", "column_shapes", "column_pair_trends", "dcr_share",
-                                              "mia_auc", "utility_ratio", "singling_out_risk")})
-        st.caption("quality: sdmetrics score (higher is better) · dcr_share: share of synthetic rows closer to "
-                   "training than to holdout rows (≈0.5 is ideal) · mia_auc: membership inference (≈0.5 is safe) · "
-                   "utility_ratio: model trained on synthetic vs real (1 is as good as real).")
+        st.dataframe(
+            shown,
+            hide_index=True,
+            width="stretch",
+            key="comparison",
+            column_config={
+                c: st.column_config.NumberColumn(c, format="%.3f")
+                for c in (
+                    "quality",
+                    "column_shapes",
+                    "column_pair_trends",
+                    "dcr_share",
+                    "mia_auc",
+                    "utility_ratio",
+                    "singling_out_risk",
+                )
+            },
+        )
+        st.caption(
+            "quality: sdmetrics score (higher is better) · dcr_share: share of synthetic rows closer to "
+            "training than to holdout rows (≈0.5 is ideal) · mia_auc: membership inference (≈0.5 is safe) · "
+            "utility_ratio: model trained on synthetic vs real (1 is as good as real)."
+        )
 
         priority = st.radio("What matters most?", list(ws_api.PRIORITIES), horizontal=True, key="priority")
         best, why = ws_api.recommend(table, priority)
@@ -92,7 +142,7 @@ if job is not None:
                 for reason in gate.get("reasons") or ["No finding: every check passed."]:
                     st.write("• " + reason)
 
-        measured = [name for name in gates]
+        measured = list(gates)
         if measured:
             st.subheader("Plots")
             real = ws_api.training_sample(ws, job)
@@ -108,8 +158,7 @@ if job is not None:
                 st.plotly_chart(correlation_difference(real, synthetic[corr_backend], columns), width="stretch")
             with right:
                 st.markdown("**Distance to closest record (DCR)**")
-                st.plotly_chart(dcr_figure({n: ws_api.metrics(ws, job, n) for n in measured}),
-                                width="stretch")
+                st.plotly_chart(dcr_figure({n: ws_api.metrics(ws, job, n) for n in measured}), width="stretch")
             st.subheader("Full reports")
             for tab, name in zip(st.tabs(measured), measured):
                 with tab:

@@ -1,4 +1,5 @@
 """Page 1 — Data: the demo table or an upload, a preview, and the inferred schema to correct."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -9,8 +10,11 @@ from fairsynth.ui.common import choose_dataset, current_dataset, friendly_errors
 ws = workspace()
 header("1 · Data", "Start from the demo table (fabricated hospital episodes) or upload your own CSV or Parquet table.")
 
-upload = st.file_uploader(f"Upload a table (CSV or Parquet, up to {ws_api.upload_limit_mb(ws)} MiB)",
-                          type=["csv", "tsv", "txt", "parquet"], key="upload")
+upload = st.file_uploader(
+    f"Upload a table (CSV or Parquet, up to {ws_api.upload_limit_mb(ws)} MiB)",
+    type=["csv", "tsv", "txt", "parquet"],
+    key="upload",
+)
 if upload is not None and st.session_state.get("uploaded_file_id") != upload.file_id:
     st.session_state["uploaded_file_id"] = upload.file_id
     st.session_state.pop("upload_error", None)
@@ -37,18 +41,26 @@ with friendly_errors("Reading the table"):
 
     schema = ws_api.dataset_schema(dataset)
     st.subheader("Schema")
-    st.caption("Correct a column's kind, drop columns, or tick the target (the outcome models are scored on). "
-               "Identifiers and PII are regenerated, never learned; free text is withheld.")
+    st.caption(
+        "Correct a column's kind, drop columns, or tick the target (the outcome models are scored on). "
+        "Identifiers and PII are regenerated, never learned; free text is withheld."
+    )
     for warning in schema.warnings:
         st.warning(warning)
     edited = st.data_editor(
-        ws_api.schema_frame(schema), key=f"schema-{dataset.id}", hide_index=True, width="stretch",
+        ws_api.schema_frame(schema),
+        key=f"schema-{dataset.id}",
+        hide_index=True,
+        width="stretch",
         disabled=["column", "missing %", "distinct", "handling"],
-        column_config={"kind": st.column_config.SelectboxColumn("kind", options=ws_api.SCHEMA_KINDS, required=True),
-                       "drop": st.column_config.CheckboxColumn("drop"),
-                       "target": st.column_config.CheckboxColumn("target"),
-                       "missing %": st.column_config.NumberColumn("missing %", format="%.1f"),
-                       "handling": st.column_config.TextColumn("handling", width="large")})
+        column_config={
+            "kind": st.column_config.SelectboxColumn("kind", options=ws_api.SCHEMA_KINDS, required=True),
+            "drop": st.column_config.CheckboxColumn("drop"),
+            "target": st.column_config.CheckboxColumn("target"),
+            "missing %": st.column_config.NumberColumn("missing %", format="%.1f"),
+            "handling": st.column_config.TextColumn("handling", width="large"),
+        },
+    )
     if st.button("Save schema", type="primary"):
         with friendly_errors("Saving the schema"):
             ws_api.edit_schema(ws, dataset, edited)

@@ -1,4 +1,5 @@
 """Page 4 — Export: describe the dataset, package each result as a validated RO-Crate, download, deposit."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,10 +20,16 @@ def metadata_form() -> dict | None:
     """The metadata form; returns the crate metadata when submitted and valid."""
     with st.form("metadata"):
         title = st.text_input("Title", key="meta-title", placeholder="Synthetic SUPPORT2 cohort")
-        description = st.text_area("Description", key="meta-description",
-                                   placeholder="What the table is, where the real one came from, what it is for.")
-        authors = st.text_area("Authors — one per line: Name; ORCID; Affiliation; ROR id or web address",
-                               key="meta-authors", placeholder=AUTHOR_EXAMPLE)
+        description = st.text_area(
+            "Description",
+            key="meta-description",
+            placeholder="What the table is, where the real one came from, what it is for.",
+        )
+        authors = st.text_area(
+            "Authors — one per line: Name; ORCID; Affiliation; ROR id or web address",
+            key="meta-authors",
+            placeholder=AUTHOR_EXAMPLE,
+        )
         left, right = st.columns(2)
         license_id = left.selectbox("License", LICENSES, key="meta-license")
         keywords = right.text_input("Keywords (comma-separated)", "synthetic data, health data", key="meta-keywords")
@@ -32,8 +39,15 @@ def metadata_form() -> dict | None:
     if not submitted:
         return None
     with friendly_errors("Checking the metadata"):
-        return ws_api.metadata_form(title=title, description=description, authors=authors, license_id=license_id,
-                                    keywords=keywords, funder=funder, funder_address=funder_address)
+        return ws_api.metadata_form(
+            title=title,
+            description=description,
+            authors=authors,
+            license_id=license_id,
+            keywords=keywords,
+            funder=funder,
+            funder_address=funder_address,
+        )
     return None
 
 
@@ -69,10 +83,18 @@ if job is not None:
         with st.container(border=True):
             result = results.get(name) or {}
             crate = ws_api.artefact(ws, job, name, "crate")
-            validation = result.get("validation") or (validation_of(str(crate), crate.stat().st_mtime) if crate else None)
-            status = (":green[:material/verified: valid crate]" if validation and validation["ok"]
-                      else ":red[:material/error: crate has issues]" if validation
-                      else f":red[:material/block: {result['error']}]" if result.get("error") else "no crate built yet")
+            validation = result.get("validation") or (
+                validation_of(str(crate), crate.stat().st_mtime) if crate else None
+            )
+            status = (
+                ":green[:material/verified: valid crate]"
+                if validation and validation["ok"]
+                else ":red[:material/error: crate has issues]"
+                if validation
+                else f":red[:material/block: {result['error']}]"
+                if result.get("error")
+                else "no crate built yet"
+            )
             st.markdown(f"**{name}** — {status}")
             if validation:
                 with st.expander("Validation details"):
@@ -82,8 +104,12 @@ if job is not None:
                 download("Crate zip", ws_api.artefact(ws, job, name, "crate"), "application/zip", f"crate-{name}")
             with columns[1]:
                 synthetic = ws_api.artefact(ws, job, name, "synthetic")
-                download(f"Synthetic {synthetic.suffix[1:].upper() if synthetic else 'table'}", synthetic,
-                         "text/csv", f"synthetic-{name}")
+                download(
+                    f"Synthetic {synthetic.suffix[1:].upper() if synthetic else 'table'}",
+                    synthetic,
+                    "text/csv",
+                    f"synthetic-{name}",
+                )
             with columns[2]:
                 download("Report", ws_api.artefact(ws, job, name, "report"), "text/html", f"report-{name}")
             with columns[3]:
@@ -94,7 +120,9 @@ if job is not None:
                     with friendly_errors("Depositing"):
                         outcome = ws_api.deposit_crate(ws, job, name)
                         if outcome["dry_run"]:
-                            st.info(f"Dry run (no BioStudies server and login configured): {len(outcome['files'])} "
-                                    f"files planned; the plan is in {outcome['plan_dir']}.")
+                            st.info(
+                                f"Dry run (no BioStudies server and login configured): {len(outcome['files'])} "
+                                f"files planned; the plan is in {outcome['plan_dir']}."
+                            )
                         else:
                             st.success(f"Deposited as {outcome['accno']}.")

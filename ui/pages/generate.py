@@ -1,4 +1,5 @@
 """Page 2 — Generate: pick backends side by side, set them, see the estimate, follow live progress, cancel."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -61,27 +62,36 @@ def show_progress(job) -> None:
     """Each backend's stage, step, epoch, loss and rows written, from the job store."""
     st.markdown(f"**Run {job.id[:8]}** — {job.state}" + (f": {job.error}" if job.error else ""))
     table = ws_api.progress_frame(job)
-    st.dataframe(table, hide_index=True, width="stretch", key="progress-table",
-                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
-                                "loss": st.column_config.NumberColumn("loss", format="%.4f")})
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        key="progress-table",
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+            "loss": st.column_config.NumberColumn("loss", format="%.4f"),
+        },
+    )
 
 
 catalog = ws_api.backends()
 st.subheader("Backends")
 chosen = []
 for start in range(0, len(catalog), 3):
-    for column, backend in zip(st.columns(3), catalog[start:start + 3]):
+    for column, backend in zip(st.columns(3), catalog[start : start + 3]):
         with column:
             if backend_card(backend):
                 chosen.append(backend)
 
 st.subheader("Settings")
 left, right = st.columns(2)
-rows = left.number_input("Rows to generate per backend", min_value=10, max_value=10_000_000, value=dataset.rows,
-                         step=100, key="rows")
+rows = left.number_input(
+    "Rows to generate per backend", min_value=10, max_value=10_000_000, value=dataset.rows, step=100, key="rows"
+)
 seed = right.number_input("Seed (the same seed repeats the same rows)", min_value=0, value=0, step=1, key="seed")
-anonymeter = st.toggle("Run anonymeter's re-identification attacks (slowest privacy measure)", value=True,
-                       key="anonymeter")
+anonymeter = st.toggle(
+    "Run anonymeter's re-identification attacks (slowest privacy measure)", value=True, key="anonymeter"
+)
 params = {}
 for backend in chosen:
     if backend["parameters"]:
@@ -91,11 +101,17 @@ for backend in chosen:
 if chosen:
     columns = max(1, len([c for c in schema.columns if c.learned]))
     estimates = pd.DataFrame([ws_api.estimate(b, dataset.rows, columns, params.get(b["name"], {})) for b in chosen])
-    st.caption("Estimated fit time and peak memory: the backend's benchmark on SUPPORT2 (shared 2-core CPU) scaled by "
-               "training rows × columns × epochs — an estimate, not a promise.")
-    st.dataframe(estimates.rename(columns={"fit_seconds": "≈ fit seconds", "memory_mb": "≈ peak memory MB",
-                                               "based_on": "scaled from"}),
-                 hide_index=True, key="estimates")
+    st.caption(
+        "Estimated fit time and peak memory: the backend's benchmark on SUPPORT2 (shared 2-core CPU) scaled by "
+        "training rows × columns × epochs — an estimate, not a promise."
+    )
+    st.dataframe(
+        estimates.rename(
+            columns={"fit_seconds": "≈ fit seconds", "memory_mb": "≈ peak memory MB", "based_on": "scaled from"}
+        ),
+        hide_index=True,
+        key="estimates",
+    )
 else:
     st.info("Tick at least one backend.")
 

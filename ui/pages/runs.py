@@ -1,4 +1,5 @@
 """Past runs: every earlier job from the store, reopenable in Compare and Export."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -15,7 +16,9 @@ with friendly_errors("Listing runs"):
         st.info("No run yet: generate one on the Generate page.")
         st.stop()
     st.dataframe(ws_api.jobs_frame(jobs), hide_index=True, width="stretch", key="runs")
-    labels = {j.id: f"{j.created_at:%Y-%m-%d %H:%M} · {', '.join(t.backend for t in j.tasks)} · {j.state}" for j in jobs}
+    labels = {
+        j.id: f"{j.created_at:%Y-%m-%d %H:%M} · {', '.join(t.backend for t in j.tasks)} · {j.state}" for j in jobs
+    }
     chosen = st.selectbox("Run", list(labels), format_func=labels.get, key="runs-choice")
     left, right = st.columns(2)
     if left.button("Open in Compare", type="primary", key="open-compare"):

@@ -1,4 +1,5 @@
 """Alembic environment: migrate the connection jobs.store.migrate hands over (or the URL in the config)."""
+
 from __future__ import annotations
 
 from alembic import context
@@ -21,8 +22,9 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=connection.dialect.name == "sqlite")
+    context.configure(
+        connection=connection, target_metadata=target_metadata, render_as_batch=connection.dialect.name == "sqlite"
+    )
     with context.begin_transaction():
         context.run_migrations()
 

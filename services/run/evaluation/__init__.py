@@ -27,14 +27,21 @@
 | `fit` | the backend's FitResult as a dict (seconds, epochs, epsilon, delta), when given |
 | `gate` | `decision` (pass / flag / block), `reasons` (sentences), `policy` (thresholds used) |
 """
+
 # The heavy parts (sdmetrics, torch, scikit-learn) load on first use, so that importing a light
 # submodule such as evaluation.gate (the request model needs ReleasePolicy) stays fast.
 from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"evaluate": "suite", "compare": "suite", "evaluate_files": "suite", "METRICS_VERSION": "suite",
-            "ExactCopyCounter": "privacy", "ReleasePolicy": "gate"}
+_EXPORTS = {
+    "evaluate": "suite",
+    "compare": "suite",
+    "evaluate_files": "suite",
+    "METRICS_VERSION": "suite",
+    "ExactCopyCounter": "privacy",
+    "ReleasePolicy": "gate",
+}
 __all__ = list(_EXPORTS)
 
 

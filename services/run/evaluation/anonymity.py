@@ -3,6 +3,7 @@
 The original table for anonymeter is the training table, the control table is the holdout, so each
 risk is the attacker's success on training rows beyond their success on rows never seen.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,14 +15,21 @@ import pandas as pd
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
-ATTACKS = 300           # attacks per evaluator
-ROWS = 2_000            # rows of train, holdout and synthetic given to anonymeter
-INFERENCE_SECRETS = 3   # attribute-inference runs: the target first, then the columns in schema order
+ATTACKS = 300  # attacks per evaluator
+ROWS = 2_000  # rows of train, holdout and synthetic given to anonymeter
+INFERENCE_SECRETS = 3  # attribute-inference runs: the target first, then the columns in schema order
 CONFIDENCE = 0.95
 
 
-def anonymeter_risks(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                     schema: TableSchema, *, seed: int = 0, n_attacks: int = ATTACKS) -> dict:
+def anonymeter_risks(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    seed: int = 0,
+    n_attacks: int = ATTACKS,
+) -> dict:
     """Singling-out, linkability and attribute-inference risks (value and 95 % interval) from anonymeter."""
     specs = compared_columns(schema, train, holdout, synthetic)
     if len(specs) < 2:
@@ -33,8 +41,11 @@ def anonymeter_risks(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     syn = values_frame(subsample(synthetic, ROWS, seed + 2), specs)
     ori, control, syn = (_anonymeter_ready(t, specs) for t in (ori, control, syn))
     logging.getLogger("anonymeter").setLevel(logging.ERROR)
-    result = {"n_attacks": n_attacks, "rows": {"train": len(ori), "holdout": len(control), "synthetic": len(syn)},
-              "confidence_level": CONFIDENCE}
+    result = {
+        "n_attacks": n_attacks,
+        "rows": {"train": len(ori), "holdout": len(control), "synthetic": len(syn)},
+        "confidence_level": CONFIDENCE,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result["singling_out"] = _guard(_singling_out, ori, syn, control, n_attacks, seed)
@@ -63,13 +74,19 @@ def _guard(attack, *args) -> dict:
 def _risk(evaluator) -> dict:
     risk = evaluator.risk(confidence_level=CONFIDENCE)
     results = evaluator.results(confidence_level=CONFIDENCE)
-    return {"risk": float(risk.value), "ci_low": float(risk.ci[0]), "ci_high": float(risk.ci[1]),
-            "attack_rate": float(results.attack_rate.value), "baseline_rate": float(results.baseline_rate.value),
-            "control_rate": None if results.control_rate is None else float(results.control_rate.value)}
+    return {
+        "risk": float(risk.value),
+        "ci_low": float(risk.ci[0]),
+        "ci_high": float(risk.ci[1]),
+        "attack_rate": float(results.attack_rate.value),
+        "baseline_rate": float(results.baseline_rate.value),
+        "control_rate": None if results.control_rate is None else float(results.control_rate.value),
+    }
 
 
 def _singling_out(ori, syn, control, n_attacks, seed) -> dict:
     from anonymeter.evaluators import SinglingOutEvaluator
+
     evaluator = SinglingOutEvaluator(ori=ori, syn=syn, control=control, n_attacks=n_attacks, seed=seed)
     evaluator.evaluate(mode="univariate")
     return {"mode": "univariate"} | _risk(evaluator)
@@ -77,6 +94,7 @@ def _singling_out(ori, syn, control, n_attacks, seed) -> dict:
 
 def _linkability(ori, syn, control, n_attacks, seed) -> dict:
     from anonymeter.evaluators import LinkabilityEvaluator
+
     columns = list(ori.columns)
     order = np.random.default_rng(seed).permutation(len(columns))
     half = len(columns) // 2
@@ -88,6 +106,7 @@ def _linkability(ori, syn, control, n_attacks, seed) -> dict:
 
 def _inference(ori, syn, control, specs, target, n_attacks) -> dict:
     from anonymeter.evaluators import InferenceEvaluator
+
     names = [s.name for s in specs]
     secrets = ([target] if target in names else []) + [n for n in names if n != target]
     out = {}
@@ -95,10 +114,18 @@ def _inference(ori, syn, control, specs, target, n_attacks) -> dict:
         regression = is_numeric(next(s for s in specs if s.name == secret))
 
         def attack(ori, syn, control, secret=secret, regression=regression):
-            evaluator = InferenceEvaluator(ori=ori, syn=syn, control=control, secret=secret, regression=regression,
-                                           aux_cols=[n for n in names if n != secret], n_attacks=n_attacks)
+            evaluator = InferenceEvaluator(
+                ori=ori,
+                syn=syn,
+                control=control,
+                secret=secret,
+                regression=regression,
+                aux_cols=[n for n in names if n != secret],
+                n_attacks=n_attacks,
+            )
             evaluator.evaluate(n_jobs=1)
             return _risk(evaluator)
+
         out[secret] = _guard(attack, ori, syn, control)
     risks = [r["risk"] for r in out.values() if "risk" in r]
     return {"secrets": out, "max_risk": max(risks) if risks else None}

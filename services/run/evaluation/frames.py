@@ -1,4 +1,5 @@
 """Shared views of a table for the metrics: numbers (dates as days) and category labels, subsamples."""
+
 from __future__ import annotations
 
 import numpy as np

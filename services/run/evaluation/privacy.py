@@ -6,9 +6,10 @@ space: numbers (dates as days) standardised by the training table's spread, a mi
 indicator plus the training median, categories one-hot scaled so that a mismatch adds exactly 1 to
 the squared distance — the same as a one-standard-deviation difference in a number.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,10 +21,10 @@ from fairsynth.metadata.schema import NUMERIC_KINDS, TableSchema
 from fairsynth.services.run.evaluation.anonymity import anonymeter_risks
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
-REFERENCE_ROWS = 5_000   # train and holdout rows used as distance references (equal numbers of each)
-QUERY_ROWS = 5_000       # synthetic rows whose distances are measured
+REFERENCE_ROWS = 5_000  # train and holdout rows used as distance references (equal numbers of each)
+QUERY_ROWS = 5_000  # synthetic rows whose distances are measured
 MIA_SYNTHETIC_ROWS = 20_000  # synthetic rows the membership attacker searches
-MAX_LEVELS = 50          # one-hot levels per categorical column; rarer ones share one "other" level
+MAX_LEVELS = 50  # one-hot levels per categorical column; rarer ones share one "other" level
 HISTOGRAM_BINS = 30
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -71,9 +72,17 @@ class MixedSpace:
         return out / np.sqrt(2.0)
 
 
-def evaluate_privacy(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                     schema: TableSchema, *, seed: int = 0, fit: dict | None = None,
-                     anonymeter: bool = True, copies: dict | None = None) -> dict:
+def evaluate_privacy(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    seed: int = 0,
+    fit: dict | None = None,
+    anonymeter: bool = True,
+    copies: dict | None = None,
+) -> dict:
     """The privacy block of metrics.json: exact copies, DCR, NNDR, membership inference, anonymeter, ε/δ."""
     specs = compared_columns(schema, train, holdout, synthetic)
     result = {"exact_copies": copies or count_exact_copies(train, holdout, synthetic, specs)}
@@ -90,9 +99,13 @@ def evaluate_privacy(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     result["nndr"] = nearest_neighbour_distance_ratio(x_train, x_holdout, x_synth)
     mia_synth = values_frame(subsample(synthetic, MIA_SYNTHETIC_ROWS, seed + 3), specs)
     result["membership_inference"] = membership_inference(x_train, x_holdout, space.transform(mia_synth))
-    result["sample_sizes"] = {"train_reference": n_ref, "holdout_reference": n_ref,
-                              "synthetic_queries": len(queries), "synthetic_for_mia": len(mia_synth),
-                              "dimensions": int(x_train.shape[1])}
+    result["sample_sizes"] = {
+        "train_reference": n_ref,
+        "holdout_reference": n_ref,
+        "synthetic_queries": len(queries),
+        "synthetic_for_mia": len(mia_synth),
+        "dimensions": int(x_train.shape[1]),
+    }
     if anonymeter:
         result["anonymeter"] = anonymeter_risks(train, holdout, synthetic, schema, seed=seed)
     result["dp"] = _dp(fit)
@@ -115,7 +128,9 @@ def number_keys(columns: list[np.ndarray], rows: int) -> np.ndarray:
     keys = np.zeros(rows, dtype=np.uint64)
     for values in columns:
         rounded = np.round(values, 6) + 0.0
-        rounded[np.isnan(rounded)] = np.inf  # a gap, whatever its NaN payload, keys as inf (at worst an extra candidate)
+        rounded[np.isnan(rounded)] = (
+            np.inf
+        )  # a gap, whatever its NaN payload, keys as inf (at worst an extra candidate)
         keys = keys * np.uint64(0x9E3779B97F4A7C15) + pd.util.hash_array(rounded)
     return keys
 
@@ -144,7 +159,7 @@ class ExactCopyCounter:
         self.rows = self.in_train = self.in_holdout = 0
 
     @classmethod
-    def for_schema(cls, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema) -> "ExactCopyCounter":
+    def for_schema(cls, train: pd.DataFrame, holdout: pd.DataFrame, schema: TableSchema) -> ExactCopyCounter:
         """A counter over the schema's learned columns."""
         return cls(train, holdout, compared_columns(schema, train, holdout))
 
@@ -176,9 +191,14 @@ class ExactCopyCounter:
     def result(self) -> dict:
         """The exact_copies block of metrics.json."""
         rows = max(self.rows, 1)
-        return {"count": self.in_train, "rate": self.in_train / rows if self.rows else 0.0,
-                "holdout_count": self.in_holdout, "holdout_rate": self.in_holdout / rows if self.rows else 0.0,
-                "real_repeat_rate": self.real_repeat_rate, "synthetic_rows_checked": self.rows}
+        return {
+            "count": self.in_train,
+            "rate": self.in_train / rows if self.rows else 0.0,
+            "holdout_count": self.in_holdout,
+            "holdout_rate": self.in_holdout / rows if self.rows else 0.0,
+            "real_repeat_rate": self.real_repeat_rate,
+            "synthetic_rows_checked": self.rows,
+        }
 
 
 # -- distances --------------------------------------------------------------------------------------
@@ -198,17 +218,21 @@ def distance_to_closest_record(x_train: np.ndarray, x_holdout: np.ndarray, x_syn
     share = float(np.mean(to_train < to_holdout) + 0.5 * np.mean(to_train == to_holdout))
     top = float(np.quantile(np.concatenate([to_train, to_holdout, holdout_to_train]), 0.99)) or 1.0
     edges = np.linspace(0.0, top, HISTOGRAM_BINS + 1)
-    return {"share_closer_to_train": share,
-            "synthetic_to_train": _distribution(to_train, edges),
-            "synthetic_to_holdout": _distribution(to_holdout, edges),
-            "holdout_to_train": _distribution(holdout_to_train, edges),
-            "histogram_edges": [round(float(e), 6) for e in edges]}
+    return {
+        "share_closer_to_train": share,
+        "synthetic_to_train": _distribution(to_train, edges),
+        "synthetic_to_holdout": _distribution(to_holdout, edges),
+        "holdout_to_train": _distribution(holdout_to_train, edges),
+        "histogram_edges": [round(float(e), 6) for e in edges],
+    }
 
 
 def nearest_neighbour_distance_ratio(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray) -> dict:
     """NNDR: nearest / second-nearest training distance per synthetic row, beside the holdout's own."""
-    return {"synthetic": _ratio_summary(_nearest(x_train, x_synth, k=2)),
-            "holdout": _ratio_summary(_nearest(x_train, x_holdout, k=2))}
+    return {
+        "synthetic": _ratio_summary(_nearest(x_train, x_synth, k=2)),
+        "holdout": _ratio_summary(_nearest(x_train, x_holdout, k=2)),
+    }
 
 
 def membership_inference(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray) -> dict:
@@ -216,15 +240,22 @@ def membership_inference(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np
     members, non_members = _nearest(x_synth, x_train)[:, 0], _nearest(x_synth, x_holdout)[:, 0]
     labels = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
     auc = float(roc_auc_score(labels, -np.r_[members, non_members]))
-    return {"auc": auc, "members": int(len(members)), "non_members": int(len(non_members)),
-            "median_distance_members": float(np.median(members)),
-            "median_distance_non_members": float(np.median(non_members))}
+    return {
+        "auc": auc,
+        "members": int(len(members)),
+        "non_members": int(len(non_members)),
+        "median_distance_members": float(np.median(members)),
+        "median_distance_non_members": float(np.median(non_members)),
+    }
 
 
 def _distribution(distances: np.ndarray, edges: np.ndarray) -> dict:
     counts, _ = np.histogram(np.clip(distances, edges[0], edges[-1]), bins=edges)
-    return {"quantiles": {str(q): float(np.quantile(distances, q)) for q in QUANTILES},
-            "zero_share": float(np.mean(distances == 0)), "histogram": counts.tolist()}
+    return {
+        "quantiles": {str(q): float(np.quantile(distances, q)) for q in QUANTILES},
+        "zero_share": float(np.mean(distances == 0)),
+        "histogram": counts.tolist(),
+    }
 
 
 def _ratio_summary(distances: np.ndarray) -> dict:
@@ -232,8 +263,7 @@ def _ratio_summary(distances: np.ndarray) -> dict:
         return {"median": None, "quantiles": {}}
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(distances[:, 1] > 0, distances[:, 0] / distances[:, 1], 1.0)
-    return {"median": float(np.median(ratio)),
-            "quantiles": {str(q): float(np.quantile(ratio, q)) for q in QUANTILES}}
+    return {"median": float(np.median(ratio)), "quantiles": {str(q): float(np.quantile(ratio, q)) for q in QUANTILES}}
 
 
 def _rate(flags: np.ndarray) -> float:
@@ -242,5 +272,8 @@ def _rate(flags: np.ndarray) -> float:
 
 def _dp(fit: dict | None) -> dict:
     fit = fit or {}
-    return {"epsilon": fit.get("epsilon"), "delta": fit.get("delta"),
-            "differentially_private": fit.get("epsilon") is not None}
+    return {
+        "epsilon": fit.get("epsilon"),
+        "delta": fit.get("delta"),
+        "differentially_private": fit.get("epsilon") is not None,
+    }

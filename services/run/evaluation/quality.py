@@ -5,6 +5,7 @@
 training table; the holdout compared with the training table gives the reference a perfect
 generator would reach (two samples of the same population are not identical either).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -17,11 +18,17 @@ from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, TableSchema
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 
 TABLE = "table"
-SDTYPES = {ColumnKind.INTEGER: "numerical", ColumnKind.FLOAT: "numerical", ColumnKind.BOOLEAN: "categorical",
-           ColumnKind.CATEGORICAL: "categorical", ColumnKind.DATETIME: "datetime", ColumnKind.DATE: "datetime"}
-SDMETRICS_ROWS = 20_000   # sdmetrics runs on at most this many rows per table
+SDTYPES = {
+    ColumnKind.INTEGER: "numerical",
+    ColumnKind.FLOAT: "numerical",
+    ColumnKind.BOOLEAN: "categorical",
+    ColumnKind.CATEGORICAL: "categorical",
+    ColumnKind.DATETIME: "datetime",
+    ColumnKind.DATE: "datetime",
+}
+SDMETRICS_ROWS = 20_000  # sdmetrics runs on at most this many rows per table
 ASSOCIATION_ROWS = 5_000  # the association matrices use at most this many rows per table
-MAX_LISTED = 20           # lost / invented categories listed by name per column
+MAX_LISTED = 20  # lost / invented categories listed by name per column
 
 
 def sdmetrics_metadata(schema: TableSchema) -> dict:
@@ -66,13 +73,16 @@ def quality_score(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSche
     """Overall quality in [0, 1] with its two properties."""
     report = quality_report(real, synthetic, schema)
     properties = report.get_properties().set_index("Property")["Score"]
-    return {"quality": float(report.get_score()),
-            "column_shapes": float(properties.get("Column Shapes", float("nan"))),
-            "column_pair_trends": float(properties.get("Column Pair Trends", float("nan")))}
+    return {
+        "quality": float(report.get_score()),
+        "column_shapes": float(properties.get("Column Shapes", float("nan"))),
+        "column_pair_trends": float(properties.get("Column Pair Trends", float("nan"))),
+    }
 
 
-def evaluate_quality(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                     schema: TableSchema, *, seed: int = 0) -> dict:
+def evaluate_quality(
+    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, *, seed: int = 0
+) -> dict:
     """The quality block of metrics.json: sdmetrics scores, fidelity of gaps, ranges and categories."""
     specs = compared_columns(schema, train, synthetic)
     real = subsample(train, SDMETRICS_ROWS, seed)
@@ -91,13 +101,21 @@ def evaluate_quality(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
         "missing_columns": [c.name for c in schema.learned_columns() if c.name not in synthetic.columns],
         "diagnostic": _diagnostic_scores(diagnostic),
         "holdout_reference": reference,
-        "columns": {spec.name: _column_fidelity(spec, real_values[spec.name], synth_values[spec.name],
-                                                report, diagnostic) for spec in specs},
-        "association": {"columns": list(difference.columns),
-                        "real": _matrix(assoc_real), "synthetic": _matrix(assoc_synth),
-                        "mean_abs_difference": _number(off_diagonal.mean()) if len(off_diagonal) else None},
-        "sample_sizes": {"real": len(real), "synthetic": len(synth),
-                         "association_rows": min(len(real_values), ASSOCIATION_ROWS)},
+        "columns": {
+            spec.name: _column_fidelity(spec, real_values[spec.name], synth_values[spec.name], report, diagnostic)
+            for spec in specs
+        },
+        "association": {
+            "columns": list(difference.columns),
+            "real": _matrix(assoc_real),
+            "synthetic": _matrix(assoc_synth),
+            "mean_abs_difference": _number(off_diagonal.mean()) if len(off_diagonal) else None,
+        },
+        "sample_sizes": {
+            "real": len(real),
+            "synthetic": len(synth),
+            "association_rows": min(len(real_values), ASSOCIATION_ROWS),
+        },
     }
 
 
@@ -105,27 +123,35 @@ def _report_scores(report: QualityReport) -> dict:
     properties = report.get_properties().set_index("Property")["Score"]
     pairs = report.get_details("Column Pair Trends")
     scored = int(pairs["Score"].notna().sum()) if "Score" in pairs else 0
-    return {"quality": _number(report.get_score()),
-            "column_shapes": _number(properties.get("Column Shapes")),
-            "column_pair_trends": _number(properties.get("Column Pair Trends")),
-            "pairs_scored": scored, "pairs_total": len(pairs)}
+    return {
+        "quality": _number(report.get_score()),
+        "column_shapes": _number(properties.get("Column Shapes")),
+        "column_pair_trends": _number(properties.get("Column Pair Trends")),
+        "pairs_scored": scored,
+        "pairs_total": len(pairs),
+    }
 
 
 def _diagnostic_scores(report: DiagnosticReport) -> dict:
     properties = report.get_properties().set_index("Property")["Score"]
-    return {"score": _number(report.get_score()),
-            "validity": _number(properties.get("Data Validity")),
-            "structure": _number(properties.get("Data Structure"))}
+    return {
+        "score": _number(report.get_score()),
+        "validity": _number(properties.get("Data Validity")),
+        "structure": _number(properties.get("Data Structure")),
+    }
 
 
-def _column_fidelity(spec, real: pd.Series, synth: pd.Series, report: QualityReport,
-                     diagnostic: DiagnosticReport) -> dict:
+def _column_fidelity(
+    spec, real: pd.Series, synth: pd.Series, report: QualityReport, diagnostic: DiagnosticReport
+) -> dict:
     """Per column: shape score, validity, missing shares and either ranges or category coverage."""
-    entry = {"kind": spec.kind.value,
-             "shape_score": _detail_score(report.get_details("Column Shapes"), spec.name),
-             "validity": _detail_score(diagnostic.get_details("Data Validity"), spec.name),
-             "missing_share_real": _number(real.isna().mean()),
-             "missing_share_synthetic": _number(synth.isna().mean())}
+    entry = {
+        "kind": spec.kind.value,
+        "shape_score": _detail_score(report.get_details("Column Shapes"), spec.name),
+        "validity": _detail_score(diagnostic.get_details("Data Validity"), spec.name),
+        "missing_share_real": _number(real.isna().mean()),
+        "missing_share_synthetic": _number(synth.isna().mean()),
+    }
     entry["missing_share_difference"] = _number(abs(entry["missing_share_real"] - entry["missing_share_synthetic"]))
     if is_numeric(spec):
         entry["range"] = _range_fidelity(spec, real.dropna(), synth.dropna())
@@ -144,15 +170,26 @@ def _detail_score(details: pd.DataFrame, column: str) -> float | None:
 def _range_fidelity(spec, real: pd.Series, synth: pd.Series) -> dict:
     """Range of real and synthetic values; dates also as ISO dates; share of synthetic values outside."""
     if real.empty or synth.empty:
-        return {"real_min": None, "real_max": None, "synthetic_min": None, "synthetic_max": None,
-                "outside_share": None, "coverage": None}
+        return {
+            "real_min": None,
+            "real_max": None,
+            "synthetic_min": None,
+            "synthetic_max": None,
+            "outside_share": None,
+            "coverage": None,
+        }
     lo, hi = float(real.min()), float(real.max())
     s_lo, s_hi = float(synth.min()), float(synth.max())
     overlap = max(0.0, min(hi, s_hi) - max(lo, s_lo))
     span = hi - lo
-    result = {"real_min": lo, "real_max": hi, "synthetic_min": s_lo, "synthetic_max": s_hi,
-              "outside_share": _number(((synth < lo) | (synth > hi)).mean()),
-              "coverage": _number(overlap / span) if span > 0 else 1.0}
+    result = {
+        "real_min": lo,
+        "real_max": hi,
+        "synthetic_min": s_lo,
+        "synthetic_max": s_hi,
+        "outside_share": _number(((synth < lo) | (synth > hi)).mean()),
+        "coverage": _number(overlap / span) if span > 0 else 1.0,
+    }
     if spec.kind in TEMPORAL_KINDS:
         for key in ("real_min", "real_max", "synthetic_min", "synthetic_max"):
             result[f"{key}_date"] = (pd.Timestamp("1970-01-01") + pd.Timedelta(days=result[key])).isoformat()
@@ -163,10 +200,15 @@ def category_coverage(real: pd.Series, synth: pd.Series) -> dict:
     """Categories of the real column missing from the synthetic one (lost) and the reverse (invented)."""
     real_levels, synth_levels = set(real.unique()), set(synth.unique())
     lost, invented = sorted(real_levels - synth_levels), sorted(synth_levels - real_levels)
-    return {"real_levels": len(real_levels), "synthetic_levels": len(synth_levels),
-            "lost": len(lost), "invented": len(invented),
-            "lost_examples": lost[:MAX_LISTED], "invented_examples": invented[:MAX_LISTED],
-            "invented_share": _number(synth.isin(invented).mean()) if len(synth) else 0.0}
+    return {
+        "real_levels": len(real_levels),
+        "synthetic_levels": len(synth_levels),
+        "lost": len(lost),
+        "invented": len(invented),
+        "lost_examples": lost[:MAX_LISTED],
+        "invented_examples": invented[:MAX_LISTED],
+        "invented_share": _number(synth.isin(invented).mean()) if len(synth) else 0.0,
+    }
 
 
 # -- column associations (for the correlation-difference heatmap) ----------------------------------
@@ -178,7 +220,7 @@ def association_matrix(values: pd.DataFrame) -> pd.DataFrame:
     spearman = ranks.corr().abs() if len(ranks.columns) else pd.DataFrame()
     out = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             if numeric[a] and numeric[b]:
                 value = spearman.loc[a, b]
             elif not numeric[a] and not numeric[b]:

@@ -2,6 +2,7 @@
 
 The layout of its result (metrics.json) is documented in services/evaluation/__init__.py.
 """
+
 from __future__ import annotations
 
 import time
@@ -12,7 +13,7 @@ import pandas as pd
 
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
-from fairsynth.services.run.evaluation.privacy import ExactCopyCounter, evaluate_privacy
+from fairsynth.services.run.evaluation.privacy import evaluate_privacy
 from fairsynth.services.run.evaluation.quality import evaluate_quality
 from fairsynth.services.run.evaluation.utility import evaluate_utility
 from fairsynth.services.run.tables import read_table
@@ -20,9 +21,18 @@ from fairsynth.services.run.tables import read_table
 METRICS_VERSION = 1
 
 
-def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, *,
-             fit=None, policy: ReleasePolicy | None = None, seed: int = 0, anonymeter: bool = True,
-             exact_copies: dict | None = None) -> dict:
+def evaluate(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    fit=None,
+    policy: ReleasePolicy | None = None,
+    seed: int = 0,
+    anonymeter: bool = True,
+    exact_copies: dict | None = None,
+) -> dict:
     """Quality, privacy and utility of one synthetic table, with the release decision (metrics.json).
 
     `synthetic` may be a sample of a larger streamed output; pass `exact_copies` from an
@@ -31,13 +41,18 @@ def evaluate(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
     _check_tables(train, holdout, synthetic)
     started = time.perf_counter()
     fit_dict = _fit_dict(fit)
-    metrics = {"version": METRICS_VERSION,
-               "rows": {"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)}}
+    metrics = {
+        "version": METRICS_VERSION,
+        "rows": {"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)},
+    }
     timings = {}
-    blocks = {"quality": lambda: evaluate_quality(train, holdout, synthetic, schema, seed=seed),
-              "privacy": lambda: evaluate_privacy(train, holdout, synthetic, schema, seed=seed, fit=fit_dict,
-                                                  anonymeter=anonymeter, copies=exact_copies),
-              "utility": lambda: evaluate_utility(train, holdout, synthetic, schema, seed=seed)}
+    blocks = {
+        "quality": lambda: evaluate_quality(train, holdout, synthetic, schema, seed=seed),
+        "privacy": lambda: evaluate_privacy(
+            train, holdout, synthetic, schema, seed=seed, fit=fit_dict, anonymeter=anonymeter, copies=exact_copies
+        ),
+        "utility": lambda: evaluate_utility(train, holdout, synthetic, schema, seed=seed),
+    }
     for name, block in blocks.items():
         tick = time.perf_counter()
         metrics[name] = block()
@@ -56,20 +71,25 @@ def compare(results: dict[str, dict]) -> pd.DataFrame:
     for backend, m in results.items():
         privacy, utility = m.get("privacy", {}), m.get("utility", {})
         best = _best_utility(utility)
-        rows.append({
-            "backend": backend, "decision": m.get("gate", {}).get("decision"),
-            "quality": m.get("quality", {}).get("quality"),
-            "column_shapes": m.get("quality", {}).get("column_shapes"),
-            "column_pair_trends": m.get("quality", {}).get("column_pair_trends"),
-            "association_difference": (m.get("quality", {}).get("association") or {}).get("mean_abs_difference"),
-            "exact_copies": privacy.get("exact_copies", {}).get("count"),
-            "dcr_share": (privacy.get("dcr") or {}).get("share_closer_to_train"),
-            "mia_auc": (privacy.get("membership_inference") or {}).get("auc"),
-            "singling_out_risk": ((privacy.get("anonymeter") or {}).get("singling_out") or {}).get("risk"),
-            "epsilon": (privacy.get("dp") or {}).get("epsilon"),
-            "tstr": best.get("tstr"), "trtr": best.get("trtr"), "utility_ratio": best.get("ratio"),
-            "fit_seconds": (m.get("fit") or {}).get("seconds"),
-        })
+        rows.append(
+            {
+                "backend": backend,
+                "decision": m.get("gate", {}).get("decision"),
+                "quality": m.get("quality", {}).get("quality"),
+                "column_shapes": m.get("quality", {}).get("column_shapes"),
+                "column_pair_trends": m.get("quality", {}).get("column_pair_trends"),
+                "association_difference": (m.get("quality", {}).get("association") or {}).get("mean_abs_difference"),
+                "exact_copies": privacy.get("exact_copies", {}).get("count"),
+                "dcr_share": (privacy.get("dcr") or {}).get("share_closer_to_train"),
+                "mia_auc": (privacy.get("membership_inference") or {}).get("auc"),
+                "singling_out_risk": ((privacy.get("anonymeter") or {}).get("singling_out") or {}).get("risk"),
+                "epsilon": (privacy.get("dp") or {}).get("epsilon"),
+                "tstr": best.get("tstr"),
+                "trtr": best.get("trtr"),
+                "utility_ratio": best.get("ratio"),
+                "fit_seconds": (m.get("fit") or {}).get("seconds"),
+            }
+        )
     table = pd.DataFrame(rows)
     return table.sort_values("quality", ascending=False, na_position="last").reset_index(drop=True) if rows else table
 
@@ -80,9 +100,18 @@ def _best_utility(utility: dict) -> dict:
     return max(scored, key=lambda m: m["trtr"]) if scored else {}
 
 
-def evaluate_files(real_path, synthetic_path, schema: TableSchema | None = None, target: str | None = None, *,
-                   holdout_path=None, policy: ReleasePolicy | None = None, seed: int = 0,
-                   encoding: str = "utf-8", separator: str | None = None) -> dict:
+def evaluate_files(
+    real_path,
+    synthetic_path,
+    schema: TableSchema | None = None,
+    target: str | None = None,
+    *,
+    holdout_path=None,
+    policy: ReleasePolicy | None = None,
+    seed: int = 0,
+    encoding: str = "utf-8",
+    separator: str | None = None,
+) -> dict:
     """Evaluate any synthetic file against the real one (CLI `fairsynth evaluate REAL SYNTH`).
 
     With holdout_path the real file is the training table. Without it the real table is split in
@@ -96,12 +125,13 @@ def evaluate_files(real_path, synthetic_path, schema: TableSchema | None = None,
         train, holdout = real, read_table(holdout_path, encoding=encoding, separator=separator)
     else:
         shuffled = real.sample(frac=1.0, random_state=seed)
-        train, holdout = shuffled.iloc[: len(real) // 2], shuffled.iloc[len(real) // 2:]
+        train, holdout = shuffled.iloc[: len(real) // 2], shuffled.iloc[len(real) // 2 :]
     missing = [s.name for s in schema.learned_columns() if s.name not in synthetic.columns]
     if len(missing) == len(schema.learned_columns()):
         raise ValueError("The synthetic file shares no column with the real one; check that the two files match.")
-    metrics = _partial_evaluate(train, holdout, synthetic, schema, holdout_known=holdout_path is not None,
-                                policy=policy, seed=seed)
+    metrics = _partial_evaluate(
+        train, holdout, synthetic, schema, holdout_known=holdout_path is not None, policy=policy, seed=seed
+    )
     if missing:
         metrics["missing_columns"] = missing
     return metrics

@@ -4,6 +4,7 @@ Both sides train on the same number of rows and are scored on the same holdout r
 (boolean or categorical target) is scored with balanced accuracy (chance = 1 / number of classes),
 regression (numeric or date target) with R² (chance = 0).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -28,13 +29,16 @@ MIN_ROWS = 20
 CHANCE_MARGIN = 0.02  # a TRTR score within this of chance makes the ratio meaningless
 
 
-def evaluate_utility(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame,
-                     schema: TableSchema, *, seed: int = 0) -> dict:
+def evaluate_utility(
+    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, *, seed: int = 0
+) -> dict:
     """The utility block of metrics.json: TSTR and TRTR scores per model and their ratio."""
     target = schema.target
     if not target:
-        return {"skipped": "No target column is set, so utility (TSTR vs TRTR) was not measured; "
-                           "choose a target column to measure it."}
+        return {
+            "skipped": "No target column is set, so utility (TSTR vs TRTR) was not measured; "
+            "choose a target column to measure it."
+        }
     specs = compared_columns(schema, train, holdout, synthetic)
     spec = next((s for s in specs if s.name == target), None)
     if spec is None:
@@ -59,21 +63,28 @@ def evaluate_utility(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.D
     chance = 0.0 if task == "regression" else 1.0 / test[target].nunique()
     for scores in models.values():
         scores["ratio"] = _ratio(scores["tstr"], scores["trtr"], chance)
-    result = {"target": target, "task": task, "metric": "r2" if task == "regression" else "balanced_accuracy",
-              "chance": chance, "models": models}
+    result = {
+        "target": target,
+        "task": task,
+        "metric": "r2" if task == "regression" else "balanced_accuracy",
+        "chance": chance,
+        "models": models,
+    }
     if any(scores["ratio"] is None for scores in models.values()):
-        result["note"] = ("A model trained on the real rows does no better than chance, so the TSTR/TRTR ratio is "
-                          "not defined for it: the target is not predictable from the other columns.")
-    return result | {
-        "sample_sizes": {"train": len(real), "synthetic": len(synth), "test": len(test)}}
+        result["note"] = (
+            "A model trained on the real rows does no better than chance, so the TSTR/TRTR ratio is "
+            "not defined for it: the target is not predictable from the other columns."
+        )
+    return result | {"sample_sizes": {"train": len(real), "synthetic": len(synth), "test": len(test)}}
 
 
 def _labelled(values: pd.DataFrame, target: str) -> pd.DataFrame:
     return values[values[target].notna()]
 
 
-def _fit_score(name: str, task: str, train: pd.DataFrame, test: pd.DataFrame, features: list,
-               target: str, seed: int) -> float:
+def _fit_score(
+    name: str, task: str, train: pd.DataFrame, test: pd.DataFrame, features: list, target: str, seed: int
+) -> float:
     model = _model(name, task, features, seed)
     # One thread: OpenMP spinning on a shared, busy machine slows gradient boosting a hundredfold.
     with warnings.catch_warnings(), threadpool_limits(limits=1):
@@ -90,18 +101,33 @@ def _model(name: str, task: str, features: list, seed: int):
     categorical = [f.name for f in features if not is_numeric(f)]
     fill = SimpleImputer(strategy="constant", fill_value="__missing__")
     if name == "gradient_boosting":
-        encode = ColumnTransformer([
-            ("numeric", "passthrough", numeric),
-            ("categorical", make_pipeline(fill, OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                                               encoded_missing_value=-1)), categorical)])
+        encode = ColumnTransformer(
+            [
+                ("numeric", "passthrough", numeric),
+                (
+                    "categorical",
+                    make_pipeline(
+                        fill,
+                        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1),
+                    ),
+                    categorical,
+                ),
+            ]
+        )
         is_categorical = [False] * len(numeric) + [True] * len(categorical)
         params = {"random_state": seed, "max_iter": 100, "categorical_features": is_categorical or None}
-        estimator = (HistGradientBoostingRegressor(**params) if task == "regression"
-                     else HistGradientBoostingClassifier(**params))
+        estimator = (
+            HistGradientBoostingRegressor(**params)
+            if task == "regression"
+            else HistGradientBoostingClassifier(**params)
+        )
         return make_pipeline(encode, estimator)
-    encode = ColumnTransformer([
-        ("numeric", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
-        ("categorical", make_pipeline(fill, OneHotEncoder(handle_unknown="ignore", min_frequency=5)), categorical)])
+    encode = ColumnTransformer(
+        [
+            ("numeric", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
+            ("categorical", make_pipeline(fill, OneHotEncoder(handle_unknown="ignore", min_frequency=5)), categorical),
+        ]
+    )
     estimator = Ridge(alpha=1.0) if task == "regression" else LogisticRegression(max_iter=500)
     return make_pipeline(encode, estimator)
 

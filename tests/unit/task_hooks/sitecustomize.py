@@ -4,6 +4,7 @@ Tests put this directory first on PYTHONPATH; Python imports sitecustomize at st
 FAIRSYNTH_TEST_HOOK is `hang`, `crash`, or `file:PATH` (the mode is read from PATH at each fit; no file: a
 normal fit), so a long-lived worker can be switched between modes.
 """
+
 import os
 
 HOOK = os.environ.get("FAIRSYNTH_TEST_HOOK")
