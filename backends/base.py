@@ -16,12 +16,13 @@ import pyarrow as pa
 
 from fairsynth.backends.background import run_ahead
 from fairsynth.backends.preprocessing import EncodedBatch, TableCodec
+from fairsynth.errors import FairsynthError
 from fairsynth.metadata.schema import TableSchema
 
 PROJECT_URL = "https://github.com/fairsynth/fairsynth"
 
 
-class BackendError(Exception):
+class BackendError(FairsynthError):
     """A backend failed in a way the user can understand; the message is one clear sentence."""
 
 

@@ -40,6 +40,7 @@ from fairsynth.metadata.schema import (
     TEMPORAL_KINDS,
     ColumnKind,
     ColumnSpec,
+    SchemaError,
     TableSchema,
     nhs_check_digit,
     parse_datetime_text,
@@ -414,7 +415,7 @@ def _fit_numeric(raw: pd.Series, spec: ColumnSpec) -> NumericCodec:
     values = probe.to_numbers(raw)
     observed = values.dropna()
     if observed.empty:
-        raise ValueError(
+        raise SchemaError(
             f"Column '{spec.name}' has no value that reads as {spec.kind}; set its kind to categorical or drop it."
         )
     indicator = f"{spec.name}{INDICATOR_SUFFIX}" if values.isna().any() else None

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from fairsynth.errors import FairsynthError, os_errors_as
 from fairsynth.metadata.crate import (
     DOME_PATH,
     METADATA_NAME,
@@ -40,7 +41,7 @@ TOKEN_HEADER = "X-SESSION-TOKEN"
 DRY_RUN_DIR = "biostudies-dry-run"
 
 
-class DepositError(RuntimeError):
+class DepositError(FairsynthError):
     """The deposit failed; the message is one sentence saying what went wrong and what to do."""
 
 
@@ -244,6 +245,7 @@ class BioStudiesClient:
             )
 
 
+@os_errors_as(DepositError, "read the crate or write the deposit plan")
 def deposit(
     crate_dir: Path | str,
     *,

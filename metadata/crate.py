@@ -25,6 +25,7 @@ from rocrate.model.dataset import Dataset
 from rocrate.model.file import File
 from rocrate.rocrate import ROCrate
 
+from fairsynth.errors import FairsynthError
 from fairsynth.metadata.checksums import sha256_file
 from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
 
@@ -75,7 +76,7 @@ FILE_DESCRIPTIONS = {
 }
 
 
-class CrateError(ValueError):
+class CrateError(FairsynthError):
     """A crate cannot be built or read; the message says what is wrong and what to do."""
 
 

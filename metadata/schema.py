@@ -12,8 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from fairsynth.errors import FairsynthError
 
-class SchemaError(ValueError):
+
+class SchemaError(FairsynthError):
     """The schema or an override does not fit the table; the message says what to change."""
 
 
@@ -173,33 +175,52 @@ class TableSchema(BaseModel):
         target: str | None = None,
         formats: dict[str, str] | None = None,
     ) -> TableSchema:
-        """A copy with the user's choices applied: column kinds, dropped columns, target, date formats."""
+        """A copy with the user's choices applied: column kinds, dropped columns, target, date formats.
+
+        Every problem with the choices is reported at once, in one SchemaError.
+        """
+        kinds, formats, drop = kinds or {}, formats or {}, list(drop)
+        named = [*kinds, *formats, *drop, *([] if target is None else [target])]
+        problems = self._unknown_columns(named) + _bad_kinds(kinds)
+        if problems:
+            raise SchemaError(*problems)
         updated = self.model_copy(deep=True)
-        for name, kind in (kinds or {}).items():
-            spec = updated.column(name)
-            try:
-                spec.kind = ColumnKind(str(kind).lower())
-            except ValueError:
-                allowed = ", ".join(k.value for k in ColumnKind)
-                raise SchemaError(f"'{kind}' is not a column kind for '{name}'; use one of: {allowed}.") from None
-        for name, fmt in (formats or {}).items():
+        for name, kind in kinds.items():
+            updated.column(name).kind = ColumnKind(str(kind).lower())
+        for name, fmt in formats.items():
             updated.column(name).datetime_format = fmt
         for name in drop:
             updated.column(name).drop = True
         if target is not None:
-            spec = updated.column(target)
-            if not spec.learned:
-                raise SchemaError(
-                    f"The target '{target}' is a {spec.kind} column that is not learned; "
-                    "choose a measured column as target."
-                )
             updated.target = target
-        if not updated.learned_columns():
-            raise SchemaError(
+        problems = updated._unlearnable()
+        if problems:
+            raise SchemaError(*problems)
+        return updated
+
+    def _unknown_columns(self, named: Iterable[str]) -> list[str]:
+        """One sentence naming every given column the table does not have, or none."""
+        unknown = [name for name in dict.fromkeys(named) if name not in self.names]
+        if not unknown:
+            return []
+        listed = ", ".join(f"'{name}'" for name in unknown)
+        missing = f"There is no column {listed}" if len(unknown) == 1 else f"There are no columns {listed}"
+        return [f"{missing}; the columns are: {', '.join(self.names)}."]
+
+    def _unlearnable(self) -> list[str]:
+        """What stops a run after the user's choices: an unlearned target, no column left to learn."""
+        problems = []
+        if self.target is not None and not (spec := self.column(self.target)).learned:
+            problems.append(
+                f"The target '{self.target}' is a {spec.kind} column that is not learned; "
+                "choose a measured column as target."
+            )
+        if not self.learned_columns():
+            problems.append(
                 "No column is left to learn: every column is dropped, an identifier, "
                 "PII or free text; keep at least one measured column."
             )
-        return updated
+        return problems
 
     # -- serialisation ------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -233,6 +254,17 @@ class TableSchema(BaseModel):
                 }
             )
         return pd.DataFrame(rows)
+
+
+def _bad_kinds(kinds: dict[str, str]) -> list[str]:
+    """One sentence per override that names no column kind."""
+    allowed = ", ".join(k.value for k in ColumnKind)
+    known = {k.value for k in ColumnKind}
+    return [
+        f"'{kind}' is not a column kind for '{name}'; use one of: {allowed}."
+        for name, kind in kinds.items()
+        if str(kind).lower() not in known
+    ]
 
 
 # -- column inference ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 
 from rdflib import Graph, URIRef
 
+from fairsynth.errors import os_errors_as
 from fairsynth.metadata.crate import (
     BIOSCHEMAS_DATASET,
     DICTIONARY_PATH,
@@ -86,6 +87,7 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+@os_errors_as(CrateError, "read the crate")
 def validate_crate(crate: Path | str) -> ValidationReport:
     """Validate a crate directory (or crate zip) offline with every validator."""
     path = Path(crate)

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fairsynth.errors import FairsynthError
+
 DEFAULT_DATA_DIR = "~/.fairsynth"
 DEFAULT_MAX_UPLOAD_MB = 200
 
 
-class SettingsError(ValueError):
+class SettingsError(FairsynthError):
     """An environment variable has a value the services cannot use; the message names it."""
 
 

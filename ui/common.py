@@ -8,7 +8,9 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from fairsynth.errors import FairsynthError
 from fairsynth.services.entry import workspace as ws_api
+from fairsynth.services.jobs.store import JobStoreError
 from fairsynth.services.settings import Settings
 
 JOB_KEY, DATASET_KEY = "job", "dataset"
@@ -29,12 +31,17 @@ def friendly_errors(action: str) -> Iterator[None]:
     """Show a failure as one short message, the technical details folded away; never a raw traceback."""
     try:
         yield
-    except ws_api.USER_ERRORS as exc:
-        st.error(str(exc))
+    except FairsynthError as exc:
+        st.error(problem_text(exc))
     except Exception as exc:  # anything else: short message first, the traceback only on request
         st.error(f"{action} failed unexpectedly ({type(exc).__name__}: {exc}).")
         with st.expander("Details"):
             st.code(traceback.format_exc(), language="text")
+
+
+def problem_text(error: FairsynthError) -> str:
+    """A user error for st.error: each problem its own paragraph."""
+    return "\n\n".join(error.problems)
 
 
 def current_dataset():
@@ -44,7 +51,7 @@ def current_dataset():
     if chosen:
         try:
             return ws.store.get_dataset(chosen)
-        except LookupError:
+        except JobStoreError:  # gone since it was chosen: fall back
             pass
     return ws_api.demo_dataset(ws)
 
@@ -62,7 +69,7 @@ def current_job():
     if chosen:
         try:
             return ws_api.get_job(ws, chosen)
-        except LookupError:
+        except JobStoreError:  # gone since it was chosen: fall back
             pass
     jobs = ws_api.list_jobs(ws, limit=1)
     return jobs[0] if jobs else None

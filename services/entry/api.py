@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -24,15 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from fairsynth.backends.base import BackendError
+from fairsynth.errors import ControlFlow, FairsynthError, field_problems
 from fairsynth.metadata.schema import SchemaError, TableSchema
 from fairsynth.services.entry.catalog import backend_catalog
 from fairsynth.services.entry.workspace import register_dataset, too_large_message
 from fairsynth.services.jobs.executors import Executor, create_job, make_executor
-from fairsynth.services.jobs.store import TERMINAL, Job, JobStore, JobStoreError, Task, new_id, utc
-from fairsynth.services.run.config import BackendSpec, ConfigError, SchemaOverrides, parse_request
+from fairsynth.services.jobs.store import TERMINAL, Job, JobState, JobStore, JobStoreError, Task, TaskState, new_id, utc
+from fairsynth.services.run.config import BackendSpec, SchemaOverrides, parse_request
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
-from fairsynth.services.run.pipeline import RunError
 from fairsynth.services.run.tables import InputError
 from fairsynth.services.settings import Settings, SettingsError
 
@@ -44,15 +44,18 @@ MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
 CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values"}
 PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/parquet"}
 ANY_TYPES = {"", "application/octet-stream"}
-USER_ERRORS = (InputError, ConfigError, SchemaError, BackendError, RunError, SettingsError)
+# The HTTP status of each user error, found along its class hierarchy: an unknown id is not found; any other
+# FairsynthError is a request that cannot be used as given. An ApiProblem carries its own status.
+STATUS: dict[type[FairsynthError], int] = {JobStoreError: 404, FairsynthError: 422}
+TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}  # RFC 9110 names newer than Python 3.11's
 
 
-class ApiProblem(Exception):
-    """An error answered as problem JSON: HTTP status, short title, one clear sentence."""
+class ApiProblem(FairsynthError):
+    """A user error only the API raises, answered with its own HTTP status (too large, wrong type, conflict...)."""
 
-    def __init__(self, status: int, title: str, detail: str):
+    def __init__(self, status: int, detail: str):
         super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
+        self.status = status
 
 
 # -- typed models ---------------------------------------------------------------------------------
@@ -62,7 +65,8 @@ class Problem(BaseModel):
     type: str = "about:blank"
     title: str
     status: int
-    detail: str
+    detail: str = Field(description="every problem found, as one text")
+    errors: list[str] = Field(default_factory=list, description="each problem found, one sentence each")
     instance: str | None = None
 
 
@@ -132,7 +136,7 @@ class TaskOut(BaseModel):
     id: str
     backend: str
     family: str
-    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    state: TaskState
     attempts: int
     worker: str | None = None
     progress: TaskProgress
@@ -151,7 +155,7 @@ class JobOut(BaseModel):
     """A run and its tasks."""
 
     id: str
-    state: Literal["queued", "running", "finishing", "succeeded", "failed", "cancelled"]
+    state: JobState
     dataset_id: str | None = None
     executor: str
     created_at: datetime
@@ -216,8 +220,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-class _UploadTooLarge(Exception):
-    pass
+class _UploadTooLarge(ControlFlow):
+    """Stops the app reading an upload's body; UploadLimit answers 413 itself."""
 
 
 class UploadLimit:
@@ -250,10 +254,9 @@ class UploadLimit:
             if not exceeded:
                 raise
         if exceeded:
+            detail = _too_large_bytes(self.limit)
             body = (
-                Problem(
-                    title="Content Too Large", status=413, detail=_too_large_bytes(self.limit), instance=scope["path"]
-                )
+                Problem(title=_title(413), status=413, detail=detail, errors=[detail], instance=scope["path"])
                 .model_dump_json()
                 .encode()
             )
@@ -293,25 +296,15 @@ def _token_ok(header: str, token: str) -> bool:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiProblem)
-    async def api_problem(request: Request, exc: ApiProblem):
-        return _problem(exc.status, exc.title, exc.detail, request)
-
-    @app.exception_handler(JobStoreError)
-    async def not_found(request: Request, exc: JobStoreError):
-        return _problem(404, "Not Found", str(exc), request)
-
-    for error in USER_ERRORS:
-
-        @app.exception_handler(error)
-        async def user_error(request: Request, exc: Exception):
-            return _problem(422, "Unprocessable Content", str(exc), request)
+    @app.exception_handler(FairsynthError)
+    async def user_error(request: Request, exc: FairsynthError):
+        status = _status(exc)
+        return _problem(status, _title(status), str(exc), request, errors=exc.problems)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "request"
-        return _problem(422, "Unprocessable Content", f"'{where}' is invalid: {first.get('msg')}.", request)
+        problems = field_problems(exc.errors())
+        return _problem(422, _title(422), " ".join(problems), request, errors=problems)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
@@ -329,8 +322,24 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _problem(status: int, title: str, detail: str, request: Request, headers: dict | None = None) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail, instance=request.url.path)
+def _status(exc: FairsynthError) -> int:
+    """The HTTP status of a user error: an ApiProblem's own, else the nearest entry of its class hierarchy in STATUS."""
+    if isinstance(exc, ApiProblem):
+        return exc.status
+    return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
+
+
+def _problem(
+    status: int,
+    title: str,
+    detail: str,
+    request: Request,
+    headers: dict | None = None,
+    errors: Sequence[str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        title=title, status=status, detail=detail, errors=list(errors or [detail]), instance=request.url.path
+    )
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -338,7 +347,7 @@ def _title(status: int) -> str:
     from http import HTTPStatus
 
     try:
-        return HTTPStatus(status).phrase
+        return TITLES.get(status) or HTTPStatus(status).phrase
     except ValueError:
         return "Error"
 
@@ -352,7 +361,7 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
         """Upload a table (CSV or Parquet), streamed to disk; its schema is inferred."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_SLACK:
-            raise ApiProblem(413, "Content Too Large", _too_large(settings))
+            raise ApiProblem(413, _too_large(settings))
         dataset_id = new_id()
         folder = settings.data_dir / "datasets" / dataset_id
         folder.mkdir(parents=True)
@@ -386,20 +395,19 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
         """Replace the dataset's schema (the same columns, edited kinds, formats, drops, target)."""
         current = TableSchema.from_json(app.state.store.get_dataset(dataset_id).schema_json)
         given, expected = [c.name for c in schema.columns], [c.name for c in current.columns]
+        problems = []
         if given != expected:
-            raise ApiProblem(
-                422,
-                "Unprocessable Content",
+            problems.append(
                 "The schema must list the dataset's columns in its order "
-                f"({', '.join(expected)}); edit kinds, formats, drops and the target, not the names.",
+                f"({', '.join(expected)}); edit kinds, formats, drops and the target, not the names."
             )
         if schema.target is not None and schema.target not in expected:
-            raise ApiProblem(
-                422,
-                "Unprocessable Content",
-                f"The target '{schema.target}' is not a column of the "
-                "dataset; choose one of its columns or leave it empty.",
+            problems.append(
+                f"The target '{schema.target}' is not a column of the dataset; "
+                "choose one of its columns or leave it empty."
             )
+        if problems:
+            raise SchemaError(*problems)
         app.state.store.set_schema(dataset_id, schema.to_json())
         return schema
 
@@ -410,7 +418,6 @@ async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> t
     if content_type not in CSV_TYPES | PARQUET_TYPES | ANY_TYPES:
         raise ApiProblem(
             415,
-            "Unsupported Media Type",
             f"Uploads must be CSV or Parquet; '{content_type}' is "
             "neither — send text/csv or application/vnd.apache.parquet.",
         )
@@ -420,16 +427,15 @@ async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> t
         while chunk := await file.read(CHUNK):
             size += len(chunk)
             if size > settings.max_upload_bytes:
-                raise ApiProblem(413, "Content Too Large", _too_large(settings))
+                raise ApiProblem(413, _too_large(settings))
             head = head or chunk[:4]
             out.write(chunk)
     if size == 0:
-        raise ApiProblem(422, "Unprocessable Content", "The uploaded file is empty; send a CSV or Parquet table.")
+        raise InputError("The uploaded file is empty; send a CSV or Parquet table.")
     fmt = "parquet" if head == b"PAR1" else "csv"
     if fmt == "csv" and content_type in PARQUET_TYPES:
         raise ApiProblem(
             415,
-            "Unsupported Media Type",
             "The upload says it is Parquet but is not a Parquet file; export it again or send it as CSV.",
         )
     path = folder / f"table.{fmt}"
@@ -482,7 +488,7 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
     def list_jobs(
         limit: int = Query(50, ge=1, le=500),
         offset: int = Query(0, ge=0, le=10**9),
-        state: Literal["queued", "running", "finishing", "succeeded", "failed", "cancelled"] | None = None,
+        state: JobState | None = None,
     ):
         """Jobs, newest first."""
         return [job_out(job) for job in app.state.store.list_jobs(limit=limit, offset=offset, state=state)]
@@ -497,7 +503,7 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         """Cancel a job: queued tasks never start, running ones are stopped (their processes killed)."""
         job = app.state.store.get_job(job_id)
         if job.state in TERMINAL:
-            raise ApiProblem(409, "Conflict", f"Job {job_id} already ended ({job.state}); there is nothing to cancel.")
+            raise ApiProblem(409, f"Job {job_id} already ended ({job.state}); there is nothing to cancel.")
         return job_out(app.state.executor.cancel(job_id))
 
     @app.get("/jobs/{job_id}/comparison", responses=errors, tags=["jobs"])
@@ -506,7 +512,7 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         job = app.state.store.get_job(job_id)
         path = settings.data_dir / job.run_dir / "comparison.json"
         if not path.is_file():
-            raise ApiProblem(409, "Conflict", f"Job {job_id} is {job.state}; the comparison is written when it ends.")
+            raise ApiProblem(409, f"Job {job_id} is {job.state}; the comparison is written when it ends.")
         return json.loads(path.read_text())
 
     @app.get(
@@ -533,14 +539,12 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         if task is None:
             raise ApiProblem(
                 404,
-                "Not Found",
                 f"Job {job_id} has no backend '{backend}'; it ran {', '.join(t.backend for t in job.tasks)}.",
             )
         relative = task.artefacts.get(artefact.value)
         if relative is None:
             raise ApiProblem(
                 404 if task.state in TERMINAL else 409,
-                "Not Found" if task.state in TERMINAL else "Conflict",
                 f"{backend} in job {job_id} has no {artefact.value} ({task.state}"
                 f"{': ' + task.error if task.error else ''}).",
             )
@@ -554,7 +558,7 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
 def _inside(root: Path, relative: str) -> Path:
     path = (root / relative).resolve()
     if not path.is_relative_to(root.resolve()) or not path.is_file():
-        raise ApiProblem(404, "Not Found", "That file is not part of this job's results.")
+        raise ApiProblem(404, "That file is not part of this job's results.")
     return path
 
 

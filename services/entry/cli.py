@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
 from rich.table import Table
+from typer.core import TyperGroup
 
 from fairsynth.backends import registry
-from fairsynth.backends.base import BackendError, Progress
-from fairsynth.metadata.schema import SchemaError, TableSchema
+from fairsynth.backends.base import Progress
+from fairsynth.errors import FairsynthError
+from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.config import (
     BackendSpec,
     ConfigError,
@@ -27,9 +29,25 @@ from fairsynth.services.run.config import (
     parse_request,
 )
 from fairsynth.services.run.demo import DEMO_PATH
-from fairsynth.services.run.tables import InputError, read_table
+from fairsynth.services.run.tables import read_table
+
+errors = Console(stderr=True, soft_wrap=True)
+
+
+class _Commands(TyperGroup):
+    """Every command ends a user error the same way: each problem on its own line, exit status 2, no traceback."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except FairsynthError as exc:
+            for problem in exc.problems:
+                errors.print(f"[bold red]error:[/] {problem}", highlight=False)
+            raise typer.Exit(code=2) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     help="fairsynth: synthetic health tables from several backends, measured and packaged.",
@@ -37,24 +55,7 @@ app = typer.Typer(
 console = Console()
 if not console.is_terminal:  # piped or captured output: never fold names and messages
     console.width = 200
-errors = Console(stderr=True, soft_wrap=True)
 SHARED_PARAMS = ("epochs", "batch_size", "epsilon")
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """The errors that are the user's to fix, shown as one sentence instead of a traceback.
-
-    A function, not a constant: an `except` clause evaluates it only while an error is handled, so the
-    pipeline (sdmetrics, torch) is not imported just to start the command line.
-    """
-    from fairsynth.services.run.pipeline import RunError
-
-    return InputError, ConfigError, SchemaError, BackendError, RunError
-
-
-def _fail(exc: Exception) -> None:
-    errors.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -82,10 +83,7 @@ def inspect(
     separator: str | None = None,
 ) -> None:
     """Show the inferred schema of a table: kind, missing share and distinct values per column."""
-    try:
-        schema = TableSchema.infer(read_table(file, encoding=encoding, separator=separator))
-    except _user_errors() as exc:
-        _fail(exc)
+    schema = TableSchema.infer(read_table(file, encoding=encoding, separator=separator))
     table = Table("column", "kind", "missing", "distinct", "format / PII", "synthetic handling")
     for c in schema.columns:
         table.add_row(
@@ -131,15 +129,12 @@ def generate(
     keyword: list[str] = typer.Option([], help="crate keyword; repeatable"),
 ) -> None:
     """Generate synthetic tables from one or more backends side by side and compare them."""
-    try:
-        request = _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator)
-        request = _apply_params(request, epochs=epochs, batch_size=batch_size, epsilon=epsilon, assignments=param)
-        request = _apply_crate(
-            request, crate, title=title, description=description, authors=author, license=license, keywords=keyword
-        )
-        result = _run_with_bars(request)
-    except _user_errors() as exc:
-        _fail(exc)
+    request = _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator)
+    request = _apply_params(request, epochs=epochs, batch_size=batch_size, epsilon=epsilon, assignments=param)
+    request = _apply_crate(
+        request, crate, title=title, description=description, authors=author, license=license, keywords=keyword
+    )
+    result = _run_with_bars(request)
     table = Table(
         "backend",
         "status",
@@ -183,17 +178,14 @@ def evaluate_command(
     from fairsynth.services.run.evaluation import evaluate_files
     from fairsynth.services.run.report import render_report
 
-    try:
-        metrics = evaluate_files(real, synthetic, target=target, holdout_path=holdout, seed=seed)
-        if out:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-            real_table = read_table(real)
-            (out / "report.html").write_text(
-                render_report(real_table, read_table(synthetic), TableSchema.infer(real_table), metrics)
-            )
-    except _user_errors() as exc:
-        _fail(exc)
+    metrics = evaluate_files(real, synthetic, target=target, holdout_path=holdout, seed=seed)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        real_table = read_table(real)
+        (out / "report.html").write_text(
+            render_report(real_table, read_table(synthetic), TableSchema.infer(real_table), metrics)
+        )
     quality, privacy = metrics["quality"], metrics["privacy"]
     console.print(
         f"quality {quality['quality']:.3f} (shapes {quality['column_shapes']:.3f}, pairs "
@@ -210,13 +202,9 @@ def evaluate_command(
 @app.command()
 def validate(crate: Path = typer.Argument(..., help="crate directory or .crate.zip")) -> None:
     """Validate a crate offline: RO-Crate / Process Run Crate, Bioschemas SHACL, files, DOME (exit 1 on fail)."""
-    from fairsynth.metadata.crate import CrateError
     from fairsynth.metadata.validate import validate_crate
 
-    try:
-        report = validate_crate(crate)
-    except (CrateError, OSError) as exc:
-        _fail(exc)
+    report = validate_crate(crate)
     console.print(report.summary(), highlight=False)
     raise typer.Exit(code=0 if report.ok else 1)
 
@@ -228,14 +216,9 @@ def deposit(
     out: Path = typer.Option(Path("deposit-plan"), help="where a dry run writes what would be sent"),
 ) -> None:
     """Deposit a crate to BioStudies: a dry run unless a server and credentials (environment) are given."""
-    from fairsynth.metadata.biostudies import DepositError
     from fairsynth.metadata.biostudies import deposit as deposit_crate
-    from fairsynth.metadata.crate import CrateError
 
-    try:
-        result = deposit_crate(crate, out_dir=out, server=server)
-    except (CrateError, DepositError, OSError) as exc:
-        _fail(exc)
+    result = deposit_crate(crate, out_dir=out, server=server)
     if result.dry_run:
         console.print(f"dry run: {len(result.files)} files and the PageTab written to {result.plan_dir}")
     else:
@@ -331,13 +314,12 @@ def _apply_crate(
 
 
 def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise ConfigError(f"{option} takes {shape}; got '{item}'.")
-        pairs[key.strip()] = value.strip()
-    return pairs
+    """KEY=VALUE options as a dict; every malformed one is named at once."""
+    split = [item.partition("=") for item in items]
+    malformed = [item for item, (key, sep, value) in zip(items, split) if not sep or not key or not value]
+    if malformed:
+        raise ConfigError(*(f"{option} takes {shape}; got '{item}'." for item in malformed))
+    return {key.strip(): value.strip() for key, _, value in split}
 
 
 def _run_with_bars(request: GenerationRequest):
@@ -381,12 +363,8 @@ def serve(
 ) -> None:
     """Start the REST API (OpenAPI at /docs) with the executor from the environment (local by default)."""
     from fairsynth.services.entry.api import serve as serve_api
-    from fairsynth.services.settings import SettingsError
 
-    try:
-        serve_api(host, port)
-    except SettingsError as exc:
-        _fail(exc)
+    serve_api(host, port)
 
 
 @app.command()
@@ -398,14 +376,14 @@ def worker(
     from fairsynth.services.jobs.executors import FAMILIES, run_worker
     from fairsynth.services.settings import Settings, SettingsError
 
-    try:
-        settings = Settings.from_env()
-        chosen = [q.strip() for q in queues.split(",") if q.strip()]
-        unknown = sorted(set(chosen) - set(FAMILIES))
-        if not settings.broker_url:
-            raise SettingsError("fairsynth worker needs FAIRSYNTH_BROKER_URL (e.g. redis://localhost:6379/0).")
-        if unknown or not chosen:
-            raise SettingsError(f"--queues takes backend families ({', '.join(FAMILIES)}); got '{queues}'.")
-    except SettingsError as exc:
-        _fail(exc)
+    settings = Settings.from_env()
+    chosen = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(chosen) - set(FAMILIES))
+    problems = []
+    if not settings.broker_url:
+        problems.append("fairsynth worker needs FAIRSYNTH_BROKER_URL (e.g. redis://localhost:6379/0).")
+    if unknown or not chosen:
+        problems.append(f"--queues takes backend families ({', '.join(FAMILIES)}); got '{queues}'.")
+    if problems:
+        raise SettingsError(*problems)
     run_worker(settings, chosen, concurrency)

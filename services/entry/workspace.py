@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from fairsynth.metadata.biostudies import DepositError, deposit
-from fairsynth.metadata.crate import PAGETAB_PATH, CrateError
+from fairsynth.metadata.crate import PAGETAB_PATH
 from fairsynth.metadata.schema import SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.catalog import backend_catalog
 from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
-from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, new_id, now
+from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, TaskState, new_id, now
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
 from fairsynth.services.run.demo import DEMO_PATH
@@ -63,7 +63,6 @@ PEAK_MB_ON_BENCH = {
 }
 FAMILY_FALLBACK = {"basic": "marginals", "torch": "tvae", "sdv": "sdv.ctgan", "ydata": "ydata.ctgan"}
 BASE_MB = 400  # a worker process with its imports, before any data
-USER_ERRORS = (InputError, ConfigError, SchemaError, CrateError, DepositError, pipeline.RunError, ValueError)
 
 
 @dataclass
@@ -134,9 +133,10 @@ def _store_dataset(ws: Workspace, file_name: str | None, fmt: str, write, folder
     try:
         write(path)
         return register_dataset(ws.store, ws.settings, dataset_id, file_name, path, fmt, path.stat().st_size)
-    except InputError as exc:  # the message names the stored file; the user knows the upload's name
+    except InputError as exc:  # the problems name the stored file; the user knows the upload's name
         shutil.rmtree(ws.settings.data_dir / "datasets" / dataset_id, ignore_errors=True)
-        raise InputError(str(exc).replace(path.name, display_name(file_name, fmt), 1)) from None
+        shown = display_name(file_name, fmt)
+        raise InputError(*(problem.replace(path.name, shown, 1) for problem in exc.problems)) from None
     except BaseException:
         shutil.rmtree(ws.settings.data_dir / "datasets" / dataset_id, ignore_errors=True)
         raise
@@ -202,11 +202,14 @@ def schema_frame(schema: TableSchema) -> pd.DataFrame:
 def edit_schema(ws: Workspace, dataset: Dataset, edited: pd.DataFrame) -> TableSchema:
     """Apply the edited table (kinds, drops, one target) to the dataset's schema and store it."""
     schema = dataset_schema(dataset)
-    if list(edited["column"]) != schema.names:
-        raise SchemaError("Edit kinds, drops and the target only; the columns cannot be renamed or reordered.")
     targets = edited.loc[edited["target"].astype(bool), "column"].tolist()
+    problems = []
+    if list(edited["column"]) != schema.names:
+        problems.append("Edit kinds, drops and the target only; the columns cannot be renamed or reordered.")
     if len(targets) > 1:
-        raise SchemaError(f"Choose at most one target column; {', '.join(targets)} are ticked.")
+        problems.append(f"Choose at most one target column; {', '.join(targets)} are ticked.")
+    if problems:
+        raise SchemaError(*problems)
     base = schema.model_copy(deep=True, update={"target": None})
     for spec in base.columns:
         spec.drop = False
@@ -294,7 +297,7 @@ def progress_frame(job: Job) -> pd.DataFrame:
                 "backend": t.backend,
                 "state": t.state,
                 "stage": t.stage or "",
-                "progress": (t.step or 0) / t.total if t.total else (1.0 if t.state == "succeeded" else 0.0),
+                "progress": (t.step or 0) / t.total if t.total else (1.0 if t.state == TaskState.SUCCEEDED else 0.0),
                 "epoch": t.epoch,
                 "loss": t.loss,
                 "rows written": t.rows_written or 0,
@@ -355,7 +358,7 @@ def artefact(ws: Workspace, job: Job, backend: str, name: str) -> Path | None:
 
 def gate_reasons(ws: Workspace, job: Job) -> dict[str, dict]:
     """Each measured backend's gate: decision and reasons."""
-    return {t.backend: metrics(ws, job, t.backend).get("gate", {}) for t in job.tasks if t.state == "succeeded"}
+    return {t.backend: metrics(ws, job, t.backend).get("gate", {}) for t in job.tasks if t.state == TaskState.SUCCEEDED}
 
 
 def recommend(table: pd.DataFrame, priority: str) -> tuple[str | None, str]:

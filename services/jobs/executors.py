@@ -21,7 +21,7 @@ from typing import Protocol
 from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.metadata.schema import TableSchema
-from fairsynth.services.jobs.store import FAILED, TERMINAL, Job, JobStore, Task, new_id
+from fairsynth.services.jobs.store import TERMINAL, Job, JobStore, Task, TaskState, new_id
 from fairsynth.services.jobs.tasks import execute_task, finish_job_if_done
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import GenerationRequest
@@ -296,7 +296,7 @@ def _follow(store: JobStore, job_id: str, progress: pipeline.ProgressSink, poll_
             key = (task.state, task.stage, task.step, task.loss, task.message)
             if task.stage and seen.get(task.id) != key:
                 seen[task.id] = key
-                stage = "failed" if task.state == FAILED else task.stage
+                stage = "failed" if task.state == TaskState.FAILED else task.stage
                 progress(
                     Progress(
                         task.backend,
@@ -304,7 +304,7 @@ def _follow(store: JobStore, job_id: str, progress: pipeline.ProgressSink, poll_
                         task.step or 0,
                         task.total,
                         task.loss,
-                        message=(task.error if task.state == FAILED else task.message) or "",
+                        message=(task.error if task.state == TaskState.FAILED else task.message) or "",
                     )
                 )
         if job.state in TERMINAL:

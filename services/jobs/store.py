@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import (
@@ -27,23 +28,57 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from fairsynth.backends.base import Progress
+from fairsynth.errors import FairsynthError
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, FINISHING = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "finishing",
-)
-TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+
+class TaskState(StrEnum):
+    """Where one backend's task is; the values are the strings the store and the API hold."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobState(StrEnum):
+    """Where a job is: its tasks' states, and finishing while crates and the comparison are written."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHING = "finishing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+#: the states that never change again, of a task or a job (a member equals its string, so both enums match)
+TERMINAL: frozenset[str] = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class JobStoreError(LookupError):
+class JobStoreError(FairsynthError):
     """A dataset, job or task that does not exist was asked for."""
+
+
+class StateText(TypeDecorator):
+    """A state enum stored as its plain string (String(16), as the migrations made it) and read back as the enum."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, states: type[StrEnum]):
+        super().__init__()
+        self.states = states
+
+    def process_bind_param(self, value, dialect) -> str | None:
+        return None if value is None else self.states(value).value  # an unknown state never reaches the database
+
+    def process_result_value(self, value, dialect) -> StrEnum | None:
+        return None if value is None else self.states(value)
 
 
 class Base(DeclarativeBase):
@@ -74,7 +109,7 @@ class Job(Base):
     request_json: Mapped[str] = mapped_column(Text)
     run_dir: Mapped[str] = mapped_column(String(1024))
     executor: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[JobState] = mapped_column(StateText(JobState), index=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -96,7 +131,7 @@ class Task(Base):
     position: Mapped[int] = mapped_column(Integer)
     backend: Mapped[str] = mapped_column(String(128))
     family: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[TaskState] = mapped_column(StateText(TaskState), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -233,7 +268,7 @@ class JobStore:
             request_json=request_json,
             run_dir=run_dir,
             executor=executor,
-            state=QUEUED,
+            state=JobState.QUEUED,
             created_at=created,
         )
         job.tasks = [
@@ -242,7 +277,7 @@ class JobStore:
                 position=i,
                 backend=name,
                 family=family,
-                state=QUEUED,
+                state=TaskState.QUEUED,
                 attempts=0,
                 rows_written=0,
                 created_at=created,
@@ -261,7 +296,7 @@ class JobStore:
             raise JobStoreError(f"There is no job '{job_id}'; list them with GET /jobs.")
         return found
 
-    def list_jobs(self, limit: int = 50, offset: int = 0, state: str | None = None) -> list[Job]:
+    def list_jobs(self, limit: int = 50, offset: int = 0, state: JobState | None = None) -> list[Job]:
         """Jobs with their tasks, newest first."""
         query = select(Job).options(selectinload(Job.tasks)).order_by(Job.created_at.desc(), Job.id)
         if state:
@@ -279,7 +314,7 @@ class JobStore:
 
     def queued_tasks(self, limit: int, executor: str | None = None, job_id: str | None = None) -> list[Task]:
         """The oldest queued tasks (first come, first served), of one executor kind or one job."""
-        query = select(Task).join(Job).where(Task.state == QUEUED).order_by(Task.created_at, Task.position)
+        query = select(Task).join(Job).where(Task.state == TaskState.QUEUED).order_by(Task.created_at, Task.position)
         if executor:
             query = query.where(Job.executor == executor)
         if job_id:
@@ -289,7 +324,7 @@ class JobStore:
 
     def running_tasks(self, executor: str | None = None) -> list[Task]:
         """Every task in the running state."""
-        query = select(Task).join(Job).where(Task.state == RUNNING)
+        query = select(Task).join(Job).where(Task.state == TaskState.RUNNING)
         if executor:
             query = query.where(Job.executor == executor)
         with self.session() as session:
@@ -303,9 +338,9 @@ class JobStore:
             claimed = (
                 session.execute(
                     update(Task)
-                    .where(Task.id == task_id, Task.state == QUEUED)
+                    .where(Task.id == task_id, Task.state == TaskState.QUEUED)
                     .values(
-                        state=RUNNING,
+                        state=TaskState.RUNNING,
                         worker=worker,
                         pid=pid,
                         started_at=moment,
@@ -318,7 +353,9 @@ class JobStore:
             if claimed:
                 job_id = session.scalar(select(Task.job_id).where(Task.id == task_id))
                 session.execute(
-                    update(Job).where(Job.id == job_id, Job.state == QUEUED).values(state=RUNNING, started_at=moment)
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == JobState.QUEUED)
+                    .values(state=JobState.RUNNING, started_at=moment)
                 )
         return claimed
 
@@ -349,7 +386,7 @@ class JobStore:
     def finish_task(
         self,
         task_id: str,
-        state: str,
+        state: TaskState,
         *,
         error: str | None = None,
         outcome_json: str | None = None,
@@ -377,14 +414,14 @@ class JobStore:
         with self.session.begin() as session:
             session.execute(update(Task).where(Task.id == task_id).values(**values))
 
-    def fail_task(self, task_id: str, reason: str, *, states: tuple[str, ...] = (RUNNING,)) -> bool:
+    def fail_task(self, task_id: str, reason: str, *, states: tuple[TaskState, ...] = (TaskState.RUNNING,)) -> bool:
         """Mark a task failed with a reason, if it is in one of `states`."""
         with self.session.begin() as session:
             return (
                 session.execute(
                     update(Task)
                     .where(Task.id == task_id, Task.state.in_(states))
-                    .values(state=FAILED, error=reason, finished_at=now())
+                    .values(state=TaskState.FAILED, error=reason, finished_at=now())
                 ).rowcount
                 == 1
             )
@@ -393,11 +430,11 @@ class JobStore:
         """Cancel every task not yet ended; returns those that were running (their processes must be stopped)."""
         self.get_job(job_id)
         with self.session.begin() as session:
-            running = list(session.scalars(select(Task).where(Task.job_id == job_id, Task.state == RUNNING)))
+            running = list(session.scalars(select(Task).where(Task.job_id == job_id, Task.state == TaskState.RUNNING)))
             session.execute(
                 update(Task)
-                .where(Task.job_id == job_id, Task.state.in_((QUEUED, RUNNING)))
-                .values(state=CANCELLED, finished_at=now(), error="cancelled by the user")
+                .where(Task.job_id == job_id, Task.state.in_((TaskState.QUEUED, TaskState.RUNNING)))
+                .values(state=TaskState.CANCELLED, finished_at=now(), error="cancelled by the user")
             )
         return running
 
@@ -421,21 +458,23 @@ class JobStore:
     # -- job completion ---------------------------------------------------------------------------
     def unfinished_jobs(self, executor: str | None = None) -> list[str]:
         """Jobs left half finished by a process that stopped while packaging them."""
-        query = select(Job.id).where(Job.state == FINISHING)
+        query = select(Job.id).where(Job.state == JobState.FINISHING)
         with self.session() as session:
             return list(session.scalars(query.where(Job.executor == executor) if executor else query))
 
     def ended_but_open_jobs(self, executor: str | None = None) -> list[str]:
         """Jobs whose tasks all ended but that nobody finished (a process died in between)."""
         pending = exists().where(Task.job_id == Job.id, Task.state.not_in(TERMINAL))
-        query = select(Job.id).where(Job.state.in_((QUEUED, RUNNING)), ~pending)
+        query = select(Job.id).where(Job.state.in_((JobState.QUEUED, JobState.RUNNING)), ~pending)
         with self.session() as session:
             return list(session.scalars(query.where(Job.executor == executor) if executor else query))
 
     def reopen_job(self, job_id: str) -> None:
         """Let a half-finished job be finished again."""
         with self.session.begin() as session:
-            session.execute(update(Job).where(Job.id == job_id, Job.state == FINISHING).values(state=RUNNING))
+            session.execute(
+                update(Job).where(Job.id == job_id, Job.state == JobState.FINISHING).values(state=JobState.RUNNING)
+            )
 
     def claim_finish(self, job_id: str) -> bool:
         """True for exactly one caller once every task of the job has ended: it then finishes the job."""
@@ -444,17 +483,22 @@ class JobStore:
             return (
                 session.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.state.in_((QUEUED, RUNNING)), ~pending)
-                    .values(state=FINISHING)
+                    .where(Job.id == job_id, Job.state.in_((JobState.QUEUED, JobState.RUNNING)), ~pending)
+                    .values(state=JobState.FINISHING)
                 ).rowcount
                 == 1
             )
 
-    def complete_job(self, job_id: str, *, error: str | None = None) -> str:
+    def complete_job(self, job_id: str, *, error: str | None = None) -> JobState:
         """Set the job's final state from its tasks: succeeded only when every task did."""
         job = self.get_job(job_id)
         states = {t.state for t in job.tasks}
-        state = FAILED if error or FAILED in states else CANCELLED if CANCELLED in states else SUCCEEDED
+        if error or TaskState.FAILED in states:
+            state = JobState.FAILED
+        elif TaskState.CANCELLED in states:
+            state = JobState.CANCELLED
+        else:
+            state = JobState.SUCCEEDED
         with self.session.begin() as session:
             session.execute(update(Job).where(Job.id == job_id).values(state=state, error=error, finished_at=now()))
         return state
@@ -462,6 +506,8 @@ class JobStore:
     def _update_running(self, task_id: str, values: dict) -> bool:
         with self.session.begin() as session:
             return (
-                session.execute(update(Task).where(Task.id == task_id, Task.state == RUNNING).values(**values)).rowcount
+                session.execute(
+                    update(Task).where(Task.id == task_id, Task.state == TaskState.RUNNING).values(**values)
+                ).rowcount
                 == 1
             )

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from fairsynth.backends.base import Progress
+from fairsynth.errors import ControlFlow
 from fairsynth.metadata.schema import TableSchema
-from fairsynth.services.jobs.store import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore, now, utc
+from fairsynth.services.jobs.store import TERMINAL, JobState, JobStore, TaskState, now, utc
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import GenerationRequest
 from fairsynth.services.settings import Settings
@@ -26,8 +27,8 @@ log = logging.getLogger("fairsynth.tasks")
 PROGRESS_INTERVAL = 0.5  # seconds between stored progress rows (stage changes are always stored)
 
 
-class TaskCancelled(Exception):
-    """The task was cancelled while it ran."""
+class TaskCancelled(ControlFlow):
+    """The task was cancelled while it ran: unwinds the backend's fit or sample, never reported as a failure."""
 
 
 def worker_name() -> str:
@@ -37,7 +38,7 @@ def worker_name() -> str:
 
 def execute_task(
     task_id: str, settings: Settings | None = None, store: JobStore | None = None, *, claimed: bool = False
-) -> str:
+) -> TaskState:
     """Run one task to its end (succeeded, failed or cancelled) and finish its job if it was the last.
 
     `claimed`: the local executor already moved the task to running for this process.
@@ -48,11 +49,11 @@ def execute_task(
     try:
         task = store.get_task(task_id)
         if claimed:
-            if task.state == RUNNING:
+            if task.state == TaskState.RUNNING:
                 _run_claimed(store, task_id, settings)
                 finish_job_if_done(store, task.job_id, settings.data_dir)
             return store.get_task(task_id).state
-        if task.state == RUNNING:
+        if task.state == TaskState.RUNNING:
             _take_over(store, task, settings)
             return store.get_task(task_id).state
         if not store.claim(task_id, worker=worker_name(), pid=os.getpid()):
@@ -89,7 +90,7 @@ def _run_claimed(store: JobStore, task_id: str, settings: Settings) -> None:
         return
     except Exception as exc:  # any error ends the task failed with its reason, never stuck
         log.exception("task %s (%s) failed", task_id, task.backend)
-        store.finish_task(task_id, FAILED, error=f"{type(exc).__name__}: {exc}")
+        store.finish_task(task_id, TaskState.FAILED, error=f"{type(exc).__name__}: {exc}")
         return
     finally:
         beat.stop()
@@ -97,7 +98,7 @@ def _run_claimed(store: JobStore, task_id: str, settings: Settings) -> None:
         return
     store.finish_task(
         task_id,
-        SUCCEEDED if outcome.ok else FAILED,
+        TaskState.SUCCEEDED if outcome.ok else TaskState.FAILED,
         error=outcome.error,
         outcome_json=pipeline.outcome_to_json(outcome),
         artefacts=artefacts_of(settings.data_dir / job.run_dir, task.backend) if outcome.ok else None,
@@ -159,7 +160,7 @@ def artefacts_of(run_dir: Path, backend: str) -> dict[str, str]:
     return {name: str(path.relative_to(run_dir)) for name, path in found.items() if path.is_file()}
 
 
-def finish_job_if_done(store: JobStore, job_id: str, data_dir: Path) -> str | None:
+def finish_job_if_done(store: JobStore, job_id: str, data_dir: Path) -> JobState | None:
     """When every task of the job has ended, exactly one caller packages crates and writes the comparison."""
     if not store.claim_finish(job_id):
         return None
@@ -170,7 +171,7 @@ def finish_job_if_done(store: JobStore, job_id: str, data_dir: Path) -> str | No
         if outcomes:
             run_dir = data_dir / job.run_dir
             request = GenerationRequest.model_validate_json(job.request_json)
-            if any(t.state == CANCELLED for t in job.tasks):
+            if any(t.state == TaskState.CANCELLED for t in job.tasks):
                 request = request.model_copy(update={"package_crates": False})  # a cancelled run is not released
             schema = TableSchema.from_json((run_dir / "schema.json").read_text())
             context = json.loads((run_dir / "request.json").read_text())
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     claimed = "--claimed" in argv
     task_id = next(a for a in argv if not a.startswith("--"))
     state = execute_task(task_id, claimed=claimed)
-    return 0 if state in (SUCCEEDED, CANCELLED, FAILED) else 1
+    return 0 if state in TERMINAL else 1
 
 
 if __name__ == "__main__":

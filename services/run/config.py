@@ -9,14 +9,15 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fairsynth.errors import FairsynthError, field_problems
 from fairsynth.metadata.crate import CrateInfo
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
 DEFAULT_BACKENDS = ("tvae",)  # the in-house TVAE: what a run uses when it names no backend
 
 
-class ConfigError(ValueError):
-    """A request or config file is invalid; the message says which field and why."""
+class ConfigError(FairsynthError):
+    """A request or config file is invalid; each problem says which field and why."""
 
 
 class BackendSpec(BaseModel):
@@ -85,11 +86,11 @@ def crate_info(request: GenerationRequest, source_label: str) -> CrateInfo:
 
 
 def validate_crate_info(given: dict) -> CrateInfo:
-    """Crate metadata from plain fields, with one sentence naming the first bad field."""
+    """Crate metadata from plain fields, with one sentence naming each bad field."""
     try:
         return CrateInfo.model_validate(given)
     except ValidationError as exc:
-        raise ConfigError(f"In the crate metadata, {_first_problem(exc, 'crate')}.") from exc
+        raise ConfigError(*field_problems(exc.errors(), "the crate metadata", prefix="crate")) from exc
 
 
 def organisation(name: str, where: str) -> dict:
@@ -122,18 +123,10 @@ def load_request(path: str | Path) -> GenerationRequest:
 
 
 def parse_request(raw: dict, label: str = "the request") -> GenerationRequest:
-    """Validate a dict into a GenerationRequest; backends may be given as plain names."""
+    """Validate a dict into a GenerationRequest (every bad field named at once); backends may be plain names."""
     if isinstance(raw.get("backends"), list):
         raw = {**raw, "backends": [{"name": b} if isinstance(b, str) else b for b in raw["backends"]]}
     try:
         return GenerationRequest.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"In {label}, {_first_problem(exc)}.") from exc
-
-
-def _first_problem(exc: ValidationError, prefix: str = "") -> str:
-    """The first validation error as "'field.path' is invalid: reason"."""
-    first = exc.errors()[0]
-    where = ".".join([p for p in (prefix, *map(str, first["loc"])) if p]) or "request"
-    # the caller ends the sentence
-    return f"'{where}' is invalid: {str(first['msg']).removeprefix('Value error, ').rstrip('.')}"
+        raise ConfigError(*field_problems(exc.errors(), label)) from exc

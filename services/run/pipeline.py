@@ -20,13 +20,14 @@ import pandas as pd
 
 from fairsynth.backends import registry
 from fairsynth.backends.base import BackendError, Progress, sample_tables, table_to_frame
-from fairsynth.metadata.crate import CrateError, CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
-from fairsynth.metadata.schema import SchemaError, TableSchema
+from fairsynth.errors import FairsynthError
+from fairsynth.metadata.crate import CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
+from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.config import GenerationRequest, crate_info
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation import ExactCopyCounter, compare, evaluate
 from fairsynth.services.run.report import render_comparison, render_report
-from fairsynth.services.run.tables import InputError, read_table
+from fairsynth.services.run.tables import read_table
 from fairsynth.services.run.writers import SUFFIXES, write_batches
 
 PACKAGES = ("fairsynth", "torch", "sdv", "sdmetrics", "pandas", "numpy", "pyarrow", "opacus")
@@ -34,7 +35,7 @@ PACKAGES = ("fairsynth", "torch", "sdv", "sdmetrics", "pandas", "numpy", "pyarro
 ProgressSink = Callable[[Progress], None]
 
 
-class RunError(ValueError):
+class RunError(FairsynthError):
     """The run cannot start; the message says what to change."""
 
 
@@ -128,8 +129,7 @@ def prepare_run(request: GenerationRequest, schema: TableSchema | None = None) -
 
     `schema` replaces the inferred one (a schema the user edited); the request's overrides still apply.
     """
-    for spec in request.backends:
-        registry.backend_class(spec.name)  # unknown or unavailable backends fail before any work
+    _check_backends(request)
     data, source = load_input(request)
     if request.package_crates:
         crate_info(request, source.name)  # missing crate metadata fails before any work
@@ -140,6 +140,18 @@ def prepare_run(request: GenerationRequest, schema: TableSchema | None = None) -
     (run_dir / "schema.json").write_text(schema.to_json())
     (run_dir / "request.json").write_text(json.dumps(context, indent=2))
     return RunPlan(request, run_dir, schema, train, holdout, context)
+
+
+def _check_backends(request: GenerationRequest) -> None:
+    """Unknown or unavailable backends fail before any work, all of them named at once."""
+    problems = []
+    for spec in request.backends:
+        try:
+            registry.backend_class(spec.name)
+        except BackendError as exc:
+            problems += exc.problems
+    if problems:
+        raise BackendError(*problems)
 
 
 def load_plan(run_dir: str | Path) -> RunPlan:
@@ -237,7 +249,7 @@ def run_backend(
         partial.rename(final)
         outcome.directory = str(final)
         return outcome
-    except (BackendError, SchemaError, InputError, ValueError, RuntimeError, MemoryError) as exc:
+    except (FairsynthError, ValueError, RuntimeError, MemoryError) as exc:  # builtins: a library failed inside
         shutil.rmtree(partial, ignore_errors=True)
         progress(Progress(name, "failed", 0, message=str(exc)))
         return BackendOutcome(name, ok=False, error=f"{type(exc).__name__}: {exc}")
@@ -349,7 +361,7 @@ def package_crate(
         build_crate(outcome.directory, info, facts)
         outcome.crate = str(zip_crate(outcome.directory, run_dir / f"{outcome.backend}.crate.zip"))
         progress(Progress(outcome.backend, "crate", 1, 1, message="crate written"))
-    except (CrateError, OSError, ValueError) as exc:
+    except (FairsynthError, OSError, ValueError) as exc:
         outcome.error = f"crate not written: {exc}"
 
 

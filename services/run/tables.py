@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from fairsynth.errors import FairsynthError
+
 MIN_ROWS = 10
 SEPARATORS = ",;\t|"
 
 
-class InputError(ValueError):
-    """The input table cannot be used; the message says what is wrong and what to do."""
+class InputError(FairsynthError):
+    """The input table cannot be used; each problem says what is wrong and what to do."""
 
 
 def read_table(path: str | Path, *, encoding: str = "utf-8", separator: str | None = None) -> pd.DataFrame:
@@ -31,23 +33,37 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", separator: str | No
 
 
 def check_table(data: pd.DataFrame, label: str = "The table") -> None:
-    """Refuse tables no backend can learn from."""
+    """Refuse tables no backend can learn from, naming every reason at once."""
+    problems = _column_problems(data, label) + _row_problems(data, label)
+    if problems:
+        raise InputError(*problems)
+
+
+def _column_problems(data: pd.DataFrame, label: str) -> list[str]:
+    problems = []
     duplicated = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
     if duplicated:
-        raise InputError(
+        problems.append(
             f"{label} has repeated column names ({', '.join(duplicated)}); rename them so every column name is unique."
         )
-    if len(data) == 0:
-        raise InputError(f"{label} has a header but no rows; export it again with its data.")
     if data.shape[1] < 2:
-        raise InputError(
-            f"{label} has only one column ({data.columns[0]!r}); fairsynth needs at least two — "
+        found = f"only one column ({data.columns[0]!r})" if data.shape[1] else "no columns"
+        problems.append(
+            f"{label} has {found}; fairsynth needs at least two — "
             "if the file uses another separator, pass it with --separator."
         )
+    return problems
+
+
+def _row_problems(data: pd.DataFrame, label: str) -> list[str]:
+    if len(data) == 0:
+        return [f"{label} has a header but no rows; export it again with its data."]
+    problems = []
     if len(data) < MIN_ROWS:
-        raise InputError(f"{label} has {len(data)} rows; at least {MIN_ROWS} are needed to learn anything.")
+        problems.append(f"{label} has {len(data)} rows; at least {MIN_ROWS} are needed to learn anything.")
     if data.isna().all().all():
-        raise InputError(f"{label} has no values at all (every cell is empty).")
+        problems.append(f"{label} has no values at all (every cell is empty).")
+    return problems
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

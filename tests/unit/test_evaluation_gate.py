@@ -129,7 +129,7 @@ def test_bad_input_says_what_to_do(tmp_path):
     real, other = tmp_path / "real.csv", tmp_path / "other.csv"
     pd.DataFrame({"a": range(20), "b": list("xyz" * 6 + "xy")}).to_csv(real, index=False)
     pd.DataFrame({"c": range(20), "d": list("xyz" * 6 + "xy")}).to_csv(other, index=False)
-    with pytest.raises(ValueError, match="shares no column"):
+    with pytest.raises(InputError, match="shares no column"):
         evaluate_files(real, other)
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(InputError, match="empty"):
         evaluate(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), TableSchema(columns=[], n_rows=0))

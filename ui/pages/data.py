@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from fairsynth.errors import FairsynthError
 from fairsynth.services.entry import workspace as ws_api
-from fairsynth.ui.common import choose_dataset, current_dataset, friendly_errors, header, workspace
+from fairsynth.ui.common import choose_dataset, current_dataset, friendly_errors, header, problem_text, workspace
 
 ws = workspace()
 header("1 · Data", "Start from the demo table (fabricated hospital episodes) or upload your own CSV or Parquet table.")
@@ -21,8 +22,8 @@ if upload is not None and st.session_state.get("uploaded_file_id") != upload.fil
     try:
         dataset = ws_api.upload_dataset(ws, upload.name, upload.getvalue())
         choose_dataset(dataset.id)
-    except ws_api.USER_ERRORS as exc:
-        st.session_state["upload_error"] = str(exc)
+    except FairsynthError as exc:
+        st.session_state["upload_error"] = problem_text(exc)
 if st.session_state.get("upload_error"):
     st.error(st.session_state["upload_error"])
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from fairsynth.services.entry import workspace as ws_api
+from fairsynth.services.jobs.store import JobState, TaskState
 from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
 
 LICENSES = ["CC-BY-4.0", "CC0-1.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "ODbL-1.0"]
@@ -67,7 +68,7 @@ def download(label: str, path, mime: str, key: str) -> None:
 
 job = job_picker()
 if job is not None:
-    if job.state != "succeeded":
+    if job.state != JobState.SUCCEEDED:
         st.info(f"This run is {job.state}; crates are built from a finished run.")
         st.stop()
     form = metadata_form()
@@ -77,7 +78,7 @@ if job is not None:
             job = ws_api.get_job(ws, job.id)
     results = st.session_state.get(f"crates-{job.id}", {})
     for task in job.tasks:
-        if task.state != "succeeded":
+        if task.state != TaskState.SUCCEEDED:
             continue
         name = task.backend
         with st.container(border=True):

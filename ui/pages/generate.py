@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from fairsynth.services.entry import workspace as ws_api
+from fairsynth.services.jobs.store import JobState
 from fairsynth.services.run.config import DEFAULT_BACKENDS
 from fairsynth.ui.common import choose_job, current_dataset, current_job, friendly_errors, header, workspace
 
@@ -139,7 +140,7 @@ if job is not None:
         else:
             if running:
                 st.rerun()  # the whole page: the Generate button comes back
-            if fresh.state == "succeeded":
+            if fresh.state == JobState.SUCCEEDED:
                 st.success("Run finished.")
             st.page_link("pages/compare.py", label="Compare the backends →", icon=":material/bar_chart:")
 

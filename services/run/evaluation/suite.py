@@ -16,7 +16,7 @@ from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
 from fairsynth.services.run.evaluation.privacy import evaluate_privacy
 from fairsynth.services.run.evaluation.quality import evaluate_quality
 from fairsynth.services.run.evaluation.utility import evaluate_utility
-from fairsynth.services.run.tables import read_table
+from fairsynth.services.run.tables import InputError, read_table
 
 METRICS_VERSION = 1
 
@@ -128,7 +128,7 @@ def evaluate_files(
         train, holdout = shuffled.iloc[: len(real) // 2], shuffled.iloc[len(real) // 2 :]
     missing = [s.name for s in schema.learned_columns() if s.name not in synthetic.columns]
     if len(missing) == len(schema.learned_columns()):
-        raise ValueError("The synthetic file shares no column with the real one; check that the two files match.")
+        raise InputError("The synthetic file shares no column with the real one; check that the two files match.")
     metrics = _partial_evaluate(
         train, holdout, synthetic, schema, holdout_known=holdout_path is not None, policy=policy, seed=seed
     )
@@ -147,7 +147,7 @@ def _partial_evaluate(train, holdout, synthetic, schema, *, holdout_known: bool,
 def _check_tables(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame) -> None:
     for name, table in (("training", train), ("synthetic", synthetic)):
         if not isinstance(table, pd.DataFrame) or table.empty:
-            raise ValueError(f"The {name} table is empty; evaluation needs rows in the training and synthetic tables.")
+            raise InputError(f"The {name} table is empty; evaluation needs rows in the training and synthetic tables.")
     if not isinstance(holdout, pd.DataFrame):
         raise ValueError("The holdout must be a DataFrame (it may have no rows, then privacy baselines are skipped).")
 
