@@ -210,7 +210,7 @@ def evaluate_command(
 @app.command()
 def validate(crate: Path = typer.Argument(..., help="crate directory or .crate.zip")) -> None:
     """Validate a crate offline: RO-Crate / Process Run Crate, Bioschemas SHACL, files, DOME (exit 1 on fail)."""
-    from fairsynth.metadata.crate import CrateError
+    from fairsynth.metadata.model import CrateError
     from fairsynth.metadata.validate import validate_crate
 
     try:
@@ -230,7 +230,7 @@ def deposit(
     """Deposit a crate to BioStudies: a dry run unless a server and credentials (environment) are given."""
     from fairsynth.metadata.biostudies import DepositError
     from fairsynth.metadata.biostudies import deposit as deposit_crate
-    from fairsynth.metadata.crate import CrateError
+    from fairsynth.metadata.model import CrateError
 
     try:
         result = deposit_crate(crate, out_dir=out, server=server)

@@ -9,7 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fairsynth.metadata.crate import CrateInfo
+from fairsynth.metadata.model import CrateInfo
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
 DEFAULT_BACKENDS = ("tvae",)  # the in-house TVAE: what a run uses when it names no backend
