@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from fairsynth.errors import FairsynthError, os_errors_as
-from fairsynth.metadata.crate import (
+from fairsynth.metadata.archive import read_crate_zip
+from fairsynth.metadata.model import (
     DOME_PATH,
     METADATA_NAME,
     MODEL_DIR,
@@ -31,7 +32,6 @@ from fairsynth.metadata.crate import (
     RunFacts,
     describe_dataset,
     describe_path,
-    read_crate_zip,
 )
 
 USER_ENV = "FAIRSYNTH_BIOSTUDIES_USER"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fairsynth.metadata.crate import DOME_PATH, MODEL_DIR, CrateInfo, RunFacts
+from fairsynth.metadata.model import DOME_PATH, MODEL_DIR, CrateInfo, RunFacts
 from fairsynth.metadata.schema import ColumnKind
 
 DOME_SECTIONS = {

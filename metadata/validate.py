@@ -21,17 +21,17 @@ from typing import Any
 from rdflib import Graph, URIRef
 
 from fairsynth.errors import os_errors_as
-from fairsynth.metadata.crate import (
+from fairsynth.metadata.archive import read_crate_zip
+from fairsynth.metadata.checksums import sha256_file
+from fairsynth.metadata.dome import dome_problems
+from fairsynth.metadata.model import (
     BIOSCHEMAS_DATASET,
     DICTIONARY_PATH,
     DOME_PATH,
     METADATA_NAME,
     PREVIEW_NAME,
     CrateError,
-    read_crate_zip,
-    sha256_file,
 )
-from fairsynth.metadata.dome import dome_problems
 
 PROFILE = "process-run-crate-0.5"
 CONTEXT_URLS = {f"https://w3id.org/ro/crate/{v}/context": f"ro-crate-{v}-context.jsonld" for v in ("1.1", "1.2", "1.3")}

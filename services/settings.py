@@ -1,74 +1,133 @@
-"""Service configuration from the environment: data directory, job store, broker, API token, limits."""
+"""Service configuration from the environment: data directory, job store, broker, API token, limits.
+
+Each field is one FAIRSYNTH_<FIELD> variable; its description is the documentation (README,
+"Configuration (environment)", lists the same variables, meanings and defaults).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 from fairsynth.errors import FairsynthError
 
+ENV_PREFIX = "FAIRSYNTH_"
 DEFAULT_DATA_DIR = "~/.fairsynth"
 DEFAULT_MAX_UPLOAD_MB = 200
+# What to do about a bad value, by pydantic error type; {names} are filled from the error's context.
+HINTS = {
+    "literal_error": "use {expected}",
+    "greater_than": "give a number greater than {gt:g}",
+    "float_parsing": "give a number",
+    "int_parsing": "give a whole number",
+    "int_from_float": "give a whole number",
+}
 
 
 class SettingsError(FairsynthError):
     """An environment variable has a value the services cannot use; the message names it."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Where data and jobs live and how work is executed.
+class Settings(BaseSettings):
+    """Where data and jobs live and how work is executed, read from the FAIRSYNTH_* variables by `from_env`."""
 
-    FAIRSYNTH_DATA_DIR        uploads, runs and logs (a shared volume when distributed); default ~/.fairsynth
-    FAIRSYNTH_DATABASE_URL    SQLAlchemy URL of the job store; default SQLite file in the data directory
-    FAIRSYNTH_BROKER_URL      Redis URL: run tasks on Celery workers instead of the local process pool
-    FAIRSYNTH_EXECUTOR        local | celery (default: celery when a broker URL is set, else local)
-    FAIRSYNTH_API_TOKEN       bearer token the API requires (mandatory when bound beyond loopback)
-    FAIRSYNTH_MAX_UPLOAD_MB   largest accepted upload, in MiB (default 200)
-    FAIRSYNTH_WORKERS         concurrent task processes of the local executor (default 2)
-    FAIRSYNTH_STALE_SECONDS   a running task silent for this long is failed (default 120)
-    """
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid")
 
-    data_dir: Path
-    database_url: str
-    broker_url: str | None = None
-    executor: str = "local"
-    api_token: str | None = None
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
-    workers: int = 2
-    heartbeat_seconds: float = 5.0
-    stale_seconds: float = 120.0
+    data_dir: Path = Field(
+        default=Path(DEFAULT_DATA_DIR),
+        validate_default=True,
+        description="uploads, runs, job store, logs (a shared volume when distributed)",
+    )
+    database_url: str = Field(
+        default="",
+        validate_default=True,
+        description="job store (SQLAlchemy URL), e.g. `postgresql+psycopg://user:pw@host/db`",
+    )
+    broker_url: str | None = Field(
+        default=None, description="Redis URL: run tasks on Celery workers (`fairsynth worker --queues torch,sdv`)"
+    )
+    executor: Literal["local", "celery"] = Field(default="", validate_default=True, description="`local` or `celery`")
+    api_token: str | None = Field(
+        default=None, description="bearer token; `fairsynth serve` refuses to bind beyond loopback without it"
+    )
+    max_upload_mb: PositiveFloat = Field(default=DEFAULT_MAX_UPLOAD_MB, description="largest upload, in MiB")
+    workers: PositiveInt = Field(default=2, description="parallel task processes of the local executor")
+    stale_seconds: PositiveFloat = Field(
+        default=120.0, description="a running task silent for this many seconds is failed"
+    )
+    # How often a running task says it is alive; not a variable: stale_seconds must stay well above it.
+    heartbeat_seconds: ClassVar[float] = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read the FAIRSYNTH_* variables, with one clear sentence for a bad value."""
-        env = os.environ if env is None else env
-        data_dir = Path(env.get("FAIRSYNTH_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
-        broker = env.get("FAIRSYNTH_BROKER_URL") or None
-        executor = (env.get("FAIRSYNTH_EXECUTOR") or ("celery" if broker else "local")).lower()
-        if executor not in ("local", "celery"):
-            raise SettingsError(f"FAIRSYNTH_EXECUTOR is '{executor}'; use 'local' or 'celery'.")
-        if executor == "celery" and not broker:
-            raise SettingsError(
-                "FAIRSYNTH_EXECUTOR is 'celery' but FAIRSYNTH_BROKER_URL is not set; "
+        """Read the FAIRSYNTH_* variables of env (default os.environ), with one clear sentence per bad value."""
+        values = _EnvironSource(cls, os.environ if env is None else env)()
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise SettingsError(" ".join(_sentence(detail) for detail in error.errors())) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        **_other_sources: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values given: from_env hands over the variables of the one mapping it reads."""
+        return (init_settings,)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_in_data_dir(cls, value: str, info: ValidationInfo) -> str:
+        if value or "data_dir" not in info.data:
+            return value
+        return sqlite_url(info.data["data_dir"] / "fairsynth.db")
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_follows_broker(cls, value: Any, info: ValidationInfo) -> Any:
+        if not value:
+            return "celery" if info.data.get("broker_url") else "local"
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _celery_needs_broker(self) -> Settings:
+        if self.executor == "celery" and not self.broker_url:
+            raise ValueError(
+                f"{ENV_PREFIX}EXECUTOR is 'celery' but {ENV_PREFIX}BROKER_URL is not set; "
                 "give the Redis URL, e.g. redis://localhost:6379/0."
             )
-        return cls(
-            data_dir=data_dir,
-            database_url=env.get("FAIRSYNTH_DATABASE_URL") or sqlite_url(data_dir / "fairsynth.db"),
-            broker_url=broker,
-            executor=executor,
-            api_token=env.get("FAIRSYNTH_API_TOKEN") or None,
-            max_upload_bytes=int(_number(env, "FAIRSYNTH_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB) * 1024 * 1024),
-            workers=int(_number(env, "FAIRSYNTH_WORKERS", 2)),
-            stale_seconds=_number(env, "FAIRSYNTH_STALE_SECONDS", 120.0),
-        )
+        return self
 
-    def with_(self, **changes) -> Settings:
+    @property
+    def max_upload_bytes(self) -> int:
+        """The upload limit in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
-        return replace(self, **changes)
+        return self.model_copy(update=changes)
 
     def environment(self) -> dict[str, str]:
         """These settings as FAIRSYNTH_* variables, for worker processes."""
@@ -88,19 +147,31 @@ class Settings:
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
 
 
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source reading a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self.environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a Settings field."""
+    return ENV_PREFIX + field.upper()
+
+
 def sqlite_url(path: Path) -> str:
     """SQLAlchemy URL of a SQLite file."""
     return f"sqlite:///{path}"
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} is '{raw}'; give a positive number.") from None
-    if value <= 0:
-        raise SettingsError(f"{name} is '{raw}'; give a positive number.")
-    return value
+def _sentence(error: ErrorDetails) -> str:
+    """One pydantic error as one sentence naming the variable, its value and what to give instead."""
+    context = error.get("ctx", {})
+    if not error["loc"]:  # a check across variables words its own sentence
+        return str(context.get("error", error["msg"]))
+    hint = HINTS[error["type"]].format(**context) if error["type"] in HINTS else error["msg"]
+    return f"{env_name(str(error['loc'][0]))} is '{error['input']}'; {hint}."

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from fairsynth.metadata.biostudies import DepositError, deposit
-from fairsynth.metadata.crate import PAGETAB_PATH
+from fairsynth.metadata.model import PAGETAB_PATH
 from fairsynth.metadata.schema import SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.catalog import backend_catalog

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fairsynth.errors import FairsynthError, field_problems
-from fairsynth.metadata.crate import CrateInfo
+from fairsynth.metadata.model import CrateInfo
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
 DEFAULT_BACKENDS = ("tvae",)  # the in-house TVAE: what a run uses when it names no backend

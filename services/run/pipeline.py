@@ -21,7 +21,10 @@ import pandas as pd
 from fairsynth.backends import registry
 from fairsynth.backends.base import BackendError, Progress, sample_tables, table_to_frame
 from fairsynth.errors import FairsynthError
-from fairsynth.metadata.crate import CrateInfo, RunFacts, SourceFacts, build_crate, sha256_file, zip_crate
+from fairsynth.metadata.archive import zip_crate
+from fairsynth.metadata.builder import build_crate
+from fairsynth.metadata.checksums import sha256_file
+from fairsynth.metadata.model import CrateInfo, RunFacts, SourceFacts
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.config import GenerationRequest, crate_info
 from fairsynth.services.run.demo import DEMO_PATH

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fairsynth.backends import registry
-from fairsynth.metadata.crate import read_crate_zip
+from fairsynth.metadata.archive import read_crate_zip
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import BackendSpec, GenerationRequest

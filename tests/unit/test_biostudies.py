@@ -21,7 +21,9 @@ from fairsynth.metadata.biostudies import (
     build_pagetab,
     deposit,
 )
-from fairsynth.metadata.crate import Author, CrateInfo, Organization, RunFacts, SourceFacts, build_crate, sha256_file
+from fairsynth.metadata.builder import build_crate
+from fairsynth.metadata.checksums import sha256_file
+from fairsynth.metadata.model import Author, CrateInfo, Organization, RunFacts, SourceFacts
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
 
@@ -301,7 +303,7 @@ def test_deposit_refuses_a_directory_without_pagetab(tmp_path):
 
 
 def test_deposit_reads_a_crate_zip(crate, server, tmp_path):
-    from fairsynth.metadata.crate import zip_crate
+    from fairsynth.metadata.archive import zip_crate
 
     root, _, _ = crate
     stand_in, url = server

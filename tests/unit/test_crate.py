@@ -13,7 +13,10 @@ import pytest
 from pydantic import ValidationError
 
 from fairsynth.backends.preprocessing import TableCodec
-from fairsynth.metadata.crate import (
+from fairsynth.metadata.archive import read_crate_zip, zip_crate
+from fairsynth.metadata.builder import build_crate
+from fairsynth.metadata.checksums import sha256_file
+from fairsynth.metadata.model import (
     BIOSCHEMAS_DATASET,
     COMPLETED,
     PROCESS_RUN_CRATE,
@@ -23,10 +26,6 @@ from fairsynth.metadata.crate import (
     Organization,
     RunFacts,
     SourceFacts,
-    build_crate,
-    read_crate_zip,
-    sha256_file,
-    zip_crate,
 )
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.metadata.validate import check_files, check_structure, validate_crate
@@ -58,9 +57,9 @@ def crate_info() -> CrateInfo:
     )
 
 
-def make_run(root: Path, *, with_model: bool = True, rows: int = 400) -> RunFacts:
+def make_run(root: Path, *, with_model: bool = True, rows: int = 400, rename: dict[str, str] | None = None) -> RunFacts:
     """A real small run directory: the demo table through the shared codec round trip, plus its facts."""
-    real = load_demo_table()
+    real = load_demo_table().rename(columns=rename or {})
     schema = TableSchema.infer(real)
     codec = TableCodec.fit(real, schema)
     synthetic = codec.decode(codec.encode(real.sample(rows, random_state=3)), seed=5)
@@ -152,6 +151,22 @@ def test_crate_writes_every_metadata_file_inside_its_directory(built):
     } <= names
     preview = (built / "ro-crate-preview.html").read_text()
     assert "Synthetic hospital episodes" in preview and "SYNTHETIC" in preview and "<script" not in preview
+
+
+def test_markup_in_title_author_and_column_reaches_the_preview_as_text(tmp_path):
+    hostile = "<script>alert(1)</script>"
+    shown = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    column = load_demo_table().columns[0]
+    facts = make_run(tmp_path, rename={column: f"{column} {hostile}"})
+    info = crate_info()
+    author = Author(name=f"Eve {hostile}", affiliation=info.authors[0].affiliation)
+    build_crate(tmp_path, info.model_copy(update={"title": f"Episodes {hostile}", "authors": [author]}), facts)
+    preview = (tmp_path / "ro-crate-preview.html").read_text()
+    assert "<script" not in preview
+    assert f"<h1>Episodes {shown}</h1>" in preview
+    assert f"<dd>Eve {shown}</dd>" in preview
+    assert f"<td>{column} {shown}</td>" in preview
+    assert validate_crate(tmp_path).issues == []
 
 
 def test_root_dataset_declares_profiles_license_people_and_synthetic_origin(built):

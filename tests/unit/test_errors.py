@@ -19,7 +19,7 @@ from fairsynth.backends import registry
 from fairsynth.backends.base import BackendError, BackendUnavailable
 from fairsynth.errors import ControlFlow, FairsynthError, field_problems, os_errors_as
 from fairsynth.metadata.biostudies import DepositError, deposit
-from fairsynth.metadata.crate import PAGETAB_PATH, CrateError
+from fairsynth.metadata.model import PAGETAB_PATH, CrateError
 from fairsynth.metadata.schema import SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.api import create_app

@@ -1,0 +1,30 @@
+"""Crate assembly: turns a run directory into a crate by adding every metadata file to it.
+
+The pipeline lays the run's files out in a directory (data/, model/, config/, evaluation/) and calls
+`build_crate(directory, info, facts)`; it adds the data dictionary (when missing), metadata/dome.json,
+metadata/biostudies.pagetab.json, ro-crate-metadata.json and ro-crate-preview.html, in that order (the
+JSON-LD describes the files written before it), and writes nowhere else. The real table is described
+(rows, columns, checksum), never copied. archive.zip_crate packs the result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fairsynth.metadata.biostudies import write_pagetab
+from fairsynth.metadata.crate import write_rocrate
+from fairsynth.metadata.dome import write_dome
+from fairsynth.metadata.model import DICTIONARY_PATH, METADATA_NAME, CrateInfo, RunFacts, synthetic_path
+from fairsynth.metadata.preview import write_preview
+
+
+def build_crate(directory: Path | str, info: CrateInfo, facts: RunFacts) -> Path:
+    """Describe the run files in `directory` as an RO-Crate; returns the ro-crate-metadata.json path."""
+    root = Path(directory)
+    synthetic = synthetic_path(root)
+    if not (root / DICTIONARY_PATH).exists():
+        facts.schema.data_dictionary().to_csv(root / DICTIONARY_PATH, index=False)
+    write_dome(root, info, facts)
+    write_pagetab(root, info, facts)
+    write_preview(root, write_rocrate(root, info, facts, synthetic))
+    return root / METADATA_NAME

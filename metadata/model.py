@@ -1,0 +1,287 @@
+"""The metadata model: what every crate file is built from. A new metadata field starts here.
+
+- what the user says about the dataset: CrateInfo (with Author and Organization);
+- what one backend's run did: RunFacts (with SourceFacts), handed over by the pipeline;
+- where each file lies in a crate (METADATA_NAME, DOME_PATH, ...) and what it holds (describe_path);
+- the profiles a crate conforms to (PROCESS_RUN_CRATE, BIOSCHEMAS_DATASET).
+
+The writers (crate.py: RO-Crate JSON-LD, dome.py: DOME, biostudies.py: PageTab, preview.py: HTML page)
+read these definitions; builder.py assembles a crate from them. This module imports none of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from fairsynth.errors import FairsynthError
+from fairsynth.metadata.schema import TableSchema
+
+# -- profiles and vocabularies -----------------------------------------------------------------
+PROCESS_RUN_CRATE = "https://w3id.org/ro/wfrun/process/0.5"
+BIOSCHEMAS_DATASET = "https://bioschemas.org/profiles/Dataset/1.0-RELEASE"
+COMPLETED = "http://schema.org/CompletedActionStatus"
+SPDX = "https://spdx.org/licenses/"
+DEFAULT_LICENSE = SPDX + "CC-BY-4.0"
+ORCID = re.compile(r"^(https://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
+ROR = re.compile(r"^(https://ror\.org/)?(0[a-z0-9]{6}\d{2})$")
+
+# -- crate layout: where each file lies, what it holds, its media type ---------------------------
+METADATA_NAME = "ro-crate-metadata.json"
+PREVIEW_NAME = "ro-crate-preview.html"
+DOME_PATH = "metadata/dome.json"
+PAGETAB_PATH = "metadata/biostudies.pagetab.json"
+DICTIONARY_PATH = "data/data-dictionary.csv"
+SYNTHETIC_CANDIDATES = ("data/synthetic.csv", "data/synthetic.parquet")
+MODEL_DIR = "model/"
+ENCODING_FORMATS = {
+    ".csv": "text/csv",
+    ".parquet": "application/vnd.apache.parquet",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".safetensors": "application/octet-stream",
+    ".txt": "text/plain",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".zip": "application/zip",
+}
+FILE_DESCRIPTIONS = {
+    "data/synthetic": "The synthetic table: rows drawn from the fitted generator, no row of the real table.",
+    DICTIONARY_PATH: "Data dictionary: one row per column with kind, unit, allowed values or range, "
+    "missing share and how the synthetic table treats it.",
+    "config/generation.json": "The generation request, seed and package versions that repeat this run.",
+    "evaluation/metrics.json": "Quality, privacy and utility measures of the synthetic table and the release decision.",
+    "evaluation/report.html": "Human-readable evaluation report with plots.",
+    DOME_PATH: "DOME recommendations record: data, optimisation, model and evaluation of this run.",
+    PAGETAB_PATH: "BioStudies PageTab submission describing this dataset.",
+    METADATA_NAME: "RO-Crate metadata (JSON-LD) describing every file of this dataset.",
+    PREVIEW_NAME: "Human-readable page of the RO-Crate metadata.",
+}
+
+
+class CrateError(FairsynthError):
+    """A crate cannot be built or read; the message says what is wrong and what to do."""
+
+
+# -- what the user says about the dataset ------------------------------------------------------
+class Organization(BaseModel):
+    """An organisation, identified by its ROR id, or else by its web address."""
+
+    name: str = Field(min_length=1)
+    ror: str | None = None
+    url: str | None = None
+
+    @field_validator("ror")
+    @classmethod
+    def _ror_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        match = ROR.match(value.strip())
+        if not match:
+            raise ValueError(f"'{value}' is not a ROR id; give it as https://ror.org/0xxxxxxxx.")
+        return "https://ror.org/" + match.group(2)
+
+    @model_validator(mode="after")
+    def _needs_address(self) -> Organization:
+        if not self.ror and not (self.url or "").startswith(("http://", "https://")):
+            raise ValueError(
+                f"the organisation '{self.name}' needs a ROR id (https://ror.org/...) or a web address (https://...)."
+            )
+        return self
+
+    @property
+    def id(self) -> str:
+        """JSON-LD @id: the ROR URL, or a local id from the name."""
+        return self.ror or "#org-" + slug(self.name)
+
+    @property
+    def home(self) -> str:
+        """The organisation's address: its ROR URL, else its web address."""
+        return self.ror or self.url or ""
+
+
+class Author(BaseModel):
+    """A person credited for the dataset: name, affiliation, and ORCID where known."""
+
+    name: str = Field(min_length=1)
+    affiliation: Organization
+    orcid: str | None = None
+
+    @field_validator("orcid")
+    @classmethod
+    def _orcid_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        match = ORCID.match(value.strip())
+        if not match:
+            raise ValueError(f"'{value}' is not an ORCID iD; give it as https://orcid.org/0000-0000-0000-0000.")
+        return "https://orcid.org/" + match.group(2)
+
+    @property
+    def id(self) -> str:
+        """JSON-LD @id: the ORCID URL, or a local id from the name."""
+        return self.orcid or "#person-" + slug(self.name)
+
+
+class CrateInfo(BaseModel):
+    """What the user says about the dataset: title, authors, license, keywords, funder, identifiers."""
+
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    authors: list[Author] = Field(min_length=1)
+    license: str = DEFAULT_LICENSE
+    keywords: list[str] = Field(default_factory=lambda: ["synthetic data", "health data"])
+    funder: Organization | None = None
+    publisher: Organization | None = None
+    url: str | None = None
+    identifier: str | None = None
+    version: str = "1.0"
+    date_published: date | None = None
+    citation: str | None = None
+
+    @field_validator("license")
+    @classmethod
+    def _license_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("the license is empty; give an SPDX id such as CC-BY-4.0.")
+        return value if value.startswith(("http://", "https://")) else SPDX + value
+
+    @field_validator("keywords")
+    @classmethod
+    def _some_keywords(cls, value: list[str]) -> list[str]:
+        cleaned = [k.strip() for k in value if k.strip()]
+        if not cleaned:
+            raise ValueError("give at least one keyword so the dataset can be found.")
+        return cleaned
+
+    @property
+    def publisher_org(self) -> Organization:
+        """The publisher, or the first author's affiliation."""
+        return self.publisher or self.authors[0].affiliation
+
+    @property
+    def license_name(self) -> str:
+        """Short license name (the SPDX id where the URL is an SPDX one)."""
+        return self.license.removeprefix(SPDX).rstrip("/").rsplit("/", 1)[-1] or self.license
+
+
+# -- what the run did ---------------------------------------------------------------------------
+@dataclass
+class SourceFacts:
+    """The real table described without its content."""
+
+    rows: int
+    columns: int
+    sha256: str
+    kind: str = "tabular health records"
+    description: str = ""
+    name: str = "source table"
+    organism: str | None = "Homo sapiens"
+
+
+@dataclass
+class RunFacts:
+    """What one backend's run did, handed over by the pipeline after fit, sample and evaluation."""
+
+    backend: str
+    backend_version: str
+    backend_url: str
+    backend_license: str
+    model_family: str
+    schema: TableSchema
+    source: SourceFacts
+    seed: int
+    fit_start: datetime
+    fit_end: datetime
+    sample_start: datetime
+    sample_end: datetime
+    train_rows: int
+    holdout_rows: int
+    split_seed: int
+    synthetic_rows: int
+    params: dict[str, Any] = field(default_factory=dict)
+    backend_description: str = ""
+    fit_seconds: float | None = None
+    epochs: int | None = None
+    losses: list[float] = field(default_factory=list)
+    batch_size: int | None = None
+    parameter_count: int | None = None
+    epsilon: float | None = None
+    delta: float | None = None
+    clipping_norm: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    confidence: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exact_copies: int | None = None
+    gate: str | None = None
+    packages: dict[str, str] = field(default_factory=dict)
+    run_id: str | None = None
+    interpretability: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.backend_url.startswith(("http://", "https://")):
+            raise CrateError(
+                f"The backend '{self.backend}' needs an http(s) URL for its software "
+                f"entity, not '{self.backend_url}'; set Capabilities.url."
+            )
+        for name in ("fit_start", "fit_end", "sample_start", "sample_end"):
+            if getattr(self, name).tzinfo is None:
+                raise CrateError(f"RunFacts.{name} has no time zone; pass an aware UTC datetime.")
+
+    @property
+    def sample_seconds(self) -> float:
+        """Wall time of sampling."""
+        return (self.sample_end - self.sample_start).total_seconds()
+
+    @property
+    def fit_duration(self) -> float:
+        """Fit seconds as reported by the backend, else the wall time."""
+        return self.fit_seconds if self.fit_seconds is not None else (self.fit_end - self.fit_start).total_seconds()
+
+    @property
+    def is_dp(self) -> bool:
+        """True when the fit spent a differential-privacy budget."""
+        return self.epsilon is not None
+
+
+# -- shared descriptions -------------------------------------------------------------------------
+def describe_path(rel: str) -> tuple[str, str]:
+    """What a crate-relative path holds, in words, and its media type."""
+    key = rel.rsplit(".", 1)[0] if rel.startswith("data/synthetic") else rel
+    description = FILE_DESCRIPTIONS.get(key) or (
+        "Part of the saved generator." if rel.startswith(MODEL_DIR) else "A file produced by the run."
+    )
+    return description, ENCODING_FORMATS.get(PurePosixPath(rel).suffix.lower(), "application/octet-stream")
+
+
+def synthetic_path(root: Path) -> str:
+    """The crate-relative path of the synthetic table, or a CrateError when there is none."""
+    for candidate in SYNTHETIC_CANDIDATES:
+        if (root / candidate).is_file():
+            return candidate
+    raise CrateError(
+        f"No synthetic table in {root}: expected data/synthetic.csv or data/synthetic.parquet; "
+        "write the sampled rows there before building the crate."
+    )
+
+
+def describe_dataset(info: CrateInfo, facts: RunFacts) -> str:
+    """The root description: the user's text plus what the data is and where it comes from."""
+    dp = f" Fitted with differential privacy (epsilon {facts.epsilon:g}, delta {facts.delta:g})." if facts.is_dp else ""
+    return (
+        f"{info.description.rstrip('.')}. This dataset is SYNTHETIC: {facts.synthetic_rows} rows generated by "
+        f"the {facts.model_family} generator '{facts.backend}' {facts.backend_version}, fitted on "
+        f"{facts.train_rows} rows of real {facts.source.kind} ({facts.source.rows} rows, "
+        f"{facts.source.columns} columns); no real record is included.{dp}"
+    )
+
+
+def slug(text: str) -> str:
+    """A lower-case, dash-separated form of text for local JSON-LD ids ("x" when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
