@@ -16,7 +16,7 @@ from helpers import wait_for
 JOBS = 50
 
 
-def states(client: TestClient) -> list[str]:
+def job_states(client: TestClient) -> list[str]:
     """The state of every job the API lists."""
     return [j["state"] for j in client.get("/jobs?limit=500").json()]
 
@@ -31,10 +31,10 @@ def test_fifty_concurrent_submissions_all_accepted_and_all_end(tmp_path):
         assert [r.status_code for r in responses] == [202] * JOBS
         ids = {r.json()["id"] for r in responses}
         assert len(ids) == JOBS
-        wait_for(lambda: "succeeded" in states(client), 90, interval=0.5, message="no job succeeded")
+        wait_for(lambda: "succeeded" in job_states(client), 90, interval=0.5, message="no job succeeded")
         for job_id in ids:  # end the rest quickly: a cancel must not lose or duplicate anything either
             client.post(f"/jobs/{job_id}/cancel")
-        wait_for(lambda: set(states(client)) <= set(TERMINAL), 60, interval=0.5, message="not every job ended")
+        wait_for(lambda: set(job_states(client)) <= set(TERMINAL), 60, interval=0.5, message="not every job ended")
         jobs = client.get("/jobs?limit=500").json()
     assert {j["id"] for j in jobs} == ids
     states = [j["state"] for j in jobs]
