@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -45,6 +46,7 @@ CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-ex
 PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/parquet"}
 ANY_TYPES = {"", "application/octet-stream"}
 USER_ERRORS = (InputError, ConfigError, SchemaError, BackendError, RunError, SettingsError)
+Responses = dict[int | str, dict[str, Any]]  # FastAPI's extra OpenAPI responses per status
 
 
 class ApiProblem(Exception):
@@ -329,7 +331,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _problem(status: int, title: str, detail: str, request: Request, headers: dict | None = None) -> JSONResponse:
+def _problem(
+    status: int, title: str, detail: str, request: Request, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body = Problem(title=title, status=status, detail=detail, instance=request.url.path)
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM, headers=headers)
 
@@ -345,7 +349,7 @@ def _title(status: int) -> str:
 
 # -- datasets -------------------------------------------------------------------------------------
 def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
-    errors = {404: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}}
+    errors: Responses = {404: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}}
 
     @app.post("/datasets", status_code=201, response_model=DatasetOut, responses=errors, tags=["datasets"])
     async def upload_dataset(request: Request, file: UploadFile = File(..., description="a CSV or Parquet table")):
@@ -447,7 +451,7 @@ def _too_large_bytes(limit: int) -> str:
 
 # -- jobs -----------------------------------------------------------------------------------------
 def _add_job_routes(app: FastAPI, settings: Settings) -> None:
-    errors = {404: {"model": Problem}, 409: {"model": Problem}}
+    errors: Responses = {404: {"model": Problem}, 409: {"model": Problem}}
 
     @app.get(HEALTH, tags=["service"])
     def health() -> dict[str, str]:
