@@ -10,7 +10,7 @@ SHELL  := /bin/bash
 # this machine's pip config lists local indexes that do not exist; drop pip's noise about them
 QUIET_PIP := sed -u '/is ignored: it is neither/d'
 
-.PHONY: install install-ydata system-deps run test test-fast demo clean clean-ydata
+.PHONY: install install-ydata system-deps run lint test test-fast demo clean clean-ydata
 
 install: $(STAMP) install-ydata
 
@@ -30,7 +30,17 @@ system-deps:
 run: install
 	$(BIN)/fairsynth ui
 
-test: install system-deps
+# ruff (lint + format), mypy on the typed contracts, deptry on the declared dependencies; tools from the dev extra.
+# deptry scans the folders that install as fairsynth.* (pyproject's package-dir), read when the recipe runs.
+SOURCE_DIRS = $(shell $(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["setuptools"]["package-dir"].values())')
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck.py
+	$(BIN)/deptry $(SOURCE_DIRS)
+
+test: install system-deps lint
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; fi; exit $$rc
 

@@ -57,8 +57,8 @@ def _describe(entry_point: EntryPoint) -> BackendInfo:
 def parameters_of(cls: type) -> dict[str, object]:
     """The keyword parameters a backend's constructor takes, with their defaults."""
     params = {}
-    for name, p in inspect.signature(cls.__init__).parameters.items():
-        if name != "self" and p.kind == p.KEYWORD_ONLY:
+    for name, p in inspect.signature(cls).parameters.items():
+        if p.kind == p.KEYWORD_ONLY:
             params[name] = None if p.default is inspect.Parameter.empty else p.default
     return params
 

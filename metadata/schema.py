@@ -35,7 +35,6 @@ class ColumnKind(StrEnum):
 
 NUMERIC_KINDS = frozenset({ColumnKind.INTEGER, ColumnKind.FLOAT})
 TEMPORAL_KINDS = frozenset({ColumnKind.DATETIME, ColumnKind.DATE})
-DISCRETE_KINDS = frozenset({ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL})
 #: kinds that are never learned: regenerated (identifier, PII) or withheld (text)
 UNLEARNED_KINDS = frozenset({ColumnKind.IDENTIFIER, ColumnKind.TEXT, ColumnKind.PII})
 

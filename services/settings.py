@@ -20,7 +20,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -168,7 +167,7 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _sentence(error: ErrorDetails) -> str:
+def _sentence(error: Mapping[str, Any]) -> str:
     """One pydantic error as one sentence naming the variable, its value and what to give instead."""
     context = error.get("ctx", {})
     if not error["loc"]:  # a check across variables words its own sentence

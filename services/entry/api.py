@@ -11,7 +11,7 @@ import ipaddress
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -48,6 +48,7 @@ ANY_TYPES = {"", "application/octet-stream"}
 # FairsynthError is a request that cannot be used as given. An ApiProblem carries its own status.
 STATUS: dict[type[FairsynthError], int] = {JobStoreError: 404, FairsynthError: 422}
 TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}  # RFC 9110 names newer than Python 3.11's
+Responses = dict[int | str, dict[str, Any]]  # FastAPI's extra OpenAPI responses per status
 
 
 class ApiProblem(FairsynthError):
@@ -334,7 +335,7 @@ def _problem(
     title: str,
     detail: str,
     request: Request,
-    headers: dict | None = None,
+    headers: Mapping[str, str] | None = None,
     errors: Sequence[str] | None = None,
 ) -> JSONResponse:
     body = Problem(
@@ -354,7 +355,7 @@ def _title(status: int) -> str:
 
 # -- datasets -------------------------------------------------------------------------------------
 def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
-    errors = {404: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}}
+    errors: Responses = {404: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}}
 
     @app.post("/datasets", status_code=201, response_model=DatasetOut, responses=errors, tags=["datasets"])
     async def upload_dataset(request: Request, file: UploadFile = File(..., description="a CSV or Parquet table")):
@@ -453,7 +454,7 @@ def _too_large_bytes(limit: int) -> str:
 
 # -- jobs -----------------------------------------------------------------------------------------
 def _add_job_routes(app: FastAPI, settings: Settings) -> None:
-    errors = {404: {"model": Problem}, 409: {"model": Problem}}
+    errors: Responses = {404: {"model": Problem}, 409: {"model": Problem}}
 
     @app.get(HEALTH, tags=["service"])
     def health() -> dict[str, str]:

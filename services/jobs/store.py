@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import overload
 
 from sqlalchemy import (
     BigInteger,
@@ -195,6 +196,10 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
 def utc(value: datetime | None) -> datetime | None:
     """A stored time as an aware UTC datetime (SQLite returns naive ones)."""
     if value is None:

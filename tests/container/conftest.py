@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,8 +19,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from helpers import free_port, wait_for, wait_for_url
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("FAIRSYNTH_CONTAINER_CACHE", Path.home() / ".cache" / "fairsynth" / "containers"))
@@ -299,27 +299,9 @@ def keep_stage_caches(engine: Engine, tag: str, build_log: str) -> None:
             last_id = step.group(1)
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 180, headers: dict | None = None) -> httpx.Response:
-    """Poll url until it answers 200 (the first tries are refused while the container starts)."""
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url, timeout=3, headers=headers)
-            if response.status_code == 200:
-                return response
-            last = response.status_code
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(1)
-    raise AssertionError(f"{url} did not answer in {seconds} s (last: {last})")
+def stderr_if_exited(process: subprocess.Popen) -> str:
+    """The tail of an exited process's stderr (reading a running one's would block)."""
+    return process.stderr.read().decode()[-2000:] if process.poll() is not None else "(still running)"
 
 
 @pytest.fixture(scope="session")
@@ -334,11 +316,12 @@ def docker_socket(engine: Engine, tmp_path_factory) -> str:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not socket_path.exists():
-            if service.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"podman system service did not start: {service.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
+        wait_for(
+            socket_path.exists,
+            60,
+            process=service,
+            message=lambda: f"podman system service did not start: {stderr_if_exited(service)}",
+        )
         yield url
     finally:
         service.terminate()
@@ -355,17 +338,19 @@ def docker_client(docker_socket: str):
     import docker
 
     client = docker.DockerClient(base_url=docker_socket, timeout=120)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.ping()
-            break
-        except docker.errors.DockerException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    wait_for(lambda: answers_ping(client), 30, interval=0.5, message="podman's Docker API did not answer ping")
     yield client
     client.close()
+
+
+def answers_ping(client) -> bool:
+    """True when the engine answers the SDK's ping now."""
+    import docker
+
+    try:
+        return client.ping()
+    except docker.errors.DockerException:
+        return False
 
 
 @pytest.fixture
@@ -432,12 +417,17 @@ def compose_command(project: str, *profiles: str) -> list[str]:
 
 def wait_healthy(engine: Engine, container: str, seconds: float = 120) -> None:
     """Run the container's own healthcheck until it passes (podman here has no systemd timer to run it)."""
-    deadline = time.monotonic() + seconds
-    while engine.run("healthcheck", "run", container, check=False).returncode != 0:
-        if time.monotonic() > deadline:
-            logs = engine.run("logs", "--tail", "30", container, check=False)
-            raise AssertionError(f"{container} not healthy in {seconds} s:\n{logs.stdout[-2000:]}{logs.stderr[-2000:]}")
-        time.sleep(1)
+
+    def logs() -> str:
+        tail = engine.run("logs", "--tail", "30", container, check=False)
+        return f"{container} not healthy:\n{tail.stdout[-2000:]}{tail.stderr[-2000:]}"
+
+    wait_for(
+        lambda: engine.run("healthcheck", "run", container, check=False).returncode == 0,
+        seconds,
+        interval=1,
+        message=logs,
+    )
 
 
 @pytest.fixture
@@ -482,11 +472,11 @@ def compose_stack(engine: Engine, image: str, standin_images: dict[str, str]):
         wait_healthy(engine, stack.container("redis"))
         stack.seconds["stores_healthy"] = time.monotonic() - start
         up("api")
-        wait_for(f"{stack.api}/health")
+        wait_for_url(f"{stack.api}/health")
         wait_healthy(engine, stack.container("api"))
         stack.seconds["api_healthy"] = time.monotonic() - start
         up("ui", "worker-torch-sdv", "worker-ydata")
-        wait_for(f"{stack.ui}/_stcore/health")
+        wait_for_url(f"{stack.ui}/_stcore/health")
         wait_healthy(engine, stack.container("ui"))
         stack.seconds["all_healthy"] = time.monotonic() - start
         yield stack

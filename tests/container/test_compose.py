@@ -18,20 +18,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from .conftest import ROOT, compose_command, compose_down, free_port, wait_for, wait_healthy
+from container.conftest import ROOT, compose_command, compose_down, wait_healthy
+from helpers import free_port, wait_for_job, wait_for_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 WORKERS = {"marginals": "worker-torch-sdv", "ydata.fast": "worker-ydata"}  # backend -> the service that serves it
-
-
-def wait_for_job(api: str, auth: dict, job_id: str, seconds: float = 600) -> dict:
-    """Poll the job until it ends."""
-    deadline = time.monotonic() + seconds
-    job = httpx.get(f"{api}/jobs/{job_id}", headers=auth, timeout=10).json()
-    while job["state"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
-        time.sleep(2)
-        job = httpx.get(f"{api}/jobs/{job_id}", headers=auth, timeout=10).json()
-    return job
 
 
 def test_distributed_profile_runs_a_two_backend_job_on_its_workers(compose_stack, docker_client):
@@ -47,7 +38,8 @@ def test_distributed_profile_runs_a_two_backend_job_on_its_workers(compose_stack
     assert submitted.status_code == 202, submitted.text
     assert submitted.json()["executor"] == "celery"
     started = time.monotonic()
-    job = wait_for_job(stack.api, auth, submitted.json()["id"])
+    with httpx.Client(base_url=stack.api, headers=auth, timeout=10) as api:
+        job = wait_for_job(api, submitted.json()["id"], 600, interval=2)
     print(f"two-backend job on the workers: {time.monotonic() - started:.1f} s")
     assert job["state"] == "succeeded", json.dumps(job, indent=1)[-3000:]
 
@@ -81,7 +73,7 @@ def test_default_compose_up_serves_the_one_container_app(engine, image):
     try:
         done = subprocess.run([*command, "up", "-d"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert wait_for(f"http://127.0.0.1:{port}/_stcore/health").text == "ok"
+        assert wait_for_url(f"http://127.0.0.1:{port}/_stcore/health").text == "ok"
         wait_healthy(engine, f"{project}_app_1")
         running = engine.run(
             "ps", "--filter", f"label=io.podman.compose.project={project}", "--format", "{{.Names}}"

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,8 @@ import yaml
 
 from fairsynth.metadata.validate import validate_crate
 
-from .conftest import ROOT, free_port, wait_for
+from container.conftest import ROOT
+from helpers import free_port, wait_for_job, wait_for_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 TOKEN = "container-test-token"
@@ -41,7 +41,7 @@ def output(running, *command: str) -> tuple[int, str]:
 def test_ui_runs_as_non_root_on_a_read_only_root_with_a_passing_healthcheck(engine, container, docker_client, image):
     port = free_port()
     running = container(ports={"8501/tcp": ("127.0.0.1", port)})
-    assert wait_for(f"http://127.0.0.1:{port}/_stcore/health").text == "ok"
+    assert wait_for_url(f"http://127.0.0.1:{port}/_stcore/health").text == "ok"
     assert engine.run("healthcheck", "run", running.id, check=False).returncode == 0  # no SDK call for this
     assert output(running, "id", "-u") == (0, "10001\n")
     running.reload()
@@ -62,7 +62,7 @@ def test_api_in_the_container_generates_a_crate_that_validates(engine, container
         command=("serve", "--host", "0.0.0.0", "--port", "8000"),
     )
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
-    wait_for(f"{base}/health")
+    wait_for_url(f"{base}/health")
     assert httpx.get(f"{base}/jobs", timeout=10).status_code == 401  # beyond loopback a token is required
     submitted = httpx.post(
         f"{base}/jobs",
@@ -78,11 +78,8 @@ def test_api_in_the_container_generates_a_crate_that_validates(engine, container
         },
     )
     assert submitted.status_code == 202, submitted.text
-    job = submitted.json()
-    deadline = time.monotonic() + 600
-    while job["state"] not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
-        time.sleep(2)
-        job = httpx.get(f"{base}/jobs/{job['id']}", headers=auth, timeout=10).json()
+    with httpx.Client(base_url=base, headers=auth, timeout=10) as api:
+        job = wait_for_job(api, submitted.json()["id"], 600, interval=2)
     assert job["state"] == "succeeded", json.dumps(job, indent=1)[-3000:]
     assert {t["backend"] for t in job["tasks"]} == {"marginals", "sdv.gaussian_copula"}
     assert engine.run("healthcheck", "run", running.id, check=False).returncode == 0

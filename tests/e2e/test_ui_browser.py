@@ -4,16 +4,15 @@ generated, both compared, the metadata form, a crate zip downloaded that validat
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from fairsynth.metadata.validate import validate_crate
+
+from helpers import free_port, wait_for_url
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -35,37 +34,29 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def ui_server(tmp_path):
     """`fairsynth ui` on a free port with its own data directory (1 MiB upload limit); stopped at the end."""
     port = free_port()
     env = {**os.environ, "FAIRSYNTH_DATA_DIR": str(tmp_path / "data"), "FAIRSYNTH_MAX_UPLOAD_MB": "1"}
-    log = open(tmp_path / "ui.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from fairsynth.services.entry.cli import app; app()", "ui", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = tmp_path / "ui.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from fairsynth.services.entry.cli import app; app()", "ui", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the UI did not start: " + (tmp_path / "ui.log").read_text()[-2000:])
-                time.sleep(0.5)
+        wait_for_url(
+            url + "/_stcore/health",
+            60,
+            process=process,
+            message=lambda: "the UI did not start: " + log.read_text()[-2000:],
+        )
         yield url
     finally:
         os.killpg(process.pid, 15)  # the UI and the task processes it started
@@ -74,7 +65,6 @@ def ui_server(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait()
-        log.close()
 
 
 @pytest.fixture

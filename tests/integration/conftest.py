@@ -8,20 +8,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from helpers import free_port, listens, wait_for
 
 
 def _postgres_bin() -> Path:
@@ -103,15 +96,7 @@ def redis_url(tmp_path_factory) -> str:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.1)
+        wait_for(lambda: listens(port), 20, interval=0.1, message="redis-server did not start", process=process)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from fastapi.testclient import TestClient
 
 from fairsynth.services.entry.api import create_app
 from fairsynth.services.settings import Settings
+
+from helpers import alive, wait_for, wait_for_file, wait_for_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HOOKS = Path(__file__).resolve().parents[1] / "unit" / "task_hooks"
@@ -44,25 +45,26 @@ def distributed(postgres_url, redis_url, tmp_path_factory):
         "FAIRSYNTH_TEST_PIDS": str(pids),
         "PYTHONPATH": f"{HOOKS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
-    log = open(root / "worker.log", "wb")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from fairsynth.services.entry.cli import app; app()",
-            "worker",
-            "--queues",
-            "basic,sdv",
-            "--concurrency",
-            "2",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = root / "worker.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from fairsynth.services.entry.cli import app; app()",
+                "worker",
+                "--queues",
+                "basic,sdv",
+                "--concurrency",
+                "2",
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        yield settings, mode, pids, root / "worker.log"
+        yield settings, mode, pids, log
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
@@ -70,18 +72,22 @@ def distributed(postgres_url, redis_url, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
-        log.close()
 
 
 def wait_job(client: TestClient, job_id: str, log: Path, timeout: float = 240) -> dict:
     """Poll until the job ends; the worker's log is shown when it does not."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not end; worker log:\n{log.read_text()[-3000:]}")
+    return wait_for_job(client, job_id, timeout, message=lambda: f"job {job_id} did not end; worker log:\n{tail(log)}")
+
+
+def tail(log: Path) -> str:
+    """The end of the worker's log."""
+    return log.read_text()[-3000:]
+
+
+def hung_fit_pids(pids: Path, log: Path) -> tuple[int, int]:
+    """The task process's and its child's pids, once the hung fit has written them."""
+    task_pid, child_pid = map(int, wait_for_file(pids, 120, message=lambda: tail(log)).split())
+    return task_pid, child_pid
 
 
 def test_two_backend_job_through_celery_with_crates(distributed):
@@ -119,11 +125,7 @@ def test_a_killed_worker_process_fails_its_task_and_the_worker_goes_on(distribut
             job_id = client.post(
                 "/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False, "evaluation_rows": 200}
             ).json()["id"]
-            deadline = time.monotonic() + 120
-            while not (pids.exists() and pids.read_text()):
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
-            task_pid, child_pid = map(int, pids.read_text().split())
+            task_pid, child_pid = hung_fit_pids(pids, log)
             os.kill(task_pid, signal.SIGKILL)  # the pool process dies mid-fit
             os.kill(child_pid, signal.SIGKILL)
             job = wait_job(client, job_id, log, timeout=60)
@@ -147,19 +149,10 @@ def test_cancel_terminates_the_running_task_on_its_worker(distributed):
             job_id = client.post(
                 "/jobs", json={"backends": ["marginals"], "rows": 200, "anonymeter": False, "evaluation_rows": 200}
             ).json()["id"]
-            deadline = time.monotonic() + 120
-            while not (pids.exists() and pids.read_text()):
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
-            task_pid, child_pid = map(int, pids.read_text().split())
+            task_pid, child_pid = hung_fit_pids(pids, log)
             cancelled = client.post(f"/jobs/{job_id}/cancel").json()
             assert cancelled["state"] == "cancelled" and cancelled["tasks"][0]["state"] == "cancelled"
-            deadline = time.monotonic() + 20
-            while (
-                Path(f"/proc/{task_pid}").exists() and "Z" not in Path(f"/proc/{task_pid}/stat").read_text().split()[2]
-            ):
-                assert time.monotonic() < deadline, "the revoked task's process still runs"
-                time.sleep(0.2)
+            wait_for(lambda: not alive(task_pid), 20, message="the revoked task's process still runs")
         finally:
             mode.unlink(missing_ok=True)
             if child_pid:

@@ -8,6 +8,8 @@ import pytest
 
 from fairsynth.services.jobs.store import JobStore
 
+from helpers import wait_for_job
+
 pytestmark = pytest.mark.integration
 
 
@@ -40,8 +42,6 @@ def test_migrations_and_racing_claims_on_postgres(postgres_url):
 
 @pytest.mark.slow
 def test_two_backend_job_through_the_api_on_postgres_with_the_local_executor(postgres_url, tmp_path):
-    import time
-
     from fastapi.testclient import TestClient
 
     from fairsynth.services.entry.api import create_app
@@ -58,10 +58,7 @@ def test_two_backend_job_through_the_api_on_postgres_with_the_local_executor(pos
                 "evaluation_rows": 300,
             },
         ).json()["id"]
-        deadline = time.monotonic() + 180
-        while (job := client.get(f"/jobs/{job_id}").json())["state"] not in ("succeeded", "failed", "cancelled"):
-            assert time.monotonic() < deadline, job
-            time.sleep(0.5)
+        job = wait_for_job(client, job_id, 180)
         assert job["state"] == "succeeded" and job["executor"] == "local"
         for task in job["tasks"]:
             table = client.get(f"/jobs/{job_id}/results/{task['backend']}/synthetic")

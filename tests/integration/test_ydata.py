@@ -7,7 +7,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,8 @@ import fairsynth.backends.ydata as ydata
 from fairsynth.backends.base import ModelFileError
 from fairsynth.backends.isolated import Job
 from fairsynth.metadata.schema import ColumnKind, TableSchema
+
+from helpers import alive, live_processes, wait_for
 
 AVAILABLE, REASON = ydata.FastGenerator.availability()
 pytestmark = [
@@ -109,40 +110,17 @@ ydata.runner().run(Job(request, inputs={"t.parquet": sys.argv[1]}, timeout=600),
 """
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_worker_exits_when_the_main_process_is_killed(tmp_path):
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT, str(tmp_path / "t.parquet")], stdout=subprocess.PIPE, text=True
     )
     try:
         assert parent.stdout.readline().strip() == "started"  # the worker is fitting
-        [worker] = children_of(parent.pid)
+        [worker] = live_processes(parent=parent.pid)
         job_dir = Path(os.readlink(f"/proc/{worker}/cwd"))
         parent.kill()  # SIGKILL: no finally block runs in the parent
         parent.wait()
-        deadline = time.monotonic() + 30
-        while alive(worker) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not alive(worker), "the ydata worker outlived the killed main process"
+        wait_for(lambda: not alive(worker), 30, message="the ydata worker outlived the killed main process")
         assert not job_dir.exists(), "the job directory was left behind"
     finally:
         if parent.poll() is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 
 import pandas as pd
 import pytest
@@ -12,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from fairsynth.services.entry.api import check_exposure, create_app
 from fairsynth.services.settings import Settings, SettingsError
+
+from helpers import wait_for_job
 
 PROBLEM = "application/problem+json"
 
@@ -32,17 +33,6 @@ def client(settings):
 def csv_bytes(table: pd.DataFrame) -> bytes:
     """A table as CSV bytes."""
     return table.to_csv(index=False).encode()
-
-
-def wait_job(client: TestClient, job_id: str, timeout: float = 180) -> dict:
-    """Poll a job until it ends; returns its last state, checking progress was reported on the way."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not end in {timeout} s")
 
 
 @pytest.mark.slow
@@ -67,7 +57,7 @@ def test_two_backend_job_on_an_uploaded_table_end_to_end(client, settings, demo)
         },
     )
     assert submitted.status_code == 202, submitted.text
-    job = wait_job(client, submitted.json()["id"])
+    job = wait_for_job(client, submitted.json()["id"], 180)
     assert job["state"] == "succeeded", job
     for task in job["tasks"]:
         assert task["state"] == "succeeded" and task["started_at"] and task["finished_at"]

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
 from fairsynth.services.entry.api import create_app
+from fairsynth.services.jobs.store import TERMINAL
 from fairsynth.services.settings import Settings
 
+from helpers import wait_for
+
 JOBS = 50
-ENDED = ("succeeded", "cancelled", "failed")
+
+
+def job_states(client: TestClient) -> list[str]:
+    """The state of every job the API lists."""
+    return [j["state"] for j in client.get("/jobs?limit=500").json()]
 
 
 @pytest.mark.slow
@@ -25,19 +31,11 @@ def test_fifty_concurrent_submissions_all_accepted_and_all_end(tmp_path):
         assert [r.status_code for r in responses] == [202] * JOBS
         ids = {r.json()["id"] for r in responses}
         assert len(ids) == JOBS
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any(
-            j["state"] == "succeeded" for j in client.get("/jobs?limit=500").json()
-        ):
-            time.sleep(0.5)
+        wait_for(lambda: "succeeded" in job_states(client), 90, interval=0.5, message="no job succeeded")
         for job_id in ids:  # end the rest quickly: a cancel must not lose or duplicate anything either
             client.post(f"/jobs/{job_id}/cancel")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            jobs = client.get("/jobs?limit=500").json()
-            if all(j["state"] in ENDED for j in jobs):
-                break
-            time.sleep(0.5)
+        wait_for(lambda: set(job_states(client)) <= set(TERMINAL), 60, interval=0.5, message="not every job ended")
+        jobs = client.get("/jobs?limit=500").json()
     assert {j["id"] for j in jobs} == ids
     states = [j["state"] for j in jobs]
     assert set(states) <= {"succeeded", "cancelled"} and "succeeded" in states, states

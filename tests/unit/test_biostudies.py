@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from fairsynth.metadata.checksums import sha256_file
 from fairsynth.metadata.model import Author, CrateInfo, Organization, RunFacts, SourceFacts
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
+
+from helpers import wait_for
 
 T0 = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 USER, PASSWORD, TOKEN = "depositor@example.org", "correct horse", "session-token-123"
@@ -236,10 +237,7 @@ def server():
     runner = uvicorn.Server(config)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not runner.started:
-        assert time.monotonic() < deadline, "the stand-in server did not start"
-        time.sleep(0.05)
+    wait_for(lambda: runner.started, 20, interval=0.05, message="the stand-in server did not start")
     port = runner.servers[0].sockets[0].getsockname()[1]
     yield stand_in, f"http://127.0.0.1:{port}"
     runner.should_exit = True

@@ -23,6 +23,8 @@ from fairsynth.backends.isolated import (
     WorkerTimeout,
 )
 
+from helpers import alive, live_processes, wait_for, wait_for_file
+
 # A worker with the real protocol, written in plain Python so these tests need no ydata venv.
 FAKE_WORKER = r"""
 import json, os, subprocess, sys, time
@@ -72,44 +74,15 @@ def environment(tmp_path: Path) -> IsolatedEnvironment:
     )
 
 
-def running(pid: int) -> bool:
-    """True while pid exists and is not a zombie (PID 1 here may not reap reparented children)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes in process group pgid."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
-
-
-def wait_for(path: Path, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not (path.exists() and path.read_text()):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 def assert_all_gone(pids_file: Path) -> None:
     leader, child = json.loads(pids_file.read_text())
-    deadline = time.monotonic() + 5
-    while (running(leader) or running(child)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(leader), "worker still running"
-    assert not running(child), "worker's child left behind"
-    assert group_members(leader) == []
+    wait_for(
+        lambda: not alive(leader) and not alive(child),
+        5,
+        interval=0.05,
+        message=lambda: "worker still running" if alive(leader) else "worker's child left behind",
+    )
+    assert live_processes(group=leader) == []
 
 
 def test_job_round_trip_relays_progress_and_cleans_up(environment, tmp_path):
@@ -173,7 +146,7 @@ def test_cancel_from_another_thread_leaves_no_orphan(environment, tmp_path):
 
     thread = threading.Thread(target=run)
     thread.start()
-    wait_for(pids)
+    wait_for_file(pids, 20, interval=0.05)
     cancel.set()
     thread.join(timeout=15)
     assert not thread.is_alive()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from pathlib import Path
 
 import pytest
 
 from fairsynth.services.jobs.executors import LocalExecutor, create_job, run_job
-from fairsynth.services.jobs.store import JobStore
+from fairsynth.services.jobs.store import TERMINAL, JobStore
 from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.settings import Settings
+
+from helpers import alive, wait_for, wait_for_file
 
 HOOKS = Path(__file__).parent / "task_hooks"
 TWO = [BackendSpec(name="marginals"), BackendSpec(name="sdv.gaussian_copula")]
@@ -51,23 +52,15 @@ def request(backends=TWO, **extra) -> GenerationRequest:
     return GenerationRequest(backends=backends, rows=300, anonymeter=False, evaluation_rows=300, **extra)
 
 
-def wait_for(condition, timeout: float = 120, what: str = "condition"):
-    """Poll until condition() is truthy; returns its value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def hung_fit_pids(pids: Path) -> tuple[int, int]:
+    """The task process's and its child's pids, once the hung fit has written them."""
+    task_pid, child_pid = map(int, wait_for_file(pids, 60, message="the hung fit did not start").split())
+    return task_pid, child_pid
 
 
-def alive(pid: int) -> bool:
-    """True when the pid runs and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
+def wait_for_end(store: JobStore, job_id: str):
+    """The job once it has ended (within 120 s)."""
+    return wait_for(lambda: (j := store.get_job(job_id)).state in TERMINAL and j, 120, message="the job did not end")
 
 
 def test_store_transitions_are_won_once(store):
@@ -112,12 +105,12 @@ def test_cancel_kills_the_process_tree(store, settings, hook):
     executor.start()
     try:
         job = create_job(store, settings, request([BackendSpec(name="marginals")]), executor="local")
-        task_pid, child_pid = map(int, wait_for(lambda: pids.exists() and pids.read_text(), 60, "the hung fit").split())
+        task_pid, child_pid = hung_fit_pids(pids)
         assert alive(task_pid) and alive(child_pid)
         ended = executor.cancel(job.id)
         assert ended.state == "cancelled" and ended.tasks[0].state == "cancelled"
-        wait_for(lambda: not alive(task_pid) and not alive(child_pid), 10, "the process tree to die")
-        wait_for(lambda: executor.processes == {}, 5, "the executor to reap it")
+        wait_for(lambda: not alive(task_pid) and not alive(child_pid), 10, message="the process tree lives on")
+        wait_for(lambda: executor.processes == {}, 5, message="the executor did not reap it")
         assert store.get_task(ended.tasks[0].id).error == "cancelled by the user"
     finally:
         executor.stop()
@@ -130,7 +123,7 @@ def test_a_crashed_task_process_fails_its_task_with_the_reason_and_the_other_fin
     executor.start()
     try:
         job = create_job(store, settings, request(), executor="local")
-        done = wait_for(lambda: (j := store.get_job(job.id)).state in ("failed", "succeeded") and j, 120, "the job")
+        done = wait_for_end(store, job.id)
     finally:
         executor.stop()
     crashed, other = done.tasks
@@ -147,7 +140,7 @@ def test_restart_fails_orphaned_tasks_and_runs_the_queued_ones(store, settings, 
     first = LocalExecutor(store, one_at_a_time)
     first.start()
     job = create_job(store, settings, request(), executor="local")
-    task_pid, child_pid = map(int, wait_for(lambda: pids.exists() and pids.read_text(), 60, "the hung fit").split())
+    task_pid, child_pid = hung_fit_pids(pids)
     first._stopping.set()  # the service dies without cleaning up: its task process lives on as an orphan
     first._thread.join()
     assert store.get_job(job.id).tasks[1].state == "queued"
@@ -155,14 +148,10 @@ def test_restart_fails_orphaned_tasks_and_runs_the_queued_ones(store, settings, 
     second = LocalExecutor(store, one_at_a_time)
     second.start()
     try:
-        wait_for(lambda: not alive(task_pid) and not alive(child_pid), 10, "the orphan to be killed")
+        wait_for(lambda: not alive(task_pid) and not alive(child_pid), 10, message="the orphan was not killed")
         hung = store.get_job(job.id).tasks[0]
         assert hung.state == "failed" and "stopped while it ran" in hung.error
-        done = wait_for(
-            lambda: (j := store.get_job(job.id)).state in ("failed", "succeeded", "cancelled") and j,
-            120,
-            "the job to end",
-        )
+        done = wait_for_end(store, job.id)
     finally:
         second.stop()
     assert [t.state for t in done.tasks] == ["failed", "succeeded"]

@@ -6,7 +6,6 @@ Replaces test_ui_first_page.py (the single first page became the Data/Generate/C
 
 from __future__ import annotations
 
-import time
 import zipfile
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fairsynth.services.entry import workspace as ws_api
+
+from helpers import wait_for
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 
@@ -37,17 +38,15 @@ def open_app(page: str | None = None) -> AppTest:
     return app
 
 
-def wait_for_job(timeout: float = 240.0):
+def wait_for_run(timeout: float = 240.0):
+    """The UI's latest job once it has ended."""
     from fairsynth.ui.common import workspace
 
-    ws = workspace()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = ws_api.list_jobs(ws, limit=1)[0]
-        if ws_api.is_ended(job):
-            return job
-        time.sleep(0.5)
-    raise AssertionError("the run did not end in time")
+    def ended():
+        job = ws_api.list_jobs(workspace(), limit=1)[0]
+        return job if ws_api.is_ended(job) else None
+
+    return wait_for(ended, timeout, interval=0.5, message="the run did not end")
 
 
 def test_data_page_opens_on_the_demo_table_with_its_schema(data_dir):
@@ -91,7 +90,7 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     app.toggle(key="anonymeter").set_value(False)
     app.button(key="generate").click().run()
     assert not app.exception and not app.error
-    job = wait_for_job()
+    job = wait_for_run()
     assert job.state == "succeeded", [(t.backend, t.error) for t in job.tasks]
 
     reloaded = open_app("pages/generate.py")  # a new session, as after a page reload: progress from the store
@@ -151,7 +150,7 @@ def test_bad_metadata_shows_one_sentence_on_the_export_page(data_dir):
 
     ws = workspace()
     job = ws_api.submit_job(ws, ws_api.demo_dataset(ws), [{"name": "marginals"}], rows=100, anonymeter=False)
-    assert wait_for_job().id == job.id
+    assert wait_for_run().id == job.id
     export = open_app("pages/export.py")
     export.text_input(key="meta-title").input("T")
     export.text_area(key="meta-description").input("D")
@@ -174,12 +173,15 @@ def test_cancel_stops_a_long_fit_and_the_page_says_so(data_dir):
     from fairsynth.ui.common import workspace
 
     job = ws_api.list_jobs(workspace(), limit=1)[0]
-    deadline = time.monotonic() + 60
-    while ws_api.get_job(workspace(), job.id).tasks[0].state != "running" and time.monotonic() < deadline:
-        time.sleep(0.3)
+    wait_for(
+        lambda: ws_api.get_job(workspace(), job.id).tasks[0].state == "running",
+        60,
+        interval=0.3,
+        message="the fit did not start",
+    )
     app.run()
     app.button(key="cancel").click().run()
     assert not app.exception
-    ended = wait_for_job(timeout=30)
+    ended = wait_for_run(timeout=30)
     assert ended.state == "cancelled" and ended.tasks[0].state == "cancelled"
     assert open_app("pages/generate.py").dataframe[-1].value.loc[0, "state"] == "cancelled"

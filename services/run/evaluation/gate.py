@@ -61,7 +61,7 @@ def gate(metrics: dict, policy: ReleasePolicy | None = None) -> dict:
                 "generator saw all of it the privacy comparisons understate the risk.",
             )
         )
-    decision = max((d for d, _ in findings), key=SEVERITY.get, default="pass")
+    decision = max((d for d, _ in findings), key=SEVERITY.__getitem__, default="pass")
     reasons = [text for d, text in sorted(findings, key=lambda f: -SEVERITY[f[0]])]
     return {
         "decision": decision,
