@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fairsynth.backends import registry
 from fairsynth.metadata.crate import CrateInfo
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
@@ -20,11 +21,24 @@ class ConfigError(ValueError):
 
 
 class BackendSpec(BaseModel):
-    """One backend to run and its parameters (epochs, batch_size, epsilon, ...)."""
+    """One backend to run and its parameters (epochs, batch_size, epsilon, ...), checked against its Params model."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    params: dict[str, object] = Field(default_factory=dict)
+    params: dict[str, object] = Field(
+        default_factory=dict, description="the backend's parameters; GET /backends gives each one's JSON schema"
+    )
+
+    @model_validator(mode="after")
+    def _params_fit_the_backend(self) -> Self:
+        """Every entry point (CLI, config file, API, UI) refuses bad parameters here, before a run starts.
+
+        ParameterError (a BackendError, not a ValueError) passes through pydantic unchanged: one sentence
+        naming the backend and every bad parameter. The given values are kept, converted to their types.
+        """
+        checked = registry.check_params(self.name, self.params)
+        self.params = checked.model_dump(mode="json", exclude_unset=True)
+        return self
 
 
 class SchemaOverrides(BaseModel):
