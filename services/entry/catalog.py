@@ -77,7 +77,7 @@ def parameter_defaults(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _parameter_field(name: str, prop: dict[str, Any]) -> ParameterField:
     options = prop.get("anyOf", [prop])
-    value = next((option for option in options if option.get("type") != "null"), {})
+    value: dict[str, Any] = next((option for option in options if option.get("type") != "null"), {})
     choices = value.get("enum", [value["const"]] if "const" in value else [])
     return ParameterField(
         name=name,
