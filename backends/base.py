@@ -188,9 +188,10 @@ class Generator(Protocol):
 class CodecGenerator(ABC):
     """Base for backends that learn the codec's encoded table.
 
-    Subclasses implement `_fit_encoded`, `_sample_encoded`, `_save_model`, `_load_model`; this
-    class runs the shared codec around them so every backend gets dates, missing values, rare
-    categories, identifiers and PII right.
+    Subclasses declare `Params` (a BackendParams subclass: the constructor's keywords are validated
+    through it once, here, into `self.params`) and implement `_fit_encoded`, `_sample_encoded`,
+    `_save_model`, `_load_model`; this class runs the shared codec around them so every backend gets
+    dates, missing values, rare categories, identifiers and PII right.
     """
 
     name: ClassVar[str]
