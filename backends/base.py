@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fairsynth.backends.background import run_ahead
 from fairsynth.backends.preprocessing import EncodedBatch, TableCodec
-from fairsynth.errors import FairsynthError
+from fairsynth.errors import FairsynthError, requirement
 from fairsynth.metadata.schema import TableSchema
 
 PROJECT_URL = "https://github.com/fairsynth/fairsynth"
@@ -36,6 +37,59 @@ class NotFittedError(BackendError):
 
 class ModelFileError(BackendError):
     """A saved model directory is missing, unreadable or was tampered with."""
+
+
+class ParameterError(BackendError):
+    """A backend was given a parameter it does not take or a value out of its bounds; names every problem."""
+
+
+class BackendParams(BaseModel):
+    """A backend's parameters as data: each field declares its type, default, bounds and a description.
+
+    Each backend subclasses it (a family's subclass adds to its parent's fields); the registry, the command
+    line, the API and the UI's forms all read its JSON schema. Unknown parameters are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def checked(cls, backend: str, values: Mapping[str, object]) -> Self:
+        """The values validated (strings converted to the declared types), or a ParameterError naming them all."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as exc:
+            raise ParameterError(_parameter_problems(backend, cls, exc)) from None
+
+
+# parameters many backends take, declared once; a backend gives its own default (`epochs: Epochs = 300`)
+Epochs = Annotated[int, Field(ge=1, description="Passes over the training rows.")]
+BatchSize = Annotated[int, Field(ge=1, description="Training rows per optimisation step.")]
+LearningRate = Annotated[float, Field(gt=0, description="Step size of the optimiser.")]
+
+# how a sentence says each pydantic error type; the rest keep pydantic's own words
+
+
+def _parameter_problems(backend: str, params: type[BackendParams], exc: ValidationError) -> str:
+    """One sentence listing every bad parameter, and the names the backend takes when one is unknown."""
+    problems: list[str] = []
+    unknown: list[str] = []
+    for error in exc.errors():
+        if error["type"] == "extra_forbidden":
+            unknown.append(repr(str(error["loc"][0])))
+        else:
+            problems.append(_problem(error))
+    if unknown:
+        takes = ", ".join(params.model_fields) or "none"
+        problems.append(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (it takes: {takes})")
+    return f"Backend '{backend}': {'; '.join(problems)}."
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    """'name must be ... (got value)' for one pydantic error."""
+    name = str(error["loc"][0]) if error["loc"] else "the parameters"
+    if error["type"] == "missing":
+        return f"{name} is required"
+    return f"{name} {requirement(error)} (got {error['input']!r})"
 
 
 SAMPLING_HELPER_THREADS = 2  # beside the model while sampling: the codec's decoder thread, a file writer's
@@ -97,6 +151,8 @@ class Generator(Protocol):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    Params: ClassVar[type[BackendParams]]  # the parameters it takes, as data
+    params: BackendParams  # this instance's values
 
     def fit(
         self, data: pd.DataFrame, schema: TableSchema, *, seed: int, progress: ProgressCallback | None = None
@@ -113,17 +169,20 @@ class Generator(Protocol):
 class CodecGenerator(ABC):
     """Base for backends that learn the codec's encoded table.
 
-    Subclasses implement `_fit_encoded`, `_sample_encoded`, `_save_model`, `_load_model`; this
-    class runs the shared codec around them so every backend gets dates, missing values, rare
-    categories, identifiers and PII right.
+    Subclasses declare `Params` (a BackendParams subclass: the constructor's keywords are validated
+    through it once, here, into `self.params`) and implement `_fit_encoded`, `_sample_encoded`,
+    `_save_model`, `_load_model`; this class runs the shared codec around them so every backend gets
+    dates, missing values, rare categories, identifiers and PII right.
     """
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     codec_options: ClassVar[dict] = {}
+    Params: ClassVar[type[BackendParams]] = BackendParams
+    params: BackendParams
 
-    def __init__(self, **params) -> None:
-        self.params = params
+    def __init__(self, **params: object) -> None:
+        self.params = self.Params.checked(self.name, params)
         self.codec: TableCodec | None = None
 
     @classmethod
@@ -179,7 +238,9 @@ class CodecGenerator(ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "codec.json").write_text(self._fitted_codec().to_json())
-        (directory / "backend.json").write_text(json.dumps({"backend": self.name, "params": self.params}))
+        (directory / "backend.json").write_text(
+            json.dumps({"backend": self.name, "params": self.params.model_dump(mode="json")})
+        )
         self._save_model(directory)
 
     @classmethod
@@ -195,7 +256,11 @@ class CodecGenerator(ABC):
             raise ModelFileError(
                 f"The model in {directory} was saved by backend '{info.get('backend')}', not '{cls.name}'."
             )
-        generator = cls(**info.get("params", {}))
+        try:
+            generator = cls(**info.get("params", {}))
+        except ParameterError as exc:
+            reason = str(exc).rstrip(".")
+            raise ModelFileError(f"The model in {directory} has parameters this version refuses ({reason}).") from exc
         generator.codec = codec
         generator._load_model(directory)
         return generator

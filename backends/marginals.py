@@ -11,8 +11,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from fairsynth.backends.base import Capabilities, CodecGenerator, FitResult, ModelFileError, Progress, ProgressCallback
+from fairsynth.backends.base import (
+    BackendParams,
+    Capabilities,
+    CodecGenerator,
+    FitResult,
+    ModelFileError,
+    Progress,
+    ProgressCallback,
+)
+
+
+class MarginalsParams(BackendParams):
+    """The marginals baseline's one setting."""
+
+    quantiles: int = Field(201, ge=2, description="Points of each numeric column's distribution kept (its resolution).")
 
 
 class MarginalsGenerator(CodecGenerator):
@@ -27,12 +42,15 @@ class MarginalsGenerator(CodecGenerator):
         model_family="independent empirical marginals",
     )
 
-    def __init__(self, *, quantiles: int = 201) -> None:
-        super().__init__(quantiles=quantiles)
+    Params = MarginalsParams
+    params: MarginalsParams
+
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
         self.marginals: dict[str, dict] = {}
 
     def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
-        probabilities = np.linspace(0, 1, max(2, int(self.params["quantiles"])))
+        probabilities = np.linspace(0, 1, self.params.quantiles)
         for name, kind in self._fitted_codec().model_columns().items():
             column = encoded[name]
             if kind == "numeric":

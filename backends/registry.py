@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
-from fairsynth.backends.base import BackendError, BackendUnavailable, Capabilities, Generator
+from fairsynth.backends.base import BackendError, BackendParams, BackendUnavailable, Capabilities, Generator
 
 GROUP = "fairsynth.backends"
 
@@ -24,8 +25,12 @@ class BackendInfo:
     available: bool
     reason: str = ""
     capabilities: Capabilities | None = None
-    parameters: dict[str, object] = field(default_factory=dict)  # name -> default
+    params: type[BackendParams] | None = None  # the parameters it takes; None when it cannot be loaded
     target: str = ""  # module:attribute of the entry point
+
+    def parameter_schema(self) -> dict[str, Any]:
+        """The JSON schema of its parameters: each one's type, default, bounds and description."""
+        return self.params.model_json_schema() if self.params else {}
 
 
 def _declared() -> dict[str, EntryPoint]:
@@ -43,24 +48,14 @@ def _describe(entry_point: EntryPoint) -> BackendInfo:
         )
     except Exception as exc:  # a broken third-party plugin must not break the listing
         return BackendInfo(entry_point.name, False, f"failed to load: {exc}", target=entry_point.value)
+    params = getattr(cls, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, BackendParams)):
+        reason = "it declares no Params model (a subclass of fairsynth.backends.base.BackendParams)"
+        return BackendInfo(entry_point.name, False, reason, target=entry_point.value)
     available, reason = cls.availability() if hasattr(cls, "availability") else (True, "")
     return BackendInfo(
-        entry_point.name,
-        bool(available),
-        reason,
-        getattr(cls, "capabilities", None),
-        parameters_of(cls),
-        entry_point.value,
+        entry_point.name, bool(available), reason, getattr(cls, "capabilities", None), params, entry_point.value
     )
-
-
-def parameters_of(cls: type) -> dict[str, object]:
-    """The keyword parameters a backend's constructor takes, with their defaults."""
-    params = {}
-    for name, p in inspect.signature(cls).parameters.items():
-        if p.kind == p.KEYWORD_ONLY:
-            params[name] = None if p.default is inspect.Parameter.empty else p.default
-    return params
 
 
 def list_backends() -> list[BackendInfo]:
@@ -76,22 +71,30 @@ def backend_info(name: str) -> BackendInfo:
     return _describe(declared[name])
 
 
-def backend_class(name: str) -> type:
+def backend_class(name: str) -> type[Generator]:
     """The class behind a backend name; BackendUnavailable with the reason if it cannot run here."""
     info = backend_info(name)
     if not info.available:
         raise BackendUnavailable(f"Backend '{name}' is not available here: {info.reason}.")
-    return _declared()[name].load()
+    cls: type[Generator] = _declared()[name].load()
+    return cls
 
 
-def create(name: str, **params) -> Generator:
-    """A new, unfitted generator; unknown parameters are refused with the list of known ones."""
+def params_model(name: str) -> type[BackendParams]:
+    """The Params model of a backend that can be loaded (it may still be unavailable here, e.g. no GPU)."""
+    info = backend_info(name)
+    if info.params is None:
+        raise BackendUnavailable(f"Backend '{name}' is not available here: {info.reason}.")
+    return info.params
+
+
+def check_params(name: str, values: Mapping[str, object]) -> BackendParams:
+    """A backend's parameters validated by its Params model; ParameterError names every bad one at once."""
+    return params_model(name).checked(name, values)
+
+
+def create(name: str, **params: object) -> Generator:
+    """A new, unfitted generator; its parameters are checked here, so a plugin's own constructor need not."""
     cls = backend_class(name)
-    known = parameters_of(cls)
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise BackendError(
-            f"Backend '{name}' has no parameter {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(known) or 'none'}."
-        )
+    check_params(name, params)
     return cls(**params)

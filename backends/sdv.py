@@ -16,15 +16,18 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from fairsynth.backends.base import (
-    BackendError,
+    BackendParams,
+    BatchSize,
     Capabilities,
     CodecGenerator,
+    Epochs,
     FitResult,
     ModelFileError,
     Progress,
@@ -33,6 +36,27 @@ from fairsynth.backends.base import (
 
 SDV_URL = "https://github.com/sdv-dev/SDV"
 SDV_LICENSE = "BUSL-1.1"
+
+
+class GaussianCopulaParams(BackendParams):
+    """SDV GaussianCopula's setting."""
+
+    default_distribution: Literal["norm", "beta", "truncnorm", "uniform", "gamma", "gaussian_kde"] = Field(
+        "beta", description="Distribution fitted to each numeric column's marginal."
+    )
+
+
+class DeepSDVParams(BackendParams):
+    """What SDV's neural synthesizers (TVAE, CTGAN, CopulaGAN) take."""
+
+    epochs: Epochs = 300
+    batch_size: BatchSize = 500
+
+
+class CTGANParams(DeepSDVParams):
+    """CTGAN packs 10 rows per discriminator sample, so its batch is a multiple of 10."""
+
+    batch_size: Annotated[BatchSize, Field(multiple_of=10)] = 500
 
 
 class SDVGenerator(CodecGenerator):
@@ -55,6 +79,10 @@ class SDVGenerator(CodecGenerator):
     def _synthesizer_kwargs(self) -> dict:
         return {}
 
+    def _epochs(self) -> int | None:
+        """Epochs the synthesizer trains for; None for one that does not train in epochs."""
+        return None
+
     def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
         import torch
         from sdv.metadata import Metadata
@@ -76,10 +104,11 @@ class SDVGenerator(CodecGenerator):
         torch.manual_seed(seed)
         self._synthesizer = self._synthesizer_class()(metadata, **self._synthesizer_kwargs())
         start = time.perf_counter()
-        with warnings.catch_warnings(), _epoch_progress(self.name, self.params.get("epochs"), progress, start):
+        epochs = self._epochs()
+        with warnings.catch_warnings(), _epoch_progress(self.name, epochs, progress, start):
             warnings.simplefilter("ignore")
             self._synthesizer.fit({"table": encoded[list(kinds)]})
-        return FitResult(seconds=0.0, epochs=self.params.get("epochs"), losses=self._losses())
+        return FitResult(seconds=0.0, epochs=epochs, losses=self._losses())
 
     def _losses(self) -> list[float]:
         getter = getattr(self._synthesizer, "get_loss_values", None)
@@ -153,21 +182,24 @@ class GaussianCopulaGenerator(SDVGenerator):
         model_family="Gaussian copula",
     )
 
-    def __init__(self, *, default_distribution: str = "beta") -> None:
-        super().__init__(default_distribution=default_distribution)
+    Params = GaussianCopulaParams
+    params: GaussianCopulaParams
 
     def _synthesizer_kwargs(self) -> dict:
-        return {"default_distribution": self.params["default_distribution"]}
+        return {"default_distribution": self.params.default_distribution}
 
 
 class _DeepSDVGenerator(SDVGenerator):
-    def __init__(self, *, epochs: int = 300, batch_size: int = 500) -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size)
+    Params = DeepSDVParams
+    params: DeepSDVParams
+
+    def _epochs(self) -> int | None:
+        return self.params.epochs
 
     def _synthesizer_kwargs(self) -> dict:
         return {
-            "epochs": int(self.params["epochs"]),
-            "batch_size": int(self.params["batch_size"]),
+            "epochs": self.params.epochs,
+            "batch_size": self.params.batch_size,
             "enable_gpu": True,
             "verbose": False,
         }
@@ -203,10 +235,7 @@ class CTGANGenerator(_DeepSDVGenerator):
         model_family="generative adversarial network",
     )
 
-    def __init__(self, *, epochs: int = 300, batch_size: int = 500) -> None:
-        if batch_size % 10:  # CTGAN packs 10 rows per discriminator sample
-            raise BackendError(f"batch_size for {self.name} must be a multiple of 10; got {batch_size}.")
-        super().__init__(epochs=epochs, batch_size=batch_size)
+    Params = CTGANParams
 
 
 class CopulaGANGenerator(CTGANGenerator):

@@ -113,9 +113,9 @@ def run_stream(job: dict) -> dict:
 def backend_params(backend: str, epochs: int) -> dict:
     """Equal epochs for every backend that trains in epochs (as the registry lists its parameters); tvae
     without early stopping for a fair count."""
-    from fairsynth.backends.registry import backend_info
+    from fairsynth.backends.registry import params_model
 
-    params = {"epochs": epochs} if "epochs" in backend_info(backend).parameters else {}
+    params = {"epochs": epochs} if "epochs" in params_model(backend).model_fields else {}
     if backend == "tvae":
         params["patience"] = 0
     return params

@@ -27,6 +27,34 @@ class ControlFlow(Exception):
     """Not an error for a person: unwinds a task or a request on purpose, so no user-error handler may catch it."""
 
 
+# What a value must be, by the pydantic error type it broke; {names} are filled from the error's context.
+REQUIREMENTS = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "multiple_of": "must be a multiple of {multiple_of}",
+    "literal_error": "must be one of {expected}",
+    "string_pattern_mismatch": "must match {pattern}",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+}
+
+
+def requirement(error: Mapping[str, Any]) -> str:
+    """What the value must be, for one pydantic error ("must be >= 1"); pydantic's own words for other checks."""
+    words = REQUIREMENTS.get(str(error.get("type")))
+    if words is None:
+        return str(error.get("msg", "")).removeprefix("Value error, ").rstrip(".")
+    context = {k: f"{v:g}" if isinstance(v, int | float) else v for k, v in error.get("ctx", {}).items()}  # 0.0 -> 0
+    return words.format(**context)
+
+
 def field_problems(errors: Iterable[Mapping[str, Any]], context: str = "", prefix: str = "") -> list[str]:
     """pydantic's validation errors as sentences, one per field: "In the request, 'rows' is invalid: ...".
 
@@ -36,8 +64,7 @@ def field_problems(errors: Iterable[Mapping[str, Any]], context: str = "", prefi
     problems = []
     for error in errors:
         where = ".".join([p for p in (prefix, *map(str, error.get("loc", ()))) if p]) or "request"
-        reason = str(error.get("msg", "")).removeprefix("Value error, ").rstrip(".")
-        problems.append(f"{lead}'{where}' is invalid: {reason}.")
+        problems.append(f"{lead}'{where}' is invalid: {requirement(error)}.")
     return problems
 
 

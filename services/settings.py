@@ -23,19 +23,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from fairsynth.errors import FairsynthError
+from fairsynth.errors import FairsynthError, requirement
 
 ENV_PREFIX = "FAIRSYNTH_"
 DEFAULT_DATA_DIR = "~/.fairsynth"
 DEFAULT_MAX_UPLOAD_MB = 200
-# What to do about a bad value, by pydantic error type; {names} are filled from the error's context.
-HINTS = {
-    "literal_error": "use {expected}",
-    "greater_than": "give a number greater than {gt:g}",
-    "float_parsing": "give a number",
-    "int_parsing": "give a whole number",
-    "int_from_float": "give a whole number",
-}
 
 
 class SettingsError(FairsynthError):
@@ -79,7 +71,7 @@ class Settings(BaseSettings):
         try:
             return cls(**values)
         except ValidationError as error:
-            raise SettingsError(" ".join(_sentence(detail) for detail in error.errors())) from None
+            raise SettingsError(*(_sentence(detail) for detail in error.errors())) from None
 
     @classmethod
     def settings_customise_sources(
@@ -172,5 +164,4 @@ def _sentence(error: Mapping[str, Any]) -> str:
     context = error.get("ctx", {})
     if not error["loc"]:  # a check across variables words its own sentence
         return str(context.get("error", error["msg"]))
-    hint = HINTS[error["type"]].format(**context) if error["type"] in HINTS else error["msg"]
-    return f"{env_name(str(error['loc'][0]))} is '{error['input']}'; {hint}."
+    return f"{env_name(str(error['loc'][0]))} is '{error['input']}'; it {requirement(error)}."

@@ -10,6 +10,7 @@ import math
 import os
 import time
 import warnings
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from fairsynth.backends.base import (
 from fairsynth.backends.preprocessing import EncodedBatch
 from fairsynth.backends.tvae.encoding import TableEncoding
 from fairsynth.backends.tvae.model import FusedAdam, TabularVAE, kl_divergence
+from fairsynth.backends.tvae.params import DPTVAEParams, TVAEParams, VAEParams
 from fairsynth.metadata.checksums import sha256_file
 
 FORMAT = "fairsynth.tvae/1"
@@ -41,7 +43,7 @@ AUTO_BATCH_STEPS, AUTO_BATCH_RANGE = 50, (128, 500)  # default batch: train rows
 # default hidden width: 64 units when a row encodes to at most NARROW_ROW values (3.5x wider than the row
 # already; the same quality on NAFLD1's 18 values in 60% of the time), else 128 (SDV's width)
 NARROW_ROW, AUTO_HIDDEN = 32, (64, 128)
-SAMPLE_PRECISIONS = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+SAMPLE_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # what sample_precision names
 MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
 NOT_COVERED_BY_EPSILON = (
     "Not covered by epsilon: the codec's statistics (per-column ranges, decimals, kept category levels "
@@ -51,75 +53,23 @@ NOT_COVERED_BY_EPSILON = (
 )
 
 
-class TVAEGenerator(CodecGenerator):
-    """In-house tabular VAE on quantile-normal scores and one-hot categories (PyTorch)."""
+class _VAEGenerator(CodecGenerator):
+    """What tvae and tvae.dp share: the encoding, the network, sampling and save/load; each trains it its own way."""
 
-    name = "tvae"
-    capabilities = Capabilities(
-        description="In-house PyTorch tabular variational autoencoder: fast, keeps minority categories, "
-        "the default backend.",
-        license="Apache-2.0",
-        family="torch",
-        gpu=True,
-    )
+    Params = VAEParams
+    params: VAEParams
 
-    def __init__(
-        self,
-        *,
-        epochs: int = 300,
-        batch_size: int | None = None,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 1e-5,
-        latent_dim: int = 32,
-        hidden_size: int | None = None,
-        hidden_layers: int = 2,
-        loss_factor: float = 1.0,
-        validation_share: float = 0.1,
-        patience: int = 20,
-        n_quantiles: int = 1000,
-        device: str = "auto",
-        sample_precision: str = "auto",
-    ) -> None:
-        super().__init__(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            latent_dim=latent_dim,
-            hidden_size=hidden_size,
-            hidden_layers=hidden_layers,
-            loss_factor=loss_factor,
-            validation_share=validation_share,
-            patience=patience,
-            n_quantiles=n_quantiles,
-            device=device,
-            sample_precision=sample_precision,
-        )
-        self._check_params()
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
         self.encoding: TableEncoding | None = None
         self.model: TabularVAE | None = None
-
-    def _check_params(self) -> None:
-        p = self.params
-        for key in ("epochs", "batch_size", "latent_dim", "hidden_size", "hidden_layers"):
-            if p[key] is not None and int(p[key]) < 1:
-                raise BackendError(f"{self.name}: {key} must be at least 1; got {p[key]}.")
-        if not 0 <= float(p.get("validation_share", 0.0)) < 0.5:
-            raise BackendError(f"{self.name}: validation_share must be in [0, 0.5); got {p['validation_share']}.")
-        if p["device"] not in ("auto", "cpu", "cuda") and not str(p["device"]).startswith("cuda:"):
-            raise BackendError(f"{self.name}: device must be 'auto', 'cpu' or 'cuda'; got {p['device']!r}.")
-        if p.get("sample_precision", "auto") not in SAMPLE_PRECISIONS:
-            raise BackendError(
-                f"{self.name}: sample_precision must be one of {', '.join(SAMPLE_PRECISIONS)}; "
-                f"got {p['sample_precision']!r}."
-            )
 
     # -- fitting ----------------------------------------------------------------------------------
     def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
         if len(encoded) < 2:
             raise BackendError(f"{self.name} needs at least 2 training rows; got {len(encoded)}.")
         kinds = self._fitted_codec().model_columns()
-        self.encoding = TableEncoding.fit(encoded, kinds, n_quantiles=int(self.params["n_quantiles"]), seed=seed)
+        self.encoding = TableEncoding.fit(encoded, kinds, n_quantiles=self.params.n_quantiles, seed=seed)
         scores, codes = self.encoding.to_tensors(encoded[list(kinds)], seed=seed)
         device = self._device()
         # a thread count taken from the load average would make the same seed train other weights on a
@@ -137,7 +87,7 @@ class TVAEGenerator(CodecGenerator):
     def _batch_rows(self, train_rows: int) -> int:
         """The batch size asked for, or by default one that gives every epoch AUTO_BATCH_STEPS updates
         within AUTO_BATCH_RANGE: small tables get more (smaller) steps, large ones SDV's 500 rows."""
-        wanted = self.params["batch_size"]
+        wanted = self.params.batch_size
         if wanted is None:
             low, high = AUTO_BATCH_RANGE
             wanted = min(max(train_rows // AUTO_BATCH_STEPS, low), high)
@@ -146,8 +96,8 @@ class TVAEGenerator(CodecGenerator):
     def _hidden_units(self) -> int:
         """The hidden width asked for, or by default one that follows the encoded row's width."""
         assert self.encoding is not None
-        if self.params["hidden_size"] is not None:
-            return int(self.params["hidden_size"])
+        if self.params.hidden_size is not None:
+            return self.params.hidden_size
         row_width = len(self.encoding.numeric) + sum(self.encoding.category_sizes)
         narrow, wide = AUTO_HIDDEN
         return narrow if row_width <= NARROW_ROW else wide
@@ -157,28 +107,121 @@ class TVAEGenerator(CodecGenerator):
         return TabularVAE(
             len(self.encoding.numeric),
             self.encoding.category_sizes,
-            latent_dim=int(self.params["latent_dim"]),
+            latent_dim=self.params.latent_dim,
             hidden_size=hidden_size or self._hidden_units(),
-            hidden_layers=int(self.params["hidden_layers"]),
+            hidden_layers=self.params.hidden_layers,
         )
 
     def _optimizer(self, model: torch.nn.Module) -> FusedAdam:
-        return FusedAdam(
-            model.parameters(), lr=float(self.params["learning_rate"]), weight_decay=float(self.params["weight_decay"])
-        )
+        return FusedAdam(model.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay)
 
     def _loss(self, model: TabularVAE, scores: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Mean over rows of loss_factor x reconstruction NLL + KL."""
         mu, logvar, means, log_sigma, logits = model(model.one_hot_input(scores, codes))
         rec = model.reconstruction(scores, codes, means, log_sigma, logits)
-        return (float(self.params["loss_factor"]) * rec + kl_divergence(mu, logvar)).mean()
+        return (self.params.loss_factor * rec + kl_divergence(mu, logvar)).mean()
+
+    @abstractmethod
+    def _train(self, scores: torch.Tensor, codes: torch.Tensor, *, seed: int, progress: ProgressCallback) -> FitResult:
+        """Train self.model on the encoded training rows."""
+
+    def _device(self) -> torch.device:
+        wanted = self.params.device
+        if wanted == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(
+                f"{self.name}: device '{wanted}' was asked for but no CUDA GPU is available; "
+                "use device='auto' or 'cpu'."
+            )
+        return torch.device(wanted)
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
+        return self._sample_encoded_batch(n_rows, seed=seed).to_frame(self._fitted_codec().model_columns())
+
+    def _draw_batch(self, n_rows: int, *, seed: int) -> Callable[[], EncodedBatch]:
+        """Draw scores and codes from the model; the quantile inverse is left to the returned step."""
+        model, encoding = self._fitted_model()
+        device = model.offsets.device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        # the codec's decoder thread and a file writer run beside the model (rows do not depend on threads)
+        with _torch_threads(threads_for(n_rows * model.hidden_size, keep_free=SAMPLING_HELPER_THREADS)):
+            scores, codes = model.sample(n_rows, generator, precision=self._sample_precision(device))
+            positions = encoding.grid_positions(scores)  # torch's erf, under this thread's thread count
+        return functools.partial(encoding.batch_at, positions, codes)
+
+    def _sample_precision(self, device: torch.device) -> torch.dtype:
+        """The decoder's precision when sampling: 'auto' is bfloat16 on a CPU with native bf16 dot
+        products (4x the float32 matmul rate here, the same sdmetrics quality on SUPPORT2), else float32."""
+        wanted = self.params.sample_precision
+        if wanted == "auto":
+            wanted = "bfloat16" if device.type == "cpu" and cpu_has_native_bf16() else "float32"
+        return SAMPLE_PRECISIONS[wanted]
+
+    def _fitted_model(self) -> tuple[TabularVAE, TableEncoding]:
+        if self.model is None or self.encoding is None:
+            self._fitted_codec()
+            raise BackendError(f"Backend '{self.name}' has a codec but no model; fit or load it again.")
+        return self.model, self.encoding
+
+    # -- persistence ------------------------------------------------------------------------------
+    def _save_model(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        model, encoding = self._fitted_model()
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        tensors[QUANTILES_KEY] = torch.from_numpy(np.ascontiguousarray(encoding.quantiles))
+        save_file(tensors, str(directory / TENSORS_FILE))
+        info = {
+            "format": FORMAT,
+            "sha256": sha256_file(directory / TENSORS_FILE),
+            "hidden_size": model.hidden_size,
+            "encoding": encoding.to_json_dict(),
+        }
+        (directory / INFO_FILE).write_text(json.dumps(info))
+
+    def _load_model(self, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        try:
+            info = json.loads((directory / INFO_FILE).read_text())
+            if info.get("format") != FORMAT:
+                raise ValueError(f"format {info.get('format')!r} is not {FORMAT!r}")
+            if sha256_file(directory / TENSORS_FILE) != info["sha256"]:
+                raise ValueError(f"{TENSORS_FILE} does not match the checksum in {INFO_FILE}")
+            tensors = load_file(str(directory / TENSORS_FILE))
+            self.encoding = TableEncoding.from_parts(info["encoding"], tensors.pop(QUANTILES_KEY).numpy())
+            model = self._new_model(info.get("hidden_size"))
+            model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items()})
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
+            raise ModelFileError(
+                f"The {self.name} model in {directory} is unreadable or was changed ({exc}); fit the backend again."
+            ) from exc
+        self.model = model.to(self._device()).eval()
+
+
+class TVAEGenerator(_VAEGenerator):
+    """In-house tabular VAE on quantile-normal scores and one-hot categories (PyTorch)."""
+
+    name = "tvae"
+    capabilities = Capabilities(
+        description="In-house PyTorch tabular variational autoencoder: fast, keeps minority categories, "
+        "the default backend.",
+        license="Apache-2.0",
+        family="torch",
+        gpu=True,
+    )
+
+    Params = TVAEParams
+    params: TVAEParams
 
     def _train(self, scores: torch.Tensor, codes: torch.Tensor, *, seed: int, progress: ProgressCallback) -> FitResult:
         """Mini-batch Adam with early stopping on a held-back validation share; keeps the best weights."""
         assert self.model is not None
         model, optimizer = self.model, self._optimizer(self.model)
-        train, valid = _split(len(scores), float(self.params["validation_share"]), seed, scores.device)
-        epochs, patience = int(self.params["epochs"]), int(self.params["patience"])
+        train, valid = _split(len(scores), self.params.validation_share, seed, scores.device)
+        epochs, patience = self.params.epochs, self.params.patience
         batch = self._batch_rows(len(train))
         generator = torch.Generator(device=scores.device).manual_seed(seed)
         losses, valid_losses, best, best_state, waited, start = [], [], math.inf, None, 0, time.perf_counter()
@@ -242,85 +285,10 @@ class TVAEGenerator(CodecGenerator):
         mu, logvar = model.to_latent(model.encoder(model.one_hot_input(scores, codes))).chunk(2, dim=1)
         means, log_sigma, logits = model.decode(mu)
         rec = model.reconstruction(scores, codes, means, log_sigma, logits)
-        return float((float(self.params["loss_factor"]) * rec + kl_divergence(mu, logvar)).mean())
-
-    def _device(self) -> torch.device:
-        wanted = str(self.params["device"])
-        if wanted == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if wanted.startswith("cuda") and not torch.cuda.is_available():
-            raise BackendError(
-                f"{self.name}: device '{wanted}' was asked for but no CUDA GPU is available; "
-                "use device='auto' or 'cpu'."
-            )
-        return torch.device(wanted)
-
-    # -- sampling ---------------------------------------------------------------------------------
-    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
-        return self._sample_encoded_batch(n_rows, seed=seed).to_frame(self._fitted_codec().model_columns())
-
-    def _draw_batch(self, n_rows: int, *, seed: int) -> Callable[[], EncodedBatch]:
-        """Draw scores and codes from the model; the quantile inverse is left to the returned step."""
-        model, encoding = self._fitted_model()
-        device = model.offsets.device
-        generator = torch.Generator(device=device).manual_seed(seed)
-        # the codec's decoder thread and a file writer run beside the model (rows do not depend on threads)
-        with _torch_threads(threads_for(n_rows * model.hidden_size, keep_free=SAMPLING_HELPER_THREADS)):
-            scores, codes = model.sample(n_rows, generator, precision=self._sample_precision(device))
-            positions = encoding.grid_positions(scores)  # torch's erf, under this thread's thread count
-        return functools.partial(encoding.batch_at, positions, codes)
-
-    def _sample_precision(self, device: torch.device) -> torch.dtype:
-        """The decoder's precision when sampling: 'auto' is bfloat16 on a CPU with native bf16 dot
-        products (4x the float32 matmul rate here, the same sdmetrics quality on SUPPORT2), else float32."""
-        wanted = self.params.get("sample_precision", "auto")
-        if wanted == "auto":
-            wanted = "bfloat16" if device.type == "cpu" and cpu_has_native_bf16() else "float32"
-        return SAMPLE_PRECISIONS[wanted]
-
-    def _fitted_model(self) -> tuple[TabularVAE, TableEncoding]:
-        if self.model is None or self.encoding is None:
-            self._fitted_codec()
-            raise BackendError(f"Backend '{self.name}' has a codec but no model; fit or load it again.")
-        return self.model, self.encoding
-
-    # -- persistence ------------------------------------------------------------------------------
-    def _save_model(self, directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        model, encoding = self._fitted_model()
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        tensors[QUANTILES_KEY] = torch.from_numpy(np.ascontiguousarray(encoding.quantiles))
-        save_file(tensors, str(directory / TENSORS_FILE))
-        info = {
-            "format": FORMAT,
-            "sha256": sha256_file(directory / TENSORS_FILE),
-            "hidden_size": model.hidden_size,
-            "encoding": encoding.to_json_dict(),
-        }
-        (directory / INFO_FILE).write_text(json.dumps(info))
-
-    def _load_model(self, directory: Path) -> None:
-        from safetensors.torch import load_file
-
-        try:
-            info = json.loads((directory / INFO_FILE).read_text())
-            if info.get("format") != FORMAT:
-                raise ValueError(f"format {info.get('format')!r} is not {FORMAT!r}")
-            if sha256_file(directory / TENSORS_FILE) != info["sha256"]:
-                raise ValueError(f"{TENSORS_FILE} does not match the checksum in {INFO_FILE}")
-            tensors = load_file(str(directory / TENSORS_FILE))
-            self.encoding = TableEncoding.from_parts(info["encoding"], tensors.pop(QUANTILES_KEY).numpy())
-            model = self._new_model(info.get("hidden_size"))
-            model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items()})
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
-            raise ModelFileError(
-                f"The {self.name} model in {directory} is unreadable or was changed ({exc}); fit the backend again."
-            ) from exc
-        self.model = model.to(self._device()).eval()
+        return float((self.params.loss_factor * rec + kl_divergence(mu, logvar)).mean())
 
 
-class DPTVAEGenerator(TVAEGenerator):
+class DPTVAEGenerator(_VAEGenerator):
     """The same VAE trained with DP-SGD (Opacus) to a target (epsilon, delta)."""
 
     name = "tvae.dp"
@@ -333,69 +301,22 @@ class DPTVAEGenerator(TVAEGenerator):
         gpu=True,
     )
 
+    Params = DPTVAEParams
+    params: DPTVAEParams
+
     def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(
-            model.parameters(), lr=float(self.params["learning_rate"]), weight_decay=float(self.params["weight_decay"])
+            model.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay
         )  # Opacus wraps a torch optimizer
-
-    def __init__(
-        self,
-        *,
-        epsilon: float = 3.0,
-        delta: float | None = None,
-        max_grad_norm: float = 1.0,
-        epochs: int = 50,
-        batch_size: int = 1000,
-        learning_rate: float = 2e-3,
-        weight_decay: float = 0.0,
-        latent_dim: int = 32,
-        hidden_size: int = 64,
-        hidden_layers: int = 2,
-        loss_factor: float = 2.0,
-        n_quantiles: int = 1000,
-        device: str = "auto",
-        sample_precision: str = "auto",
-    ) -> None:
-        CodecGenerator.__init__(
-            self,
-            epsilon=epsilon,
-            delta=delta,
-            max_grad_norm=max_grad_norm,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            latent_dim=latent_dim,
-            hidden_size=hidden_size,
-            hidden_layers=hidden_layers,
-            loss_factor=loss_factor,
-            n_quantiles=n_quantiles,
-            device=device,
-            sample_precision=sample_precision,
-        )
-        self._check_params()
-        self._check_dp_params()
-        self.encoding = None
-        self.model = None
-
-    def _check_dp_params(self) -> None:
-        p = self.params
-        if float(p["epsilon"]) <= 0 or float(p["max_grad_norm"]) <= 0:
-            raise BackendError(
-                f"{self.name}: epsilon and max_grad_norm must be positive; "
-                f"got epsilon={p['epsilon']}, max_grad_norm={p['max_grad_norm']}."
-            )
-        if p["delta"] is not None and not 0 < float(p["delta"]) < 1:
-            raise BackendError(f"{self.name}: delta must be between 0 and 1 (or None for 1/n^2); got {p['delta']}.")
 
     def _train(self, scores: torch.Tensor, codes: torch.Tensor, *, seed: int, progress: ProgressCallback) -> FitResult:
         """DP-SGD on every training row for exactly `epochs` epochs (no validation: it would read private rows)."""
         from opacus import PrivacyEngine
 
-        n, epochs = len(scores), int(self.params["epochs"])
-        delta = float(self.params["delta"]) if self.params["delta"] is not None else 1.0 / n**2
+        n, epochs = len(scores), self.params.epochs
+        delta = self.params.delta if self.params.delta is not None else 1.0 / n**2
         loader = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(scores, codes), batch_size=max(1, min(int(self.params["batch_size"]), n))
+            torch.utils.data.TensorDataset(scores, codes), batch_size=self._batch_rows(n)
         )
         noise = torch.Generator(device=scores.device).manual_seed(seed)
         with warnings.catch_warnings():
@@ -405,10 +326,10 @@ class DPTVAEGenerator(TVAEGenerator):
                 module=self.model,
                 optimizer=self._optimizer(self.model),
                 data_loader=loader,
-                target_epsilon=float(self.params["epsilon"]),
+                target_epsilon=self.params.epsilon,
                 target_delta=delta,
                 epochs=epochs,
-                max_grad_norm=float(self.params["max_grad_norm"]),
+                max_grad_norm=self.params.max_grad_norm,
                 noise_generator=noise,
             )
             losses = self._dp_epochs(private_model, optimizer, private_loader, epochs, progress)
@@ -421,9 +342,9 @@ class DPTVAEGenerator(TVAEGenerator):
             epsilon=spent,
             delta=delta,
             details={
-                "target_epsilon": float(self.params["epsilon"]),
+                "target_epsilon": self.params.epsilon,
                 "noise_multiplier": float(optimizer.noise_multiplier),
-                "max_grad_norm": float(self.params["max_grad_norm"]),
+                "max_grad_norm": self.params.max_grad_norm,
                 "accountant": "rdp",
                 "sample_rate": float(private_loader.sample_rate) if hasattr(private_loader, "sample_rate") else None,
                 "privacy_unit": "one training row",
@@ -445,7 +366,7 @@ class DPTVAEGenerator(TVAEGenerator):
                 optimizer.zero_grad(set_to_none=True)
                 mu, logvar, means, log_sigma, logits = private_model(model.one_hot_input(scores, codes))
                 rec = model.reconstruction(scores, codes, means, log_sigma, logits)
-                loss = (float(self.params["loss_factor"]) * rec + kl_divergence(mu, logvar)).mean()
+                loss = (self.params.loss_factor * rec + kl_divergence(mu, logvar)).mean()
                 loss.backward()
                 optimizer.step()
                 total, rows = total + float(loss.detach()) * len(scores), rows + len(scores)

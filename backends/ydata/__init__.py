@@ -28,16 +28,21 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from fairsynth.backends.base import (
     BackendError,
+    BackendParams,
+    BatchSize,
     Capabilities,
     CodecGenerator,
+    Epochs,
     FitResult,
+    LearningRate,
     ModelFileError,
     Progress,
     ProgressCallback,
@@ -57,6 +62,44 @@ MODEL_NOTE = "ydata-model.README.txt"
 DEFAULT_TIMEOUT = 6 * 3600
 IMAGE_PYTHON = "/opt/fairsynth-ydata/bin/python"  # where the Dockerfile builds the ydata venv
 WORKER_ENV = {"YDATA_SYNTHETIC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+CTGAN_PAC = 10  # ydata's CTGAN packs 10 rows per critic input
+
+
+class FastParams(BackendParams):
+    """ydata 'fast' (Gaussian mixture)."""
+
+    max_fit_rows: int = Field(
+        5000,
+        ge=1,
+        description="Rows of a seeded subsample the mixture is fitted on (its component search is quadratic in rows).",
+    )
+
+
+class GANParams(BackendParams):
+    """What every ydata GAN takes."""
+
+    epochs: Epochs = 100
+    batch_size: BatchSize = 128
+    learning_rate: LearningRate = 1e-4
+
+
+class CTGANParams(GANParams):
+    """ydata's CTGAN: larger batches, a multiple of its pac."""
+
+    batch_size: Annotated[BatchSize, Field(multiple_of=CTGAN_PAC)] = 500
+    learning_rate: LearningRate = 2e-4
+
+
+class WGANGPParams(GANParams):
+    """WGAN-GP: GAN parameters and the critic's extra steps."""
+
+    n_critic: int = Field(2, ge=1, description="Critic updates per generator update.")
+
+
+class DRAGANParams(GANParams):
+    """DRAGAN: GAN parameters and the discriminator's extra steps."""
+
+    n_discriminator: int = Field(3, ge=1, description="Discriminator updates per generator update.")
 
 
 def venv_path() -> Path:
@@ -109,7 +152,7 @@ class YdataGenerator(CodecGenerator):
 
     model_name: ClassVar[str]  # ydata's modelname
 
-    def __init__(self, **params) -> None:
+    def __init__(self, **params: object) -> None:
         super().__init__(**params)
         self._cancel = threading.Event()
         self._state = Path(tempfile.mkdtemp(prefix="fairsynth-ydata-"))
@@ -300,12 +343,11 @@ def _capabilities(description: str, model_family: str) -> Capabilities:
 class _GANGenerator(YdataGenerator):
     """GAN models: epochs, batch size, learning rate; betas (0.5, 0.9) because ydata's default crashes."""
 
+    Params = GANParams
+    params: GANParams
+
     def _model_params(self) -> dict:
-        return {
-            "batch_size": int(self.params["batch_size"]),
-            "lr": float(self.params["learning_rate"]),
-            "betas": [0.5, 0.9],
-        }
+        return {"batch_size": self.params.batch_size, "lr": self.params.learning_rate, "betas": [0.5, 0.9]}
 
     def _init_args(self) -> dict:
         return {}
@@ -314,14 +356,8 @@ class _GANGenerator(YdataGenerator):
         return {
             "model_params": self._model_params(),
             "init_args": self._init_args(),
-            "train_params": {"epochs": int(self.params["epochs"])},
+            "train_params": {"epochs": self.params.epochs},
         }
-
-
-def _check_positive(**values) -> None:
-    for name, value in values.items():
-        if value is None or value <= 0:
-            raise BackendError(f"{name} must be a positive number, not {value!r}.")
 
 
 class FastGenerator(YdataGenerator):
@@ -335,13 +371,12 @@ class FastGenerator(YdataGenerator):
         "Gaussian mixture model",
     )
 
-    def __init__(self, *, max_fit_rows: int = 5000) -> None:
-        _check_positive(max_fit_rows=max_fit_rows)
-        super().__init__(max_fit_rows=max_fit_rows)
+    Params = FastParams
+    params: FastParams
 
     def _model_request(self) -> dict:
         # the component search scores silhouettes, quadratic in rows: fit on a seeded subsample
-        return {"max_rows": int(self.params["max_fit_rows"])}
+        return {"max_rows": self.params.max_fit_rows}
 
 
 class GaussianMixtureGenerator(FastGenerator):
@@ -363,28 +398,13 @@ class CTGANGenerator(_GANGenerator):
         "ydata-synthetic 1.4 CTGAN: conditional GAN with mode-specific normalisation. Runs in the isolated ydata venv.",
         "generative adversarial network (CTGAN)",
     )
-    PAC = 10  # ydata's CTGAN packs 10 rows per critic input
-
-    def __init__(self, *, epochs: int = 100, batch_size: int = 500, learning_rate: float = 2e-4) -> None:
-        _check_positive(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
-        if batch_size % self.PAC:
-            raise BackendError(
-                f"ydata.ctgan needs a batch_size divisible by {self.PAC} (its pac), "
-                f"not {batch_size}; try {max(self.PAC, round(batch_size / self.PAC) * self.PAC)}."
-            )
-        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
+    Params = CTGANParams
 
     def _model_params(self) -> dict:
-        return {**super()._model_params(), "pac": self.PAC}
+        return {**super()._model_params(), "pac": CTGAN_PAC}
 
 
-class _PlainGANGenerator(_GANGenerator):
-    def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4, **extra) -> None:
-        _check_positive(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, **extra)
-        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, **extra)
-
-
-class WGANGPGenerator(_PlainGANGenerator):
+class WGANGPGenerator(_GANGenerator):
     """ydata's Wasserstein GAN with gradient penalty (random batches instead of ydata's fixed one)."""
 
     name = "ydata.wgangp"
@@ -395,16 +415,14 @@ class WGANGPGenerator(_PlainGANGenerator):
         "generative adversarial network (WGAN-GP)",
     )
 
-    def __init__(
-        self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4, n_critic: int = 2
-    ) -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, n_critic=n_critic)
+    Params = WGANGPParams
+    params: WGANGPParams
 
     def _init_args(self) -> dict:
-        return {"n_critic": int(self.params["n_critic"])}
+        return {"n_critic": self.params.n_critic}
 
 
-class DRAGANGenerator(_PlainGANGenerator):
+class DRAGANGenerator(_GANGenerator):
     """ydata's DRAGAN (gradient penalty around the data)."""
 
     name = "ydata.dragan"
@@ -414,18 +432,14 @@ class DRAGANGenerator(_PlainGANGenerator):
         "generative adversarial network (DRAGAN)",
     )
 
-    def __init__(
-        self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4, n_discriminator: int = 3
-    ) -> None:
-        super().__init__(
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, n_discriminator=n_discriminator
-        )
+    Params = DRAGANParams
+    params: DRAGANParams
 
     def _init_args(self) -> dict:
-        return {"n_discriminator": int(self.params["n_discriminator"])}
+        return {"n_discriminator": self.params.n_discriminator}
 
 
-class CramerGANGenerator(_PlainGANGenerator):
+class CramerGANGenerator(_GANGenerator):
     """ydata's Cramér GAN (random batches instead of ydata's fixed one)."""
 
     name = "ydata.cramer"
@@ -434,9 +448,6 @@ class CramerGANGenerator(_PlainGANGenerator):
         "ydata-synthetic 1.4 Cramér GAN: energy-distance critic. Runs in the isolated ydata venv.",
         "generative adversarial network (Cramér GAN)",
     )
-
-    def __init__(self, *, epochs: int = 100, batch_size: int = 128, learning_rate: float = 1e-4) -> None:
-        super().__init__(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
 
 
 __all__ = [

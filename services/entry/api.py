@@ -95,7 +95,11 @@ class BackendOut(BaseModel):
     available: bool
     reason: str | None = None
     capabilities: dict[str, Any] = Field(default_factory=dict)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON Schema of the backend's parameters (each one's type, default, bounds and description); "
+        "a job's backends[].params must satisfy it",
+    )
 
 
 class JobSubmission(BaseModel):

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
@@ -20,8 +19,8 @@ from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.errors import FairsynthError
 from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.entry.catalog import parameter_defaults, parameter_fields
 from fairsynth.services.run.config import (
-    BackendSpec,
     ConfigError,
     GenerationRequest,
     load_request,
@@ -55,16 +54,21 @@ app = typer.Typer(
 console = Console()
 if not console.is_terminal:  # piped or captured output: never fold names and messages
     console.width = 200
-SHARED_PARAMS = ("epochs", "batch_size", "epsilon")
 
 
 @app.command()
-def backends() -> None:
-    """List every declared backend, whether it can run here, and why not."""
-    table = Table("backend", "available", "family", "license", "parameters / reason")
+def backends(
+    name: str | None = typer.Argument(None, help="a backend: list its parameters (set them with --set NAME.PARAM=V)"),
+) -> None:
+    """List every declared backend, whether it can run here, and why not; or one backend's parameters."""
+    if name:
+        _print_parameters(registry.backend_info(name))
+        return
+    table = Table("backend", "available", "family", "license", "parameters (defaults) / reason")
     for info in registry.list_backends():
         caps = info.capabilities
-        detail = ", ".join(f"{k}={v}" for k, v in info.parameters.items()) if info.available else info.reason
+        defaults = parameter_defaults(info.parameter_schema())
+        detail = ", ".join(f"{k}={v}" for k, v in defaults.items()) if info.available else info.reason
         table.add_row(
             info.name,
             "yes" if info.available else "no",
@@ -72,6 +76,15 @@ def backends() -> None:
             caps.license if caps else "",
             detail,
         )
+    console.print(table)
+
+
+def _print_parameters(info: registry.BackendInfo) -> None:
+    """One backend's parameters from its JSON schema: type, default, allowed values, meaning."""
+    table = Table("parameter", "type", "default", "allowed", "meaning", title=f"{info.name} parameters")
+    for field in parameter_fields(info.parameter_schema()):
+        kind = f"{field.kind} or empty" if field.optional else field.kind
+        table.add_row(field.name, kind, str(field.default), field.allowed(), field.description)
     console.print(table)
 
 
@@ -281,25 +294,29 @@ def _params_of(request: GenerationRequest, name: str) -> dict:
 
 
 def _apply_params(request: GenerationRequest, *, epochs, batch_size, epsilon, assignments) -> GenerationRequest:
+    """The shared options for every backend that takes them, then --set values; the request checks them all.
+
+    A --set value stays the string typed: the backend's Params model converts it to the parameter's type.
+    """
     shared = {
         k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "epsilon": epsilon}.items() if v is not None
     }
     specific = _pairs(assignments, "--set", "BACKEND.PARAM=VALUE")
     specs = []
     for spec in request.backends:
-        accepted = registry.backend_info(spec.name).parameters
+        accepted = registry.params_model(spec.name).model_fields
         params = {**spec.params, **{k: v for k, v in shared.items() if k in accepted}}
         for key, value in specific.items():
             owner, _, name = key.rpartition(".")
             if owner == spec.name:
-                params[name] = yaml.safe_load(value)
-        specs.append(BackendSpec(name=spec.name, params=params))
+                params[name] = value
+        specs.append({"name": spec.name, "params": params})
     unknown = {k.rpartition(".")[0] for k in specific} - {s.name for s in request.backends}
     if unknown:
         raise ConfigError(
             f"--set names backend(s) not in this run: {', '.join(sorted(unknown))}; add them with --backend."
         )
-    return request.model_copy(update={"backends": specs})
+    return GenerationRequest.model_validate(request.model_dump() | {"backends": specs})  # validated again
 
 
 def _apply_crate(

@@ -18,7 +18,7 @@ from fairsynth.metadata.biostudies import DepositError, deposit
 from fairsynth.metadata.model import PAGETAB_PATH
 from fairsynth.metadata.schema import SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
-from fairsynth.services.entry.catalog import backend_catalog
+from fairsynth.services.entry.catalog import backend_catalog, parameter_defaults
 from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
 from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, TaskState, new_id, now
 from fairsynth.services.run import pipeline
@@ -224,7 +224,7 @@ def edit_schema(ws: Workspace, dataset: Dataset, edited: pd.DataFrame) -> TableS
 
 # -- backends and estimates -----------------------------------------------------------------------
 def backends() -> list[dict]:
-    """Every declared backend: name, available, reason, capabilities, parameters."""
+    """Every declared backend: name, available, reason, capabilities, parameters (JSON schema)."""
     return backend_catalog()
 
 
@@ -236,7 +236,7 @@ def estimate(backend: dict, rows: int, columns: int, params: dict, holdout_share
         if name in FIT_SECONDS_PER_CELL_EPOCH
         else FAMILY_FALLBACK.get(backend["capabilities"].get("family"), "sdv.ctgan")
     )
-    epochs = int(params.get("epochs", backend["parameters"].get("epochs", 1)) or 1)
+    epochs = int(params.get("epochs", parameter_defaults(backend["parameters"]).get("epochs", 1)) or 1)
     cells = max(1, round(rows * (1 - holdout_share))) * max(columns, 1)
     seconds = cells * epochs * FIT_SECONDS_PER_CELL_EPOCH[known]
     memory_mb = BASE_MB + (PEAK_MB_ON_BENCH[known] - BASE_MB) * cells / BENCH_CELLS

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fairsynth.backends import registry
+from fairsynth.backends.base import BackendError, ParameterError
 from fairsynth.errors import FairsynthError, field_problems
 from fairsynth.metadata.model import CrateInfo
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
@@ -21,11 +23,14 @@ class ConfigError(FairsynthError):
 
 
 class BackendSpec(BaseModel):
-    """One backend to run and its parameters (epochs, batch_size, epsilon, ...)."""
+    """One backend to run and its parameters (epochs, batch_size, epsilon, ...); the request checks them."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    params: dict[str, object] = Field(default_factory=dict)
+    params: dict[str, object] = Field(
+        default_factory=dict, description="the backend's parameters; GET /backends gives each one's JSON schema"
+    )
+
 
 
 class SchemaOverrides(BaseModel):
@@ -58,6 +63,28 @@ class GenerationRequest(BaseModel):
     anonymeter: bool = Field(default=True, description="run anonymeter's attacks (slowest privacy measure)")
     package_crates: bool = Field(default=False, description="write <backend>.crate.zip per backend")
     crate: dict | None = Field(default=None, description="CrateInfo fields: title, description, authors, license, ...")
+
+    @model_validator(mode="after")
+    def _backends_and_params_exist(self) -> Self:
+        """Every entry point (CLI, config file, API, UI) refuses bad backend parameters here, before a run starts.
+
+        All backends' problems are raised together as one ParameterError (a BackendError, not a ValueError, so
+        pydantic passes it through unchanged); the given values are kept, converted to their types. Unknown and
+        unavailable backends are the run's concern (pipeline.prepare_run): a stored request stays readable.
+        """
+        problems: list[str] = []
+        for spec in self.backends:
+            try:
+                checked = registry.params_model(spec.name).checked(spec.name, spec.params)
+            except ParameterError as exc:
+                problems += exc.problems
+                continue
+            except BackendError:  # unknown or unloadable: prepare_run names it with the others
+                continue
+            spec.params = checked.model_dump(mode="json", exclude_unset=True)
+        if problems:
+            raise ParameterError(*problems)
+        return self
 
     @field_validator("backends")
     @classmethod

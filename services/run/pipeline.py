@@ -324,7 +324,8 @@ def _produce(
 
     output_schema = schema.model_copy(update={"columns": schema.output_columns()})
     output_schema.data_dictionary().to_csv(out / "data" / "data-dictionary.csv", index=False)
-    generation = {**context, "backend": {"name": name, "params": generator.params}, "fit": fit.to_dict()}
+    used = generator.params.model_dump(mode="json")  # every parameter, defaults included: the run can be repeated
+    generation = {**context, "backend": {"name": name, "params": used}, "fit": fit.to_dict()}
     (out / "config" / "generation.json").write_text(json.dumps(generation, indent=2, default=str))
     (out / "evaluation" / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return BackendOutcome(
@@ -338,7 +339,7 @@ def _produce(
         gate=metrics["gate"],
         metrics=metrics,
         fit=fit.to_dict(),
-        params=dict(generator.params),
+        params=used,
         times=times,
     )
 

@@ -160,6 +160,30 @@ def test_backends_list_availability(client):
     assert names["sdv.gaussian_copula"]["capabilities"]["family"] == "sdv"
 
 
+def test_backends_list_each_ones_parameter_schema(client):
+    names = {b["name"]: b for b in client.get("/backends").json()}
+    epochs = names["tvae"]["parameters"]["properties"]["epochs"]
+    assert (epochs["type"], epochs["minimum"], epochs["default"]) == ("integer", 1, 300) and epochs["description"]
+    assert names["tvae"]["parameters"]["additionalProperties"] is False
+    copula = names["sdv.gaussian_copula"]["parameters"]["properties"]["default_distribution"]
+    assert "beta" in copula["enum"]
+
+
+@pytest.mark.parametrize(
+    "params, named",
+    [
+        ({"epochs": 0}, "Backend 'tvae': epochs must be >= 1 (got 0)."),
+        ({"bogus": 1}, "Backend 'tvae': unknown parameter 'bogus' (it takes: epochs, "),
+        ({"epochs": "many", "validation_share": 0.7}, "validation_share must be < 0.5 (got 0.7)."),
+    ],
+)
+def test_bad_backend_parameters_are_refused_at_submission_and_nothing_is_stored(client, settings, params, named):
+    answer = client.post("/jobs", json={"backends": ["marginals", {"name": "tvae", "params": params}]})
+    assert answer.status_code == 422 and answer.headers["content-type"] == PROBLEM
+    assert named in answer.json()["detail"]
+    assert client.get("/jobs").json() == [] and not any((settings.data_dir / "runs").iterdir())
+
+
 def test_openapi_documents_the_routes(client):
     spec = client.get("/openapi.json").json()
     assert {

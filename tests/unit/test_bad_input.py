@@ -106,6 +106,23 @@ def test_unknown_backend_fails_before_any_work(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_bad_backend_parameters_fail_in_one_sentence_before_any_work(tmp_path):
+    args = ["generate", "--out", str(tmp_path / "run"), "--set", "tvae.epochs=0", "--set", "tvae.patience=soon"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = " ".join(result.output.split()).removeprefix("error: ")
+    assert message == "Backend 'tvae': epochs must be >= 1 (got '0'); patience must be a whole number (got 'soon')."
+    assert one_sentence(message) and not (tmp_path / "run").exists()
+
+
+def test_backends_lists_one_backends_parameters_from_its_schema():
+    result = runner.invoke(app, ["backends", "sdv.ctgan"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 4}
+    assert set(rows) == {"epochs", "batch_size"}
+    assert "500" in rows["batch_size"] and ">= 1 and multiple of 10" in rows["batch_size"]
+
+
 def test_cli_reports_bad_files_in_one_line(tmp_path):
     path = write(tmp_path, "few.csv", "a,b\n" + "1,2\n" * 3)
     result = runner.invoke(app, ["generate", path, "--backend", "marginals", "--out", str(tmp_path / "run")])

@@ -52,5 +52,8 @@ def test_tampered_or_foreign_model_files_give_clear_errors(fitted, tmp_path):
     (tmp_path / "model" / "backend.json").write_text('{"backend": "tvae", "params": {}}')
     with pytest.raises(ModelFileError, match="saved by backend 'tvae'"):
         MarginalsGenerator.load(tmp_path / "model")
+    (tmp_path / "model" / "backend.json").write_text('{"backend": "marginals", "params": {"quantiles": 1}}')
+    with pytest.raises(ModelFileError, match=r"has parameters this version refuses \(.*quantiles must be >= 2"):
+        MarginalsGenerator.load(tmp_path / "model")
     with pytest.raises(NotFittedError):
         next(MarginalsGenerator().sample(5, seed=0))

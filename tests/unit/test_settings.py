@@ -65,17 +65,17 @@ def test_an_explicit_mapping_ignores_the_process_environment(monkeypatch):
 @pytest.mark.parametrize(
     ("env", "sentence"),
     [
-        ({"FAIRSYNTH_EXECUTOR": "bogus"}, "FAIRSYNTH_EXECUTOR is 'bogus'; use 'local' or 'celery'."),
+        ({"FAIRSYNTH_EXECUTOR": "bogus"}, "FAIRSYNTH_EXECUTOR is 'bogus'; it must be one of 'local' or 'celery'."),
         (
             {"FAIRSYNTH_EXECUTOR": "celery"},
             "FAIRSYNTH_EXECUTOR is 'celery' but FAIRSYNTH_BROKER_URL is not set; "
             "give the Redis URL, e.g. redis://localhost:6379/0.",
         ),
-        ({"FAIRSYNTH_MAX_UPLOAD_MB": "lots"}, "FAIRSYNTH_MAX_UPLOAD_MB is 'lots'; give a number."),
-        ({"FAIRSYNTH_MAX_UPLOAD_MB": "-5"}, "FAIRSYNTH_MAX_UPLOAD_MB is '-5'; give a number greater than 0."),
-        ({"FAIRSYNTH_WORKERS": "0"}, "FAIRSYNTH_WORKERS is '0'; give a number greater than 0."),
-        ({"FAIRSYNTH_WORKERS": "2.5"}, "FAIRSYNTH_WORKERS is '2.5'; give a whole number."),
-        ({"FAIRSYNTH_STALE_SECONDS": "soon"}, "FAIRSYNTH_STALE_SECONDS is 'soon'; give a number."),
+        ({"FAIRSYNTH_MAX_UPLOAD_MB": "lots"}, "FAIRSYNTH_MAX_UPLOAD_MB is 'lots'; it must be a number."),
+        ({"FAIRSYNTH_MAX_UPLOAD_MB": "-5"}, "FAIRSYNTH_MAX_UPLOAD_MB is '-5'; it must be > 0."),
+        ({"FAIRSYNTH_WORKERS": "0"}, "FAIRSYNTH_WORKERS is '0'; it must be > 0."),
+        ({"FAIRSYNTH_WORKERS": "2.5"}, "FAIRSYNTH_WORKERS is '2.5'; it must be a whole number."),
+        ({"FAIRSYNTH_STALE_SECONDS": "soon"}, "FAIRSYNTH_STALE_SECONDS is 'soon'; it must be a number."),
     ],
 )
 def test_a_bad_value_is_one_sentence_naming_the_variable(env, sentence):
@@ -89,8 +89,7 @@ def test_every_bad_value_is_reported_at_once():
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"FAIRSYNTH_WORKERS": "many", "FAIRSYNTH_STALE_SECONDS": "0"})
     assert str(caught.value) == (
-        "FAIRSYNTH_WORKERS is 'many'; give a whole number. "
-        "FAIRSYNTH_STALE_SECONDS is '0'; give a number greater than 0."
+        "FAIRSYNTH_WORKERS is 'many'; it must be a whole number. FAIRSYNTH_STALE_SECONDS is '0'; it must be > 0."
     )
 
 

@@ -12,6 +12,7 @@ import torch
 from fairsynth.backends.base import BackendError, ModelFileError, Progress
 from fairsynth.backends.registry import backend_info, create
 from fairsynth.backends.tvae import DPTVAEGenerator, TVAEGenerator
+from fairsynth.backends.tvae.params import VAEParams
 from fairsynth.metadata.schema import ColumnKind, TableSchema
 from fairsynth.services.run.demo import load_demo_table
 
@@ -46,11 +47,12 @@ def _rows(generator, n: int = 500, seed: int = 5) -> pd.DataFrame:
     return pd.concat(generator.sample(n, seed=seed, batch_rows=200), ignore_index=True)
 
 
-def test_registry_exposes_both_backends_with_keyword_defaults():
+def test_registry_exposes_both_backends_with_their_params_defaults():
     tvae, dp = backend_info("tvae"), backend_info("tvae.dp")
     assert tvae.available and dp.available
-    assert tvae.parameters["epochs"] == 300 and tvae.parameters["batch_size"] is None  # auto: rows / 50 in [128, 500]
-    assert dp.parameters["epsilon"] == 3.0 and dp.parameters["delta"] is None
+    defaults, dp_defaults = tvae.params().model_dump(), dp.params().model_dump()
+    assert defaults["epochs"] == 300 and defaults["batch_size"] is None  # auto: rows / 50 in [128, 500]
+    assert dp_defaults["epsilon"] == 3.0 and dp_defaults["delta"] is None and dp_defaults["epochs"] == 50
     assert dp.capabilities.dp and not tvae.capabilities.dp and tvae.capabilities.family == "torch"
     assert isinstance(create("tvae", epochs=3), TVAEGenerator)
 
@@ -156,10 +158,28 @@ def test_missing_or_garbled_model_files_give_a_clear_error(fitted_demo, tmp_path
 
 
 def test_bad_parameters_are_refused_in_one_sentence():
-    with pytest.raises(BackendError, match="epochs must be at least 1"):
+    with pytest.raises(BackendError, match=r"^Backend 'tvae': epochs must be >= 1 \(got 0\)\.$"):
         TVAEGenerator(epochs=0)
-    with pytest.raises(BackendError, match="epsilon and max_grad_norm must be positive"):
-        DPTVAEGenerator(epsilon=0)
+    with pytest.raises(BackendError, match=r"epsilon must be > 0 \(got 0\); max_grad_norm must be > 0 \(got -1\)\.$"):
+        DPTVAEGenerator(epsilon=0, max_grad_norm=-1)
+    with pytest.raises(BackendError, match=r"validation_share must be < 0.5 \(got 0.5\)"):
+        TVAEGenerator(validation_share=0.5)
+    with pytest.raises(BackendError, match=r"device must match"):
+        TVAEGenerator(device="gpu")
+
+
+def test_dp_params_extend_the_shared_network_params_without_early_stopping():
+    shared = set(VAEParams.model_fields)
+    assert issubclass(DPTVAEGenerator.Params, VAEParams) and issubclass(TVAEGenerator.Params, VAEParams)
+    assert set(DPTVAEGenerator.Params.model_fields) == shared | {"epsilon", "delta", "max_grad_norm"}
+    assert set(TVAEGenerator.Params.model_fields) == shared | {"validation_share", "patience"}
+    # DP-SGD trains exactly `epochs` epochs: early stopping would read private rows outside the mechanism
+    with pytest.raises(BackendError, match="unknown parameter 'patience'"):
+        DPTVAEGenerator(patience=5)
+    # the DP defaults differ, the bounds and descriptions are the shared ones
+    dp_epochs, epochs = DPTVAEGenerator.Params.model_fields["epochs"], TVAEGenerator.Params.model_fields["epochs"]
+    assert (dp_epochs.default, epochs.default) == (50, 300)
+    assert dp_epochs.metadata == epochs.metadata and dp_epochs.description == epochs.description
 
 
 @pytest.mark.slow

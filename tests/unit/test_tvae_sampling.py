@@ -103,7 +103,9 @@ def test_drawn_rows_do_not_depend_on_the_thread_count(fitted_tables, precision):
 
 
 def test_sample_precision_is_checked_and_recorded(fitted_tables):
-    with pytest.raises(BackendError, match="sample_precision must be one of auto, float32, bfloat16"):
+    with pytest.raises(
+        BackendError, match="sample_precision must be one of 'auto', 'float32' or 'bfloat16' \\(got 'half'\\)"
+    ):
         TVAEGenerator(sample_precision="half")
     table = load_demo_table().head(300)
     result = TVAEGenerator(epochs=1, sample_precision="float32").fit(table, TableSchema.infer(table), seed=0)

@@ -80,6 +80,26 @@ def test_generate_page_shows_cards_and_an_estimate_per_ticked_backend(data_dir):
     assert app.dataframe[0].value.set_index("backend").loc["sdv.ctgan"].iloc[0] > few
 
 
+def test_generate_page_builds_each_backends_form_from_its_parameter_schema(data_dir):
+    from fairsynth.ui.common import workspace
+
+    app = open_app("pages/generate.py")  # tvae is ticked by default
+    epochs = app.number_input(key="param-tvae-epochs")
+    assert (epochs.value, epochs.min, epochs.max, epochs.step) == (300, 1, None, 1)
+    assert epochs.help == "Passes over the training rows. Allowed: >= 1."
+    assert app.number_input(key="param-tvae-batch_size").value is None  # empty: the backend chooses
+    share = app.number_input(key="param-tvae-validation_share")
+    assert (share.value, share.min) == (0.1, 0) and share.help.endswith("Allowed: >= 0 and < 0.5.")
+    precision = app.selectbox(key="param-tvae-sample_precision")
+    assert list(precision.options) == ["auto", "float32", "bfloat16"] and precision.value == "auto"
+    app.checkbox(key="use-sdv.ctgan").check().run()
+    assert app.number_input(key="param-sdv.ctgan-batch_size").step == 10  # CTGAN packs 10 rows
+    app.number_input(key="param-tvae-learning_rate").set_value(0.0)
+    app.button(key="generate").click().run()
+    assert "Backend 'tvae': learning_rate must be > 0 (got 0.0)." in app.error[0].value
+    assert ws_api.list_jobs(workspace()) == []  # refused before anything was stored
+
+
 @pytest.mark.slow
 def test_two_backends_run_compare_export_and_reopen(data_dir):
     app = open_app("pages/generate.py")

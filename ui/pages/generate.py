@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from fairsynth.services.entry import workspace as ws_api
+from fairsynth.services.entry.catalog import ParameterField, parameter_fields
 from fairsynth.services.jobs.store import JobState
 from fairsynth.services.run.config import DEFAULT_BACKENDS
 from fairsynth.ui.common import choose_job, current_dataset, current_job, friendly_errors, header, workspace
@@ -43,20 +44,45 @@ def backend_card(backend: dict) -> bool:
 
 
 def parameter_inputs(backend: dict) -> dict:
-    """Inputs for a backend's constructor parameters (epochs, batch size, epsilon, ...)."""
-    values = {}
-    for param, default in backend["parameters"].items():
-        key = f"param-{backend['name']}-{param}"
-        label = param.replace("_", " ")
-        if isinstance(default, bool):
-            values[param] = st.checkbox(label, value=default, key=key)
-        elif isinstance(default, int):
-            values[param] = int(st.number_input(label, min_value=1, value=default, step=1, key=key))
-        elif isinstance(default, float):
-            values[param] = float(st.number_input(label, min_value=0.0, value=default, key=key, format="%.4g"))
-        elif isinstance(default, str):
-            values[param] = st.text_input(label, value=default, key=key)
-    return values
+    """Inputs for a backend's parameters, built from the JSON schema of its Params model."""
+    return {field.name: parameter_input(backend["name"], field) for field in parameter_fields(backend["parameters"])}
+
+
+def parameter_input(backend: str, field: ParameterField) -> object:
+    """One parameter's widget: a checkbox, a choice, a bounded number or text; its help is the description."""
+    key, label = f"param-{backend}-{field.name}", field.name.replace("_", " ")
+    allowed = field.allowed()
+    help_text = f"{field.description} Allowed: {allowed}." if allowed else field.description
+    if field.kind == "boolean":
+        return st.checkbox(label, value=bool(field.default), key=key, help=help_text)
+    if field.choices:
+        return st.selectbox(label, field.choices, index=field.choices.index(field.default), key=key, help=help_text)
+    if field.kind in ("integer", "number"):
+        return number_input(label, field, key, help_text)
+    return st.text_input(label, value=field.default or "", key=key, help=help_text)
+
+
+def number_input(label: str, field: ParameterField, key: str, help_text: str) -> int | float | None:
+    """A number input with the parameter's bounds (an exclusive bound of a whole number becomes the next one;
+    of a real number it stays in the help text: the widget has no exclusive bounds)."""
+    whole = field.kind == "integer"
+    cast = int if whole else float
+    low, high = field.minimum, field.maximum
+    if whole and field.exclusive_minimum is not None:
+        low = field.exclusive_minimum + 1
+    if whole and field.exclusive_maximum is not None:
+        high = field.exclusive_maximum - 1
+    return st.number_input(
+        label,
+        min_value=None if low is None else cast(low),
+        max_value=None if high is None else cast(high),
+        value=None if field.default is None else cast(field.default),
+        step=cast(field.multiple_of or 1) if whole else None,
+        format=None if whole else "%.4g",
+        placeholder="empty: the backend chooses" if field.optional else None,
+        key=key,
+        help=help_text,
+    )
 
 
 def show_progress(job) -> None:
@@ -95,7 +121,7 @@ anonymeter = st.toggle(
 )
 params = {}
 for backend in chosen:
-    if backend["parameters"]:
+    if backend["parameters"].get("properties"):
         with st.expander(f"{backend['name']} settings"):
             params[backend["name"]] = parameter_inputs(backend)
 

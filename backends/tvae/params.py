@@ -1,0 +1,78 @@
+"""The parameters of `tvae` and `tvae.dp` as data: one network, two ways to train it.
+
+Both share VAEParams (the network, its optimiser, sampling). tvae adds early stopping on a held-back
+validation share; tvae.dp adds the privacy budget and trains for exactly `epochs` epochs without
+validation (early stopping would read private rows outside the mechanism), with defaults tuned for DP-SGD.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from fairsynth.backends.base import BackendParams, Epochs, LearningRate
+
+SamplePrecision = Literal["auto", "float32", "bfloat16"]
+
+# declared once, so tvae.dp gives its own defaults without repeating bounds and descriptions
+BatchSize = Annotated[
+    int | None, Field(ge=1, description="Training rows per optimisation step; empty: train rows / 50, in [128, 500].")
+]
+WeightDecay = Annotated[float, Field(ge=0, description="Adam's weight decay (L2 penalty on the weights).")]
+HiddenSize = Annotated[
+    int | None,
+    Field(ge=1, description="Units per hidden layer; empty: 64 when a row encodes to at most 32 values, else 128."),
+]
+LossFactor = Annotated[float, Field(gt=0, description="Weight of the reconstruction loss against the KL term.")]
+
+
+class VAEParams(BackendParams):
+    """The network, its optimiser and sampling: what tvae and tvae.dp share."""
+
+    epochs: Epochs = 300
+    batch_size: BatchSize = None
+    learning_rate: LearningRate = 1e-3
+    weight_decay: WeightDecay = 1e-5
+    latent_dim: int = Field(32, ge=1, description="Size of the latent space.")
+    hidden_size: HiddenSize = None
+    hidden_layers: int = Field(2, ge=1, description="Hidden layers in the encoder and in the decoder.")
+    loss_factor: LossFactor = 1.0
+    n_quantiles: int = Field(1000, ge=2, description="Points of each numeric column's quantile grid.")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="'auto' (a CUDA GPU when there is one), 'cpu', 'cuda' or 'cuda:N'.",
+    )
+    sample_precision: SamplePrecision = Field(
+        "auto",
+        description="The decoder's precision when sampling; 'auto': bfloat16 on a CPU with native bf16 dot products, "
+        "else float32.",
+    )
+
+
+class TVAEParams(VAEParams):
+    """tvae: the shared network, trained with early stopping on a held-back validation share."""
+
+    validation_share: float = Field(
+        0.1, ge=0, lt=0.5, description="Share of training rows held back for early stopping; 0: no validation."
+    )
+    patience: int = Field(
+        20, ge=0, description="Epochs without a better validation loss before training stops; 0: never early."
+    )
+
+
+class DPTVAEParams(VAEParams):
+    """tvae.dp: the shared network trained with DP-SGD to a privacy budget, with defaults tuned for it."""
+
+    epochs: Epochs = 50
+    batch_size: BatchSize = 1000
+    learning_rate: LearningRate = 2e-3
+    weight_decay: WeightDecay = 0.0
+    hidden_size: HiddenSize = 64
+    loss_factor: LossFactor = 2.0
+    epsilon: float = Field(3.0, gt=0, description="Privacy budget the network's training may spend (DP-SGD).")
+    delta: float | None = Field(
+        None, gt=0, lt=1, description="Chance the epsilon guarantee fails; empty: 1/n² for n training rows."
+    )
+    max_grad_norm: float = Field(1.0, gt=0, description="Bound each row's gradient is clipped to.")
