@@ -32,7 +32,6 @@ class BackendSpec(BaseModel):
     )
 
 
-
 class SchemaOverrides(BaseModel):
     """The user's corrections to the inferred schema."""
 
