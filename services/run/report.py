@@ -262,14 +262,17 @@ def render_comparison(results: dict[str, EvaluationResult], *, title: str = "Bac
         title,
         f"{len(results)} backends",
         metrics=shown,
-        rows=[
-            (row["backend"], row["decision"], [m.text(_missing_as_none(row[m.name])) for m in shown])
-            for _, row in table.iterrows()
-        ],
+        rows=[(row["backend"], row["decision"], _cells(row, table, shown)) for _, row in table.iterrows()],
         gates={name: result.gate for name, result in results.items()},
         plots=[plot(figure) for figure in figures.comparison_figures(table)],
     )
 
 
-def _missing_as_none(value):
-    return None if pd.isna(value) else value
+def _cells(row: pd.Series, table: pd.DataFrame, metrics: list[Metric]) -> list[tuple[str, bool]]:
+    """(text, best) per metric: best when no other backend's value is better, as the metric's goal says."""
+    cells = []
+    for metric in metrics:
+        value, others = row[metric.name], table[metric.name].dropna()
+        best = pd.notna(value) and len(others) > 1 and not any(metric.better(o, value) for o in others)
+        cells.append((metric.text(None if pd.isna(value) else value), best))
+    return cells

@@ -76,11 +76,6 @@ class Metric(BaseModel):
         """True when `value` is strictly better than `other`."""
         return self.score(value) > self.score(other)
 
-    def distance(self, value: float) -> float:
-        """How far the value is from the best one (the target, or the better end of the range)."""
-        ideal = {Goal.MAXIMIZE: self.max_value, Goal.MINIMIZE: self.min_value, Goal.TARGET: self.target}[self.goal]
-        return abs(value - ideal)
-
     def worse_side(self, limit: float) -> int:
         """+1 when values above `limit` are the worse ones, -1 when values below it are."""
         if self.goal is Goal.TARGET:
