@@ -61,10 +61,12 @@ Number = Annotated[float | None, BeforeValidator(_finite)]
 
 def measure(metric: Metric) -> Any:
     """The field of a headline measure: described by its declaration, null when not measured."""
+    bounds = {"minimum": metric.min_value, "maximum": metric.max_value}
+    extra = {"metric": metric.name, "goal": metric.goal.value, "target": metric.target}
     return Field(
         None,
         description=f"{metric.meaning} ({metric.goal_text})",
-        json_schema_extra={"metric": metric.name, "goal": metric.goal.value, "target": metric.target},
+        json_schema_extra=extra | {key: bound for key, bound in bounds.items() if math.isfinite(bound)},
     )
 
 
