@@ -46,7 +46,7 @@ def main() -> None:
     print(f"tables ready: train {len(train):,}, holdout {len(holdout):,}, synthetic {len(synthetic):,}", flush=True)
 
     tick = time.perf_counter()
-    metrics = evaluate(train, holdout, synthetic, schema, seed=0)
+    metrics = evaluate(train, holdout, synthetic, schema, seed=0).model_dump(mode="json")
     ours = time.perf_counter() - tick
     print(f"fairsynth evaluate: {ours:.1f} s", flush=True)
     rows = [_row("fairsynth evaluate (quality + privacy incl. anonymeter + utility + gate)", ours, metrics)]

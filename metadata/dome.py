@@ -125,23 +125,11 @@ def _evaluation(facts: RunFacts) -> dict[str, Any]:
         **release,
         "method": f"holdout-based: synthetic rows compared with the {facts.train_rows}-row training split and "
         f"the {facts.holdout_rows}-row holdout the generator never saw",
-        "measure": flatten_metrics(facts.metrics) or "no metric computed in this run",
+        "measure": facts.measures or "no metric computed in this run",
         "comparison": facts.comparison or "no other backend in this run",
         "confidence": facts.confidence or "no bootstrap intervals computed",
         "availability": "evaluation/metrics.json in this crate",
     }
-
-
-def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
-    """Every numeric or text leaf of a nested metrics dict as {"name": "a.b", "value": v}."""
-    rows = []
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            rows.extend(flatten_metrics(value, name + "."))
-        elif isinstance(value, (int, float, str, bool)) or value is None:
-            rows.append({"name": name, "value": value})
-    return rows
 
 
 def _loss_summary(losses: list[float]) -> dict[str, Any] | str:

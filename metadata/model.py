@@ -215,7 +215,8 @@ class RunFacts:
     epsilon: float | None = None
     delta: float | None = None
     clipping_norm: float | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
+    # the declared headline measures, as plain data: {"name", "label", "value", "goal", ["target"], "meaning"}
+    measures: list[dict[str, Any]] = field(default_factory=list)
     confidence: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
     exact_copies: int | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,6 +27,16 @@ from fairsynth.services.run.config import (
     parse_request,
 )
 from fairsynth.services.run.demo import DEMO_PATH
+from fairsynth.services.run.evaluation.metrics import (
+    COLUMN_PAIR_TRENDS,
+    COLUMN_SHAPES,
+    DCR_SHARE,
+    EXACT_COPIES,
+    FIT_SECONDS,
+    MIA_AUC,
+    QUALITY,
+    ROWS_PER_SECOND,
+)
 from fairsynth.services.run.tables import read_table
 
 errors = Console(stderr=True, soft_wrap=True)
@@ -54,6 +63,8 @@ app = typer.Typer(
 console = Console()
 if not console.is_terminal:  # piped or captured output: never fold names and messages
     console.width = 200
+GENERATE_COLUMNS = (FIT_SECONDS, ROWS_PER_SECOND, QUALITY, DCR_SHARE, MIA_AUC)  # metrics in the run table
+EVALUATE_SUMMARY = (QUALITY, COLUMN_SHAPES, COLUMN_PAIR_TRENDS, EXACT_COPIES, DCR_SHARE, MIA_AUC)
 
 
 @app.command()
@@ -149,28 +160,15 @@ def generate(
     )
     result = _run_with_bars(request)
     table = Table(
-        "backend",
-        "status",
-        "fit s",
-        "rows/s",
-        "quality",
-        "DCR share",
-        "MIA AUC",
-        "gate",
-        "crate",
-        title=f"run: {result.directory}",
+        "backend", "status", *(m.label for m in GENERATE_COLUMNS), "gate", "crate", title=f"run: {result.directory}"
     )
     for row, outcome in zip(result.comparison().to_dict("records"), result.outcomes):
         status = row["status"] if outcome.ok and not outcome.error else f"{row['status']}: {outcome.error}"
         table.add_row(
             row["backend"],
             status,
-            _num(row["fit_seconds"], ".1f"),
-            _num(row["rows_per_second"], ",.0f"),
-            _num(row.get("quality"), ".3f"),
-            _num(row.get("dcr_share"), ".3f"),
-            _num(row.get("mia_auc"), ".3f"),
-            _text(row.get("decision")),
+            *(m.text(row[m.name], missing="") for m in GENERATE_COLUMNS),
+            _text(row["decision"]),
             Path(outcome.crate).name if outcome.crate else "",
         )
     console.print(table)
@@ -191,24 +189,17 @@ def evaluate_command(
     from fairsynth.services.run.evaluation import evaluate_files
     from fairsynth.services.run.report import render_report
 
-    metrics = evaluate_files(real, synthetic, target=target, holdout_path=holdout, seed=seed)
+    result = evaluate_files(real, synthetic, target=target, holdout_path=holdout, seed=seed)
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "metrics.json").write_text(result.to_json())
         real_table = read_table(real)
         (out / "report.html").write_text(
-            render_report(real_table, read_table(synthetic), TableSchema.infer(real_table), metrics)
+            render_report(real_table, read_table(synthetic), TableSchema.infer(real_table), result)
         )
-    quality, privacy = metrics["quality"], metrics["privacy"]
-    console.print(
-        f"quality {quality['quality']:.3f} (shapes {quality['column_shapes']:.3f}, pairs "
-        f"{quality['column_pair_trends']:.3f}); exact copies {privacy['exact_copies']['count']}; "
-        f"DCR share {privacy['dcr']['share_closer_to_train']:.3f}; "
-        f"MIA AUC {privacy['membership_inference']['auc']:.3f}",
-        highlight=False,
-    )
-    console.print(f"gate: {metrics['gate']['decision']}", highlight=False)
-    for reason in metrics["gate"]["reasons"]:
+    console.print("; ".join(f"{m.label} {m.text(result.value(m))}" for m in EVALUATE_SUMMARY), highlight=False)
+    console.print(f"gate: {result.gate.decision}", highlight=False)
+    for reason in result.gate.reasons:
         console.print(f"  - {reason}", highlight=False)
 
 
@@ -367,10 +358,6 @@ def _run_with_bars(request: GenerationRequest):
 def _text(value) -> str:
     """A table cell: empty for None and NaN (a failed backend has no gate decision)."""
     return "" if value is None or value != value else str(value)
-
-
-def _num(value, spec: str) -> str:
-    return "" if value is None or value != value else format(value, spec)
 
 
 @app.command()

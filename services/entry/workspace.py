@@ -16,7 +16,7 @@ import pandas as pd
 
 from fairsynth.metadata.biostudies import DepositError, deposit
 from fairsynth.metadata.model import PAGETAB_PATH
-from fairsynth.metadata.schema import SchemaError, TableSchema
+from fairsynth.metadata.schema import ColumnSpec, SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.catalog import backend_catalog, parameter_defaults
 from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
@@ -24,17 +24,15 @@ from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, Task
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
 from fairsynth.services.run.demo import DEMO_PATH
+from fairsynth.services.run.evaluation.gate import GateResult
+from fairsynth.services.run.evaluation.metrics import DCR_SHARE, FIT_SECONDS, QUALITY, UTILITY_RATIO
+from fairsynth.services.run.evaluation.results import EvaluationResult
 from fairsynth.services.run.tables import InputError, read_table
 from fairsynth.services.settings import Settings
 
 UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the jobs the UI submitted
 SCHEMA_KINDS = ("integer", "float", "boolean", "categorical", "datetime", "date", "identifier", "text", "pii")
-PRIORITIES = {
-    "quality": ("quality", False),
-    "privacy": ("dcr_share", True),
-    "utility": ("utility_ratio", False),
-    "speed": ("fit_seconds", True),
-}  # column, lower is better
+PRIORITIES = {"quality": QUALITY, "privacy": DCR_SHARE, "utility": UTILITY_RATIO, "speed": FIT_SECONDS}  # ranked by
 # Measured in benchmarks/results (tvae.md, tvae_pairs.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns,
 # a shared 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free
 # backends count one.
@@ -339,10 +337,10 @@ def comparison(ws: Workspace, job: Job) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
-def metrics(ws: Workspace, job: Job, backend: str) -> dict:
-    """One backend's metrics.json (empty when it failed)."""
+def metrics(ws: Workspace, job: Job, backend: str) -> EvaluationResult | None:
+    """One backend's metrics.json (None when it failed)."""
     path = artefact(ws, job, backend, "metrics")
-    return json.loads(path.read_text()) if path else {}
+    return EvaluationResult.model_validate_json(path.read_text()) if path else None
 
 
 def artefact(ws: Workspace, job: Job, backend: str, name: str) -> Path | None:
@@ -356,28 +354,29 @@ def artefact(ws: Workspace, job: Job, backend: str, name: str) -> Path | None:
     return path if path.is_relative_to(root) and path.is_file() else None
 
 
-def gate_reasons(ws: Workspace, job: Job) -> dict[str, dict]:
+def gate_reasons(ws: Workspace, job: Job) -> dict[str, GateResult]:
     """Each measured backend's gate: decision and reasons."""
-    return {t.backend: metrics(ws, job, t.backend).get("gate", {}) for t in job.tasks if t.state == TaskState.SUCCEEDED}
+    results = {t.backend: metrics(ws, job, t.backend) for t in job.tasks if t.state == TaskState.SUCCEEDED}
+    return {backend: result.gate for backend, result in results.items() if result is not None}
 
 
 def recommend(table: pd.DataFrame, priority: str) -> tuple[str | None, str]:
-    """The best released-or-flagged backend by the priority (quality, privacy, utility, speed) and why."""
-    column, lower_better = PRIORITIES[priority]
+    """The best released-or-flagged backend by the priority's metric, better as its declaration says, and why."""
+    metric = PRIORITIES[priority]
     usable = table[(table.get("status") == "ok") & (table.get("decision") != "block")] if not table.empty else table
-    usable = usable.dropna(subset=[column]) if column in usable else usable.iloc[0:0]
+    usable = usable.dropna(subset=[metric.name]) if metric.name in usable else usable.iloc[0:0]
     if usable.empty:
-        return None, f"No backend passed the release gate with a {column} measure."
-    best = usable.sort_values(column, ascending=lower_better).iloc[0]
+        return None, f"No backend passed the release gate with a {metric.label} measure."
+    best = usable.loc[usable[metric.name].map(metric.score).idxmax()]
+    value = metric.text(best[metric.name])
     return str(
         best["backend"]
-    ), f"best {column.replace('_', ' ')} ({best[column]:.3g}) among results the gate did not block"
+    ), f"best {metric.label} ({value}, {metric.goal_text}) among results the gate did not block"
 
 
-def learned_columns(ws: Workspace, job: Job) -> list[str]:
+def learned_columns(ws: Workspace, job: Job) -> list[ColumnSpec]:
     """The columns the run's backends modelled (not dropped, not identifiers, PII or text)."""
-    schema = TableSchema.from_json((run_dir(ws, job) / "schema.json").read_text())
-    return [c.name for c in schema.learned_columns()]
+    return TableSchema.from_json((run_dir(ws, job) / "schema.json").read_text()).learned_columns()
 
 
 def synthetic_sample(ws: Workspace, job: Job, backend: str, rows: int = 2000) -> pd.DataFrame:

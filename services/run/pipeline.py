@@ -29,6 +29,8 @@ from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.config import GenerationRequest, crate_info
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation import ExactCopyCounter, compare, evaluate
+from fairsynth.services.run.evaluation.metrics import COLUMN_PAIR_TRENDS, COLUMN_SHAPES, METRICS, QUALITY, Goal
+from fairsynth.services.run.evaluation.results import EvaluationResult, SamplingResult
 from fairsynth.services.run.report import render_comparison, render_report
 from fairsynth.services.run.tables import read_table
 from fairsynth.services.run.writers import SUFFIXES, write_batches
@@ -55,12 +57,16 @@ class BackendOutcome:
     rows_per_second: float | None = None
     quality: dict = field(default_factory=dict)
     gate: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict, repr=False)
+    metrics: dict = field(default_factory=dict, repr=False)  # metrics.json as a dict; typed by evaluation()
     fit: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)  # every parameter the backend ran with, defaults included
     times: dict[str, datetime] = field(default_factory=dict)  # fit_start, fit_end, sample_start, sample_end
     crate: str | None = None
     error: str | None = None
+
+    def evaluation(self) -> EvaluationResult:
+        """The typed metrics of a backend that ran."""
+        return EvaluationResult.model_validate(self.metrics)
 
 
 @dataclass
@@ -227,7 +233,7 @@ def write_comparison(result: RunResult) -> None:
     result.comparison().to_csv(result.directory / "comparison.csv", index=False)
     outcomes = [{k: v for k, v in asdict(o).items() if k != "metrics"} for o in result.outcomes]
     (result.directory / "comparison.json").write_text(json.dumps(outcomes, indent=2, default=str))
-    measured = {o.backend: o.metrics for o in result.outcomes if o.ok}
+    measured = {o.backend: o.evaluation() for o in result.outcomes if o.ok}
     if measured:
         (result.directory / "comparison.html").write_text(render_comparison(measured))
 
@@ -300,7 +306,7 @@ def _produce(
 
     synthetic = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=train.columns)
     progress(Progress(name, "evaluate", 0, 1, message="measuring quality, privacy, utility"))
-    metrics = evaluate(
+    result = evaluate(
         train,
         holdout,
         synthetic,
@@ -311,33 +317,32 @@ def _produce(
         anonymeter=request.anonymeter,
         exact_copies=copies.result(),
     )
-    metrics["backend"] = name
+    sampling = SamplingResult(
+        rows=n_rows, seconds=sample_seconds, rows_per_second=n_rows / sample_seconds if sample_seconds > 0 else None
+    )
+    result = result.model_copy(update={"backend": name, "sampling": sampling})
     (out / "evaluation" / "report.html").write_text(
-        render_report(train, synthetic, schema, metrics, backend=name, seed=request.seed)
+        render_report(train, synthetic, schema, result, backend=name, seed=request.seed)
     )
-    quality = {k: metrics["quality"].get(k) for k in ("quality", "column_shapes", "column_pair_trends")}
-    progress(
-        Progress(
-            name, "evaluate", 1, 1, message=f"quality {quality['quality']:.3f}, gate {metrics['gate']['decision']}"
-        )
-    )
+    message = f"quality {QUALITY.text(result.quality.quality)}, gate {result.gate.decision}"
+    progress(Progress(name, "evaluate", 1, 1, message=message))
 
     output_schema = schema.model_copy(update={"columns": schema.output_columns()})
     output_schema.data_dictionary().to_csv(out / "data" / "data-dictionary.csv", index=False)
     used = generator.params.model_dump(mode="json")  # every parameter, defaults included: the run can be repeated
     generation = {**context, "backend": {"name": name, "params": used}, "fit": fit.to_dict()}
     (out / "config" / "generation.json").write_text(json.dumps(generation, indent=2, default=str))
-    (out / "evaluation" / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "evaluation" / "metrics.json").write_text(result.to_json())
     return BackendOutcome(
         name,
         ok=True,
         fit_seconds=fit.seconds,
         sample_seconds=sample_seconds,
         rows=n_rows,
-        rows_per_second=n_rows / sample_seconds if sample_seconds > 0 else None,
-        quality=quality,
-        gate=metrics["gate"],
-        metrics=metrics,
+        rows_per_second=sampling.rows_per_second,
+        quality={metric.name: result.value(metric) for metric in (QUALITY, COLUMN_SHAPES, COLUMN_PAIR_TRENDS)},
+        gate=result.gate.model_dump(mode="json"),
+        metrics=result.model_dump(mode="json"),
         fit=fit.to_dict(),
         params=used,
         times=times,
@@ -377,7 +382,7 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
     backend_version = (
         context["packages"].get(caps.package) or isolated.get(caps.package) or _version(caps.package) or "unknown"
     )
-    fit, params = outcome.fit, outcome.params
+    fit, params, evaluation = outcome.fit, outcome.params, outcome.evaluation()
     return RunFacts(
         backend=outcome.backend,
         backend_version=backend_version,
@@ -405,8 +410,8 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
         batch_size=params.get("batch_size"),
         epsilon=fit.get("epsilon"),
         delta=fit.get("delta"),
-        metrics=outcome.metrics,
-        exact_copies=outcome.metrics["privacy"]["exact_copies"]["count"],
+        measures=crate_measures(evaluation),
+        exact_copies=evaluation.privacy.exact_copies.count,
         gate=outcome.gate.get("decision"),
         comparison={
             o.backend: {"quality": o.quality.get("quality")} for o in outcomes if o.ok and o.backend != outcome.backend
@@ -415,27 +420,32 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
     )
 
 
+def crate_measures(result: EvaluationResult) -> list[dict]:
+    """The declared metrics a result measured, as plain data for the crate: name, label, value, goal, meaning."""
+    measures = []
+    for metric in METRICS:
+        value = result.value(metric)
+        if value is not None:
+            goal = {"goal": metric.goal.value} | ({"target": metric.target} if metric.goal is Goal.TARGET else {})
+            measures.append(
+                {"name": metric.name, "label": metric.label, "value": value, **goal, "meaning": metric.meaning}
+            )
+    return measures
+
+
 # -- helpers --------------------------------------------------------------------------------------
 def comparison_table(outcomes: list[BackendOutcome]) -> pd.DataFrame:
-    """Side-by-side table of backends, in the order they ran: run facts joined to the evaluation headline."""
+    """Side-by-side table of backends, in the order they ran: status and every declared metric."""
     facts = pd.DataFrame(
         [
-            {
-                "backend": o.backend,
-                "status": "ok" if o.ok else "failed",
-                "fit_seconds": None if o.fit_seconds is None else round(o.fit_seconds, 2),
-                "rows": o.rows,
-                "rows_per_second": None if o.rows_per_second is None else round(o.rows_per_second),
-                "error": o.error or "",
-            }
+            {"backend": o.backend, "status": "ok" if o.ok else "failed", "rows": o.rows, "error": o.error or ""}
             for o in outcomes
-        ]
+        ],
+        columns=["backend", "status", "rows", "error"],
     )
-    measured = {o.backend: o.metrics for o in outcomes if o.ok}
-    if not measured:
-        return facts.assign(decision=None, quality=None)
-    headline = compare(measured).drop(columns=["fit_seconds"])
-    return facts.merge(headline, on="backend", how="left")
+    headline = compare({o.backend: o.evaluation() for o in outcomes if o.ok})
+    table = facts.merge(headline, on="backend", how="left")
+    return table[["backend", "status", "decision", *(m.name for m in METRICS), "rows", "error"]]
 
 
 def default_run_dir() -> Path:

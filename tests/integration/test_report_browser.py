@@ -93,7 +93,7 @@ def test_report_says_what_was_decided_and_warns(reports):
     text = reports["report"]
     assert "Release gate" in text and "PASS" in text
     assert "does not remove" in text
-    assert len(re.findall(r"plotly\.js v\d", text)) == 1  # plotly.js inlined once, in the first figure
+    assert len(re.findall(r"plotly\.js v\d", text)) == 1  # plotly.js inlined once, in the page head
     assert "<script src=" not in text and 'src="http' not in text
 
 

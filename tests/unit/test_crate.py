@@ -96,7 +96,7 @@ def make_run(root: Path, *, with_model: bool = True, rows: int = 400, rename: di
         holdout_rows=400,
         split_seed=5,
         synthetic_rows=rows,
-        metrics=metrics,
+        measures=[{"name": "quality", "label": "Quality", "value": 0.81, "goal": "maximize", "meaning": "sdmetrics"}],
         comparison={"sdv.gaussian_copula": {"quality": 0.84}},
         exact_copies=0,
         packages={"pandas": "2.3.3", "numpy": "1.26.4"},
@@ -261,7 +261,9 @@ def test_dome_record_is_filled_from_the_run(built):
     assert dome["optimization"]["regularization"] == "none"
     assert dome["optimization"]["config"] == "config/generation.json"
     assert "categorical" in dome["optimization"]["encoding"]
-    assert {"name": "quality.quality", "value": 0.81} in dome["evaluation"]["measure"]
+    assert dome["evaluation"]["measure"] == [
+        {"name": "quality", "label": "Quality", "value": 0.81, "goal": "maximize", "meaning": "sdmetrics"}
+    ]
     assert dome["evaluation"]["comparison"] == {"sdv.gaussian_copula": {"quality": 0.84}}
     assert dome["model"]["availability"] == "model files in the crate under model/"
     assert dome["evaluation"]["release_decision"] == "pass"

@@ -50,5 +50,5 @@ def test_marginals_score_lower_on_pair_trends_than_gaussian_copula():
         synthetic = pd.concat(generator.sample(1500, seed=0), ignore_index=True)
         scores[name] = evaluate_quality(train, holdout, synthetic, schema)
     marginals, copula = scores["marginals"], scores["sdv.gaussian_copula"]
-    assert marginals["column_pair_trends"] < copula["column_pair_trends"] - 0.05
-    assert marginals["association"]["mean_abs_difference"] > copula["association"]["mean_abs_difference"]
+    assert marginals.column_pair_trends < copula.column_pair_trends - 0.05
+    assert marginals.association.mean_abs_difference > copula.association.mean_abs_difference

@@ -11,19 +11,35 @@ from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.demo import load_demo_table
 from fairsynth.services.run.evaluation import compare, evaluate, evaluate_files
 from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
+from fairsynth.services.run.evaluation.results import EvaluationResult, Measurements
 from fairsynth.services.run.tables import InputError
 
+DISTANCES = {"quantiles": {}, "zero_share": 0.0, "histogram": []}
 
-def _metrics(**changes) -> dict:
-    """Metrics of a well-behaved result, with the given values replaced."""
+
+def _metrics(**changes) -> Measurements:
+    """Measurements of a well-behaved result, with the given values replaced."""
     metrics = {
+        "rows": {"train": 100, "holdout": 100, "synthetic": 100},
         "quality": {"quality": 0.85},
         "privacy": {
             "exact_copies": {"count": 0, "rate": 0.0, "holdout_count": 0, "holdout_rate": 0.0, "real_repeat_rate": 0.0},
-            "dcr": {"share_closer_to_train": 0.5},
-            "membership_inference": {"auc": 0.5},
+            "dcr": {
+                "share_closer_to_train": 0.5,
+                "synthetic_to_train": DISTANCES,
+                "synthetic_to_holdout": DISTANCES,
+                "holdout_to_train": DISTANCES,
+                "histogram_edges": [],
+            },
+            "membership_inference": {"auc": 0.5, "members": 100, "non_members": 100},
         },
-        "utility": {"models": {"linear": {"trtr": 0.8, "tstr": 0.78, "ratio": 0.975}}},
+        "utility": {
+            "target": "y",
+            "task": "classification",
+            "metric": "balanced_accuracy",
+            "chance": 0.5,
+            "models": {"linear": {"trtr": 0.8, "tstr": 0.78, "ratio": 0.975}},
+        },
     }
     for path, value in changes.items():
         node = metrics
@@ -31,7 +47,7 @@ def _metrics(**changes) -> dict:
         for key in parents:
             node = node[key]
         node[leaf] = value
-    return metrics
+    return Measurements.model_validate(metrics)
 
 
 def test_policy_defaults_match_the_issue():
@@ -40,7 +56,7 @@ def test_policy_defaults_match_the_issue():
 
 
 def test_good_result_passes():
-    assert gate(_metrics())["decision"] == "pass"
+    assert gate(_metrics()).decision == "pass"
 
 
 @pytest.mark.parametrize(
@@ -53,22 +69,22 @@ def test_good_result_passes():
         ({"quality__quality": 0.6}, "flag", "Quality is 0.600"),
         ({"utility__models__linear__ratio": 0.5}, "flag", "TSTR/TRTR"),
         ({"quality__missing_columns": ["ward"]}, "flag", "lacks these columns of the real one: ward"),
-        ({"quality__columns": {"bp": {"missing_share_difference": 0.4}}}, "flag", "bp (40%)"),
+        ({"quality__columns": {"bp": {"kind": "float", "missing_share_difference": 0.4}}}, "flag", "bp (40%)"),
     ],
 )
 def test_each_threshold_decides_with_a_reason(change, decision, words):
     result = gate(_metrics(**change))
-    assert result["decision"] == decision
-    assert any(words in reason for reason in result["reasons"])
+    assert result.decision == decision
+    assert any(words in reason for reason in result.reasons)
 
 
 def test_block_outranks_flag_and_policy_is_recorded():
     result = gate(
         _metrics(quality__quality=0.1, privacy__membership_inference__auc=0.9), ReleasePolicy(min_quality=0.5)
     )
-    assert result["decision"] == "block"
-    assert result["reasons"][0].startswith("Membership")
-    assert result["policy"]["min_quality"] == 0.5
+    assert result.decision == "block"
+    assert result.reasons[0].startswith("Membership")
+    assert result.policy.min_quality == 0.5
 
 
 def test_policy_rejects_nonsense_thresholds():
@@ -88,10 +104,12 @@ def test_evaluate_returns_json_ready_documented_blocks(demo):
     metrics = evaluate(
         table.iloc[:600], table.iloc[600:], table.iloc[600:].sample(frac=1.0, random_state=0), schema, anonymeter=False
     )
-    assert {"version", "rows", "quality", "privacy", "utility", "gate", "seconds"} <= set(metrics)
-    assert metrics["rows"] == {"train": 600, "holdout": 600, "synthetic": 600}
-    json.dumps(metrics, allow_nan=False)
-    assert metrics["utility"]["target"] == "ward" and metrics["utility"]["task"] == "classification"
+    written = json.loads(metrics.to_json())
+    assert {"version", "rows", "quality", "privacy", "utility", "gate", "seconds"} <= set(written)
+    assert written["rows"] == {"train": 600, "holdout": 600, "synthetic": 600}
+    json.dumps(written, allow_nan=False)
+    assert metrics.utility.target == "ward" and metrics.utility.task == "classification"
+    assert EvaluationResult.model_validate(written).model_dump(mode="json") == written  # metrics.json round trip
 
 
 @pytest.mark.slow
@@ -115,12 +133,12 @@ def test_evaluate_files_splits_the_real_file_and_says_so(demo, tmp_path):
     table.to_csv(real, index=False)
     table.sample(n=300, random_state=1).to_parquet(synthetic)
     metrics = evaluate_files(real, synthetic, target="readmitted_30d")
-    assert metrics["holdout_known"] is False
-    copies = metrics["privacy"]["exact_copies"]
-    assert copies["count"] + copies["holdout_count"] == 300 and copies["count"] > 0 and copies["holdout_count"] > 0
-    assert any("300 synthetic rows" in r and "real rows" in r for r in metrics["gate"]["reasons"])
-    assert metrics["gate"]["decision"] == "block"
-    assert any("No holdout was given" in r for r in metrics["gate"]["reasons"])
+    assert metrics.holdout_known is False
+    copies = metrics.privacy.exact_copies
+    assert copies.count + copies.holdout_count == 300 and copies.count > 0 and copies.holdout_count > 0
+    assert any("300 synthetic rows" in r and "real rows" in r for r in metrics.gate.reasons)
+    assert metrics.gate.decision == "block"
+    assert any("No holdout was given" in r for r in metrics.gate.reasons)
 
 
 def test_bad_input_says_what_to_do(tmp_path):

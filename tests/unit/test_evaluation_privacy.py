@@ -25,25 +25,25 @@ def split():
 def test_copier_is_blocked_on_every_privacy_measure(split):
     train, holdout, schema = split
     metrics = evaluate(train, holdout, train.sample(frac=1.0, random_state=1), schema, anonymeter=False)
-    privacy = metrics["privacy"]
-    assert privacy["exact_copies"]["count"] == len(train)
-    assert privacy["dcr"]["share_closer_to_train"] > 0.95
-    assert privacy["membership_inference"]["auc"] > 0.95
-    assert metrics["gate"]["decision"] == "block"
-    assert any("exact copies" in r for r in metrics["gate"]["reasons"])
+    privacy = metrics.privacy
+    assert privacy.exact_copies.count == len(train)
+    assert privacy.dcr.share_closer_to_train > 0.95
+    assert privacy.membership_inference.auc > 0.95
+    assert metrics.gate.decision == "block"
+    assert any("exact copies" in r for r in metrics.gate.reasons)
 
 
 def test_rows_from_the_holdout_pass_privacy(split):
     train, holdout, schema = split
     synthetic = holdout.sample(n=800, replace=True, random_state=2)
     metrics = evaluate(train, holdout, synthetic, schema, anonymeter=False)
-    privacy = metrics["privacy"]
-    assert privacy["exact_copies"]["count"] == 0
-    assert privacy["exact_copies"]["holdout_count"] == 800
-    assert privacy["dcr"]["share_closer_to_train"] <= 0.6
-    assert privacy["membership_inference"]["auc"] <= 0.6
-    assert not any(r for r in metrics["gate"]["reasons"] if "DCR" in r or "Membership" in r or "copies" in r)
-    assert metrics["gate"]["decision"] != "block"
+    privacy = metrics.privacy
+    assert privacy.exact_copies.count == 0
+    assert privacy.exact_copies.holdout_count == 800
+    assert privacy.dcr.share_closer_to_train <= 0.6
+    assert privacy.membership_inference.auc <= 0.6
+    assert not any(r for r in metrics.gate.reasons if "DCR" in r or "Membership" in r or "copies" in r)
+    assert metrics.gate.decision != "block"
 
 
 def test_unseen_rows_of_the_same_population_sit_near_half(split):
@@ -52,9 +52,9 @@ def test_unseen_rows_of_the_same_population_sit_near_half(split):
     schema = split[2]
     train, holdout, fresh = table.iloc[:600], table.iloc[600:1200], table.iloc[1200:1800]
     privacy = evaluate_privacy(train, holdout, fresh, schema, anonymeter=False)
-    assert abs(privacy["dcr"]["share_closer_to_train"] - 0.5) < 0.1
-    assert abs(privacy["membership_inference"]["auc"] - 0.5) < 0.1
-    assert privacy["sample_sizes"]["train_reference"] == privacy["sample_sizes"]["holdout_reference"] == 600
+    assert abs(privacy.dcr.share_closer_to_train - 0.5) < 0.1
+    assert abs(privacy.membership_inference.auc - 0.5) < 0.1
+    assert privacy.sample_sizes.train_reference == privacy.sample_sizes.holdout_reference == 600
 
 
 def test_copies_survive_a_round_trip_through_csv(split, tmp_path):
@@ -64,7 +64,7 @@ def test_copies_survive_a_round_trip_through_csv(split, tmp_path):
     train.head(50).to_csv(path, index=False)
     reread = pd.read_csv(path)
     specs = compared_columns(schema, train)
-    assert count_exact_copies(train, holdout, reread, specs)["count"] == 50
+    assert count_exact_copies(train, holdout, reread, specs).count == 50
 
 
 def test_streamed_batches_are_all_checked_for_copies(split):
@@ -75,9 +75,9 @@ def test_streamed_batches_are_all_checked_for_copies(split):
         counter.update(batch)
     sample = holdout.iloc[:300]  # the rows kept in memory hold no copy
     metrics = evaluate(train, holdout, sample, schema, anonymeter=False, exact_copies=counter.result())
-    assert metrics["privacy"]["exact_copies"]["synthetic_rows_checked"] == 607
-    assert metrics["privacy"]["exact_copies"]["count"] == 7
-    assert metrics["gate"]["decision"] == "block"
+    assert metrics.privacy.exact_copies.synthetic_rows_checked == 607
+    assert metrics.privacy.exact_copies.count == 7
+    assert metrics.gate.decision == "block"
 
 
 def test_a_row_that_matches_only_in_its_numbers_is_no_copy():
@@ -101,14 +101,14 @@ def test_a_row_that_matches_only_in_its_numbers_is_no_copy():
             }
         )
     )
-    assert (counter.result()["count"], counter.result()["holdout_count"]) == (1, 1)
+    assert (counter.result().count, counter.result().holdout_count) == (1, 1)
     rounded_to_zero = pd.DataFrame({"x": [-1e-9], "c": ["a"], "d": ["2020-01-01"]})  # -0.0 after rounding
     zero = ExactCopyCounter(train.assign(x=[0.0, 2.5, 3.5]), holdout, specs)
     zero.update(rounded_to_zero)
-    assert zero.result()["count"] == 1
+    assert zero.result().count == 1
     labels_only = ExactCopyCounter(train, holdout, specs[1:])  # no number column: every row hashed whole
     labels_only.update(pd.DataFrame({"c": ["a", "a"], "d": ["2020-01-03", "2020-01-04"]}))
-    assert labels_only.result()["count"] == 1
+    assert labels_only.result().count == 1
 
 
 def test_mixed_distance_weighs_one_category_like_one_standard_deviation():
@@ -130,20 +130,20 @@ def test_repeated_rows_in_the_real_table_flag_instead_of_block():
     schema = TableSchema.infer(table)
     train, holdout, synthetic = table.iloc[:1000], table.iloc[1000:2000], table.iloc[2000:]
     metrics = evaluate(train, holdout, synthetic, schema, anonymeter=False)
-    assert metrics["privacy"]["exact_copies"]["real_repeat_rate"] == 1.0
-    assert metrics["gate"]["decision"] == "flag"
-    assert any("repeats its own rows" in r for r in metrics["gate"]["reasons"])
+    assert metrics.privacy.exact_copies.real_repeat_rate == 1.0
+    assert metrics.gate.decision == "flag"
+    assert any("repeats its own rows" in r for r in metrics.gate.reasons)
 
 
 @pytest.mark.slow
 def test_anonymeter_sees_the_copier_and_not_the_holdout(split):
     train, holdout, schema = split
-    copied = evaluate_privacy(train, holdout, train, schema)["anonymeter"]
-    unseen = evaluate_privacy(train, holdout, holdout.sample(frac=1.0, random_state=4), schema)["anonymeter"]
-    assert copied["singling_out"]["ci_low"] <= copied["singling_out"]["risk"] <= copied["singling_out"]["ci_high"]
-    assert copied["linkability"]["risk"] > 0.5 > unseen["linkability"]["risk"]
-    assert copied["attribute_inference"]["max_risk"] > 0.5 > unseen["attribute_inference"]["max_risk"]
-    assert "readmitted_30d" in copied["attribute_inference"]["secrets"]
+    copied = evaluate_privacy(train, holdout, train, schema).anonymeter
+    unseen = evaluate_privacy(train, holdout, holdout.sample(frac=1.0, random_state=4), schema).anonymeter
+    assert copied.singling_out.ci_low <= copied.singling_out.risk <= copied.singling_out.ci_high
+    assert copied.linkability.risk > 0.5 > unseen.linkability.risk
+    assert copied.attribute_inference.max_risk > 0.5 > unseen.attribute_inference.max_risk
+    assert "readmitted_30d" in copied.attribute_inference.secrets
 
 
 def test_dp_budget_is_reported_beside_the_risks(split):
@@ -151,11 +151,13 @@ def test_dp_budget_is_reported_beside_the_risks(split):
     metrics = evaluate(
         train, holdout, holdout, schema, fit={"seconds": 1.0, "epsilon": 3.0, "delta": 1e-5}, anonymeter=False
     )
-    assert metrics["privacy"]["dp"] == {"epsilon": 3.0, "delta": 1e-5, "differentially_private": True}
-    assert metrics["fit"]["epsilon"] == 3.0
+    assert metrics.privacy.dp.model_dump() == {"epsilon": 3.0, "delta": 1e-5, "differentially_private": True}
+    assert metrics.fit.epsilon == 3.0
     from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
-    assert gate(metrics, ReleasePolicy(max_epsilon=1.0))["decision"] in ("flag", "block")
+    judged = gate(metrics, ReleasePolicy(max_epsilon=1.0))
+    assert judged.decision in ("flag", "block")
+    assert "DP ε is 3.00, above the policy's 1.00." in judged.reasons
 
 
 def test_gaps_only_outside_the_training_table_map_to_the_same_space():
@@ -169,4 +171,4 @@ def test_gaps_only_outside_the_training_table_map_to_the_same_space():
     space = MixedSpace(values_frame(train, specs), specs)
     assert space.transform(values_frame(train, specs)).shape[1] == space.transform(values_frame(other, specs)).shape[1]
     result = evaluate_privacy(train, other.iloc[:400], other.iloc[400:], schema, anonymeter=False)
-    assert 0.0 <= result["dcr"]["share_closer_to_train"] <= 1.0
+    assert 0.0 <= result.dcr.share_closer_to_train <= 1.0

@@ -48,20 +48,20 @@ def test_independent_columns_lose_pair_trends_but_keep_shapes(support):
     train, holdout, other, schema = support
     faithful = evaluate_quality(train, holdout, other, schema)
     shuffled = evaluate_quality(train, holdout, _independent_columns(other, 1), schema)
-    assert shuffled["column_pair_trends"] < faithful["column_pair_trends"] - 0.1
-    assert shuffled["association"]["mean_abs_difference"] > 2 * faithful["association"]["mean_abs_difference"]
-    assert abs(shuffled["column_shapes"] - faithful["column_shapes"]) < 0.03
-    assert faithful["holdout_reference"]["quality"] > 0.85
-    assert faithful["pairs_scored"] > 0
+    assert shuffled.column_pair_trends < faithful.column_pair_trends - 0.1
+    assert shuffled.association.mean_abs_difference > 2 * faithful.association.mean_abs_difference
+    assert abs(shuffled.column_shapes - faithful.column_shapes) < 0.03
+    assert faithful.holdout_reference.quality > 0.85
+    assert faithful.pairs_scored > 0
 
 
 def test_diagnostic_and_per_column_entries_are_reported(support):
     train, holdout, other, schema = support
     quality = evaluate_quality(train, holdout, other, schema)
-    assert set(quality["diagnostic"]) == {"score", "validity", "structure"}
-    assert quality["diagnostic"]["structure"] == 1.0
-    assert set(quality["columns"]) == {s.name for s in schema.learned_columns()}
-    assert "range" in quality["columns"]["num_age"] and "categories" in quality["columns"]["fac_dzgroup"]
+    assert 0 < quality.diagnostic.score <= 1 and 0 < quality.diagnostic.validity <= 1
+    assert quality.diagnostic.structure == 1.0
+    assert set(quality.columns) == {s.name for s in schema.learned_columns()}
+    assert quality.columns["num_age"].range and quality.columns["fac_dzgroup"].categories
 
 
 def test_lost_and_invented_categories_and_shifted_dates_are_caught():
@@ -74,16 +74,13 @@ def test_lost_and_invented_categories_and_shifted_dates_are_caught():
         pd.to_datetime(synthetic["admission_date"], format="%d/%m/%Y") + pd.Timedelta(days=400)
     ).dt.strftime("%d/%m/%Y")
     synthetic.loc[synthetic.index[:250], "creatinine_umol_l"] = np.nan
-    columns = evaluate_quality(train, holdout, synthetic, schema)["columns"]
-    ward = columns["ward"]["categories"]
-    assert ward["lost_examples"] == ["Stroke Unit"] and ward["invented_examples"] == ["Imaginary Ward"]
-    dates = columns["admission_date"]["range"]
-    assert dates["outside_share"] > 0.4 and dates["synthetic_max_date"] > dates["real_max_date"]
-    assert (
-        columns["creatinine_umol_l"]["missing_share_synthetic"]
-        > columns["creatinine_umol_l"]["missing_share_real"] + 0.3
-    )
-    assert columns["age"]["range"]["outside_share"] == 0.0
+    columns = evaluate_quality(train, holdout, synthetic, schema).columns
+    ward = columns["ward"].categories
+    assert ward.lost_examples == ["Stroke Unit"] and ward.invented_examples == ["Imaginary Ward"]
+    dates = columns["admission_date"].range
+    assert dates.outside_share > 0.4 and dates.synthetic_max_date > dates.real_max_date
+    assert columns["creatinine_umol_l"].missing_share_synthetic > columns["creatinine_umol_l"].missing_share_real + 0.3
+    assert columns["age"].range.outside_share == 0.0
 
 
 def test_quality_score_keeps_its_signature():

@@ -1,14 +1,34 @@
-"""Release gate: a ReleasePolicy of thresholds and the pass / flag / block decision on metrics.json.
+"""Release gate: a ReleasePolicy of thresholds and the pass / flag / block decision on a result.
 
 Privacy thresholds block (a blocked result is never packaged as releasable); quality, utility,
 anonymeter and missing measurements flag (released only after a person has read the reasons).
+Each threshold is a `Limit` on a declared metric: which side of it is worse comes from the metric's
+goal (evaluation.metrics), not from the threshold's name.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
+
+from fairsynth.services.run.evaluation.metrics import (
+    ATTRIBUTE_INFERENCE_RISK,
+    DCR_SHARE,
+    EPSILON,
+    EXACT_COPIES,
+    LINKABILITY_RISK,
+    MIA_AUC,
+    QUALITY,
+    SINGLING_OUT_RISK,
+    UTILITY_RATIO,
+    Goal,
+    Metric,
+)
+
+if TYPE_CHECKING:
+    from fairsynth.services.run.evaluation.results import ExactCopies, Measurements
 
 Decision = Literal["pass", "flag", "block"]
 SEVERITY = {"pass": 0, "flag": 1, "block": 2}
@@ -42,18 +62,74 @@ class ReleasePolicy(BaseModel):
     )
 
 
-def gate(metrics: dict, policy: ReleasePolicy | None = None) -> dict:
-    """Decide pass / flag / block for one result's metrics; every reason is one sentence."""
+class GateResult(BaseModel):
+    """The release decision on one result, its reasons and the policy it was taken under."""
+
+    decision: Decision = Field(description="pass: may be released; flag: only after review; block: never")
+    reasons: list[str] = Field(description="one sentence per finding, blocking findings first")
+    policy: ReleasePolicy = Field(description="the thresholds used")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A policy threshold on a declared metric and what crossing it means."""
+
+    metric: Metric
+    policy_field: str  # the ReleasePolicy field holding the threshold
+    severity: Decision  # the decision when the value is past the threshold
+    required: bool = False  # flag a result that lacks the measure
+    margin: bool = False  # flag a value within policy.flag_margin of the threshold
+
+    def threshold(self, policy: ReleasePolicy) -> float | None:
+        """The policy's threshold (None: not checked)."""
+        return getattr(policy, self.policy_field)
+
+    def judge(self, value: float | None, policy: ReleasePolicy) -> Decision:
+        """The decision this limit alone takes on a value."""
+        threshold = self.threshold(policy)
+        if value is None or threshold is None:
+            return "pass"
+        if self.metric.beyond(value, threshold):
+            return self.severity
+        warning = threshold - self.metric.worse_side(threshold) * policy.flag_margin
+        return "flag" if self.margin and self.metric.beyond(value, warning) else "pass"
+
+    def policy_text(self, policy: ReleasePolicy) -> str:
+        """The threshold in words, e.g. 'policy ≤ 0.60' (empty when not checked)."""
+        threshold = self.threshold(policy)
+        if threshold is None:
+            return ""
+        return f"policy {'≤' if self.metric.worse_side(threshold) > 0 else '≥'} {threshold:g}"
+
+
+EXACT_COPY_LIMIT = Limit(EXACT_COPIES, "max_exact_copies", "block", required=True)
+LIMITS: tuple[Limit, ...] = (
+    EXACT_COPY_LIMIT,
+    Limit(DCR_SHARE, "max_dcr_share", "block", required=True, margin=True),
+    Limit(MIA_AUC, "max_mia_auc", "block", required=True, margin=True),
+    Limit(SINGLING_OUT_RISK, "max_anonymeter_risk", "flag"),
+    Limit(LINKABILITY_RISK, "max_anonymeter_risk", "flag"),
+    Limit(ATTRIBUTE_INFERENCE_RISK, "max_anonymeter_risk", "flag"),
+    Limit(EPSILON, "max_epsilon", "flag"),
+    Limit(QUALITY, "min_quality", "flag", required=True),
+    Limit(UTILITY_RATIO, "min_utility_ratio", "flag"),
+)
+BY_METRIC: dict[str, Limit] = {limit.metric.name: limit for limit in LIMITS}
+
+
+def gate(result: Measurements, policy: ReleasePolicy | None = None) -> GateResult:
+    """Decide pass / flag / block for one result's measurements; every reason is one sentence."""
     policy = policy or ReleasePolicy()
     findings: list[tuple[Decision, str]] = []
-    privacy = metrics.get("privacy") or {}
-    findings += _exact_copy_findings(privacy.get("exact_copies"), policy, metrics.get("holdout_known", True))
-    findings += _distance_findings(privacy, policy)
-    findings += _anonymeter_findings(privacy.get("anonymeter"), policy)
-    findings += _dp_findings(privacy.get("dp"), policy)
-    findings += _quality_findings(metrics.get("quality"), policy)
-    findings += _utility_findings(metrics.get("utility"), policy)
-    if metrics.get("holdout_known") is False:
+    for limit in LIMITS:
+        if limit is EXACT_COPY_LIMIT:
+            findings += _exact_copy_findings(result.privacy.exact_copies, policy, result.holdout_known)
+        else:
+            findings += _limit_findings(limit, result.value(limit.metric), policy)
+    if _skipped(result.privacy.anonymeter):
+        findings.append(("flag", "anonymeter risks were not measured."))
+    findings += _missing_findings(result, policy)
+    if not result.holdout_known:
         findings.append(
             (
                 "flag",
@@ -63,103 +139,75 @@ def gate(metrics: dict, policy: ReleasePolicy | None = None) -> dict:
         )
     decision = max((d for d, _ in findings), key=SEVERITY.__getitem__, default="pass")
     reasons = [text for d, text in sorted(findings, key=lambda f: -SEVERITY[f[0]])]
-    return {
-        "decision": decision,
-        "reasons": reasons or ["Every check in the release policy is met."],
-        "policy": policy.model_dump(),
-    }
+    return GateResult(
+        decision=decision, reasons=reasons or ["Every check in the release policy is met."], policy=policy
+    )
 
 
-def _exact_copy_findings(copies: dict | None, policy: ReleasePolicy, holdout_known: bool) -> list:
-    if not copies:
+def _limit_findings(limit: Limit, value: float | None, policy: ReleasePolicy) -> list[tuple[Decision, str]]:
+    metric = limit.metric
+    if value is None:
+        return [("flag", f"{metric.label} was not measured.")] if limit.required else []
+    decision, threshold = limit.judge(value, policy), limit.threshold(policy)
+    if decision == "pass" or threshold is None:
+        return []
+    ideal = f" (ideal {metric.target:g})" if metric.goal is Goal.TARGET else ""
+    if not metric.beyond(value, threshold):
+        where = "close to"
+    else:
+        where = "above" if metric.worse_side(threshold) > 0 else "below"
+    return [(decision, f"{metric.label} is {metric.text(value)}, {where} the policy's {threshold:.2f}{ideal}.")]
+
+
+def _exact_copy_findings(copies: ExactCopies, policy: ReleasePolicy, holdout_known: bool) -> list:
+    if copies.count is None:
         return [("flag", "Exact copies were not measured.")]
+    rate, holdout_rate = copies.rate or 0.0, copies.holdout_rate or 0.0
     if not holdout_known:  # the generator may have seen the "holdout" half too: a copy of any real row counts
-        copies = copies | {
-            "count": copies["count"] + copies["holdout_count"],
-            "rate": copies["rate"] + copies["holdout_rate"],
-            "real_repeat_rate": 0.0,
-        }
-    if copies["count"] <= policy.max_exact_copies:
+        copies = copies.model_copy(
+            update={
+                "count": copies.count + (copies.holdout_count or 0),
+                "rate": rate + holdout_rate,
+                "real_repeat_rate": 0.0,
+            }
+        )
+    decision = EXACT_COPY_LIMIT.judge(copies.count, policy)
+    if decision == "pass":
         return []
     text = (
-        f"{copies['count']:,} synthetic rows ({copies['rate']:.2%}) are exact copies of "
+        f"{copies.count:,} synthetic rows ({copies.rate:.2%}) are exact copies of "
         f"{'training' if holdout_known else 'real'} rows "
         f"(policy allows {policy.max_exact_copies})"
     )
-    if copies.get("real_repeat_rate", 0) > 0 and copies["rate"] <= copies["holdout_rate"] + policy.exact_copy_tolerance:
+    if (copies.real_repeat_rate or 0.0) > 0 and (copies.rate or 0.0) <= holdout_rate + policy.exact_copy_tolerance:
         return [
             (
                 "flag",
-                text + f", but the real table repeats its own rows ({copies['real_repeat_rate']:.2%} of "
+                text + f", but the real table repeats its own rows ({copies.real_repeat_rate:.2%} of "
                 f"holdout rows occur in train) and synthetic rows match unseen holdout rows as often "
-                f"({copies['holdout_rate']:.2%}); check these rows are not identifying.",
+                f"({copies.holdout_rate:.2%}); check these rows are not identifying.",
             )
         ]
-    return [("block", text + ".")]
+    return [(decision, text + ".")]
 
 
-def _distance_findings(privacy: dict, policy: ReleasePolicy) -> list:
+def _skipped(block) -> bool:
+    return block is not None and hasattr(block, "skipped")
+
+
+def _missing_findings(result: Measurements, policy: ReleasePolicy) -> list:
+    """Columns absent from the synthetic table, and columns whose share of missing values is off."""
+    quality = result.quality
     findings = []
-    checks = [
-        (
-            "DCR share (synthetic rows closer to train than to holdout)",
-            (privacy.get("dcr") or {}).get("share_closer_to_train"),
-            policy.max_dcr_share,
-        ),
-        ("Membership-inference AUC", (privacy.get("membership_inference") or {}).get("auc"), policy.max_mia_auc),
-    ]
-    for label, value, limit in checks:
-        if value is None:
-            findings.append(("flag", f"{label} was not measured."))
-        elif value > limit:
-            findings.append(("block", f"{label} is {value:.3f}, above the policy's {limit:.2f} (ideal 0.5)."))
-        elif value > limit - policy.flag_margin:
-            findings.append(("flag", f"{label} is {value:.3f}, close to the policy's {limit:.2f} (ideal 0.5)."))
-    return findings
-
-
-def _anonymeter_findings(anonymeter: dict | None, policy: ReleasePolicy) -> list:
-    if not anonymeter or "skipped" in anonymeter:
-        return [("flag", "anonymeter risks were not measured.")] if anonymeter else []
-    risks = {
-        "singling-out": anonymeter.get("singling_out", {}).get("risk"),
-        "linkability": anonymeter.get("linkability", {}).get("risk"),
-        "attribute-inference": anonymeter.get("attribute_inference", {}).get("max_risk"),
-    }
-    return [
-        ("flag", f"anonymeter {name} risk is {value:.3f}, above the policy's {policy.max_anonymeter_risk:.2f}.")
-        for name, value in risks.items()
-        if value is not None and value > policy.max_anonymeter_risk
-    ]
-
-
-def _dp_findings(dp: dict | None, policy: ReleasePolicy) -> list:
-    epsilon = (dp or {}).get("epsilon")
-    if policy.max_epsilon is None or epsilon is None or epsilon <= policy.max_epsilon:
-        return []
-    return [("flag", f"The DP budget ε = {epsilon:.2f} is above the policy's {policy.max_epsilon:.2f}.")]
-
-
-def _quality_findings(quality: dict | None, policy: ReleasePolicy) -> list:
-    quality = quality or {}
-    score = quality.get("quality")
-    if score is None:
-        return [("flag", "The quality score was not measured.")]
-    findings = []
-    if score < policy.min_quality:
-        findings.append(("flag", f"Quality is {score:.3f}, below the policy's {policy.min_quality:.2f}."))
-    if quality.get("missing_columns"):
+    if quality.missing_columns:
         findings.append(
-            (
-                "flag",
-                f"The synthetic table lacks these columns of the real one: {', '.join(quality['missing_columns'])}.",
-            )
+            ("flag", f"The synthetic table lacks these columns of the real one: {', '.join(quality.missing_columns)}.")
         )
-    gaps = {name: c.get("missing_share_difference") for name, c in (quality.get("columns") or {}).items()}
     off = [
-        f"{name} ({gap:.0%})"
-        for name, gap in gaps.items()
-        if gap is not None and gap > policy.max_missing_share_difference
+        f"{name} ({column.missing_share_difference:.0%})"
+        for name, column in quality.columns.items()
+        if column.missing_share_difference is not None
+        and column.missing_share_difference > policy.max_missing_share_difference
     ]
     if off:
         findings.append(
@@ -170,18 +218,3 @@ def _quality_findings(quality: dict | None, policy: ReleasePolicy) -> list:
             )
         )
     return findings
-
-
-def _utility_findings(utility: dict | None, policy: ReleasePolicy) -> list:
-    if policy.min_utility_ratio is None or not utility or "skipped" in utility:
-        return []
-    ratios = [m["ratio"] for m in utility.get("models", {}).values() if m.get("ratio") is not None]
-    if ratios and max(ratios) < policy.min_utility_ratio:
-        return [
-            (
-                "flag",
-                f"Utility: the best TSTR/TRTR ratio is {max(ratios):.2f}, below the policy's "
-                f"{policy.min_utility_ratio:.2f}.",
-            )
-        ]
-    return []

@@ -1,7 +1,7 @@
 """Privacy: how much the synthetic table gives away about the training rows, with the holdout as baseline.
 
-`evaluate_privacy(train, holdout, synthetic, schema)` returns the "privacy" block of metrics.json
-(keys documented in services/evaluation/__init__.py). Distances are Euclidean in a mixed-type
+`evaluate_privacy(train, holdout, synthetic, schema)` returns the PrivacyResult of metrics.json
+(evaluation.results). Distances are Euclidean in a mixed-type
 space: numbers (dates as days) standardised by the training table's spread, a missing number as an
 indicator plus the training median, categories one-hot scaled so that a mismatch adds exactly 1 to
 the squared distance — the same as a one-standard-deviation difference in a number.
@@ -20,6 +20,7 @@ from sklearn.neighbors import NearestNeighbors
 from fairsynth.metadata.schema import NUMERIC_KINDS, TableSchema
 from fairsynth.services.run.evaluation.anonymity import anonymeter_risks
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.services.run.evaluation.results import ExactCopies, PrivacyResult
 
 REFERENCE_ROWS = 5_000  # train and holdout rows used as distance references (equal numbers of each)
 QUERY_ROWS = 5_000  # synthetic rows whose distances are measured
@@ -81,14 +82,14 @@ def evaluate_privacy(
     seed: int = 0,
     fit: dict | None = None,
     anonymeter: bool = True,
-    copies: dict | None = None,
-) -> dict:
+    copies: ExactCopies | None = None,
+) -> PrivacyResult:
     """The privacy block of metrics.json: exact copies, DCR, NNDR, membership inference, anonymeter, ε/δ."""
     specs = compared_columns(schema, train, holdout, synthetic)
     result = {"exact_copies": copies or count_exact_copies(train, holdout, synthetic, specs)}
     if len(holdout) < 2 or len(train) < 2:
         result["note"] = "No holdout rows: distance-based risks need a holdout the generator never saw."
-        return result | {"dp": _dp(fit)}
+        return PrivacyResult.model_validate(result | {"dp": _dp(fit)})
     n_ref = min(len(train), len(holdout), REFERENCE_ROWS)
     train_ref = values_frame(subsample(train, n_ref, seed), specs)
     holdout_ref = values_frame(subsample(holdout, n_ref, seed + 1), specs)
@@ -109,7 +110,7 @@ def evaluate_privacy(
     if anonymeter:
         result["anonymeter"] = anonymeter_risks(train, holdout, synthetic, schema, seed=seed)
     result["dp"] = _dp(fit)
-    return result
+    return PrivacyResult.model_validate(result)
 
 
 # -- exact copies -----------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def number_keys(columns: list[np.ndarray], rows: int) -> np.ndarray:
     return keys
 
 
-def count_exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, specs: list) -> dict:
+def count_exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, specs: list) -> ExactCopies:
     """Synthetic rows identical to a training row, to a holdout row, and the real table's own repeat rate."""
     counter = ExactCopyCounter(train, holdout, specs)
     counter.update(synthetic)
@@ -188,17 +189,17 @@ class ExactCopyCounter:
         self.in_train += int(np.isin(hashes, self.train_hashes).sum())
         self.in_holdout += int(np.isin(hashes, self.holdout_hashes).sum())
 
-    def result(self) -> dict:
+    def result(self) -> ExactCopies:
         """The exact_copies block of metrics.json."""
         rows = max(self.rows, 1)
-        return {
-            "count": self.in_train,
-            "rate": self.in_train / rows if self.rows else 0.0,
-            "holdout_count": self.in_holdout,
-            "holdout_rate": self.in_holdout / rows if self.rows else 0.0,
-            "real_repeat_rate": self.real_repeat_rate,
-            "synthetic_rows_checked": self.rows,
-        }
+        return ExactCopies(
+            count=self.in_train,
+            rate=self.in_train / rows if self.rows else 0.0,
+            holdout_count=self.in_holdout,
+            holdout_rate=self.in_holdout / rows if self.rows else 0.0,
+            real_repeat_rate=self.real_repeat_rate,
+            synthetic_rows_checked=self.rows,
+        )
 
 
 # -- distances --------------------------------------------------------------------------------------

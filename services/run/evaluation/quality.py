@@ -1,7 +1,7 @@
 """Quality: how closely the synthetic table's columns and column pairs follow the real one.
 
-`evaluate_quality(train, holdout, synthetic, schema)` returns the "quality" block of metrics.json
-(keys documented in services/evaluation/__init__.py). The synthetic table is compared with the
+`evaluate_quality(train, holdout, synthetic, schema)` returns the QualityResult of metrics.json
+(evaluation.results). The synthetic table is compared with the
 training table; the holdout compared with the training table gives the reference a perfect
 generator would reach (two samples of the same population are not identical either).
 """
@@ -16,6 +16,7 @@ from sdmetrics.reports import DiagnosticReport, QualityReport
 
 from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, TableSchema
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.services.run.evaluation.results import QualityResult
 
 TABLE = "table"
 SDTYPES = {
@@ -82,7 +83,7 @@ def quality_score(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSche
 
 def evaluate_quality(
     train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, *, seed: int = 0
-) -> dict:
+) -> QualityResult:
     """The quality block of metrics.json: sdmetrics scores, fidelity of gaps, ranges and categories."""
     specs = compared_columns(schema, train, synthetic)
     real = subsample(train, SDMETRICS_ROWS, seed)
@@ -96,7 +97,7 @@ def evaluate_quality(
     assoc_synth = association_matrix(subsample(synth_values, ASSOCIATION_ROWS, seed))
     difference = (assoc_real - assoc_synth).abs()
     off_diagonal = difference.where(~np.eye(len(difference), dtype=bool)).stack()
-    return {
+    block = {
         **scores,
         "missing_columns": [c.name for c in schema.learned_columns() if c.name not in synthetic.columns],
         "diagnostic": _diagnostic_scores(diagnostic),
@@ -117,6 +118,7 @@ def evaluate_quality(
             "association_rows": min(len(real_values), ASSOCIATION_ROWS),
         },
     }
+    return QualityResult.model_validate(block)
 
 
 def _report_scores(report: QualityReport) -> dict:

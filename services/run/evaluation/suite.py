@@ -1,6 +1,6 @@
 """The whole evaluation of one synthetic table: quality, privacy, utility and the release gate.
 
-The layout of its result (metrics.json) is documented in services/evaluation/__init__.py.
+`evaluate` returns an EvaluationResult (evaluation.results), written as evaluation/metrics.json.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import pandas as pd
 
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
+from fairsynth.services.run.evaluation.metrics import METRICS
 from fairsynth.services.run.evaluation.privacy import evaluate_privacy
 from fairsynth.services.run.evaluation.quality import evaluate_quality
+from fairsynth.services.run.evaluation.results import EvaluationResult, ExactCopies, Measurements
 from fairsynth.services.run.evaluation.utility import evaluate_utility
 from fairsynth.services.run.tables import InputError, read_table
-
-METRICS_VERSION = 1
 
 
 def evaluate(
@@ -31,8 +31,8 @@ def evaluate(
     policy: ReleasePolicy | None = None,
     seed: int = 0,
     anonymeter: bool = True,
-    exact_copies: dict | None = None,
-) -> dict:
+    exact_copies: ExactCopies | None = None,
+) -> EvaluationResult:
     """Quality, privacy and utility of one synthetic table, with the release decision (metrics.json).
 
     `synthetic` may be a sample of a larger streamed output; pass `exact_copies` from an
@@ -41,11 +41,6 @@ def evaluate(
     _check_tables(train, holdout, synthetic)
     started = time.perf_counter()
     fit_dict = _fit_dict(fit)
-    metrics = {
-        "version": METRICS_VERSION,
-        "rows": {"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)},
-    }
-    timings = {}
     blocks = {
         "quality": lambda: evaluate_quality(train, holdout, synthetic, schema, seed=seed),
         "privacy": lambda: evaluate_privacy(
@@ -53,51 +48,31 @@ def evaluate(
         ),
         "utility": lambda: evaluate_utility(train, holdout, synthetic, schema, seed=seed),
     }
+    measured, timings = {}, {}
     for name, block in blocks.items():
         tick = time.perf_counter()
-        metrics[name] = block()
+        measured[name] = block()
         timings[name] = round(time.perf_counter() - tick, 3)
-    metrics["timings"] = timings
-    if fit_dict:
-        metrics["fit"] = fit_dict
-    metrics["gate"] = gate(metrics, policy)
-    metrics["seconds"] = round(time.perf_counter() - started, 3)
-    return _json_ready(metrics)
+    measurements = Measurements(
+        rows={"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)},
+        **measured,
+        timings=timings,
+        fit=fit_dict,
+    )
+    return EvaluationResult(
+        **dict(measurements), gate=gate(measurements, policy), seconds=round(time.perf_counter() - started, 3)
+    )
 
 
-def compare(results: dict[str, dict]) -> pd.DataFrame:
-    """One row per backend with the headline metrics of its metrics.json, best quality first."""
-    rows = []
-    for backend, m in results.items():
-        privacy, utility = m.get("privacy", {}), m.get("utility", {})
-        best = _best_utility(utility)
-        rows.append(
-            {
-                "backend": backend,
-                "decision": m.get("gate", {}).get("decision"),
-                "quality": m.get("quality", {}).get("quality"),
-                "column_shapes": m.get("quality", {}).get("column_shapes"),
-                "column_pair_trends": m.get("quality", {}).get("column_pair_trends"),
-                "association_difference": (m.get("quality", {}).get("association") or {}).get("mean_abs_difference"),
-                "exact_copies": privacy.get("exact_copies", {}).get("count"),
-                "dcr_share": (privacy.get("dcr") or {}).get("share_closer_to_train"),
-                "mia_auc": (privacy.get("membership_inference") or {}).get("auc"),
-                "singling_out_risk": ((privacy.get("anonymeter") or {}).get("singling_out") or {}).get("risk"),
-                "epsilon": (privacy.get("dp") or {}).get("epsilon"),
-                "tstr": best.get("tstr"),
-                "trtr": best.get("trtr"),
-                "utility_ratio": best.get("ratio"),
-                "fit_seconds": (m.get("fit") or {}).get("seconds"),
-            }
-        )
-    table = pd.DataFrame(rows)
-    return table.sort_values("quality", ascending=False, na_position="last").reset_index(drop=True) if rows else table
-
-
-def _best_utility(utility: dict) -> dict:
-    models = (utility or {}).get("models") or {}
-    scored = [m for m in models.values() if m.get("tstr") is not None]
-    return max(scored, key=lambda m: m["trtr"]) if scored else {}
+def compare(results: dict[str, EvaluationResult]) -> pd.DataFrame:
+    """One row per backend: its decision and every declared metric (evaluation.metrics), best quality first."""
+    columns = ["backend", "decision", *(metric.name for metric in METRICS)]
+    rows = [
+        {"backend": backend, "decision": result.gate.decision, **result.headline()}
+        for backend, result in results.items()
+    ]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values("quality", ascending=False, na_position="last").reset_index(drop=True)
 
 
 def evaluate_files(
@@ -111,7 +86,7 @@ def evaluate_files(
     seed: int = 0,
     encoding: str = "utf-8",
     separator: str | None = None,
-) -> dict:
+) -> EvaluationResult:
     """Evaluate any synthetic file against the real one (CLI `fairsynth evaluate REAL SYNTH`).
 
     With holdout_path the real file is the training table. Without it the real table is split in
@@ -129,19 +104,11 @@ def evaluate_files(
     missing = [s.name for s in schema.learned_columns() if s.name not in synthetic.columns]
     if len(missing) == len(schema.learned_columns()):
         raise InputError("The synthetic file shares no column with the real one; check that the two files match.")
-    metrics = _partial_evaluate(
-        train, holdout, synthetic, schema, holdout_known=holdout_path is not None, policy=policy, seed=seed
-    )
-    if missing:
-        metrics["missing_columns"] = missing
-    return metrics
-
-
-def _partial_evaluate(train, holdout, synthetic, schema, *, holdout_known: bool, policy, seed) -> dict:
-    metrics = evaluate(train, holdout, synthetic, schema, policy=policy, seed=seed)
-    metrics["holdout_known"] = holdout_known
-    metrics["gate"] = gate(metrics, policy)
-    return metrics
+    result = evaluate(train, holdout, synthetic, schema, policy=policy, seed=seed)
+    if holdout_path is None:
+        result = result.model_copy(update={"holdout_known": False})
+        result = result.model_copy(update={"gate": gate(result, policy)})
+    return result.model_copy(update={"missing_columns": missing or None})
 
 
 def _check_tables(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame) -> None:
@@ -156,10 +123,10 @@ def _fit_dict(fit) -> dict | None:
     if fit is None:
         return None
     if is_dataclass(fit):
-        return asdict(fit)
-    if hasattr(fit, "to_dict"):
-        return fit.to_dict()
-    return dict(fit)
+        fit = asdict(fit)
+    elif hasattr(fit, "to_dict"):
+        fit = fit.to_dict()
+    return _json_ready(dict(fit))
 
 
 def _json_ready(value):

@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.services.run.evaluation.results import Skipped, UtilityResult
 
 TRAIN_ROWS = 20_000
 TEST_ROWS = 20_000
@@ -31,30 +32,30 @@ CHANCE_MARGIN = 0.02  # a TRTR score within this of chance makes the ratio meani
 
 def evaluate_utility(
     train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, *, seed: int = 0
-) -> dict:
+) -> UtilityResult | Skipped:
     """The utility block of metrics.json: TSTR and TRTR scores per model and their ratio."""
     target = schema.target
     if not target:
-        return {
-            "skipped": "No target column is set, so utility (TSTR vs TRTR) was not measured; "
+        return Skipped(
+            skipped="No target column is set, so utility (TSTR vs TRTR) was not measured; "
             "choose a target column to measure it."
-        }
+        )
     specs = compared_columns(schema, train, holdout, synthetic)
     spec = next((s for s in specs if s.name == target), None)
     if spec is None:
-        return {"skipped": f"The target '{target}' is not a compared column of all three tables."}
+        return Skipped(skipped=f"The target '{target}' is not a compared column of all three tables.")
     features = [s for s in specs if s.name != target]
     if not features:
-        return {"skipped": f"There is no feature column besides the target '{target}'."}
+        return Skipped(skipped=f"There is no feature column besides the target '{target}'.")
     task = "regression" if is_numeric(spec) else "classification"
     n_train = min(len(train), len(synthetic), TRAIN_ROWS)
     real = _labelled(values_frame(subsample(train, n_train, seed), specs), target)
     synth = _labelled(values_frame(subsample(synthetic, n_train, seed + 1), specs), target)
     test = _labelled(values_frame(subsample(holdout, TEST_ROWS, seed + 2), specs), target)
     if min(len(real), len(synth), len(test)) < MIN_ROWS:
-        return {"skipped": f"Fewer than {MIN_ROWS} rows with a known '{target}' in one of the tables."}
+        return Skipped(skipped=f"Fewer than {MIN_ROWS} rows with a known '{target}' in one of the tables.")
     if task == "classification" and (real[target].nunique() < 2 or synth[target].nunique() < 2):
-        return {"skipped": f"The target '{target}' has a single class in the training or synthetic rows."}
+        return Skipped(skipped=f"The target '{target}' has a single class in the training or synthetic rows.")
     models = {}
     for name in ("gradient_boosting", "linear"):
         trtr = _fit_score(name, task, real, test, features, target, seed)
@@ -75,7 +76,8 @@ def evaluate_utility(
             "A model trained on the real rows does no better than chance, so the TSTR/TRTR ratio is "
             "not defined for it: the target is not predictable from the other columns."
         )
-    return result | {"sample_sizes": {"train": len(real), "synthetic": len(synth), "test": len(test)}}
+    result["sample_sizes"] = {"train": len(real), "synthetic": len(synth), "test": len(test)}
+    return UtilityResult.model_validate(result)
 
 
 def _labelled(values: pd.DataFrame, target: str) -> pd.DataFrame:
