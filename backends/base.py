@@ -66,8 +66,6 @@ Epochs = Annotated[int, Field(ge=1, description="Passes over the training rows."
 BatchSize = Annotated[int, Field(ge=1, description="Training rows per optimisation step.")]
 LearningRate = Annotated[float, Field(gt=0, description="Step size of the optimiser.")]
 
-# how a sentence says each pydantic error type; the rest keep pydantic's own words
-
 
 def _parameter_problems(backend: str, params: type[BackendParams], exc: ValidationError) -> str:
     """One sentence listing every bad parameter, and the names the backend takes when one is unknown."""
@@ -147,7 +145,7 @@ ProgressCallback = Callable[[Progress], None]
 
 @runtime_checkable
 class Generator(Protocol):
-    """The protocol every backend satisfies (see ARCHITECTURE.md)."""
+    """The protocol every backend satisfies (docs/architecture.md, "The backend contract")."""
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]

@@ -5,6 +5,8 @@ Importable as `helpers` from every test folder (pyproject's pytest `pythonpath =
 
 from __future__ import annotations
 
+import ast
+import importlib
 import socket
 import subprocess
 import time
@@ -124,3 +126,26 @@ def live_processes(*, parent: int | None = None, group: int | None = None) -> li
         if (parent is None or int(fields[1]) == parent) and (group is None or int(fields[2]) == group):
             found.append(int(entry.name))
     return found
+
+
+def package_modules(package: str) -> dict[str, Path]:
+    """Every module of an installed package (subpackages included), by dotted name, with its file."""
+    root = Path(importlib.import_module(package).__file__ or "").parent
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        modules[".".join((package, *parts))] = path
+    return modules
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The known modules a file imports anywhere in it, function bodies included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}  # from package import module
+    return found & known

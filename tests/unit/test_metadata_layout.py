@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
-import fairsynth.metadata
+from helpers import imported_modules, package_modules
 
 PACKAGE = "fairsynth.metadata"
 
 
-def metadata_modules() -> dict[str, Path]:
-    """Every module of the metadata package (subpackages included), by dotted name."""
-    root = Path(fairsynth.metadata.__file__).parent
-    modules = {}
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).with_suffix("").parts
-        parts = parts[:-1] if parts[-1] == "__init__" else parts
-        modules[".".join((PACKAGE, *parts))] = path
-    return modules
-
-
-def imported_modules(path: Path, known: set[str]) -> set[str]:
-    """The known modules a file imports anywhere in it, function bodies included."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}  # from package import module
-    return found & known
-
-
 def import_graph() -> dict[str, set[str]]:
     """Which metadata module imports which other metadata modules."""
-    modules = metadata_modules()
+    modules = package_modules(PACKAGE)
     return {name: imported_modules(path, set(modules)) - {name} for name, path in modules.items()}
 
 

@@ -66,11 +66,9 @@ class Metric(BaseModel):
 
     def score(self, value: float) -> float:
         """The value on a scale where higher is always better (for ranking results)."""
-        if self.goal is Goal.MAXIMIZE:
-            return value
-        if self.goal is Goal.MINIMIZE:
-            return -value
-        return -abs(value - self.target)
+        if self.target is not None:  # given exactly when the goal is 'target' (validated above)
+            return -abs(value - self.target)
+        return value if self.goal is Goal.MAXIMIZE else -value
 
     def better(self, value: float, other: float) -> bool:
         """True when `value` is strictly better than `other`."""
@@ -78,7 +76,7 @@ class Metric(BaseModel):
 
     def worse_side(self, limit: float) -> int:
         """+1 when values above `limit` are the worse ones, -1 when values below it are."""
-        if self.goal is Goal.TARGET:
+        if self.target is not None:
             return 1 if limit >= self.target else -1
         return -1 if self.goal is Goal.MAXIMIZE else 1
 

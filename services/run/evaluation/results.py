@@ -19,6 +19,7 @@ from functools import cache
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field
+from pydantic.json_schema import JsonDict
 
 from fairsynth.services.run.evaluation.gate import GateResult
 from fairsynth.services.run.evaluation.metrics import (
@@ -62,7 +63,7 @@ Number = Annotated[float | None, BeforeValidator(_finite)]
 def measure(metric: Metric) -> Any:
     """The field of a headline measure: described by its declaration, null when not measured."""
     bounds = {"minimum": metric.min_value, "maximum": metric.max_value}
-    extra = {"metric": metric.name, "goal": metric.goal.value, "target": metric.target}
+    extra: JsonDict = {"metric": metric.name, "goal": metric.goal.value, "target": metric.target}
     return Field(
         None,
         description=f"{metric.meaning} ({metric.goal_text})",
@@ -358,14 +359,14 @@ class UtilityResult(Block):
     note: str | None = optional("why a ratio is not defined")
     sample_sizes: UtilitySampleSizes | None = None
 
-    @computed_field(description="the model with the highest TSTR/TRTR ratio (derived from models)")
+    @computed_field(description="the model with the highest TSTR/TRTR ratio (derived from models)")  # type: ignore[prop-decorator]  # pydantic's documented form
     @property
     def best(self) -> BestModel | None:
         """The model with the highest TSTR/TRTR ratio, if any ratio is defined."""
         scored = {name: m for name, m in self.models.items() if m.ratio is not None}
         if not scored:
             return None
-        name = max(scored, key=lambda n: scored[n].ratio)
+        name = max(scored, key=lambda n: scored[n].ratio or 0.0)  # every ratio here is set
         return BestModel(model=name, **scored[name].model_dump())
 
 
@@ -458,7 +459,7 @@ def walk_metric_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> 
     fields |= {name: (f.json_schema_extra, f.return_type) for name, f in model.model_computed_fields.items()}
     for name, (extra, annotation) in fields.items():
         if isinstance(extra, dict) and "metric" in extra:
-            found.append((extra["metric"], (*prefix, name)))
+            found.append((str(extra["metric"]), (*prefix, name)))
         for inner in _models_in(annotation):
             found.extend(walk_metric_fields(inner, (*prefix, name)))
     return found
