@@ -180,7 +180,7 @@ def _hint(metric: Metric, result: EvaluationResult) -> str:
     limit = BY_METRIC.get(metric.name)
     parts = [_CONTEXT[metric.name](result) if metric.name in _CONTEXT else metric.goal_text]
     parts.append(limit.policy_text(result.gate.policy) if limit else "")
-    return "; ".join(p for p in parts if p)
+    return "; ".join(p.rstrip(".") for p in parts if p)  # a context may be a whole sentence
 
 
 def _interval(attack) -> str:
