@@ -8,8 +8,6 @@ import pandas as pd
 from fairsynth.backends.preprocessing import datetimes_to_days, parse_datetimes
 from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
 
-MISSING_LABEL = "__missing__"
-
 
 def is_numeric(spec: ColumnSpec) -> bool:
     """True when a column is compared as numbers (integers, floats, dates as days)."""
