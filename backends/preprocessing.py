@@ -4,8 +4,10 @@ Encoded form, which every backend may learn:
 - integer, float, date and datetime columns become float columns (dates as days since 1970-01-01);
   missing values are filled by draws from the observed values (no spike at a fill value) and a
   `<column>__missing` categorical indicator ("0"/"1") records where they were;
-- boolean and categorical columns become string tokens; missing is its own token, and levels rarer
-  than the codec's threshold share one "rare" token;
+- boolean and categorical columns become string tokens; missing is its own token, and levels too
+  rare to model on their own share one "rare" token, which decodes to those levels (each seen in at
+  least the schema's `min_level_rows` rows) and to one value that is no real level (RARE_LEVEL,
+  "other") in place of every level seen in fewer rows;
 - identifiers, PII and free text are removed before fitting and never learned: identifiers come
   back as fresh unique values in the source's shape, PII as fabricated values of the same pattern,
   free text withheld (empty).
@@ -19,7 +21,7 @@ missing share is calibrated to the training share with the fewest random flips o
 mask (several libraries lose rare indicator levels); which rows are missing still comes from the model.
 
 Privacy of what the codec keeps: per-column ranges, decimals and category levels seen at least
-`min_count` times. Levels rarer than that are never stored or reproduced. These statistics are not
+`min_level_rows` times. Levels rarer than that are never stored or reproduced. These statistics are not
 covered by any differential-privacy budget; DP backends say so in their FitResult.
 """
 
@@ -44,12 +46,12 @@ from fairsynth.metadata.schema import (
     TableSchema,
     nhs_check_digit,
     parse_datetime_text,
+    rare_level_value,
 )
 
 MISSING_TOKEN = "__missing__"
 RARE_TOKEN = "__rare__"
 INDICATOR_SUFFIX = "__missing"
-OTHER_VALUE = "other"
 EPOCH = pd.Timestamp("1970-01-01")
 DAY_NS = 86_400 * 10**9
 
@@ -132,7 +134,9 @@ class CategoricalCodec(BaseModel):
     type: Literal["categorical"] = "categorical"
     name: str
     kind: ColumnKind
-    levels: dict[str, str | int | float | bool]  # token -> original value (only levels kept)
+    levels: dict[str, str | int | float | bool]  # token -> original value (the levels modelled on their own)
+    # what the rare token decodes to, with row counts: levels seen too seldom to model but at least
+    # min_level_rows times, and rare_level_value standing for every level seen fewer times
     rare_pool: list[tuple[str | int | float | bool, int]] = Field(default_factory=list)
     frequencies: dict[str, int] = Field(default_factory=dict)  # token -> count, for rare fallback
     missing_share: float = 0.0
@@ -148,7 +152,7 @@ class CategoricalCodec(BaseModel):
 
     def decode_arrow(self, batch: EncodedBatch, rng: np.random.Generator) -> pa.Array:
         """Original values as a dictionary array (level indices into the column's values, no copy of a
-        value per row); rare tokens become frequent-enough rare levels (or common ones)."""
+        value per row); rare tokens become rare-pool values (or common levels when there is no pool)."""
         codes, tokens = batch.codes[self.name], batch.tokens[self.name]
         place = {token: i for i, token in enumerate(self.levels)}
         level_of_token = np.array([place.get(t, -1) for t in tokens] + [-1], dtype=np.int32)
@@ -167,7 +171,7 @@ class CategoricalCodec(BaseModel):
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         series = pd.Series(column.to_pandas())
-        if self.source_dtype == "bool" and not column.null_count:
+        if self.source_dtype == "bool" and not column.null_count and pa.types.is_boolean(column.type):
             return series.astype(bool)
         return series
 
@@ -179,9 +183,7 @@ class CategoricalCodec(BaseModel):
             positions = np.arange(len(values), len(values) + len(self.rare_pool), dtype=np.int32)
             return values + [v for v, _ in self.rare_pool], positions, np.array([c for _, c in self.rare_pool], float)
         counted = [(i, self.frequencies[t]) for i, t in enumerate(self.levels) if t in self.frequencies]
-        if counted:
-            return values, np.array([i for i, _ in counted], dtype=np.int32), np.array([c for _, c in counted], float)
-        return values + [OTHER_VALUE], np.array([len(values)], dtype=np.int32), np.ones(1)
+        return values, np.array([i for i, _ in counted], dtype=np.int32), np.array([c for _, c in counted], float)
 
 
 class IdentifierCodec(BaseModel):
@@ -314,12 +316,12 @@ class TableCodec(BaseModel):
         schema: TableSchema,
         *,
         rare_share: float = 0.001,
-        min_count: int = 10,
         max_levels: int = 500,
         seed: int = 0,
     ) -> TableCodec:
-        """Learn the codec's statistics from the training table."""
-        options = {"rare_share": rare_share, "min_count": min_count, "max_levels": max_levels}
+        """Learn the codec's statistics from the training table; levels under the schema's min_level_rows are
+        never kept."""
+        options = {"rare_share": rare_share, "min_level_rows": schema.min_level_rows, "max_levels": max_levels}
         codecs = [_fit_column(data[spec.name], spec, len(data), options) for spec in schema.output_columns()]
         return cls(columns=codecs, options=options, fit_seed=seed)
 
@@ -449,16 +451,18 @@ def _fit_categorical(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dic
     observed = raw.dropna()
     counts = observed.map(_token).value_counts()
     originals = dict(zip(observed.map(_token), observed))
-    threshold = max(options["min_count"], math.ceil(options["rare_share"] * n_rows))
-    kept = counts[counts >= threshold].head(options["max_levels"])
-    rare = counts.drop(kept.index)
-    pooled = rare[rare >= min(options["min_count"], 5)]
+    shown = counts[counts >= options["min_level_rows"]]  # the levels a synthetic table may hold
+    kept = shown[shown >= options["rare_share"] * n_rows].head(options["max_levels"])
+    pooled = [(_plain(originals[t]), int(c)) for t, c in shown.drop(kept.index).items()]
+    suppressed = int(counts.sum() - shown.sum())
+    if suppressed:
+        pooled.append((rare_level_value(shown.index), suppressed))
     return CategoricalCodec(
         name=spec.name,
         kind=spec.kind,
         source_dtype=str(raw.dtype),
         levels={t: _plain(originals[t]) for t in kept.index},
-        rare_pool=[(_plain(originals[t]), int(c)) for t, c in pooled.items()],
+        rare_pool=pooled,
         frequencies={t: int(c) for t, c in kept.items()},
         missing_share=float(raw.isna().mean()),
     )

@@ -23,8 +23,10 @@ CODEC_BY_KIND = {
     "clipped to the training range on output",
     ColumnKind.DATE: "days since 1970-01-01 as float, missing indicator; formatted back to the source format",
     ColumnKind.DATETIME: "days since 1970-01-01 as float, missing indicator; formatted back to the source format",
-    ColumnKind.BOOLEAN: "categorical token; missing as its own token",
-    ColumnKind.CATEGORICAL: "categorical token; missing as its own token, rare levels pooled into one token",
+    ColumnKind.BOOLEAN: "categorical token; missing as its own token; a level under the rare-level threshold "
+    "decodes to one value that is no real level",
+    ColumnKind.CATEGORICAL: "categorical token; missing as its own token, rare levels pooled into one token; "
+    "levels under the rare-level threshold decode to one value that is no real level",
     ColumnKind.IDENTIFIER: "not learned; fresh unique values in the source's shape",
     ColumnKind.PII: "not learned; fabricated values of the same pattern",
     ColumnKind.TEXT: "not learned; withheld",
@@ -59,7 +61,8 @@ def _dataset(info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
     return {
         "provenance": f"Synthetic table of {facts.synthetic_rows} rows generated from real {src.kind} "
         f"({src.rows} rows, {src.columns} columns, sha256 {src.sha256}); the output is synthetic "
-        "and contains no real record.",
+        "and contains no real record. Category levels seen in fewer than "
+        f"{facts.schema.min_level_rows} training rows are never reproduced nor listed in the data dictionary.",
         "splits": {
             "train_rows": facts.train_rows,
             "holdout_rows": facts.holdout_rows,

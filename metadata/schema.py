@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -85,8 +86,19 @@ PII_PATTERNS = {
 TRUE_WORDS = {"true", "t", "yes", "y"}
 FALSE_WORDS = {"false", "f", "no", "n"}
 MANY_LEVELS = 1000
-DICTIONARY_VALUES = 50
-MIN_SHOWN_COUNT = 5  # values rarer than this are never listed in the data dictionary
+MIN_LEVEL_ROWS = 10  # the default of MinLevelRows
+RARE_LEVEL = "other"  # what a synthetic table holds in place of every level under the threshold
+DICTIONARY_LEVELS = 50  # a column with more levels has only its number of levels in the data dictionary
+DISCRETE_KINDS = frozenset({ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN})
+
+MinLevelRows = Annotated[
+    int,
+    Field(
+        ge=2,
+        description="a category level seen in fewer training rows is never reproduced (it comes back as "
+        "'other') and never listed in the data dictionary",
+    ),
+]
 
 
 class ColumnSpec(BaseModel):
@@ -130,6 +142,7 @@ class TableSchema(BaseModel):
     n_rows: int
     target: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    min_level_rows: MinLevelRows = MIN_LEVEL_ROWS
 
     # -- inference ----------------------------------------------------------------------------
     @classmethod
@@ -142,7 +155,7 @@ class TableSchema(BaseModel):
             columns.append(spec)
             if warning:
                 warnings.append(warning)
-        return cls(columns=columns, n_rows=len(data), warnings=warnings)
+        return cls(columns=columns, n_rows=len(data), warnings=warnings).with_level_rule(data, MIN_LEVEL_ROWS)
 
     # -- access -------------------------------------------------------------------------------
     @property
@@ -221,6 +234,15 @@ class TableSchema(BaseModel):
             )
         return problems
 
+    def with_level_rule(self, data: pd.DataFrame, min_level_rows: int) -> TableSchema:
+        """A copy that lists, per category column of at most DICTIONARY_LEVELS levels, the levels with at least
+        min_level_rows rows in data (the training rows: the levels a synthetic table may hold), and none elsewhere."""
+        updated = self.model_copy(deep=True, update={"min_level_rows": min_level_rows})
+        for spec in updated.columns:
+            listed = spec.kind in DISCRETE_KINDS and not spec.drop and (spec.cardinality or 0) <= DICTIONARY_LEVELS
+            spec.allowed_values = _frequent_levels(data[spec.name], min_level_rows) if listed else None
+        return updated
+
     # -- serialisation ------------------------------------------------------------------------
     def to_json(self) -> str:
         """JSON text that from_json reads back to an equal schema."""
@@ -232,10 +254,13 @@ class TableSchema(BaseModel):
         return cls.model_validate_json(text)
 
     def data_dictionary(self) -> pd.DataFrame:
-        """One row per column: kind, unit, allowed values or range, missing share, handling."""
+        """One row per column: kind, unit, allowed values or range, missing share, handling.
+
+        A category column lists only its levels with at least min_level_rows rows, and none when it has more
+        than DICTIONARY_LEVELS levels (distinct_values still counts them).
+        """
         rows = []
         for c in self.columns:
-            values = "; ".join(c.allowed_values) if c.allowed_values else ""
             rows.append(
                 {
                     "column": c.name,
@@ -245,7 +270,7 @@ class TableSchema(BaseModel):
                     "format": c.datetime_format or "",
                     "minimum": "" if c.minimum is None else c.minimum,
                     "maximum": "" if c.maximum is None else c.maximum,
-                    "allowed_values": values,
+                    "allowed_values": self._listed_values(c),
                     "distinct_values": c.cardinality,
                     "missing_share": round(c.missing_share, 4),
                     "synthetic_handling": c.handling(),
@@ -253,6 +278,38 @@ class TableSchema(BaseModel):
                 }
             )
         return pd.DataFrame(rows)
+
+    def _listed_values(self, column: ColumnSpec) -> str:
+        """The dictionary's allowed_values cell: the listed levels, and what is not listed."""
+        if column.kind not in DISCRETE_KINDS or column.drop:
+            return ""
+        listed = "; ".join(column.allowed_values or [])
+        if (column.cardinality or 0) > DICTIONARY_LEVELS:
+            return f"not listed: {column.cardinality:,} levels (more than {DICTIONARY_LEVELS})"
+        if len(column.allowed_values or []) < (column.cardinality or 0):
+            replacement = rare_level_value(column.allowed_values or [])
+            rare = f"levels with fewer than {self.min_level_rows} rows: not listed, synthetic '{replacement}'"
+            return f"{listed}; {rare}" if listed else rare
+        return listed
+
+
+def rare_level_value(levels: Iterable[object]) -> str:
+    """The value standing for every level under the threshold: RARE_LEVEL, numbered when a kept level has that name."""
+    taken = {str(level) for level in levels}
+    value, number = RARE_LEVEL, 1
+    while value in taken:
+        number += 1
+        value = f"{RARE_LEVEL} {number}"
+    return value
+
+
+def _frequent_levels(column: pd.Series, min_rows: int) -> list[str]:
+    """The column's levels (as text, most frequent first, 1.0 as 1) seen in at least min_rows rows."""
+    values = column.dropna()
+    if pd.api.types.is_float_dtype(values) and bool((values % 1 == 0).all()):
+        values = values.astype("int64")
+    counts = values.astype(str).value_counts()
+    return [str(v) for v in counts[counts >= min_rows].index]
 
 
 def _bad_kinds(kinds: dict[str, str]) -> list[str]:
@@ -405,9 +462,7 @@ def _temporal_from_values(spec: ColumnSpec, parsed: pd.Series, fmt: str | None) 
 
 
 def _discrete(spec: ColumnSpec, values: pd.Series, kind: ColumnKind) -> ColumnSpec:
-    spec.kind = kind
-    counts = values.astype(str).value_counts()
-    spec.allowed_values = [str(v) for v in counts[counts >= MIN_SHOWN_COUNT].index[:DICTIONARY_VALUES]]
+    spec.kind = kind  # the levels listed are set for the whole table (TableSchema.with_level_rule)
     return spec
 
 

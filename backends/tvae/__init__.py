@@ -36,7 +36,7 @@ stopping (that would read private rows outside the mechanism). FitResult carries
 and delta. Choice made here: the codec's statistics (ranges, decimals, kept category levels and
 counts) and this package's encoding statistics (quantile grids, level lists) are NOT computed with
 DP; they are declared in FitResult.details["not_covered_by_epsilon"] so the crate states it. The
-codec never stores levels seen fewer than `min_count` times, which limits but does not bound the
+codec never stores levels seen fewer than the schema's `min_level_rows` times, which limits but does not bound the
 leak. The DP noise comes from a seeded torch generator (Opacus secure_mode off) so a run can be
 repeated; that generator is not cryptographically secure, as Opacus warns.
 """

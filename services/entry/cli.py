@@ -132,6 +132,9 @@ def generate(
         [], "--backend", "-b", help="backend name; repeat for side by side (default: tvae)"
     ),
     rows: int | None = typer.Option(None, help="rows to generate per backend (default: training rows)"),
+    min_level_rows: int | None = typer.Option(
+        None, help="a category level in fewer training rows is never reproduced nor listed (default 10)"
+    ),
     seed: int | None = typer.Option(None, help="seed for split, fit and sampling"),
     out: Path | None = typer.Option(None, help="run directory (default: runs/<time>)"),
     fmt: str | None = typer.Option(None, "--format", help="csv or parquet"),
@@ -153,7 +156,9 @@ def generate(
     keyword: list[str] = typer.Option([], help="crate keyword; repeatable"),
 ) -> None:
     """Generate synthetic tables from one or more backends side by side and compare them."""
-    request = _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator)
+    request = _build_request(
+        config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator, min_level_rows
+    )
     request = _apply_params(request, epochs=epochs, batch_size=batch_size, epsilon=epsilon, assignments=param)
     request = _apply_crate(
         request, crate, title=title, description=description, authors=author, license=license, keywords=keyword
@@ -257,12 +262,15 @@ def ui(port: int = 8501, address: str = "127.0.0.1") -> None:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _build_request(config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator):
+def _build_request(
+    config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator, min_level_rows
+):
     request = load_request(config) if config else GenerationRequest()
     raw = request.model_dump()
     given = {
         "input_path": str(file) if file else None,
         "rows": rows,
+        "min_level_rows": min_level_rows,
         "seed": seed,
         "output_dir": str(out) if out else None,
         "output_format": fmt,

@@ -13,6 +13,7 @@ from fairsynth.backends import registry
 from fairsynth.backends.base import BackendError, ParameterError
 from fairsynth.errors import FairsynthError, field_problems
 from fairsynth.metadata.model import CrateInfo
+from fairsynth.metadata.schema import MIN_LEVEL_ROWS, MinLevelRows
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
 DEFAULT_BACKENDS = ("tvae",)  # the in-house TVAE: what a run uses when it names no backend
@@ -50,6 +51,7 @@ class GenerationRequest(BaseModel):
     schema_overrides: SchemaOverrides = Field(default_factory=SchemaOverrides)
     backends: list[BackendSpec] = Field(default_factory=lambda: [BackendSpec(name=n) for n in DEFAULT_BACKENDS])
     rows: int | None = Field(default=None, ge=1, description="rows to generate; default: as many as the training split")
+    min_level_rows: MinLevelRows = MIN_LEVEL_ROWS
     seed: int = 0
     holdout_share: float = Field(default=0.2, ge=0.05, le=0.5)
     output_dir: str | None = None  # None: runs/<UTC time>

@@ -144,6 +144,7 @@ def prepare_run(request: GenerationRequest, schema: TableSchema | None = None) -
         crate_info(request, source.name)  # missing crate metadata fails before any work
     schema = _apply_overrides(schema, request) if schema is not None else inspect(data, request)
     train, holdout = split(data, request.holdout_share, request.seed)
+    schema = schema.with_level_rule(train, request.min_level_rows)  # the codec counts levels in train too
     run_dir = _prepare_run_dir(Path(request.output_dir or default_run_dir()))
     context = _run_context(request, source, data, train, holdout)
     (run_dir / "schema.json").write_text(schema.to_json())
