@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnSpec
-from fairsynth.services.run.evaluation.frames import column_values, is_numeric
+from fairsynth.services.run.evaluation.frames import column_values, is_numeric, listed_labels
 from fairsynth.services.run.evaluation.metrics import (
     COLUMN_PAIR_TRENDS,
     COLUMN_SHAPES,
@@ -26,7 +26,8 @@ from fairsynth.services.run.evaluation.metrics import (
 from fairsynth.services.run.evaluation.results import Association, DistanceToClosestRecord, UtilityResult
 
 REAL_COLOUR, SYNTH_COLOUR, HOLDOUT_COLOUR = "#1f77b4", "#ff7f0e", "#2ca02c"
-TOP_LEVELS = 20  # categories shown per bar chart; the rest are summed as "other"
+TOP_LEVELS = 20  # categories shown per bar chart; the rest (and real ones the dictionary does not list) are summed
+REST_LABEL = "(other levels)"
 INVENTED_SHOWN = 5  # categories only the synthetic table has, shown by name
 BINS = 30
 
@@ -43,7 +44,7 @@ def distribution_figure(spec: ColumnSpec, real: pd.Series, synthetic: dict[str, 
     if is_numeric(spec):
         figure = _histograms({n: v.dropna() for n, v in values.items()}, colours, spec.kind in TEMPORAL_KINDS)
     else:
-        figure = _category_bars({n: v.fillna("(missing)") for n, v in values.items()}, colours)
+        figure = _category_bars({n: v.fillna("(missing)") for n, v in values.items()}, colours, listed_labels(spec))
     figure.update_layout(title=f"{spec.name} ({spec.kind.value})", yaxis_title="share of rows")
     return styled(figure, height=300)
 
@@ -68,17 +69,18 @@ def _histograms(values: dict[str, pd.Series], colours: dict, temporal: bool) -> 
     return figure.update_layout(barmode="overlay", bargap=0)
 
 
-def _category_bars(values: dict[str, pd.Series], colours: dict) -> go.Figure:
+def _category_bars(values: dict[str, pd.Series], colours: dict, listed: set[str]) -> go.Figure:
+    """Shares per category; a real level is named only when listed (never one under the rare-level threshold)."""
     shares = {name: column.value_counts(normalize=True) for name, column in values.items()}
     real = shares["real"]
-    levels = list(real.index[:TOP_LEVELS])
+    levels = [level for level in real.index if level == "(missing)" or str(level).lower() in listed][:TOP_LEVELS]
     invented = list(dict.fromkeys(v for s in shares.values() for v in s.index if v not in real.index))
     shown = levels + invented[:INVENTED_SHOWN]
     figure = go.Figure()
     for name, share in shares.items():
         heights = [float(share.get(level, 0.0)) for level in shown]
         figure.add_bar(
-            x=[str(c) for c in shown] + ["other"],
+            x=[str(c) for c in shown] + [REST_LABEL],
             y=heights + [max(0.0, 1.0 - sum(heights))],
             name=name,
             marker_color=colours[name],

@@ -229,7 +229,7 @@ def _column_row(name: str, column) -> dict:
         ]
         detail = f"real {ends[0]} – {ends[1]}; synthetic {ends[2]} – {ends[3]}"
     elif categories:
-        examples = f" (e.g. {', '.join(categories.lost_examples[:3])})" if categories.lost else ""
+        examples = f" (e.g. {', '.join(categories.lost_examples[:3])})" if categories.lost_examples else ""
         detail = f"{categories.real_levels} levels; lost {categories.lost}, invented {categories.invented}{examples}"
     else:
         detail = ""

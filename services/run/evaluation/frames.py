@@ -32,6 +32,12 @@ def column_values(raw: pd.Series, spec: ColumnSpec) -> pd.Series:
     return raw.map(labels).astype(object).where(raw.notna(), np.nan)
 
 
+def listed_labels(spec: ColumnSpec) -> set[str]:
+    """The real levels a report may name: those the data dictionary lists (never one under the rare-level
+    threshold, none of a column with too many levels), as lower-case labels."""
+    return {label.lower() for label in spec.allowed_values or []}
+
+
 def values_frame(data: pd.DataFrame, specs: list[ColumnSpec]) -> pd.DataFrame:
     """The compared columns of a table as numbers and labels (see column_values)."""
     return pd.DataFrame({spec.name: column_values(data[spec.name], spec) for spec in specs}, index=data.index)

@@ -15,7 +15,13 @@ import pandas as pd
 from sdmetrics.reports import DiagnosticReport, QualityReport
 
 from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, TableSchema
-from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.services.run.evaluation.frames import (
+    compared_columns,
+    is_numeric,
+    listed_labels,
+    subsample,
+    values_frame,
+)
 from fairsynth.services.run.evaluation.results import QualityResult
 
 TABLE = "table"
@@ -158,7 +164,7 @@ def _column_fidelity(
     if is_numeric(spec):
         entry["range"] = _range_fidelity(spec, real.dropna(), synth.dropna())
     else:
-        entry["categories"] = category_coverage(real.dropna(), synth.dropna())
+        entry["categories"] = category_coverage(real.dropna(), synth.dropna(), listed_labels(spec))
     return entry
 
 
@@ -198,16 +204,21 @@ def _range_fidelity(spec, real: pd.Series, synth: pd.Series) -> dict:
     return result
 
 
-def category_coverage(real: pd.Series, synth: pd.Series) -> dict:
-    """Categories of the real column missing from the synthetic one (lost) and the reverse (invented)."""
+def category_coverage(real: pd.Series, synth: pd.Series, listed: set[str]) -> dict:
+    """Categories of the real column missing from the synthetic one (lost) and the reverse (invented).
+
+    A lost level is named only when it is in `listed` (frames.listed_labels): a level under the rare-level
+    threshold is always lost and never named.
+    """
     real_levels, synth_levels = set(real.unique()), set(synth.unique())
     lost, invented = sorted(real_levels - synth_levels), sorted(synth_levels - real_levels)
+    named_lost = [level for level in lost if str(level).lower() in listed]
     return {
         "real_levels": len(real_levels),
         "synthetic_levels": len(synth_levels),
         "lost": len(lost),
         "invented": len(invented),
-        "lost_examples": lost[:MAX_LISTED],
+        "lost_examples": named_lost[:MAX_LISTED],
         "invented_examples": invented[:MAX_LISTED],
         "invented_share": _number(synth.isin(invented).mean()) if len(synth) else 0.0,
     }

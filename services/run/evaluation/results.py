@@ -127,7 +127,9 @@ class CategoryCoverage(Block):
     synthetic_levels: int
     lost: int
     invented: int
-    lost_examples: list[str] = Field(default_factory=list, description="up to 20 lost categories")
+    lost_examples: list[str] = Field(
+        default_factory=list, description="up to 20 lost categories that the data dictionary lists"
+    )
     invented_examples: list[str] = Field(default_factory=list, description="up to 20 invented categories")
     invented_share: Number = Field(None, description="synthetic rows holding an invented category")
 
