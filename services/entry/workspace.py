@@ -248,7 +248,14 @@ def estimate(backend: dict, rows: int, columns: int, params: dict, holdout_share
 
 # -- jobs -----------------------------------------------------------------------------------------
 def submit_job(
-    ws: Workspace, dataset: Dataset, specs: list[dict], *, rows: int | None, seed: int = 0, anonymeter: bool = True
+    ws: Workspace,
+    dataset: Dataset,
+    specs: list[dict],
+    *,
+    rows: int | None,
+    seed: int = 0,
+    anonymeter: bool = True,
+    min_level_rows: int | None = None,
 ) -> Job:
     """Queue a run of these backends (dicts of name and params) on the dataset with its edited schema."""
     raw = {
@@ -257,6 +264,7 @@ def submit_job(
         "rows": rows,
         "seed": seed,
         "anonymeter": anonymeter,
+        "min_level_rows": min_level_rows,
     }
     request = parse_request({k: v for k, v in raw.items() if v is not None}, "the run")
     job = create_job(

@@ -100,6 +100,12 @@ def test_generate_page_builds_each_backends_form_from_its_parameter_schema(data_
     assert ws_api.list_jobs(workspace()) == []  # refused before anything was stored
 
 
+def test_generate_page_offers_the_requests_rare_level_threshold(data_dir):
+    threshold = open_app("pages/generate.py").number_input(key="min_level_rows")
+    assert (threshold.value, threshold.min, threshold.step) == (10, 2, 1)
+    assert "never reproduced" in threshold.help
+
+
 @pytest.mark.slow
 def test_two_backends_run_compare_export_and_reopen(data_dir):
     app = open_app("pages/generate.py")

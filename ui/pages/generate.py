@@ -8,7 +8,7 @@ import streamlit as st
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.services.entry.catalog import ParameterField, parameter_fields
 from fairsynth.services.jobs.store import JobState
-from fairsynth.services.run.config import DEFAULT_BACKENDS
+from fairsynth.services.run.config import DEFAULT_BACKENDS, GenerationRequest
 from fairsynth.ui.common import choose_job, current_dataset, current_job, friendly_errors, header, workspace
 
 ws = workspace()
@@ -116,6 +116,9 @@ rows = left.number_input(
     "Rows to generate per backend", min_value=10, max_value=10_000_000, value=dataset.rows, step=100, key="rows"
 )
 seed = right.number_input("Seed (the same seed repeats the same rows)", min_value=0, value=0, step=1, key="seed")
+rare = next(f for f in parameter_fields(GenerationRequest.model_json_schema()) if f.name == "min_level_rows")
+with left:
+    min_level_rows = number_input("Rare-level threshold (training rows)", rare, "min_level_rows", rare.description)
 anonymeter = st.toggle(
     "Run anonymeter's re-identification attacks (slowest privacy measure)", value=True, key="anonymeter"
 )
@@ -147,7 +150,15 @@ running = job is not None and not ws_api.is_ended(job)
 if st.button("Generate", type="primary", disabled=not chosen or running, key="generate"):
     with friendly_errors("Starting the run"):
         specs = [{"name": b["name"], "params": params.get(b["name"], {})} for b in chosen]
-        job = ws_api.submit_job(ws, dataset, specs, rows=int(rows), seed=int(seed), anonymeter=anonymeter)
+        job = ws_api.submit_job(
+            ws,
+            dataset,
+            specs,
+            rows=int(rows),
+            seed=int(seed),
+            anonymeter=anonymeter,
+            min_level_rows=int(min_level_rows),
+        )
         choose_job(job.id)
         running = True
 
