@@ -96,7 +96,7 @@ MinLevelRows = Annotated[
     Field(
         ge=2,
         description="a category level seen in fewer training rows is never reproduced (it comes back as "
-        "'other') and never listed in the data dictionary",
+        f"'{RARE_LEVEL}') and never listed in the data dictionary",
     ),
 ]
 
@@ -288,7 +288,7 @@ class TableSchema(BaseModel):
             return f"not listed: {column.cardinality:,} levels (more than {DICTIONARY_LEVELS})"
         if len(column.allowed_values or []) < (column.cardinality or 0):
             replacement = rare_level_value(column.allowed_values or [])
-            rare = f"levels with fewer than {self.min_level_rows} rows: not listed, synthetic '{replacement}'"
+            rare = f"levels with fewer than {self.min_level_rows} rows: not listed, '{replacement}' in synthetic rows"
             return f"{listed}; {rare}" if listed else rare
         return listed
 
