@@ -133,7 +133,9 @@ def generate(
     ),
     rows: int | None = typer.Option(None, help="rows to generate per backend (default: training rows)"),
     min_level_rows: int | None = typer.Option(
-        None, help="a category level in fewer training rows is never reproduced nor listed (default 10)"
+        None,
+        help="a category level in fewer training rows is never reproduced nor listed (default "
+        f"{GenerationRequest.model_fields['min_level_rows'].default})",
     ),
     seed: int | None = typer.Option(None, help="seed for split, fit and sampling"),
     out: Path | None = typer.Option(None, help="run directory (default: runs/<time>)"),
