@@ -44,6 +44,7 @@ from fairsynth.metadata.schema import (
     ColumnSpec,
     SchemaError,
     TableSchema,
+    detect_datetime_format,
     nhs_check_digit,
     parse_datetime_text,
     rare_level_value,
@@ -54,6 +55,8 @@ RARE_TOKEN = "__rare__"
 INDICATOR_SUFFIX = "__missing"
 EPOCH = pd.Timestamp("1970-01-01")
 DAY_NS = 86_400 * 10**9
+FORMAT_SAMPLE_ROWS = 20_000  # rows a forced date column's format is detected on
+FORCED_DATETIME_SHARE = 0.5  # share of those a format must read; the rest become missing values
 
 
 class NumericCodec(BaseModel):
@@ -222,8 +225,27 @@ class IdentifierCodec(BaseModel):
         return pd.Series(_fill_template(template, unique_counters(rows, 10**digits, salt)))
 
 
+class NameShape(BaseModel):
+    """What a column of person names looks like, without any of its names: the letter case, the tokens
+    per name, and the pool of fabricated names rows draw from (as many as the source's distinct names)."""
+
+    case: Literal["lower", "upper", "title"] = "title"
+    tokens: int = Field(2, ge=1)
+    pool_size: int = Field(1, ge=1)
+    pool_seed: int = 0  # the first seed whose pool holds no name of the source
+
+    @property
+    def vocabulary(self) -> int:
+        """Distinct words per token position: about four times the pool's tokens, so first and last names
+        recur across names as real ones do, and at least enough for pool_size distinct names."""
+        words = max(2, math.ceil((4 * self.pool_size) ** (1 / self.tokens)))
+        while words ** (self.tokens) < self.pool_size:
+            words += 1
+        return min(words, NAME_WORDS)
+
+
 class PiiCodec(BaseModel):
-    """PII: never learned, replaced by fabricated values of the same pattern."""
+    """PII: never learned, replaced by fabricated values of the same pattern (names in the source's shape)."""
 
     type: Literal["pii"] = "pii"
     name: str
@@ -231,11 +253,15 @@ class PiiCodec(BaseModel):
     separator: str = ""
     numeric: bool = False
     missing_share: float = 0.0
+    names: NameShape | None = None
 
     def decode(
         self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int, total_rows: int = 0
     ) -> pd.Series:
-        """Fabricated values: reserved e-mail domain, drama phone numbers, NHS test-range numbers."""
+        """Fabricated values: reserved e-mail domain, drama phone numbers, NHS test-range numbers, names
+        drawn from a pool of invented ones."""
+        if self.names is not None:
+            return pd.Series(fabricate_names(self.names, rng.integers(0, self.names.pool_size, n_rows)), dtype=object)
         values = fabricate_pii(self.pii_type, n_rows, start_row, rng, salt, self.separator)
         if self.numeric:
             return pd.Series(values).astype("int64")
@@ -406,12 +432,15 @@ def _fit_column(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dict) ->
 
 
 def _fit_numeric(raw: pd.Series, spec: ColumnSpec) -> NumericCodec:
+    datetime_format = spec.datetime_format
+    if spec.kind in TEMPORAL_KINDS and datetime_format is None and not pd.api.types.is_datetime64_any_dtype(raw):
+        datetime_format = _forced_datetime_format(raw)
     probe = NumericCodec(
         name=spec.name,
         kind=spec.kind,
         minimum=0,
         maximum=0,
-        datetime_format=spec.datetime_format,
+        datetime_format=datetime_format,
         source_dtype=str(raw.dtype),
     )
     values = probe.to_numbers(raw)
@@ -428,16 +457,24 @@ def _fit_numeric(raw: pd.Series, spec: ColumnSpec) -> NumericCodec:
             "maximum": float(observed.max()),
             "decimals": decimals,
             "indicator": indicator,
-            "time_resolution_days": _time_resolution(spec),
+            "time_resolution_days": _time_resolution(spec.kind, datetime_format),
             "missing_share": float(values.isna().mean()),
         }
     )
 
 
-def _time_resolution(spec: ColumnSpec) -> float:
-    if spec.kind == ColumnKind.DATE:
+def _forced_datetime_format(raw: pd.Series) -> str | None:
+    """The format of a text column the user declared temporal (inference found none): the first known
+    format that reads most of a seeded sample, so synthetic values are written as the source writes them."""
+    text = raw.dropna().astype(str).str.strip()
+    sample = text.sample(n=min(len(text), FORMAT_SAMPLE_ROWS), random_state=0)
+    return detect_datetime_format(sample, min_share=FORCED_DATETIME_SHARE)
+
+
+def _time_resolution(kind: ColumnKind, datetime_format: str | None) -> float:
+    if kind == ColumnKind.DATE:
         return 1.0
-    fmt = spec.datetime_format or "%S"
+    fmt = datetime_format or "%S"
     if "%f" in fmt:
         return 1e-3 / 86_400
     if "%S" in fmt:
@@ -507,6 +544,28 @@ def _fit_pii(raw: pd.Series, spec: ColumnSpec) -> PiiCodec:
         separator=separator,
         numeric=numeric,
         missing_share=float(raw.isna().mean()),
+        names=_name_shape(observed.astype(str)) if spec.pii_type == "name" and len(observed) else None,
+    )
+
+
+def _name_shape(names: pd.Series) -> NameShape:
+    """The source names' most common case and token count, and a pool as large as their distinct count
+    whose seed makes none of its names equal a source name (in any case)."""
+    cases = np.select([names == names.str.lower(), names == names.str.upper()], ["lower", "upper"], "title")
+    shape = NameShape(
+        case=pd.Series(cases).mode().iloc[0],
+        tokens=int(names.str.split().str.len().clip(1, 3).mode().iloc[0]),
+        pool_size=min(names.nunique(), NAME_WORDS),
+    )
+    real = set(names.str.casefold())
+    for seed in range(NAME_POOL_TRIES):
+        shape.pool_seed = seed
+        pool = fabricate_names(shape, np.arange(shape.pool_size))
+        if real.isdisjoint(np.char.lower(pool.astype(str))):
+            return shape
+    raise SchemaError(
+        f"Column '{names.name}' holds so many distinct names that no pool of invented ones avoids them all; "
+        "set its kind to identifier."
     )
 
 
@@ -576,50 +635,44 @@ def _values_array(values: list) -> pa.Array:
         return pa.array([str(v) for v in values])
 
 
-FIRST_NAMES = (
-    "Alex",
-    "Sam",
-    "Jordan",
-    "Taylor",
-    "Morgan",
-    "Casey",
-    "Robin",
-    "Jamie",
-    "Avery",
-    "Riley",
-    "Quinn",
-    "Rowan",
-    "Sasha",
-    "Drew",
-    "Kit",
-    "Noel",
-    "Ellis",
-    "Frankie",
-    "Hayden",
-    "Reese",
-)
-LAST_NAMES = (
-    "Ashdown",
-    "Brackley",
-    "Carrow",
-    "Denholm",
-    "Elsworth",
-    "Fairleigh",
-    "Garside",
-    "Holloway",
-    "Inchley",
-    "Jessop",
-    "Kettering",
-    "Lowther",
-    "Marden",
-    "Northam",
-    "Oakridge",
-    "Penhale",
-    "Quarrie",
-    "Redfern",
-    "Stanway",
-    "Thursby",
-)
+# invented names: onset, vowel, onset, vowel, ending ("Bravoton"); every such word parses one way only
+NAME_ONSETS = ("b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "l")
+NAME_ONSETS += ("m", "n", "p", "r", "s", "sh", "st", "t", "th", "tr", "v", "w", "z")
+NAME_VOWELS = tuple("aeiou")
+NAME_ENDINGS = ("", "n", "l", "r", "s", "th", "nd", "rt", "ley", "ton", "well", "by", "den", "ford", "win", "ric")
+NAME_SYLLABLES = (NAME_ONSETS, NAME_VOWELS, NAME_ONSETS, NAME_VOWELS, NAME_ENDINGS)
+NAME_WORDS = math.prod(len(part) for part in NAME_SYLLABLES)
+NAME_POOL_TRIES = 100
+
+
+def fabricate_names(shape: NameShape, pool_indices: np.ndarray) -> np.ndarray:
+    """The invented names at the given places of a shape's pool, in its case and token count, vectorised."""
+    words_per_token = shape.vocabulary
+    counters = unique_counters(np.asarray(pool_indices, dtype=np.int64), words_per_token**shape.tokens, shape.pool_seed)
+    tokens = []
+    for position in range(shape.tokens):
+        word_index = unique_counters(counters % words_per_token, NAME_WORDS, shape.pool_seed * 31 + position + 1)
+        counters = counters // words_per_token
+        tokens.append(_cased(_invented_words(np.asarray(word_index, dtype=np.int64)), shape.case))
+    names = tokens[0]
+    for token in tokens[1:]:
+        names = np.char.add(np.char.add(names, " "), token)
+    return names.astype(object)
+
+
+def _invented_words(word_index: np.ndarray) -> np.ndarray:
+    """Lowercase invented words, one per index below NAME_WORDS (a mixed-radix number over the syllables)."""
+    word = np.full(word_index.shape, "", dtype="<U12")
+    for part in NAME_SYLLABLES:
+        word = np.char.add(word, np.asarray(part)[word_index % len(part)])
+        word_index = word_index // len(part)
+    return word
+
+
+def _cased(words: np.ndarray, case: str) -> np.ndarray:
+    if case == "upper":
+        return np.char.upper(words)
+    return words if case == "lower" else np.char.capitalize(words)
 
 
 def fabricate_pii(
@@ -638,8 +691,6 @@ def fabricate_pii(
         points[:, 5] = rng.integers(1, 10, n) + ord("0")
         points[:, 6:] = rng.integers(0, 26, (n, 2)) + ord("A")
         return code_points_to_strings(points)
-    if pii_type == "name":
-        return np.char.add(np.char.add(rng.choice(FIRST_NAMES, n), " "), rng.choice(LAST_NAMES, n)).astype(object)
     return _fill_template("withheld-##########", np.arange(start_row, start_row + n))
 
 

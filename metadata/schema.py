@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
@@ -77,12 +78,20 @@ NAME_COLUMN = re.compile(
     r"given_?name|family_?name)($|_)",
     re.IGNORECASE,
 )
-PII_PATTERNS = {
-    "email": re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"),
-    "phone": re.compile(r"^(\+44\s?7\d{3}|\+44\s?\d{2,4}|0\d{2,4}|\(0\d{2,4}\))[\s-]?\d{3,4}[\s-]?\d{3,4}$"),
-    "nhs_number": re.compile(r"^\d{3}[\s-]?\d{3}[\s-]?\d{4}$"),
-    "postcode": re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}$", re.IGNORECASE),
-}
+#: words of places, services and tests: a column of values with them names no person (clinic_name)
+INSTITUTION_WORDS = re.compile(
+    r"\b(?:clinic|clinical|hospital|hosp|ward|lab|labs|laboratory|test|tests|testing|centre|center|unit|"
+    r"dept|department|practice|surgery|service|services|trust|pharmacy|team|site|room|theatre|van|icu|"
+    r"pcr|assay|panel|screen|group)\b",
+    re.IGNORECASE,
+)
+PII_MATCH_SHARE = 0.9  # share of values that must look like the PII kind
+PII_HINTED_MATCH_SHARE = 0.6  # ... where the column's name hints at the kind
+MIN_HINTED_NAMES = 20  # distinct single-token values a column named like a name needs to be names
+MIN_UNHINTED_NAMES = 50  # distinct values names need where the column's name says nothing
+UNHINTED_NAMES_UNIQUE_SHARE = 0.3  # ... and that share of rows with a distinct value (people differ)
+
+
 TRUE_WORDS = {"true", "t", "yes", "y"}
 FALSE_WORDS = {"false", "f", "no", "n"}
 MANY_LEVELS = 1000
@@ -412,27 +421,57 @@ def _from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[
 def _temporal_from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[ColumnSpec, str | None] | None:
     if not sample.str.contains(r"\d", regex=True).all() or sample.str.len().max() > 40:
         return None
+    fmt = detect_datetime_format(sample)
+    if fmt is None:
+        return None
+    parsed = parse_datetime_text(values, fmt)
+    share = float(parsed.notna().mean())
+    if share == 1.0:
+        return _temporal_from_values(spec, parsed, fmt), None
+    if share >= 0.99:
+        bad = ", ".join(map(repr, values[parsed.isna()].unique()[:3]))
+        return (
+            _temporal_from_values(spec, parsed.dropna(), fmt),
+            f"Column '{spec.name}' holds dates in {fmt} but {1 - share:.1%} of values do not "
+            f"parse (e.g. {bad}); those become missing values.",
+        )
+    return None
+
+
+def detect_datetime_format(sample: pd.Series, min_share: float = 1.0) -> str | None:
+    """The first of DATE_FORMATS that reads at least min_share of the sample's text values (date-only
+    values count for a datetime format of their family, see parse_datetime_text); None when none does."""
+    probe = sample.head(200)  # most formats fail at once on a small probe; test the sample after
     for fmt in DATE_FORMATS:
-        if fmt == "%Y%m%d" and not sample.str.fullmatch(r"(19|20)\d{6}").all():
+        if fmt == "%Y%m%d" and sample.str.fullmatch(r"(19|20)\d{6}").mean() < min_share:
             continue
-        probe = sample.head(200)  # most formats fail at once on a small probe; test the sample after
-        if parse_datetime_text(probe, fmt).notna().all() and parse_datetime_text(sample, fmt).notna().all():
-            parsed = parse_datetime_text(values, fmt)
-            share = float(parsed.notna().mean())
-            if share == 1.0:
-                return _temporal_from_values(spec, parsed, fmt), None
-            if share >= 0.99:
-                bad = ", ".join(map(repr, values[parsed.isna()].unique()[:3]))
-                return (
-                    _temporal_from_values(spec, parsed.dropna(), fmt),
-                    f"Column '{spec.name}' holds dates in {fmt} but {1 - share:.1%} of values do not "
-                    f"parse (e.g. {bad}); those become missing values.",
-                )
+        if all(parse_datetime_text(part, fmt).notna().mean() >= min_share for part in (probe, sample)):
+            return fmt
     return None
 
 
 def parse_datetime_text(text: pd.Series, fmt: str) -> pd.Series:
     """Datetimes from text in one strftime format; values that do not match it exactly become NaT.
+
+    Mixed precision is one format: a date-only value among datetimes (2014-01-16 among 2014-01-16T13:17)
+    reads as that day's midnight, and synthetic values are written in the full format.
+    """
+    parsed = _parse_exact(text, fmt)
+    date_part = _date_part(fmt)
+    unread = parsed.isna().to_numpy() & text.notna().to_numpy()
+    if date_part and unread.any():
+        parsed[unread] = _parse_exact(text[unread], date_part)
+    return parsed
+
+
+def _date_part(fmt: str) -> str | None:
+    """The date of a datetime format ('%Y-%m-%d' of '%Y-%m-%dT%H:%M'); None for a format without a time."""
+    match = re.match(r"(.*%[dY])[T ]%H", fmt)
+    return match.group(1) if match else None
+
+
+def _parse_exact(text: pd.Series, fmt: str) -> pd.Series:
+    """parse_datetime_text for one format to the letter.
 
     Arrow parses ten times faster than pandas but rolls impossible dates over (30 Feb -> 1 Mar) and
     forgives stray spaces, so every value it parsed whose re-formatting differs (those, and
@@ -473,14 +512,15 @@ def _pii(spec: ColumnSpec, pii_type: str) -> ColumnSpec:
 
 
 def _pii_type(name: str, sample: pd.Series) -> str | None:
-    for pii_type, pattern in PII_PATTERNS.items():
-        matches = sample.str.match(pattern)
-        if matches.mean() >= 0.9:
-            if pii_type == "nhs_number" and not _nhs_checksums_valid(sample[matches]):
-                continue
+    """The first PII kind most values look like (fewer where the column's name hints at it) and that its
+    further content check confirms; None for any other column."""
+    for pii_type, kind in PII_KINDS.items():
+        hinted = bool(kind.name_hint.search(name))
+        matches = sample.str.match(kind.pattern)
+        if matches.mean() >= (PII_HINTED_MATCH_SHARE if hinted else PII_MATCH_SHARE) and kind.confirm(
+            sample[matches], hinted
+        ):
             return pii_type
-    if NAME_COLUMN.search(name) and sample.str.fullmatch(r"[A-Za-z][A-Za-z' .-]*").mean() >= 0.9:
-        return "name"
     return None
 
 
@@ -490,7 +530,7 @@ def _looks_like_identifier(name: str, unique_ratio: float, n_values: int) -> boo
     return unique_ratio >= 0.999 and n_values >= 50
 
 
-def _nhs_checksums_valid(values: pd.Series) -> bool:
+def _nhs_checksums_valid(values: pd.Series, hinted: bool = False) -> bool:
     """True when most values pass the NHS number modulus-11 check (so it is not just any 10 digits)."""
     digits = values.str.replace(r"\D", "", regex=True)
     digits = digits[digits.str.len() == 10]
@@ -498,6 +538,56 @@ def _nhs_checksums_valid(values: pd.Series) -> bool:
         return False
     matrix = np.array([list(map(int, d)) for d in digits.head(500)])
     return float((nhs_check_digit(matrix[:, :9]) == matrix[:, 9]).mean()) >= 0.9
+
+
+def _looks_like_person_names(values: pd.Series, hinted: bool) -> bool:
+    """Names of people, not of clinics or tests: hardly a word of a place or a test, and the diversity of
+    people (first and last tokens that recombine, or many distinct values); without a hint in the column's
+    name also many distinct values, most rows with their own (a category repeats, people differ)."""
+    distinct = pd.Series(values.unique(), dtype=object)
+    if distinct.empty or distinct.str.contains(INSTITUTION_WORDS).mean() >= 0.1:
+        return False
+    tokens = distinct.str.split()
+    recombined = (tokens.str.len() >= 2).mean() >= 0.5 and len(distinct) > max(
+        tokens.str[0].nunique(), tokens.str[-1].nunique()
+    )
+    if hinted:
+        return recombined or len(distinct) >= MIN_HINTED_NAMES
+    return recombined and len(distinct) >= max(MIN_UNHINTED_NAMES, UNHINTED_NAMES_UNIQUE_SHARE * len(values))
+
+
+def _any_content(values: pd.Series, hinted: bool) -> bool:
+    """No further check: the pattern says it all."""
+    return True
+
+
+@dataclass(frozen=True)
+class PiiKind:
+    """One kind of personal data, detected by content: the pattern each value matches, the column names
+    that hint at it, and a further check on the matching values (told whether the name hinted)."""
+
+    pattern: re.Pattern[str]
+    name_hint: re.Pattern[str]
+    confirm: Callable[[pd.Series, bool], bool] = _any_content
+
+
+NAME_TOKEN = r"[^\W\d_](?:[^\W\d_]|['.-])*"  # letters (any script), with apostrophes, dots, hyphens
+#: the PII kinds, tried in this order; fabricate_pii (backends.preprocessing) makes each one's values
+PII_KINDS = {
+    "email": PiiKind(re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"), re.compile(r"e_?mail", re.IGNORECASE)),
+    "phone": PiiKind(
+        re.compile(r"^(\+44\s?7\d{3}|\+44\s?\d{2,4}|0\d{2,4}|\(0\d{2,4}\))[\s-]?\d{3,4}[\s-]?\d{3,4}$"),
+        re.compile(r"phone|mobile|(^|_)tel($|_)", re.IGNORECASE),
+    ),
+    "nhs_number": PiiKind(
+        re.compile(r"^\d{3}[\s-]?\d{3}[\s-]?\d{4}$"), re.compile(r"nhs", re.IGNORECASE), _nhs_checksums_valid
+    ),
+    "postcode": PiiKind(
+        re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}$", re.IGNORECASE),
+        re.compile(r"post_?code|zip", re.IGNORECASE),
+    ),
+    "name": PiiKind(re.compile(rf"^{NAME_TOKEN}(\s{NAME_TOKEN}){{0,2}}$"), NAME_COLUMN, _looks_like_person_names),
+}
 
 
 def nhs_check_digit(nine_digits: np.ndarray) -> np.ndarray:
