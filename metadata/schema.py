@@ -87,6 +87,8 @@ FALSE_WORDS = {"false", "f", "no", "n"}
 MANY_LEVELS = 1000
 DICTIONARY_VALUES = 50
 MIN_SHOWN_COUNT = 5  # values rarer than this are never listed in the data dictionary
+#: DataFrame.attrs key the table reader sets: numeric columns the source writes with a decimal point
+DECIMAL_POINT_COLUMNS = "decimal_point_columns"
 
 
 class ColumnSpec(BaseModel):
@@ -104,6 +106,7 @@ class ColumnSpec(BaseModel):
     minimum: float | str | None = None
     maximum: float | str | None = None
     decimals: int | None = None
+    decimal_point: bool = Field(False, description="the source writes every value with a decimal point (1.0, not 1)")
     allowed_values: list[str] | None = None
     source_dtype: str = "object"
 
@@ -139,6 +142,7 @@ class TableSchema(BaseModel):
         columns, warnings = [], []
         for name in data.columns:
             spec, warning = infer_column(data[name], sample[name])
+            spec.decimal_point = spec.kind in NUMERIC_KINDS and name in data.attrs.get(DECIMAL_POINT_COLUMNS, ())
             columns.append(spec)
             if warning:
                 warnings.append(warning)
