@@ -57,7 +57,10 @@ class Settings(BaseSettings):
     api_token: str | None = Field(
         default=None, description="bearer token; `fairsynth serve` refuses to bind beyond loopback without it"
     )
-    max_upload_mb: PositiveFloat = Field(default=DEFAULT_MAX_UPLOAD_MB, description="largest upload, in MiB")
+    max_upload_mb: PositiveFloat = Field(
+        default=DEFAULT_MAX_UPLOAD_MB,
+        description=f"largest upload as sent, in MiB; a compressed CSV may unpack to {UNPACKED_PER_UPLOAD} times this",
+    )
     workers: PositiveInt = Field(default=2, description="parallel task processes of the local executor")
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import pandas as pd
 
@@ -185,11 +185,12 @@ def _head(path: Path) -> bytes:
         return handle.read(8)
 
 
-class _Compression:
+class _Compression(NamedTuple):
     """One compression: the bytes its files start with, the suffix it is stored under, how to unpack it."""
 
-    def __init__(self, magic: bytes, suffix: str, unpack: Callable[[Path], BinaryIO]) -> None:
-        self.magic, self.suffix, self.unpack = magic, suffix, unpack
+    magic: bytes
+    suffix: str
+    unpack: Callable[[Path], BinaryIO]
 
 
 def _only_member(path: Path) -> BinaryIO:
@@ -224,7 +225,7 @@ class _Source:
         if self.compression is None:
             return open(self.path, "rb")
         raw = _Capped(COMPRESSIONS[self.compression].unpack(self.path), self)
-        return io.BufferedReader(raw, READ_CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(raw, READ_CHUNK)
 
     def unpacking(self, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         """Run `read`, turning a damaged compressed file's errors into one sentence."""
