@@ -150,8 +150,8 @@ def _decimal_point_columns(source: _Source, data: pd.DataFrame, separator: str, 
     floats = [name for name in data.columns if pd.api.types.is_float_dtype(data[name])]
     if not floats:
         return []
-    with source.open() as handle:
-        text = pd.read_csv(handle, sep=separator, encoding=encoding, usecols=floats, dtype=str, nrows=LOOK_ROWS)
+    with source.open() as handle:  # read as the table was, so the columns get the same names
+        text = pd.read_csv(handle, sep=separator, encoding=encoding, dtype=str, nrows=LOOK_ROWS)
     # an exponent, nan or inf counts as written with a point: only a bare whole number says otherwise
     return [name for name in floats if text[name].dropna().str.contains(r"[.eEnN]").all()]
 
