@@ -98,6 +98,8 @@ MANY_LEVELS = 1000
 MIN_LEVEL_ROWS = 10  # the default of MinLevelRows
 RARE_LEVEL = "other"  # what a synthetic table holds in place of every level under the threshold
 DICTIONARY_LEVELS = 50  # a column with more levels has only its number of levels in the data dictionary
+#: DataFrame.attrs key the table reader sets: numeric columns the source writes with a decimal point
+DECIMAL_POINT_COLUMNS = "decimal_point_columns"
 DISCRETE_KINDS = frozenset({ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN})
 
 MinLevelRows = Annotated[
@@ -125,6 +127,7 @@ class ColumnSpec(BaseModel):
     minimum: float | str | None = None
     maximum: float | str | None = None
     decimals: int | None = None
+    decimal_point: bool = Field(False, description="the source writes every value with a decimal point (1.0, not 1)")
     allowed_values: list[str] | None = None
     source_dtype: str = "object"
 
@@ -161,6 +164,7 @@ class TableSchema(BaseModel):
         columns, warnings = [], []
         for name in data.columns:
             spec, warning = infer_column(data[name], sample[name])
+            spec.decimal_point = spec.kind in NUMERIC_KINDS and name in data.attrs.get(DECIMAL_POINT_COLUMNS, ())
             columns.append(spec)
             if warning:
                 warnings.append(warning)

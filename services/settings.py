@@ -28,6 +28,7 @@ from fairsynth.errors import FairsynthError, requirement
 ENV_PREFIX = "FAIRSYNTH_"
 DEFAULT_DATA_DIR = "~/.fairsynth"
 DEFAULT_MAX_UPLOAD_MB = 200
+UNPACKED_PER_UPLOAD = 20  # a compressed upload may unpack to this many times the upload limit
 
 
 class SettingsError(FairsynthError):
@@ -56,7 +57,10 @@ class Settings(BaseSettings):
     api_token: str | None = Field(
         default=None, description="bearer token; `fairsynth serve` refuses to bind beyond loopback without it"
     )
-    max_upload_mb: PositiveFloat = Field(default=DEFAULT_MAX_UPLOAD_MB, description="largest upload, in MiB")
+    max_upload_mb: PositiveFloat = Field(
+        default=DEFAULT_MAX_UPLOAD_MB,
+        description=f"largest upload as sent, in MiB; a compressed CSV may unpack to {UNPACKED_PER_UPLOAD} times this",
+    )
     workers: PositiveInt = Field(default=2, description="parallel task processes of the local executor")
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"
@@ -115,6 +119,11 @@ class Settings(BaseSettings):
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_unpacked_bytes(self) -> int:
+        """What a compressed upload may unpack to, in bytes (a guard against decompression bombs)."""
+        return self.max_upload_bytes * UNPACKED_PER_UPLOAD
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""

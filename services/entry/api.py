@@ -33,7 +33,7 @@ from fairsynth.services.jobs.executors import Executor, create_job, make_executo
 from fairsynth.services.jobs.store import TERMINAL, Job, JobState, JobStore, JobStoreError, Task, TaskState, new_id, utc
 from fairsynth.services.run.config import BackendSpec, SchemaOverrides, parse_request
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
-from fairsynth.services.run.tables import InputError
+from fairsynth.services.run.tables import InputError, stored_name
 from fairsynth.services.settings import Settings, SettingsError
 
 log = logging.getLogger("fairsynth.api")
@@ -44,6 +44,14 @@ MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
 CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values"}
 PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/parquet"}
 ANY_TYPES = {"", "application/octet-stream"}
+COMPRESSED_TYPES = {
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-bzip2",
+    "application/x-xz",
+    "application/zip",
+    "application/x-zip-compressed",
+}
 # The HTTP status of each user error, found along its class hierarchy: an unknown id is not found; any other
 # FairsynthError is a request that cannot be used as given. An ApiProblem carries its own status.
 STATUS: dict[type[FairsynthError], int] = {JobStoreError: 404, FairsynthError: 422}
@@ -420,11 +428,11 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
 async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> tuple[Path, str, int]:
     """Copy the upload in chunks to a server-chosen name; the upload's own name never becomes a path."""
     content_type = (file.content_type or "").split(";")[0].strip().lower()
-    if content_type not in CSV_TYPES | PARQUET_TYPES | ANY_TYPES:
+    if content_type not in CSV_TYPES | PARQUET_TYPES | ANY_TYPES | COMPRESSED_TYPES:
         raise ApiProblem(
             415,
-            f"Uploads must be CSV or Parquet; '{content_type}' is "
-            "neither — send text/csv or application/vnd.apache.parquet.",
+            f"Uploads must be CSV or Parquet (a CSV may be gzip, bz2, xz or zip compressed); '{content_type}' is "
+            "neither — send text/csv, application/gzip or application/vnd.apache.parquet.",
         )
     partial = folder / "upload.partial"
     size, head = 0, b""
@@ -433,17 +441,17 @@ async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> t
             size += len(chunk)
             if size > settings.max_upload_bytes:
                 raise ApiProblem(413, _too_large(settings))
-            head = head or chunk[:4]
+            head = head or chunk[:8]
             out.write(chunk)
     if size == 0:
         raise InputError("The uploaded file is empty; send a CSV or Parquet table.")
-    fmt = "parquet" if head == b"PAR1" else "csv"
+    fmt, stored = stored_name(head)
     if fmt == "csv" and content_type in PARQUET_TYPES:
         raise ApiProblem(
             415,
             "The upload says it is Parquet but is not a Parquet file; export it again or send it as CSV.",
         )
-    path = folder / f"table.{fmt}"
+    path = folder / stored
     partial.rename(path)
     return path, fmt, size
 

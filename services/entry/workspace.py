@@ -27,7 +27,7 @@ from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation.gate import GateResult
 from fairsynth.services.run.evaluation.metrics import DCR_SHARE, FIT_SECONDS, QUALITY, UTILITY_RATIO
 from fairsynth.services.run.evaluation.results import EvaluationResult
-from fairsynth.services.run.tables import InputError, read_table
+from fairsynth.services.run.tables import InputError, read_table, stored_name
 from fairsynth.services.settings import Settings
 
 UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the jobs the UI submitted
@@ -111,8 +111,8 @@ def upload_dataset(ws: Workspace, file_name: str | None, content: bytes) -> Data
         raise InputError(too_large_message(ws.settings.max_upload_bytes))
     if not content:
         raise InputError("The uploaded file is empty; send a CSV or Parquet table.")
-    fmt = "parquet" if content[:4] == b"PAR1" else "csv"
-    return _store_dataset(ws, file_name, fmt, lambda path: path.write_bytes(content))
+    fmt, stored = stored_name(content[:8])
+    return _store_dataset(ws, file_name, fmt, lambda path: path.write_bytes(content), stored=stored)
 
 
 def demo_dataset(ws: Workspace) -> Dataset:
@@ -123,11 +123,13 @@ def demo_dataset(ws: Workspace) -> Dataset:
     return _store_dataset(ws, DEMO_PATH.name, "csv", lambda path: shutil.copyfile(DEMO_PATH, path), folder="demo")
 
 
-def _store_dataset(ws: Workspace, file_name: str | None, fmt: str, write, folder: str | None = None) -> Dataset:
+def _store_dataset(
+    ws: Workspace, file_name: str | None, fmt: str, write, folder: str | None = None, stored: str | None = None
+) -> Dataset:
     dataset_id = new_id()
     directory = ws.settings.data_dir / "datasets" / dataset_id / (folder or "")
     directory.mkdir(parents=True)
-    path = directory / (DEMO_PATH.name if folder else f"table.{fmt}")
+    path = directory / (stored or DEMO_PATH.name)
     try:
         write(path)
         return register_dataset(ws.store, ws.settings, dataset_id, file_name, path, fmt, path.stat().st_size)
@@ -144,7 +146,7 @@ def register_dataset(
     store: JobStore, settings: Settings, dataset_id: str, upload_name: str | None, path: Path, fmt: str, size: int
 ) -> Dataset:
     """Read a stored table (clear errors for bad files), infer its schema and record it as a dataset."""
-    data = read_table(path)
+    data = read_table(path, max_unpacked_bytes=settings.max_unpacked_bytes)
     schema = TableSchema.infer(data)
     dataset = Dataset(
         id=dataset_id,

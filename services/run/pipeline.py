@@ -292,7 +292,8 @@ def _produce(
     times["sample_start"] = _now()
     start = time.perf_counter()
     tables = sample_tables(generator, n_rows, seed=request.seed, batch_rows=request.batch_rows)
-    for table in write_batches(tables, data_path, request.output_format):
+    decimal_point = [c.name for c in schema.output_columns() if c.decimal_point]
+    for table in write_batches(tables, data_path, request.output_format, decimal_point):
         copies.update_table(table, lambda rows: table_to_frame(generator, rows))
         if kept_rows < request.evaluation_rows:
             kept.append(table_to_frame(generator, table.slice(0, request.evaluation_rows - kept_rows)))

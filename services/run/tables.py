@@ -1,35 +1,78 @@
-"""Reading users' tables: CSV or Parquet in, a DataFrame out, or one clear sentence on what is wrong."""
+"""Reading users' tables: CSV or Parquet in, a DataFrame out, or one clear sentence on what is wrong.
+
+A CSV may come compressed (gzip, bz2, xz, or a zip holding one file); the compression is told by the
+file's first bytes, since an upload may have lost its name.
+"""
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import io
+import lzma
+import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import pandas as pd
 
 from fairsynth.errors import FairsynthError
+from fairsynth.metadata.schema import DECIMAL_POINT_COLUMNS
 
 MIN_ROWS = 10
 SEPARATORS = ",;\t|"
+PARQUET_MAGIC = b"PAR1"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+READ_CHUNK = 1 << 20
+LOOK_ROWS = 10_000  # rows whose text tells how numbers are written (1.0 or 1)
+#: what a damaged or cut-short compressed file raises while it is unpacked
+DAMAGED = (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
 
 
 class InputError(FairsynthError):
     """The input table cannot be used; each problem says what is wrong and what to do."""
 
 
-def read_table(path: str | Path, *, encoding: str = "utf-8", separator: str | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet file and check it can be learned from."""
+def read_table(
+    path: str | Path,
+    *,
+    encoding: str = "utf-8",
+    separator: str | None = None,
+    max_unpacked_bytes: int | None = None,
+) -> pd.DataFrame:
+    """Read a CSV (plain or compressed) or Parquet file and check it can be learned from.
+
+    `max_unpacked_bytes` caps what a compressed file may unpack to (a guard against decompression bombs).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file; give the path of a CSV or Parquet table.")
     if path.stat().st_size == 0:
         raise InputError(f"{path.name} is empty; export the table again with its header and rows.")
-    if path.suffix.lower() in (".parquet", ".pq"):
+    head = _head(path)
+    if head.startswith(PARQUET_MAGIC) or path.suffix.lower() in PARQUET_SUFFIXES:
         data = _read_parquet(path)
     else:
-        data = _read_csv(path, encoding, separator)
+        source = _Source(path, compression_of(head), max_unpacked_bytes)
+        data = source.unpacking(lambda: _read_csv(source, encoding, separator))
     check_table(data, path.name)
     return data
+
+
+def stored_name(head: bytes) -> tuple[str, str]:
+    """The format ("csv" or "parquet") and file name an upload starting with these bytes is stored under."""
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet", "table.parquet"
+    compression = compression_of(head)
+    return "csv", "table.csv" + (COMPRESSIONS[compression].suffix if compression else "")
+
+
+def compression_of(head: bytes) -> str | None:
+    """The compression a file's first bytes announce, or None for a plain file."""
+    return next((name for name, kind in COMPRESSIONS.items() if head.startswith(kind.magic)), None)
 
 
 def check_table(data: pd.DataFrame, label: str = "The table") -> None:
@@ -75,8 +118,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from exc
 
 
-def _read_csv(path: Path, encoding: str, separator: str | None) -> pd.DataFrame:
-    header = _first_line(path, encoding)
+def _read_csv(source: _Source, encoding: str, separator: str | None) -> pd.DataFrame:
+    path = source.path
+    header = _first_line(source, encoding)
     if not header.strip():
         raise InputError(f"{path.name} has no header line; its first line must name the columns.")
     separator = separator or _sniff_separator(header)
@@ -88,7 +132,8 @@ def _read_csv(path: Path, encoding: str, separator: str | None) -> pd.DataFrame:
             "rename them so every column name is unique."
         )
     try:
-        return pd.read_csv(path, sep=separator, encoding=encoding, low_memory=False)
+        with source.open() as handle:
+            data = pd.read_csv(handle, sep=separator, encoding=encoding, low_memory=False)
     except UnicodeDecodeError as exc:
         raise _encoding_error(path, encoding, exc) from exc
     except pd.errors.ParserError as exc:
@@ -96,11 +141,25 @@ def _read_csv(path: Path, encoding: str, separator: str | None) -> pd.DataFrame:
             f"{path.name} is not a well-formed table ({str(exc).splitlines()[-1]}); "
             "check its quoting and that every row has the same number of fields."
         ) from exc
+    data.attrs[DECIMAL_POINT_COLUMNS] = _decimal_point_columns(source, data, separator, encoding)
+    return data
 
 
-def _first_line(path: Path, encoding: str) -> str:
+def _decimal_point_columns(source: _Source, data: pd.DataFrame, separator: str, encoding: str) -> list[str]:
+    """Float columns whose first rows write every value with a decimal point (1.0, not 1)."""
+    floats = [name for name in data.columns if pd.api.types.is_float_dtype(data[name])]
+    if not floats:
+        return []
+    with source.open() as handle:  # read as the table was, so the columns get the same names
+        text = pd.read_csv(handle, sep=separator, encoding=encoding, dtype=str, nrows=LOOK_ROWS)
+    # an exponent, nan or inf counts as written with a point: only a bare whole number says otherwise
+    return [name for name in floats if text[name].dropna().str.contains(r"[.eEnN]").all()]
+
+
+def _first_line(source: _Source, encoding: str) -> str:
+    path = source.path
     try:
-        with open(path, encoding=encoding, newline="") as handle:
+        with io.TextIOWrapper(source.open(), encoding=encoding, newline="") as handle:
             line = handle.readline()
             handle.read(1 << 16)  # decode a first block too, so bad bytes are caught early
             return line
@@ -119,3 +178,95 @@ def _sniff_separator(header: str) -> str:
     counts = {sep: header.count(sep) for sep in SEPARATORS}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else ","
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(8)
+
+
+class _Compression(NamedTuple):
+    """One compression: the bytes its files start with, the suffix it is stored under, how to unpack it."""
+
+    magic: bytes
+    suffix: str
+    unpack: Callable[[Path], BinaryIO]
+
+
+def _only_member(path: Path) -> BinaryIO:
+    archive = zipfile.ZipFile(path)
+    members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+    if len(members) != 1:
+        archive.close()
+        listed = ", ".join(m.filename for m in members[:5]) + (", ..." if len(members) > 5 else "")
+        held = f"{len(members)} files ({listed})" if members else "no file"
+        raise InputError(
+            f"{path.name} is a zip archive holding {held}; zip the one table alone, or unzip it and give the CSV."
+        )
+    return archive.open(members[0])
+
+
+COMPRESSIONS = {
+    "gzip": _Compression(b"\x1f\x8b", ".gz", gzip.open),
+    "bz2": _Compression(b"BZh", ".bz2", bz2.open),
+    "xz": _Compression(b"\xfd7zXZ\x00", ".xz", lzma.open),
+    "zip": _Compression(b"PK\x03\x04", ".zip", _only_member),
+}
+
+
+class _Source:
+    """A CSV file as a byte stream, unpacked as it is read when compressed, never beyond the cap."""
+
+    def __init__(self, path: Path, compression: str | None, max_unpacked_bytes: int | None) -> None:
+        self.path, self.compression, self.max_unpacked_bytes = path, compression, max_unpacked_bytes
+
+    def open(self) -> BinaryIO:
+        """A fresh stream of the file's (unpacked) bytes."""
+        if self.compression is None:
+            return open(self.path, "rb")
+        raw = _Capped(COMPRESSIONS[self.compression].unpack(self.path), self)
+        return io.BufferedReader(raw, READ_CHUNK)
+
+    def unpacking(self, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """Run `read`, turning a damaged compressed file's errors into one sentence."""
+        if self.compression is None:
+            return read()
+        try:
+            return read()
+        except DAMAGED as exc:
+            raise InputError(
+                f"{self.path.name} is a {self.compression} file that is damaged or cut short ({exc}); "
+                "compress the table again, or give the CSV uncompressed."
+            ) from exc
+
+    def too_large(self) -> InputError:
+        """The one sentence for a compressed file that unpacks past the cap."""
+        return InputError(
+            f"{self.path.name} unpacks to more than {self.max_unpacked_bytes // (1024 * 1024)} MiB, "
+            "the most a compressed upload may hold; send a smaller table or raise FAIRSYNTH_MAX_UPLOAD_MB."
+        )
+
+
+class _Capped(io.RawIOBase):
+    """Passes an unpacking stream through, refusing to go past the source's cap."""
+
+    def __init__(self, raw: BinaryIO, source: _Source) -> None:
+        self.raw, self.source, self.unpacked = raw, source, 0
+
+    def readable(self) -> bool:
+        """An input stream."""
+        return True
+
+    def readinto(self, buffer) -> int:
+        """Fill buffer from the unpacking stream."""
+        count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        self.unpacked += count
+        cap = self.source.max_unpacked_bytes
+        if cap is not None and self.unpacked > cap:
+            raise self.source.too_large()
+        return count
+
+    def close(self) -> None:
+        """Close the unpacking stream too."""
+        self.raw.close()
+        super().close()

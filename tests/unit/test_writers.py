@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from fairsynth.backends.base import sample_tables
 from fairsynth.backends.registry import create
 from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.run.demo import load_demo_table
+from fairsynth.services.run.pipeline import run
 from fairsynth.services.run.writers import BatchWriter, write_batches
 
 
@@ -78,3 +84,46 @@ def test_a_consumer_may_stop_early(fitted):
     batches = sample_tables(fitted, 5000, seed=1, batch_rows=1000)
     assert next(batches).num_rows == 1000
     batches.close()
+
+
+def test_csv_quotes_only_where_needed_and_keeps_decimal_points(tmp_path):
+    batch = pa.table(
+        {
+            "dose, mg": pa.array([1.0, 2.5, None, 1e20]),
+            "count": pa.array([3, 4, None, 5]),
+            "ward": pa.array(["north", 'say "hi"', "a,b", None]),
+            "site": pa.array(["x", "y", "x", "x"]).dictionary_encode(),
+        }
+    )
+    path = tmp_path / "out.csv"
+    with BatchWriter(path, "csv", decimal_point=["dose, mg"]) as writer:
+        writer.write(batch)
+        writer.write(batch.slice(0, 2).set_column(2, "ward", pa.array(["south", "east"])))
+    assert path.read_text().splitlines() == [
+        '"dose, mg",count,ward,site',
+        "1.0,3,north,x",
+        '2.5,4,"say ""hi""",y',
+        ',,"a,b",x',
+        "1e+20,5,,x",
+        "1.0,3,south,x",
+        "2.5,4,east,y",
+    ]
+
+
+def test_synthetic_csv_keeps_the_sources_look(tmp_path):
+    rng = np.random.default_rng(7)
+    source = tmp_path / "look.csv"
+    doses, scores, visits = rng.choice([1.0, 2.0, 2.5, 3.0], 300), rng.integers(1, 9, 300), rng.integers(0, 20, 300)
+    wards = rng.choice(["north", "south"], 300)
+    lines = ["dose,score,visits,ward"] + [f"{d},{s}.0,{v},{w}" for d, s, v, w in zip(doses, scores, visits, wards)]
+    source.write_text("\n".join(lines) + "\n")
+    request = GenerationRequest(
+        input_path=str(source), backends=[BackendSpec(name="marginals")], rows=400, output_dir=str(tmp_path / "run")
+    )
+    run(request)
+    written = (tmp_path / "run" / "marginals" / "data" / "synthetic.csv").read_text()
+    assert '"' not in written
+    text = pd.read_csv(io.StringIO(written), dtype=str)
+    assert text["dose"].str.fullmatch(r"\d\.\d").all() and text["dose"].isin(["1.0", "2.0", "3.0"]).any()
+    assert text["score"].str.fullmatch(r"\d\.0").all()  # whole in every row, written 1.0 in the source
+    assert text["visits"].str.fullmatch(r"\d+").all()  # integers stay integers

@@ -12,8 +12,8 @@ ws = workspace()
 header("1 · Data", "Start from the demo table (fabricated hospital episodes) or upload your own CSV or Parquet table.")
 
 upload = st.file_uploader(
-    f"Upload a table (CSV or Parquet, up to {ws_api.upload_limit_mb(ws)} MiB)",
-    type=["csv", "tsv", "txt", "parquet"],
+    f"Upload a table (CSV, also gzip/bz2/xz/zip compressed, or Parquet; up to {ws_api.upload_limit_mb(ws)} MiB)",
+    type=["csv", "tsv", "txt", "parquet", "gz", "bz2", "xz", "zip"],
     key="upload",
 )
 if upload is not None and st.session_state.get("uploaded_file_id") != upload.file_id:
