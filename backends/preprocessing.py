@@ -8,9 +8,11 @@ Encoded form, which every backend may learn:
   rare to model on their own share one "rare" token, which decodes to those levels (each seen in at
   least the schema's `min_level_rows` rows) and to one value that is no real level (RARE_LEVEL,
   "other") in place of every level seen in fewer rows;
-- identifiers, PII and free text are removed before fitting and never learned: identifiers come
-  back as fresh unique values in the source's shape, PII as fabricated values of the same pattern,
-  free text withheld (empty).
+- identifiers, subject keys, PII and free text are removed before fitting and never learned:
+  identifiers come back as fresh unique values in the source's shape, subject keys (a key repeated
+  over a subject's rows) as synthetic keys in the source's shape, none of them a real key, each
+  shared by consecutive rows as often as the source's rows per key, PII as fabricated values of the
+  same pattern, free text withheld (empty).
 
 Decoding restores the source's columns, order, value types and date formats, clips numbers to the
 training range and applies the missing indicators, so every backend returns valid tables. It works
@@ -21,13 +23,15 @@ missing share is calibrated to the training share with the fewest random flips o
 mask (several libraries lose rare indicator levels); which rows are missing still comes from the model.
 
 Privacy of what the codec keeps: per-column ranges, decimals and category levels seen at least
-`min_level_rows` times. Levels rarer than that are never stored or reproduced. These statistics are not
+`min_level_rows` times, and quantiles of the rows per subject key (never a key). Levels rarer than that are
+never stored or reproduced. These statistics are not
 covered by any differential-privacy budget; DP backends say so in their FitResult.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -45,6 +49,7 @@ from fairsynth.metadata.schema import (
     SchemaError,
     TableSchema,
     detect_datetime_format,
+    key_shapes,
     nhs_check_digit,
     parse_datetime_text,
     rare_level_value,
@@ -57,6 +62,8 @@ EPOCH = pd.Timestamp("1970-01-01")
 DAY_NS = 86_400 * 10**9
 FORMAT_SAMPLE_ROWS = 20_000  # rows a forced date column's format is detected on
 FORCED_DATETIME_SHARE = 0.5  # share of those a format must read; the rest become missing values
+ROWS_PER_KEY_QUANTILES = 21  # quantiles of the rows per subject key a codec keeps (every 5%)
+SUBJECT_KEY_TEMPLATE = ("SUBJ-", 4)  # prefix and digits of synthetic keys for a key column without digits
 
 
 class NumericCodec(BaseModel):
@@ -225,6 +232,58 @@ class IdentifierCodec(BaseModel):
         return pd.Series(_fill_template(template, unique_counters(rows, 10**digits, salt)))
 
 
+class SubjectKeyCodec(BaseModel):
+    """Subject keys (a key repeated over a subject's rows): never learned; synthetic keys in the source's shape,
+    numbered from a power of ten above every real key of that shape (so none is real), each shared by a run of
+    consecutive rows drawn from the source's rows per key (kept as quantiles, no key kept)."""
+
+    type: Literal["subject_key"] = "subject_key"
+    name: str
+    numeric: bool
+    prefix: str = ""  # text keys: the text before and after the number (STUDY1- and '' of STUDY1-0001)
+    suffix: str = ""
+    digits: int = 1  # text keys: the number's width, zero padded
+    first_number: int = 0
+    rows_per_key: list[float] = Field(min_length=2)  # quantiles, from the fewest rows a key has to the most
+    missing_share: float = 0.0
+
+    def decode(
+        self, n_rows: int, start_row: int, rng: np.random.Generator, salt: int, total_rows: int = 0
+    ) -> pd.Series:
+        """Keys for rows start_row .. start_row + n_rows - 1 of a sampling run of total_rows rows.
+
+        Every run of one key has at least `fewest` rows, so a batch holds at most n_rows // fewest keys and
+        numbering them from start_row // fewest keeps batches apart (no key continues into another batch);
+        a batch shorter than `fewest` rows is one key, so only the last batch of a run may be that short.
+        """
+        fewest = self._fewest_rows()
+        runs = self._run_lengths(n_rows, fewest, rng)
+        numbers = self.first_number + start_row // fewest + np.repeat(np.arange(len(runs), dtype=np.int64), runs)
+        if self.numeric:
+            return pd.Series(numbers, dtype="int64")
+        largest = self.first_number + max(total_rows, start_row + n_rows) // fewest
+        width = max(self.digits, len(str(largest)))
+        text = np.char.add(np.char.add(self.prefix, np.char.zfill(numbers.astype(str), width)), self.suffix)
+        return pd.Series(text.astype(object))
+
+    def _fewest_rows(self) -> int:
+        return max(1, int(self.rows_per_key[0]))
+
+    def _run_lengths(self, n_rows: int, fewest: int, rng: np.random.Generator) -> np.ndarray:
+        """Rows per key for n_rows consecutive rows, drawn from the quantiles; a short last run joins the one before."""
+        if n_rows == 0:
+            return np.zeros(0, dtype=np.int64)
+        levels = np.linspace(0, 1, len(self.rows_per_key))
+        draws = max(1, math.ceil(n_rows / fewest))
+        runs = np.maximum(fewest, np.round(np.interp(rng.random(draws), levels, self.rows_per_key))).astype(np.int64)
+        runs = runs[: int(np.searchsorted(np.cumsum(runs), n_rows)) + 1]
+        runs[-1] -= int(runs.sum()) - n_rows
+        if runs[-1] < fewest and len(runs) > 1:
+            runs[-2] += runs[-1]
+            runs = runs[:-1]
+        return runs
+
+
 class NameShape(BaseModel):
     """What a column of person names looks like, without any of its names: the letter case, the tokens
     per name, and the pool of fabricated names rows draw from (as many as the source's distinct names)."""
@@ -282,7 +341,8 @@ class WithheldCodec(BaseModel):
 
 
 ColumnCodec = Annotated[
-    NumericCodec | CategoricalCodec | IdentifierCodec | PiiCodec | WithheldCodec, Field(discriminator="type")
+    NumericCodec | CategoricalCodec | IdentifierCodec | SubjectKeyCodec | PiiCodec | WithheldCodec,
+    Field(discriminator="type"),
 ]
 LEARNED_CODECS = (NumericCodec, CategoricalCodec)
 
@@ -422,6 +482,8 @@ class TableCodec(BaseModel):
 def _fit_column(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dict) -> ColumnCodec:
     if spec.kind == ColumnKind.IDENTIFIER:
         return _fit_identifier(raw, spec)
+    if spec.kind == ColumnKind.SUBJECT_KEY:
+        return _fit_subject_key(raw, spec)
     if spec.kind == ColumnKind.PII:
         return _fit_pii(raw, spec)
     if spec.kind == ColumnKind.TEXT or raw.notna().sum() == 0:
@@ -529,6 +591,39 @@ def _fit_identifier(raw: pd.Series, spec: ColumnSpec) -> IdentifierCodec:
     return IdentifierCodec(
         name=spec.name, numeric=False, template=template, digits=template.count("#"), missing_share=missing
     )
+
+
+def _fit_subject_key(raw: pd.Series, spec: ColumnSpec) -> SubjectKeyCodec:
+    """The key's shape, a first number above every real key of that shape, and the rows-per-key quantiles."""
+    observed = raw.dropna()
+    rows_per_key = observed.value_counts().to_numpy(dtype=float) if len(observed) else np.ones(1)
+    common = {
+        "name": spec.name,
+        "rows_per_key": np.quantile(rows_per_key, np.linspace(0, 1, ROWS_PER_KEY_QUANTILES)).tolist(),
+        "missing_share": float(raw.isna().mean()),
+    }
+    if pd.api.types.is_numeric_dtype(observed):
+        largest = int(observed.abs().max()) if len(observed) else 0
+        return SubjectKeyCodec(numeric=True, first_number=10 ** len(str(largest)), **common)
+    prefix, digits, suffix = _key_template(observed.astype(str).str.strip())
+    pattern = f"^{re.escape(prefix)}(\\d+){re.escape(suffix)}$"
+    real_numbers = observed.astype(str).str.strip().str.extract(pattern)[0].dropna().str.lstrip("0")
+    first_number = 10 ** int(real_numbers.str.len().max()) if len(real_numbers) else 0
+    return SubjectKeyCodec(
+        numeric=False, prefix=prefix, suffix=suffix, digits=digits, first_number=first_number, **common
+    )
+
+
+def _key_template(keys: pd.Series) -> tuple[str, int, str]:
+    """Prefix, digit count and suffix around the last run of digits of a key of the most common shape."""
+    shapes = key_shapes(keys)
+    example = keys[shapes == shapes.mode().iloc[0]].iloc[0] if len(keys) else ""
+    numbers = list(re.finditer(r"\d+", example))
+    if not numbers:
+        prefix, digits = SUBJECT_KEY_TEMPLATE
+        return prefix, digits, ""
+    number = numbers[-1]
+    return example[: number.start()], number.end() - number.start(), example[number.end() :]
 
 
 def _fit_pii(raw: pd.Series, spec: ColumnSpec) -> PiiCodec:

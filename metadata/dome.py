@@ -28,6 +28,8 @@ CODEC_BY_KIND = {
     ColumnKind.CATEGORICAL: "categorical token; missing as its own token, rare levels pooled into one token; "
     "levels under the rare-level threshold decode to one value that is no real level",
     ColumnKind.IDENTIFIER: "not learned; fresh unique values in the source's shape",
+    ColumnKind.SUBJECT_KEY: "not learned; synthetic keys in the source's shape, never a real value, each shared by "
+    "consecutive rows with a rows-per-key distribution like the source's",
     ColumnKind.PII: "not learned; fabricated values of the same pattern",
     ColumnKind.TEXT: "not learned; withheld",
 }

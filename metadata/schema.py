@@ -31,14 +31,15 @@ class ColumnKind(StrEnum):
     DATETIME = "datetime"
     DATE = "date"
     IDENTIFIER = "identifier"
+    SUBJECT_KEY = "subject_key"
     TEXT = "text"
     PII = "pii"
 
 
 NUMERIC_KINDS = frozenset({ColumnKind.INTEGER, ColumnKind.FLOAT})
 TEMPORAL_KINDS = frozenset({ColumnKind.DATETIME, ColumnKind.DATE})
-#: kinds that are never learned: regenerated (identifier, PII) or withheld (text)
-UNLEARNED_KINDS = frozenset({ColumnKind.IDENTIFIER, ColumnKind.TEXT, ColumnKind.PII})
+#: kinds that are never learned: regenerated (identifier, subject key, PII) or withheld (text)
+UNLEARNED_KINDS = frozenset({ColumnKind.IDENTIFIER, ColumnKind.SUBJECT_KEY, ColumnKind.TEXT, ColumnKind.PII})
 
 # Day-first before month-first: UK hospital exports are day-first, and a column whose days are
 # all <= 12 is ambiguous, so the order is the tie-break. Verified on the whole column afterwards.
@@ -73,6 +74,17 @@ ID_NAME = re.compile(
     r"episode(_?no|_?number)?|patient(_?no|_?number)?|hospital_?number)($|_|\b)",
     re.IGNORECASE,
 )
+#: names of a key that repeats over each subject's rows (USUBJID, patient_id, PatientID, case.id, id); a lowercase
+#: "...id" counts only after a key word, so lipid or fluid name no key
+SUBJECT_KEY_NAME = re.compile(
+    r"(?i:(^|[_.\s])(id|usubjid|subjid|subj|subject|patient|pat|person|participant|mrn|case)"
+    r"([_.\s]?(id|no|nr|num|number|key|code))?$)"
+    r"|(?i:[_.\s]id$)"
+    r"|[a-z]Id$|[a-zA-Z]ID$"
+)
+SUBJECT_KEY_MIN_LEVELS = 20  # a subject key has at least this many distinct values ...
+SUBJECT_KEY_MAX_LEVEL_SHARE = 0.05  # ... and none of them holds more than this share of the rows
+SUBJECT_KEY_SHAPE_SHARE = 0.9  # share of text values that must have the key's shape (letters, digits, separators)
 NAME_COLUMN = re.compile(
     r"(^|_)(name|names|surname|forename|first_?name|last_?name|full_?name|"
     r"given_?name|family_?name)($|_)",
@@ -142,6 +154,8 @@ class ColumnSpec(BaseModel):
             return "dropped"
         return {
             ColumnKind.IDENTIFIER: "regenerated: fresh unique values in the source's shape",
+            ColumnKind.SUBJECT_KEY: "regenerated: a subject key, synthetic keys in the source's shape shared by "
+            "consecutive rows as often as in the source, never a real value",
             ColumnKind.PII: "replaced: fabricated values of the same pattern, never learned",
             ColumnKind.TEXT: "withheld: free text is never learned",
         }.get(self.kind, "modelled")
@@ -374,6 +388,9 @@ def _numeric(spec: ColumnSpec, values: pd.Series) -> ColumnSpec:
         spec.kind = ColumnKind.IDENTIFIER
         spec.minimum, spec.maximum = float(values.min()), float(values.max())
         return spec
+    if integral and bool((values >= 0).all()) and _looks_like_subject_key(spec.name, values):
+        spec.kind = ColumnKind.SUBJECT_KEY  # no minimum or maximum: both are real keys
+        return spec
     spec.kind = ColumnKind.INTEGER if integral else ColumnKind.FLOAT
     spec.minimum, spec.maximum = float(values.min()), float(values.max())
     spec.decimals = 0 if integral else _decimals(values)
@@ -406,6 +423,9 @@ def _from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[
         return spec, None
     if _looks_like_identifier(name, unique_ratio, len(values)):
         spec.kind = ColumnKind.IDENTIFIER
+        return spec, None
+    if _key_shaped(sample) and _looks_like_subject_key(name, values):
+        spec.kind = ColumnKind.SUBJECT_KEY
         return spec, None
     spec = _discrete(spec, values, ColumnKind.CATEGORICAL)
     if 0.5 <= numeric_share < 1.0:
@@ -532,6 +552,26 @@ def _looks_like_identifier(name: str, unique_ratio: float, n_values: int) -> boo
     if ID_NAME.search(name) and unique_ratio >= 0.9:
         return True
     return unique_ratio >= 0.999 and n_values >= 50
+
+
+def _looks_like_subject_key(name: str, values: pd.Series) -> bool:
+    """A key that repeats over rows: named like one, many levels, and none holding more than a few % of rows."""
+    if not SUBJECT_KEY_NAME.search(name):
+        return False
+    shares = values.value_counts(normalize=True, sort=False)
+    return len(shares) >= SUBJECT_KEY_MIN_LEVELS and float(shares.max()) <= SUBJECT_KEY_MAX_LEVEL_SHARE
+
+
+def _key_shaped(text: pd.Series) -> bool:
+    """Text values shaped like codes: each with a digit, most of one shape (STUDY1-0001: letters, digits, dash)."""
+    if text.empty or not text.str.contains(r"\d", regex=True).all() or text.str.len().max() > 40:
+        return False
+    return float(key_shapes(text).value_counts(normalize=True).iloc[0]) >= SUBJECT_KEY_SHAPE_SHARE
+
+
+def key_shapes(text: pd.Series) -> pd.Series:
+    """Each code's shape: every run of digits as 9, every run of letters as A (STUDY1-0001 -> A9-9)."""
+    return text.str.replace(r"\d+", "9", regex=True).str.replace(r"[^\W\d_]+", "A", regex=True)
 
 
 def _nhs_checksums_valid(values: pd.Series, hinted: bool = False) -> bool:

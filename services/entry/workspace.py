@@ -16,7 +16,7 @@ import pandas as pd
 
 from fairsynth.metadata.biostudies import DepositError, deposit
 from fairsynth.metadata.model import PAGETAB_PATH
-from fairsynth.metadata.schema import ColumnSpec, SchemaError, TableSchema
+from fairsynth.metadata.schema import ColumnKind, ColumnSpec, SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.catalog import backend_catalog, parameter_defaults
 from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
@@ -31,7 +31,7 @@ from fairsynth.services.run.tables import InputError, read_table, stored_name
 from fairsynth.services.settings import Settings
 
 UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the jobs the UI submitted
-SCHEMA_KINDS = ("integer", "float", "boolean", "categorical", "datetime", "date", "identifier", "text", "pii")
+SCHEMA_KINDS = tuple(kind.value for kind in ColumnKind)  # what the UI's kind selector offers
 PRIORITIES = {"quality": QUALITY, "privacy": DCR_SHARE, "utility": UTILITY_RATIO, "speed": FIT_SECONDS}  # ranked by
 # Measured in benchmarks/results (tvae.md, tvae_pairs.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns,
 # a shared 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free

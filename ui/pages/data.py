@@ -44,7 +44,8 @@ with friendly_errors("Reading the table"):
     st.subheader("Schema")
     st.caption(
         "Correct a column's kind, drop columns, or tick the target (the outcome models are scored on). "
-        "Identifiers and PII are regenerated, never learned; free text is withheld."
+        "Identifiers, subject keys (a key repeated over a subject's rows) and PII are regenerated, never learned; "
+        "free text is withheld."
     )
     for warning in schema.warnings:
         st.warning(warning)
