@@ -84,6 +84,8 @@ SUBJECT_KEY_NAME = re.compile(
 )
 SUBJECT_KEY_MIN_LEVELS = 20  # a subject key has at least this many distinct values ...
 SUBJECT_KEY_MAX_LEVEL_SHARE = 0.05  # ... and none of them holds more than this share of the rows
+#: a key is nested in another (numbers rows within it) when their distinct pairs outnumber either's levels this much
+CROSSED_PAIRS_FACTOR = 1.5
 SUBJECT_KEY_SHAPE_SHARE = 0.9  # share of text values that must have the key's shape (letters, digits, separators)
 NAME_COLUMN = re.compile(
     r"(^|_)(name|names|surname|forename|first_?name|last_?name|full_?name|"
@@ -175,9 +177,11 @@ class TableSchema(BaseModel):
     def infer(cls, data: pd.DataFrame, *, sample_rows: int = 20_000, seed: int = 0) -> TableSchema:
         """Infer every column's kind on a seeded sample, then verify and measure on the whole table."""
         sample = data.sample(n=sample_rows, random_state=seed) if len(data) > sample_rows else data
+        inferred = {name: infer_column(data[name], sample[name]) for name in data.columns}
+        for name in _nested_subject_keys(data, [spec for spec, _ in inferred.values()]):
+            inferred[name] = infer_column(data[name], sample[name], subject_keys=False)
         columns, warnings = [], []
-        for name in data.columns:
-            spec, warning = infer_column(data[name], sample[name])
+        for name, (spec, warning) in inferred.items():
             spec.decimal_point = spec.kind in NUMERIC_KINDS and name in data.attrs.get(DECIMAL_POINT_COLUMNS, ())
             columns.append(spec)
             if warning:
@@ -351,8 +355,9 @@ def _bad_kinds(kinds: dict[str, str]) -> list[str]:
 
 
 # -- column inference ---------------------------------------------------------------------------
-def infer_column(column: pd.Series, sample: pd.Series) -> tuple[ColumnSpec, str | None]:
-    """Infer one column's spec; returns a warning sentence when the column needs the user's eye."""
+def infer_column(column: pd.Series, sample: pd.Series, *, subject_keys: bool = True) -> tuple[ColumnSpec, str | None]:
+    """Infer one column's spec (a subject key only where subject_keys); returns a warning sentence when the
+    column needs the user's eye."""
     name = str(column.name)
     non_null = column.dropna()
     spec = ColumnSpec(
@@ -370,14 +375,14 @@ def infer_column(column: pd.Series, sample: pd.Series) -> tuple[ColumnSpec, str 
     if pd.api.types.is_datetime64_any_dtype(non_null):
         return _temporal_from_values(spec, pd.to_datetime(non_null), None), None
     if pd.api.types.is_numeric_dtype(non_null):
-        return _numeric(spec, non_null.astype(float)), None
+        return _numeric(spec, non_null.astype(float), subject_keys), None
     text, sample_text = non_null.astype(str), sample.astype(str)
     if sample_text.str.match(r"^\s|.*\s$").any():  # strip only columns that carry padding (costly on 1M rows)
         text, sample_text = text.str.strip(), sample_text.str.strip()
-    return _from_text(spec, text, sample_text)
+    return _from_text(spec, text, sample_text, subject_keys)
 
 
-def _numeric(spec: ColumnSpec, values: pd.Series) -> ColumnSpec:
+def _numeric(spec: ColumnSpec, values: pd.Series, subject_keys: bool = True) -> ColumnSpec:
     integral = bool(np.all(np.mod(values.to_numpy(), 1) == 0))
     unique_ratio = spec.cardinality / len(values)
     if integral and set(np.unique(values.to_numpy())) <= {0.0, 1.0} and not ID_NAME.search(spec.name):
@@ -388,7 +393,7 @@ def _numeric(spec: ColumnSpec, values: pd.Series) -> ColumnSpec:
         spec.kind = ColumnKind.IDENTIFIER
         spec.minimum, spec.maximum = float(values.min()), float(values.max())
         return spec
-    if integral and bool((values >= 0).all()) and _looks_like_subject_key(spec.name, values):
+    if subject_keys and integral and bool((values >= 0).all()) and _looks_like_subject_key(spec.name, values):
         spec.kind = ColumnKind.SUBJECT_KEY  # no minimum or maximum: both are real keys
         return spec
     spec.kind = ColumnKind.INTEGER if integral else ColumnKind.FLOAT
@@ -397,7 +402,9 @@ def _numeric(spec: ColumnSpec, values: pd.Series) -> ColumnSpec:
     return spec
 
 
-def _from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[ColumnSpec, str | None]:
+def _from_text(
+    spec: ColumnSpec, values: pd.Series, sample: pd.Series, subject_keys: bool = True
+) -> tuple[ColumnSpec, str | None]:
     name = spec.name
     numbers = pd.to_numeric(sample, errors="coerce")
     numeric_share = float(numbers.notna().mean())
@@ -405,7 +412,7 @@ def _from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[
     if numeric_share == 1.0 and not has_leading_zero:
         whole = pd.to_numeric(values, errors="coerce")
         if whole.notna().all():
-            return _numeric(spec, whole.astype(float)), None
+            return _numeric(spec, whole.astype(float), subject_keys), None
         numeric_share = float(whole.notna().mean())
     lowered = set(sample.str.lower().unique())
     if lowered <= TRUE_WORDS | FALSE_WORDS and len(lowered) <= 2:
@@ -424,7 +431,7 @@ def _from_text(spec: ColumnSpec, values: pd.Series, sample: pd.Series) -> tuple[
     if _looks_like_identifier(name, unique_ratio, len(values)):
         spec.kind = ColumnKind.IDENTIFIER
         return spec, None
-    if _key_shaped(sample) and _looks_like_subject_key(name, values):
+    if subject_keys and _key_shaped(sample) and _looks_like_subject_key(name, values):
         spec.kind = ColumnKind.SUBJECT_KEY
         return spec, None
     spec = _discrete(spec, values, ColumnKind.CATEGORICAL)
@@ -560,6 +567,20 @@ def _looks_like_subject_key(name: str, values: pd.Series) -> bool:
         return False
     shares = values.value_counts(normalize=True, sort=False)
     return len(shares) >= SUBJECT_KEY_MIN_LEVELS and float(shares.max()) <= SUBJECT_KEY_MAX_LEVEL_SHARE
+
+
+def _nested_subject_keys(data: pd.DataFrame, specs: list[ColumnSpec]) -> list[str]:
+    """Subject keys that number rows only within another key with more levels (visit 1, 2, ... of each patient):
+    the two are crossed, neither telling the other, as a key and a subject-level code (its site) never are."""
+    keys = sorted((s for s in specs if s.kind == ColumnKind.SUBJECT_KEY), key=lambda s: s.cardinality or 0)
+    nested = []
+    for position, inner in enumerate(keys):
+        for outer in keys[position + 1 :]:
+            pairs = len(data[[inner.name, outer.name]].dropna().drop_duplicates())
+            if pairs >= CROSSED_PAIRS_FACTOR * max(inner.cardinality or 0, outer.cardinality or 0):
+                nested.append(inner.name)
+                break
+    return nested
 
 
 def _key_shaped(text: pd.Series) -> bool:

@@ -19,7 +19,8 @@ FAST_TVAE = {"epochs": 2, "batch_size": 256, "hidden_size": 32, "latent_dim": 16
 
 @pytest.fixture(scope="module")
 def lab() -> pd.DataFrame:
-    """An SDTM-like lab table: 250 subjects STUDY1-0001.. with 20-200 rows each, a 12-level ward, a unique row key."""
+    """An SDTM-like lab table: 250 subjects STUDY1-0001.. with 20-200 rows each, their visits numbered within
+    each subject, a 12-level ward, a unique row key."""
     rng = np.random.default_rng(23)
     rows_per_subject = rng.integers(20, 201, 250)
     n = int(rows_per_subject.sum())
@@ -28,6 +29,7 @@ def lab() -> pd.DataFrame:
         {
             "USUBJID": np.repeat([f"STUDY1-{i:04d}" for i in range(1, 251)], rows_per_subject),
             "LBSEQID": [f"LB-{i:06d}" for i in range(n)],
+            "visit_id": np.concatenate([np.arange(rows) // 4 + 1 for rows in rows_per_subject]),
             "LBTESTCD": rng.choice(TESTS, n),
             "LBSTRESN": rng.normal(10, 2, n).round(1),
             "LBDTC": pd.Series(stamps).dt.strftime("%Y-%m-%dT%H:%M"),
@@ -51,6 +53,8 @@ def test_a_repeated_key_is_a_subject_key_and_other_kinds_are_unchanged(lab):
     assert schema.column("LBSEQID").kind == ColumnKind.IDENTIFIER  # a unique key stays an identifier
     assert schema.column("ward").kind == ColumnKind.CATEGORICAL and schema.column("ward").cardinality == 12
     assert schema.column("LBTESTCD").kind == ColumnKind.CATEGORICAL
+    # named like a key, many levels, none frequent: but it numbers visits within each subject, so it is no key
+    assert schema.column("visit_id").kind == ColumnKind.INTEGER
 
 
 def test_schema_json_round_trips_the_subject_key(lab):
