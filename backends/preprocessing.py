@@ -197,14 +197,19 @@ class CategoricalCodec(BaseModel):
 
 
 class IdentifierCodec(BaseModel):
-    """Identifiers: never learned, regenerated as unique values in the source's shape."""
+    """Identifiers: never learned, regenerated as unique values in the source's shape, none of them a real one.
+
+    Synthetic numbers start at `first_free`, the real maximum's leading digit rounded up (LB-000066 of at most
+    LB-000500 -> from LB-000600): above every real identifier, and itself not a real value.
+    """
 
     type: Literal["identifier"] = "identifier"
     name: str
     numeric: bool
     template: str = ""  # for text ids: the shape, '#' for each digit slot
-    sequential_start: int | None = None  # numeric ids that were 1..n-like stay sequential
+    sequential_start: int | None = None  # numeric ids that were 1..n-like stay sequential (from first_free)
     digits: int = 6
+    first_free: int = 0
     missing_share: float = 0.0
 
     def decode(
@@ -212,24 +217,24 @@ class IdentifierCodec(BaseModel):
     ) -> pd.Series:
         """Unique values for rows start_row .. start_row + n_rows - 1 of a sampling run of total_rows rows.
 
-        The source's digit count is kept when it can hold every row of the run, and widened when not,
-        so asking for more rows than the source's ID space never fails or repeats an ID.
+        The source's digit count is kept when the numbers above every real one can hold every row of the run,
+        and widened when not, so asking for more rows than the source's ID space never fails or repeats an ID.
         """
         rows = np.arange(start_row, start_row + n_rows, dtype=np.int64)
         if self.sequential_start is not None:
-            return pd.Series(self.sequential_start + rows)
+            return pd.Series(max(self.first_free, self.sequential_start) + rows)
         needed = max(total_rows, start_row + n_rows)
         digits = self.digits
-        if self.numeric:
-            while 9 * 10 ** (digits - 1) < needed:
-                digits += 1
-            low = 10 ** (digits - 1)
-            return pd.Series(low + unique_counters(rows, 9 * low, salt)).astype("int64")
-        while 10**digits < needed:
+        low = max(10 ** (digits - 1) if self.numeric else 0, self.first_free)
+        while 10**digits - low < needed:
             digits += 1
+            low = max(10 ** (digits - 1) if self.numeric else 0, self.first_free)
+        counters = low + unique_counters(rows, 10**digits - low, salt)
+        if self.numeric:
+            return pd.Series(counters).astype("int64")
         first_slot = self.template.index("#")
         template = self.template[:first_slot] + "#" * (digits - self.digits) + self.template[first_slot:]
-        return pd.Series(_fill_template(template, unique_counters(rows, 10**digits, salt)))
+        return pd.Series(_fill_template(template, counters))
 
 
 class SubjectKeyCodec(BaseModel):
@@ -579,6 +584,7 @@ def _fit_identifier(raw: pd.Series, spec: ColumnSpec) -> IdentifierCodec:
             numeric=True,
             sequential_start=sequential,
             digits=max(len(str(hi)), 2),
+            first_free=_above(hi),
             missing_share=missing,
         )
     text = observed.astype(str)
@@ -588,9 +594,26 @@ def _fit_identifier(raw: pd.Series, spec: ColumnSpec) -> IdentifierCodec:
     template = "".join("#" if ch.isdigit() else ch for ch in template)
     if template.count("#") < 4:
         template = f"SYN-{'#' * max(6, len(str(len(text))) + 1)}"
+        first_free = 0  # a shape of its own: no real value has it
+    else:
+        digits = text[shapes == common].str.replace(r"\D", "", regex=True)  # one width: text order is number order
+        first_free = _above(int(digits.max()))
     return IdentifierCodec(
-        name=spec.name, numeric=False, template=template, digits=template.count("#"), missing_share=missing
+        name=spec.name,
+        numeric=False,
+        template=template,
+        digits=template.count("#"),
+        first_free=first_free,
+        missing_share=missing,
     )
+
+
+def _above(largest: int) -> int:
+    """A number above `largest` that keeps no real value: its leading digit rounded up (66 -> 70, 500 -> 600)."""
+    if largest < 0:
+        return 0
+    scale = 10 ** (len(str(largest)) - 1)
+    return (largest // scale + 1) * scale
 
 
 def _fit_subject_key(raw: pd.Series, spec: ColumnSpec) -> SubjectKeyCodec:

@@ -154,3 +154,28 @@ def test_more_rows_than_the_source_id_space_widens_ids_and_keeps_them_unique(sup
     ids = pd.concat(batches)["pid"]
     assert ids.is_unique and len(ids) == len(many)
     assert ids.astype(str).str.len().eq(5).all()
+
+
+def test_regenerated_identifiers_are_never_real_ones():
+    """Unique IDs are drawn above every real one: a synthetic row never carries a real record's identifier."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    real = pd.DataFrame(
+        {
+            "record": [f"LB-{i:06d}" for i in rng.permutation(n) + 1],
+            "row": np.arange(1, n + 1),  # sequential 1..n
+            "code": rng.choice(np.arange(10_000, 99_999), n, replace=False),  # scattered 5-digit numbers
+            "value": rng.normal(size=n),
+        }
+    )
+    schema = TableSchema.infer(real).with_overrides(
+        kinds={"record": "identifier", "row": "identifier", "code": "identifier"}
+    )
+    codec = TableCodec.fit(real, schema)
+    encoded = codec.encode(real)
+    decoded = codec.decode(pd.concat([encoded] * 2, ignore_index=True), start_row=0, seed=1, total_rows=2 * n)
+    for column in ("record", "row", "code"):
+        assert decoded[column].is_unique, column
+        assert not decoded[column].isin(real[column]).any(), column
+    assert decoded["record"].str.fullmatch(r"LB-\d{6}").all()  # the source's shape is kept
+    assert decoded["row"].diff().dropna().eq(1).all()  # sequential stays sequential
