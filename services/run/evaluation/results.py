@@ -164,16 +164,30 @@ class QualitySampleSizes(Block):
     association_rows: int
 
 
+class SkippedPair(Block):
+    """A column pair the quality score could not count, and why."""
+
+    columns: list[str]
+    reason: str
+
+
 class QualityResult(Block):
     """How closely the synthetic columns and column pairs follow the training table."""
 
     quality: Number = measure(QUALITY)
+    quality_interval: list[Number] | None = Field(
+        None, description="95% bootstrap interval [low, high] of quality (evaluation.bootstrap: named draws)"
+    )
     column_shapes: Number = measure(COLUMN_SHAPES)
     column_pair_trends: Number = measure(COLUMN_PAIR_TRENDS)
-    pairs_scored: int = Field(0, description="pairs sdmetrics scored (it skips weakly associated real pairs)")
+    pairs_scored: int = Field(0, description="column pairs sdmetrics scored (every pair counts)")
     pairs_total: int = 0
+    pairs_skipped: list[SkippedPair] = Field(default_factory=list, description="pairs left without a score, and why")
     missing_columns: list[str] = Field(
         default_factory=list, description="learned columns of the real table absent from the synthetic one"
+    )
+    columns_left_out: dict[str, str] = Field(
+        default_factory=dict, description="columns of the real table the score leaves out, each with why"
     )
     diagnostic: DiagnosticScores | None = None
     holdout_reference: ReferenceScores | None = None

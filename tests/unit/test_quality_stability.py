@@ -1,0 +1,104 @@
+"""The quality score does not move with the rows sampled, covers every column and pair, and has an interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairsynth.metadata.schema import ColumnKind, TableSchema
+from fairsynth.services.run.evaluation.quality import WITHHELD, evaluate_quality
+
+
+def _long_table(n_rows: int, seed: int) -> pd.DataFrame:
+    """Lab values per subject: a test code, its value, unit and date, and two weakly related flags."""
+    rng = np.random.default_rng(seed)
+    code = rng.integers(0, 20, n_rows)
+    value = code * 3 + rng.normal(0, 1 + code / 5, n_rows)
+    flag = np.where(value > code * 3 + 1, "H", "N")
+    repeat = np.where(rng.random(n_rows) < 0.65, flag, np.where(flag == "H", "N", "H"))  # Cramér's V about 0.3
+    day = pd.Timestamp("2014-01-01") + pd.to_timedelta(rng.integers(0, 900, n_rows) + code * 10, unit="D")
+    return pd.DataFrame(
+        {
+            "LBTESTCD": [f"T{c:02d}" for c in code],
+            "LBSTRESN": value.round(2),
+            "LBSTRESU": np.array(["mg/dL", "g/L", "mmol/L"])[code % 3],
+            "LBDTC": day.strftime("%Y-%m-%d"),
+            "LBNRIND": flag,
+            "LBREPEAT": repeat,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def long_tables():
+    """50k real rows split in two, and a synthetic table whose flags lost their relation."""
+    real = _long_table(50_000, 0)
+    synthetic = _long_table(50_000, 1)
+    synthetic["LBREPEAT"] = synthetic["LBREPEAT"].sample(frac=1.0, random_state=0).to_numpy()
+    return real.iloc[:25_000], real.iloc[25_000:], synthetic, TableSchema.infer(real)
+
+
+def test_every_column_pair_is_scored(long_tables):
+    train, holdout, synthetic, schema = long_tables
+    quality = evaluate_quality(train, holdout, synthetic, schema)
+    assert quality.pairs_total == 15
+    assert quality.pairs_scored == 15 and quality.pairs_skipped == []
+
+
+def test_five_evaluation_seeds_move_quality_by_less_than_a_hundredth(long_tables):
+    train, holdout, synthetic, schema = long_tables
+    scores = [evaluate_quality(train, holdout, synthetic, schema, seed=seed).quality for seed in range(5)]
+    assert max(scores) - min(scores) < 0.01
+
+
+def test_real_and_synthetic_samples_have_the_same_size_whatever_the_synthetic_rows(long_tables):
+    train, holdout, synthetic, schema = long_tables
+    few = evaluate_quality(train, holdout, synthetic.iloc[:8_000], schema).sample_sizes
+    many = evaluate_quality(train, holdout, synthetic, schema).sample_sizes
+    assert few.real == few.synthetic == 8_000
+    assert many.real == many.synthetic == 20_000
+
+
+def test_the_interval_holds_the_score_and_is_narrow_on_many_rows(long_tables):
+    train, holdout, synthetic, schema = long_tables
+    quality = evaluate_quality(train, holdout, synthetic, schema)
+    low, high = quality.quality_interval
+    assert low < quality.quality < high
+    assert high - low < 0.02
+
+
+def test_a_pair_without_a_score_is_listed_with_why(long_tables):
+    train, holdout, synthetic, schema = long_tables
+    constant = synthetic.assign(LBSTRESN=1.0)
+    quality = evaluate_quality(train, holdout, constant, schema)
+    skipped = {tuple(pair.columns): pair.reason for pair in quality.pairs_skipped}
+    assert list(skipped) == [("LBSTRESN", "LBDTC")] and "constant" in skipped["LBSTRESN", "LBDTC"]
+    assert quality.pairs_scored == quality.pairs_total - 1
+
+
+def _clinic_table(n_rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    clinic = rng.choice(["north", "south", "east"], n_rows, p=[0.6, 0.3, 0.1])
+    return pd.DataFrame(
+        {
+            "episode_id": np.arange(n_rows) + seed * n_rows,
+            "clinic_name": clinic,
+            "result": np.where(clinic == "north", "positive", rng.choice(["positive", "negative"], n_rows)),
+            "age": rng.integers(18, 90, n_rows),
+            "comment": [f"seen on visit {i}, felt fine" for i in range(n_rows)],
+        }
+    )
+
+
+def test_a_replaced_column_lowers_the_score_and_withheld_text_is_listed():
+    real = _clinic_table(4_000, 0)
+    schema = TableSchema.infer(real).with_overrides(kinds={"clinic_name": "pii", "comment": "text"})
+    assert schema.column("episode_id").kind == ColumnKind.IDENTIFIER
+    faithful = _clinic_table(4_000, 1)
+    replaced = faithful.assign(clinic_name=[f"Person {i}" for i in range(len(faithful))], comment="")
+    kept = evaluate_quality(real.iloc[:2_000], real.iloc[2_000:], faithful, schema)
+    lost = evaluate_quality(real.iloc[:2_000], real.iloc[2_000:], replaced, schema)
+    assert lost.quality < kept.quality - 0.1
+    assert lost.columns_left_out == {"comment": WITHHELD}
+    assert lost.pairs_total == 6  # episode_id (rows per key), clinic_name, result, age
