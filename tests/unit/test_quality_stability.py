@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from fairsynth.metadata.schema import ColumnKind, TableSchema
+from fairsynth.services.run.evaluation import evaluate
 from fairsynth.services.run.evaluation.quality import WITHHELD, evaluate_quality
+from fairsynth.services.run.evaluation.results import ExactCopies
 
 
 def _long_table(n_rows: int, seed: int) -> pd.DataFrame:
@@ -102,3 +104,21 @@ def test_a_replaced_column_lowers_the_score_and_withheld_text_is_listed():
     assert lost.quality < kept.quality - 0.1
     assert lost.columns_left_out == {"comment": WITHHELD}
     assert lost.pairs_total == 6  # episode_id (rows per key), clinic_name, result, age
+
+
+def test_a_range_is_the_whole_real_column_not_a_sample(long_tables):
+    train, holdout, synthetic, schema = long_tables
+    train = train.copy()
+    train.loc[train.index[123], "LBSTRESN"] = 13_682.0  # one extreme value a sample of 2,000 rows rarely holds
+    for seed in range(3):
+        extent = evaluate_quality(train, holdout, synthetic.iloc[:2_000], schema, seed=seed).columns["LBSTRESN"].range
+        assert extent.real_max == 13_682.0 and extent.real_min == train["LBSTRESN"].min()
+
+
+def test_the_synthetic_row_count_is_the_whole_output_not_the_kept_sample():
+    real = _clinic_table(3_000, 0)
+    schema = TableSchema.infer(real)
+    kept = _clinic_table(1_000, 1)
+    copies = ExactCopies(count=0, rate=0.0, synthetic_rows_checked=12_419)
+    result = evaluate(real.iloc[:2_000], real.iloc[2_000:], kept, schema, anonymeter=False, exact_copies=copies)
+    assert result.rows.synthetic == result.privacy.exact_copies.synthetic_rows_checked == 12_419

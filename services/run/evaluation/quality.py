@@ -18,6 +18,7 @@ from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, ColumnSpec, Ta
 from fairsynth.services.run.evaluation.bootstrap import quality_interval
 from fairsynth.services.run.evaluation.frames import (
     QUALITY_ROWS,
+    column_values,
     compared_columns,
     is_numeric,
     listed_labels,
@@ -159,6 +160,7 @@ def evaluate_quality(
         "holdout_reference": reference,
         "columns": {
             spec.name: _column_fidelity(spec, real_values[spec.name], synth_values[spec.name], report, diagnostic)
+            | _full_range(spec, train, synthetic)
             for spec in specs
         },
         "association": {
@@ -228,9 +230,7 @@ def _column_fidelity(
         "missing_share_synthetic": _number(synth.isna().mean()),
     }
     entry["missing_share_difference"] = _number(abs(entry["missing_share_real"] - entry["missing_share_synthetic"]))
-    if is_numeric(spec):
-        entry["range"] = _range_fidelity(spec, real.dropna(), synth.dropna())
-    else:
+    if not is_numeric(spec):
         entry["categories"] = category_coverage(real.dropna(), synth.dropna(), listed_labels(spec))
     return entry
 
@@ -240,6 +240,14 @@ def _detail_score(details: pd.DataFrame, column: str) -> float | None:
         return None
     rows = details.loc[details["Column"] == column, "Score"].dropna()
     return _number(rows.mean()) if len(rows) else None
+
+
+def _full_range(spec: ColumnSpec, train: pd.DataFrame, synthetic: pd.DataFrame) -> dict:
+    """A number's or date's range over every row given (a sample's range would understate the real one)."""
+    if not is_numeric(spec):
+        return {}
+    real, synth = column_values(train[spec.name], spec), column_values(synthetic[spec.name], spec)
+    return {"range": _range_fidelity(spec, real.dropna(), synth.dropna())}
 
 
 def _range_fidelity(spec, real: pd.Series, synth: pd.Series) -> dict:

@@ -207,6 +207,19 @@ class ExactCopies(Block):
     real_repeat_rate: Number = Field(0.0, description="holdout rows equal to a training row")
     synthetic_rows_checked: int = 0
 
+    def of_any_real_row(self) -> ExactCopies:
+        """Copies of a training or holdout row as the count: where the holdout is no known unseen half, the
+        generator may have seen those rows too (evaluate_files without a holdout)."""
+        if self.count is None:
+            return self
+        return self.model_copy(
+            update={
+                "count": self.count + self.holdout_count,
+                "rate": (self.rate or 0.0) + (self.holdout_rate or 0.0),
+                "real_repeat_rate": 0.0,
+            }
+        )
+
 
 class Distribution(Block):
     """A distance distribution: quantiles, share of zero distances, histogram over the shared edges."""

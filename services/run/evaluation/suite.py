@@ -54,7 +54,7 @@ def evaluate(
         measured[name] = block()
         timings[name] = round(time.perf_counter() - tick, 3)
     measurements = Measurements(
-        rows={"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)},
+        rows={"train": len(train), "holdout": len(holdout), "synthetic": _synthetic_rows(synthetic, exact_copies)},
         **measured,
         timings=timings,
         fit=fit_dict,
@@ -105,10 +105,17 @@ def evaluate_files(
     if len(missing) == len(schema.learned_columns()):
         raise InputError("The synthetic file shares no column with the real one; check that the two files match.")
     result = evaluate(train, holdout, synthetic, schema, policy=policy, seed=seed)
-    if holdout_path is None:
-        result = result.model_copy(update={"holdout_known": False})
+    if holdout_path is None:  # one count of copies for the printout, metrics.json and the gate's reason
+        copies = result.privacy.exact_copies.of_any_real_row()
+        privacy = result.privacy.model_copy(update={"exact_copies": copies})
+        result = result.model_copy(update={"holdout_known": False, "privacy": privacy})
         result = result.model_copy(update={"gate": gate(result, policy)})
     return result.model_copy(update={"missing_columns": missing or None})
+
+
+def _synthetic_rows(synthetic: pd.DataFrame, exact_copies: ExactCopies | None) -> int:
+    """Rows of the whole synthetic output: the copy counter saw every streamed row, `synthetic` may be a sample."""
+    return exact_copies.synthetic_rows_checked if exact_copies else len(synthetic)
 
 
 def _check_tables(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame) -> None:
