@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from fairsynth.metadata.schema import ColumnKind, TableSchema
-from fairsynth.services.run.evaluation import evaluate
+from fairsynth.services.run.evaluation import compare, evaluate
 from fairsynth.services.run.evaluation.quality import WITHHELD, evaluate_quality
 from fairsynth.services.run.evaluation.results import ExactCopies
+from fairsynth.services.run.report import render_comparison, render_report
 
 
 def _long_table(n_rows: int, seed: int) -> pd.DataFrame:
@@ -122,3 +125,20 @@ def test_the_synthetic_row_count_is_the_whole_output_not_the_kept_sample():
     copies = ExactCopies(count=0, rate=0.0, synthetic_rows_checked=12_419)
     result = evaluate(real.iloc[:2_000], real.iloc[2_000:], kept, schema, anonymeter=False, exact_copies=copies)
     assert result.rows.synthetic == result.privacy.exact_copies.synthetic_rows_checked == 12_419
+
+
+def test_the_comparison_ties_backends_whose_intervals_overlap_and_the_report_names_left_out_columns():
+    real = _clinic_table(3_000, 0)
+    schema = TableSchema.infer(real).with_overrides(kinds={"comment": "text"})
+    train, holdout = real.iloc[:2_000], real.iloc[2_000:]
+    broken = _clinic_table(2_000, 3).assign(result="negative", clinic_name="east")
+    results = {
+        name: evaluate(train, holdout, synthetic, schema, anonymeter=False)
+        for name, synthetic in (("a", _clinic_table(2_000, 1)), ("b", _clinic_table(2_000, 2)), ("broken", broken))
+    }
+    table = compare(results).set_index("backend")
+    assert table.loc["a", "quality_tied_with"] == "b" and table.loc["broken", "quality_tied_with"] == ""
+    assert table.loc["a", "quality_low"] < table.loc["a", "quality"] < table.loc["a", "quality_high"]
+    assert "tied with b" in render_comparison(results)
+    page = render_report(train, broken, schema, results["broken"])
+    assert f"The quality score leaves out: comment ({WITHHELD})" in html.unescape(page)

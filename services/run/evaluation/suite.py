@@ -64,15 +64,37 @@ def evaluate(
     )
 
 
+#: the comparison's columns beside the declared metrics: quality's bootstrap interval and the backends it ties with
+QUALITY_INTERVAL_COLUMNS = ("quality_low", "quality_high", "quality_tied_with")
+
+
 def compare(results: dict[str, EvaluationResult]) -> pd.DataFrame:
-    """One row per backend: its decision and every declared metric (evaluation.metrics), best quality first."""
-    columns = ["backend", "decision", *(metric.name for metric in METRICS)]
+    """One row per backend: its decision, every declared metric (evaluation.metrics) and quality's interval with
+    the backends whose intervals overlap it (tied: the difference is within sampling noise), best quality first."""
+    columns = ["backend", "decision", *(metric.name for metric in METRICS), *QUALITY_INTERVAL_COLUMNS]
+    intervals = {backend: result.quality.quality_interval for backend, result in results.items()}
     rows = [
-        {"backend": backend, "decision": result.gate.decision, **result.headline()}
+        {
+            "backend": backend,
+            "decision": result.gate.decision,
+            **result.headline(),
+            "quality_low": intervals[backend][0] if intervals[backend] else None,
+            "quality_high": intervals[backend][1] if intervals[backend] else None,
+            "quality_tied_with": ", ".join(
+                other for other in results if other != backend and _overlap(intervals[backend], intervals[other])
+            ),
+        }
         for backend, result in results.items()
     ]
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values("quality", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def _overlap(interval: list | None, other: list | None) -> bool:
+    """True when both intervals are known and share a point."""
+    if not interval or not other or None in interval or None in other:
+        return False
+    return interval[0] <= other[1] and other[0] <= interval[1]
 
 
 def evaluate_files(
