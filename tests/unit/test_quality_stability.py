@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairsynth.metadata.schema import ColumnKind, TableSchema
+from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.evaluation import compare, evaluate
-from fairsynth.services.run.evaluation.quality import WITHHELD, evaluate_quality
+from fairsynth.services.run.evaluation.quality import UNIQUE_KEY, WITHHELD, evaluate_quality
 from fairsynth.services.run.evaluation.results import ExactCopies
 from fairsynth.services.run.report import render_comparison, render_report
 
@@ -87,26 +87,27 @@ def _clinic_table(n_rows: int, seed: int) -> pd.DataFrame:
     clinic = rng.choice(["north", "south", "east"], n_rows, p=[0.6, 0.3, 0.1])
     return pd.DataFrame(
         {
-            "episode_id": np.arange(n_rows) + seed * n_rows,
+            "patient_id": np.sort(rng.integers(0, n_rows // 4, n_rows)) + seed * n_rows,  # about 4 rows each
             "clinic_name": clinic,
             "result": np.where(clinic == "north", "positive", rng.choice(["positive", "negative"], n_rows)),
             "age": rng.integers(18, 90, n_rows),
             "comment": [f"seen on visit {i}, felt fine" for i in range(n_rows)],
+            "row_id": np.arange(n_rows) + seed * n_rows,
         }
     )
 
 
 def test_a_replaced_column_lowers_the_score_and_withheld_text_is_listed():
     real = _clinic_table(4_000, 0)
-    schema = TableSchema.infer(real).with_overrides(kinds={"clinic_name": "pii", "comment": "text"})
-    assert schema.column("episode_id").kind == ColumnKind.IDENTIFIER
+    kinds = {"clinic_name": "pii", "comment": "text", "patient_id": "identifier", "row_id": "identifier"}
+    schema = TableSchema.infer(real).with_overrides(kinds=kinds)
     faithful = _clinic_table(4_000, 1)
     replaced = faithful.assign(clinic_name=[f"Person {i}" for i in range(len(faithful))], comment="")
     kept = evaluate_quality(real.iloc[:2_000], real.iloc[2_000:], faithful, schema)
     lost = evaluate_quality(real.iloc[:2_000], real.iloc[2_000:], replaced, schema)
     assert lost.quality < kept.quality - 0.1
-    assert lost.columns_left_out == {"comment": WITHHELD}
-    assert lost.pairs_total == 6  # episode_id (rows per key), clinic_name, result, age
+    assert lost.columns_left_out == {"comment": WITHHELD, "row_id": UNIQUE_KEY}
+    assert lost.pairs_total == lost.pairs_scored == 6  # patient_id (rows per key), clinic_name, result, age
 
 
 def test_a_range_is_the_whole_real_column_not_a_sample(long_tables):
@@ -129,7 +130,7 @@ def test_the_synthetic_row_count_is_the_whole_output_not_the_kept_sample():
 
 def test_the_comparison_ties_backends_whose_intervals_overlap_and_the_report_names_left_out_columns():
     real = _clinic_table(3_000, 0)
-    schema = TableSchema.infer(real).with_overrides(kinds={"comment": "text"})
+    schema = TableSchema.infer(real).with_overrides(kinds={"comment": "text", "row_id": "identifier"})
     train, holdout = real.iloc[:2_000], real.iloc[2_000:]
     broken = _clinic_table(2_000, 3).assign(result="negative", clinic_name="east")
     results = {

@@ -40,6 +40,7 @@ SDTYPES = {
 }
 WITHHELD = "free text is withheld (written empty), so there is nothing to compare"
 DROPPED = "dropped at the user's request"
+UNIQUE_KEY = "a unique key, regenerated as fresh unique values: one row per key, as in the real table"
 ABSENT = "absent from the synthetic table"
 UNSCORED_PAIR = "sdmetrics gave no score (a column is constant or empty in one table)"
 ASSOCIATION_ROWS = 5_000  # the association matrices use at most this many rows per table
@@ -47,15 +48,18 @@ MAX_LISTED = 20  # lost / invented categories listed by name per column
 
 
 def scored_columns(schema: TableSchema, *tables: pd.DataFrame) -> list[ColumnSpec]:
-    """Every output column the quality score covers (all but withheld text) present in every table given."""
+    """Every output column the quality score covers present in every table given: all but withheld text and, when
+    the real table comes first, its unique keys (one row per key, nothing to compare)."""
     return [
         spec
         for spec in schema.output_columns()
-        if spec.kind != ColumnKind.TEXT and all(spec.name in t.columns for t in tables)
+        if spec.kind != ColumnKind.TEXT
+        and all(spec.name in t.columns for t in tables)
+        and not (tables and _unique_key(spec, tables[0]))
     ]
 
 
-def left_out_columns(schema: TableSchema, synthetic: pd.DataFrame) -> dict[str, str]:
+def left_out_columns(schema: TableSchema, real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, str]:
     """Columns of the real table the quality score leaves out, each with why."""
     left_out = {}
     for spec in schema.columns:
@@ -65,7 +69,13 @@ def left_out_columns(schema: TableSchema, synthetic: pd.DataFrame) -> dict[str, 
             left_out[spec.name] = WITHHELD
         elif spec.name not in synthetic.columns:
             left_out[spec.name] = ABSENT
+        elif _unique_key(spec, real):
+            left_out[spec.name] = UNIQUE_KEY
     return left_out
+
+
+def _unique_key(spec: ColumnSpec, real: pd.DataFrame) -> bool:
+    return spec.kind == ColumnKind.IDENTIFIER and spec.name in real.columns and real[spec.name].dropna().is_unique
 
 
 def sdmetrics_metadata(schema: TableSchema) -> dict:
@@ -155,7 +165,7 @@ def evaluate_quality(
         **scores,
         "quality_interval": list(interval) if interval else None,
         "missing_columns": [c.name for c in schema.learned_columns() if c.name not in synthetic.columns],
-        "columns_left_out": left_out_columns(schema, synthetic),
+        "columns_left_out": left_out_columns(schema, train, synthetic),
         "diagnostic": _diagnostic_scores(diagnostic),
         "holdout_reference": reference,
         "columns": {
