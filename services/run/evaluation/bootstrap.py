@@ -77,7 +77,7 @@ def _shape(real: np.ndarray, synth: np.ndarray, is_number: bool) -> float:
         real, synth = real[~np.isnan(real)], synth[~np.isnan(synth)]
         if not len(real) or not len(synth):
             return np.nan
-        return 1.0 - float(stats.ks_2samp(real, synth).statistic)
+        return 1.0 - float(stats.ks_2samp(real, synth, method="asymp").statistic)
     size = int(max(real.max(), synth.max())) + 1
     return _histogram_similarity(real, synth, size)
 
