@@ -10,7 +10,7 @@ The benchmark tables are smaller than QUALITY_ROWS, so every row is used and the
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_scores.py --epochs 5
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_scores.py --tables demo --backends marginals --seeds 3
 
-Results go to benchmarks/results/scores.md and scores.csv (the command is printed at the top).
+Results go to benchmarks/results/scores.md and scores.csv (scores_<N>rows.* with --quality-rows N).
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def main() -> None:
 def _write(rows: list[dict], args: argparse.Namespace) -> None:
     RESULTS.mkdir(exist_ok=True)
     columns = COLUMNS + ["error"]
-    with (RESULTS / "scores.csv").open("w", newline="") as handle:
+    stem = f"scores_{args.quality_rows}rows" if args.quality_rows else "scores"
+    with (RESULTS / f"{stem}.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -110,7 +111,7 @@ def _write(rows: list[dict], args: argparse.Namespace) -> None:
     ]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(column)) for column in columns) + " |")
-    (RESULTS / "scores.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def _cell(value) -> str:
