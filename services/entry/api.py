@@ -32,6 +32,7 @@ from fairsynth.services.entry.workspace import register_dataset, too_large_messa
 from fairsynth.services.jobs.executors import Executor, create_job, make_executor
 from fairsynth.services.jobs.store import TERMINAL, Job, JobState, JobStore, JobStoreError, Task, TaskState, new_id, utc
 from fairsynth.services.run.config import BackendSpec, SchemaOverrides, parse_request
+from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 from fairsynth.services.run.tables import InputError, stored_name
 from fairsynth.services.settings import Settings, SettingsError
@@ -123,7 +124,7 @@ class JobSubmission(BaseModel):
     holdout_share: float = Field(0.2, ge=0.05, le=0.5)
     output_format: Literal["csv", "parquet"] = "csv"
     batch_rows: int = Field(100_000, ge=1, le=10**8)
-    evaluation_rows: int = Field(10_000, ge=100, le=10**7)
+    evaluation_rows: int = Field(QUALITY_ROWS, ge=100, le=10**7)
     anonymeter: bool = True
     package_crates: bool = False
     crate: dict[str, Any] | None = None

@@ -14,6 +14,7 @@ from fairsynth.backends.base import BackendError, ParameterError
 from fairsynth.errors import FairsynthError, field_problems
 from fairsynth.metadata.model import CrateInfo
 from fairsynth.metadata.schema import MIN_LEVEL_ROWS, MinLevelRows
+from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 
 DEFAULT_BACKENDS = ("tvae",)  # the in-house TVAE: what a run uses when it names no backend
@@ -57,7 +58,11 @@ class GenerationRequest(BaseModel):
     output_dir: str | None = None  # None: runs/<UTC time>
     output_format: Literal["csv", "parquet"] = "csv"
     batch_rows: int = Field(default=100_000, ge=1)
-    evaluation_rows: int = Field(default=10_000, ge=100, description="synthetic rows kept in memory for metrics")
+    evaluation_rows: int = Field(
+        default=QUALITY_ROWS,
+        ge=100,
+        description="synthetic rows kept in memory for metrics (the quality score samples up to QUALITY_ROWS)",
+    )
     encoding: str = "utf-8"
     separator: str | None = None
     policy: ReleasePolicy = Field(default_factory=ReleasePolicy)

@@ -19,6 +19,7 @@ from plotly.offline import get_plotlyjs
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run import figures
 from fairsynth.services.run.evaluation import compare
+from fairsynth.services.run.evaluation.bootstrap import CONFIDENCE
 from fairsynth.services.run.evaluation.frames import compared_columns, subsample
 from fairsynth.services.run.evaluation.gate import BY_METRIC
 from fairsynth.services.run.evaluation.metrics import (
@@ -144,6 +145,7 @@ def render_report(
         f"Backend: {backend}" if backend else "",
         result=result,
         gate_words=DECISION_WORDS[result.gate.decision],
+        left_out=left_out_note(result),
         cards=scorecard(result),
         column_rows=[_column_row(name, column) for name, column in result.quality.columns.items()],
         plot_rows=PLOT_ROWS,
@@ -189,6 +191,24 @@ def _interval(attack) -> str:
     return getattr(attack, "skipped", "")
 
 
+def _quality_context(quality) -> str:
+    reference = f"holdout reaches {_number(getattr(quality.holdout_reference, 'quality', None))}"
+    return f"{interval_text(quality.quality_interval)}; {reference}" if quality.quality_interval else reference
+
+
+def interval_text(interval: list | None) -> str:
+    """'95% interval 0.912 – 0.931' (the bootstrap interval of a headline figure), '' when unknown."""
+    return f"{CONFIDENCE:.0%} interval {_number(interval[0])} – {_number(interval[1])}" if interval else ""
+
+
+def left_out_note(result: EvaluationResult) -> str:
+    """One sentence naming the columns and pairs the quality score leaves out, and why; '' when none is."""
+    quality = result.quality
+    parts = [f"{name} ({why})" for name, why in quality.columns_left_out.items()]
+    parts += [f"pair {' × '.join(pair.columns)} ({pair.reason})" for pair in quality.pairs_skipped]
+    return f"The quality score leaves out: {'; '.join(parts)}." if parts else ""
+
+
 def _utility_context(result: EvaluationResult) -> str:
     utility = result.utility
     if not isinstance(utility, UtilityResult):
@@ -203,7 +223,7 @@ def _dp_context(result: EvaluationResult) -> str:
 
 
 _CONTEXT = {
-    QUALITY.name: lambda r: f"holdout reaches {_number(getattr(r.quality.holdout_reference, 'quality', None))}",
+    QUALITY.name: lambda r: _quality_context(r.quality),
     COLUMN_SHAPES.name: lambda r: "marginal distributions",
     COLUMN_PAIR_TRENDS.name: lambda r: f"{r.quality.pairs_scored} of {r.quality.pairs_total} pairs scored",
     ASSOCIATION_DIFFERENCE.name: lambda r: f"mean |real − synthetic|, {ASSOCIATION_DIFFERENCE.goal_text}",
@@ -268,11 +288,24 @@ def render_comparison(results: dict[str, EvaluationResult], *, title: str = "Bac
     )
 
 
+def _quality_cell(row: pd.Series, text: str, best: bool) -> tuple[str, bool]:
+    """Quality with its interval and the backends it is tied with (overlapping intervals: within sampling noise)."""
+    if pd.isna(row["quality_low"]):
+        return text, best
+    text += f" ({_number(row['quality_low'])} – {_number(row['quality_high'])})"
+    if row["quality_tied_with"]:
+        text += f"; tied with {row['quality_tied_with']}"
+    return text, best
+
+
 def _cells(row: pd.Series, table: pd.DataFrame, metrics: list[Metric]) -> list[tuple[str, bool]]:
     """(text, best) per metric: best when no other backend's value is better, as the metric's goal says."""
     cells = []
     for metric in metrics:
         value, others = row[metric.name], table[metric.name].dropna()
         best = pd.notna(value) and len(others) > 1 and not any(metric.better(o, value) for o in others)
-        cells.append((metric.text(None if pd.isna(value) else value), best))
+        text = metric.text(None if pd.isna(value) else value)
+        if metric is QUALITY:
+            text, best = _quality_cell(row, text, best)
+        cells.append((text, best))
     return cells

@@ -48,7 +48,9 @@ def test_independent_columns_lose_pair_trends_but_keep_shapes(support):
     train, holdout, other, schema = support
     faithful = evaluate_quality(train, holdout, other, schema)
     shuffled = evaluate_quality(train, holdout, _independent_columns(other, 1), schema)
-    assert shuffled.column_pair_trends < faithful.column_pair_trends - 0.1
+    # every pair counts (weakly related ones too, which shuffling barely changes), so the drop is diluted
+    assert shuffled.column_pair_trends < faithful.column_pair_trends - 0.04
+    assert shuffled.quality_interval[1] < faithful.quality_interval[0]
     assert shuffled.association.mean_abs_difference > 2 * faithful.association.mean_abs_difference
     assert abs(shuffled.column_shapes - faithful.column_shapes) < 0.03
     assert faithful.holdout_reference.quality > 0.85
@@ -89,4 +91,4 @@ def test_quality_score_keeps_its_signature():
     scores = quality_score(table.iloc[:800], table.iloc[800:1600], schema)
     assert set(scores) == {"quality", "column_shapes", "column_pair_trends"}
     assert 0.8 < scores["quality"] <= 1.0
-    assert "episode_id" not in sdmetrics_metadata(schema)["tables"]["table"]["columns"]
+    assert sdmetrics_metadata(schema)["tables"]["table"]["columns"]["episode_id"] == {"sdtype": "numerical"}

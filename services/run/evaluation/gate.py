@@ -162,15 +162,7 @@ def _limit_findings(limit: Limit, value: float | None, policy: ReleasePolicy) ->
 def _exact_copy_findings(copies: ExactCopies, policy: ReleasePolicy, holdout_known: bool) -> list:
     if copies.count is None:
         return [("flag", "Exact copies were not measured.")]
-    rate, holdout_rate = copies.rate or 0.0, copies.holdout_rate or 0.0
-    if not holdout_known:  # the generator may have seen the "holdout" half too: a copy of any real row counts
-        copies = copies.model_copy(
-            update={
-                "count": copies.count + (copies.holdout_count or 0),
-                "rate": rate + holdout_rate,
-                "real_repeat_rate": 0.0,
-            }
-        )
+    holdout_rate = copies.holdout_rate or 0.0  # without a known holdout, count holds copies of any real row
     decision = EXACT_COPY_LIMIT.judge(copies.count, policy)
     if decision == "pass":
         return []

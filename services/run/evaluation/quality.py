@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 from sdmetrics.reports import DiagnosticReport, QualityReport
 
-from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, TableSchema
+from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
+from fairsynth.services.run.evaluation.bootstrap import quality_interval
 from fairsynth.services.run.evaluation.frames import (
+    QUALITY_ROWS,
+    column_values,
     compared_columns,
     is_numeric,
     listed_labels,
@@ -32,16 +35,53 @@ SDTYPES = {
     ColumnKind.CATEGORICAL: "categorical",
     ColumnKind.DATETIME: "datetime",
     ColumnKind.DATE: "datetime",
+    ColumnKind.IDENTIFIER: "numerical",  # compared by rows per key: fresh keys keep the real grouping
+    ColumnKind.PII: "categorical",  # a replaced column is compared with the real one like any other
 }
-SDMETRICS_ROWS = 20_000  # sdmetrics runs on at most this many rows per table
+WITHHELD = "free text is withheld (written empty), so there is nothing to compare"
+DROPPED = "dropped at the user's request"
+UNIQUE_KEY = "a unique key, regenerated as fresh unique values: one row per key, as in the real table"
+ABSENT = "absent from the synthetic table"
+UNSCORED_PAIR = "sdmetrics gave no score (a column is constant or empty in one table)"
 ASSOCIATION_ROWS = 5_000  # the association matrices use at most this many rows per table
 MAX_LISTED = 20  # lost / invented categories listed by name per column
 
 
+def scored_columns(schema: TableSchema, *tables: pd.DataFrame) -> list[ColumnSpec]:
+    """Every output column the quality score covers present in every table given: all but withheld text and, when
+    the real table comes first, its unique keys (one row per key, nothing to compare)."""
+    return [
+        spec
+        for spec in schema.output_columns()
+        if spec.kind != ColumnKind.TEXT
+        and all(spec.name in t.columns for t in tables)
+        and not (tables and _unique_key(spec, tables[0]))
+    ]
+
+
+def left_out_columns(schema: TableSchema, real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[str, str]:
+    """Columns of the real table the quality score leaves out, each with why."""
+    left_out = {}
+    for spec in schema.columns:
+        if spec.drop:
+            left_out[spec.name] = DROPPED
+        elif spec.kind == ColumnKind.TEXT:
+            left_out[spec.name] = WITHHELD
+        elif spec.name not in synthetic.columns:
+            left_out[spec.name] = ABSENT
+        elif _unique_key(spec, real):
+            left_out[spec.name] = UNIQUE_KEY
+    return left_out
+
+
+def _unique_key(spec: ColumnSpec, real: pd.DataFrame) -> bool:
+    return spec.kind == ColumnKind.IDENTIFIER and spec.name in real.columns and real[spec.name].dropna().is_unique
+
+
 def sdmetrics_metadata(schema: TableSchema) -> dict:
-    """sdmetrics metadata for the learned columns (identifiers, PII and text are not compared)."""
+    """sdmetrics metadata for the scored columns (identifiers as rows per key, see scoring_sample)."""
     columns = {}
-    for spec in schema.learned_columns():
+    for spec in scored_columns(schema):
         entry = {"sdtype": SDTYPES[spec.kind]}
         if spec.kind in (ColumnKind.DATETIME, ColumnKind.DATE) and spec.datetime_format:
             entry["datetime_format"] = spec.datetime_format
@@ -49,27 +89,42 @@ def sdmetrics_metadata(schema: TableSchema) -> dict:
     return {"tables": {TABLE: {"columns": columns}}}
 
 
-def _present_metadata(schema: TableSchema, *tables: pd.DataFrame) -> tuple[dict, list[str]]:
-    metadata = sdmetrics_metadata(schema)
-    columns = metadata["tables"][TABLE]["columns"]
-    names = [n for n in columns if all(n in t.columns for t in tables)]
-    metadata["tables"][TABLE]["columns"] = {n: columns[n] for n in names}
-    return metadata, names
+def scoring_sample(data: pd.DataFrame, specs: list[ColumnSpec], n_rows: int, seed: int) -> pd.DataFrame:
+    """n_rows seeded rows of the scored columns; an identifier holds how many rows of the whole table share
+    its key (a key's values are fresh by design, its grouping is what a synthetic table must keep)."""
+    sample = subsample(data[[spec.name for spec in specs]], n_rows, seed).copy()
+    for spec in specs:
+        if spec.kind == ColumnKind.IDENTIFIER:
+            sample[spec.name] = sample[spec.name].map(data[spec.name].value_counts()).astype(float)
+    return sample
+
+
+def quality_rows(real: pd.DataFrame, synthetic: pd.DataFrame) -> int:
+    """Rows drawn from each table for the quality report: QUALITY_ROWS, or the smaller table's rows."""
+    return min(QUALITY_ROWS, len(real), len(synthetic))
 
 
 def quality_report(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> QualityReport:
-    """The sdmetrics QualityReport (column shapes and column pair trends) on the learned columns."""
-    return _generated(QualityReport(), real, synthetic, schema)
+    """The sdmetrics QualityReport (column shapes and column pair trends) on the scored columns, every pair
+    counted (sdmetrics by default averages only the pairs strongly associated in the real sample)."""
+    report = QualityReport()
+    report.real_correlation_threshold = 0
+    report.real_association_threshold = 0
+    return _generated(report, real, synthetic, schema)
 
 
 def diagnostic_report(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> DiagnosticReport:
-    """The sdmetrics DiagnosticReport (data validity and structure) on the learned columns."""
+    """The sdmetrics DiagnosticReport (data validity and structure) on the scored columns."""
     return _generated(DiagnosticReport(), real, synthetic, schema)
 
 
 def _generated(report, real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema):
-    """An sdmetrics report generated quietly on the learned columns both tables hold."""
-    metadata, names = _present_metadata(schema, real, synthetic)
+    """An sdmetrics report generated quietly on the scored columns both tables hold."""
+    metadata = sdmetrics_metadata(schema)
+    names = [
+        name for name in metadata["tables"][TABLE]["columns"] if name in real.columns and name in synthetic.columns
+    ]
+    metadata["tables"][TABLE]["columns"] = {name: metadata["tables"][TABLE]["columns"][name] for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report.generate({TABLE: real[names]}, {TABLE: synthetic[names]}, metadata, verbose=False)
@@ -91,13 +146,16 @@ def evaluate_quality(
     train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, *, seed: int = 0
 ) -> QualityResult:
     """The quality block of metrics.json: sdmetrics scores, fidelity of gaps, ranges and categories."""
-    specs = compared_columns(schema, train, synthetic)
-    real = subsample(train, SDMETRICS_ROWS, seed)
-    synth = subsample(synthetic, SDMETRICS_ROWS, seed + 1)
+    specs, scored = compared_columns(schema, train, synthetic), scored_columns(schema, train, synthetic)
+    n_rows = quality_rows(train, synthetic)
+    real, synth = scoring_sample(train, scored, n_rows, seed), scoring_sample(synthetic, scored, n_rows, seed + 1)
     report = quality_report(real, synth, schema)
     diagnostic = diagnostic_report(real, synth, schema)
     scores = _report_scores(report)
-    reference = quality_score(real, subsample(holdout, SDMETRICS_ROWS, seed + 2), schema) if len(holdout) else None
+    numeric = {spec.name: SDTYPES[spec.kind] != "categorical" for spec in scored}
+    interval = quality_interval(_numbers(real, scored), _numbers(synth, scored), numeric, scores["quality"], seed)
+    holdout_sample = scoring_sample(holdout, scored, min(n_rows, len(holdout)), seed + 2) if len(holdout) else None
+    reference = quality_score(real, holdout_sample, schema) if holdout_sample is not None else None
     real_values, synth_values = values_frame(real, specs), values_frame(synth, specs)
     assoc_real = association_matrix(subsample(real_values, ASSOCIATION_ROWS, seed))
     assoc_synth = association_matrix(subsample(synth_values, ASSOCIATION_ROWS, seed))
@@ -105,11 +163,14 @@ def evaluate_quality(
     off_diagonal = difference.where(~np.eye(len(difference), dtype=bool)).stack()
     block = {
         **scores,
+        "quality_interval": list(interval) if interval else None,
         "missing_columns": [c.name for c in schema.learned_columns() if c.name not in synthetic.columns],
+        "columns_left_out": left_out_columns(schema, train, synthetic),
         "diagnostic": _diagnostic_scores(diagnostic),
         "holdout_reference": reference,
         "columns": {
             spec.name: _column_fidelity(spec, real_values[spec.name], synth_values[spec.name], report, diagnostic)
+            | _full_range(spec, train, synthetic)
             for spec in specs
         },
         "association": {
@@ -131,13 +192,31 @@ def _report_scores(report: QualityReport) -> dict:
     properties = report.get_properties().set_index("Property")["Score"]
     pairs = report.get_details("Column Pair Trends")
     scored = int(pairs["Score"].notna().sum()) if "Score" in pairs else 0
+    errors = pairs["Error"] if "Error" in pairs else pd.Series(None, index=pairs.index, dtype=object)
+    skipped = [
+        {
+            "columns": [row["Column 1"], row["Column 2"]],
+            "reason": errors[i] if isinstance(errors[i], str) else UNSCORED_PAIR,
+        }
+        for i, row in pairs.iterrows()
+        if pd.isna(row["Score"])
+    ]
     return {
         "quality": _number(report.get_score()),
         "column_shapes": _number(properties.get("Column Shapes")),
         "column_pair_trends": _number(properties.get("Column Pair Trends")),
         "pairs_scored": scored,
         "pairs_total": len(pairs),
+        "pairs_skipped": skipped,
     }
+
+
+def _numbers(sample: pd.DataFrame, specs: list[ColumnSpec]) -> pd.DataFrame:
+    """The scored columns with dates as days (for the bootstrap); the rest as they are."""
+    return pd.DataFrame(
+        {s.name: values_frame(sample, [s])[s.name] if s.kind in TEMPORAL_KINDS else sample[s.name] for s in specs},
+        index=sample.index,
+    )
 
 
 def _diagnostic_scores(report: DiagnosticReport) -> dict:
@@ -161,9 +240,7 @@ def _column_fidelity(
         "missing_share_synthetic": _number(synth.isna().mean()),
     }
     entry["missing_share_difference"] = _number(abs(entry["missing_share_real"] - entry["missing_share_synthetic"]))
-    if is_numeric(spec):
-        entry["range"] = _range_fidelity(spec, real.dropna(), synth.dropna())
-    else:
+    if not is_numeric(spec):
         entry["categories"] = category_coverage(real.dropna(), synth.dropna(), listed_labels(spec))
     return entry
 
@@ -173,6 +250,14 @@ def _detail_score(details: pd.DataFrame, column: str) -> float | None:
         return None
     rows = details.loc[details["Column"] == column, "Score"].dropna()
     return _number(rows.mean()) if len(rows) else None
+
+
+def _full_range(spec: ColumnSpec, train: pd.DataFrame, synthetic: pd.DataFrame) -> dict:
+    """A number's or date's range over every row given (a sample's range would understate the real one)."""
+    if not is_numeric(spec):
+        return {}
+    real, synth = column_values(train[spec.name], spec), column_values(synthetic[spec.name], spec)
+    return {"range": _range_fidelity(spec, real.dropna(), synth.dropna())}
 
 
 def _range_fidelity(spec, real: pd.Series, synth: pd.Series) -> dict:

@@ -164,16 +164,30 @@ class QualitySampleSizes(Block):
     association_rows: int
 
 
+class SkippedPair(Block):
+    """A column pair the quality score could not count, and why."""
+
+    columns: list[str]
+    reason: str
+
+
 class QualityResult(Block):
     """How closely the synthetic columns and column pairs follow the training table."""
 
     quality: Number = measure(QUALITY)
+    quality_interval: list[Number] | None = Field(
+        None, description="95% bootstrap interval [low, high] of quality (evaluation.bootstrap: named draws)"
+    )
     column_shapes: Number = measure(COLUMN_SHAPES)
     column_pair_trends: Number = measure(COLUMN_PAIR_TRENDS)
-    pairs_scored: int = Field(0, description="pairs sdmetrics scored (it skips weakly associated real pairs)")
+    pairs_scored: int = Field(0, description="column pairs sdmetrics scored (every pair counts)")
     pairs_total: int = 0
+    pairs_skipped: list[SkippedPair] = Field(default_factory=list, description="pairs left without a score, and why")
     missing_columns: list[str] = Field(
         default_factory=list, description="learned columns of the real table absent from the synthetic one"
+    )
+    columns_left_out: dict[str, str] = Field(
+        default_factory=dict, description="columns of the real table the score leaves out, each with why"
     )
     diagnostic: DiagnosticScores | None = None
     holdout_reference: ReferenceScores | None = None
@@ -192,6 +206,19 @@ class ExactCopies(Block):
     holdout_rate: Number = 0.0
     real_repeat_rate: Number = Field(0.0, description="holdout rows equal to a training row")
     synthetic_rows_checked: int = 0
+
+    def of_any_real_row(self) -> ExactCopies:
+        """Copies of a training or holdout row as the count: where the holdout is no known unseen half, the
+        generator may have seen those rows too (evaluate_files without a holdout)."""
+        if self.count is None:
+            return self
+        return self.model_copy(
+            update={
+                "count": self.count + self.holdout_count,
+                "rate": (self.rate or 0.0) + (self.holdout_rate or 0.0),
+                "real_repeat_rate": 0.0,
+            }
+        )
 
 
 class Distribution(Block):

@@ -54,7 +54,7 @@ def evaluate(
         measured[name] = block()
         timings[name] = round(time.perf_counter() - tick, 3)
     measurements = Measurements(
-        rows={"train": len(train), "holdout": len(holdout), "synthetic": len(synthetic)},
+        rows={"train": len(train), "holdout": len(holdout), "synthetic": _synthetic_rows(synthetic, exact_copies)},
         **measured,
         timings=timings,
         fit=fit_dict,
@@ -64,15 +64,37 @@ def evaluate(
     )
 
 
+#: the comparison's columns beside the declared metrics: quality's bootstrap interval and the backends it ties with
+QUALITY_INTERVAL_COLUMNS = ("quality_low", "quality_high", "quality_tied_with")
+
+
 def compare(results: dict[str, EvaluationResult]) -> pd.DataFrame:
-    """One row per backend: its decision and every declared metric (evaluation.metrics), best quality first."""
-    columns = ["backend", "decision", *(metric.name for metric in METRICS)]
+    """One row per backend: its decision, every declared metric (evaluation.metrics) and quality's interval with
+    the backends whose intervals overlap it (tied: the difference is within sampling noise), best quality first."""
+    columns = ["backend", "decision", *(metric.name for metric in METRICS), *QUALITY_INTERVAL_COLUMNS]
+    intervals = {backend: result.quality.quality_interval for backend, result in results.items()}
     rows = [
-        {"backend": backend, "decision": result.gate.decision, **result.headline()}
+        {
+            "backend": backend,
+            "decision": result.gate.decision,
+            **result.headline(),
+            "quality_low": intervals[backend][0] if intervals[backend] else None,
+            "quality_high": intervals[backend][1] if intervals[backend] else None,
+            "quality_tied_with": ", ".join(
+                other for other in results if other != backend and _overlap(intervals[backend], intervals[other])
+            ),
+        }
         for backend, result in results.items()
     ]
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values("quality", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def _overlap(interval: list | None, other: list | None) -> bool:
+    """True when both intervals are known and share a point."""
+    if not interval or not other or None in interval or None in other:
+        return False
+    return interval[0] <= other[1] and other[0] <= interval[1]
 
 
 def evaluate_files(
@@ -105,10 +127,17 @@ def evaluate_files(
     if len(missing) == len(schema.learned_columns()):
         raise InputError("The synthetic file shares no column with the real one; check that the two files match.")
     result = evaluate(train, holdout, synthetic, schema, policy=policy, seed=seed)
-    if holdout_path is None:
-        result = result.model_copy(update={"holdout_known": False})
+    if holdout_path is None:  # one count of copies for the printout, metrics.json and the gate's reason
+        copies = result.privacy.exact_copies.of_any_real_row()
+        privacy = result.privacy.model_copy(update={"exact_copies": copies})
+        result = result.model_copy(update={"holdout_known": False, "privacy": privacy})
         result = result.model_copy(update={"gate": gate(result, policy)})
     return result.model_copy(update={"missing_columns": missing or None})
+
+
+def _synthetic_rows(synthetic: pd.DataFrame, exact_copies: ExactCopies | None) -> int:
+    """Rows of the whole synthetic output: the copy counter saw every streamed row, `synthetic` may be a sample."""
+    return exact_copies.synthetic_rows_checked if exact_copies else len(synthetic)
 
 
 def _check_tables(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame) -> None:
