@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import pandas as pd
 
+from fairsynth.metadata.schema import MIN_LEVEL_ROWS, RARE_LEVEL
 from fairsynth.services.jobs.store import TERMINAL
 
 T = TypeVar("T")
@@ -149,3 +151,10 @@ def imported_modules(path: Path, known: set[str]) -> set[str]:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}  # from package import module
     return found & known
+
+
+def allowed_levels(source: pd.Series) -> set[str]:
+    """The category labels a synthetic column may hold: source levels at or above the rare-level threshold,
+    and RARE_LEVEL in place of the others."""
+    counts = source.dropna().astype(str).value_counts()
+    return set(counts[counts >= MIN_LEVEL_ROWS].index) | {RARE_LEVEL}

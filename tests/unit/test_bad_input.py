@@ -14,6 +14,8 @@ from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.run.pipeline import run
 from fairsynth.services.run.tables import InputError, read_table
 
+from helpers import allowed_levels
+
 runner = CliRunner()
 
 
@@ -96,7 +98,7 @@ def test_a_hundred_thousand_level_categorical_is_capped_not_blown_up():
     kept = next(c for c in generator.codec.columns if c.name == "code")
     assert len(kept.levels) <= 500 and not any(v.startswith("R") for v in kept.levels)
     out = next(generator.sample(5_000, seed=0))
-    assert out["code"].isin(set(codes)).all()
+    assert out["code"].isin(allowed_levels(pd.Series(codes))).all()  # the 100,000 one-row levels never return
 
 
 def test_unknown_backend_fails_before_any_work(tmp_path):
