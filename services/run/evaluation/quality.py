@@ -36,8 +36,10 @@ SDTYPES = {
     ColumnKind.DATETIME: "datetime",
     ColumnKind.DATE: "datetime",
     ColumnKind.IDENTIFIER: "numerical",  # compared by rows per key: fresh keys keep the real grouping
+    ColumnKind.SUBJECT_KEY: "numerical",  # the same: how many rows each (synthetic) subject has
     ColumnKind.PII: "categorical",  # a replaced column is compared with the real one like any other
 }
+KEY_KINDS = frozenset({ColumnKind.IDENTIFIER, ColumnKind.SUBJECT_KEY})  # scored as rows per key
 WITHHELD = "free text is withheld (written empty), so there is nothing to compare"
 DROPPED = "dropped at the user's request"
 UNIQUE_KEY = "a unique key, regenerated as fresh unique values: one row per key, as in the real table"
@@ -94,7 +96,7 @@ def scoring_sample(data: pd.DataFrame, specs: list[ColumnSpec], n_rows: int, see
     its key (a key's values are fresh by design, its grouping is what a synthetic table must keep)."""
     sample = subsample(data[[spec.name for spec in specs]], n_rows, seed).copy()
     for spec in specs:
-        if spec.kind == ColumnKind.IDENTIFIER:
+        if spec.kind in KEY_KINDS:
             sample[spec.name] = sample[spec.name].map(data[spec.name].value_counts()).astype(float)
     return sample
 
