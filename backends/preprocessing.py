@@ -50,6 +50,7 @@ from fairsynth.metadata.schema import (
     TableSchema,
     detect_datetime_format,
     key_shapes,
+    level_threshold,
     nhs_check_digit,
     parse_datetime_text,
     rare_level_value,
@@ -555,7 +556,7 @@ def _fit_categorical(raw: pd.Series, spec: ColumnSpec, n_rows: int, options: dic
     observed = raw.dropna()
     counts = observed.map(_token).value_counts()
     originals = dict(zip(observed.map(_token), observed))
-    shown = counts[counts >= options["min_level_rows"]]  # the levels a synthetic table may hold
+    shown = counts[counts >= level_threshold(spec.kind, options["min_level_rows"])]  # what a synthetic table may hold
     kept = shown[shown >= options["rare_share"] * n_rows].head(options["max_levels"])
     pooled = [(_plain(originals[t]), int(c)) for t, c in shown.drop(kept.index).items()]
     suppressed = int(counts.sum() - shown.sum())

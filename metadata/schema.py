@@ -271,7 +271,8 @@ class TableSchema(BaseModel):
         updated = self.model_copy(deep=True, update={"min_level_rows": min_level_rows})
         for spec in updated.columns:
             listed = spec.kind in DISCRETE_KINDS and not spec.drop and (spec.cardinality or 0) <= DICTIONARY_LEVELS
-            spec.allowed_values = _frequent_levels(data[spec.name], min_level_rows) if listed else None
+            threshold = level_threshold(spec.kind, min_level_rows)
+            spec.allowed_values = _frequent_levels(data[spec.name], threshold) if listed else None
         return updated
 
     # -- serialisation ------------------------------------------------------------------------
@@ -322,6 +323,12 @@ class TableSchema(BaseModel):
             rare = f"levels with fewer than {self.min_level_rows} rows: not listed, '{replacement}' in synthetic rows"
             return f"{listed}; {rare}" if listed else rare
         return listed
+
+
+def level_threshold(kind: ColumnKind, min_level_rows: int) -> int:
+    """Rows a level needs to be listed and reproduced: min_level_rows, except a yes/no column keeps both its
+    values (a flag's two values identify no one, and 'other' in a 0/1 column would make no sense)."""
+    return 1 if kind == ColumnKind.BOOLEAN else min_level_rows
 
 
 def rare_level_value(levels: Iterable[object]) -> str:

@@ -128,3 +128,18 @@ def test_the_crate_records_the_threshold_and_leaks_no_rare_level(table_path, tmp
 def test_the_threshold_must_be_a_count_of_two_or_more(value):
     with pytest.raises(ConfigError, match="min_level_rows"):
         parse_request({"min_level_rows": value})
+
+
+def test_a_yes_no_column_keeps_both_values_however_rare_one_is(tmp_path):
+    """A flag's two values identify no one: a rare 'yes' is reproduced and listed, never replaced by RARE_LEVEL."""
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame({"on_steroids": [True] * 4 + [False] * 2996, "age": rng.integers(18, 90, 3000)})
+    path = tmp_path / "flags.csv"
+    table.to_csv(path, index=False)
+    plan = prepared(path, tmp_path / "run")
+    assert plan.schema.column("on_steroids").allowed_values is not None
+    assert len(plan.schema.column("on_steroids").allowed_values) == 2
+    generator = registry.create("marginals")
+    generator.fit(plan.train, plan.schema, seed=SEED)
+    values = pd.concat(generator.sample(20_000, seed=SEED))["on_steroids"].astype(str).str.lower()
+    assert set(values.dropna()) == {"true", "false"}
