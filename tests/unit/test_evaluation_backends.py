@@ -21,7 +21,9 @@ def _available(name: str) -> bool:
     not all(_available(n) for n in BACKENDS),
     reason="needs the marginals and sdv.gaussian_copula backends (install the sdv extra)",
 )
-def test_marginals_score_lower_on_pair_trends_than_gaussian_copula():
+def test_the_evaluation_sees_marginals_lose_associations_the_gaussian_copula_keeps():
+    """Independent columns lose the real associations; with every pair counted, sdmetrics' pair trends also
+    reward good marginals on weakly associated category pairs, so the association difference is the measure."""
     from SurvSet.data import SurvLoader
 
     table = SurvLoader().load_dataset("support2")["df"].sample(n=2000, random_state=2).reset_index(drop=True)
@@ -50,5 +52,4 @@ def test_marginals_score_lower_on_pair_trends_than_gaussian_copula():
         synthetic = pd.concat(generator.sample(1500, seed=0), ignore_index=True)
         scores[name] = evaluate_quality(train, holdout, synthetic, schema)
     marginals, copula = scores["marginals"], scores["sdv.gaussian_copula"]
-    assert marginals.column_pair_trends < copula.column_pair_trends - 0.05
-    assert marginals.association.mean_abs_difference > copula.association.mean_abs_difference
+    assert marginals.association.mean_abs_difference > copula.association.mean_abs_difference + 0.05
