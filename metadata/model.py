@@ -69,6 +69,16 @@ class CrateError(FairsynthError):
 
 
 # -- what the user says about the dataset ------------------------------------------------------
+def _persistent_id(value: str | None, pattern: re.Pattern[str], base: str, what: str, example: str) -> str | None:
+    """A ROR id or ORCID iD, bare or as a URL, as its URL; None when not given."""
+    if not value:
+        return None
+    match = pattern.match(value.strip())
+    if not match:
+        raise ValueError(f"'{value}' is not {what}; give it as {base}{example}.")
+    return base + match.group(2)
+
+
 class Organization(BaseModel):
     """An organisation, identified by its ROR id, or else by its web address."""
 
@@ -79,12 +89,7 @@ class Organization(BaseModel):
     @field_validator("ror")
     @classmethod
     def _ror_url(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        match = ROR.match(value.strip())
-        if not match:
-            raise ValueError(f"'{value}' is not a ROR id; give it as https://ror.org/0xxxxxxxx.")
-        return "https://ror.org/" + match.group(2)
+        return _persistent_id(value, ROR, "https://ror.org/", "a ROR id", "0xxxxxxxx")
 
     @model_validator(mode="after")
     def _needs_address(self) -> Organization:
@@ -115,12 +120,7 @@ class Author(BaseModel):
     @field_validator("orcid")
     @classmethod
     def _orcid_url(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        match = ORCID.match(value.strip())
-        if not match:
-            raise ValueError(f"'{value}' is not an ORCID iD; give it as https://orcid.org/0000-0000-0000-0000.")
-        return "https://orcid.org/" + match.group(2)
+        return _persistent_id(value, ORCID, "https://orcid.org/", "an ORCID iD", "0000-0000-0000-0000")
 
     @property
     def id(self) -> str:
