@@ -23,6 +23,19 @@ from fairsynth.services.jobs.store import TERMINAL
 T = TypeVar("T")
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's (scripts/system-deps.sh); browsers cannot be downloaded here
+# headless, and no background requests: this machine's closed network refuses them
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
 def free_port() -> int:
     """A TCP port on loopback that nobody listens on right now."""
     with socket.socket() as probe:

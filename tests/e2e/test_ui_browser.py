@@ -12,25 +12,15 @@ import pytest
 
 from fairsynth.metadata.validate import validate_crate
 
-from helpers import free_port, wait_for_url
+from helpers import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_url
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 AUTHOR = "Ada Lovelace; 0000-0002-1825-0097; University of Cambridge; https://ror.org/013meh722"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (scripts/system-deps.sh)"),
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium (scripts/system-deps.sh)"),
 ]
 
 
@@ -72,7 +62,7 @@ def page(ui_server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 2000}, accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(60_000)

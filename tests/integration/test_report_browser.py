@@ -12,16 +12,7 @@ from fairsynth.services.run.demo import load_demo_table
 from fairsynth.services.run.evaluation import evaluate
 from fairsynth.services.run.report import render_comparison, render_report
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from helpers import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.integration,
