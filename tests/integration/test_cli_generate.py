@@ -87,11 +87,13 @@ def test_generate_on_the_demo_table(tmp_path):
         check_backend_output(source, tmp_path / "run", backend)
     comparison = pd.read_csv(tmp_path / "run" / "comparison.csv").set_index("backend")
     assert (comparison["status"] == "ok").all()
-    # independent columns must score clearly lower on relationships than the copula
+    # independent columns must lose clearly more of the real associations than the copula (sdmetrics' pair trends,
+    # with every pair counted, also reward good marginals on weak category pairs: 0.771 vs 0.766 here)
     quality = {
         b: json.loads((tmp_path / "run" / b / "evaluation" / "metrics.json").read_text())["quality"] for b in BACKENDS
     }
-    assert quality["marginals"]["column_pair_trends"] < quality["sdv.gaussian_copula"]["column_pair_trends"] - 0.05
+    lost = {b: quality[b]["association"]["mean_abs_difference"] for b in BACKENDS}
+    assert lost["marginals"] > lost["sdv.gaussian_copula"] + 0.03
     for backend in BACKENDS:
         assert backend in done.stdout  # the side-by-side table
 
