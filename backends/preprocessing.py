@@ -48,18 +48,18 @@ from fairsynth.metadata.schema import (
     ColumnSpec,
     SchemaError,
     TableSchema,
+    datetimes_to_days,
     detect_datetime_format,
     key_shapes,
     level_threshold,
     nhs_check_digit,
-    parse_datetime_text,
+    parse_datetimes,
     rare_level_value,
 )
 
 MISSING_TOKEN = "__missing__"
 RARE_TOKEN = "__rare__"
 INDICATOR_SUFFIX = "__missing"
-EPOCH = pd.Timestamp("1970-01-01")
 DAY_NS = 86_400 * 10**9
 FORMAT_SAMPLE_ROWS = 20_000  # rows a forced date column's format is detected on
 FORCED_DATETIME_SHARE = 0.5  # share of those a format must read; the rest become missing values
@@ -689,24 +689,6 @@ def _name_shape(names: pd.Series) -> NameShape:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def parse_datetimes(raw: pd.Series, fmt: str | None) -> pd.Series:
-    """Datetimes from a column of text (with the schema's format) or of datetimes."""
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        values = raw
-    elif fmt:
-        values = parse_datetime_text(raw, fmt)
-    else:
-        values = pd.to_datetime(raw, format="mixed", dayfirst=True, errors="coerce")
-    if getattr(values.dt, "tz", None) is not None:
-        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return values
-
-
-def datetimes_to_days(values: pd.Series) -> pd.Series:
-    """Days since 1970-01-01 as floats; NaT becomes NaN."""
-    return (values - EPOCH) / pd.Timedelta(days=1)
-
-
 def unique_counters(rows: np.ndarray, modulus: int, salt: int) -> np.ndarray:
     """A bijection of row numbers onto 0 .. modulus - 1 that looks shuffled (affine map, unit multiplier)."""
     if rows.size and int(rows.max()) >= modulus:

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
 from fairsynth.errors import FairsynthError
+from fairsynth.metadata.rules import MIN_RULE_SUPPORT, Rule
 
 
 class SchemaError(FairsynthError):
@@ -114,6 +115,7 @@ RARE_LEVEL = "other"  # what a synthetic table holds in place of every level und
 DICTIONARY_LEVELS = 50  # a column with more levels has only its number of levels in the data dictionary
 #: DataFrame.attrs key the table reader sets: numeric columns the source writes with a decimal point
 DECIMAL_POINT_COLUMNS = "decimal_point_columns"
+EPOCH = pd.Timestamp("1970-01-01")
 DISCRETE_KINDS = frozenset({ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN})
 
 MinLevelRows = Annotated[
@@ -171,6 +173,8 @@ class TableSchema(BaseModel):
     target: str | None = None
     warnings: list[str] = Field(default_factory=list)
     min_level_rows: MinLevelRows = MIN_LEVEL_ROWS
+    rules: list[Rule] = Field(default_factory=list, description="cross-column rules (metadata/rules.py)")
+    min_rule_support: int = Field(MIN_RULE_SUPPORT, ge=1, description="real rows a detected rule must hold in")
 
     # -- inference ----------------------------------------------------------------------------
     @classmethod
@@ -236,10 +240,15 @@ class TableSchema(BaseModel):
             updated.column(name).drop = True
         if target is not None:
             updated.target = target
+        updated.rules = [rule for rule in updated.rules if updated._still_fits(rule, self)]
         problems = updated._unlearnable()
         if problems:
             raise SchemaError(*problems)
         return updated
+
+    def _still_fits(self, rule: Rule, before: TableSchema) -> bool:
+        """True when a rule's columns are all kept with the kinds it was found on."""
+        return all(not self.column(n).drop and self.column(n).kind == before.column(n).kind for n in rule.columns)
 
     def _unknown_columns(self, named: Iterable[str]) -> list[str]:
         """One sentence naming every given column the table does not have, or none."""
@@ -500,6 +509,47 @@ def parse_datetime_text(text: pd.Series, fmt: str) -> pd.Series:
     if date_part and unread.any():
         parsed[unread] = _parse_exact(text[unread], date_part)
     return parsed
+
+
+# -- values as numbers and labels ---------------------------------------------------------------
+def parse_datetimes(raw: pd.Series, fmt: str | None) -> pd.Series:
+    """Datetimes from a column of text (with the schema's format) or of datetimes."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        values = raw
+    elif fmt:
+        values = parse_datetime_text(raw, fmt)
+    else:
+        values = pd.to_datetime(raw, format="mixed", dayfirst=True, errors="coerce")
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values
+
+
+def datetimes_to_days(values: pd.Series) -> pd.Series:
+    """Days since 1970-01-01 as floats; NaT becomes NaN."""
+    return (values - EPOCH) / pd.Timedelta(days=1)
+
+
+def column_values(raw: pd.Series, spec: ColumnSpec) -> pd.Series:
+    """One column as floats (dates as days since 1970) or as string labels with missing kept as NaN."""
+    if spec.kind in TEMPORAL_KINDS:
+        return datetimes_to_days(parse_datetimes(raw, spec.datetime_format)).astype(float)
+    if spec.kind in NUMERIC_KINDS:
+        return pd.to_numeric(raw, errors="coerce").astype(float)
+    present = raw.dropna()
+    labels = {value: _label(value) for value in present.unique()}  # label each distinct value once
+    if spec.kind == ColumnKind.BOOLEAN:  # True, "True" and "true" are one category
+        labels = {value: label.lower() for value, label in labels.items()}
+    return raw.map(labels).astype(object).where(raw.notna(), np.nan)
+
+
+def _label(value) -> str:
+    """The same label for 1, 1.0 and '1', so categories compare across file types."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def _date_part(fmt: str) -> str | None:

@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.errors import FairsynthError
-from fairsynth.metadata.schema import TableSchema
+from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.services.entry.catalog import parameter_defaults, parameter_fields
 from fairsynth.services.run.config import (
     ConfigError,
@@ -107,7 +107,7 @@ def inspect(
     separator: str | None = None,
 ) -> None:
     """Show the inferred schema of a table: kind, missing share and distinct values per column."""
-    schema = TableSchema.infer(read_table(file, encoding=encoding, separator=separator))
+    schema = infer_with_rules(read_table(file, encoding=encoding, separator=separator))
     table = Table("column", "kind", "missing", "distinct", "format / PII", "synthetic handling")
     for c in schema.columns:
         table.add_row(
@@ -202,7 +202,7 @@ def evaluate_command(
         (out / "metrics.json").write_text(result.to_json())
         real_table = read_table(real)
         (out / "report.html").write_text(
-            render_report(real_table, read_table(synthetic), TableSchema.infer(real_table), result)
+            render_report(real_table, read_table(synthetic), infer_with_rules(real_table), result)
         )
     console.print("; ".join(f"{m.label} {m.text(result.value(m))}" for m in EVALUATE_SUMMARY), highlight=False)
     console.print(f"gate: {result.gate.decision}", highlight=False)

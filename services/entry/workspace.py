@@ -16,6 +16,7 @@ import pandas as pd
 
 from fairsynth.metadata.biostudies import DepositError, deposit
 from fairsynth.metadata.model import PAGETAB_PATH
+from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.schema import ColumnKind, ColumnSpec, SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.catalog import backend_catalog, parameter_defaults
@@ -147,7 +148,7 @@ def register_dataset(
 ) -> Dataset:
     """Read a stored table (clear errors for bad files), infer its schema and record it as a dataset."""
     data = read_table(path, max_unpacked_bytes=settings.max_unpacked_bytes)
-    schema = TableSchema.infer(data)
+    schema = infer_with_rules(data)
     dataset = Dataset(
         id=dataset_id,
         name=display_name(upload_name, fmt),

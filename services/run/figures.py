@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnSpec
-from fairsynth.services.run.evaluation.frames import column_values, is_numeric, listed_labels
+from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnSpec, column_values
+from fairsynth.services.run.evaluation.frames import is_numeric, listed_labels
 from fairsynth.services.run.evaluation.metrics import (
     COLUMN_PAIR_TRENDS,
     COLUMN_SHAPES,

@@ -25,6 +25,7 @@ from fairsynth.metadata.archive import zip_crate
 from fairsynth.metadata.builder import build_crate
 from fairsynth.metadata.checksums import sha256_file
 from fairsynth.metadata.model import CrateInfo, RunFacts, SourceFacts
+from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.config import GenerationRequest, crate_info
 from fairsynth.services.run.demo import DEMO_PATH
@@ -92,7 +93,7 @@ def load_input(request: GenerationRequest) -> tuple[pd.DataFrame, Path]:
 
 def inspect(data: pd.DataFrame, request: GenerationRequest) -> TableSchema:
     """Infer the schema and apply the user's overrides."""
-    return _apply_overrides(TableSchema.infer(data, seed=request.seed), request)
+    return _apply_overrides(infer_with_rules(data, seed=request.seed), request)
 
 
 def _apply_overrides(schema: TableSchema, request: GenerationRequest) -> TableSchema:

@@ -20,8 +20,13 @@ ALLOWED = {
     },
     "fairsynth.services.run": {"fairsynth.services.run", "fairsynth.backends", "fairsynth.metadata"},
     "fairsynth.services.settings": set(),
-    # a backend learns from a TableSchema and hashes its model files; nothing else of metadata
-    "fairsynth.backends": {"fairsynth.backends", "fairsynth.metadata.schema", "fairsynth.metadata.checksums"},
+    # a backend learns from a TableSchema (with its rules) and hashes its model files; nothing else of metadata
+    "fairsynth.backends": {
+        "fairsynth.backends",
+        "fairsynth.metadata.schema",
+        "fairsynth.metadata.rules",
+        "fairsynth.metadata.checksums",
+    },
     "fairsynth.metadata": {"fairsynth.metadata"},
 }
 SHARED = {"fairsynth", "fairsynth.errors"}

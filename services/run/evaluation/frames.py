@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from fairsynth.backends.preprocessing import datetimes_to_days, parse_datetimes
-from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
+from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnSpec, TableSchema, column_values
 
 #: real and synthetic rows each quality report compares: the same for both tables and every backend of a run
 #: (5 evaluation seeds move the quality of one synthetic file by < 0.01 on the benchmark tables)
@@ -21,19 +19,6 @@ def is_numeric(spec: ColumnSpec) -> bool:
 def compared_columns(schema: TableSchema, *tables: pd.DataFrame) -> list[ColumnSpec]:
     """The learned columns present in every table given, in schema order."""
     return [spec for spec in schema.learned_columns() if all(spec.name in t.columns for t in tables)]
-
-
-def column_values(raw: pd.Series, spec: ColumnSpec) -> pd.Series:
-    """One column as floats (dates as days since 1970) or as string labels with missing kept as NaN."""
-    if spec.kind in TEMPORAL_KINDS:
-        return datetimes_to_days(parse_datetimes(raw, spec.datetime_format)).astype(float)
-    if spec.kind in NUMERIC_KINDS:
-        return pd.to_numeric(raw, errors="coerce").astype(float)
-    present = raw.dropna()
-    labels = {value: _label(value) for value in present.unique()}  # label each distinct value once
-    if spec.kind == ColumnKind.BOOLEAN:  # True, "True" and "true" are one category
-        labels = {value: label.lower() for value, label in labels.items()}
-    return raw.map(labels).astype(object).where(raw.notna(), np.nan)
 
 
 def listed_labels(spec: ColumnSpec) -> set[str]:
@@ -52,12 +37,3 @@ def subsample(data: pd.DataFrame, n_max: int, seed: int) -> pd.DataFrame:
     if len(data) <= n_max:
         return data
     return data.sample(n=n_max, random_state=seed)
-
-
-def _label(value) -> str:
-    """The same label for 1, 1.0 and '1', so categories compare across file types."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value).strip()

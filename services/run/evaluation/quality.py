@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 from sdmetrics.reports import DiagnosticReport, QualityReport
 
-from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
+from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema, column_values
 from fairsynth.services.run.evaluation.bootstrap import quality_interval
 from fairsynth.services.run.evaluation.frames import (
     QUALITY_ROWS,
-    column_values,
     compared_columns,
     is_numeric,
     listed_labels,

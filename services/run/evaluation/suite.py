@@ -11,6 +11,7 @@ from dataclasses import asdict, is_dataclass
 import numpy as np
 import pandas as pd
 
+from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
 from fairsynth.services.run.evaluation.metrics import METRICS
@@ -115,7 +116,7 @@ def evaluate_files(
     two halves (seeded) for the baselines and the result says so (`holdout_known: false`).
     """
     real, synthetic = (read_table(p, encoding=encoding, separator=separator) for p in (real_path, synthetic_path))
-    schema = schema or TableSchema.infer(real)
+    schema = schema or infer_with_rules(real)
     if target:
         schema = schema.with_overrides(target=target)
     if holdout_path is not None:
