@@ -24,7 +24,8 @@ mask (several libraries lose rare indicator levels); which rows are missing stil
 
 Privacy of what the codec keeps: per-column ranges, decimals and category levels seen at least
 `min_level_rows` times, and quantiles of the rows per subject key (never a key). Levels rarer than that are
-never stored or reproduced. These statistics are not
+never stored or reproduced. The enforced cross-column rules (backends/rule_codec.py) add which rules hold and
+what each kept level of a determinant fixes. These statistics are not
 covered by any differential-privacy budget; DP backends say so in their FitResult.
 """
 
@@ -41,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from fairsynth.backends.rule_codec import RuleCodec
 from fairsynth.metadata.schema import (
     NUMERIC_KINDS,
     TEMPORAL_KINDS,
@@ -102,21 +104,39 @@ class NumericCodec(BaseModel):
             return pd.to_numeric(raw, errors="coerce").astype(float)
         return datetimes_to_days(parse_datetimes(raw, self.datetime_format))
 
-    def decode_arrow(self, batch: EncodedBatch, rng: np.random.Generator) -> pa.Array:
-        """Clip, round and restore the source's type and format; apply the calibrated missing indicator."""
-        raw, temporal = batch.numbers[self.name], self.kind in TEMPORAL_KINDS
-        # a copy, changed in place below: dates are rounded to their resolution later, numbers now
-        values = np.clip(raw, self.minimum, self.maximum) if temporal else np.round(raw, self.decimals_kept)
+    def decode_values(self, batch: EncodedBatch, rng: np.random.Generator) -> Decoded:
+        """Final values (clipped, rounded: dates to days or their time unit) and the calibrated missing mask."""
+        values = np.clip(batch.numbers[self.name], self.minimum, self.maximum)  # a copy, changed in place below
         gaps = np.isnan(values)
         missing = gaps | batch.token_mask(self.indicator, "1") if self.indicator else gaps
         missing = calibrate_missing(missing, self.missing_share, rng)
         if gaps.any():  # a gap the calibration kept gets a value; one it masks keeps no NaN behind the mask
             values[gaps] = (self.minimum + self.maximum) / 2
-        if temporal:
+        return Decoded(self.on_grid(values), missing)
+
+    def on_grid(self, values: np.ndarray) -> np.ndarray:
+        """Values rounded to what the column writes: its decimals, or days / the datetime format's finest unit."""
+        if self.kind in TEMPORAL_KINDS:
+            step = self.time_resolution_days
+            return np.round(values / step) * step
+        return np.round(values, self.decimals_kept)
+
+    @property
+    def step(self) -> float:
+        """The distance between two neighbouring values the column writes."""
+        return self.time_resolution_days if self.kind in TEMPORAL_KINDS else 10.0**-self.decimals_kept
+
+    def up_to_grid(self, values: np.ndarray) -> np.ndarray:
+        """The smallest value on the column's grid at or above each value (a rule's lower bound kept)."""
+        return np.ceil(np.round(values / self.step, 6)) * self.step
+
+    def to_arrow(self, decoded: Decoded) -> pa.Array:
+        """The source's type and format for final values."""
+        values, missing = decoded.values, decoded.missing
+        if self.kind in TEMPORAL_KINDS:
             return self._decode_temporal(values, missing)
-        np.clip(values, self.minimum, self.maximum, out=values)
         if self.kind == ColumnKind.INTEGER:
-            return masked_array(values.astype(np.int64), missing)
+            return masked_array(np.round(values).astype(np.int64), missing)
         return masked_array(values, missing)
 
     @property
@@ -131,9 +151,7 @@ class NumericCodec(BaseModel):
         return pd.Series(column.to_pandas())
 
     def _decode_temporal(self, days: np.ndarray, missing: np.ndarray) -> pa.Array:
-        step = self.time_resolution_days
-        days = np.round(np.nan_to_num(days) / step) * step
-        nanoseconds = np.round(days * DAY_NS).astype("int64")
+        nanoseconds = np.round(np.nan_to_num(days) * DAY_NS).astype("int64")
         if self.datetime_format is None:
             return masked_array(nanoseconds, missing, pa.timestamp("ns"))
         return format_datetimes(nanoseconds, missing, self.datetime_format)
@@ -161,21 +179,32 @@ class CategoricalCodec(BaseModel):
         tokens[~known] = RARE_TOKEN
         return {self.name: tokens.astype(str)}
 
-    def decode_arrow(self, batch: EncodedBatch, rng: np.random.Generator) -> pa.Array:
-        """Original values as a dictionary array (level indices into the column's values, no copy of a
-        value per row); rare tokens become rare-pool values (or common levels when there is no pool)."""
+    def decode_values(self, batch: EncodedBatch, rng: np.random.Generator) -> Decoded:
+        """Level indices into dictionary_values() and the calibrated missing mask; rare tokens become rare-pool
+        values (or common levels when there is no pool), and a missing row holds a drawn level behind its mask
+        (a rule that fills it has a value)."""
         codes, tokens = batch.codes[self.name], batch.tokens[self.name]
         place = {token: i for i, token in enumerate(self.levels)}
         level_of_token = np.array([place.get(t, -1) for t in tokens] + [-1], dtype=np.int32)
         missing = calibrate_missing(batch.token_mask(self.name, MISSING_TOKEN), self.missing_share, rng)
         index = level_of_token[codes]
         values, rare_positions, rare_weights = self._dictionary()
-        unknown = (index < 0) & ~missing  # rare tokens, unseen tokens, and gaps calibration filled
+        unknown = index < 0  # rare tokens, unseen tokens and missing rows
         if unknown.any():
             drawn = rng.choice(len(rare_positions), size=int(unknown.sum()), p=rare_weights / rare_weights.sum())
             index[unknown] = rare_positions[drawn]
-        index[missing] = 0
-        return pa.DictionaryArray.from_arrays(masked_array(index, missing), _values_array(values))
+        return Decoded(index, missing)
+
+    def dictionary_values(self) -> list:
+        """Every value a decoded row can hold, in the order decode_values' indices count them."""
+        return self._dictionary()[0]
+
+    def to_arrow(self, decoded: Decoded) -> pa.Array:
+        """Original values as a dictionary array (indices into the column's values, no copy of a value per row)."""
+        index = np.where(decoded.missing, 0, decoded.values).astype(np.int32)
+        return pa.DictionaryArray.from_arrays(
+            masked_array(index, decoded.missing), _values_array(self.dictionary_values())
+        )
 
     def to_pandas(self, column: pa.Array | pa.ChunkedArray) -> pd.Series:
         """The decoded column as pandas: plain bool where a boolean source has no gap, else inferred objects."""
@@ -354,6 +383,15 @@ LEARNED_CODECS = (NumericCodec, CategoricalCodec)
 
 
 @dataclass
+class Decoded:
+    """One learned column of a decoded batch before it takes the source's type: final values (numbers, days, or
+    level indices) and where they are missing. Rules adjust these arrays across columns (backends/rule_codec.py)."""
+
+    values: np.ndarray
+    missing: np.ndarray
+
+
+@dataclass
 class EncodedBatch:
     """A batch of the encoded form as arrays: floats per numeric column, and per categorical column
     integer codes into that column's list of tokens (no Python string per value)."""
@@ -399,6 +437,7 @@ class TableCodec(BaseModel):
     columns: list[ColumnCodec]
     options: dict = Field(default_factory=dict)
     fit_seed: int = 0
+    rules: RuleCodec = Field(default_factory=RuleCodec)
 
     # -- building ----------------------------------------------------------------------------------
     @classmethod
@@ -415,7 +454,8 @@ class TableCodec(BaseModel):
         never kept."""
         options = {"rare_share": rare_share, "min_level_rows": schema.min_level_rows, "max_levels": max_levels}
         codecs = [_fit_column(data[spec.name], spec, len(data), options) for spec in schema.output_columns()]
-        return cls(columns=codecs, options=options, fit_seed=seed)
+        rules = RuleCodec.fit(data, schema, {codec.name: codec for codec in codecs})
+        return cls(columns=codecs, options=options, fit_seed=seed, rules=rules)
 
     # -- the encoded table ------------------------------------------------------------------------
     def model_columns(self) -> dict[str, str]:
@@ -428,7 +468,7 @@ class TableCodec(BaseModel):
                     kinds[codec.indicator] = "categorical"
             elif isinstance(codec, CategoricalCodec):
                 kinds[codec.name] = "categorical"
-        return kinds
+        return {name: kind for name, kind in kinds.items() if name not in self.rules.hidden}
 
     def output_columns(self) -> list[str]:
         """Column names of decoded tables, in the source's order."""
@@ -441,7 +481,7 @@ class TableCodec(BaseModel):
         for codec in self.columns:
             if isinstance(codec, LEARNED_CODECS):
                 parts.update(codec.encode(data[codec.name], rng))
-        return pd.DataFrame(parts, index=data.index)
+        return self.rules.encode(pd.DataFrame(parts, index=data.index), {c.name: c for c in self.columns}, rng)
 
     def decode(self, encoded: pd.DataFrame, *, start_row: int = 0, seed: int = 0, total_rows: int = 0) -> pd.DataFrame:
         """A synthetic batch in the source's shape; start_row and total_rows keep identifiers unique across batches."""
@@ -451,10 +491,16 @@ class TableCodec(BaseModel):
     def decode_arrow(self, batch: EncodedBatch, *, start_row: int = 0, seed: int = 0, total_rows: int = 0) -> pa.Table:
         """decode() as an Arrow table, straight from the encoded arrays (what the file writers take)."""
         rng = np.random.default_rng(seed)
+        codecs = {codec.name: codec for codec in self.columns}
+        self.rules.restore_encoded(batch, codecs)
+        decoded = {c.name: c.decode_values(batch, rng) for c in self.columns if isinstance(c, LEARNED_CODECS)}
+        printed = self.rules.after_decode(decoded, codecs)
         columns: dict[str, pa.Array] = {}
         for position, codec in enumerate(self.columns):
-            if isinstance(codec, LEARNED_CODECS):
-                columns[codec.name] = codec.decode_arrow(batch, rng)
+            if codec.name in printed:
+                columns[codec.name] = printed[codec.name]
+            elif isinstance(codec, LEARNED_CODECS):
+                columns[codec.name] = codec.to_arrow(decoded[codec.name])
             else:
                 series = codec.decode(
                     batch.rows, start_row, rng, salt=self.fit_seed * 7919 + position, total_rows=total_rows
@@ -463,8 +509,9 @@ class TableCodec(BaseModel):
                 columns[codec.name] = pa.array(series, from_pandas=True)
         # a column the training data had no gap in is never null: declared required, Parquet then
         # writes no definition levels for it (7% of the write time on SUPPORT2)
+        ruled = {name for rule in self.rules.rules for name in rule.columns}  # a rule may leave gaps in any of them
         fields = [
-            pa.field(name, array.type, nullable=getattr(codec, "missing_share", 1.0) > 0)
+            pa.field(name, array.type, nullable=getattr(codec, "missing_share", 1.0) > 0 or name in ruled)
             for (name, array), codec in zip(columns.items(), self.columns)
         ]
         return pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))

@@ -47,7 +47,8 @@ SAMPLE_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # wh
 MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
 NOT_COVERED_BY_EPSILON = (
     "Not covered by epsilon: the codec's statistics (per-column ranges, decimals, kept category levels "
-    "and their counts, the rare-level pool) and this backend's encoding statistics (the quantile grid of "
+    "and their counts, the rare-level pool), the cross-column rules the real table keeps and their lookup "
+    "tables (which code goes with which label, unit or planned day), and this backend's encoding statistics (the quantile grid of "
     "every numeric column, the list of category levels) are computed from the training data without "
     "differential privacy. Only the neural network's weights are trained with DP-SGD."
 )
