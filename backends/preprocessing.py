@@ -468,7 +468,9 @@ class TableCodec(BaseModel):
                     kinds[codec.indicator] = "categorical"
             elif isinstance(codec, CategoricalCodec):
                 kinds[codec.name] = "categorical"
-        return {name: kind for name, kind in kinds.items() if name not in self.rules.hidden}
+        return {
+            name: kind for name, kind in kinds.items() if name not in self.rules.hidden
+        } | self.rules.model_columns()
 
     def output_columns(self) -> list[str]:
         """Column names of decoded tables, in the source's order."""
@@ -481,7 +483,7 @@ class TableCodec(BaseModel):
         for codec in self.columns:
             if isinstance(codec, LEARNED_CODECS):
                 parts.update(codec.encode(data[codec.name], rng))
-        return self.rules.encode(pd.DataFrame(parts, index=data.index), {c.name: c for c in self.columns}, rng)
+        return self.rules.encode(data, pd.DataFrame(parts, index=data.index), {c.name: c for c in self.columns}, rng)
 
     def decode(self, encoded: pd.DataFrame, *, start_row: int = 0, seed: int = 0, total_rows: int = 0) -> pd.DataFrame:
         """A synthetic batch in the source's shape; start_row and total_rows keep identifiers unique across batches."""
@@ -494,7 +496,7 @@ class TableCodec(BaseModel):
         codecs = {codec.name: codec for codec in self.columns}
         self.rules.restore_encoded(batch, codecs)
         decoded = {c.name: c.decode_values(batch, rng) for c in self.columns if isinstance(c, LEARNED_CODECS)}
-        printed = self.rules.after_decode(decoded, codecs)
+        printed = self.rules.after_decode(decoded, codecs, batch)
         columns: dict[str, pa.Array] = {}
         for position, codec in enumerate(self.columns):
             if codec.name in printed:

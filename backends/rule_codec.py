@@ -23,9 +23,10 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from fairsynth.metadata.rules import Rule, RuleKind, print_numbers
+from fairsynth.metadata.rules import WRITTEN, Rule, RuleKind, print_numbers, written_decimals
 from fairsynth.metadata.schema import ColumnKind, ColumnSpec, TableSchema, column_values
 
+DECIMALS_SUFFIX = "__decimals"  # a learned column: the decimals a text form writes in each row
 MISSING_KEY = "\0missing"  # a determinant's gap, as a key of a lookup (missing fixes the dependent too)
 
 
@@ -45,6 +46,7 @@ class RuleCodec(BaseModel):
     sequence: list[str] = Field(default_factory=list)  # order columns, each after its lower bounds
     lookups: dict[str, Lookup] = Field(default_factory=dict)  # determines: dependent -> how to look it up
     hidden: list[str] = Field(default_factory=list)  # encoded columns the model never sees (derived by a rule)
+    decimals: dict[str, str] = Field(default_factory=dict)  # text form WRITTEN: text column -> its decimals' column
 
     @property
     def active(self) -> bool:
@@ -68,6 +70,8 @@ class RuleCodec(BaseModel):
             derived.update(rule.columns[0] for rule in fitted.rules_of(kind))
         fitted.anchors = _anchors(fitted.rules_of(RuleKind.ORDER), fitted.sequence, derived)
         fitted.hidden = _hidden_columns(fitted, codecs, derived)
+        written = [r for r in fitted.rules_of(RuleKind.TEXT_FORM) if r.text_format == WRITTEN]
+        fitted.decimals = {rule.columns[0]: f"{rule.columns[0]}{DECIMALS_SUFFIX}" for rule in written}
         return fitted
 
     def rules_of(self, kind: RuleKind) -> list[Rule]:
@@ -75,8 +79,13 @@ class RuleCodec(BaseModel):
         return [rule for rule in self.rules if rule.kind == kind]
 
     # -- the encoded table --------------------------------------------------------------------------------
-    def encode(self, encoded: pd.DataFrame, codecs: dict, rng: np.random.Generator) -> pd.DataFrame:
-        """The model's table: offsets in place of anchored columns, derived columns left out.
+    def model_columns(self) -> dict[str, str]:
+        """The encoded columns rules add for the model (the decimals a text form writes), with their kind."""
+        return dict.fromkeys(self.decimals.values(), "categorical")
+
+    def encode(self, data: pd.DataFrame, encoded: pd.DataFrame, codecs: dict, rng: np.random.Generator) -> pd.DataFrame:
+        """The model's table: offsets in place of anchored columns, derived columns left out, the decimals
+        of each text form added.
 
         Where either column of an offset had a gap (filled with a draw of its own), the offset is a draw from
         the real offsets instead: a gap must not teach the model offsets of hundreds of days.
@@ -88,6 +97,12 @@ class RuleCodec(BaseModel):
             if gaps.any() and not gaps.all():
                 offset[gaps] = rng.choice(offset[~gaps], size=int(gaps.sum()))
             offsets[high] = offset
+        for text, column in self.decimals.items():
+            written = data[text].to_numpy(dtype=object)
+            present = pd.notna(written)
+            places = np.zeros(len(written), dtype=np.int64)
+            places[present] = written_decimals(written[present])
+            offsets[column] = places.astype(str)
         return encoded.assign(**offsets).drop(columns=[c for c in self.hidden if c in encoded.columns])
 
     def restore_encoded(self, batch, codecs: dict) -> None:
@@ -107,7 +122,7 @@ class RuleCodec(BaseModel):
                 batch.codes[name], batch.tokens[name] = np.zeros(batch.rows, dtype=np.int64), [token]
 
     # -- the decoded arrays ---------------------------------------------------------------------------------
-    def after_decode(self, decoded: dict, codecs: dict) -> dict[str, pa.Array]:
+    def after_decode(self, decoded: dict, codecs: dict, batch) -> dict[str, pa.Array]:
         """Keep every rule on the decoded arrays (in place); returns the text columns printed from numbers."""
         for rule in self.rules_of(RuleKind.MISSING_TOGETHER):
             decoded[rule.columns[1]].missing = decoded[rule.columns[0]].missing.copy()
@@ -120,7 +135,18 @@ class RuleCodec(BaseModel):
         self._keep_order(decoded, codecs)
         for rule in [*self.rules_of(RuleKind.DIFFERENCE), *self.rules_of(RuleKind.SUM)]:
             _compute(rule, decoded, codecs)
-        return {rule.columns[0]: _printed(rule, decoded[rule.columns[1]]) for rule in self.rules_of(RuleKind.TEXT_FORM)}
+        return {
+            rule.columns[0]: _printed(rule, decoded[rule.columns[1]], self._decimals(rule.columns[0], batch))
+            for rule in self.rules_of(RuleKind.TEXT_FORM)
+        }
+
+    def _decimals(self, text: str, batch) -> np.ndarray | None:
+        """The decimals the model chose for each row of a WRITTEN text form (None for a fixed format)."""
+        if text not in self.decimals:
+            return None
+        column = self.decimals[text]
+        tokens = np.array([int(t) if t.isdigit() else 0 for t in batch.tokens[column]] + [0], dtype=np.int64)
+        return tokens[batch.codes[column]]
 
     def _keep_order(self, decoded: dict, codecs: dict) -> None:
         """Raise each order column to its lower bounds where both have a value, in the order's sequence."""
@@ -287,7 +313,7 @@ def _compute(rule: Rule, decoded: dict, codecs: dict) -> None:
     result.missing = result.missing | a.missing | b.missing
 
 
-def _printed(rule: Rule, number) -> pa.Array:
+def _printed(rule: Rule, number, decimals: np.ndarray | None) -> pa.Array:
     """A text form column: the decoded number printed in the source's format, missing where the number is."""
-    printed = print_numbers(number.values, rule.text_format or "plain")
+    printed = print_numbers(number.values, rule.text_format or "plain", decimals)
     return pa.array(np.where(number.missing, None, printed), type=pa.string())

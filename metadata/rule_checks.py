@@ -16,6 +16,7 @@ import pandas as pd
 from fairsynth.metadata.rules import (
     MIN_RULE_SUPPORT,
     TEXT_FORMATS,
+    WRITTEN,
     Rule,
     RuleError,
     RuleKind,
@@ -78,9 +79,8 @@ def rule_rows(
         case RuleKind.TEXT_FORM:
             number = _numbers(frame, schema, second)
             applicable = ~np.isnan(number)
-            printed = print_numbers(number[applicable], rule.text_format or "plain")
             kept = np.zeros(len(frame), dtype=bool)
-            kept[applicable] = frame[first].to_numpy()[applicable].astype(str) == printed.astype(str)
+            kept[applicable] = _prints(frame[first].to_numpy()[applicable], number[applicable], rule.text_format)
             return applicable, kept
     raise AssertionError(rule.kind)
 
@@ -162,9 +162,7 @@ class _Table:
         self.temporal = {s.name: _numbers(data, schema, s.name) for s in used if s.kind in TEMPORAL_KINDS}
         self.numeric = {s.name: _numbers(data, schema, s.name) for s in used if s.kind in NUMERIC_KINDS}
         self.discrete = [s.name for s in used if s.kind in DISCRETE_KINDS]
-        self.texts = [
-            s.name for s in schema.columns if not s.drop and s.kind in (ColumnKind.CATEGORICAL, ColumnKind.TEXT)
-        ]
+        self.texts = [s.name for s in schema.columns if not s.drop and _text_in_source(s)]
         self.learned = [s.name for s in used]
         rng = np.random.default_rng(seed)
         self.screen = np.sort(rng.choice(len(data), size=min(SCREEN_ROWS, len(data)), replace=False))
@@ -182,6 +180,12 @@ class _Table:
         return self._codes[name]
 
 
+def _text_in_source(spec: ColumnSpec) -> bool:
+    """True when the source writes a column as text: categories, free text, numbers read from strings."""
+    read_from_text = spec.kind in NUMERIC_KINDS and spec.source_dtype in ("object", "string", "str")
+    return spec.kind in (ColumnKind.CATEGORICAL, ColumnKind.TEXT) or read_from_text
+
+
 def _order_rules(table: _Table, min_support: int) -> list[Rule]:
     """a <= b between dates (listed as implied where the ranges already say so) and between numbers (only where
     the ranges overlap: disjoint ranges of unrelated measurements say nothing)."""
@@ -189,7 +193,8 @@ def _order_rules(table: _Table, min_support: int) -> list[Rule]:
     for family, temporal in ((table.temporal, True), (table.numeric, False)):
         for first, second in combinations(family, 2):
             x, y = on_common_scale(table.schema, [first, second], family[first], family[second])
-            rule = _order_between(x, y, first, second, table.screen, min_support)
+            by_day = x is not family[first]  # a date and a datetime: the same day is an order worth keeping
+            rule = _order_between(x, y, first, second, table.screen, min_support, by_day)
             if rule is not None and (temporal or _bulks_overlap(*((x, y) if rule.columns[0] == first else (y, x)))):
                 found.append(rule)
     return found
@@ -202,9 +207,10 @@ def _bulks_overlap(low: np.ndarray, high: np.ndarray) -> bool:
 
 
 def _order_between(
-    x: np.ndarray, y: np.ndarray, x_name: str, y_name: str, screen: np.ndarray, min_support: int
+    x: np.ndarray, y: np.ndarray, x_name: str, y_name: str, screen: np.ndarray, min_support: int, by_day: bool
 ) -> Rule | None:
-    """The order rule between two columns of numbers, or None."""
+    """The order rule between two columns of numbers, or None (also for two columns equal in every row,
+    unless they are compared by day)."""
     sx, sy = x[screen], y[screen]
     both = ~np.isnan(sx) & ~np.isnan(sy)
     if not ((sx[both] <= sy[both]).all() or (sy[both] <= sx[both]).all()):
@@ -213,6 +219,8 @@ def _order_between(
     if both.sum() < min_support:
         return None
     x, y = x[both], y[both]
+    if not by_day and (x == y).all():
+        return None
     if (x <= y).all():  # equal in every row: one rule (two would be a cycle), the earlier column low
         low, high, names = x, y, [x_name, y_name]
     elif (y <= x).all():
@@ -317,7 +325,7 @@ def _text_form_rules(table: _Table, min_support: int) -> list[Rule]:
         present = sample.dropna().astype(str)
         if present.empty or present.str.fullmatch(NUMBER_TEXT).mean() < 0.5:
             continue
-        for number in table.numeric:
+        for number in (name for name in table.numeric if name != text):
             text_format = text_format_of(table.data[text], table.numbers(number), table.screen)
             if text_format is not None:
                 support = int((~np.isnan(table.numbers(number))).sum())
@@ -329,17 +337,27 @@ def _text_form_rules(table: _Table, min_support: int) -> list[Rule]:
 
 
 def text_format_of(text: pd.Series, number: np.ndarray, screen: np.ndarray | None = None) -> str | None:
-    """The one of TEXT_FORMATS in which text prints number in every row where number has a value, or None."""
+    """The first of TEXT_FORMATS in which text prints number in every row where number has a value, or None."""
+    formats = list(TEXT_FORMATS)
     for rows in ([screen] if screen is not None else []) + [np.arange(len(number))]:
         values, printed = number[rows], text.to_numpy()[rows]
         has = ~np.isnan(values)
         if not has.any():
             return None
-        written = np.array([str(v) if v is not None and v == v else "" for v in printed[has]], dtype=object)
-        formats = [f for f in TEXT_FORMATS if (print_numbers(values[has], f) == written).all()]
+        formats = [f for f in formats if _prints(printed[has], values[has], f).all()]
         if not formats:
             return None
     return formats[0]
+
+
+def _prints(text: np.ndarray, number: np.ndarray, text_format: str | None) -> np.ndarray:
+    """Rows whose text is the number printed in text_format (WRITTEN: a number equal to it, any decimals)."""
+    written = np.array([str(v) if v is not None and v == v else "" for v in text], dtype=object)
+    if text_format != WRITTEN:
+        return print_numbers(number, text_format or "plain") == written
+    shaped = pd.Series(written, dtype=object).str.fullmatch(NUMBER_TEXT).to_numpy(dtype=bool)
+    read = pd.to_numeric(pd.Series(written).where(shaped), errors="coerce").to_numpy(dtype=float)
+    return shaped & (np.abs(read - number) <= 1e-9 * np.maximum(1.0, np.abs(number)))
 
 
 # -- the user's edits ------------------------------------------------------------------------------

@@ -151,13 +151,37 @@ def _read(text: str) -> Rule | None:
 
 
 # -- the printed form of numbers (text_form) ---------------------------------------------------------
-#: how a text column may print its number: 'plain' (integers without a point, others as short as exact),
-#: or a fixed number of decimals
-TEXT_FORMATS = ("plain", *(f"%.{decimals}f" for decimals in range(7)))
+WRITTEN = "written"  # the number with the decimals each row writes (lab results: '5.2' mmol/L, '140' mmol/L)
+#: how a text column may print its number: 'plain' (integers without a point, others as short as exact), a fixed
+#: number of decimals, or WRITTEN (the decimals vary by row; the codec learns them like any category)
+TEXT_FORMATS = ("plain", *(f"%.{decimals}f" for decimals in range(7)), WRITTEN)
+MAX_DECIMALS = 6
 
 
-def print_numbers(values: np.ndarray, text_format: str) -> np.ndarray:
-    """Numbers as a text_form column prints them (an object array of str)."""
+def print_numbers(values: np.ndarray, text_format: str, decimals: np.ndarray | None = None) -> np.ndarray:
+    """Numbers as a text_form column prints them (an object array of str); WRITTEN uses each row's decimals
+    (at least as many as the number needs)."""
+    values = np.asarray(values, dtype=float)
     if text_format == "plain":
         return np.array([str(int(v)) if float(v).is_integer() else repr(float(v)) for v in values], dtype=object)
-    return np.char.mod(text_format, values).astype(object)
+    if text_format != WRITTEN:
+        return np.char.mod(text_format, values).astype(object)
+    places = needed_decimals(values) if decimals is None else np.maximum(decimals, needed_decimals(values))
+    printed = np.empty(len(values), dtype=object)
+    for count in np.unique(places):
+        rows = places == count
+        printed[rows] = np.char.mod(f"%.{count}f", values[rows]).astype(object)
+    return printed
+
+
+def needed_decimals(values: np.ndarray) -> np.ndarray:
+    """The fewest decimals that write each number exactly (at most MAX_DECIMALS)."""
+    places = np.full(len(values), MAX_DECIMALS, dtype=np.int64)
+    for count in range(MAX_DECIMALS - 1, -1, -1):
+        places[np.isclose(np.round(values, count), values, rtol=0, atol=1e-9)] = count
+    return places
+
+
+def written_decimals(text: np.ndarray) -> np.ndarray:
+    """The decimals each printed number writes ('5.20' -> 2, '140' -> 0)."""
+    return np.array([len(t) - t.index(".") - 1 if "." in t else 0 for t in text.astype(str)], dtype=np.int64)

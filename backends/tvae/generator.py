@@ -48,9 +48,9 @@ MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-st
 NOT_COVERED_BY_EPSILON = (
     "Not covered by epsilon: the codec's statistics (per-column ranges, decimals, kept category levels "
     "and their counts, the rare-level pool), the cross-column rules the real table keeps and their lookup "
-    "tables (which code goes with which label, unit or planned day), and this backend's encoding statistics (the quantile grid of "
-    "every numeric column, the list of category levels) are computed from the training data without "
-    "differential privacy. Only the neural network's weights are trained with DP-SGD."
+    "tables (which code goes with which label, unit or planned day), and this backend's encoding statistics "
+    "(the quantile grid of every numeric column, the list of category levels) are computed from the training "
+    "data without differential privacy. Only the neural network's weights are trained with DP-SGD."
 )
 
 
