@@ -41,6 +41,7 @@ from fairsynth.services.run.evaluation.metrics import (
     Metric,
 )
 from fairsynth.services.run.evaluation.results import AttackRisk, EvaluationResult, RulesResult, UtilityResult
+from fairsynth.services.run.evaluation.rules import adherence_table
 
 PLOT_ROWS = 20_000  # rows of each table drawn for the per-column plots
 MAX_COLUMN_PLOTS = 60  # per-column plots shown (the rest are listed)
@@ -310,6 +311,7 @@ def render_comparison(results: dict[str, EvaluationResult], *, title: str = "Bac
         metrics=shown,
         rows=[(row["backend"], row["decision"], _cells(row, table, shown)) for _, row in table.iterrows()],
         gates={name: result.gate for name, result in results.items()},
+        rules=adherence_table(results),
         plots=[plot(figure) for figure in figures.comparison_figures(table)],
     )
 

@@ -13,7 +13,7 @@ import pandas as pd
 from fairsynth.metadata.rule_checks import rule_counts
 from fairsynth.metadata.rules import Rule
 from fairsynth.metadata.schema import TableSchema
-from fairsynth.services.run.evaluation.results import RuleAdherence, RulesResult
+from fairsynth.services.run.evaluation.results import EvaluationResult, RuleAdherence, RulesResult
 
 
 def evaluate_rules(train: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> RulesResult:
@@ -43,6 +43,16 @@ def rule_adherence(rule: Rule, train: pd.DataFrame, synthetic: pd.DataFrame, sch
     return RuleAdherence(
         **described, applicable=applicable, kept=kept, adherence=kept / applicable if applicable else None
     )
+
+
+def adherence_table(results: dict[str, EvaluationResult]) -> pd.DataFrame:
+    """One row per rule (text, status, support) and one adherence column per backend, in the rules' order."""
+    rows: dict[str, dict] = {}
+    for backend, result in results.items():
+        for rule in result.rules.rules:
+            rows.setdefault(rule.text, {"rule": rule.text, "status": rule.status, "support": rule.support})
+            rows[rule.text][backend] = rule.adherence
+    return pd.DataFrame(list(rows.values()), columns=["rule", "status", "support", *results])
 
 
 def _worst(measured: Iterable[RuleAdherence]) -> float | None:
