@@ -1,7 +1,8 @@
 """Crate assembly: turns a run directory into a crate by adding every metadata file to it.
 
 The pipeline lays the run's files out in a directory (data/, model/, config/, evaluation/) and calls
-`build_crate(directory, info, facts)`; it adds the data dictionary (when missing), metadata/dome.json,
+`build_crate(directory, info, facts)`; it adds the data dictionary (when missing), data/rules.csv (when the
+table has cross-column rules), metadata/dome.json,
 metadata/biostudies.pagetab.json, ro-crate-metadata.json and ro-crate-preview.html, in that order (the
 JSON-LD describes the files written before it), and writes nowhere else. The real table is described
 (rows, columns, checksum), never copied. archive.zip_crate packs the result.
@@ -11,10 +12,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from fairsynth.metadata.biostudies import write_pagetab
 from fairsynth.metadata.crate import write_rocrate
 from fairsynth.metadata.dome import write_dome
-from fairsynth.metadata.model import DICTIONARY_PATH, METADATA_NAME, CrateInfo, RunFacts, synthetic_path
+from fairsynth.metadata.model import (
+    DICTIONARY_PATH,
+    METADATA_NAME,
+    RULES_PATH,
+    RULES_TABLE_COLUMNS,
+    CrateInfo,
+    RunFacts,
+    synthetic_path,
+)
 from fairsynth.metadata.preview import write_preview
 
 
@@ -24,7 +35,17 @@ def build_crate(directory: Path | str, info: CrateInfo, facts: RunFacts) -> Path
     synthetic = synthetic_path(root)
     if not (root / DICTIONARY_PATH).exists():
         facts.schema.data_dictionary().to_csv(root / DICTIONARY_PATH, index=False)
+    if facts.rules:
+        write_rules_table(root / RULES_PATH, facts.rules)
     write_dome(root, info, facts)
     write_pagetab(root, info, facts)
     write_preview(root, write_rocrate(root, info, facts, synthetic))
     return root / METADATA_NAME
+
+
+def write_rules_table(path: Path, rules: list[dict]) -> None:
+    """data/rules.csv: one row per cross-column rule with its columns, status, support and adherence."""
+    rows = [{**rule, "columns": "; ".join(rule["columns"])} for rule in rules]
+    pd.DataFrame(rows).reindex(columns=list(RULES_TABLE_COLUMNS)).rename(columns=RULES_TABLE_COLUMNS).to_csv(
+        path, index=False
+    )

@@ -72,8 +72,25 @@ def _dataset(info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
             "note": "The holdout was never seen by the generator; it serves the privacy and utility checks.",
         },
         "redundancy": copies,
+        "rules": _rules(facts),
         "availability": {"license": info.license, "url": info.url or info.identifier or "in this crate"},
     }
+
+
+def _rules(facts: RunFacts) -> list[dict[str, Any]] | str:
+    """The cross-column rules of the real table, each with its status, support and synthetic adherence."""
+    if not facts.rules:
+        return "no cross-column rule was detected in the real table or added"
+    return [
+        {
+            "rule": rule["text"],
+            "status": rule["status"],
+            "support": rule["support"],
+            "adherence": rule.get("adherence"),
+            "synthetic_rows_applicable": rule.get("applicable"),
+        }
+        for rule in facts.rules
+    ]
 
 
 def _optimization(facts: RunFacts) -> dict[str, Any]:

@@ -37,6 +37,17 @@ PREVIEW_NAME = "ro-crate-preview.html"
 DOME_PATH = "metadata/dome.json"
 PAGETAB_PATH = "metadata/biostudies.pagetab.json"
 DICTIONARY_PATH = "data/data-dictionary.csv"
+RULES_PATH = "data/rules.csv"
+RULES_TABLE_COLUMNS = {  # RunFacts.rules key -> data/rules.csv header
+    "text": "rule",
+    "kind": "kind",
+    "columns": "columns",
+    "status": "status",
+    "support": "support_real_rows",
+    "applicable": "synthetic_rows_applicable",
+    "kept": "synthetic_rows_kept",
+    "adherence": "adherence",
+}
 SYNTHETIC_CANDIDATES = ("data/synthetic.csv", "data/synthetic.parquet")
 MODEL_DIR = "model/"
 ENCODING_FORMATS = {
@@ -53,7 +64,9 @@ ENCODING_FORMATS = {
 FILE_DESCRIPTIONS = {
     "data/synthetic": "The synthetic table: rows drawn from the fitted generator, no row of the real table.",
     DICTIONARY_PATH: "Data dictionary: one row per column with kind, unit, allowed values or range, "
-    "missing share and how the synthetic table treats it.",
+    "missing share, how the synthetic table treats it and the cross-column rules it takes part in.",
+    RULES_PATH: "Cross-column rules of the real table (one row each): kind, columns, whether generation enforces "
+    "it, real rows supporting it, and the share of synthetic rows that keep it.",
     "config/generation.json": "The generation request, seed and package versions that repeat this run.",
     "evaluation/metrics.json": "Quality, privacy and utility measures of the synthetic table and the release decision.",
     "evaluation/report.html": "Human-readable evaluation report with plots.",
@@ -220,6 +233,9 @@ class RunFacts:
     confidence: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
     exact_copies: int | None = None
+    # each cross-column rule and its adherence, as plain data: {"text", "kind", "columns", "status", "support",
+    # "applicable", "kept", "adherence"} (evaluation.results.RuleAdherence)
+    rules: list[dict[str, Any]] = field(default_factory=list)
     gate: str | None = None
     packages: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None

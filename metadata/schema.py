@@ -295,7 +295,7 @@ class TableSchema(BaseModel):
         return cls.model_validate_json(text)
 
     def data_dictionary(self) -> pd.DataFrame:
-        """One row per column: kind, unit, allowed values or range, missing share, handling.
+        """One row per column: kind, unit, allowed values or range, missing share, handling, rules it takes part in.
 
         A category column lists only its levels with at least min_level_rows rows, and none when it has more
         than DICTIONARY_LEVELS levels (distinct_values still counts them).
@@ -316,9 +316,19 @@ class TableSchema(BaseModel):
                     "missing_share": round(c.missing_share, 4),
                     "synthetic_handling": c.handling(),
                     "target": c.name == self.target,
+                    "rules": "; ".join(self._rule_texts(c.name)),
                 }
             )
         return pd.DataFrame(rows)
+
+    def _rule_texts(self, name: str) -> list[str]:
+        """The dictionary's rules cell: the cross-column rules a column takes part in, with a status other than
+        enforced in brackets."""
+        return [
+            rule.text + ("" if rule.enforced else f" ({rule.status.value})")
+            for rule in self.rules
+            if name in rule.columns
+        ]
 
     def _listed_values(self, column: ColumnSpec) -> str:
         """The dictionary's allowed_values cell: the listed levels, and what is not listed."""

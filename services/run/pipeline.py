@@ -416,6 +416,7 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
         delta=fit.get("delta"),
         measures=crate_measures(evaluation),
         exact_copies=evaluation.privacy.exact_copies.count,
+        rules=[rule.model_dump(mode="json", exclude={"note"}) for rule in evaluation.rules.rules],
         gate=outcome.gate.get("decision"),
         comparison={
             o.backend: {"quality": o.quality.get("quality")} for o in outcomes if o.ok and o.backend != outcome.backend

@@ -21,24 +21,27 @@ from fairsynth.services.run import figures
 from fairsynth.services.run.evaluation import compare
 from fairsynth.services.run.evaluation.bootstrap import CONFIDENCE
 from fairsynth.services.run.evaluation.frames import compared_columns, subsample
-from fairsynth.services.run.evaluation.gate import BY_METRIC
+from fairsynth.services.run.evaluation.gate import BY_METRIC, rule_limit
 from fairsynth.services.run.evaluation.metrics import (
     ASSOCIATION_DIFFERENCE,
     ATTRIBUTE_INFERENCE_RISK,
     COLUMN_PAIR_TRENDS,
     COLUMN_SHAPES,
     DCR_SHARE,
+    ENFORCED_RULE_ADHERENCE,
     EPSILON,
     EXACT_COPIES,
     LINKABILITY_RISK,
     METRICS,
     MIA_AUC,
     QUALITY,
+    RULE_ADHERENCE,
     SINGLING_OUT_RISK,
     UTILITY_RATIO,
     Metric,
 )
-from fairsynth.services.run.evaluation.results import AttackRisk, EvaluationResult, UtilityResult
+from fairsynth.services.run.evaluation.results import AttackRisk, EvaluationResult, RulesResult, UtilityResult
+from fairsynth.services.run.evaluation.rules import adherence_table
 
 PLOT_ROWS = 20_000  # rows of each table drawn for the per-column plots
 MAX_COLUMN_PLOTS = 60  # per-column plots shown (the rest are listed)
@@ -55,6 +58,8 @@ SCORECARD = (
     COLUMN_SHAPES,
     COLUMN_PAIR_TRENDS,
     ASSOCIATION_DIFFERENCE,
+    ENFORCED_RULE_ADHERENCE,
+    RULE_ADHERENCE,
     EXACT_COPIES,
     DCR_SHARE,
     MIA_AUC,
@@ -147,7 +152,8 @@ def render_report(
         gate_words=DECISION_WORDS[result.gate.decision],
         left_out=left_out_note(result),
         cards=scorecard(result),
-        column_rows=[_column_row(name, column) for name, column in result.quality.columns.items()],
+        column_rows=[_column_row(name, column, result.rules) for name, column in result.quality.columns.items()],
+        rule_rows=rule_rows(result),
         plot_rows=PLOT_ROWS,
         column_plots=[
             plot(figures.distribution_figure(s, real_rows[s.name], {"synthetic": synthetic_rows[s.name]}))
@@ -227,6 +233,8 @@ _CONTEXT = {
     COLUMN_SHAPES.name: lambda r: "marginal distributions",
     COLUMN_PAIR_TRENDS.name: lambda r: f"{r.quality.pairs_scored} of {r.quality.pairs_total} pairs scored",
     ASSOCIATION_DIFFERENCE.name: lambda r: f"mean |real − synthetic|, {ASSOCIATION_DIFFERENCE.goal_text}",
+    ENFORCED_RULE_ADHERENCE.name: lambda r: _worst_rule_context(r.rules, enforced_only=True),
+    RULE_ADHERENCE.name: lambda r: _worst_rule_context(r.rules, enforced_only=False),
     EXACT_COPIES.name: lambda r: f"{_number(r.privacy.exact_copies.rate, pct=True)} of rows",
     DCR_SHARE.name: lambda r: f"closer to train than holdout; {DCR_SHARE.goal_text}",
     MIA_AUC.name: lambda r: f"0.5 = no signal; {MIA_AUC.goal_text}",
@@ -238,8 +246,27 @@ _CONTEXT = {
 }
 
 
-def _column_row(name: str, column) -> dict:
-    """One row of the per-column table."""
+def _worst_rule_context(rules: RulesResult, *, enforced_only: bool) -> str:
+    """Which rule is kept least and how many rules were measured, e.g. "worst: 'b >= a'; 5 rules"."""
+    measured = [r for r in rules.rules if r.adherence is not None and (r.enforced or not enforced_only)]
+    what = "enforced rules" if enforced_only else "rules, every status"
+    if not measured:
+        return f"no {what} measured"
+    worst = min(measured, key=lambda r: r.adherence or 0.0)
+    return f"worst: '{worst.text}'; {len(measured)} {what}"
+
+
+def rule_rows(result: EvaluationResult) -> list[dict]:
+    """One row per rule of the Rules table: the measured rule and the release gate's level for it."""
+    policy = result.gate.policy
+    return [
+        {"rule": rule, "level": LEVELS[rule_limit(rule).judge(rule.adherence, policy)]} for rule in result.rules.rules
+    ]
+
+
+def _column_row(name: str, column, rules: RulesResult) -> dict:
+    """One row of the per-column table, with the rules the column takes part in and their adherence."""
+    kept = [f"{rule.text} ({_number(rule.adherence, pct=True)})" for rule in rules.of_column(name)]
     extent, categories = column.range, column.categories
     if extent:
         dated = extent.real_min_date is not None
@@ -253,7 +280,7 @@ def _column_row(name: str, column) -> dict:
         detail = f"{categories.real_levels} levels; lost {categories.lost}, invented {categories.invented}{examples}"
     else:
         detail = ""
-    return {"name": name, "column": column, "detail": detail}
+    return {"name": name, "column": column, "detail": detail, "rules": "; ".join(kept)}
 
 
 def _short(value) -> str:
@@ -284,6 +311,7 @@ def render_comparison(results: dict[str, EvaluationResult], *, title: str = "Bac
         metrics=shown,
         rows=[(row["backend"], row["decision"], _cells(row, table, shown)) for _, row in table.iterrows()],
         gates={name: result.gate for name, result in results.items()},
+        rules=adherence_table(results),
         plots=[plot(figure) for figure in figures.comparison_figures(table)],
     )
 

@@ -9,6 +9,7 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -19,7 +20,11 @@ from fairsynth.metadata.checksums import sha256_file
 from fairsynth.metadata.model import (
     BIOSCHEMAS_DATASET,
     COMPLETED,
+    DICTIONARY_PATH,
+    DOME_PATH,
     PROCESS_RUN_CRATE,
+    RULES_PATH,
+    RULES_TABLE_COLUMNS,
     Author,
     CrateError,
     CrateInfo,
@@ -27,6 +32,7 @@ from fairsynth.metadata.model import (
     RunFacts,
     SourceFacts,
 )
+from fairsynth.metadata.rule_checks import infer_with_rules, rule_counts
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.metadata.validate import check_files, check_structure, validate_crate
 from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
@@ -60,7 +66,7 @@ def crate_info() -> CrateInfo:
 def make_run(root: Path, *, with_model: bool = True, rows: int = 400, rename: dict[str, str] | None = None) -> RunFacts:
     """A real small run directory: the demo table through the shared codec round trip, plus its facts."""
     real = load_demo_table().rename(columns=rename or {})
-    schema = TableSchema.infer(real)
+    schema = infer_with_rules(real)
     codec = TableCodec.fit(real, schema)
     synthetic = codec.decode(codec.encode(real.sample(rows, random_state=3)), seed=5)
     for sub in ("data", "config", "evaluation"):
@@ -99,9 +105,17 @@ def make_run(root: Path, *, with_model: bool = True, rows: int = 400, rename: di
         measures=[{"name": "quality", "label": "Quality", "value": 0.81, "goal": "maximize", "meaning": "sdmetrics"}],
         comparison={"sdv.gaussian_copula": {"quality": 0.84}},
         exact_copies=0,
+        rules=[rule_facts(rule, synthetic, schema, real) for rule in schema.rules],
         packages={"pandas": "2.3.3", "numpy": "1.26.4"},
         gate="pass",
     )
+
+
+def rule_facts(rule, synthetic, schema, real) -> dict:
+    """One rule and its adherence as the pipeline hands it to the crate (RunFacts.rules)."""
+    applicable, kept = rule_counts(rule, synthetic, schema, reference=real)
+    described = {"text": rule.text, "kind": rule.kind.value, "columns": rule.columns, "status": rule.status.value}
+    return described | {"support": rule.support, "applicable": applicable, "kept": kept, "adherence": kept / applicable}
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +162,7 @@ def test_crate_writes_every_metadata_file_inside_its_directory(built):
         "metadata/biostudies.pagetab.json",
         "data/synthetic.csv",
         "data/data-dictionary.csv",
+        "data/rules.csv",
     } <= names
     preview = (built / "ro-crate-preview.html").read_text()
     assert "Synthetic hospital episodes" in preview and "SYNTHETIC" in preview and "<script" not in preview
@@ -221,7 +236,7 @@ def test_fit_and_sample_actions_link_backend_training_model_and_synthetic_file(b
 def test_every_file_has_name_format_size_and_matching_sha256(built):
     graph = graph_of(built)
     files = [e for e in graph.values() if e["@type"] == "File"]
-    assert len(files) == 7
+    assert len(files) == 8  # data/rules.csv beside the dictionary
     for entity in files:
         path = built / entity["@id"]
         assert entity["name"] == path.name
@@ -267,6 +282,22 @@ def test_dome_record_is_filled_from_the_run(built):
     assert dome["evaluation"]["comparison"] == {"sdv.gaussian_copula": {"quality": 0.84}}
     assert dome["model"]["availability"] == "model files in the crate under model/"
     assert dome["evaluation"]["release_decision"] == "pass"
+
+
+def test_rules_and_their_adherence_are_listed_in_the_dictionary_rules_table_and_dome(built):
+    order = "discharge_date >= admission_date"
+    rules = pd.read_csv(built / RULES_PATH).set_index("rule")
+    assert list(rules.columns) == list(RULES_TABLE_COLUMNS.values())[1:] and order in rules.index
+    kept = rules.loc[order]
+    assert (kept["status"], kept["columns"]) == ("enforced", "admission_date; discharge_date")
+    assert kept["adherence"] == pytest.approx(kept["synthetic_rows_kept"] / kept["synthetic_rows_applicable"])
+    dictionary = pd.read_csv(built / DICTIONARY_PATH, keep_default_na=False).set_index("column")
+    assert order in dictionary.loc["admission_date", "rules"] and dictionary.loc["age", "rules"] == ""
+    dome = json.loads((built / DOME_PATH).read_text())["dataset"]["rules"]
+    listed = {rule["rule"]: rule for rule in dome}
+    assert set(listed) == set(rules.index) and listed[order]["adherence"] == pytest.approx(kept["adherence"])
+    graph = graph_of(built)
+    assert "synthetic rows that keep it" in graph[RULES_PATH]["description"]
 
 
 def test_withheld_model_is_described_and_still_validates(tmp_path):

@@ -10,14 +10,17 @@ from fairsynth.services.run.evaluation.metrics import (
     COLUMN_PAIR_TRENDS,
     COLUMN_SHAPES,
     DCR_SHARE,
+    ENFORCED_RULE_ADHERENCE,
     EPSILON,
     EXACT_COPIES,
     FIT_SECONDS,
     MIA_AUC,
     QUALITY,
+    RULE_ADHERENCE,
     SINGLING_OUT_RISK,
     UTILITY_RATIO,
 )
+from fairsynth.services.run.evaluation.rules import adherence_table
 from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
 
 SHOWN = (
@@ -25,6 +28,8 @@ SHOWN = (
     QUALITY,
     COLUMN_SHAPES,
     COLUMN_PAIR_TRENDS,
+    ENFORCED_RULE_ADHERENCE,
+    RULE_ADHERENCE,
     DCR_SHARE,
     MIA_AUC,
     EXACT_COPIES,
@@ -80,9 +85,20 @@ if job is not None:
                     st.write("• " + reason)
 
         measured = list(gates)
+        results = {name: ws_api.metrics(ws, job, name) for name in measured}
+        rules = adherence_table(results)
+        if not rules.empty:
+            st.subheader("Rules")
+            st.caption("Share of each backend's synthetic rows that keep each cross-column rule of the real table.")
+            st.dataframe(
+                rules,
+                hide_index=True,
+                width="stretch",
+                key="rules",
+                column_config={name: st.column_config.NumberColumn(name, format="percent") for name in measured},
+            )
         if measured:
             st.subheader("Plots")
-            results = {name: ws_api.metrics(ws, job, name) for name in measured}
             real = ws_api.training_sample(ws, job)
             synthetic = {name: ws_api.synthetic_sample(ws, job, name) for name in measured}
             specs = {

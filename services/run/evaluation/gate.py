@@ -1,7 +1,8 @@
 """Release gate: a ReleasePolicy of thresholds and the pass / flag / block decision on a result.
 
-Privacy thresholds block (a blocked result is never packaged as releasable); quality, utility,
-anonymeter and missing measurements flag (released only after a person has read the reasons).
+Privacy thresholds and an enforced cross-column rule that a synthetic row breaks block (a blocked result is
+never packaged as releasable); quality, utility, anonymeter, rules measured but not enforced, and missing
+measurements flag (released only after a person has read the reasons).
 Each threshold is a `Limit` on a declared metric: which side of it is worse comes from the metric's
 goal (evaluation.metrics), not from the threshold's name.
 """
@@ -16,11 +17,13 @@ from pydantic import BaseModel, Field
 from fairsynth.services.run.evaluation.metrics import (
     ATTRIBUTE_INFERENCE_RISK,
     DCR_SHARE,
+    ENFORCED_RULE_ADHERENCE,
     EPSILON,
     EXACT_COPIES,
     LINKABILITY_RISK,
     MIA_AUC,
     QUALITY,
+    RULE_ADHERENCE,
     SINGLING_OUT_RISK,
     UTILITY_RATIO,
     Goal,
@@ -28,7 +31,7 @@ from fairsynth.services.run.evaluation.metrics import (
 )
 
 if TYPE_CHECKING:
-    from fairsynth.services.run.evaluation.results import ExactCopies, Measurements
+    from fairsynth.services.run.evaluation.results import ExactCopies, Measurements, RuleAdherence
 
 Decision = Literal["pass", "flag", "block"]
 SEVERITY = {"pass": 0, "flag": 1, "block": 2}
@@ -56,6 +59,15 @@ class ReleasePolicy(BaseModel):
         ge=0,
         le=1,
         description="flag a column whose share of missing values differs more than this from the real one",
+    )
+    min_enforced_rule_adherence: float = Field(
+        1.0, ge=0, le=1, description="share of synthetic rows that must keep each enforced cross-column rule (block)"
+    )
+    min_rule_adherence: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="share of synthetic rows below which a rule measured but not enforced (implied or off) is flagged",
     )
     flag_margin: float = Field(
         0.05, ge=0, le=1, description="flag when DCR share or MIA AUC is this close below its block threshold"
@@ -103,8 +115,14 @@ class Limit:
 
 
 EXACT_COPY_LIMIT = Limit(EXACT_COPIES, "max_exact_copies", "block", required=True)
+# judged rule by rule: an enforced rule against the first, a rule that is only measured against the second
+ENFORCED_RULE_LIMIT = Limit(ENFORCED_RULE_ADHERENCE, "min_enforced_rule_adherence", "block")
+RULE_LIMIT = Limit(RULE_ADHERENCE, "min_rule_adherence", "flag")
+RULE_LIMITS = (ENFORCED_RULE_LIMIT, RULE_LIMIT)
 LIMITS: tuple[Limit, ...] = (
     EXACT_COPY_LIMIT,
+    ENFORCED_RULE_LIMIT,
+    RULE_LIMIT,
     Limit(DCR_SHARE, "max_dcr_share", "block", required=True, margin=True),
     Limit(MIA_AUC, "max_mia_auc", "block", required=True, margin=True),
     Limit(SINGLING_OUT_RISK, "max_anonymeter_risk", "flag"),
@@ -124,8 +142,9 @@ def gate(result: Measurements, policy: ReleasePolicy | None = None) -> GateResul
     for limit in LIMITS:
         if limit is EXACT_COPY_LIMIT:
             findings += _exact_copy_findings(result.privacy.exact_copies, policy, result.holdout_known)
-        else:
+        elif limit not in RULE_LIMITS:
             findings += _limit_findings(limit, result.value(limit.metric), policy)
+    findings += _rule_findings(result.rules.rules, policy)
     if _skipped(result.privacy.anonymeter):
         findings.append(("flag", "anonymeter risks were not measured."))
     findings += _missing_findings(result, policy)
@@ -181,6 +200,30 @@ def _exact_copy_findings(copies: ExactCopies, policy: ReleasePolicy, holdout_kno
             )
         ]
     return [(decision, text + ".")]
+
+
+def rule_limit(rule: RuleAdherence) -> Limit:
+    """The limit one rule is judged by: an enforced rule blocks below its threshold, a measured-only rule flags."""
+    return ENFORCED_RULE_LIMIT if rule.enforced else RULE_LIMIT
+
+
+def _rule_findings(rules: list[RuleAdherence], policy: ReleasePolicy) -> list[tuple[Decision, str]]:
+    """One finding per rule kept in too few synthetic rows: an enforced rule blocks, a measured-only rule flags."""
+    findings: list[tuple[Decision, str]] = []
+    for rule in rules:
+        limit = rule_limit(rule)
+        decision = limit.judge(rule.adherence, policy)
+        if decision != "pass":
+            broken = rule.applicable - rule.kept
+            what = "The enforced rule" if limit is ENFORCED_RULE_LIMIT else f"The rule ({rule.status}, not enforced)"
+            findings.append(
+                (
+                    decision,
+                    f"{what} '{rule.text}' is kept in {rule.adherence:.2%} of the synthetic rows it applies to "
+                    f"({broken:,} of {rule.applicable:,} break it), below the policy's {limit.threshold(policy):.0%}.",
+                )
+            )
+    return findings
 
 
 def _skipped(block) -> bool:

@@ -129,6 +129,24 @@ ASSOCIATION_DIFFERENCE = Metric(
     goal=Goal.MINIMIZE,
     meaning="mean |real − synthetic| association over column pairs (|Spearman|, Cramér's V, η)",
 )
+ENFORCED_RULE_ADHERENCE = Metric(
+    name="enforced_rule_adherence",
+    label="Enforced rules kept (worst)",
+    family=Family.QUALITY,
+    goal=Goal.MAXIMIZE,
+    format="%.4f",
+    meaning="lowest share, over the enforced cross-column rules of the real table, of the synthetic rows a rule "
+    "applies to that keep it (e.g. discharge_date >= admission_date); every enforced rule should be kept in 100%",
+)
+RULE_ADHERENCE = Metric(
+    name="rule_adherence",
+    label="Rules kept (worst)",
+    family=Family.QUALITY,
+    goal=Goal.MAXIMIZE,
+    format="%.4f",
+    meaning="lowest share, over every cross-column rule detected or added (enforced, implied by the ranges, or "
+    "turned off), of the synthetic rows a rule applies to that keep it",
+)
 # -- privacy --------------------------------------------------------------------------------------
 EXACT_COPIES = Metric(
     name="exact_copies",
@@ -253,6 +271,8 @@ METRICS: tuple[Metric, ...] = (
     COLUMN_PAIR_TRENDS,
     DIAGNOSTIC,
     ASSOCIATION_DIFFERENCE,
+    ENFORCED_RULE_ADHERENCE,
+    RULE_ADHERENCE,
     EXACT_COPIES,
     EXACT_COPY_RATE,
     DCR_SHARE,

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field
 from pydantic.json_schema import JsonDict
 
+from fairsynth.metadata.rules import RuleStatus
 from fairsynth.services.run.evaluation.gate import GateResult
 from fairsynth.services.run.evaluation.metrics import (
     ASSOCIATION_DIFFERENCE,
@@ -29,6 +30,7 @@ from fairsynth.services.run.evaluation.metrics import (
     COLUMN_SHAPES,
     DCR_SHARE,
     DIAGNOSTIC,
+    ENFORCED_RULE_ADHERENCE,
     EPSILON,
     EXACT_COPIES,
     EXACT_COPY_RATE,
@@ -39,6 +41,7 @@ from fairsynth.services.run.evaluation.metrics import (
     NNDR,
     QUALITY,
     ROWS_PER_SECOND,
+    RULE_ADHERENCE,
     SINGLING_OUT_RISK,
     TRTR,
     TSTR,
@@ -194,6 +197,39 @@ class QualityResult(Block):
     columns: dict[str, ColumnFidelity] = Field(default_factory=dict, description="per compared column")
     association: Association | None = None
     sample_sizes: QualitySampleSizes | None = None
+
+
+# -- rules ----------------------------------------------------------------------------------------
+class RuleAdherence(Block):
+    """One cross-column rule of the schema and the synthetic rows that keep it."""
+
+    text: str = Field(description="the rule as a person writes it, e.g. 'discharge_date >= admission_date'")
+    kind: str = Field(description="order, difference, sum, determines, missing_together, missing_when, text_form")
+    columns: list[str] = Field(description="the columns the rule ties, in the kind's order")
+    status: str = Field(description="enforced (kept by the codec; below 100% blocks release), implied or off")
+    support: int = Field(0, description="real rows that have the rule's columns (what detection counted)")
+    applicable: int = Field(0, description="synthetic rows the rule applies to")
+    kept: int = Field(0, description="synthetic rows, of those, that keep the rule")
+    adherence: Number = Field(None, description="kept / applicable; null when the rule applies to no synthetic row")
+    note: str | None = optional("why the rule could not be measured")
+
+    @property
+    def enforced(self) -> bool:
+        """True when the codec keeps this rule, so that a synthetic row breaking it blocks release."""
+        return self.status == RuleStatus.ENFORCED
+
+
+class RulesResult(Block):
+    """The real table's cross-column rules (schema.rules, every status) measured on the synthetic rows."""
+
+    rows: int = Field(0, description="synthetic rows checked (every row the evaluation holds)")
+    rules: list[RuleAdherence] = Field(default_factory=list)
+    worst_enforced: Number = measure(ENFORCED_RULE_ADHERENCE)
+    worst: Number = measure(RULE_ADHERENCE)
+
+    def of_column(self, name: str) -> list[RuleAdherence]:
+        """The rules a column takes part in."""
+        return [rule for rule in self.rules if name in rule.columns]
 
 
 # -- privacy --------------------------------------------------------------------------------------
@@ -414,6 +450,7 @@ class Timings(Block):
     quality: float = 0.0
     privacy: float = 0.0
     utility: float = 0.0
+    rules: float = 0.0
 
 
 class FitSummary(Block):
@@ -442,6 +479,7 @@ class Measurements(Block):
     rows: RowCounts
     quality: QualityResult = Field(default_factory=QualityResult)
     privacy: PrivacyResult = Field(default_factory=PrivacyResult)
+    rules: RulesResult = Field(default_factory=RulesResult, description="cross-column rules kept by the synthetic rows")
     utility: UtilityResult | Skipped = Field(default_factory=lambda: Skipped(skipped="Utility was not measured."))
     timings: Timings = Field(default_factory=Timings)
     fit: FitSummary | None = optional("the backend's fit, when the result comes from a run")

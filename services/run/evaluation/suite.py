@@ -18,6 +18,7 @@ from fairsynth.services.run.evaluation.metrics import METRICS
 from fairsynth.services.run.evaluation.privacy import evaluate_privacy
 from fairsynth.services.run.evaluation.quality import evaluate_quality
 from fairsynth.services.run.evaluation.results import EvaluationResult, ExactCopies, Measurements
+from fairsynth.services.run.evaluation.rules import evaluate_rules
 from fairsynth.services.run.evaluation.utility import evaluate_utility
 from fairsynth.services.run.tables import InputError, read_table
 
@@ -34,7 +35,7 @@ def evaluate(
     anonymeter: bool = True,
     exact_copies: ExactCopies | None = None,
 ) -> EvaluationResult:
-    """Quality, privacy and utility of one synthetic table, with the release decision (metrics.json).
+    """Quality, privacy, utility and rule adherence of one synthetic table, with the release decision (metrics.json).
 
     `synthetic` may be a sample of a larger streamed output; pass `exact_copies` from an
     ExactCopyCounter fed every batch so that copies are counted over all rows, not the sample.
@@ -48,6 +49,7 @@ def evaluate(
             train, holdout, synthetic, schema, seed=seed, fit=fit_dict, anonymeter=anonymeter, copies=exact_copies
         ),
         "utility": lambda: evaluate_utility(train, holdout, synthetic, schema, seed=seed),
+        "rules": lambda: evaluate_rules(train, synthetic, schema),
     }
     measured, timings = {}, {}
     for name, block in blocks.items():
