@@ -36,6 +36,7 @@ from fairsynth.services.run.evaluation.metrics import (
     MIA_AUC,
     QUALITY,
     ROWS_PER_SECOND,
+    RULE_ADHERENCE,
 )
 from fairsynth.services.run.tables import read_table
 
@@ -63,8 +64,8 @@ app = typer.Typer(
 console = Console()
 if not console.is_terminal:  # piped or captured output: never fold names and messages
     console.width = 200
-GENERATE_COLUMNS = (FIT_SECONDS, ROWS_PER_SECOND, QUALITY, DCR_SHARE, MIA_AUC)  # metrics in the run table
-EVALUATE_SUMMARY = (QUALITY, COLUMN_SHAPES, COLUMN_PAIR_TRENDS, EXACT_COPIES, DCR_SHARE, MIA_AUC)
+GENERATE_COLUMNS = (FIT_SECONDS, ROWS_PER_SECOND, QUALITY, RULE_ADHERENCE, DCR_SHARE, MIA_AUC)  # the run table
+EVALUATE_SUMMARY = (QUALITY, COLUMN_SHAPES, COLUMN_PAIR_TRENDS, RULE_ADHERENCE, EXACT_COPIES, DCR_SHARE, MIA_AUC)
 
 
 @app.command()
