@@ -401,7 +401,7 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/datasets/{dataset_id}/schema", response_model=TableSchema, responses=errors, tags=["datasets"])
     def get_schema(dataset_id: str):
-        """The dataset's schema: column kinds, formats, what is dropped, the target."""
+        """The dataset's schema: column kinds, formats, what is dropped, the target, the rules (support, status)."""
         return TableSchema.from_json(app.state.store.get_dataset(dataset_id).schema_json)
 
     @app.put("/datasets/{dataset_id}/schema", response_model=TableSchema, responses=errors, tags=["datasets"])
