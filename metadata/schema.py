@@ -240,13 +240,13 @@ class TableSchema(BaseModel):
             updated.column(name).drop = True
         if target is not None:
             updated.target = target
-        updated.rules = [rule for rule in updated.rules if updated._still_fits(rule, self)]
+        updated.rules = [rule for rule in updated.rules if updated.still_fits(rule, self)]
         problems = updated._unlearnable()
         if problems:
             raise SchemaError(*problems)
         return updated
 
-    def _still_fits(self, rule: Rule, before: TableSchema) -> bool:
+    def still_fits(self, rule: Rule, before: TableSchema) -> bool:
         """True when a rule's columns are all kept with the kinds it was found on."""
         return all(not self.column(n).drop and self.column(n).kind == before.column(n).kind for n in rule.columns)
 

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from fairsynth.errors import ControlFlow, FairsynthError, field_problems
 from fairsynth.metadata.schema import SchemaError, TableSchema
 from fairsynth.services.entry.catalog import backend_catalog
-from fairsynth.services.entry.workspace import register_dataset, too_large_message
+from fairsynth.services.entry.workspace import register_dataset, save_schema, too_large_message
 from fairsynth.services.jobs.executors import Executor, create_job, make_executor
 from fairsynth.services.jobs.store import TERMINAL, Job, JobState, JobStore, JobStoreError, Task, TaskState, new_id, utc
 from fairsynth.services.run.config import BackendSpec, SchemaOverrides, parse_request
@@ -401,13 +401,18 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/datasets/{dataset_id}/schema", response_model=TableSchema, responses=errors, tags=["datasets"])
     def get_schema(dataset_id: str):
-        """The dataset's schema: column kinds, formats, what is dropped, the target."""
+        """The dataset's schema: column kinds, formats, what is dropped, the target, the rules (support, status)."""
         return TableSchema.from_json(app.state.store.get_dataset(dataset_id).schema_json)
 
     @app.put("/datasets/{dataset_id}/schema", response_model=TableSchema, responses=errors, tags=["datasets"])
     def put_schema(dataset_id: str, schema: TableSchema):
-        """Replace the dataset's schema (the same columns, edited kinds, formats, drops, target)."""
-        current = TableSchema.from_json(app.state.store.get_dataset(dataset_id).schema_json)
+        """Replace the dataset's schema (the same columns, edited kinds, formats, drops, target, rules).
+
+        Rules: a listed rule takes the status given (enforced, or off: measured only); a new rule must hold in every
+        row of the table (otherwise 422 naming the rule and its rows); a different min_rule_support detects again.
+        """
+        dataset = app.state.store.get_dataset(dataset_id)
+        current = TableSchema.from_json(dataset.schema_json)
         given, expected = [c.name for c in schema.columns], [c.name for c in current.columns]
         problems = []
         if given != expected:
@@ -422,8 +427,7 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
             )
         if problems:
             raise SchemaError(*problems)
-        app.state.store.set_schema(dataset_id, schema.to_json())
-        return schema
+        return save_schema(app.state.store, settings, dataset, schema)
 
 
 async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> tuple[Path, str, int]:

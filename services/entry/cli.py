@@ -18,10 +18,13 @@ from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.errors import FairsynthError
 from fairsynth.metadata.rule_checks import infer_with_rules
+from fairsynth.metadata.rules import MIN_RULE_SUPPORT
+from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.entry.catalog import parameter_defaults, parameter_fields
 from fairsynth.services.run.config import (
     ConfigError,
     GenerationRequest,
+    SchemaOverrides,
     load_request,
     parse_author,
     parse_request,
@@ -38,6 +41,7 @@ from fairsynth.services.run.evaluation.metrics import (
     ROWS_PER_SECOND,
     RULE_ADHERENCE,
 )
+from fairsynth.services.run.rule_edits import with_user_rules
 from fairsynth.services.run.tables import read_table
 
 errors = Console(stderr=True, soft_wrap=True)
@@ -100,15 +104,27 @@ def _print_parameters(info: registry.BackendInfo) -> None:
     console.print(table)
 
 
+RULE_HELP = "add a rule the data keeps and enforce it, e.g. 'discharge_date >= admission_date'; repeatable"
+NO_RULE_HELP = "turn a detected rule off (measured only, not enforced), written as inspect prints it; repeatable"
+MIN_RULE_SUPPORT_HELP = f"rows a detected rule must hold in (default {MIN_RULE_SUPPORT})"
+
+
 @app.command()
 def inspect(
     file: Path = typer.Argument(DEMO_PATH, help="CSV or Parquet table (default: the demo table)"),
     out: Path | None = typer.Option(None, help="write the schema as JSON here"),
     encoding: str = "utf-8",
     separator: str | None = None,
+    rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
+    no_rule: list[str] = typer.Option([], "--no-rule", help=NO_RULE_HELP),
+    min_rule_support: int | None = typer.Option(None, min=1, help=MIN_RULE_SUPPORT_HELP),
 ) -> None:
-    """Show the inferred schema of a table: kind, missing share and distinct values per column."""
-    schema = infer_with_rules(read_table(file, encoding=encoding, separator=separator))
+    """Show the inferred schema of a table: kind, missing share and distinct values per column, then its rules."""
+    data = read_table(file, encoding=encoding, separator=separator)
+    edits = SchemaOverrides(rules=rule, rules_off=no_rule, min_rule_support=min_rule_support)
+    schema = with_user_rules(
+        infer_with_rules(data, min_support=edits.min_rule_support or MIN_RULE_SUPPORT), data, edits
+    )
     table = Table("column", "kind", "missing", "distinct", "format / PII", "synthetic handling")
     for c in schema.columns:
         table.add_row(
@@ -120,10 +136,25 @@ def inspect(
             c.handling().split(":")[0],
         )
     console.print(table)
+    _print_rules(schema)
     for warning in schema.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
     if out:
         out.write_text(schema.to_json())
+
+
+def _print_rules(schema: TableSchema) -> None:
+    """The table's rules: status (enforced, implied, off; added by the user), text and support."""
+    if not schema.rules:
+        console.print(f"rules: none found in at least {schema.min_rule_support:,} rows", highlight=False)
+        return
+    table = Table(
+        "status", "rule", "support", title=f"rules (each holds in every row; min support {schema.min_rule_support:,})"
+    )
+    for item in schema.rules:
+        status = f"{item.status.value}, added" if item.added_by_user else item.status.value
+        table.add_row(status, item.text, f"{item.support:,}")
+    console.print(table)
 
 
 @app.command()
@@ -149,6 +180,9 @@ def generate(
     target: str | None = typer.Option(None, help="target column for utility"),
     drop: list[str] = typer.Option([], help="column to leave out; repeatable"),
     kind: list[str] = typer.Option([], help="COLUMN=KIND override, e.g. ward=categorical"),
+    rule: list[str] = typer.Option([], "--rule", help=RULE_HELP),
+    no_rule: list[str] = typer.Option([], "--no-rule", help=NO_RULE_HELP),
+    min_rule_support: int | None = typer.Option(None, min=1, help=MIN_RULE_SUPPORT_HELP),
     encoding: str | None = typer.Option(None, help="text encoding of a CSV (default utf-8)"),
     separator: str | None = typer.Option(None, help="CSV separator (default: detected)"),
     crate: bool = typer.Option(False, "--crate", help="write <backend>.crate.zip (RO-Crate) per backend"),
@@ -162,6 +196,7 @@ def generate(
     request = _build_request(
         config, file, backend, rows, seed, out, fmt, target, drop, kind, encoding, separator, min_level_rows
     )
+    request = _apply_rules(request, added=rule, off=no_rule, min_support=min_rule_support)
     request = _apply_params(request, epochs=epochs, batch_size=batch_size, epsilon=epsilon, assignments=param)
     request = _apply_crate(
         request, crate, title=title, description=description, authors=author, license=license, keywords=keyword
@@ -289,6 +324,15 @@ def _build_request(
     if target:
         overrides["target"] = target
     return parse_request(raw, "the command line")
+
+
+def _apply_rules(request: GenerationRequest, *, added, off, min_support) -> GenerationRequest:
+    """--rule and --no-rule join the config file's rules; --min-rule-support replaces its value."""
+    overrides = request.schema_overrides
+    update = {"rules": [*overrides.rules, *added], "rules_off": [*overrides.rules_off, *off]}
+    if min_support is not None:
+        update["min_rule_support"] = min_support
+    return request.model_copy(update={"schema_overrides": overrides.model_copy(update=update)})
 
 
 def _params_of(request: GenerationRequest, name: str) -> dict:

@@ -17,22 +17,35 @@ import pandas as pd
 from fairsynth.metadata.biostudies import DepositError, deposit
 from fairsynth.metadata.model import PAGETAB_PATH
 from fairsynth.metadata.rule_checks import infer_with_rules
+from fairsynth.metadata.rules import Rule, RuleStatus, parse_rule
 from fairsynth.metadata.schema import ColumnKind, ColumnSpec, SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.catalog import backend_catalog, parameter_defaults
 from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
 from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, TaskState, new_id, now
 from fairsynth.services.run import pipeline
-from fairsynth.services.run.config import ConfigError, organisation, parse_author, parse_request, validate_crate_info
+from fairsynth.services.run.config import (
+    ConfigError,
+    organisation,
+    parse_author,
+    parse_request,
+    validate_crate_info,
+)
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation.gate import GateResult
 from fairsynth.services.run.evaluation.metrics import DCR_SHARE, FIT_SECONDS, QUALITY, UTILITY_RATIO
 from fairsynth.services.run.evaluation.results import EvaluationResult
+from fairsynth.services.run.rule_edits import with_posted_rules
 from fairsynth.services.run.tables import InputError, read_table, stored_name
 from fairsynth.services.settings import Settings
 
 UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the jobs the UI submitted
 SCHEMA_KINDS = tuple(kind.value for kind in ColumnKind)  # what the UI's kind selector offers
+RULE_NOTES = {
+    RuleStatus.ENFORCED: "every synthetic row keeps it",
+    RuleStatus.IMPLIED: "implied by the columns' ranges: measured only",
+    RuleStatus.OFF: "turned off: measured only",
+}
 PRIORITIES = {"quality": QUALITY, "privacy": DCR_SHARE, "utility": UTILITY_RATIO, "speed": FIT_SECONDS}  # ranked by
 # Measured in benchmarks/results (tvae.md, tvae_pairs.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns,
 # a shared 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free
@@ -223,6 +236,69 @@ def edit_schema(ws: Workspace, dataset: Dataset, edited: pd.DataFrame) -> TableS
     return updated
 
 
+def save_schema(store: JobStore, settings: Settings, dataset: Dataset, posted: TableSchema) -> TableSchema:
+    """Store a schema the user edited, its rules checked against the table (a rule the data breaks: RuleError)."""
+    data = read_table(settings.data_dir / dataset.path, max_unpacked_bytes=settings.max_unpacked_bytes)
+    schema = with_posted_rules(dataset_schema(dataset), posted, data)
+    store.set_schema(dataset.id, schema.to_json())
+    return schema
+
+
+def rules_frame(schema: TableSchema) -> pd.DataFrame:
+    """The schema's rules as an editable table: rule, kind, support, enforced (the toggle), note."""
+    return pd.DataFrame(
+        [
+            {
+                "rule": rule.text,
+                "kind": rule.kind.value.replace("_", " "),
+                "support": rule.support,
+                "enforced": rule.enforced,
+                "note": RULE_NOTES[rule.status] + (" (added by you)" if rule.added_by_user else ""),
+            }
+            for rule in schema.rules
+        ],
+        columns=["rule", "kind", "support", "enforced", "note"],
+    )
+
+
+def edit_rules(ws: Workspace, dataset: Dataset, edited: pd.DataFrame) -> TableSchema:
+    """Apply the rule toggles: ticked is enforced; unticked is off (measured only), an implied rule stays implied."""
+    schema = dataset_schema(dataset)
+    ticked = dict(zip(edited["rule"], edited["enforced"].astype(bool)))
+    rules = [rule.model_copy(update={"status": _toggled(rule, ticked.get(rule.text))}) for rule in schema.rules]
+    return save_schema(ws.store, ws.settings, dataset, schema.model_copy(update={"rules": rules}))
+
+
+def _toggled(rule: Rule, enforce: bool | None) -> RuleStatus:
+    if enforce is None or enforce == rule.enforced:
+        return rule.status
+    if enforce:
+        return RuleStatus.ENFORCED
+    return RuleStatus.IMPLIED if rule.status == RuleStatus.IMPLIED else RuleStatus.OFF
+
+
+def add_rule(ws: Workspace, dataset: Dataset, text: str) -> TableSchema:
+    """Add a rule the user wrote, enforced; RuleError in one sentence when it cannot be read or the data breaks it."""
+    schema = dataset_schema(dataset)
+    added = parse_rule(text, schema.names)
+    rules = [rule for rule in schema.rules if not rule.same_rule(added)] + [added]  # a listed one becomes enforced
+    return save_schema(ws.store, ws.settings, dataset, schema.model_copy(update={"rules": rules}))
+
+
+def detect_rules_again(ws: Workspace, dataset: Dataset, min_support: int) -> TableSchema:
+    """Detect the rules again with another minimum support, keeping the rules the user added or turned off."""
+    schema = dataset_schema(dataset)
+    return save_schema(ws.store, ws.settings, dataset, schema.model_copy(update={"min_rule_support": min_support}))
+
+
+def rule_overrides(schema: TableSchema) -> dict[str, list[str]]:
+    """The user's rule edits as the request's schema overrides (recorded in request.json with the run)."""
+    return {
+        "rules": [rule.text for rule in schema.rules if rule.enforced and rule.added_by_user],
+        "rules_off": [rule.text for rule in schema.rules if rule.status == RuleStatus.OFF and not rule.added_by_user],
+    }
+
+
 # -- backends and estimates -----------------------------------------------------------------------
 def backends() -> list[dict]:
     """Every declared backend: name, available, reason, capabilities, parameters (JSON schema)."""
@@ -260,7 +336,7 @@ def submit_job(
     anonymeter: bool = True,
     min_level_rows: int | None = None,
 ) -> Job:
-    """Queue a run of these backends (dicts of name and params) on the dataset with its edited schema."""
+    """Queue a run of these backends (dicts of name and params) on the dataset with its edited schema and rules."""
     raw = {
         "input_path": str(ws.settings.data_dir / dataset.path),
         "backends": specs,
@@ -269,10 +345,10 @@ def submit_job(
         "anonymeter": anonymeter,
         "min_level_rows": min_level_rows,
     }
-    request = parse_request({k: v for k, v in raw.items() if v is not None}, "the run")
-    job = create_job(
-        ws.store, ws.settings, request, executor=ws.executor.name, schema=dataset_schema(dataset), dataset_id=dataset.id
-    )
+    schema = dataset_schema(dataset)
+    raw = {k: v for k, v in raw.items() if v is not None} | {"schema_overrides": rule_overrides(schema)}
+    request = parse_request(raw, "the run")
+    job = create_job(ws.store, ws.settings, request, executor=ws.executor.name, schema=schema, dataset_id=dataset.id)
     ws.executor.submit(job)
     return ws.store.get_job(job.id)
 

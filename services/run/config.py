@@ -13,6 +13,7 @@ from fairsynth.backends import registry
 from fairsynth.backends.base import BackendError, ParameterError
 from fairsynth.errors import FairsynthError, field_problems
 from fairsynth.metadata.model import CrateInfo
+from fairsynth.metadata.rules import MIN_RULE_SUPPORT
 from fairsynth.metadata.schema import MIN_LEVEL_ROWS, MinLevelRows
 from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
@@ -42,6 +43,18 @@ class SchemaOverrides(BaseModel):
     formats: dict[str, str] = Field(default_factory=dict)
     drop: list[str] = Field(default_factory=list)
     target: str | None = None
+    rules: list[str] = Field(
+        default_factory=list,
+        description="rules to add and enforce, as written: 'discharge_date >= admission_date'; the data must keep them",
+    )
+    rules_off: list[str] = Field(
+        default_factory=list, description="detected rules to turn off (measured only, not enforced), as written"
+    )
+    min_rule_support: int | None = Field(
+        None,
+        ge=1,
+        description=f"rows a detected rule must hold in; a new value detects again (default {MIN_RULE_SUPPORT})",
+    )
 
 
 class GenerationRequest(BaseModel):

@@ -26,6 +26,7 @@ from fairsynth.metadata.builder import build_crate
 from fairsynth.metadata.checksums import sha256_file
 from fairsynth.metadata.model import CrateInfo, RunFacts, SourceFacts
 from fairsynth.metadata.rule_checks import infer_with_rules
+from fairsynth.metadata.rules import MIN_RULE_SUPPORT
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.config import GenerationRequest, crate_info
 from fairsynth.services.run.demo import DEMO_PATH
@@ -34,6 +35,7 @@ from fairsynth.services.run.evaluation.metrics import COLUMN_PAIR_TRENDS, COLUMN
 from fairsynth.services.run.evaluation.results import EvaluationResult, SamplingResult
 from fairsynth.services.run.evaluation.suite import QUALITY_INTERVAL_COLUMNS
 from fairsynth.services.run.report import render_comparison, render_report
+from fairsynth.services.run.rule_edits import with_user_rules
 from fairsynth.services.run.tables import read_table
 from fairsynth.services.run.writers import SUFFIXES, write_batches
 
@@ -92,15 +94,18 @@ def load_input(request: GenerationRequest) -> tuple[pd.DataFrame, Path]:
 
 
 def inspect(data: pd.DataFrame, request: GenerationRequest) -> TableSchema:
-    """Infer the schema and apply the user's overrides."""
-    return _apply_overrides(infer_with_rules(data, seed=request.seed), request)
+    """Infer the schema (rules included) and apply the user's overrides."""
+    support = request.schema_overrides.min_rule_support or MIN_RULE_SUPPORT
+    return _apply_overrides(infer_with_rules(data, seed=request.seed, min_support=support), data, request)
 
 
-def _apply_overrides(schema: TableSchema, request: GenerationRequest) -> TableSchema:
+def _apply_overrides(schema: TableSchema, data: pd.DataFrame, request: GenerationRequest) -> TableSchema:
+    """The user's column choices, then the rule edits (checked against the data: a rule it breaks is refused)."""
     overrides = request.schema_overrides
-    return schema.with_overrides(
+    schema = schema.with_overrides(
         kinds=overrides.kinds, drop=overrides.drop, target=overrides.target, formats=overrides.formats
     )
+    return with_user_rules(schema, data, overrides)
 
 
 def split(data: pd.DataFrame, holdout_share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -144,7 +149,7 @@ def prepare_run(request: GenerationRequest, schema: TableSchema | None = None) -
     data, source = load_input(request)
     if request.package_crates:
         crate_info(request, source.name)  # missing crate metadata fails before any work
-    schema = _apply_overrides(schema, request) if schema is not None else inspect(data, request)
+    schema = _apply_overrides(schema, data, request) if schema is not None else inspect(data, request)
     train, holdout = split(data, request.holdout_share, request.seed)
     schema = schema.with_level_rule(train, request.min_level_rows)  # the codec counts levels in train too
     run_dir = _prepare_run_dir(Path(request.output_dir or default_run_dir()))

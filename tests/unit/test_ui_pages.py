@@ -211,3 +211,16 @@ def test_cancel_stops_a_long_fit_and_the_page_says_so(data_dir):
     ended = wait_for_run(timeout=30)
     assert ended.state == "cancelled" and ended.tasks[0].state == "cancelled"
     assert open_app("pages/generate.py").dataframe[-1].value.loc[0, "state"] == "cancelled"
+
+
+def test_data_page_lists_the_rules_and_refuses_a_broken_one_in_one_sentence(data_dir):
+    app = open_app()
+    rules = app.dataframe[-1].value
+    assert "discharge_date >= admission_date" in list(rules["rule"]) and rules["enforced"].all()
+    app.text_input(key="new-rule").input("admission_date > discharge_date")
+    app.button[[b.label for b in app.button].index("Add rule")].click().run()
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == [
+        "The rule 'admission_date > discharge_date' is broken in 1,933 of 1,933 rows that have its columns; "
+        "fix the data or leave the rule out."
+    ]

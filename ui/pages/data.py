@@ -27,6 +27,46 @@ if upload is not None and st.session_state.get("uploaded_file_id") != upload.fil
 if st.session_state.get("upload_error"):
     st.error(st.session_state["upload_error"])
 
+
+def show_rules(dataset, schema) -> None:
+    """The detected rules with their support and a toggle each, a box to add one, the minimum support."""
+    st.subheader("Rules")
+    st.caption(
+        "Cross-column rules every real row keeps (support: the rows that have the rule's columns). "
+        "Ticked rules are enforced: every synthetic row keeps them. Unticked rules are measured only. "
+        "A rule the columns' ranges already imply is listed as implied."
+    )
+    rules = ws_api.rules_frame(schema)
+    if rules.empty:
+        st.info(f"No rule holds in every row with at least {schema.min_rule_support:,} rows.")
+    else:
+        toggled = st.data_editor(
+            rules,
+            key=f"rules-{dataset.id}-{len(rules)}",
+            hide_index=True,
+            width="stretch",
+            disabled=["rule", "kind", "support", "note"],
+            column_config={"enforced": st.column_config.CheckboxColumn("enforced")},
+        )
+        if st.button("Save rules", key="save-rules"):
+            with friendly_errors("Saving the rules"):
+                ws_api.edit_rules(ws, dataset, toggled)
+                st.success("Rules saved; the next run uses them.")
+    left, right = st.columns([3, 1])
+    with left.form("add-rule", clear_on_submit=False, border=False):
+        text = st.text_input("Add a rule", placeholder="discharge_date >= admission_date", key="new-rule")
+        if st.form_submit_button("Add rule") and text.strip():
+            with friendly_errors("Adding the rule"):
+                ws_api.add_rule(ws, dataset, text)
+                st.rerun()
+    with right.form("min-support", border=False):
+        support = st.number_input("Minimum support (rows)", min_value=1, value=schema.min_rule_support, key="support")
+        if st.form_submit_button("Detect again") and support != schema.min_rule_support:
+            with friendly_errors("Detecting the rules"):
+                ws_api.detect_rules_again(ws, dataset, int(support))
+                st.rerun()
+
+
 dataset = current_dataset()  # first: it registers the demo table on a fresh data directory
 datasets = ws.store.list_datasets()
 ids = [d.id for d in datasets] or [dataset.id]
@@ -67,5 +107,6 @@ with friendly_errors("Reading the table"):
         with friendly_errors("Saving the schema"):
             ws_api.edit_schema(ws, dataset, edited)
             st.success("Schema saved; the next run uses it.")
+    show_rules(dataset, schema)
     learned = sum(1 for c in schema.columns if c.learned)
     st.page_link("pages/generate.py", label=f"Next: generate from {learned} learned columns →", icon=":material/tune:")

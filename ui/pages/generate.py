@@ -119,6 +119,8 @@ seed = right.number_input("Seed (the same seed repeats the same rows)", min_valu
 rare = next(f for f in parameter_fields(GenerationRequest.model_json_schema()) if f.name == "min_level_rows")
 with left:
     min_level_rows = number_input("Rare-level threshold (training rows)", rare, "min_level_rows", rare.description)
+enforced = sum(1 for rule in schema.rules if rule.enforced)
+st.caption(f"Rules: {enforced} enforced, {len(schema.rules) - enforced} measured only — edit them on the Data page.")
 anonymeter = st.toggle(
     "Run anonymeter's re-identification attacks (slowest privacy measure)", value=True, key="anonymeter"
 )
