@@ -33,7 +33,7 @@ from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation import ExactCopyCounter, compare, evaluate
 from fairsynth.services.run.evaluation.metrics import COLUMN_PAIR_TRENDS, COLUMN_SHAPES, METRICS, QUALITY, Goal
 from fairsynth.services.run.evaluation.results import EvaluationResult, SamplingResult
-from fairsynth.services.run.evaluation.suite import QUALITY_INTERVAL_COLUMNS
+from fairsynth.services.run.evaluation.suite import interval_columns
 from fairsynth.services.run.report import render_comparison, render_report
 from fairsynth.services.run.rule_edits import with_user_rules
 from fairsynth.services.run.tables import read_table
@@ -455,9 +455,7 @@ def comparison_table(outcomes: list[BackendOutcome]) -> pd.DataFrame:
     )
     headline = compare({o.backend: o.evaluation() for o in outcomes if o.ok})
     table = facts.merge(headline, on="backend", how="left")
-    return table[
-        ["backend", "status", "decision", *(m.name for m in METRICS), *QUALITY_INTERVAL_COLUMNS, "rows", "error"]
-    ]
+    return table[["backend", "status", "decision", *(m.name for m in METRICS), *interval_columns(), "rows", "error"]]
 
 
 def default_run_dir() -> Path:

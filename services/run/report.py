@@ -19,7 +19,6 @@ from plotly.offline import get_plotlyjs
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run import figures
 from fairsynth.services.run.evaluation import compare
-from fairsynth.services.run.evaluation.bootstrap import CONFIDENCE
 from fairsynth.services.run.evaluation.frames import compared_columns, subsample
 from fairsynth.services.run.evaluation.gate import BY_METRIC, rule_limit
 from fairsynth.services.run.evaluation.metrics import (
@@ -27,6 +26,7 @@ from fairsynth.services.run.evaluation.metrics import (
     ATTRIBUTE_INFERENCE_RISK,
     COLUMN_PAIR_TRENDS,
     COLUMN_SHAPES,
+    CONFIDENCE,
     DCR_SHARE,
     ENFORCED_RULE_ADHERENCE,
     EPSILON,
@@ -184,9 +184,10 @@ def level(metric: Metric, result: EvaluationResult) -> str:
 
 
 def _hint(metric: Metric, result: EvaluationResult) -> str:
-    """The metric's goal, its context in this result and the policy threshold."""
+    """The metric's bootstrap interval, its goal, its context in this result and the policy threshold."""
     limit = BY_METRIC.get(metric.name)
-    parts = [_CONTEXT[metric.name](result) if metric.name in _CONTEXT else metric.goal_text]
+    parts = [interval_text(result.interval(metric))]
+    parts.append(_CONTEXT[metric.name](result) if metric.name in _CONTEXT else metric.goal_text)
     parts.append(limit.policy_text(result.gate.policy) if limit else "")
     return "; ".join(p.rstrip(".") for p in parts if p)  # a context may be a whole sentence
 
@@ -195,11 +196,6 @@ def _interval(attack) -> str:
     if isinstance(attack, AttackRisk):
         return f"95% interval {_number(attack.ci_low)} – {_number(attack.ci_high)}"
     return getattr(attack, "skipped", "")
-
-
-def _quality_context(quality) -> str:
-    reference = f"holdout reaches {_number(getattr(quality.holdout_reference, 'quality', None))}"
-    return f"{interval_text(quality.quality_interval)}; {reference}" if quality.quality_interval else reference
 
 
 def interval_text(interval: list | None) -> str:
@@ -229,7 +225,7 @@ def _dp_context(result: EvaluationResult) -> str:
 
 
 _CONTEXT = {
-    QUALITY.name: lambda r: _quality_context(r.quality),
+    QUALITY.name: lambda r: f"holdout reaches {_number(getattr(r.quality.holdout_reference, 'quality', None))}",
     COLUMN_SHAPES.name: lambda r: "marginal distributions",
     COLUMN_PAIR_TRENDS.name: lambda r: f"{r.quality.pairs_scored} of {r.quality.pairs_total} pairs scored",
     ASSOCIATION_DIFFERENCE.name: lambda r: f"mean |real − synthetic|, {ASSOCIATION_DIFFERENCE.goal_text}",
@@ -316,14 +312,14 @@ def render_comparison(results: dict[str, EvaluationResult], *, title: str = "Bac
     )
 
 
-def _quality_cell(row: pd.Series, text: str, best: bool) -> tuple[str, bool]:
-    """Quality with its interval and the backends it is tied with (overlapping intervals: within sampling noise)."""
-    if pd.isna(row["quality_low"]):
-        return text, best
-    text += f" ({_number(row['quality_low'])} – {_number(row['quality_high'])})"
-    if row["quality_tied_with"]:
-        text += f"; tied with {row['quality_tied_with']}"
-    return text, best
+def _interval_cell(metric: Metric, row: pd.Series, text: str) -> str:
+    """A value with its bootstrap interval and the backends it is tied with (Metric.tied: within sampling noise)."""
+    if f"{metric.name}_low" not in row or pd.isna(row[f"{metric.name}_low"]):
+        return text
+    text += f" ({_number(row[f'{metric.name}_low'])} – {_number(row[f'{metric.name}_high'])})"
+    if row[f"{metric.name}_tied_with"]:
+        text += f"; tied with {row[f'{metric.name}_tied_with']}"
+    return text
 
 
 def _cells(row: pd.Series, table: pd.DataFrame, metrics: list[Metric]) -> list[tuple[str, bool]]:
@@ -332,8 +328,5 @@ def _cells(row: pd.Series, table: pd.DataFrame, metrics: list[Metric]) -> list[t
     for metric in metrics:
         value, others = row[metric.name], table[metric.name].dropna()
         best = pd.notna(value) and len(others) > 1 and not any(metric.better(o, value) for o in others)
-        text = metric.text(None if pd.isna(value) else value)
-        if metric is QUALITY:
-            text, best = _quality_cell(row, text, best)
-        cells.append((text, best))
+        cells.append((_interval_cell(metric, row, metric.text(None if pd.isna(value) else value)), best))
     return cells

@@ -14,11 +14,11 @@ import pandas as pd
 
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
+from fairsynth.services.run.evaluation.metrics import CONFIDENCE
 
 ATTACKS = 300  # attacks per evaluator
 ROWS = 2_000  # rows of train, holdout and synthetic given to anonymeter
 INFERENCE_SECRETS = 3  # attribute-inference runs: the target first, then the columns in schema order
-CONFIDENCE = 0.95
 
 
 def anonymeter_risks(

@@ -1,46 +1,91 @@
-"""A bootstrap interval for the quality score, on the rows already drawn for the quality report.
+"""Bootstrap intervals next to the headline figures: quality, the DCR share and the membership-inference AUC.
 
-sdmetrics takes seconds per report on a wide table (one call per column pair), so each draw is
-scored by a vectorised stand-in for the same measures: 1 - KS statistic for numbers, 1 - total
-variation distance for categories, 1 - |Δ Pearson| / 2 for two numbers and 1 - total variation
-distance of the joint histogram (numbers in ten bins) for every other pair. The spread of the
-stand-in over BOOTSTRAP_DRAWS resamples gives a normal interval around sdmetrics' own score.
+Every interval is normal: the point estimate ± z × the spread of the statistic over BOOTSTRAP_DRAWS
+resamples, clipped to the metric's range. Privacy figures resample the per-row distances already
+measured (cheap: no neighbour search is repeated). Quality resamples the evaluation sample's draw itself:
+each draw takes as many rows as the scored sample, with replacement, from the whole real and synthetic
+tables, so the interval covers what another evaluation seed would draw as well as the rows' own noise.
+sdmetrics takes seconds per report on a wide table (one call per column pair), so each draw is scored
+by a vectorised stand-in for the same measures, computed as sdmetrics computes them: 1 - KS statistic
+for numbers, 1 - total variation distance for categories, 1 - |Δ Pearson| / 2 for two numbers and
+1 - total variation distance of the joint histogram for every other pair (numbers cut into ten bins on
+each table's own range, as sdmetrics' ColumnPairTrends cuts them — an outlier drawn or not moves it).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 
-BOOTSTRAP_DRAWS = 30  # resamples of the drawn real and synthetic rows: bounds the interval's cost
-CONFIDENCE = 0.95  # two-sided level of every interval next to a headline figure
+from fairsynth.services.run.evaluation.metrics import CONFIDENCE
+
+BOOTSTRAP_DRAWS = 30  # resamples per interval: bounds the interval's cost
 BINS = 10  # numbers are cut into this many bins where they meet a category (as sdmetrics does)
+
+Interval = tuple[float, float]
+
+
+def normal_interval(point: float, draws: list[float], bounds: Interval = (0.0, 1.0)) -> Interval | None:
+    """(low, high): `point` ± z × the draws' standard deviation, clipped to `bounds`; None without a spread."""
+    spread = np.nanstd(draws, ddof=1) if np.isfinite(draws).sum() > 1 else np.nan
+    if not np.isfinite(point) or not np.isfinite(spread):
+        return None
+    half_width = float(stats.norm.ppf(0.5 + CONFIDENCE / 2) * spread)
+    return max(bounds[0], point - half_width), min(bounds[1], point + half_width)
+
+
+def resampled(statistic: Callable[..., float], arrays: list[np.ndarray], seed: int, sizes=None) -> list[float]:
+    """The statistic over BOOTSTRAP_DRAWS draws, each array resampled on its own with replacement (to `sizes`)."""
+    rng = np.random.default_rng(seed)
+    sizes = sizes or [len(a) for a in arrays]
+    return [
+        statistic(*(a[rng.integers(0, len(a), n)] for a, n in zip(arrays, sizes, strict=True)))
+        for _ in range(BOOTSTRAP_DRAWS)
+    ]
+
+
+def share_interval(per_row: np.ndarray, seed: int) -> Interval | None:
+    """Interval of a share (the mean of per-row scores in [0, 1]), resampling the rows."""
+    if len(per_row) < 2:
+        return None
+    return normal_interval(float(np.mean(per_row)), resampled(np.mean, [per_row], seed))
+
+
+def auc_interval(members: np.ndarray, non_members: np.ndarray, seed: int) -> Interval | None:
+    """Interval of the attack's AUC (closer to a synthetic row = member), resampling members and non-members."""
+    if len(members) < 2 or len(non_members) < 2:
+        return None
+    return normal_interval(distance_auc(members, non_members), resampled(distance_auc, [members, non_members], seed))
+
+
+def distance_auc(members: np.ndarray, non_members: np.ndarray) -> float:
+    """AUC of calling a row a member the smaller its distance to the nearest synthetic row."""
+    labels = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
+    return float(roc_auc_score(labels, -np.r_[members, non_members]))
 
 
 def quality_interval(
-    real: pd.DataFrame, synthetic: pd.DataFrame, numeric: dict[str, bool], score: float | None, seed: int
-) -> tuple[float, float] | None:
-    """(low, high) around `score`: its bootstrap spread over resampled rows of both tables, clipped to [0, 1]."""
-    if score is None or len(real) < 2 or len(synthetic) < 2 or not numeric:
+    real: pd.DataFrame, synthetic: pd.DataFrame, numeric: dict[str, bool], score: float | None, rows: int, seed: int
+) -> Interval | None:
+    """(low, high) around `score`: the stand-in's spread over draws of `rows` rows (with replacement) from the
+    whole real and synthetic tables, clipped to [0, 1]."""
+    if score is None or len(real) < 2 or len(synthetic) < 2 or rows < 2 or not numeric:
         return None
     codes_real, codes_synth = _encode(real, synthetic, numeric)
-    rng = np.random.default_rng(seed)
-    draws = [
-        _score(
-            {n: c[rows_real] for n, c in codes_real.items()},
-            {n: c[rows_synth] for n, c in codes_synth.items()},
-            numeric,
+    names = list(numeric)
+
+    def stand_in(real_rows: np.ndarray, synth_rows: np.ndarray) -> float:
+        return _score(
+            {n: codes_real[n][real_rows] for n in names}, {n: codes_synth[n][synth_rows] for n in names}, numeric
         )
-        for rows_real, rows_synth in (
-            (rng.integers(0, len(real), len(real)), rng.integers(0, len(synthetic), len(synthetic)))
-            for _ in range(BOOTSTRAP_DRAWS)
-        )
-    ]
-    half_width = float(stats.norm.ppf(0.5 + CONFIDENCE / 2) * np.nanstd(draws, ddof=1))
-    return max(0.0, score - half_width), min(1.0, score + half_width)
+
+    draws = resampled(stand_in, [np.arange(len(real)), np.arange(len(synthetic))], seed, sizes=[rows, rows])
+    return normal_interval(score, draws)
 
 
 def _encode(real: pd.DataFrame, synthetic: pd.DataFrame, numeric: dict[str, bool]):
@@ -60,8 +105,8 @@ def _encode(real: pd.DataFrame, synthetic: pd.DataFrame, numeric: dict[str, bool
 def _score(real: dict, synth: dict, numeric: dict[str, bool]) -> float:
     """The stand-in quality: the mean of the column-shape mean and the pair mean."""
     shapes = [_shape(real[n], synth[n], numeric[n]) for n in numeric]
-    binned_real = {n: _bins(real[n], real[n]) if numeric[n] else real[n] for n in numeric}
-    binned_synth = {n: _bins(synth[n], real[n]) if numeric[n] else synth[n] for n in numeric}
+    binned_real = {n: _bins(real[n]) if numeric[n] else real[n] for n in numeric}
+    binned_synth = {n: _bins(synth[n]) if numeric[n] else synth[n] for n in numeric}
     pairs = [
         _correlation_similarity(real[a], real[b], synth[a], synth[b])
         if numeric[a] and numeric[b]
@@ -82,9 +127,10 @@ def _shape(real: np.ndarray, synth: np.ndarray, is_number: bool) -> float:
     return _histogram_similarity(real, synth, size)
 
 
-def _bins(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Bin codes of numbers on the reference's edges (missing gets a bin of its own)."""
-    present = reference[~np.isnan(reference)]
+def _bins(values: np.ndarray) -> np.ndarray:
+    """Bin codes of numbers cut into BINS on their own range, as sdmetrics' ColumnPairTrends cuts each table
+    (missing gets a bin of its own)."""
+    present = values[~np.isnan(values)]
     edges = np.histogram_bin_edges(present, bins=BINS) if len(present) else np.array([0.0])
     return np.where(np.isnan(values), BINS + 2, np.digitize(values, edges))
 

@@ -74,6 +74,21 @@ class Metric(BaseModel):
         """True when `value` is strictly better than `other`."""
         return self.score(value) > self.score(other)
 
+    def score_range(self, low: float, high: float) -> tuple[float, float]:
+        """The worst and best score (see `score`) of the values in [low, high]."""
+        worst, best = sorted((self.score(low), self.score(high)))
+        if self.target is not None and low <= self.target <= high:
+            best = 0.0  # the target itself lies inside
+        return worst, best
+
+    def tied(self, interval: list | tuple | None, other: list | tuple | None) -> bool:
+        """True when both intervals are known and neither is surely better: their score ranges overlap (two
+        DCR shares 0.45 and 0.55 are equally far from 0.5, so tied however narrow their intervals)."""
+        if not interval or not other or None in interval or None in other:
+            return False
+        (worst, best), (other_worst, other_best) = self.score_range(*interval), self.score_range(*other)
+        return worst <= other_best and other_worst <= best
+
     def worse_side(self, limit: float) -> int:
         """+1 when values above `limit` are the worse ones, -1 when values below it are."""
         if self.target is not None:
@@ -92,6 +107,7 @@ class Metric(BaseModel):
 
 
 INF = math.inf
+CONFIDENCE = 0.95  # two-sided level of every interval next to a headline figure (bootstrap, anonymeter)
 
 # -- quality --------------------------------------------------------------------------------------
 QUALITY = Metric(

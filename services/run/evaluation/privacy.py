@@ -14,11 +14,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
 from fairsynth.metadata.schema import NUMERIC_KINDS, TableSchema
 from fairsynth.services.run.evaluation.anonymity import anonymeter_risks
+from fairsynth.services.run.evaluation.bootstrap import auc_interval, distance_auc, share_interval
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 from fairsynth.services.run.evaluation.results import ExactCopies, PrivacyResult
 
@@ -96,10 +96,10 @@ def evaluate_privacy(
     queries = values_frame(subsample(synthetic, QUERY_ROWS, seed + 2), specs)
     space = MixedSpace(train_ref, specs)
     x_train, x_holdout, x_synth = space.transform(train_ref), space.transform(holdout_ref), space.transform(queries)
-    result["dcr"] = distance_to_closest_record(x_train, x_holdout, x_synth)
+    result["dcr"] = distance_to_closest_record(x_train, x_holdout, x_synth, seed=seed)
     result["nndr"] = nearest_neighbour_distance_ratio(x_train, x_holdout, x_synth)
     mia_synth = values_frame(subsample(synthetic, MIA_SYNTHETIC_ROWS, seed + 3), specs)
-    result["membership_inference"] = membership_inference(x_train, x_holdout, space.transform(mia_synth))
+    result["membership_inference"] = membership_inference(x_train, x_holdout, space.transform(mia_synth), seed=seed)
     result["sample_sizes"] = {
         "train_reference": n_ref,
         "holdout_reference": n_ref,
@@ -211,16 +211,21 @@ def _nearest(reference: np.ndarray, queries: np.ndarray, k: int = 1) -> np.ndarr
     return distances
 
 
-def distance_to_closest_record(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray) -> dict:
-    """DCR share (synthetic rows closer to train than holdout; ties half) and DCR distributions."""
+def distance_to_closest_record(
+    x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray, *, seed: int = 0
+) -> dict:
+    """DCR share (synthetic rows closer to train than holdout; ties half) with its bootstrap interval over the
+    synthetic rows, and DCR distributions."""
     to_train = _nearest(x_train, x_synth)[:, 0]
     to_holdout = _nearest(x_holdout, x_synth)[:, 0]
     holdout_to_train = _nearest(x_train, x_holdout)[:, 0]
-    share = float(np.mean(to_train < to_holdout) + 0.5 * np.mean(to_train == to_holdout))
+    closer = (to_train < to_holdout) + 0.5 * (to_train == to_holdout)  # each synthetic row's part of the share
+    share = float(np.mean(closer))
     top = float(np.quantile(np.concatenate([to_train, to_holdout, holdout_to_train]), 0.99)) or 1.0
     edges = np.linspace(0.0, top, HISTOGRAM_BINS + 1)
     return {
         "share_closer_to_train": share,
+        "share_interval": share_interval(closer, seed),
         "synthetic_to_train": _distribution(to_train, edges),
         "synthetic_to_holdout": _distribution(to_holdout, edges),
         "holdout_to_train": _distribution(holdout_to_train, edges),
@@ -236,13 +241,13 @@ def nearest_neighbour_distance_ratio(x_train: np.ndarray, x_holdout: np.ndarray,
     }
 
 
-def membership_inference(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray) -> dict:
-    """AUC of an attacker calling a real row a training member the closer it is to a synthetic row."""
+def membership_inference(x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray, *, seed: int = 0) -> dict:
+    """AUC of an attacker calling a real row a training member the closer it is to a synthetic row, with its
+    bootstrap interval over the member and non-member rows."""
     members, non_members = _nearest(x_synth, x_train)[:, 0], _nearest(x_synth, x_holdout)[:, 0]
-    labels = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
-    auc = float(roc_auc_score(labels, -np.r_[members, non_members]))
     return {
-        "auc": auc,
+        "auc": distance_auc(members, non_members),
+        "auc_interval": auc_interval(members, non_members, seed),
         "members": int(len(members)),
         "non_members": int(len(non_members)),
         "median_distance_members": float(np.median(members)),

@@ -154,7 +154,8 @@ def evaluate_quality(
     diagnostic = diagnostic_report(real, synth, schema)
     scores = _report_scores(report)
     numeric = {spec.name: SDTYPES[spec.kind] != "categorical" for spec in scored}
-    interval = quality_interval(_numbers(real, scored), _numbers(synth, scored), numeric, scores["quality"], seed)
+    whole_real, whole_synth = (_numbers(scoring_sample(t, scored, len(t), seed), scored) for t in (train, synthetic))
+    interval = quality_interval(whole_real, whole_synth, numeric, scores["quality"], n_rows, seed)
     holdout_sample = scoring_sample(holdout, scored, min(n_rows, len(holdout)), seed + 2) if len(holdout) else None
     reference = quality_score(real, holdout_sample, schema) if holdout_sample is not None else None
     real_values, synth_values = values_frame(real, specs), values_frame(synth, specs)

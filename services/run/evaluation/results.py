@@ -28,6 +28,7 @@ from fairsynth.services.run.evaluation.metrics import (
     ATTRIBUTE_INFERENCE_RISK,
     COLUMN_PAIR_TRENDS,
     COLUMN_SHAPES,
+    CONFIDENCE,
     DCR_SHARE,
     DIAGNOSTIC,
     ENFORCED_RULE_ADHERENCE,
@@ -71,6 +72,15 @@ def measure(metric: Metric) -> Any:
         None,
         description=f"{metric.meaning} ({metric.goal_text})",
         json_schema_extra=extra | {key: bound for key, bound in bounds.items() if math.isfinite(bound)},
+    )
+
+
+def interval(metric: Metric) -> Any:
+    """The field of a headline measure's bootstrap interval [low, high] (evaluation.bootstrap), null when unknown."""
+    return Field(
+        None,
+        description=f"{CONFIDENCE:.0%} bootstrap interval [low, high] of {metric.name} (evaluation.bootstrap)",
+        json_schema_extra={"interval_of": metric.name},
     )
 
 
@@ -178,9 +188,7 @@ class QualityResult(Block):
     """How closely the synthetic columns and column pairs follow the training table."""
 
     quality: Number = measure(QUALITY)
-    quality_interval: list[Number] | None = Field(
-        None, description="95% bootstrap interval [low, high] of quality (evaluation.bootstrap: named draws)"
-    )
+    quality_interval: list[Number] | None = interval(QUALITY)
     column_shapes: Number = measure(COLUMN_SHAPES)
     column_pair_trends: Number = measure(COLUMN_PAIR_TRENDS)
     pairs_scored: int = Field(0, description="column pairs sdmetrics scored (every pair counts)")
@@ -269,6 +277,7 @@ class DistanceToClosestRecord(Block):
     """Distances to the closest training and holdout rows."""
 
     share_closer_to_train: Number = measure(DCR_SHARE)
+    share_interval: list[Number] | None = interval(DCR_SHARE)
     synthetic_to_train: Distribution
     synthetic_to_holdout: Distribution
     holdout_to_train: Distribution = Field(description="the real baseline: holdout rows to training rows")
@@ -299,6 +308,7 @@ class MembershipInference(Block):
     """A distance attack: training rows (members) vs holdout rows (non-members)."""
 
     auc: Number = measure(MIA_AUC)
+    auc_interval: list[Number] | None = interval(MIA_AUC)
     members: int
     non_members: int
     median_distance_members: Number = None
@@ -494,6 +504,13 @@ class Measurements(Block):
             node = getattr(node, name, None)
         return node
 
+    def interval(self, metric: Metric) -> list[float | None] | None:
+        """The bootstrap interval [low, high] of a declared metric (None when it has none or it was not measured)."""
+        node: Any = self
+        for name in interval_paths().get(metric.name, ("",)):
+            node = getattr(node, name, None)
+        return node
+
     def headline(self) -> dict[str, float | None]:
         """Every declared metric's value by name, in declaration order."""
         return {metric.name: self.value(metric) for metric in METRICS}
@@ -519,16 +536,30 @@ def metric_paths() -> dict[str, tuple[str, ...]]:
     return dict(walk_metric_fields(EvaluationResult))
 
 
-def walk_metric_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, tuple[str, ...]]]:
-    """(metric name, attribute path) of every field declared with `measure`, below `model`."""
+@cache
+def interval_paths() -> dict[str, tuple[str, ...]]:
+    """Where each metric's bootstrap interval lives in EvaluationResult (the fields declared with `interval`)."""
+    return dict(walk_metric_fields(EvaluationResult, key="interval_of"))
+
+
+def interval_metrics() -> tuple[Metric, ...]:
+    """The declared metrics with a bootstrap interval, in declaration order."""
+    return tuple(metric for metric in METRICS if metric.name in interval_paths())
+
+
+def walk_metric_fields(
+    model: type[BaseModel], prefix: tuple[str, ...] = (), key: str = "metric"
+) -> list[tuple[str, tuple[str, ...]]]:
+    """(metric name, attribute path) of every field declared with `measure` (with `interval`: key "interval_of"),
+    below `model`."""
     found = []
     fields = {name: (f.json_schema_extra, f.annotation) for name, f in model.model_fields.items()}
     fields |= {name: (f.json_schema_extra, f.return_type) for name, f in model.model_computed_fields.items()}
     for name, (extra, annotation) in fields.items():
-        if isinstance(extra, dict) and "metric" in extra:
-            found.append((str(extra["metric"]), (*prefix, name)))
+        if isinstance(extra, dict) and key in extra:
+            found.append((str(extra[key]), (*prefix, name)))
         for inner in _models_in(annotation):
-            found.extend(walk_metric_fields(inner, (*prefix, name)))
+            found.extend(walk_metric_fields(inner, (*prefix, name), key))
     return found
 
 

@@ -17,7 +17,7 @@ from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
 from fairsynth.services.run.evaluation.metrics import METRICS
 from fairsynth.services.run.evaluation.privacy import evaluate_privacy
 from fairsynth.services.run.evaluation.quality import evaluate_quality
-from fairsynth.services.run.evaluation.results import EvaluationResult, ExactCopies, Measurements
+from fairsynth.services.run.evaluation.results import EvaluationResult, ExactCopies, Measurements, interval_metrics
 from fairsynth.services.run.evaluation.rules import evaluate_rules
 from fairsynth.services.run.evaluation.utility import evaluate_utility
 from fairsynth.services.run.tables import InputError, read_table
@@ -67,37 +67,31 @@ def evaluate(
     )
 
 
-#: the comparison's columns beside the declared metrics: quality's bootstrap interval and the backends it ties with
-QUALITY_INTERVAL_COLUMNS = ("quality_low", "quality_high", "quality_tied_with")
+def interval_columns() -> list[str]:
+    """The comparison's columns beside the declared metrics: per metric with a bootstrap interval, its ends and the
+    backends it is tied with (`<metric>_low`, `<metric>_high`, `<metric>_tied_with`)."""
+    return [f"{metric.name}_{end}" for metric in interval_metrics() for end in ("low", "high", "tied_with")]
 
 
 def compare(results: dict[str, EvaluationResult]) -> pd.DataFrame:
-    """One row per backend: its decision, every declared metric (evaluation.metrics) and quality's interval with
-    the backends whose intervals overlap it (tied: the difference is within sampling noise), best quality first."""
-    columns = ["backend", "decision", *(metric.name for metric in METRICS), *QUALITY_INTERVAL_COLUMNS]
-    intervals = {backend: result.quality.quality_interval for backend, result in results.items()}
+    """One row per backend: its decision, every declared metric (evaluation.metrics) and, per metric with a
+    bootstrap interval, the interval with the backends tied with it (Metric.tied: the difference is within
+    sampling noise), best quality first."""
+    columns = ["backend", "decision", *(metric.name for metric in METRICS), *interval_columns()]
     rows = [
-        {
-            "backend": backend,
-            "decision": result.gate.decision,
-            **result.headline(),
-            "quality_low": intervals[backend][0] if intervals[backend] else None,
-            "quality_high": intervals[backend][1] if intervals[backend] else None,
-            "quality_tied_with": ", ".join(
-                other for other in results if other != backend and _overlap(intervals[backend], intervals[other])
-            ),
-        }
+        {"backend": backend, "decision": result.gate.decision, **result.headline()}
         for backend, result in results.items()
     ]
+    for metric in interval_metrics():
+        intervals = {backend: result.interval(metric) for backend, result in results.items()}
+        for row in rows:
+            own = intervals[row["backend"]]
+            row[f"{metric.name}_low"], row[f"{metric.name}_high"] = own if own else (None, None)
+            row[f"{metric.name}_tied_with"] = ", ".join(
+                other for other in results if other != row["backend"] and metric.tied(own, intervals[other])
+            )
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values("quality", ascending=False, na_position="last").reset_index(drop=True)
-
-
-def _overlap(interval: list | None, other: list | None) -> bool:
-    """True when both intervals are known and share a point."""
-    if not interval or not other or None in interval or None in other:
-        return False
-    return interval[0] <= other[1] and other[0] <= interval[1]
 
 
 def evaluate_files(
