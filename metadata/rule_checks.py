@@ -73,7 +73,7 @@ def rule_rows(
             kept = frame[first].isna().to_numpy() == frame[second].isna().to_numpy()
             return np.ones(len(frame), dtype=bool), kept
         case RuleKind.MISSING_WHEN:
-            chosen = _labels(frame, schema, second).isin(rule.levels).to_numpy()
+            chosen = _labels(frame, schema, second).isin(level_labels(schema.column(second), rule.levels)).to_numpy()
             return np.ones(len(frame), dtype=bool), frame[first].isna().to_numpy() == chosen
         case RuleKind.TEXT_FORM:
             number = _numbers(frame, schema, second)
@@ -115,6 +115,11 @@ def _numbers(frame: pd.DataFrame, schema: TableSchema, name: str) -> np.ndarray:
     return column_values(frame[name], schema.column(name)).to_numpy(dtype=float)
 
 
+def level_labels(spec: ColumnSpec, levels: Iterable[str]) -> list[str]:
+    """A category's levels as _labels writes them (a boolean's 'Y' is 'y': True and 'true' are one value)."""
+    return [level.lower() for level in levels] if spec.kind == ColumnKind.BOOLEAN else list(levels)
+
+
 def _labels(frame: pd.DataFrame, schema: TableSchema, name: str) -> pd.Series:
     """A column's values as text labels (numbers too), with missing as MISSING_LABEL."""
     spec = schema.column(name)
@@ -143,14 +148,16 @@ def detect_rules(
     if len(data) < min_support:
         return []
     table = _Table(data.reset_index(drop=True), schema, seed)
-    found = [
+    text_forms = _text_form_rules(table, min_support)
+    printed = [rule.columns for rule in text_forms]  # a text fixes its number: said once, as text_form
+    determines = [rule for rule in _determines_rules(table) if rule.columns not in printed]
+    return [
         *_order_rules(table, min_support),
         *_arithmetic_rules(table, min_support),
-        *_determines_rules(table),
+        *determines,
         *_missing_rules(table),
-        *_text_form_rules(table, min_support),
+        *text_forms,
     ]
-    return found
 
 
 class _Table:
@@ -303,10 +310,11 @@ def _missing_when(table: _Table, name: str, category: str) -> Rule | None:
     labels = _labels(table.data, table.schema, category)
     missing = table.data[name].isna().to_numpy()
     when, otherwise = set(labels[missing]), set(labels[~missing])
-    listed = set(spec.allowed_values or [])
-    if when & otherwise or not otherwise or MISSING_LABEL in when or not when <= listed:
+    listed = dict(zip(level_labels(spec, spec.allowed_values or []), spec.allowed_values or [], strict=True))
+    if when & otherwise or not otherwise or MISSING_LABEL in when or not when <= listed.keys():
         return None
-    return Rule(kind=RuleKind.MISSING_WHEN, columns=[name, category], levels=sorted(when), support=len(labels))
+    levels = sorted(listed[label] for label in when)  # as the table writes them
+    return Rule(kind=RuleKind.MISSING_WHEN, columns=[name, category], levels=levels, support=len(labels))
 
 
 def _text_form_rules(table: _Table, min_support: int) -> list[Rule]:
