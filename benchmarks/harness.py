@@ -31,7 +31,11 @@ def load_table(name: str) -> pd.DataFrame:
         from fairsynth.services.run.demo import load_demo_table
 
         return load_demo_table()
-    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}.")
+    if name == "lab":  # fabricated lab results with planted rules (bench_rules.py)
+        from fairsynth.services.run.lab import make_lab_table
+
+        return make_lab_table()
+    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}, lab.")
 
 
 def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

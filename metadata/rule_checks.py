@@ -74,7 +74,7 @@ def rule_rows(
             kept = frame[first].isna().to_numpy() == frame[second].isna().to_numpy()
             return np.ones(len(frame), dtype=bool), kept
         case RuleKind.MISSING_WHEN:
-            chosen = _labels(frame, schema, second).isin(rule.levels).to_numpy()
+            chosen = _labels(frame, schema, second).isin(level_labels(schema.column(second), rule.levels)).to_numpy()
             return np.ones(len(frame), dtype=bool), frame[first].isna().to_numpy() == chosen
         case RuleKind.TEXT_FORM:
             number = _numbers(frame, schema, second)
@@ -112,7 +112,15 @@ def tolerance(spec: ColumnSpec) -> float:
 
 
 def _numbers(frame: pd.DataFrame, schema: TableSchema, name: str) -> np.ndarray:
-    return column_values(frame[name], schema.column(name)).to_numpy(dtype=float)
+    """A column as floats (dates as days), each distinct value read once: dates and coded numbers repeat."""
+    codes, uniques = pd.factorize(frame[name])
+    values = column_values(pd.Series(uniques, dtype=frame[name].dtype), schema.column(name)).to_numpy(dtype=float)
+    return np.append(values, np.nan)[codes]  # code -1 (missing) takes the NaN at the end
+
+
+def level_labels(spec: ColumnSpec, levels: Iterable[str]) -> list[str]:
+    """A category's levels as _labels writes them (a boolean's 'Y' is 'y': True and 'true' are one value)."""
+    return [level.lower() for level in levels] if spec.kind == ColumnKind.BOOLEAN else list(levels)
 
 
 def _labels(frame: pd.DataFrame, schema: TableSchema, name: str) -> pd.Series:
@@ -142,15 +150,19 @@ def detect_rules(
     """Every rule of the kinds in metadata/rules.py that holds in every row of data having its columns."""
     if len(data) < min_support:
         return []
-    table = _Table(data.reset_index(drop=True), schema, seed)
-    found = [
+    if not data.index.equals(pd.RangeIndex(len(data))):  # a copy only when needed (a million rows: seconds)
+        data = data.reset_index(drop=True)
+    table = _Table(data, schema, seed)
+    text_forms = _text_form_rules(table, min_support)
+    printed = [rule.columns for rule in text_forms]  # a text fixes its number: said once, as text_form
+    determines = [rule for rule in _determines_rules(table) if rule.columns not in printed]
+    return [
         *_order_rules(table, min_support),
         *_arithmetic_rules(table, min_support),
-        *_determines_rules(table),
+        *determines,
         *_missing_rules(table),
-        *_text_form_rules(table, min_support),
+        *text_forms,
     ]
-    return found
 
 
 class _Table:
@@ -166,7 +178,8 @@ class _Table:
         self.learned = [s.name for s in used]
         rng = np.random.default_rng(seed)
         self.screen = np.sort(rng.choice(len(data), size=min(SCREEN_ROWS, len(data)), replace=False))
-        self._codes: dict[str, np.ndarray] = {}
+        self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._missing: dict[str, np.ndarray] = {}
 
     def numbers(self, name: str) -> np.ndarray:
         """A column of numbers or dates (days) as floats with NaN for missing."""
@@ -174,10 +187,29 @@ class _Table:
 
     def codes(self, name: str) -> np.ndarray:
         """A column's values as integer codes, missing being one value."""
+        return self._factorized(name)[0]
+
+    def code_labels(self, name: str) -> np.ndarray:
+        """The value each code of codes(name) stands for (a label, or a number)."""
+        return self._factorized(name)[1]
+
+    def _factorized(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self._codes:
-            values = self.numbers(name) if name in self.numeric else _labels(self.data, self.schema, name)
-            self._codes[name] = pd.factorize(values, use_na_sentinel=False)[0]
+            if name in self.numeric:
+                codes, uniques = pd.factorize(self.numbers(name), use_na_sentinel=False)
+            else:  # label each distinct raw value once, then merge raw values with one label (1, '1', 1.0)
+                raw_codes, raw = pd.factorize(self.data[name], use_na_sentinel=False)
+                distinct = pd.DataFrame({name: pd.Series(raw, dtype=self.data[name].dtype)})
+                label_codes, uniques = pd.factorize(_labels(distinct, self.schema, name), use_na_sentinel=False)
+                codes = label_codes[raw_codes]
+            self._codes[name] = codes, np.asarray(uniques)
         return self._codes[name]
+
+    def missing(self, name: str) -> np.ndarray:
+        """Where a column has no value (isna on a million strings is slow: once per column)."""
+        if name not in self._missing:
+            self._missing[name] = self.data[name].isna().to_numpy()
+        return self._missing[name]
 
 
 def _text_in_source(spec: ColumnSpec) -> bool:
@@ -286,11 +318,11 @@ def _functional(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _missing_rules(table: _Table) -> list[Rule]:
     """Columns whose gaps fall in the same rows, and gaps that fall exactly where a category has given levels."""
-    data, n_rows = table.data, len(table.data)
-    gappy = [name for name in table.learned if MIN_MISSING_ROWS <= data[name].isna().sum() < n_rows]
+    n_rows = len(table.data)
+    gappy = [name for name in table.learned if MIN_MISSING_ROWS <= table.missing(name).sum() < n_rows]
     found, grouped = [], {}
     for name in gappy:
-        grouped.setdefault(data[name].isna().to_numpy().tobytes(), []).append(name)
+        grouped.setdefault(table.missing(name).tobytes(), []).append(name)
     for group in grouped.values():
         found += [
             Rule(kind=RuleKind.MISSING_TOGETHER, columns=[group[0], other], support=n_rows) for other in group[1:]
@@ -308,13 +340,21 @@ def _missing_when(table: _Table, name: str, category: str) -> Rule | None:
     spec = table.schema.column(category)
     if category == name or (spec.cardinality or 0) > MAX_WHEN_LEVELS:
         return None
-    labels = _labels(table.data, table.schema, category)
-    missing = table.data[name].isna().to_numpy()
-    when, otherwise = set(labels[missing]), set(labels[~missing])
-    listed = set(spec.allowed_values or [])
-    if when & otherwise or not otherwise or MISSING_LABEL in when or not when <= listed:
+    codes, missing = table.codes(category), table.missing(name)
+    for rows in (table.screen, slice(None)):  # a level both with and without gaps: no rule
+        if not _codes_apart(codes[rows][missing[rows]], codes[rows][~missing[rows]]):
+            return None
+    when = set(table.code_labels(category)[np.unique(codes[missing])])
+    listed = dict(zip(level_labels(spec, spec.allowed_values or []), spec.allowed_values or [], strict=True))
+    if MISSING_LABEL in when or not when <= listed.keys():
         return None
-    return Rule(kind=RuleKind.MISSING_WHEN, columns=[name, category], levels=sorted(when), support=len(labels))
+    levels = sorted(listed[label] for label in when)  # as the table writes them
+    return Rule(kind=RuleKind.MISSING_WHEN, columns=[name, category], levels=levels, support=len(codes))
+
+
+def _codes_apart(first: np.ndarray, second: np.ndarray) -> bool:
+    """True when no code is in both arrays."""
+    return not np.intersect1d(first, second, assume_unique=False).size
 
 
 def _text_form_rules(table: _Table, min_support: int) -> list[Rule]:
