@@ -24,7 +24,7 @@ import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from fairsynth.metadata.rules import WRITTEN, Rule, RuleKind, print_numbers, written_decimals
-from fairsynth.metadata.schema import ColumnKind, ColumnSpec, TableSchema, column_values
+from fairsynth.metadata.schema import ColumnKind, ColumnSpec, TableSchema, column_values, level_labels
 
 DECIMALS_SUFFIX = "__decimals"  # a learned column: the decimals a text form writes in each row
 MISSING_KEY = "\0missing"  # a determinant's gap, as a key of a lookup (missing fixes the dependent too)
@@ -124,14 +124,11 @@ class RuleCodec(BaseModel):
     # -- the decoded arrays ---------------------------------------------------------------------------------
     def after_decode(self, decoded: dict, codecs: dict, batch) -> dict[str, pa.Array]:
         """Keep every rule on the decoded arrays (in place); returns the text columns printed from numbers."""
-        for rule in self.rules_of(RuleKind.MISSING_TOGETHER):
-            decoded[rule.columns[1]].missing = decoded[rule.columns[0]].missing.copy()
-        for rule in self.rules_of(RuleKind.MISSING_WHEN):
-            name, category = rule.columns
-            decoded[name].missing = _has_levels(decoded[category], codecs[category], rule.levels)
+        self._set_gaps(decoded, codecs)
         for dependent, lookup in self.lookups.items():
             determinant = lookup.determinant
             _look_up(lookup, decoded[determinant], codecs[determinant], decoded[dependent], codecs[dependent])
+        self._set_gaps(decoded, codecs)  # again: a gap may follow a category the lookups just set
         self._keep_order(decoded, codecs)
         for rule in [*self.rules_of(RuleKind.DIFFERENCE), *self.rules_of(RuleKind.SUM)]:
             _compute(rule, decoded, codecs)
@@ -147,6 +144,14 @@ class RuleCodec(BaseModel):
         column = self.decimals[text]
         tokens = np.array([int(t) if t.isdigit() else 0 for t in batch.tokens[column]] + [0], dtype=np.int64)
         return tokens[batch.codes[column]]
+
+    def _set_gaps(self, decoded: dict, codecs: dict) -> None:
+        """Gaps that go together, and gaps where a category has given levels."""
+        for rule in self.rules_of(RuleKind.MISSING_TOGETHER):
+            decoded[rule.columns[1]].missing = decoded[rule.columns[0]].missing.copy()
+        for rule in self.rules_of(RuleKind.MISSING_WHEN):
+            name, category = rule.columns
+            decoded[name].missing = _has_levels(decoded[category], codecs[category], rule.levels)
 
     def _keep_order(self, decoded: dict, codecs: dict) -> None:
         """Raise each order column to its lower bounds where both have a value, in the order's sequence."""
@@ -281,7 +286,7 @@ def _dictionary_labels(codec) -> np.ndarray:
 
 def _has_levels(category, codec, levels: list[str]) -> np.ndarray:
     """Rows whose category value is one of the given levels (a gap is none of them)."""
-    chosen = np.isin(_dictionary_labels(codec), levels)
+    chosen = np.isin(_dictionary_labels(codec), level_labels(ColumnSpec(name=codec.name, kind=codec.kind), levels))
     return chosen[category.values] & ~category.missing
 
 

@@ -32,6 +32,7 @@ from fairsynth.metadata.schema import (
     ColumnSpec,
     TableSchema,
     column_values,
+    level_labels,
 )
 
 SCREEN_ROWS = 2_000  # rows every candidate is screened on before the whole table is checked
@@ -116,11 +117,6 @@ def _numbers(frame: pd.DataFrame, schema: TableSchema, name: str) -> np.ndarray:
     codes, uniques = pd.factorize(frame[name])
     values = column_values(pd.Series(uniques, dtype=frame[name].dtype), schema.column(name)).to_numpy(dtype=float)
     return np.append(values, np.nan)[codes]  # code -1 (missing) takes the NaN at the end
-
-
-def level_labels(spec: ColumnSpec, levels: Iterable[str]) -> list[str]:
-    """A category's levels as _labels writes them (a boolean's 'Y' is 'y': True and 'true' are one value)."""
-    return [level.lower() for level in levels] if spec.kind == ColumnKind.BOOLEAN else list(levels)
 
 
 def _labels(frame: pd.DataFrame, schema: TableSchema, name: str) -> pd.Series:

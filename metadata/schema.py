@@ -553,6 +553,11 @@ def column_values(raw: pd.Series, spec: ColumnSpec) -> pd.Series:
     return raw.map(labels).astype(object).where(raw.notna(), np.nan)
 
 
+def level_labels(spec: ColumnSpec, levels: Iterable[str]) -> list[str]:
+    """A category's levels as _labels writes them (a boolean's 'Y' is 'y': True and 'true' are one value)."""
+    return [level.lower() for level in levels] if spec.kind == ColumnKind.BOOLEAN else list(levels)
+
+
 def _label(value) -> str:
     """The same label for 1, 1.0 and '1', so categories compare across file types."""
     if isinstance(value, (bool, np.bool_)):

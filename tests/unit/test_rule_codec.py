@@ -41,6 +41,7 @@ def clinical_table(n_rows: int = 1_200, seed: int = 0) -> pd.DataFrame:
             "discharge_date": discharged.strftime("%Y-%m-%d"),
             "length_of_stay": stay,
             "status": np.where(alive, "alive", "dead"),
+            "death_flag": np.where(alive, "N", "Y"),  # a yes/no column: its levels are compared case-blind
             "death_date": np.where(alive, None, (discharged + pd.Timedelta(days=30)).strftime("%Y-%m-%d")),
         }
     )
@@ -63,6 +64,7 @@ def test_the_planted_rules_are_found(table_and_schema):
         "test_code -> range_low",
         "range_high >= range_low",
         "death_date missing <=> status in {alive}",
+        "death_date missing <=> death_flag in {N}",
         "death_date >= discharge_date",
     } <= texts, texts
     assert any(r.kind == RuleKind.TEXT_FORM and r.columns == ["result_text", "result"] for r in schema.rules)
