@@ -64,7 +64,8 @@ ENCODING_FORMATS = {
 FILE_DESCRIPTIONS = {
     "data/synthetic": "The synthetic table: rows drawn from the fitted generator, no row of the real table.",
     DICTIONARY_PATH: "Data dictionary: one row per column with kind, unit, allowed values or range, "
-    "missing share, how the synthetic table treats it and the cross-column rules it takes part in.",
+    "missing share, how the synthetic table treats it, the cross-column rules it takes part in, and whether the "
+    "run's CSV files neutralise formula-like text (csv_formulas_neutralised).",
     RULES_PATH: "Cross-column rules of the real table (one row each): kind, columns, whether generation enforces "
     "it, real rows supporting it, and the share of synthetic rows that keep it.",
     "config/generation.json": "The generation request, seed and package versions that repeat this run.",
@@ -240,6 +241,8 @@ class RunFacts:
     packages: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
     interpretability: str = ""
+    # whether the run's CSV files prefix formula-like text cells and headers with ' (metadata.spreadsheet)
+    csv_formulas_neutralised: bool = True
 
     def __post_init__(self) -> None:
         if not self.backend_url.startswith(("http://", "https://")):

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"
     )
+    neutralise_csv_formulas: bool = Field(
+        default=True,
+        description="CSV text cells and headers beginning with = + - @ tab or CR get a leading ' so spreadsheets "
+        "show them as text (OWASP CSV injection); `false` writes raw values for pipelines that need them",
+    )
     # How often a running task says it is alive; not a variable: stale_seconds must stay well above it.
     heartbeat_seconds: ClassVar[float] = 5.0
 
@@ -136,6 +141,7 @@ class Settings(BaseSettings):
             "FAIRSYNTH_DATABASE_URL": self.database_url,
             "FAIRSYNTH_EXECUTOR": self.executor,
             "FAIRSYNTH_STALE_SECONDS": str(self.stale_seconds),
+            "FAIRSYNTH_NEUTRALISE_CSV_FORMULAS": str(self.neutralise_csv_formulas).lower(),
         }
         if self.broker_url:
             values["FAIRSYNTH_BROKER_URL"] = self.broker_url

@@ -60,7 +60,8 @@ def create_job(
     job_id = new_id()
     run_dir = run_dir or Path("runs") / job_id
     request = request.model_copy(update={"output_dir": str(settings.data_dir / run_dir)})
-    pipeline.prepare_run(request, schema)  # bad input or unknown backends fail here, before anything is queued
+    # bad input or unknown backends fail here, before anything is queued
+    pipeline.prepare_run(request, schema, neutralise_csv_formulas=settings.neutralise_csv_formulas)
     backends = [(spec.name, registry.backend_info(spec.name).capabilities.family) for spec in request.backends]
     return store.create_job(
         request_json=request.model_dump_json(),
