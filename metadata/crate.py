@@ -43,6 +43,10 @@ TRAINING_ID = "#training-table"
 WITHHELD_MODEL_ID = "#model-withheld"
 CATALOG_ID = "#fairsynth-catalog"
 DOWNLOAD_ID = "#crate-download"
+MODEL_PICKLED = (
+    "The saved generator (settings as JSON, the model as the joblib pickle its library writes, signed with "
+    "HMAC-SHA256 by the installation that saved it); fairsynth loads it only with that installation's key."
+)
 CSV_NEUTRALISED = (
     "Text cells and headers that begin with =, +, -, @, a tab or a carriage return carry a leading single "
     "quote so spreadsheets show them as text instead of running them as formulas (OWASP CSV injection); "
@@ -121,8 +125,9 @@ def _add_files(crate: ROCrate, root: Path, neutralised: bool) -> str:
         dest_path=MODEL_DIR,
         properties={
             "name": "Fitted generator",
-            "description": "The saved generator (weights as safetensors, settings as "
-            "JSON); loading it needs no unpickling.",
+            "description": MODEL_PICKLED
+            if any(entity.id.endswith(".pkl") for entity in model_files)
+            else "The saved generator (weights as safetensors, settings as JSON); loading it needs no unpickling.",
         },
     )
     crate.add(model_dir)

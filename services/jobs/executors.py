@@ -437,6 +437,7 @@ class CeleryExecutor:
 
 def run_worker(settings: Settings, queues: list[str], concurrency: int) -> None:
     """Start a Celery worker for these queues (blocks)."""
+    settings.ensure_dirs()  # the tasks' backends find the model signing key through the environment
     JobStore(settings.database_url).close()  # migrate once before any task runs
     app = celery_app(settings.broker_url)
     app.worker_main(
