@@ -243,7 +243,7 @@ class CodecGenerator(ABC):
 
     @classmethod
     def load(cls, directory: Path) -> CodecGenerator:
-        """Rebuild a fitted generator from save()'s files (JSON and tensors only, never pickle)."""
+        """Rebuild a fitted generator from save()'s files (JSON and tensors; a pickle only when signed here)."""
         directory = Path(directory)
         try:
             info = json.loads((directory / "backend.json").read_text())

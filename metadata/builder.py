@@ -27,6 +27,8 @@ from fairsynth.metadata.model import (
     synthetic_path,
 )
 from fairsynth.metadata.preview import write_preview
+from fairsynth.metadata.schema import TableSchema
+from fairsynth.metadata.spreadsheet import DICTIONARY_FLAG, write_csv
 
 
 def build_crate(directory: Path | str, info: CrateInfo, facts: RunFacts) -> Path:
@@ -34,18 +36,22 @@ def build_crate(directory: Path | str, info: CrateInfo, facts: RunFacts) -> Path
     root = Path(directory)
     synthetic = synthetic_path(root)
     if not (root / DICTIONARY_PATH).exists():
-        facts.schema.data_dictionary().to_csv(root / DICTIONARY_PATH, index=False)
+        write_data_dictionary(facts.schema, root / DICTIONARY_PATH, neutralise=facts.csv_formulas_neutralised)
     if facts.rules:
-        write_rules_table(root / RULES_PATH, facts.rules)
+        write_rules_table(root / RULES_PATH, facts.rules, neutralise=facts.csv_formulas_neutralised)
     write_dome(root, info, facts)
     write_pagetab(root, info, facts)
     write_preview(root, write_rocrate(root, info, facts, synthetic))
     return root / METADATA_NAME
 
 
-def write_rules_table(path: Path, rules: list[dict]) -> None:
+def write_data_dictionary(schema: TableSchema, path: Path, *, neutralise: bool) -> None:
+    """data/data-dictionary.csv: the schema's dictionary, with whether the run's CSV files were neutralised."""
+    write_csv(schema.data_dictionary().assign(**{DICTIONARY_FLAG: neutralise}), path, neutralise=neutralise)
+
+
+def write_rules_table(path: Path, rules: list[dict], *, neutralise: bool) -> None:
     """data/rules.csv: one row per cross-column rule with its columns, status, support and adherence."""
     rows = [{**rule, "columns": "; ".join(rule["columns"])} for rule in rules]
-    pd.DataFrame(rows).reindex(columns=list(RULES_TABLE_COLUMNS)).rename(columns=RULES_TABLE_COLUMNS).to_csv(
-        path, index=False
-    )
+    table = pd.DataFrame(rows).reindex(columns=list(RULES_TABLE_COLUMNS)).rename(columns=RULES_TABLE_COLUMNS)
+    write_csv(table, path, neutralise=neutralise)

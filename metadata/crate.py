@@ -33,7 +33,8 @@ from fairsynth.metadata.model import (
     describe_path,
     slug,
 )
-from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec, TableSchema
+from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec
+from fairsynth.metadata.spreadsheet import neutralised_names
 
 RO_CRATE_VERSION = "1.1"
 EXTRA_TERMS = {"sha256": "http://schema.org/sha256", "Profile": "http://www.w3.org/ns/dx/prof/Profile"}
@@ -42,6 +43,16 @@ TRAINING_ID = "#training-table"
 WITHHELD_MODEL_ID = "#model-withheld"
 CATALOG_ID = "#fairsynth-catalog"
 DOWNLOAD_ID = "#crate-download"
+MODEL_PICKLED = (
+    "The saved generator (settings as JSON, the model as the joblib pickle its library writes, signed with "
+    "HMAC-SHA256 by the installation that saved it); fairsynth loads it only with that installation's key."
+)
+CSV_NEUTRALISED = (
+    "Text cells and headers that begin with =, +, -, @, a tab or a carriage return carry a leading single "
+    "quote so spreadsheets show them as text instead of running them as formulas (OWASP CSV injection); "
+    "drop that quote to get the raw value."
+)
+CSV_RAW = "Text cells are written raw: a cell beginning with =, +, -, @ may run as a formula in a spreadsheet."
 
 
 def write_rocrate(root: Path, info: CrateInfo, facts: RunFacts, synthetic: str) -> dict[str, Any]:
@@ -49,7 +60,7 @@ def write_rocrate(root: Path, info: CrateInfo, facts: RunFacts, synthetic: str) 
     crate = ROCrate(version=RO_CRATE_VERSION, gen_preview=True)
     crate.metadata.extra_terms.update(EXTRA_TERMS)
     people = _add_people(crate, info)
-    model_id = _add_files(crate, root)
+    model_id = _add_files(crate, root, facts.csv_formulas_neutralised)
     backend = _add_backend(crate, facts)
     _add_source(crate, facts)
     _add_actions(crate, facts, backend, people[0], model_id, synthetic)
@@ -73,8 +84,11 @@ def _add_people(crate: ROCrate, info: CrateInfo) -> list[str]:
     return [a.id for a in info.authors]
 
 
-def _add_files(crate: ROCrate, root: Path) -> str:
-    """Add every file under root as a File entity; returns the id of the fit's result (model)."""
+def _add_files(crate: ROCrate, root: Path, neutralised: bool) -> str:
+    """Add every file under root as a File entity; returns the id of the fit's result (model).
+
+    A CSV file's description says whether its formula-like text cells were neutralised (`neutralised`).
+    """
     model_files = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
@@ -87,7 +101,7 @@ def _add_files(crate: ROCrate, root: Path) -> str:
                 dest_path=rel,
                 fetch_remote=False,
                 validate_url=False,
-                properties=file_properties(path, rel),
+                properties=file_properties(path, rel, neutralised),
             )
         )
         if rel.startswith(MODEL_DIR):
@@ -111,8 +125,9 @@ def _add_files(crate: ROCrate, root: Path) -> str:
         dest_path=MODEL_DIR,
         properties={
             "name": "Fitted generator",
-            "description": "The saved generator (weights as safetensors, settings as "
-            "JSON); loading it needs no unpickling.",
+            "description": MODEL_PICKLED
+            if any(entity.id.endswith(".pkl") for entity in model_files)
+            else "The saved generator (weights as safetensors, settings as JSON); loading it needs no unpickling.",
         },
     )
     crate.add(model_dir)
@@ -122,9 +137,11 @@ def _add_files(crate: ROCrate, root: Path) -> str:
     return MODEL_DIR
 
 
-def file_properties(path: Path, rel: str) -> dict[str, Any]:
+def file_properties(path: Path, rel: str, neutralised: bool = True) -> dict[str, Any]:
     """name, description, encodingFormat, contentSize (bytes, as text) and sha256 of one file."""
     description, media_type = describe_path(rel)
+    if media_type == "text/csv":
+        description += " " + (CSV_NEUTRALISED if neutralised else CSV_RAW)
     return {
         "name": PurePosixPath(rel).name,
         "description": description,
@@ -279,7 +296,7 @@ def _describe_root(crate: ROCrate, info: CrateInfo, facts: RunFacts, people: lis
             },
         )
     )
-    _add_variables(crate, facts.schema)
+    _add_variables(crate, facts)
     authors = _one_or_many([{"@id": p} for p in people])
     props = {
         "name": info.title,
@@ -310,16 +327,19 @@ def _describe_root(crate: ROCrate, info: CrateInfo, facts: RunFacts, people: lis
         root[key] = value
 
 
-def _add_variables(crate: ROCrate, schema: TableSchema) -> None:
-    for column in schema.output_columns():
-        crate.add(ContextEntity(crate, _variable_id(column.name), properties=variable_properties(column)))
+def _add_variables(crate: ROCrate, facts: RunFacts) -> None:
+    columns = facts.schema.output_columns()
+    names = [c.name for c in columns]
+    shown = neutralised_names(names) if facts.csv_formulas_neutralised else names  # as the data dictionary says
+    for column, name in zip(columns, shown, strict=True):
+        crate.add(ContextEntity(crate, _variable_id(column.name), properties=variable_properties(column, name)))
 
 
-def variable_properties(column: ColumnSpec) -> dict[str, Any]:
-    """One PropertyValue for a column: kind, unit, range or allowed values, missing share."""
+def variable_properties(column: ColumnSpec, name: str) -> dict[str, Any]:
+    """One PropertyValue for a column (named as the data dictionary names it): kind, unit, range or levels, gaps."""
     props: dict[str, Any] = {
         "@type": "PropertyValue",
-        "name": column.name,
+        "name": name,
         "propertyID": column.kind.value,
         "description": f"{column.kind.value} column; {column.missing_share:.2%} missing; "
         f"synthetic handling: {column.handling()}." + (f" {column.description}" if column.description else ""),

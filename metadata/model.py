@@ -12,6 +12,7 @@ read these definitions; builder.py assembles a crate from them. This module impo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
@@ -29,7 +30,8 @@ COMPLETED = "http://schema.org/CompletedActionStatus"
 SPDX = "https://spdx.org/licenses/"
 DEFAULT_LICENSE = SPDX + "CC-BY-4.0"
 ORCID = re.compile(r"^(https://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
-ROR = re.compile(r"^(https://ror\.org/)?(0[a-z0-9]{6}\d{2})$")
+CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"  # base32 without i, l, o, u: a ROR id's body
+ROR = re.compile(r"^(https://ror\.org/)?(0[0-9a-hjkmnp-tv-z]{6}\d{2})$")
 
 # -- crate layout: where each file lies, what it holds, its media type ---------------------------
 METADATA_NAME = "ro-crate-metadata.json"
@@ -64,7 +66,8 @@ ENCODING_FORMATS = {
 FILE_DESCRIPTIONS = {
     "data/synthetic": "The synthetic table: rows drawn from the fitted generator, no row of the real table.",
     DICTIONARY_PATH: "Data dictionary: one row per column with kind, unit, allowed values or range, "
-    "missing share, how the synthetic table treats it and the cross-column rules it takes part in.",
+    "missing share, how the synthetic table treats it, the cross-column rules it takes part in, and whether the "
+    "run's CSV files neutralise formula-like text (csv_formulas_neutralised).",
     RULES_PATH: "Cross-column rules of the real table (one row each): kind, columns, whether generation enforces "
     "it, real rows supporting it, and the share of synthetic rows that keep it.",
     "config/generation.json": "The generation request, seed and package versions that repeat this run.",
@@ -82,14 +85,35 @@ class CrateError(FairsynthError):
 
 
 # -- what the user says about the dataset ------------------------------------------------------
-def _persistent_id(value: str | None, pattern: re.Pattern[str], base: str, what: str, example: str) -> str | None:
-    """A ROR id or ORCID iD, bare or as a URL, as its URL; None when not given."""
+def _persistent_id(
+    value: str | None, pattern: re.Pattern[str], base: str, what: str, example: str, check: Callable[[str], bool]
+) -> str | None:
+    """A ROR id or ORCID iD, bare or as a URL, as its URL, its check digits verified; None when not given."""
     if not value:
         return None
     match = pattern.match(value.strip())
     if not match:
         raise ValueError(f"'{value}' is not {what}; give it as {base}{example}.")
+    if not check(match.group(2)):
+        raise ValueError(f"'{value}' is not {what}: its checksum does not match; copy it again from {base}.")
     return base + match.group(2)
+
+
+def orcid_checks(orcid: str) -> bool:
+    """Whether an ORCID iD's last character is its ISO 7064 MOD 11-2 check digit (X stands for 10)."""
+    total = 0
+    for digit in orcid.replace("-", "")[:-1]:
+        total = (total + int(digit)) * 2
+    expected = (12 - total % 11) % 11
+    return orcid[-1] == ("X" if expected == 10 else str(expected))
+
+
+def ror_checks(ror: str) -> bool:
+    """Whether a ROR id's last two digits are the ISO 7064 MOD 97-10 checksum of its base32 body."""
+    body = 0
+    for character in ror[1:7]:
+        body = body * 32 + CROCKFORD.index(character)
+    return int(ror[7:]) == 98 - (body * 100) % 97
 
 
 class Organization(BaseModel):
@@ -102,7 +126,7 @@ class Organization(BaseModel):
     @field_validator("ror")
     @classmethod
     def _ror_url(cls, value: str | None) -> str | None:
-        return _persistent_id(value, ROR, "https://ror.org/", "a ROR id", "0xxxxxxxx")
+        return _persistent_id(value, ROR, "https://ror.org/", "a ROR id", "0xxxxxxxx", ror_checks)
 
     @model_validator(mode="after")
     def _needs_address(self) -> Organization:
@@ -133,7 +157,7 @@ class Author(BaseModel):
     @field_validator("orcid")
     @classmethod
     def _orcid_url(cls, value: str | None) -> str | None:
-        return _persistent_id(value, ORCID, "https://orcid.org/", "an ORCID iD", "0000-0000-0000-0000")
+        return _persistent_id(value, ORCID, "https://orcid.org/", "an ORCID iD", "0000-0000-0000-0000", orcid_checks)
 
     @property
     def id(self) -> str:
@@ -240,6 +264,8 @@ class RunFacts:
     packages: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
     interpretability: str = ""
+    # whether the run's CSV files prefix formula-like text cells and headers with ' (metadata.spreadsheet)
+    csv_formulas_neutralised: bool = True
 
     def __post_init__(self) -> None:
         if not self.backend_url.startswith(("http://", "https://")):

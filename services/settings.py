@@ -28,6 +28,7 @@ from fairsynth.errors import FairsynthError, requirement
 ENV_PREFIX = "FAIRSYNTH_"
 DEFAULT_DATA_DIR = "~/.fairsynth"
 DEFAULT_MAX_UPLOAD_MB = 200
+MODEL_KEY_NAME = "model-signing.key"
 UNPACKED_PER_UPLOAD = 20  # a compressed upload may unpack to this many times the upload limit
 
 
@@ -65,6 +66,17 @@ class Settings(BaseSettings):
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"
     )
+    model_key_file: Path | None = Field(
+        default=None,
+        validate_default=True,
+        description="the installation's key that signs saved pickled models (ydata); "
+        "kept outside every model folder, made on first use",
+    )
+    neutralise_csv_formulas: bool = Field(
+        default=True,
+        description="CSV text cells and headers beginning with = + - @ tab or CR get a leading ' so spreadsheets "
+        "show them as text (OWASP CSV injection); `false` writes raw values for pipelines that need them",
+    )
     # How often a running task says it is alive; not a variable: stale_seconds must stay well above it.
     heartbeat_seconds: ClassVar[float] = 5.0
 
@@ -98,6 +110,13 @@ class Settings(BaseSettings):
         if value or "data_dir" not in info.data:
             return value
         return sqlite_url(info.data["data_dir"] / "fairsynth.db")
+
+    @field_validator("model_key_file")
+    @classmethod
+    def _key_in_data_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None or "data_dir" not in info.data:
+            return value.expanduser().resolve() if value is not None else None
+        return info.data["data_dir"] / MODEL_KEY_NAME
 
     @field_validator("executor", mode="before")
     @classmethod
@@ -136,15 +155,18 @@ class Settings(BaseSettings):
             "FAIRSYNTH_DATABASE_URL": self.database_url,
             "FAIRSYNTH_EXECUTOR": self.executor,
             "FAIRSYNTH_STALE_SECONDS": str(self.stale_seconds),
+            "FAIRSYNTH_NEUTRALISE_CSV_FORMULAS": str(self.neutralise_csv_formulas).lower(),
+            "FAIRSYNTH_MODEL_KEY_FILE": str(self.model_key_file),
         }
         if self.broker_url:
             values["FAIRSYNTH_BROKER_URL"] = self.broker_url
         return values
 
     def ensure_dirs(self) -> None:
-        """Create the data directory layout."""
+        """Create the data directory layout, and name the model signing key to backends in this process."""
         for sub in ("datasets", "runs", "logs"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        os.environ[env_name("model_key_file")] = str(self.model_key_file)
 
 
 class _EnvironSource(EnvSettingsSource):

@@ -5,7 +5,9 @@ environment, so the models run in worker.py inside the isolated venv (backends.i
 shared codec wraps every model: ydata 1.4 handles neither missing values nor dates.
 
 The fitted ydata model is a joblib pickle. It is written and read only by the worker inside the
-isolated venv; this process copies its bytes but never unpickles it.
+isolated venv; this process copies its bytes but never unpickles it. A saved pickle is signed with
+the installation's key (backends.signing, FAIRSYNTH_MODEL_KEY_FILE); load() refuses one that is
+unsigned or signed with another key before any worker sees it.
 
 Configuration (environment variables):
 - FAIRSYNTH_YDATA_VENV: the venv (default: `.venv-ydata` at the repository root, else in the cwd).
@@ -49,7 +51,7 @@ from fairsynth.backends.base import (
     _batch_plan,
 )
 from fairsynth.backends.isolated import DockerRunner, IsolatedEnvironment, Job, Runner, SubprocessRunner
-from fairsynth.metadata.checksums import sha256_file
+from fairsynth.backends.signing import ALGORITHM, check_signature, installation_key, signature
 
 YDATA_URL = "https://github.com/ydataai/ydata-synthetic"
 YDATA_LICENSE = "MIT"  # the LICENSE file shipped in ydata-synthetic 1.4.0 is MIT
@@ -249,7 +251,7 @@ class YdataGenerator(CodecGenerator):
         return [outputs[name] for name in names]
 
     def save(self, directory: Path) -> None:
-        """Write codec.json, backend.json and the ydata model (a joblib pickle, with its SHA-256).
+        """Write codec.json, backend.json and the ydata model (a joblib pickle, signed with the installation key).
 
         The pickle is only ever loaded by the worker inside the isolated ydata venv; the main process
         copies its bytes and never unpickles it (ydata-model.README.txt in the directory says so).
@@ -257,14 +259,15 @@ class YdataGenerator(CodecGenerator):
         super().save(directory)
 
     def _save_model(self, directory: Path) -> None:
-        """Copy the worker's pickle, its hash and a note on who may load it."""
+        """Copy the worker's pickle, its signature and a note on who may load it."""
         if not self._model_path.is_file():
             raise ModelFileError(f"Backend '{self.name}' has no fitted ydata model to save; fit it first.")
+        key = installation_key(create=True)
         shutil.copyfile(self._model_path, directory / MODEL_FILE)
         info = {
             "ydata_model": self.model_name,
             "file": MODEL_FILE,
-            "sha256": sha256_file(self._model_path),
+            "signature": {"algorithm": ALGORITHM, "value": signature(directory / MODEL_FILE, key)},
             "format": "joblib pickle written by ydata-synthetic 1.4.0",
             "loaded_by": "backends/ydata/worker.py inside the isolated ydata venv only",
         }
@@ -272,12 +275,16 @@ class YdataGenerator(CodecGenerator):
         (directory / MODEL_NOTE).write_text(
             f"{MODEL_FILE} is a ydata-synthetic 1.4.0 model ({self.model_name}) saved by ydata as a joblib pickle.\n"
             "fairsynth never unpickles it in its own process: only the ydata worker, inside the isolated\n"
-            "ydata venv, loads it. Loading a pickle runs code, so load model directories only from sources\n"
-            f"you trust. {MODEL_INFO} records its SHA-256; load() refuses a file that does not match.\n"
+            "ydata venv, loads it. Loading a pickle runs code, so it is signed (HMAC-SHA256) with this\n"
+            "installation's key, kept outside the model folder; load() refuses a file that is unsigned or was\n"
+            "signed with another key before the worker sees it.\n"
         )
 
     def _load_model(self, directory: Path) -> None:
-        """Check the pickle against its recorded hash and take a private copy for the worker."""
+        """Take a private copy of the pickle for the worker, kept only when this installation's key signed it.
+
+        The copy is checked rather than the source, so the bytes checked are the bytes the worker unpickles.
+        """
         source, info_path = directory / MODEL_FILE, directory / MODEL_INFO
         try:
             info = json.loads(info_path.read_text())
@@ -285,12 +292,17 @@ class YdataGenerator(CodecGenerator):
             raise ModelFileError(
                 f"The ydata model in {directory} has no readable {MODEL_INFO} ({exc}); fit the backend again."
             ) from exc
-        if not source.is_file() or sha256_file(source) != info.get("sha256"):
-            raise ModelFileError(
-                f"The ydata model file in {directory} is missing or does not match its "
-                "recorded hash; fit the backend again."
-            )
+        if not source.is_file():
+            raise ModelFileError(f"The ydata model file in {directory} is missing; fit the backend again.")
+        key = installation_key(create=False)
+        entry = info.get("signature") if isinstance(info, dict) else None
+        signed = entry.get("value") if isinstance(entry, dict) else None
         shutil.copyfile(source, self._model_path)
+        try:
+            check_signature(self._model_path, signed, key)
+        except ModelFileError:
+            self._model_path.unlink()
+            raise
 
     # -- plumbing -----------------------------------------------------------------------------------------
     @property

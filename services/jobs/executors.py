@@ -60,7 +60,8 @@ def create_job(
     job_id = new_id()
     run_dir = run_dir or Path("runs") / job_id
     request = request.model_copy(update={"output_dir": str(settings.data_dir / run_dir)})
-    pipeline.prepare_run(request, schema)  # bad input or unknown backends fail here, before anything is queued
+    # bad input or unknown backends fail here, before anything is queued
+    pipeline.prepare_run(request, schema, neutralise_csv_formulas=settings.neutralise_csv_formulas)
     backends = [(spec.name, registry.backend_info(spec.name).capabilities.family) for spec in request.backends]
     return store.create_job(
         request_json=request.model_dump_json(),
@@ -436,6 +437,7 @@ class CeleryExecutor:
 
 def run_worker(settings: Settings, queues: list[str], concurrency: int) -> None:
     """Start a Celery worker for these queues (blocks)."""
+    settings.ensure_dirs()  # the tasks' backends find the model signing key through the environment
     JobStore(settings.database_url).close()  # migrate once before any task runs
     app = celery_app(settings.broker_url)
     app.worker_main(

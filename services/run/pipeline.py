@@ -22,12 +22,13 @@ from fairsynth.backends import registry
 from fairsynth.backends.base import BackendError, Progress, sample_tables, table_to_frame
 from fairsynth.errors import FairsynthError
 from fairsynth.metadata.archive import zip_crate
-from fairsynth.metadata.builder import build_crate
+from fairsynth.metadata.builder import build_crate, write_data_dictionary
 from fairsynth.metadata.checksums import sha256_file
-from fairsynth.metadata.model import CrateInfo, RunFacts, SourceFacts
+from fairsynth.metadata.model import DICTIONARY_PATH, CrateInfo, RunFacts, SourceFacts
 from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.rules import MIN_RULE_SUPPORT
 from fairsynth.metadata.schema import TableSchema
+from fairsynth.metadata.spreadsheet import write_csv
 from fairsynth.services.run.config import GenerationRequest, crate_info
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation import ExactCopyCounter, compare, evaluate
@@ -140,10 +141,14 @@ def run(request: GenerationRequest, progress: ProgressSink | None = None) -> Run
     return finish_run(plan.request, plan.run_dir, plan.schema, plan.context, outcomes, progress)
 
 
-def prepare_run(request: GenerationRequest, schema: TableSchema | None = None) -> RunPlan:
+def prepare_run(
+    request: GenerationRequest, schema: TableSchema | None = None, *, neutralise_csv_formulas: bool = True
+) -> RunPlan:
     """Check the request, read and split the input, and write schema.json and request.json into a new run directory.
 
     `schema` replaces the inferred one (a schema the user edited); the request's overrides still apply.
+    `neutralise_csv_formulas` (the installation's setting) is recorded in the run context: every CSV of the
+    run follows it, in whichever process writes it.
     """
     _check_backends(request)
     data, source = load_input(request)
@@ -154,6 +159,7 @@ def prepare_run(request: GenerationRequest, schema: TableSchema | None = None) -
     schema = schema.with_level_rule(train, request.min_level_rows)  # the codec counts levels in train too
     run_dir = _prepare_run_dir(Path(request.output_dir or default_run_dir()))
     context = _run_context(request, source, data, train, holdout)
+    context["neutralise_csv_formulas"] = neutralise_csv_formulas
     (run_dir / "schema.json").write_text(schema.to_json())
     (run_dir / "request.json").write_text(json.dumps(context, indent=2))
     return RunPlan(request, run_dir, schema, train, holdout, context)
@@ -220,7 +226,7 @@ def finish_run(
             if outcome.ok:
                 package_crate(outcome, outcomes, info, schema, context, run_dir, progress)
     result = RunResult(run_dir, schema, outcomes)
-    write_comparison(result)
+    write_comparison(result, context)
     return result
 
 
@@ -236,9 +242,9 @@ def outcome_from_json(text: str) -> BackendOutcome:
     return BackendOutcome(**raw)
 
 
-def write_comparison(result: RunResult) -> None:
+def write_comparison(result: RunResult, context: dict) -> None:
     """comparison.csv (headline per backend), comparison.json (outcomes) and comparison.html."""
-    result.comparison().to_csv(result.directory / "comparison.csv", index=False)
+    write_csv(result.comparison(), result.directory / "comparison.csv", neutralise=neutralises_csv(context))
     outcomes = [{k: v for k, v in asdict(o).items() if k != "metrics"} for o in result.outcomes]
     (result.directory / "comparison.json").write_text(json.dumps(outcomes, indent=2, default=str))
     measured = {o.backend: o.evaluation() for o in result.outcomes if o.ok}
@@ -300,7 +306,10 @@ def _produce(
     start = time.perf_counter()
     tables = sample_tables(generator, n_rows, seed=request.seed, batch_rows=request.batch_rows)
     decimal_point = [c.name for c in schema.output_columns() if c.decimal_point]
-    for table in write_batches(tables, data_path, request.output_format, decimal_point):
+    writing = write_batches(
+        tables, data_path, request.output_format, decimal_point, neutralise=neutralises_csv(context)
+    )
+    for table in writing:
         copies.update_table(table, lambda rows: table_to_frame(generator, rows))
         if kept_rows < request.evaluation_rows:
             kept.append(table_to_frame(generator, table.slice(0, request.evaluation_rows - kept_rows)))
@@ -337,7 +346,7 @@ def _produce(
     progress(Progress(name, "evaluate", 1, 1, message=message))
 
     output_schema = schema.model_copy(update={"columns": schema.output_columns()})
-    output_schema.data_dictionary().to_csv(out / "data" / "data-dictionary.csv", index=False)
+    write_data_dictionary(output_schema, out / DICTIONARY_PATH, neutralise=neutralises_csv(context))
     used = generator.params.model_dump(mode="json")  # every parameter, defaults included: the run can be repeated
     generation = {**context, "backend": {"name": name, "params": used}, "fit": fit.to_dict()}
     (out / "config" / "generation.json").write_text(json.dumps(generation, indent=2, default=str))
@@ -427,6 +436,7 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
             o.backend: {"quality": o.quality.get("quality")} for o in outcomes if o.ok and o.backend != outcome.backend
         },
         packages=packages,
+        csv_formulas_neutralised=neutralises_csv(context),
     )
 
 
@@ -444,6 +454,11 @@ def crate_measures(result: EvaluationResult) -> list[dict]:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def neutralises_csv(context: dict) -> bool:
+    """Whether the run's CSV files neutralise formula-like text (runs prepared before the setting existed: yes)."""
+    return bool(context.get("neutralise_csv_formulas", True))
+
+
 def comparison_table(outcomes: list[BackendOutcome]) -> pd.DataFrame:
     """Side-by-side table of backends, in the order they ran: status and every declared metric."""
     facts = pd.DataFrame(

@@ -2,7 +2,9 @@
 
 Batches are Arrow tables (what backends.base.sample_tables yields); DataFrames are converted.
 CSV keeps the source's look: text is quoted only where CSV needs it, and numbers the source wrote
-with a decimal point (1.0) keep it; every step is an Arrow compute kernel over whole columns.
+with a decimal point (1.0) keep it; every step is an Arrow compute kernel over whole columns. Unless
+the run asks for raw values, text cells and headers a spreadsheet would run as formulas are neutralised
+(metadata.spreadsheet); Parquet always keeps the raw values.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pyarrow.parquet as pq
 
 from fairsynth.backends.background import run_ahead
 from fairsynth.backends.base import STAGE_DEPTH
+from fairsynth.metadata.spreadsheet import neutralised, neutralised_names
 
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
 CSV_CHUNK_ROWS = 8192  # rows Arrow formats per chunk (its default of 1,024 is a quarter slower)
@@ -31,11 +34,13 @@ STRUCTURAL_BYTES = (b'"', b",", b"\r", b"\n")
 class BatchWriter:
     """Appends batches (Arrow tables or DataFrames) with one fixed Arrow schema (taken from the first batch).
 
-    `decimal_point` names the numeric columns a CSV writes with a decimal point (the source's 1.0).
+    `decimal_point` names the numeric columns a CSV writes with a decimal point (the source's 1.0);
+    `neutralise`: a CSV's formula-like text cells and headers are neutralised (Parquet is always raw).
     """
 
-    def __init__(self, path: Path, fmt: str, decimal_point: Collection[str] = ()) -> None:
+    def __init__(self, path: Path, fmt: str, decimal_point: Collection[str] = (), *, neutralise: bool = True) -> None:
         self.path, self.fmt, self.decimal_point = Path(path), fmt, frozenset(decimal_point)
+        self.neutralise = neutralise
         self.rows = 0
         self._schema: pa.Schema | None = None
         self._writer = None
@@ -79,7 +84,7 @@ class BatchWriter:
             if schema.metadata and b"pandas" in schema.metadata:
                 writer.add_key_value_metadata({"pandas": schema.metadata[b"pandas"].decode()})
             return writer
-        return CsvWriter(self.path, schema, self.decimal_point)
+        return CsvWriter(self.path, schema, self.decimal_point, neutralise=self.neutralise)
 
     def __enter__(self) -> BatchWriter:
         return self
@@ -92,13 +97,16 @@ class CsvWriter:
     """CSV in the source's look: quotes only where a field needs them, decimal points where the source had them.
 
     A batch with no field to quote goes through Arrow's own writer (quoting nothing); one with such a
-    field is joined into lines by compute kernels, its quoted fields escaped.
+    field is joined into lines by compute kernels, its quoted fields escaped. With `neutralise`, text
+    cells and headers a spreadsheet would run as formulas get a leading single quote first.
     """
 
-    def __init__(self, path: Path, schema: pa.Schema, decimal_point: Collection[str] = ()) -> None:
+    def __init__(
+        self, path: Path, schema: pa.Schema, decimal_point: Collection[str] = (), *, neutralise: bool = True
+    ) -> None:
         self._file = pa.OSFile(str(path), "wb")
-        self._file.write(_csv_header(schema.names))
-        self._decimal_point = decimal_point
+        self._file.write(_csv_header(neutralised_names(schema.names) if neutralise else schema.names))
+        self._decimal_point, self._neutralise = decimal_point, neutralise
         self._options = pa_csv.WriteOptions(include_header=False, quoting_style="none", batch_size=CSV_CHUNK_ROWS)
 
     def write_table(self, table: pa.Table) -> None:
@@ -107,8 +115,10 @@ class CsvWriter:
         for field, column in zip(table.schema, table.columns, strict=True):
             if field.name in self._decimal_point and _is_number(field.type):
                 column = _with_decimal_point(column)
-            elif _is_text(field.type) and _needs_quotes(column):
-                column, quoted = _quoted(column), True
+            elif _is_text(field.type):
+                column = neutralised(column) if self._neutralise else column
+                if _needs_quotes(column):
+                    column, quoted = _quoted(column), True
             columns.append(column)
         if quoted:
             for chunk in _csv_lines(columns).chunks:
@@ -122,9 +132,14 @@ class CsvWriter:
 
 
 def write_batches(
-    batches: Iterable[pa.Table | pd.DataFrame], path: Path, fmt: str, decimal_point: Collection[str] = ()
+    batches: Iterable[pa.Table | pd.DataFrame],
+    path: Path,
+    fmt: str,
+    decimal_point: Collection[str] = (),
+    *,
+    neutralise: bool = True,
 ) -> Iterator[pa.Table | pd.DataFrame]:
-    """Write every batch to path and pass it on once written, so callers can watch or keep a sample.
+    """Write every batch to path and pass it on once written (raw), so callers can watch or keep a sample.
 
     Batches are written in a background thread while the next ones are drawn (Arrow's writers and
     torch release the GIL), at most STAGE_DEPTH batches ahead, so memory stays bounded.
@@ -134,7 +149,7 @@ def write_batches(
         writer.write(batch)
         return batch
 
-    with BatchWriter(path, fmt, decimal_point) as writer:
+    with BatchWriter(path, fmt, decimal_point, neutralise=neutralise) as writer:
         yield from run_ahead(batches, write, depth=STAGE_DEPTH, name="batch-writer")
 
 
