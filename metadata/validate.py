@@ -285,7 +285,7 @@ def check_files(root: Path, metadata: dict) -> CheckResult:
     issues = []
     files = {e["@id"]: e for e in metadata["@graph"] if _types(e) & {"File"}}
     for rel, entity in files.items():
-        if rel.startswith(("http://", "https://")):
+        if not _is_local(rel):  # a web data entity
             continue
         missing = [name for name in FILE_FIELDS if not entity.get(name)]
         if missing:

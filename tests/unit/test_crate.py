@@ -459,6 +459,21 @@ def test_zip_round_trip_validates_as_shipped_and_unpacked(built, tmp_path):
     assert sha256_file(unpacked / "data/synthetic.csv") == sha256_file(built / "data/synthetic.csv")
 
 
+def test_cli_validate_reports_roc_validator_on_the_zip_and_unpacked_and_refuses_a_bomb_in_one_sentence(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from fairsynth.services.entry.cli import app
+
+    runner = CliRunner()
+    good = runner.invoke(app, ["validate", str(zip_crate(built, tmp_path / "good.crate.zip"))])
+    assert good.exit_code == 0, good.output
+    assert "PASS  roc-validator process-run-crate-0.5 on the zip as shipped (0 issues, 0 skipped)" in good.output
+    assert "PASS  roc-validator process-run-crate-0.5 on the unpacked copy (0 issues, 0 skipped)" in good.output
+    bomb = hostile_zip(tmp_path / "bomb.zip", {"data/zeros.csv": bytes(4 * 1024 * 1024)})
+    refused = runner.invoke(app, ["validate", str(bomb)])
+    assert refused.exit_code == 2 and "zip bomb" in refused.output and "Traceback" not in refused.output
+
+
 def test_a_zip_without_folder_entries_fails_roc_validator_on_the_zip_itself(built, tmp_path):
     archive = tmp_path / "files-only.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
