@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from fairsynth.errors import FairsynthError, os_errors_as
-from fairsynth.metadata.archive import read_crate_zip
+from fairsynth.metadata.archive import UnpackLimits, read_crate_zip
+from fairsynth.metadata.containment import crate_path, crate_paths
 from fairsynth.metadata.model import (
     DOME_PATH,
     METADATA_NAME,
@@ -254,12 +255,18 @@ def deposit(
     environ: Mapping[str, str] | None = None,
     folder: str | None = None,
     transport: httpx.BaseTransport | None = None,
+    limits: UnpackLimits | None = None,
 ) -> DepositResult:
-    """Deposit a crate (directory or zip); a dry run writing the plan under out_dir unless given server and login."""
+    """Deposit a crate (directory, or zip unpacked within limits); a dry run under out_dir unless server and login.
+
+    Every file the PageTab names must lie inside the crate: nothing outside it is opened, listed or sent.
+    """
     if Path(crate_dir).is_file() and zipfile.is_zipfile(crate_dir):
+        if limits is None:
+            raise TypeError("deposit needs the unpack limits (the services' Settings) to read a zip.")
         with tempfile.TemporaryDirectory(prefix="fairsynth-deposit-") as tmp:
             return deposit(
-                read_crate_zip(crate_dir, tmp),
+                read_crate_zip(crate_dir, tmp, limits),
                 out_dir=out_dir,
                 server=server,
                 environ=environ,
@@ -268,48 +275,73 @@ def deposit(
             )
     root = Path(crate_dir)
     env = os.environ if environ is None else environ
-    pagetab_file = root / PAGETAB_PATH
+    pagetab_file = crate_path(root, PAGETAB_PATH)
     if not pagetab_file.is_file():
         raise DepositError(f"{root} has no {PAGETAB_PATH}; build the crate before depositing it.")
-    pagetab = json.loads(pagetab_file.read_text(encoding="utf-8"))
-    files = [entry["path"] for entry in pagetab["section"]["files"]]
-    missing = [rel for rel in files if not (root / rel).is_file()]
+    try:
+        pagetab = json.loads(pagetab_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DepositError(f"{PAGETAB_PATH} is not valid JSON ({error}); rebuild the crate.") from None
+    paths = crate_paths(root, pagetab_paths(pagetab))  # refuses the crate before any listed file is opened
+    missing = [rel for rel, path in paths.items() if not path.is_file()]
     if missing:
         raise DepositError(f"The PageTab lists files the crate lacks ({', '.join(missing)}); rebuild the crate.")
     server = server or env.get(SERVER_ENV)
     user, password = env.get(USER_ENV), env.get(PASSWORD_ENV)
     if not server or not user or not password:
-        return _dry_run(root, pagetab, files, Path(out_dir), server)
+        return _dry_run(paths, pagetab, Path(out_dir), server)
     folder = folder or _folder_name(pagetab)
     client = BioStudiesClient(server, transport=transport)
     try:
         client.login(user, password)
-        for rel in files:
-            client.upload(root / rel, "/".join([folder, *Path(rel).parent.parts]))
+        for rel, path in paths.items():
+            client.upload(path, "/".join([folder, *Path(rel).parent.parts]))
         accno = client.submit(with_folder(pagetab, folder))
-        return DepositResult(dry_run=False, files=files, accno=accno, status=client.status(accno))
+        return DepositResult(dry_run=False, files=list(paths), accno=accno, status=client.status(accno))
     finally:
         client.close()
+
+
+def pagetab_paths(pagetab: Any) -> list[str]:
+    """Every file path a PageTab lists, in its Study section and all subsections."""
+    section = pagetab.get("section") if isinstance(pagetab, dict) else None
+    return [str(entry.get("path", "")) for entry in _file_entries(section)]
 
 
 def with_folder(pagetab: dict[str, Any], folder: str) -> dict[str, Any]:
     """A copy of the PageTab whose file paths point into the user-folder sub-folder the files were uploaded to."""
     copy = json.loads(json.dumps(pagetab))
-    for entry in copy["section"]["files"]:
+    for entry in _file_entries(copy["section"]):
         entry["path"] = f"{folder}/{entry['path']}"
     return copy
 
 
-def _dry_run(root: Path, pagetab: dict, files: list[str], out_dir: Path, server: str | None) -> DepositResult:
+def _file_entries(section: Any) -> Iterator[dict[str, Any]]:
+    """The file entries of a PageTab section and its subsections (a files table may nest one list deep)."""
+    if not isinstance(section, dict):
+        return
+    for entry in _flat(section.get("files", [])):
+        if isinstance(entry, dict):
+            yield entry
+    for subsection in _flat(section.get("subsections", [])):
+        yield from _file_entries(subsection)
+
+
+def _flat(items: Any) -> list[Any]:
+    items = items if isinstance(items, list) else []
+    return [item for entry in items for item in (entry if isinstance(entry, list) else [entry])]
+
+
+def _dry_run(paths: dict[str, Path], pagetab: dict, out_dir: Path, server: str | None) -> DepositResult:
     plan_dir = out_dir / DRY_RUN_DIR
     plan_dir.mkdir(parents=True, exist_ok=True)
     (plan_dir / "pagetab.json").write_text(json.dumps(pagetab, indent=2), encoding="utf-8")
-    listing = [{"path": rel, "bytes": (root / rel).stat().st_size} for rel in files]
+    listing = [{"path": rel, "bytes": path.stat().st_size} for rel, path in paths.items()]
     reason = "no server URL given" if not server else f"no credentials in {USER_ENV}/{PASSWORD_ENV}"
     (plan_dir / "files.json").write_text(
         json.dumps({"server": server, "dry_run_because": reason, "files": listing}, indent=2), encoding="utf-8"
     )
-    return DepositResult(dry_run=True, files=files, plan_dir=plan_dir)
+    return DepositResult(dry_run=True, files=list(paths), plan_dir=plan_dir)
 
 
 def _folder_name(pagetab: dict) -> str:

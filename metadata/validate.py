@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -21,14 +22,17 @@ from typing import Any
 from rdflib import Graph, URIRef
 
 from fairsynth.errors import os_errors_as
-from fairsynth.metadata.archive import read_crate_zip
+from fairsynth.metadata.archive import UnpackLimits, read_crate_zip
+from fairsynth.metadata.biostudies import pagetab_paths
 from fairsynth.metadata.checksums import sha256_file
+from fairsynth.metadata.containment import crate_path, crate_paths, outside_links
 from fairsynth.metadata.dome import dome_problems
 from fairsynth.metadata.model import (
     BIOSCHEMAS_DATASET,
     DICTIONARY_PATH,
     DOME_PATH,
     METADATA_NAME,
+    PAGETAB_PATH,
     PREVIEW_NAME,
     CrateError,
 )
@@ -38,6 +42,8 @@ CONTEXT_URLS = {f"https://w3id.org/ro/crate/{v}/context": f"ro-crate-{v}-context
 BASE_IRI = "http://fairsynth.local/crate/"
 FILE_FIELDS = ("name", "encodingFormat", "contentSize", "sha256")
 SH_RESULT_MESSAGE = URIRef("http://www.w3.org/ns/shacl#resultMessage")
+SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+LOCAL_SCHEMES = {"file"}  # and one-letter schemes, which are drive letters (C:/x)
 _cache_dir: tempfile.TemporaryDirectory | None = None
 
 
@@ -88,37 +94,82 @@ class ValidationReport:
 
 
 @os_errors_as(CrateError, "read the crate")
-def validate_crate(crate: Path | str) -> ValidationReport:
-    """Validate a crate directory (or crate zip) offline with every validator."""
+def validate_crate(crate: Path | str, *, limits: UnpackLimits | None = None) -> ValidationReport:
+    """Validate a crate directory, or a crate zip (unpacked within limits), offline with every validator.
+
+    A zip is checked by roc-validator twice, as shipped and unpacked, so the report shows what a repository sees.
+    """
     path = Path(crate)
     if path.is_file() and zipfile.is_zipfile(path):
+        if limits is None:
+            raise TypeError("validate_crate needs the unpack limits (the services' Settings) to read a zip.")
         with tempfile.TemporaryDirectory(prefix="fairsynth-crate-") as tmp:
-            return validate_crate(read_crate_zip(path, tmp))
-    if not (path / METADATA_NAME).is_file():
-        raise CrateError(f"{path} is not a crate: it has no {METADATA_NAME}; pass a crate directory or zip.")
+            unpacked = _checks(read_crate_zip(path, tmp, limits), rocrate_on="the unpacked copy")
+            return ValidationReport([check_rocrate(path, on="the zip as shipped"), *unpacked])
+    return ValidationReport(_checks(path))
+
+
+def _checks(root: Path, rocrate_on: str = "") -> list[CheckResult]:
+    """Every validator on a crate directory, after refusing a crate that names anything outside itself."""
+    metadata_file = crate_path(root, METADATA_NAME)
+    if not metadata_file.is_file():
+        raise CrateError(f"{root} is not a crate: it has no {METADATA_NAME}; pass a crate directory or zip.")
     try:
-        metadata = json.loads((path / METADATA_NAME).read_text(encoding="utf-8"))
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise CrateError(f"{path / METADATA_NAME} is not valid JSON ({error}); rebuild the crate.") from None
-    return ValidationReport(
-        [
-            check_rocrate(path),
-            check_bioschemas(metadata),
-            check_files(path, metadata),
-            check_structure(path, metadata),
-            check_dome(path),
-        ]
-    )
+        raise CrateError(f"{metadata_file} is not valid JSON ({error}); rebuild the crate.") from None
+    refuse_outside_paths(root, metadata)
+    return [
+        check_rocrate(root, on=rocrate_on),
+        check_bioschemas(metadata),
+        check_files(root, metadata),
+        check_structure(root, metadata),
+        check_dome(root),
+    ]
+
+
+def refuse_outside_paths(root: Path, metadata: dict) -> None:
+    """One CrateError naming every metadata @id, PageTab file or link that leads outside the crate."""
+    names = local_ids(metadata)
+    pagetab = crate_path(root, PAGETAB_PATH)
+    if pagetab.is_file():
+        try:
+            names += pagetab_paths(json.loads(pagetab.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as error:
+            raise CrateError(f"{PAGETAB_PATH} is not valid JSON ({error}); rebuild the crate.") from None
+    crate_paths(root, names + outside_links(root))
+
+
+def local_ids(metadata: Any) -> list[str]:
+    """Every @id in the metadata that names a file of this machine: no web URI, fragment or blank node."""
+    found: list[str] = []
+    if isinstance(metadata, dict):
+        value = metadata.get("@id")
+        if isinstance(value, str) and _is_local(value):
+            found.append(value)
+        for item in metadata.values():
+            found += local_ids(item)
+    elif isinstance(metadata, list):
+        for item in metadata:
+            found += local_ids(item)
+    return found
+
+
+def _is_local(identifier: str) -> bool:
+    if identifier.startswith(("#", "_:")):
+        return False
+    scheme = SCHEME.match(identifier)
+    return not scheme or len(scheme.group(1)) == 1 or scheme.group(1).lower() in LOCAL_SCHEMES
 
 
 # -- roc-validator ------------------------------------------------------------------------------
-def check_rocrate(root: Path, profile: str = PROFILE) -> CheckResult:
-    """roc-validator offline at RECOMMENDED severity, with its HTTP cache seeded from the vendored contexts."""
+def check_rocrate(crate: Path, profile: str = PROFILE, *, on: str = "") -> CheckResult:
+    """roc-validator offline at RECOMMENDED severity on a crate directory or zip, its HTTP cache seeded."""
     from rocrate_validator import services
     from rocrate_validator.models import Severity, ValidationSettings
 
     settings = ValidationSettings(
-        rocrate_uri=str(root.resolve()),
+        rocrate_uri=str(crate.resolve()),
         profile_identifier=profile,
         requirement_severity=Severity.RECOMMENDED,
         offline=True,
@@ -129,7 +180,7 @@ def check_rocrate(root: Path, profile: str = PROFILE) -> CheckResult:
     issues = [_issue_text(i) for i in result.get_issues()]
     skipped = [f"{d.check.identifier}: {d.message} ({d.category.value})" for d in result.skipped_check_details]
     return CheckResult(
-        f"roc-validator {profile}",
+        f"roc-validator {profile}" + (f" on {on}" if on else ""),
         issues,
         skipped,
         {"executed_checks": len(result.executed_checks), "profile": profile, "severity": "RECOMMENDED"},
@@ -234,12 +285,12 @@ def check_files(root: Path, metadata: dict) -> CheckResult:
     issues = []
     files = {e["@id"]: e for e in metadata["@graph"] if _types(e) & {"File"}}
     for rel, entity in files.items():
-        if rel.startswith(("http://", "https://")):
+        if not _is_local(rel):  # a web data entity
             continue
         missing = [name for name in FILE_FIELDS if not entity.get(name)]
         if missing:
             issues.append(f"File {rel} lacks {', '.join(missing)}.")
-        path = root / rel
+        path = crate_path(root, rel)
         if not path.is_file():
             issues.append(f"File {rel} is described but missing from the crate.")
             continue
@@ -280,7 +331,7 @@ def _single_item_arrays(entities: list[dict]) -> list[str]:
 
 
 def _variables_match_dictionary(root: Path, graph: dict, root_entity: dict) -> list[str]:
-    path = root / DICTIONARY_PATH
+    path = crate_path(root, DICTIONARY_PATH)
     if not path.is_file():
         return [f"{DICTIONARY_PATH} is missing."]
     with open(path, newline="", encoding="utf-8") as handle:
@@ -303,7 +354,7 @@ def _types(entity: dict) -> set[str]:
 # -- DOME ------------------------------------------------------------------------------------------
 def check_dome(root: Path) -> CheckResult:
     """Every DOME section and field present and non-empty."""
-    path = root / DOME_PATH
+    path = crate_path(root, DOME_PATH)
     if not path.is_file():
         return CheckResult("DOME completeness", [f"{DOME_PATH} is missing."])
     try:

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_UPLOAD_MB,
         description=f"largest upload as sent, in MiB; a compressed CSV may unpack to {UNPACKED_PER_UPLOAD} times this",
     )
+    crate_max_unpacked_mb: PositiveFloat = Field(
+        default=4096, description="largest total a crate zip may unpack to, in MiB (validate, deposit)"
+    )
+    crate_max_entries: PositiveInt = Field(default=10_000, description="most files and folders a crate zip may hold")
+    crate_max_ratio: PositiveFloat = Field(
+        default=200, description="largest compression ratio of one crate zip entry (a guard against zip bombs)"
+    )
     workers: PositiveInt = Field(default=2, description="parallel task processes of the local executor")
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"
@@ -138,6 +145,11 @@ class Settings(BaseSettings):
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def crate_max_unpacked_bytes(self) -> int:
+        """What a crate zip may unpack to, in bytes."""
+        return int(self.crate_max_unpacked_mb * 1024 * 1024)
 
     @property
     def max_unpacked_bytes(self) -> int:

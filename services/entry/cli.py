@@ -260,10 +260,11 @@ def _with_interval(metric: Metric, result: EvaluationResult) -> str:
 
 @app.command()
 def validate(crate: Path = typer.Argument(..., help="crate directory or .crate.zip")) -> None:
-    """Validate a crate offline: RO-Crate / Process Run Crate, Bioschemas SHACL, files, DOME (exit 1 on fail)."""
+    """Validate a crate offline: Process Run Crate (a zip as shipped and unpacked), Bioschemas, files, DOME."""
     from fairsynth.metadata.validate import validate_crate
+    from fairsynth.services.settings import Settings
 
-    report = validate_crate(crate)
+    report = validate_crate(crate, limits=Settings.from_env())
     console.print(report.summary(), highlight=False)
     raise typer.Exit(code=0 if report.ok else 1)
 
@@ -276,8 +277,9 @@ def deposit(
 ) -> None:
     """Deposit a crate to BioStudies: a dry run unless a server and credentials (environment) are given."""
     from fairsynth.metadata.biostudies import deposit as deposit_crate
+    from fairsynth.services.settings import Settings
 
-    result = deposit_crate(crate, out_dir=out, server=server)
+    result = deposit_crate(crate, out_dir=out, server=server, limits=Settings.from_env())
     if result.dry_run:
         console.print(f"dry run: {len(result.files)} files and the PageTab written to {result.plan_dir}")
     else:

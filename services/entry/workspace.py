@@ -532,14 +532,14 @@ def package_crates(ws: Workspace, job: Job, form: dict) -> dict[str, dict]:
         results[task.backend] = {
             "crate": outcome.crate,
             "error": outcome.error,
-            "validation": validate(Path(outcome.crate)) if outcome.crate else None,
+            "validation": validate(ws, Path(outcome.crate)) if outcome.crate else None,
         }
     return results
 
 
-def validate(crate_zip: Path) -> dict:
-    """Validate a crate zip offline: ok, a readable summary and the issues."""
-    report = validate_crate(crate_zip)
+def validate(ws: Workspace, crate_zip: Path) -> dict:
+    """Validate a crate zip offline as shipped and unpacked (the check behind "valid crate"): ok, summary, issues."""
+    report = validate_crate(crate_zip, limits=ws.settings)
     return {"ok": report.ok, "summary": report.summary(), "issues": report.issues + report.skipped}
 
 
@@ -557,7 +557,7 @@ def deposit_crate(ws: Workspace, job: Job, backend: str) -> dict:
     crate = artefact(ws, job, backend, "crate")
     if crate is None:
         raise DepositError(f"{backend} has no crate yet; package the crates first.")
-    result = deposit(crate, out_dir=run_dir(ws, job) / f"{backend}-deposit")
+    result = deposit(crate, out_dir=run_dir(ws, job) / f"{backend}-deposit", limits=ws.settings)
     return {
         "dry_run": result.dry_run,
         "files": result.files,

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from fairsynth.metadata.validate import validate_crate
+from fairsynth.services.settings import Settings
 
 from container.conftest import ROOT
 from helpers import free_port, wait_for_job, wait_for_url
@@ -87,7 +88,7 @@ def test_api_in_the_container_generates_a_crate_that_validates(engine, container
     assert download.status_code == 200
     crate = tmp_path / "crate.zip"
     crate.write_bytes(download.content)
-    report = validate_crate(crate)
+    report = validate_crate(crate, limits=Settings())
     assert report.ok and not report.skipped, report.summary()
     # everything the run wrote is on the /data volume: the root filesystem is read-only
     code, listed = output(running, "ls", "/data/runs")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fairsynth.metadata.validate import validate_crate
+from fairsynth.services.settings import Settings
 
 from helpers import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_url
 
@@ -150,7 +151,7 @@ def test_upload_generate_compare_export_in_a_browser(page, tmp_path, support2):
     crate = tmp_path / download.value.suggested_filename
     download.value.save_as(crate)
     assert crate.name.endswith(".crate.zip")
-    report = validate_crate(crate)
+    report = validate_crate(crate, limits=Settings())
     assert report.ok, report.summary()
 
     page.get_by_role("button", name="Deposit to BioStudies").first.click()

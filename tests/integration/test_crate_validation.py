@@ -1,4 +1,5 @@
-"""A crate from every available backend's real run on SUPPORT2 validates offline: zero issues, zero skipped."""
+"""A crate from every available backend's real run on SUPPORT2 validates offline, as a zip and unpacked: zero issues,
+zero skipped."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
+from fairsynth.services.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 AVAILABLE = [b for b in registry.list_backends() if b.available]
@@ -75,11 +77,14 @@ def test_backend_run_on_support2_yields_a_crate_with_zero_issues_and_zero_skippe
     result, tmp = support2_run
     outcome = next(o for o in result.outcomes if o.backend == backend)
     assert outcome.ok and not outcome.error, outcome.error
-    report = validate_crate(outcome.crate)
+    report = validate_crate(outcome.crate, limits=Settings())
     assert report.issues == [], report.summary()
     assert report.skipped == [], report.summary()
-    assert report.checks[0].details["executed_checks"] > 50
-    crate_dir = read_crate_zip(outcome.crate, tmp / f"unzipped-{backend}")
+    as_shipped, unpacked = report.checks[:2]  # roc-validator on the zip itself, as a repository sees it
+    assert as_shipped.name == "roc-validator process-run-crate-0.5 on the zip as shipped"
+    assert unpacked.name == "roc-validator process-run-crate-0.5 on the unpacked copy"
+    assert as_shipped.details["executed_checks"] > 50 and unpacked.details["executed_checks"] > 50
+    crate_dir = read_crate_zip(outcome.crate, tmp / f"unzipped-{backend}", Settings())
     graph = {e["@id"]: e for e in json.loads((crate_dir / "ro-crate-metadata.json").read_text())["@graph"]}
     assert len(graph["./"]["variableMeasured"]) == 38
     assert "SUPPORT2" in graph["./"]["description"]
@@ -94,7 +99,9 @@ def test_cli_validate_passes_a_good_crate_and_fails_a_tampered_one(support2_run)
     crate = next(o.crate for o in result.outcomes if o.backend == "marginals")
     good = subprocess.run([FAIRSYNTH, "validate", crate], capture_output=True, text=True, timeout=300)
     assert good.returncode == 0 and "FAIL" not in good.stdout, good.stdout + good.stderr
-    tampered = read_crate_zip(crate, tmp / "tampered")
+    assert "PASS  roc-validator process-run-crate-0.5 on the zip as shipped (0 issues, 0 skipped)" in good.stdout
+    assert "PASS  roc-validator process-run-crate-0.5 on the unpacked copy (0 issues, 0 skipped)" in good.stdout
+    tampered = read_crate_zip(crate, tmp / "tampered", Settings())
     with open(tampered / "data" / "synthetic.csv", "a") as handle:
         handle.write("extra,row\n")
     bad = subprocess.run([FAIRSYNTH, "validate", str(tampered)], capture_output=True, text=True, timeout=300)

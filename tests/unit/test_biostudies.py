@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +24,11 @@ from fairsynth.metadata.biostudies import (
 )
 from fairsynth.metadata.builder import build_crate
 from fairsynth.metadata.checksums import sha256_file
-from fairsynth.metadata.model import Author, CrateInfo, Organization, RunFacts, SourceFacts
+from fairsynth.metadata.model import Author, CrateError, CrateInfo, Organization, RunFacts, SourceFacts
 from fairsynth.metadata.schema import TableSchema
+from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
+from fairsynth.services.settings import Settings
 
 from helpers import wait_for
 
@@ -300,12 +304,60 @@ def test_deposit_refuses_a_directory_without_pagetab(tmp_path):
         deposit(tmp_path, out_dir=tmp_path)
 
 
-def test_deposit_reads_a_crate_zip(crate, server, tmp_path):
+def test_deposit_reads_a_crate_zip_that_validates_as_shipped(crate, server, tmp_path):
     from fairsynth.metadata.archive import zip_crate
 
     root, _, _ = crate
     stand_in, url = server
     archive = zip_crate(root, tmp_path / "crate.zip")
-    result = deposit(archive, out_dir=tmp_path, environ=credentials(url), folder="from-zip")
+    report = validate_crate(archive, limits=Settings())
+    assert report.ok and report.checks[0].name.endswith("on the zip as shipped"), report.summary()
+    result = deposit(archive, out_dir=tmp_path, environ=credentials(url), folder="from-zip", limits=Settings())
     assert stand_in.uploads["from-zip/data/synthetic.csv"] == (root / "data/synthetic.csv").read_bytes()
     assert result.accno in stand_in.submissions
+
+
+# -- deposit: files outside the crate ---------------------------------------------------------------
+def hostile_copy(crate_root: Path, tmp_path: Path, named: str) -> Path:
+    """A copy of the crate whose PageTab also lists `named`, a file outside the crate."""
+    root = tmp_path / "hostile"
+    shutil.copytree(crate_root, root)
+    path = root / "metadata/biostudies.pagetab.json"
+    pagetab = json.loads(path.read_text())
+    pagetab["section"]["subsections"].append({"type": "Files", "files": [[{"path": named, "type": "file"}]]})
+    path.write_text(json.dumps(pagetab))
+    return root
+
+
+@pytest.mark.parametrize("named", ["/etc/passwd", "../../../../../../../../etc/hostname", "../secret.txt"])
+def test_a_pagetab_naming_a_file_outside_the_crate_is_refused_and_nothing_is_listed_or_sent(
+    crate, server, tmp_path, named
+):
+    (tmp_path / "secret.txt").write_text("the secret outside the crate")
+    root = hostile_copy(crate[0], tmp_path, named)
+    stand_in, url = server
+    before = dict(stand_in.uploads)
+    for environ in ({}, credentials(url)):  # the dry run, then a configured server
+        with pytest.raises(CrateError, match=rf"^'{re.escape(named)}' points outside the crate .* refused"):
+            deposit(root, out_dir=tmp_path / "plan", environ=environ, folder="hostile")
+    assert not (tmp_path / "plan").exists()
+    assert stand_in.uploads == before
+
+
+def test_a_pagetab_file_that_is_a_link_leaving_the_crate_is_never_uploaded(crate, server, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the secret outside the crate")
+    root = hostile_copy(crate[0], tmp_path, "data/notes.txt")
+    (root / "data/notes.txt").symlink_to(secret)
+    stand_in, url = server
+    with pytest.raises(CrateError, match="'data/notes.txt' points outside the crate"):
+        deposit(root, out_dir=tmp_path / "plan", environ=credentials(url), folder="linked")
+    assert not any(key.startswith("linked/") for key in stand_in.uploads)
+
+
+def test_every_pagetab_file_in_subsections_is_uploaded_under_the_folder(crate, server, tmp_path):
+    root = hostile_copy(crate[0], tmp_path, "data/synthetic.csv")
+    stand_in, url = server
+    result = deposit(root, out_dir=tmp_path, environ=credentials(url), folder="nested")
+    files = stand_in.submissions[result.accno]["section"]["subsections"][-1]["files"]
+    assert files == [[{"path": "nested/data/synthetic.csv", "type": "file"}]]

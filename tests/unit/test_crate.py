@@ -1,10 +1,12 @@
-"""RO-Crate building, offline validation (zero issues, zero skipped), broken crates, zip safety."""
+"""RO-Crate building, offline validation (0 issues, 0 skipped, as a zip too), broken and hostile crates and zips."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,8 +36,9 @@ from fairsynth.metadata.model import (
 )
 from fairsynth.metadata.rule_checks import infer_with_rules, rule_counts
 from fairsynth.metadata.schema import TableSchema
-from fairsynth.metadata.validate import check_files, check_structure, validate_crate
+from fairsynth.metadata.validate import ValidationReport, check_files, check_structure, validate_crate
 from fairsynth.services.run.demo import DEMO_PATH, load_demo_table
+from fairsynth.services.settings import Settings
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
 T0 = datetime(2026, 11, 23, 12, 0, 0, 654321, tzinfo=UTC)
@@ -172,16 +175,18 @@ def test_markup_in_title_author_and_column_reaches_the_preview_as_text(tmp_path)
     hostile = "<script>alert(1)</script>"
     shown = "&lt;script&gt;alert(1)&lt;/script&gt;"
     column = load_demo_table().columns[0]
-    facts = make_run(tmp_path, rename={column: f"{column} {hostile}"})
+    root = tmp_path / "markup"
+    facts = make_run(root, rename={column: f"{column} {hostile}"})
     info = crate_info()
     author = Author(name=f"Eve {hostile}", affiliation=info.authors[0].affiliation)
-    build_crate(tmp_path, info.model_copy(update={"title": f"Episodes {hostile}", "authors": [author]}), facts)
-    preview = (tmp_path / "ro-crate-preview.html").read_text()
+    build_crate(root, info.model_copy(update={"title": f"Episodes {hostile}", "authors": [author]}), facts)
+    preview = (root / "ro-crate-preview.html").read_text()
     assert "<script" not in preview
     assert f"<h1>Episodes {shown}</h1>" in preview
     assert f"<dd>Eve {shown}</dd>" in preview
     assert f"<td>{column} {shown}</td>" in preview
-    assert validate_crate(tmp_path).issues == []
+    assert validate_crate(root).issues == []
+    assert_valid_as_a_zip(root, tmp_path)
 
 
 def test_root_dataset_declares_profiles_license_people_and_synthetic_origin(built):
@@ -301,13 +306,15 @@ def test_rules_and_their_adherence_are_listed_in_the_dictionary_rules_table_and_
 
 
 def test_withheld_model_is_described_and_still_validates(tmp_path):
-    facts = make_run(tmp_path, with_model=False)
-    build_crate(tmp_path, crate_info(), facts)
-    graph = graph_of(tmp_path)
+    root = tmp_path / "withheld"
+    facts = make_run(root, with_model=False)
+    build_crate(root, crate_info(), facts)
+    graph = graph_of(root)
     assert graph["#fit"]["result"] == {"@id": "#model-withheld"}
-    assert "withheld" in json.loads((tmp_path / "metadata/dome.json").read_text())["model"]["availability"]
-    report = validate_crate(tmp_path)
+    assert "withheld" in json.loads((root / "metadata/dome.json").read_text())["model"]["availability"]
+    report = validate_crate(root)
     assert report.ok, report.summary()
+    assert_valid_as_a_zip(root, tmp_path)
 
 
 # -- broken crates ------------------------------------------------------------------------------
@@ -425,13 +432,61 @@ def test_run_facts_reject_naive_times_and_missing_synthetic_file(tmp_path):
 
 
 # -- zip ---------------------------------------------------------------------------------------------
-def test_zip_round_trip_validates(built, tmp_path):
-    archive = zip_crate(built, tmp_path / "marginals.crate.zip")
+LIMITS = Settings()
+
+
+def assert_valid_as_a_zip(root: Path, tmp_path: Path) -> ValidationReport:
+    """The crate zipped as shipped passes roc-validator on the zip itself and unpacked: 0 issues, 0 skipped."""
+    archive = zip_crate(root, tmp_path / f"{root.name}.crate.zip")
+    report = validate_crate(archive, limits=LIMITS)
+    as_shipped = next(c for c in report.checks if c.name.endswith("on the zip as shipped"))
+    assert as_shipped.name.startswith("roc-validator process-run-crate-0.5")
+    assert as_shipped.issues == [] and as_shipped.skipped == [], report.summary()
+    assert as_shipped.details["executed_checks"] > 50
+    assert any(c.name.endswith("on the unpacked copy") for c in report.checks)
+    assert report.ok, report.summary()
+    return report
+
+
+def test_zip_round_trip_validates_as_shipped_and_unpacked(built, tmp_path):
+    assert_valid_as_a_zip(built, tmp_path)
+    archive = tmp_path / f"{built.name}.crate.zip"
     with zipfile.ZipFile(archive) as handle:
-        assert "ro-crate-metadata.json" in handle.namelist()
-    unpacked = read_crate_zip(archive, tmp_path / "unpacked")
+        names = handle.namelist()
+    assert "ro-crate-metadata.json" in names
+    assert {"model/", "data/", "metadata/"} <= set(names)  # the Dataset 'model/' is part of the zip's payload
+    unpacked = read_crate_zip(archive, tmp_path / "unpacked", LIMITS)
     assert sha256_file(unpacked / "data/synthetic.csv") == sha256_file(built / "data/synthetic.csv")
-    assert validate_crate(archive).ok
+
+
+def test_cli_validate_reports_roc_validator_on_the_zip_and_unpacked_and_refuses_a_bomb_in_one_sentence(built, tmp_path):
+    from typer.testing import CliRunner
+
+    from fairsynth.services.entry.cli import app
+
+    runner = CliRunner()
+    good = runner.invoke(app, ["validate", str(zip_crate(built, tmp_path / "good.crate.zip"))])
+    assert good.exit_code == 0, good.output
+    assert "PASS  roc-validator process-run-crate-0.5 on the zip as shipped (0 issues, 0 skipped)" in good.output
+    assert "PASS  roc-validator process-run-crate-0.5 on the unpacked copy (0 issues, 0 skipped)" in good.output
+    bomb = hostile_zip(tmp_path / "bomb.zip", {"data/zeros.csv": bytes(4 * 1024 * 1024)})
+    refused = runner.invoke(app, ["validate", str(bomb)])
+    assert refused.exit_code == 2 and "zip bomb" in refused.output and "Traceback" not in refused.output
+
+
+def test_a_zip_without_folder_entries_fails_roc_validator_on_the_zip_itself(built, tmp_path):
+    archive = tmp_path / "files-only.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        for path in sorted(p for p in built.rglob("*") if p.is_file()):
+            handle.write(path, path.relative_to(built).as_posix())
+    report = validate_crate(archive, limits=LIMITS)
+    assert "'model/' as part of its payload" in " ".join(report.issues)
+    assert all("on the zip as shipped" in issue for issue in report.issues)  # the unpacked copy passes
+
+
+def test_validating_a_zip_needs_the_limits(built, tmp_path):
+    with pytest.raises(TypeError, match="unpack limits"):
+        validate_crate(zip_crate(built, tmp_path / "c.zip"))
 
 
 @pytest.mark.parametrize("evil", ["../evil.txt", "/tmp/evil.txt", "data/../../evil.txt", "C:/evil.txt"])
@@ -442,16 +497,144 @@ def test_zip_slip_is_rejected_before_anything_is_written(tmp_path, evil):
         handle.writestr(evil, "gotcha")
     dest = tmp_path / "out"
     with pytest.raises(CrateError, match="points outside the crate"):
-        read_crate_zip(archive, dest)
+        read_crate_zip(archive, dest, LIMITS)
     assert not dest.exists()
     assert not (tmp_path / "evil.txt").exists()
+
+
+def hostile_zip(path: Path, entries: dict[str, bytes]) -> Path:
+    """A deflated zip with a crate metadata file and the given entries."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.writestr("ro-crate-metadata.json", "{}")
+        for name, body in entries.items():
+            handle.writestr(name, body)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("entries", "limits", "expected"),
+    [
+        # 4 MiB of zeros deflates to about 4 KB: refused by the ratio long before the size limit
+        ({"data/zeros.csv": bytes(4 * 1024 * 1024)}, {}, r"'data/zeros.csv' expands 1,0\d\d times.*zip bomb"),
+        ({"data/noise.bin": os.urandom(1536 * 1024)}, {"crate_max_unpacked_mb": 1}, r"unpack to 1.5 MiB, more than"),
+        ({f"data/{i}.csv": b"a" for i in range(40)}, {"crate_max_entries": 20}, r"holds 41 entries, more than the 20"),
+    ],
+    ids=["ratio", "total-size", "entries"],
+)
+def test_a_zip_past_the_limits_is_refused_in_one_sentence_before_unpacking(tmp_path, entries, limits, expected):
+    archive = hostile_zip(tmp_path / "bomb.zip", entries)
+    dest = tmp_path / "out"
+    with pytest.raises(CrateError, match=expected) as caught:
+        validate_crate(archive, limits=LIMITS.with_(**limits))
+    assert len(caught.value.problems) == 1 and str(caught.value).endswith(
+        "raise the crate limits if the zip is genuine."
+    )
+    with pytest.raises(CrateError, match=expected):
+        read_crate_zip(archive, dest, LIMITS.with_(**limits))
+    assert not dest.exists()
+
+
+def test_the_crate_limits_are_settings(tmp_path):
+    settings = Settings.from_env({"FAIRSYNTH_CRATE_MAX_UNPACKED_MB": "2", "FAIRSYNTH_CRATE_MAX_ENTRIES": "9"})
+    assert (settings.crate_max_unpacked_bytes, settings.crate_max_entries) == (2 * 1024 * 1024, 9)
+    archive = hostile_zip(tmp_path / "many.zip", {f"{i}.txt": b"x" for i in range(9)})
+    with pytest.raises(CrateError, match="holds 10 entries, more than the 9 allowed"):
+        read_crate_zip(archive, tmp_path / "out", settings)
+
+
+def test_a_symlink_member_is_refused_in_one_sentence(tmp_path):
+    archive = tmp_path / "link.zip"
+    link = zipfile.ZipInfo("data")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("ro-crate-metadata.json", "{}")
+        handle.writestr(link, "/etc")
+        handle.writestr("data/passwd", "x")
+    dest = tmp_path / "out"
+    with pytest.raises(CrateError) as caught:
+        read_crate_zip(archive, dest, LIMITS)
+    assert str(caught.value) == (
+        f"{archive} holds symbolic links (data); a crate zip holds only files and folders, so it is refused."
+    )
+    assert not dest.exists()
+
+
+def test_a_member_both_file_and_folder_is_refused_in_one_sentence(tmp_path):
+    archive = hostile_zip(tmp_path / "clash.zip", {"data": b"a file", "data/x.csv": b"a,b\n"})
+    with pytest.raises(CrateError, match=r"lists data twice or as both a file and a folder; rebuild"):
+        read_crate_zip(archive, tmp_path / "out", LIMITS)
 
 
 def test_reading_a_non_zip_says_so(tmp_path):
     bogus = tmp_path / "x.zip"
     bogus.write_text("not a zip")
     with pytest.raises(CrateError, match="not a readable zip"):
-        read_crate_zip(bogus, tmp_path / "out")
+        read_crate_zip(bogus, tmp_path / "out", LIMITS)
+
+
+# -- paths leaving the crate -------------------------------------------------------------------------
+SECRET = b"root:x:0:0:the secret outside the crate\n" * 31
+
+
+def name_outside_file(root: Path, secret: Path, named: str, *, in_pagetab: bool = False) -> None:
+    """Make the crate name `named` (which leads to `secret`) as a File with its true hash, or in the PageTab."""
+    if in_pagetab:
+        path = root / "metadata/biostudies.pagetab.json"
+        pagetab = json.loads(path.read_text())
+        pagetab["section"]["files"].append({"path": named, "type": "file", "attributes": []})
+        path.write_text(json.dumps(pagetab))
+        return
+
+    def add(graph, document):
+        entity = {"@id": named, "@type": "File", "name": "passwd", "encodingFormat": "text/plain"}
+        entity |= {"contentSize": str(len(SECRET)), "sha256": sha256_file(secret)}
+        document["@graph"].append(entity)
+        graph["./"]["hasPart"].append({"@id": named})
+
+    edit_metadata(root, add)
+
+
+@pytest.mark.parametrize("in_pagetab", [False, True], ids=["metadata-id", "pagetab-path"])
+@pytest.mark.parametrize("how", ["absolute", "dot-dot", "file-uri", "percent-dot-dot", "symlink"])
+def test_a_crate_naming_a_file_outside_itself_is_refused_and_nothing_outside_is_read(
+    built, tmp_path, monkeypatch, how, in_pagetab
+):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(SECRET)
+    root = broken_copy(built, tmp_path)  # tmp_path/broken, so ../secret.txt is the secret
+    named = {
+        "absolute": str(secret),
+        "dot-dot": "../secret.txt",
+        "file-uri": secret.as_uri(),
+        "percent-dot-dot": "%2e%2e/secret.txt",
+        "symlink": "data/passwd.txt",
+    }[how]
+    if how == "symlink":
+        (root / named).symlink_to(secret)
+    name_outside_file(root, secret, named, in_pagetab=in_pagetab)
+    hashed = []
+    monkeypatch.setattr("fairsynth.metadata.validate.sha256_file", lambda p: hashed.append(p) or "x")
+    with pytest.raises(CrateError) as caught:
+        validate_crate(root)
+    assert str(caught.value) == (
+        f"'{named}' points outside the crate (an absolute path, '..', a URI or a link leaving it), "
+        "so the crate is refused and nothing outside it is read."
+    )
+    assert str(len(SECRET)) not in str(caught.value) and hashed == []
+
+
+def test_a_zipped_crate_naming_a_file_outside_is_refused_before_roc_validator_reads_it(built, tmp_path):
+    root = broken_copy(built, tmp_path)
+    name_outside_file(root, Path("/etc/hostname"), "/etc/hostname", in_pagetab=True)
+    with pytest.raises(CrateError, match="'/etc/hostname' points outside the crate"):
+        validate_crate(zip_crate(root, tmp_path / "hostile.zip"), limits=LIMITS)
+
+
+def test_a_directory_crate_with_a_link_leaving_it_is_refused(built, tmp_path):
+    root = broken_copy(built, tmp_path)
+    (root / "evaluation/elsewhere").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(CrateError, match="'evaluation/elsewhere' points outside the crate"):
+        validate_crate(root)
 
 
 def test_rebuilding_in_the_same_directory_gives_the_same_valid_crate(built, tmp_path):
@@ -462,6 +645,7 @@ def test_rebuilding_in_the_same_directory_gives_the_same_valid_crate(built, tmp_
     assert set(after) == set(before)
     assert after["data/synthetic.csv"]["sha256"] == before["data/synthetic.csv"]["sha256"]
     assert validate_crate(root).ok
+    assert_valid_as_a_zip(root, tmp_path)
 
 
 def test_invalid_metadata_json_is_one_clear_error(built, tmp_path):

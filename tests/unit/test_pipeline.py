@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from fairsynth.backends.marginals import MarginalsGenerator
+from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.run.pipeline import run
+from fairsynth.services.settings import Settings
 
 CRATE = {
     "authors": [{"name": "Ada Lovelace", "affiliation": {"name": "University College London", "ror": "02jx3x895"}}]
@@ -54,6 +56,7 @@ def test_a_copying_backend_is_blocked_and_never_packaged(tmp_path, copier):
     assert copied.crate is None and "release gate blocked" in copied.error
     assert not (tmp_path / "run" / "marginals.crate.zip").exists()
     assert honest.gate["decision"] != "block" and honest.crate
+    assert validate_crate(honest.crate, limits=Settings()).ok  # roc-validator on the zip as shipped, and unpacked
     metrics = json.loads((tmp_path / "run" / "marginals" / "evaluation" / "metrics.json").read_text())
     assert metrics["privacy"]["exact_copies"]["synthetic_rows_checked"] == 1000
     assert metrics["privacy"]["exact_copies"]["count"] > 900  # rows with rare codes are re-drawn by the codec

@@ -141,6 +141,8 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     next(b for b in export.button if b.label == "Build and validate crates").click().run()
     assert not export.exception and not export.error, [e.value for e in export.error]
     assert sum("valid crate" in m.value for m in export.markdown) == 2
+    shown = [c.value for c in export.code]  # "valid crate" is roc-validator on the zip as shipped, and unpacked
+    assert sum("PASS  roc-validator process-run-crate-0.5 on the zip as shipped" in v for v in shown) == 2
     assert [b.label for b in export.get("download_button")][:4] == [
         "Crate zip",
         "Synthetic CSV",

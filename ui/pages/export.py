@@ -55,7 +55,7 @@ def metadata_form() -> dict | None:
 @st.cache_data(show_spinner="Validating the crate…", max_entries=64)
 def validation_of(crate: str, modified: float) -> dict:
     """The validation of a crate zip, remembered while the file is unchanged."""
-    return ws_api.validate(Path(crate))
+    return ws_api.validate(ws, Path(crate))
 
 
 def download(label: str, path, mime: str, key: str) -> None:
