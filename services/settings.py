@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_UPLOAD_MB,
         description=f"largest upload as sent, in MiB; a compressed CSV may unpack to {UNPACKED_PER_UPLOAD} times this",
     )
+    max_rows: PositiveInt = Field(
+        default=10_000_000, description="most synthetic rows per backend one API job may ask for (`rows`)"
+    )
     workers: PositiveInt = Field(default=2, description="parallel task processes of the local executor")
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"

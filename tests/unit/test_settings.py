@@ -101,7 +101,7 @@ def test_the_readme_table_agrees_with_the_fields():
         meaning, default = rows[variable]
         assert meaning == field.description, variable
         if field.default not in (None, ""):  # the others are derived (database in the data dir, executor from broker)
-            shown = f"{field.default:g}" if isinstance(field.default, int | float) else str(field.default)
+            shown = f"{field.default:g}" if isinstance(field.default, float) else str(field.default)
             assert shown in default, f"README gives {default!r} as the default of {variable}, the field {shown!r}"
 
 
