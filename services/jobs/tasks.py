@@ -168,6 +168,7 @@ class _Heartbeat(threading.Thread):
             try:
                 if not self.store.heartbeat(self.task_id):
                     self.cancelled = True
+                    kill_task_processes(self.task_id)  # cancelled or timed out elsewhere: its helpers stop now
                     return
             except Exception:  # a store hiccup must not kill the task; the next beat retries
                 log.warning("heartbeat of task %s failed", self.task_id, exc_info=True)
