@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     crate_max_ratio: PositiveFloat = Field(
         default=200, description="largest compression ratio of one crate zip entry (a guard against zip bombs)"
     )
+    max_rows: PositiveInt = Field(
+        default=10_000_000, description="most synthetic rows per backend one API job may ask for (`rows`)"
+    )
     workers: PositiveInt = Field(default=2, description="parallel task processes of the local executor")
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"

@@ -100,6 +100,18 @@ def listens(port: int) -> bool:
     return True
 
 
+def start_redis(server: str, port: int, directory: Path) -> subprocess.Popen:
+    """A Redis server (the redis-server binary given) on loopback's port, without persistence, once it listens."""
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        + ["--daemonize", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: listens(port), 20, interval=0.1, message="redis-server did not start", process=process)
+    return process
+
+
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float, **options) -> dict:
     """Poll the API's /jobs/{job_id} until the job has ended and return it; options go to wait_for.
 

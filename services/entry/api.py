@@ -6,6 +6,7 @@ FAIRSYNTH_API_TOKEN, and once a token is set every request must carry it as a be
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -18,10 +19,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import FastAPI, File, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -29,7 +31,7 @@ from fairsynth.errors import ControlFlow, FairsynthError, field_problems
 from fairsynth.metadata.schema import SchemaError, TableSchema
 from fairsynth.services.entry.catalog import backend_catalog
 from fairsynth.services.entry.workspace import register_dataset, save_schema, too_large_message
-from fairsynth.services.jobs.executors import Executor, create_job, make_executor
+from fairsynth.services.jobs.executors import BrokerUnavailable, Executor, create_job, make_executor
 from fairsynth.services.jobs.store import TERMINAL, Job, JobState, JobStore, JobStoreError, Task, TaskState, new_id, utc
 from fairsynth.services.run.config import BackendSpec, SchemaOverrides, parse_request
 from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
@@ -55,7 +57,8 @@ COMPRESSED_TYPES = {
 }
 # The HTTP status of each user error, found along its class hierarchy: an unknown id is not found; any other
 # FairsynthError is a request that cannot be used as given. An ApiProblem carries its own status.
-STATUS: dict[type[FairsynthError], int] = {JobStoreError: 404, FairsynthError: 422}
+STATUS: dict[type[FairsynthError], int] = {JobStoreError: 404, BrokerUnavailable: 503, FairsynthError: 422}
+SERVER_PATHS = ("input_path", "output_dir")  # request fields that name server files: never in a response
 TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}  # RFC 9110 names newer than Python 3.11's
 Responses = dict[int | str, dict[str, Any]]  # FastAPI's extra OpenAPI responses per status
 
@@ -118,7 +121,7 @@ class JobSubmission(BaseModel):
     dataset_id: str | None = Field(None, description="an uploaded dataset; omitted: the embedded demo table")
     backends: list[BackendSpec | str] = Field(..., min_length=1, examples=[["marginals", "sdv.gaussian_copula"]])
     rows: int | None = Field(
-        None, ge=1, le=10**10, description="rows per backend; default: as many as the training split"
+        None, ge=1, description="rows per backend (at most FAIRSYNTH_MAX_ROWS); default: as many as the training split"
     )
     seed: int = Field(0, ge=0, le=2**32 - 1)
     holdout_share: float = Field(0.2, ge=0.05, le=0.5)
@@ -484,11 +487,34 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         """Every declared backend with its availability here (and why not), capabilities and parameters."""
         return [BackendOut.model_validate(row) for row in backend_catalog()]
 
-    @app.post("/jobs", status_code=202, response_model=JobOut, responses=errors, tags=["jobs"])
-    def submit_job(submission: JobSubmission):
+    @app.post(
+        "/jobs",
+        status_code=202,
+        response_model=JobOut,
+        responses={**errors, 503: {"model": Problem, "description": "the broker does not answer; nothing is queued"}},
+        tags=["jobs"],
+    )
+    def submit_job(
+        submission: JobSubmission,
+        idempotency_key: str | None = Header(
+            None,
+            min_length=1,
+            max_length=255,
+            description="any unique text: a retry with the same key and body answers with the job it made",
+        ),
+    ):
         """Queue a run: one task per backend, side by side, on the configured executor."""
         store: JobStore = app.state.store
         executor: Executor = app.state.executor
+        if submission.rows and submission.rows > settings.max_rows:
+            raise ApiProblem(
+                422,
+                f"rows is {submission.rows:,} but this server makes at most {settings.max_rows:,} rows per backend "
+                "(FAIRSYNTH_MAX_ROWS); ask for fewer.",
+            )
+        idempotency = (idempotency_key, _fingerprint(submission)) if idempotency_key else None
+        if idempotency and (earlier := _submitted_with(store, *idempotency)):
+            return earlier
         raw = submission.model_dump(exclude_none=True, exclude={"dataset_id"})
         schema = None
         if submission.dataset_id:
@@ -496,10 +522,25 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
             raw["input_path"] = str(settings.data_dir / dataset.path)
             schema = TableSchema.from_json(dataset.schema_json)
         request = parse_request(raw, "the job")
-        job = create_job(
-            store, settings, request, executor=executor.name, schema=schema, dataset_id=submission.dataset_id
-        )
-        executor.submit(job)
+        try:
+            job = create_job(
+                store,
+                settings,
+                request,
+                executor=executor.name,
+                schema=schema,
+                dataset_id=submission.dataset_id,
+                idempotency=idempotency,
+            )
+        except IntegrityError:
+            if idempotency and (earlier := _submitted_with(store, *idempotency)):
+                return earlier  # the same key's other request won the race
+            raise
+        try:
+            executor.submit(job)
+        except BrokerUnavailable:
+            store.release_key(job.id)  # a retry with the same key submits again
+            raise
         return job_out(store.get_job(job.id))
 
     @app.get("/jobs", response_model=list[JobOut], tags=["jobs"])
@@ -529,9 +570,13 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         """The side-by-side comparison of the job's backends (once the job has ended)."""
         job = app.state.store.get_job(job_id)
         path = settings.data_dir / job.run_dir / "comparison.json"
-        if not path.is_file():
-            raise ApiProblem(409, f"Job {job_id} is {job.state}; the comparison is written when it ends.")
-        return json.loads(path.read_text())
+        if path.is_file():
+            return [_public_outcome(job_id, row) for row in json.loads(path.read_text())]
+        if job.state in TERMINAL:
+            raise ApiProblem(
+                404, f"Job {job_id} {job.state} with no backend result, so it has no comparison: {_why(job)}."
+            )
+        raise ApiProblem(409, f"Job {job_id} is {job.state}; the comparison is written when it ends.")
 
     @app.get(
         "/jobs/{job_id}/results/{backend}/{artefact}",
@@ -573,11 +618,45 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         return FileResponse(path, media_type=media, filename=f"{job_id}-{backend}-{path.name}")
 
 
+def _fingerprint(submission: JobSubmission) -> str:
+    """The submission's content, independent of key order: what an Idempotency-Key was first sent with."""
+    return hashlib.sha256(json.dumps(submission.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def _submitted_with(store: JobStore, key: str, fingerprint: str) -> JobOut | None:
+    """The job an earlier POST /jobs made with this key; a different body under the same key is refused."""
+    job = store.job_by_key(key)
+    if job is None:
+        return None
+    if job.submission_sha256 != fingerprint:
+        raise ApiProblem(
+            409,
+            f"The Idempotency-Key '{key}' was sent with a different job (job {job.id}); "
+            "send a new key for a new job, or the same body to get that job.",
+        )
+    return job_out(job)
+
+
 def _inside(root: Path, relative: str) -> Path:
     path = (root / relative).resolve()
     if not path.is_relative_to(root.resolve()) or not path.is_file():
         raise ApiProblem(404, "That file is not part of this job's results.")
     return path
+
+
+def _why(job: Job) -> str:
+    """Why a job ended without results: its own error, else each task's."""
+    return job.error or "; ".join(f"{t.backend}: {t.error or t.state}" for t in job.tasks)
+
+
+def _public_outcome(job_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A comparison row without server paths: its directory and crate become download URLs."""
+    public = {k: v for k, v in row.items() if k not in ("directory", "crate")}
+    base = f"/jobs/{job_id}/results/{row['backend']}"
+    if row.get("ok"):
+        kinds = [a.value for a in Artefact if a is not Artefact.crate or row.get("crate")]
+        public["artefacts"] = {kind: f"{base}/{kind}" for kind in kinds}
+    return public
 
 
 def job_out(job: Job) -> JobOut:
@@ -591,7 +670,7 @@ def job_out(job: Job) -> JobOut:
         started_at=utc(job.started_at),
         finished_at=utc(job.finished_at),
         error=job.error,
-        request=job.request,
+        request={k: v for k, v in job.request.items() if k not in SERVER_PATHS},
         tasks=[_task_out(t) for t in job.tasks],
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,11 +19,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from kombu.exceptions import KombuError
+
 from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
+from fairsynth.errors import FairsynthError
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.jobs.store import TERMINAL, Job, JobStore, Task, TaskState, new_id
-from fairsynth.services.jobs.tasks import execute_task, finish_job_if_done
+from fairsynth.services.jobs.tasks import execute_task, finish_job_if_done, kill_task_processes
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import GenerationRequest
 from fairsynth.services.settings import Settings
@@ -30,6 +34,10 @@ from fairsynth.services.settings import Settings
 log = logging.getLogger("fairsynth.executors")
 FAMILIES = ("basic", "torch", "sdv", "ydata")
 CELERY_TASK = "fairsynth.run_task"
+
+
+class BrokerUnavailable(FairsynthError):
+    """The job could not be handed to the broker; it was failed with the reason and may be submitted again."""
 
 
 class Executor(Protocol):
@@ -52,10 +60,12 @@ def create_job(
     schema: TableSchema | None = None,
     dataset_id: str | None = None,
     run_dir: Path | None = None,
+    idempotency: tuple[str, str] | None = None,
 ) -> Job:
     """Prepare the run directory (input read, split, schema written) and store a queued job, one task per backend.
 
-    The run goes to runs/<job id> in the data directory unless `run_dir` (absolute) is given.
+    The run goes to runs/<job id> in the data directory unless `run_dir` (absolute) is given. `idempotency`:
+    the client's key and the submission's fingerprint (a key already taken raises IntegrityError, nothing kept).
     """
     job_id = new_id()
     run_dir = run_dir or Path("runs") / job_id
@@ -63,14 +73,19 @@ def create_job(
     # bad input or unknown backends fail here, before anything is queued
     pipeline.prepare_run(request, schema, neutralise_csv_formulas=settings.neutralise_csv_formulas)
     backends = [(spec.name, registry.backend_info(spec.name).capabilities.family) for spec in request.backends]
-    return store.create_job(
-        request_json=request.model_dump_json(),
-        run_dir=str(run_dir),
-        executor=executor,
-        backends=backends,
-        dataset_id=dataset_id,
-        job_id=job_id,
-    )
+    try:
+        return store.create_job(
+            request_json=request.model_dump_json(),
+            run_dir=str(run_dir),
+            executor=executor,
+            backends=backends,
+            dataset_id=dataset_id,
+            job_id=job_id,
+            idempotency=idempotency,
+        )
+    except BaseException:
+        shutil.rmtree(settings.data_dir / run_dir, ignore_errors=True)  # no run folder without its job
+        raise
 
 
 def make_executor(store: JobStore, settings: Settings) -> Executor:
@@ -120,6 +135,7 @@ class LocalExecutor:
                 process = self.processes.get(task.id)
             if process is not None:
                 _kill_group(process)
+            kill_task_processes(task.id)
         finish_job_if_done(self.store, job_id, self.settings.data_dir)
         return self.store.get_job(job_id)
 
@@ -181,7 +197,8 @@ class LocalExecutor:
             self._ended(task_id, process, reason=_exit_reason(process.returncode))
 
     def _ended(self, task_id: str, process: subprocess.Popen, reason: str) -> None:
-        process.wait()
+        _kill_group(process)  # what the task started dies with it, however it ended
+        kill_task_processes(task_id)
         with self._lock:
             self.processes.pop(task_id, None)
         self.store.fail_task(task_id, f"{reason}{_log_tail(self.settings.data_dir / 'logs' / f'{task_id}.log')}")
@@ -203,6 +220,7 @@ def recover(store: JobStore, settings: Settings, executor: str, reason: str) -> 
             continue
         if task.pid and _runs_task(task.pid, task.id):
             _kill_orphan(task.pid)
+        kill_task_processes(task.id)
         if store.fail_task(task.id, f"{reason}; submit the job again"):
             failed.append(task.job_id)
     for job_id in store.unfinished_jobs(executor):
@@ -354,11 +372,19 @@ def celery_app(broker_url: str):
     def run_task(task_id: str) -> str:
         return execute_task(task_id)
 
-    from celery.signals import task_failure
+    from celery.signals import task_failure, task_revoked
+
+    @task_revoked.connect(sender=run_task, weak=False)
+    def _revoked(request=None, **_):
+        """Cancelled: the pool process was killed; kill what it started (they would live on under PID 1)."""
+        if request is not None:
+            kill_task_processes(request.id)
 
     @task_failure.connect(sender=run_task, weak=False)
     def _worker_lost(task_id=None, exception=None, args=None, **_):
-        """The pool process died under the task (killed, out of memory): fail it with that reason."""
+        """The pool process died under the task (killed, out of memory): kill what it started, fail it."""
+        if task_id:
+            kill_task_processes(task_id)
         if args:
             from billiard.exceptions import WorkerLostError
 
@@ -392,21 +418,33 @@ class CeleryExecutor:
     def __init__(self, store: JobStore, settings: Settings):
         self.store, self.settings = store, settings
         self.app = celery_app(settings.broker_url)
+        self._sent: set[str] = set()  # task ids this process handed to the broker
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Re-send queued tasks (a lost send is harmless to repeat) and watch for silent workers."""
+        """Send the queued tasks nobody sent (a lost send is harmless to repeat) and watch for silent workers."""
         self.settings.ensure_dirs()
-        for task in self.store.queued_tasks(10_000, executor="celery"):
-            self._send(task)
+        self._resend()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="fairsynth-celery-watch")
         self._thread.start()
 
     def submit(self, job: Job) -> None:
-        """One message per task, on its family's queue."""
-        for task in job.tasks:
-            self._send(task)
+        """One message per task, on its family's queue; a broker that cannot be reached fails the job with the reason.
+
+        A task sent before the broker failed finds its task failed and does nothing.
+        """
+        try:
+            for task in job.tasks:
+                self._send(task)
+        except (KombuError, OSError) as exc:
+            reason = f"the broker could not be reached ({exc}); submit the job again"
+            for task in job.tasks:
+                self.store.fail_task(task.id, reason, states=(TaskState.QUEUED,))
+            finish_job_if_done(self.store, job.id, self.settings.data_dir)
+            raise BrokerUnavailable(
+                f"The job could not be queued: the broker does not answer ({exc}); submit it again in a while."
+            ) from exc
 
     def cancel(self, job_id: str) -> Job:
         """Cancel the job's tasks; running ones are terminated on their workers."""
@@ -423,10 +461,21 @@ class CeleryExecutor:
 
     def _send(self, task: Task) -> None:
         self.app.send_task(CELERY_TASK, args=[task.id], queue=task.family, task_id=task.id)
+        self._sent.add(task.id)
+
+    def _resend(self) -> None:
+        """Send every queued task this process has not sent: left by a process that stopped between store and send."""
+        try:
+            for task in self.store.queued_tasks(10_000, executor="celery"):
+                if task.id not in self._sent:
+                    self._send(task)
+        except (KombuError, OSError) as exc:
+            log.warning("queued tasks not sent, the broker does not answer (%s); trying again shortly", exc)
 
     def _watch(self) -> None:
         interval = max(1.0, self.settings.stale_seconds / 4)
         while not self._stopping.wait(interval):
+            self._resend()
             try:
                 stale = [t.job_id for t in self.store.fail_stale(self.settings.stale_seconds, executor="celery")]
                 for job_id in dict.fromkeys(stale + self.store.ended_but_open_jobs("celery")):

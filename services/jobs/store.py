@@ -115,6 +115,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True, index=True)
+    submission_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # what the key was sent with
     tasks: Mapped[list[Task]] = relationship(order_by="Task.position", back_populates="job")
 
     @property
@@ -264,8 +266,12 @@ class JobStore:
         backends: list[tuple[str, str]],
         dataset_id: str | None = None,
         job_id: str | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> Job:
-        """A queued job with one queued task per (backend, family)."""
+        """A queued job with one queued task per (backend, family); `idempotency`: (key, submission fingerprint).
+
+        A key already taken raises IntegrityError: the caller answers with the job that holds it.
+        """
         created = now()
         job = Job(
             id=job_id or new_id(),
@@ -275,6 +281,8 @@ class JobStore:
             executor=executor,
             state=JobState.QUEUED,
             created_at=created,
+            idempotency_key=idempotency[0] if idempotency else None,
+            submission_sha256=idempotency[1] if idempotency else None,
         )
         job.tasks = [
             Task(
@@ -300,6 +308,17 @@ class JobStore:
         if found is None:
             raise JobStoreError(f"There is no job '{job_id}'; list them with GET /jobs.")
         return found
+
+    def job_by_key(self, key: str) -> Job | None:
+        """The job submitted with this Idempotency-Key, if any."""
+        with self.session() as session:
+            found = session.scalar(select(Job.id).where(Job.idempotency_key == key))
+        return self.get_job(found) if found else None
+
+    def release_key(self, job_id: str) -> None:
+        """Forget a job's Idempotency-Key (its submission failed), so a retry with the key submits again."""
+        with self.session.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(idempotency_key=None))
 
     def list_jobs(self, limit: int = 50, offset: int = 0, state: JobState | None = None) -> list[Job]:
         """Jobs with their tasks, newest first."""

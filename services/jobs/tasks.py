@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -25,6 +26,9 @@ from fairsynth.services.settings import Settings
 
 log = logging.getLogger("fairsynth.tasks")
 PROGRESS_INTERVAL = 0.5  # seconds between stored progress rows (stage changes are always stored)
+# Set in a task's process while it runs: every process it starts (joblib/loky workers, subprocesses) inherits it,
+# so the whole tree is found again even after its parent died and it was re-parented to PID 1.
+TASK_MARKER = "FAIRSYNTH_TASK_ID"
 
 
 class TaskCancelled(ControlFlow):
@@ -79,6 +83,32 @@ def _take_over(store: JobStore, task, settings: Settings) -> None:
 
 
 def _run_claimed(store: JobStore, task_id: str, settings: Settings) -> None:
+    os.environ[TASK_MARKER] = task_id
+    try:
+        _run_marked(store, task_id, settings)
+    finally:
+        os.environ.pop(TASK_MARKER, None)
+        kill_task_processes(task_id)  # however it ended: nothing it started outlives it
+
+
+def kill_task_processes(task_id: str) -> list[int]:
+    """SIGKILL every process of this task (found by TASK_MARKER in its environment) but the calling one."""
+    marker = f"{TASK_MARKER}={task_id}".encode()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        killed.append(int(entry.name))
+    return killed
+
+
+def _run_marked(store: JobStore, task_id: str, settings: Settings) -> None:
     task = store.get_task(task_id)
     job = store.get_job(task.job_id)
     beat = _Heartbeat(store, task_id, settings.heartbeat_seconds)
@@ -138,6 +168,7 @@ class _Heartbeat(threading.Thread):
             try:
                 if not self.store.heartbeat(self.task_id):
                     self.cancelled = True
+                    kill_task_processes(self.task_id)  # cancelled or timed out elsewhere: its helpers stop now
                     return
             except Exception:  # a store hiccup must not kill the task; the next beat retries
                 log.warning("heartbeat of task %s failed", self.task_id, exc_info=True)
@@ -165,6 +196,7 @@ def finish_job_if_done(store: JobStore, job_id: str, data_dir: Path) -> JobState
     if not store.claim_finish(job_id):
         return None
     job = store.get_job(job_id)
+    pipeline.remove_partial(data_dir / job.run_dir)  # what cancelled, failed or killed tasks left half written
     error = None
     try:
         outcomes = [pipeline.outcome_from_json(t.outcome_json) for t in job.tasks if t.outcome_json]

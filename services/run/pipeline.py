@@ -276,6 +276,17 @@ def run_backend(
         shutil.rmtree(partial, ignore_errors=True)
         progress(Progress(name, "failed", 0, message=str(exc)))
         return BackendOutcome(name, ok=False, error=f"{type(exc).__name__}: {exc}")
+    except BaseException:  # cancelled, interrupted (Ctrl-C) or an unexpected error: no half-written output stays
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def remove_partial(run_dir: Path) -> list[str]:
+    """Remove the half-written `.NAME.partial` folders of a run (its backends' processes have ended)."""
+    removed = sorted(p.name for p in run_dir.glob(".*.partial") if p.is_dir())
+    for name in removed:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    return removed
 
 
 def _produce(
@@ -306,6 +317,7 @@ def _produce(
     start = time.perf_counter()
     tables = sample_tables(generator, n_rows, seed=request.seed, batch_rows=request.batch_rows)
     decimal_point = [c.name for c in schema.output_columns() if c.decimal_point]
+    written = 0
     writing = write_batches(
         tables, data_path, request.output_format, decimal_point, neutralise=neutralises_csv(context)
     )
@@ -314,11 +326,8 @@ def _produce(
         if kept_rows < request.evaluation_rows:
             kept.append(table_to_frame(generator, table.slice(0, request.evaluation_rows - kept_rows)))
             kept_rows += len(kept[-1])
-        progress(
-            Progress(
-                name, "sample", kept_rows if kept_rows < n_rows else n_rows, n_rows, seconds=time.perf_counter() - start
-            )
-        )
+        written += len(table)
+        progress(Progress(name, "sample", written, n_rows, seconds=time.perf_counter() - start))
     sample_seconds = time.perf_counter() - start
     times["sample_end"] = _now()
 

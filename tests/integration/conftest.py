@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port, listens, wait_for
+from helpers import free_port, start_redis
 
 
 def _postgres_bin() -> Path:
@@ -76,27 +76,8 @@ def redis_url(tmp_path_factory) -> str:
         pytest.skip("Redis is not installed; run scripts/system-deps.sh (apt-get install redis-server).")
     port = free_port()
     directory = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_redis(server, port, directory)
     try:
-        wait_for(lambda: listens(port), 20, interval=0.1, message="redis-server did not start", process=process)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()

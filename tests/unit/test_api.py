@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -220,3 +221,73 @@ def test_bad_settings_name_the_variable():
         Settings.from_env({"FAIRSYNTH_MAX_UPLOAD_MB": "lots"})
     with pytest.raises(SettingsError, match="FAIRSYNTH_BROKER_URL"):
         Settings.from_env({"FAIRSYNTH_EXECUTOR": "celery"})
+
+
+def test_rows_over_the_servers_cap_are_refused_with_one_sentence(settings):
+    with TestClient(create_app(settings.with_(max_rows=1000))) as client:
+        answer = client.post("/jobs", json={"backends": ["marginals"], "rows": 10**10})
+        assert answer.status_code == 422 and answer.headers["content-type"] == PROBLEM
+        assert answer.json()["errors"] == [
+            "rows is 10,000,000,000 but this server makes at most 1,000 rows per backend (FAIRSYNTH_MAX_ROWS); "
+            "ask for fewer."
+        ]
+        assert client.get("/jobs").json() == [] and not any((settings.data_dir / "runs").iterdir())
+
+
+def test_an_idempotency_key_makes_a_retry_answer_with_the_same_job(client, settings):
+    body = {"backends": ["marginals"], "rows": 200, "anonymeter": False, "evaluation_rows": 200}
+    first = client.post("/jobs", json=body, headers={"Idempotency-Key": "k-1"})
+    again = client.post("/jobs", json=dict(reversed(body.items())), headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == again.status_code == 202 and again.json()["id"] == first.json()["id"]
+    assert len(client.get("/jobs").json()) == 1 and len(list((settings.data_dir / "runs").iterdir())) == 1
+    other = client.post("/jobs", json={**body, "rows": 300}, headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 409 and other.headers["content-type"] == PROBLEM
+    assert "different job" in other.json()["detail"] and len(client.get("/jobs").json()) == 1
+    client.post(f"/jobs/{first.json()['id']}/cancel")
+
+
+def ended_job(client, error: str, run_dir: str = "runs/ended", **request) -> str:
+    """A job of one task that a lost worker failed (no outcome), stored directly; its id."""
+    store = client.app.state.store
+    job = store.create_job(
+        request_json=json.dumps({"backends": [{"name": "marginals"}], **request}),
+        run_dir=run_dir,
+        executor="celery",  # no dispatcher here picks it up
+        backends=[("marginals", "basic")],
+    )
+    store.claim(job.tasks[0].id, worker="w", pid=None)
+    store.fail_task(job.tasks[0].id, error)
+    assert store.claim_finish(job.id)
+    store.complete_job(job.id)
+    return job.id
+
+
+def test_the_comparison_of_a_job_that_ended_without_results_says_why(client):
+    job_id = ended_job(client, "the worker process running it was lost (SIGKILL)")
+    answer = client.get(f"/jobs/{job_id}/comparison")
+    assert answer.status_code == 404 and answer.headers["content-type"] == PROBLEM
+    assert answer.json()["detail"] == (
+        f"Job {job_id} failed with no backend result, so it has no comparison: "
+        "marginals: the worker process running it was lost (SIGKILL)."
+    )
+
+
+def test_responses_name_no_server_path(client, settings):
+    run_dir = settings.data_dir / "runs" / "paths"
+    job_id = ended_job(
+        client,
+        "boom",
+        run_dir="runs/paths",
+        input_path=str(settings.data_dir / "datasets/x/table.csv"),
+        output_dir=str(run_dir),
+    )
+    run_dir.mkdir(parents=True)
+    outcome = {"backend": "marginals", "ok": True, "directory": str(run_dir / "marginals"), "crate": None, "rows": 5}
+    (run_dir / "comparison.json").write_text(json.dumps([outcome]))
+    job = client.get(f"/jobs/{job_id}")
+    comparison = client.get(f"/jobs/{job_id}/comparison")
+    assert str(settings.data_dir) not in job.text + comparison.text
+    assert "input_path" not in job.json()["request"] and "output_dir" not in job.json()["request"]
+    (row,) = comparison.json()
+    assert "directory" not in row and row["artefacts"]["report"] == f"/jobs/{job_id}/results/marginals/report"
+    assert "crate" not in row["artefacts"]

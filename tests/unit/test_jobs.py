@@ -128,6 +128,7 @@ def test_a_crashed_task_process_fails_its_task_with_the_reason_and_the_other_fin
         executor.stop()
     crashed, other = done.tasks
     assert done.state == "failed" and crashed.state == "failed" and "killed by SIGKILL" in crashed.error
+    assert not list((settings.data_dir / done.run_dir).glob(".*.partial"))  # the killed task's half output
     assert other.state == "succeeded" and "synthetic" in other.artefacts
     comparison = (settings.data_dir / done.run_dir / "comparison.csv").read_text()
     assert "sdv.gaussian_copula" in comparison
@@ -158,6 +159,7 @@ def test_restart_fails_orphaned_tasks_and_runs_the_queued_ones(store, settings, 
     assert done.state == "failed"  # not every backend succeeded; the other one's results are there
     assert "synthetic" in done.tasks[1].artefacts
     assert (settings.data_dir / done.run_dir / "comparison.csv").is_file()
+    assert not (settings.data_dir / done.run_dir / ".marginals.partial").exists()  # recovery removed it
 
 
 @pytest.mark.slow
@@ -223,3 +225,53 @@ def test_the_migrations_build_exactly_the_models_tables(store):
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def task_processes_left(task_id: str) -> list[int]:
+    """Live processes still carrying the task's marker (what the task started, wherever it was re-parented)."""
+    marker = f"FAIRSYNTH_TASK_ID={task_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and marker in (entry / "environ").read_bytes().split(b"\0")
+                and alive(int(entry.name))
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_cancel_kills_processes_that_left_the_process_group_and_the_partial_output(store, settings, hook):
+    pids = hook("orphan")  # like loky's workers: a child beyond the task's process group
+    executor = LocalExecutor(store, settings)
+    executor.start()
+    try:
+        job = create_job(store, settings, request([BackendSpec(name="marginals")]), executor="local")
+        task_pid, child_pid = hung_fit_pids(pids)
+        assert (settings.data_dir / job.run_dir / ".marginals.partial").is_dir()
+        executor.cancel(job.id)
+        wait_for(lambda: not alive(task_pid) and not alive(child_pid), 10, message="the process tree lives on")
+        assert task_processes_left(job.tasks[0].id) == []
+        assert not (settings.data_dir / job.run_dir / ".marginals.partial").exists()
+    finally:
+        executor.stop()
+
+
+@pytest.mark.slow
+def test_a_failed_task_leaves_no_process_behind(store, settings, hook):
+    pids = hook("fail")
+    executor = LocalExecutor(store, settings)
+    executor.start()
+    try:
+        job = create_job(store, settings, request([BackendSpec(name="marginals")]), executor="local")
+        done = wait_for_end(store, job.id)
+    finally:
+        executor.stop()
+    _, child_pid = hung_fit_pids(pids)
+    assert done.state == "failed" and "injected failure" in done.tasks[0].error
+    assert not alive(child_pid) and task_processes_left(job.tasks[0].id) == []
+    assert not list((settings.data_dir / job.run_dir).glob(".*.partial"))

@@ -90,3 +90,29 @@ def test_cli_evaluate_any_synthetic_file(tmp_path, demo):
     assert "gate: block" in done.stdout
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["privacy"]["exact_copies"]["count"] == half
     assert (tmp_path / "eval" / "report.html").stat().st_size > 100_000  # plotly inlined, no CDN
+
+
+def test_sampling_progress_counts_the_rows_written_not_the_evaluation_sample(tmp_path):
+    events = []
+    request = GenerationRequest(
+        backends=[BackendSpec(name="marginals")],
+        rows=700,
+        batch_rows=200,
+        evaluation_rows=100,
+        anonymeter=False,
+        output_dir=str(tmp_path / "run"),
+    )
+    run(request, progress=events.append)
+    sampled = [(e.step, e.total) for e in events if e.stage == "sample"]
+    assert sampled == [(200, 700), (400, 700), (600, 700), (700, 700)]
+
+
+def test_an_interrupted_backend_leaves_no_partial_folder(tmp_path, monkeypatch):
+    def interrupted(self, encoded, *, seed, progress):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of a fit
+
+    monkeypatch.setattr(MarginalsGenerator, "_fit_encoded", interrupted)
+    request = GenerationRequest(backends=[BackendSpec(name="marginals")], output_dir=str(tmp_path / "run"))
+    with pytest.raises(KeyboardInterrupt):
+        run(request)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["request.json", "schema.json"]

@@ -103,7 +103,7 @@ def test_the_readme_table_agrees_with_the_fields():
         if field.default not in (None, ""):  # the others are derived (database in the data dir, executor from broker)
             if isinstance(field.default, bool):
                 shown = str(field.default).lower()
-            elif isinstance(field.default, int | float):
+            elif isinstance(field.default, float):
                 shown = f"{field.default:g}"
             else:
                 shown = str(field.default)
