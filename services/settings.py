@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"
     )
+    progress_percent: PositiveInt = Field(
+        default=10,
+        description="with output not a terminal, the CLI prints a stage's progress each time it gains this many %",
+    )
+    progress_seconds: PositiveFloat = Field(
+        default=60.0,
+        description="with output not a terminal, the CLI prints a running stage's progress at least this often",
+    )
     # How often a running task says it is alive; not a variable: stale_seconds must stay well above it.
     heartbeat_seconds: ClassVar[float] = 5.0
 
