@@ -173,13 +173,13 @@ def register_dataset(
     fmt: str,
     size: int,
     *,
-    encoding: str | None = None,
+    encoding: str | None = "utf-8",
     separator: str | None = None,
     options: Options = FLAGS,
 ) -> Dataset:
     """Read a stored table (clear errors naming the upload), infer its schema and record it as a dataset.
 
-    A CSV's encoding is detected unless given; one that is not UTF-8, or whose given separator differs from the
+    `encoding` None: detected (the API's uploads). A CSV that is not UTF-8, or whose given separator differs from the
     detected one, is stored again as plain UTF-8, so runs read it with the defaults.
     """
     data = read_table(
