@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         description="CSV text cells and headers beginning with = + - @ tab or CR get a leading ' so spreadsheets "
         "show them as text (OWASP CSV injection); `false` writes raw values for pipelines that need them",
     )
+    progress_percent: PositiveInt = Field(
+        default=10,
+        description="with output not a terminal, the CLI prints a stage's progress each time it gains this many %",
+    )
+    progress_seconds: PositiveFloat = Field(
+        default=60.0,
+        description="with output not a terminal, the CLI prints a running stage's progress at least this often",
+    )
     # How often a running task says it is alive; not a variable: stale_seconds must stay well above it.
     heartbeat_seconds: ClassVar[float] = 5.0
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, File, Header, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -36,7 +36,7 @@ from fairsynth.services.jobs.store import TERMINAL, Job, JobState, JobStore, Job
 from fairsynth.services.run.config import BackendSpec, SchemaOverrides, parse_request
 from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
-from fairsynth.services.run.tables import InputError, stored_name
+from fairsynth.services.run.tables import FORM_FIELDS, InputError, stored_name
 from fairsynth.services.settings import Settings, SettingsError
 
 log = logging.getLogger("fairsynth.api")
@@ -374,8 +374,15 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
     errors: Responses = {404: {"model": Problem}, 413: {"model": Problem}, 415: {"model": Problem}}
 
     @app.post("/datasets", status_code=201, response_model=DatasetOut, responses=errors, tags=["datasets"])
-    async def upload_dataset(request: Request, file: UploadFile = File(..., description="a CSV or Parquet table")):
-        """Upload a table (CSV or Parquet), streamed to disk; its schema is inferred."""
+    async def upload_dataset(
+        request: Request,
+        file: UploadFile = File(..., description="a CSV or Parquet table"),
+        encoding: str | None = Form(
+            None, description="a CSV's text encoding, e.g. latin-1; omitted: detected (UTF-8, UTF-16, cp1252, latin-1)"
+        ),
+        separator: str | None = Form(None, description="a CSV's separator, one character; omitted: detected"),
+    ):
+        """Upload a table (CSV or Parquet), streamed to disk; its schema is inferred. A CSV is stored as UTF-8."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_SLACK:
             raise ApiProblem(413, _too_large(settings))
@@ -385,7 +392,18 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
         try:
             path, fmt, size = await _store_upload(file, folder, settings)
             dataset = await run_in_threadpool(
-                register_dataset, app.state.store, settings, dataset_id, file.filename, path, fmt, size
+                lambda: register_dataset(
+                    app.state.store,
+                    settings,
+                    dataset_id,
+                    file.filename,
+                    path,
+                    fmt,
+                    size,
+                    encoding=encoding,
+                    separator=separator,
+                    options=FORM_FIELDS,
+                )
             )
             return DatasetOut.model_validate(dataset, from_attributes=True)
         except BaseException:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -400,28 +402,64 @@ def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:
 
 
 def _run_with_bars(request: GenerationRequest):
+    from fairsynth.services.jobs.executors import run_job
+    from fairsynth.services.settings import Settings
+
+    if not console.is_terminal:  # CI, nohup, a scheduler: lines a log keeps, not bars redrawn in place
+        settings = Settings.from_env()
+        return run_job(request, progress=ProgressLines(settings.progress_percent, settings.progress_seconds))
     with Bar(
         TextColumn("{task.description:<22}"),
         BarColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         console=console,
-        disable=not console.is_terminal,
     ) as bars:
         tasks: dict[tuple[str, str], int] = {}
 
         def report(event: Progress) -> None:
-            if not console.is_terminal:
-                return
             key = (event.backend, event.stage)
             if key not in tasks:
                 tasks[key] = bars.add_task(f"{event.backend} {event.stage}", total=event.total, info="")
             info = f"loss {event.loss:.3f}" if event.loss is not None else event.message
             bars.update(tasks[key], completed=event.step, total=event.total, info=info)
 
-        from fairsynth.services.jobs.executors import run_job
-
         return run_job(request, progress=report)  # the same job path as the API: stored, parallel, cancellable
+
+
+class ProgressLines:
+    """Progress as plain lines: one when a backend starts a stage, then each `percent` gained or `seconds` passed."""
+
+    def __init__(self, percent: int, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.percent, self.seconds, self.clock = percent, seconds, clock
+        self.shown: dict[tuple[str, str], tuple[int | None, float]] = {}  # per stage: percent step and time shown
+
+    def __call__(self, event: Progress) -> None:
+        """Print the event when its stage is new, has gained a percent step, or has been quiet long enough."""
+        key = (event.backend, event.stage)
+        share = 100 * event.step // event.total if event.total else None
+        step = share // self.percent if share is not None else None
+        now = self.clock()
+        last = self.shown.get(key)
+        if last and step == last[0] and now - last[1] < self.seconds:
+            return
+        self.shown[key] = (step, now)
+        console.print(_progress_line(event, share), highlight=False, soft_wrap=True)
+        console.file.flush()  # a pipe is block-buffered: the line must reach the log now
+
+
+def _progress_line(event: Progress, share: int | None) -> str:
+    """'12:03:04 tvae fit 40% (4/10, loss 0.123)'; a failed stage with its reason."""
+    stamp = time.strftime("%H:%M:%S")
+    if event.stage == "failed":
+        return f"{stamp} {event.backend} failed: {event.message}"
+    done = f" {share}% ({event.step:,}/{event.total:,}" if share is not None else f" ({event.step:,}"
+    detail = (
+        f", loss {event.loss:.3f}"
+        if event.loss is not None and event.stage == "fit"
+        else (f", {event.message}" if event.message else "")
+    )
+    return f"{stamp} {event.backend} {event.stage}{done}{detail})"
 
 
 def _text(value) -> str:

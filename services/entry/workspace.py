@@ -36,7 +36,15 @@ from fairsynth.services.run.evaluation.gate import GateResult
 from fairsynth.services.run.evaluation.metrics import DCR_SHARE, FIT_SECONDS, QUALITY, UTILITY_RATIO
 from fairsynth.services.run.evaluation.results import EvaluationResult
 from fairsynth.services.run.rule_edits import with_posted_rules
-from fairsynth.services.run.tables import InputError, read_table, stored_name
+from fairsynth.services.run.tables import (
+    FLAGS,
+    TEXT_ENCODING,
+    InputError,
+    Options,
+    as_plain_csv,
+    read_table,
+    stored_name,
+)
 from fairsynth.services.settings import Settings
 
 UI_EXECUTOR = "ui"  # the UI's own local executor: it recovers and runs only the jobs the UI submitted
@@ -157,10 +165,33 @@ def _store_dataset(
 
 
 def register_dataset(
-    store: JobStore, settings: Settings, dataset_id: str, upload_name: str | None, path: Path, fmt: str, size: int
+    store: JobStore,
+    settings: Settings,
+    dataset_id: str,
+    upload_name: str | None,
+    path: Path,
+    fmt: str,
+    size: int,
+    *,
+    encoding: str | None = "utf-8",
+    separator: str | None = None,
+    options: Options = FLAGS,
 ) -> Dataset:
-    """Read a stored table (clear errors for bad files), infer its schema and record it as a dataset."""
-    data = read_table(path, max_unpacked_bytes=settings.max_unpacked_bytes)
+    """Read a stored table (clear errors naming the upload), infer its schema and record it as a dataset.
+
+    `encoding` None: detected (the API's uploads). A CSV that is not UTF-8, or whose given separator differs from the
+    detected one, is stored again as plain UTF-8, so runs read it with the defaults.
+    """
+    data = read_table(
+        path,
+        encoding=encoding,
+        separator=separator,
+        max_unpacked_bytes=settings.max_unpacked_bytes,
+        label=display_name(upload_name, fmt),
+        options=options,
+    )
+    if fmt == "csv":
+        path = as_plain_csv(path, encoding=data.attrs[TEXT_ENCODING], separator=separator)
     schema = infer_with_rules(data)
     dataset = Dataset(
         id=dataset_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +33,8 @@ from fairsynth.services.run.config import GenerationRequest
 from fairsynth.services.settings import Settings
 
 log = logging.getLogger("fairsynth.executors")
+TASK_LOGS = "logs"  # the run folder's subfolder for each task process's output
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)(: .+)?$")  # a traceback's last line
 FAMILIES = ("basic", "torch", "sdv", "ydata")
 CELERY_TASK = "fairsynth.run_task"
 
@@ -178,7 +181,8 @@ class LocalExecutor:
                 self.processes[task.id] = process
 
     def _spawn(self, task: Task) -> subprocess.Popen:
-        log_path = self.settings.data_dir / "logs" / f"{task.id}.log"
+        log_path = task_log(self.store, self.settings, task)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.settings.environment()}
         with open(log_path, "ab") as log_file:
             return subprocess.Popen(
@@ -201,7 +205,7 @@ class LocalExecutor:
         kill_task_processes(task_id)
         with self._lock:
             self.processes.pop(task_id, None)
-        self.store.fail_task(task_id, f"{reason}{_log_tail(self.settings.data_dir / 'logs' / f'{task_id}.log')}")
+        self.store.fail_task(task_id, death_sentence(reason, task_log(self.store, self.settings, task_id)))
         job_id = self.store.get_task(task_id).job_id  # finished here too when the process died after its task ended
         threading.Thread(
             target=finish_job_if_done, args=(self.store, job_id, self.settings.data_dir), daemon=True
@@ -268,12 +272,21 @@ def _exit_reason(returncode: int) -> str:
     return f"the task's process exited with code {returncode} before finishing"
 
 
-def _log_tail(path: Path, lines: int = 5) -> str:
+def task_log(store: JobStore, settings: Settings, task: Task | str) -> Path:
+    """Where a task process writes its output, library logging included: logs/<backend>.log in its run folder."""
+    task = store.get_task(task) if isinstance(task, str) else task
+    return settings.data_dir / store.get_job(task.job_id).run_dir / TASK_LOGS / f"{task.backend}.log"
+
+
+def death_sentence(reason: str, log_path: Path) -> str:
+    """Why a task process died: the reason and its last exception's own sentence, never library log lines."""
     try:
-        tail = [line for line in path.read_text(errors="replace").splitlines() if line.strip()][-lines:]
+        lines = log_path.read_text(errors="replace").splitlines()
     except OSError:
-        return ""
-    return (" — last log lines: " + " | ".join(tail)) if tail else ""
+        lines = []
+    raised = next((line.strip() for line in reversed(lines) if EXCEPTION_LINE.match(line)), None)
+    told = f" ({raised})" if raised else ""
+    return f"{reason}{told}; its log is {TASK_LOGS}/{log_path.name} in the run folder."
 
 
 # -- one job for a command (the CLI) ----------------------------------------------------------------

@@ -17,6 +17,7 @@ from fairsynth.metadata.rules import MIN_RULE_SUPPORT
 from fairsynth.metadata.schema import MIN_LEVEL_ROWS, MinLevelRows
 from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
+from fairsynth.services.run.tables import reading_problems
 
 DEFAULT_BACKENDS = ("tvae",)  # the in-house TVAE: what a run uses when it names no backend
 
@@ -66,7 +67,7 @@ class GenerationRequest(BaseModel):
     backends: list[BackendSpec] = Field(default_factory=lambda: [BackendSpec(name=n) for n in DEFAULT_BACKENDS])
     rows: int | None = Field(default=None, ge=1, description="rows to generate; default: as many as the training split")
     min_level_rows: MinLevelRows = MIN_LEVEL_ROWS
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="seed for split, fit and sampling")
     holdout_share: float = Field(default=0.2, ge=0.05, le=0.5)
     output_dir: str | None = None  # None: runs/<UTC time>
     output_format: Literal["csv", "parquet"] = "csv"
@@ -103,6 +104,14 @@ class GenerationRequest(BaseModel):
             spec.params = checked.model_dump(mode="json", exclude_unset=True)
         if problems:
             raise ParameterError(*problems)
+        return self
+
+    @model_validator(mode="after")
+    def _reading_options_exist(self) -> Self:
+        """An unknown encoding or a separator of more than one character is refused before anything is read."""
+        problems = reading_problems(self.encoding, self.separator)
+        if problems:
+            raise ConfigError(*problems)
         return self
 
     @field_validator("backends")
@@ -168,8 +177,13 @@ def load_request(path: str | Path) -> GenerationRequest:
     return parse_request(raw or {}, str(path))
 
 
-def parse_request(raw: dict, label: str = "the request") -> GenerationRequest:
+def parse_request(raw: object, label: str = "the request") -> GenerationRequest:
     """Validate a dict into a GenerationRequest (every bad field named at once); backends may be plain names."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{label} must hold request fields by name (input_path, backends, rows, ...); "
+            f"its top level is a {type(raw).__name__}, not a mapping."
+        )
     if isinstance(raw.get("backends"), list):
         raw = {**raw, "backends": [{"name": b} if isinstance(b, str) else b for b in raw["backends"]]}
     try:

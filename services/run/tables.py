@@ -7,6 +7,7 @@ file's first bytes, since an upload may have lost its name.
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import gzip
 import io
@@ -30,6 +31,27 @@ READ_CHUNK = 1 << 20
 LOOK_ROWS = 10_000  # rows whose text tells how numbers are written (1.0 or 1)
 #: what a damaged or cut-short compressed file raises while it is unpacked
 DAMAGED = (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile)
+#: byte-order marks that name a file's encoding outright
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+#: tried in order on a file without a byte-order mark; the last one reads any bytes
+DETECTED_ENCODINGS = ("utf-8", "cp1252", "latin-1")
+TEXT_ENCODING = "text_encoding"  # DataFrame.attrs key: the encoding a CSV was read with (given or detected)
+STORED_CSV = "table.csv"
+SEPARATOR_EXAMPLE = "';'"
+
+
+class Options(NamedTuple):
+    """How an error sentence tells the reader to set a reading option: a command-line flag or an API form field."""
+
+    form: str  # filled with the option's name and an example value
+
+    def example(self, name: str, value: str) -> str:
+        """'--encoding latin-1' or 'the form field encoding=latin-1'."""
+        return self.form.format(name=name, value=value)
+
+
+FLAGS = Options("--{name} {value}")
+FORM_FIELDS = Options("the form field {name}={value}")
 
 
 class InputError(FairsynthError):
@@ -39,15 +61,57 @@ class InputError(FairsynthError):
 def read_table(
     path: str | Path,
     *,
-    encoding: str = "utf-8",
+    encoding: str | None = "utf-8",
     separator: str | None = None,
     max_unpacked_bytes: int | None = None,
+    label: str | None = None,
+    options: Options = FLAGS,
 ) -> pd.DataFrame:
     """Read a CSV (plain or compressed) or Parquet file and check it can be learned from.
 
-    `max_unpacked_bytes` caps what a compressed file may unpack to (a guard against decompression bombs).
+    `encoding` None: detected (a byte-order mark, else utf-8, cp1252 or latin-1). `max_unpacked_bytes` caps what a
+    compressed file may unpack to (a guard against decompression bombs). Errors name the file `label` (default:
+    its name) and tell how to set an option in `options`' words.
     """
     path = Path(path)
+    try:
+        return _read_checked(path, encoding, separator, max_unpacked_bytes, options)
+    except InputError as exc:
+        if label is None:
+            raise
+        raise InputError(*(problem.replace(path.name, label) for problem in exc.problems)) from exc
+
+
+def reading_problems(encoding: str | None, separator: str | None, options: Options = FLAGS) -> list[str]:
+    """What is wrong with the reading options themselves: an unknown encoding, a separator not one character."""
+    problems = []
+    if encoding is not None and not known_encoding(encoding):
+        problems.append(
+            f"'{encoding}' is not a text encoding fairsynth knows; give one such as "
+            f"{options.example('encoding', 'latin-1')} (or utf-8, cp1252, utf-16)."
+        )
+    if separator is not None and len(separator) != 1:
+        problems.append(
+            f"The separator must be one character; got '{separator}' — give one such as "
+            f"{options.example('separator', SEPARATOR_EXAMPLE)}."
+        )
+    return problems
+
+
+def known_encoding(encoding: str) -> bool:
+    """True when Python has a text codec of this name."""
+    try:
+        return codecs.lookup(encoding)._is_text_encoding
+    except LookupError:
+        return False
+
+
+def _read_checked(
+    path: Path, encoding: str | None, separator: str | None, max_unpacked_bytes: int | None, options: Options
+) -> pd.DataFrame:
+    problems = reading_problems(encoding, separator, options)
+    if problems:
+        raise InputError(*problems)
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file; give the path of a CSV or Parquet table.")
     if path.stat().st_size == 0:
@@ -56,10 +120,33 @@ def read_table(
     if head.startswith(PARQUET_MAGIC) or path.suffix.lower() in PARQUET_SUFFIXES:
         data = _read_parquet(path)
     else:
-        source = _Source(path, compression_of(head), max_unpacked_bytes)
+        source = _Source(path, compression_of(head), max_unpacked_bytes, options)
+        encoding = encoding or source.unpacking(lambda: _detect_encoding(source))
         data = source.unpacking(lambda: _read_csv(source, encoding, separator))
-    check_table(data, path.name)
+        data.attrs[TEXT_ENCODING] = encoding
+    check_table(data, path.name, options)
     return data
+
+
+def as_plain_csv(path: Path, *, encoding: str, separator: str | None) -> Path:
+    """Store a CSV read with these options as plain UTF-8 that read_table's defaults read the same (runs read it so).
+
+    A UTF-8 file whose separator is the one detected stays as it is (compressed or not); any other is written
+    again, field by field, as uncompressed UTF-8 with commas, under STORED_CSV next to it.
+    """
+    source = _Source(path, compression_of(_head(path)), None, FLAGS)
+    header = _first_line(source, encoding)
+    separator = separator or _sniff_separator(header)
+    if encoding == "utf-8" and _sniff_separator(header) == separator:
+        return path
+    partial = path.with_name(STORED_CSV + ".partial")
+    with (
+        io.TextIOWrapper(source.open(), encoding=encoding, newline="") as text,
+        open(partial, "w", encoding="utf-8", newline="") as out,
+    ):
+        csv.writer(out, lineterminator="\n").writerows(csv.reader(text, delimiter=separator))
+    path.unlink()
+    return partial.rename(path.with_name(STORED_CSV))
 
 
 def stored_name(head: bytes) -> tuple[str, str]:
@@ -75,14 +162,14 @@ def compression_of(head: bytes) -> str | None:
     return next((name for name, kind in COMPRESSIONS.items() if head.startswith(kind.magic)), None)
 
 
-def check_table(data: pd.DataFrame, label: str = "The table") -> None:
+def check_table(data: pd.DataFrame, label: str = "The table", options: Options = FLAGS) -> None:
     """Refuse tables no backend can learn from, naming every reason at once."""
-    problems = _column_problems(data, label) + _row_problems(data, label)
+    problems = _column_problems(data, label, options) + _row_problems(data, label)
     if problems:
         raise InputError(*problems)
 
 
-def _column_problems(data: pd.DataFrame, label: str) -> list[str]:
+def _column_problems(data: pd.DataFrame, label: str, options: Options) -> list[str]:
     problems = []
     duplicated = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
     if duplicated:
@@ -93,7 +180,7 @@ def _column_problems(data: pd.DataFrame, label: str) -> list[str]:
         found = f"only one column ({data.columns[0]!r})" if data.shape[1] else "no columns"
         problems.append(
             f"{label} has {found}; fairsynth needs at least two — "
-            "if the file uses another separator, pass it with --separator."
+            f"if the file uses another separator, give it, such as {options.example('separator', SEPARATOR_EXAMPLE)}."
         )
     return problems
 
@@ -135,7 +222,7 @@ def _read_csv(source: _Source, encoding: str, separator: str | None) -> pd.DataF
         with source.open() as handle:
             data = pd.read_csv(handle, sep=separator, encoding=encoding, low_memory=False)
     except UnicodeDecodeError as exc:
-        raise _encoding_error(path, encoding, exc) from exc
+        raise _encoding_error(source, encoding, exc) from exc
     except pd.errors.ParserError as exc:
         raise InputError(
             f"{path.name} is not a well-formed table ({str(exc).splitlines()[-1]}); "
@@ -157,21 +244,43 @@ def _decimal_point_columns(source: _Source, data: pd.DataFrame, separator: str, 
 
 
 def _first_line(source: _Source, encoding: str) -> str:
-    path = source.path
     try:
         with io.TextIOWrapper(source.open(), encoding=encoding, newline="") as handle:
             line = handle.readline()
             handle.read(1 << 16)  # decode a first block too, so bad bytes are caught early
             return line
     except UnicodeDecodeError as exc:
-        raise _encoding_error(path, encoding, exc) from exc
+        raise _encoding_error(source, encoding, exc) from exc
 
 
-def _encoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> InputError:
+def _encoding_error(source: _Source, encoding: str, exc: UnicodeDecodeError) -> InputError:
     return InputError(
-        f"{path.name} is not valid {encoding} text (byte {exc.object[exc.start]:#04x} at "
-        f"position {exc.start}); re-save it as UTF-8 or pass its encoding, e.g. --encoding latin-1."
+        f"{source.path.name} is not valid {encoding} text (byte {exc.object[exc.start]:#04x} at "
+        f"position {exc.start}); re-save it as UTF-8 or give its encoding, such as "
+        f"{source.options.example('encoding', 'latin-1')}."
     )
+
+
+def _detect_encoding(source: _Source) -> str:
+    """The encoding a byte-order mark names, else the first of DETECTED_ENCODINGS that decodes the whole file."""
+    with source.open() as handle:
+        head = handle.read(len(codecs.BOM_UTF8))
+    named = next((name for bom, name in BOMS if head.startswith(bom)), None)
+    return named or next(
+        name for name in DETECTED_ENCODINGS if name == DETECTED_ENCODINGS[-1] or _decodes(source, name)
+    )
+
+
+def _decodes(source: _Source, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with source.open() as handle:
+        try:
+            while chunk := handle.read(READ_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
 
 
 def _sniff_separator(header: str) -> str:
@@ -217,8 +326,9 @@ COMPRESSIONS = {
 class _Source:
     """A CSV file as a byte stream, unpacked as it is read when compressed, never beyond the cap."""
 
-    def __init__(self, path: Path, compression: str | None, max_unpacked_bytes: int | None) -> None:
+    def __init__(self, path: Path, compression: str | None, max_unpacked_bytes: int | None, options: Options) -> None:
         self.path, self.compression, self.max_unpacked_bytes = path, compression, max_unpacked_bytes
+        self.options = options
 
     def open(self) -> BinaryIO:
         """A fresh stream of the file's (unpacked) bytes."""
