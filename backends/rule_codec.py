@@ -67,7 +67,11 @@ class RuleCodec(BaseModel):
                 fitted.lookups[dependent] = _lookup(data, schema, codecs, determinant, dependent)
                 derived.add(dependent)
         for kind in (RuleKind.DIFFERENCE, RuleKind.SUM, RuleKind.TEXT_FORM):
-            derived.update(rule.columns[0] for rule in fitted.rules_of(kind))
+            for rule in fitted.rules_of(kind):
+                if rule.columns[0] in derived:  # one rule computes a column (the first); the others are dropped
+                    fitted.rules.remove(rule)
+                derived.add(rule.columns[0])
+        fitted.rules = [rule for rule in fitted.rules if not _gap_cycle(rule, fitted.lookups)]
         fitted.anchors = _anchors(fitted.rules_of(RuleKind.ORDER), fitted.sequence, derived)
         fitted.hidden = _hidden_columns(fitted, codecs, derived)
         written = [r for r in fitted.rules_of(RuleKind.TEXT_FORM) if r.text_format == WRITTEN]
@@ -124,11 +128,11 @@ class RuleCodec(BaseModel):
     # -- the decoded arrays ---------------------------------------------------------------------------------
     def after_decode(self, decoded: dict, codecs: dict, batch) -> dict[str, pa.Array]:
         """Keep every rule on the decoded arrays (in place); returns the text columns printed from numbers."""
-        self._set_gaps(decoded, codecs)
+        self._set_gaps(decoded, codecs, looked_up=False)
         for dependent, lookup in self.lookups.items():
             determinant = lookup.determinant
             _look_up(lookup, decoded[determinant], codecs[determinant], decoded[dependent], codecs[dependent])
-        self._set_gaps(decoded, codecs)  # again: a gap may follow a category the lookups just set
+        self._set_gaps(decoded, codecs, looked_up=True)  # gaps that follow a column the lookups just set
         self._keep_order(decoded, codecs)
         for rule in [*self.rules_of(RuleKind.DIFFERENCE), *self.rules_of(RuleKind.SUM)]:
             _compute(rule, decoded, codecs)
@@ -145,13 +149,16 @@ class RuleCodec(BaseModel):
         tokens = np.array([int(t) if t.isdigit() else 0 for t in batch.tokens[column]] + [0], dtype=np.int64)
         return tokens[batch.codes[column]]
 
-    def _set_gaps(self, decoded: dict, codecs: dict) -> None:
-        """Gaps that go together, and gaps where a category has given levels."""
+    def _set_gaps(self, decoded: dict, codecs: dict, *, looked_up: bool) -> None:
+        """Gaps that go together, and gaps where a category has given levels: those that follow a column the
+        lookups set (looked_up), or the others."""
         for rule in self.rules_of(RuleKind.MISSING_TOGETHER):
-            decoded[rule.columns[1]].missing = decoded[rule.columns[0]].missing.copy()
+            if (rule.columns[0] in self.lookups) == looked_up:
+                decoded[rule.columns[1]].missing = decoded[rule.columns[0]].missing.copy()
         for rule in self.rules_of(RuleKind.MISSING_WHEN):
             name, category = rule.columns
-            decoded[name].missing = _has_levels(decoded[category], codecs[category], rule.levels)
+            if (category in self.lookups) == looked_up:
+                decoded[name].missing = _has_levels(decoded[category], codecs[category], rule.levels)
 
     def _keep_order(self, decoded: dict, codecs: dict) -> None:
         """Raise each order column to its lower bounds where both have a value, in the order's sequence."""
@@ -188,6 +195,15 @@ def _fits(rule: Rule, codecs: dict) -> bool:
     if rule.kind == RuleKind.TEXT_FORM:
         return kinds[1] == "numeric" and kinds[0] is not None
     return all(kind in ("categorical", "numeric") for kind in kinds)
+
+
+def _gap_cycle(rule: Rule, lookups: dict[str, Lookup]) -> bool:
+    """True for a gap rule whose source is looked up from the column it would set: the lookup, which counts a
+    gap as a value, already keeps it (chapter missing <=> death in {0}, with chapter -> death)."""
+    if rule.kind not in (RuleKind.MISSING_TOGETHER, RuleKind.MISSING_WHEN):
+        return False
+    target, source = (rule.columns[1], rule.columns[0]) if rule.kind == RuleKind.MISSING_TOGETHER else rule.columns
+    return source in lookups and lookups[source].determinant == target
 
 
 def _without_cycles(rules: list[Rule]) -> list[Rule]:
@@ -261,7 +277,11 @@ def _lookup(data: pd.DataFrame, schema: TableSchema, codecs: dict, determinant: 
     kept.add(MISSING_KEY)
     table = pairs.groupby("key", dropna=False)["value"].agg(lambda v: v.mode(dropna=False).iloc[0])
     fixed = {str(k): _plain(v) for k, v in table.items() if k in kept}
-    common = pairs["value"].mode(dropna=False)
+    # a determinant value without an entry is a level too rare to keep: it gets what those levels had most often,
+    # if a kept level has that value too (a rare level's own label or unit is never kept)
+    rare = pairs.loc[~pairs["key"].isin(kept), "value"]
+    rare = rare[rare.map(_plain).isin(list(fixed.values()))]
+    common = (rare if len(rare) else pairs["value"]).mode(dropna=False)
     return Lookup(determinant=determinant, values=fixed, fallback=_plain(common.iloc[0]) if len(common) else None)
 
 

@@ -270,7 +270,17 @@ def _arithmetic_rules(table: _Table, min_support: int) -> list[Rule]:
         for result in table.numeric:
             if result not in (a, b):
                 found += _arithmetic(table, RuleKind.SUM, [result, a, b], min_support)
-    return found
+    return _one_per_result(found)
+
+
+def _one_per_result(rules: list[Rule]) -> list[Rule]:
+    """For a column that is the result of several arithmetic rules, the one most rows have: a column is computed
+    one way (futime == last_contact - sample_date, not also == death_date - sample_date on the dead)."""
+    best: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.columns[0] not in best or rule.support > best[rule.columns[0]].support:
+            best[rule.columns[0]] = rule
+    return [rule for rule in rules if best[rule.columns[0]] is rule]
 
 
 def _arithmetic(table: _Table, kind: RuleKind, names: list[str], min_support: int) -> list[Rule]:
