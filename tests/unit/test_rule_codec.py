@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fairsynth.backends.preprocessing import TableCodec
-from fairsynth.backends.registry import create
+from fairsynth.backends.registry import backend_info, create
 from fairsynth.metadata.rule_checks import infer_with_rules, rule_counts
 from fairsynth.metadata.rules import RuleKind, RuleStatus
 
@@ -70,10 +70,27 @@ def test_the_planted_rules_are_found(table_and_schema):
     assert any(r.kind == RuleKind.TEXT_FORM and r.columns == ["result_text", "result"] for r in schema.rules)
 
 
-@pytest.mark.parametrize("backend", ["marginals", "tvae", "sdv.gaussian_copula"])
+YDATA = backend_info("ydata.fast")
+FEW_EPOCHS = {"tvae": {"epochs": 3}, "tvae.dp": {"epochs": 2}, "sdv.tvae": {"epochs": 2}}
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "marginals",
+        "tvae",
+        "tvae.dp",
+        "sdv.gaussian_copula",
+        pytest.param("sdv.tvae", marks=pytest.mark.slow),
+        pytest.param(
+            "ydata.fast",
+            marks=[pytest.mark.slow, pytest.mark.skipif(not YDATA.available, reason=YDATA.reason)],
+        ),
+    ],
+)
 def test_every_backend_family_keeps_every_enforced_rule(table_and_schema, backend):
     table, schema = table_and_schema
-    generator = create(backend, **({"epochs": 3} if backend == "tvae" else {}))
+    generator = create(backend, **FEW_EPOCHS.get(backend, {}))
     generator.fit(table, schema, seed=1)
     synthetic = pd.concat(list(generator.sample(2_000, seed=2)), ignore_index=True)
     broken = {}
