@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, TypeVar
 
 import pandas as pd
 
@@ -26,6 +26,7 @@ from fairsynth.metadata.schema import DECIMAL_POINT_COLUMNS
 MIN_ROWS = 10
 SEPARATORS = ",;\t|"
 PARQUET_MAGIC = b"PAR1"
+T = TypeVar("T")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 READ_CHUNK = 1 << 20
 LOOK_ROWS = 10_000  # rows whose text tells how numbers are written (1.0 or 1)
@@ -119,8 +120,9 @@ def _read_checked(
     head = _head(path)
     if head.startswith(PARQUET_MAGIC) or path.suffix.lower() in PARQUET_SUFFIXES:
         data = _read_parquet(path)
+    elif (source := _Source(path, compression_of(head), max_unpacked_bytes, options)).holds_parquet():
+        data = source.unpacking(lambda: _read_parquet(path, source.unpacked()))
     else:
-        source = _Source(path, compression_of(head), max_unpacked_bytes, options)
         encoding = encoding or source.unpacking(lambda: _detect_encoding(source))
         data = source.unpacking(lambda: _read_csv(source, encoding, separator))
         data.attrs[TEXT_ENCODING] = encoding
@@ -196,9 +198,10 @@ def _row_problems(data: pd.DataFrame, label: str) -> list[str]:
     return problems
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, content: BinaryIO | None = None) -> pd.DataFrame:
+    """A Parquet file, or its unpacked bytes (a compressed Parquet file)."""
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(content if content is not None else path)
     except Exception as exc:  # pyarrow raises many types for corrupt files
         raise InputError(
             f"{path.name} is not a readable Parquet file ({type(exc).__name__}); export it again or save it as CSV."
@@ -312,6 +315,12 @@ def _only_member(path: Path) -> BinaryIO:
         raise InputError(
             f"{path.name} is a zip archive holding {held}; zip the one table alone, or unzip it and give the CSV."
         )
+    if members[0].flag_bits & 0x1:  # the zip format's "encrypted" flag
+        archive.close()
+        raise InputError(
+            f"{path.name} is protected by a password; unzip it yourself and give the CSV, "
+            "or zip it again without a password."
+        )
     return archive.open(members[0])
 
 
@@ -337,7 +346,19 @@ class _Source:
         raw = _Capped(COMPRESSIONS[self.compression].unpack(self.path), self)
         return io.BufferedReader(raw, READ_CHUNK)
 
-    def unpacking(self, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    def holds_parquet(self) -> bool:
+        """True when a compressed file unpacks to a Parquet file (x.parquet.gz)."""
+        if self.compression is None:
+            return False
+        with self.open() as stream:
+            return self.unpacking(lambda: stream.read(len(PARQUET_MAGIC))) == PARQUET_MAGIC
+
+    def unpacked(self) -> BinaryIO:
+        """The whole unpacked file in memory (Parquet needs to seek), never beyond the cap."""
+        with self.open() as stream:
+            return io.BytesIO(stream.read())
+
+    def unpacking(self, read: Callable[[], T]) -> T:
         """Run `read`, turning a damaged compressed file's errors into one sentence."""
         if self.compression is None:
             return read()

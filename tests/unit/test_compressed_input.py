@@ -109,6 +109,34 @@ def test_a_zip_made_on_a_mac_is_one_file(tmp_path, table, plain):
     pd.testing.assert_frame_equal(read_table(path), table)
 
 
+def password_protected(archive: bytes) -> bytes:
+    """The zip with its members marked encrypted (general-purpose flag bit 0 in the local and central headers),
+    as `zip -P` marks them; the standard library cannot write an encrypted zip."""
+    patched = bytearray(archive)
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = patched.find(signature)
+        while start != -1:
+            patched[start + flag_offset] |= 0x1
+            start = patched.find(signature, start + 4)
+    return bytes(patched)
+
+
+def test_a_password_protected_zip_gets_one_sentence(tmp_path, plain):
+    path = tmp_path / "locked.zip"
+    path.write_bytes(password_protected(zipped(("table.csv", plain))))
+    with pytest.raises(InputError, match="protected by a password") as info:
+        read_table(path)
+    assert one_sentence(str(info.value)), str(info.value)
+
+
+def test_a_compressed_parquet_file_reads_like_the_plain_one(tmp_path, table):
+    buffer = io.BytesIO()
+    table.to_parquet(buffer)
+    path = tmp_path / "table.parquet.gz"
+    path.write_bytes(gzip.compress(buffer.getvalue()))
+    pd.testing.assert_frame_equal(read_table(path), table)
+
+
 def test_a_truncated_gzip_gets_one_sentence(tmp_path, plain):
     path = tmp_path / "cut.csv.gz"
     path.write_bytes(gzip.compress(plain * 50)[:-40])
