@@ -50,4 +50,4 @@ def create_dataset_generator(name: str, **params: object) -> DatasetGenerator:
     """A new, unfitted dataset generator; its parameters checked by its Params model."""
     cls = cast(type[DatasetGenerator], registry.backend_class(name, registry.DATASET_GROUP))
     cls.Params.checked(name, params)
-    return cls(**params)  # type: ignore[call-arg]  # Protocol classes declare no constructor
+    return cls(**params)

@@ -112,7 +112,7 @@ class RelationalGenerator:
     capabilities: ClassVar[Capabilities] = Capabilities(
         description="Several related tables: per-table models (tvae by default), children per parent learned "
         "with the parent, child rows matched to synthetic parents, time gaps learned; keys regenerated.",
-        license="MIT",
+        license="Apache-2.0",
         family="torch",
         conditional=True,
         model_family="hierarchical per-table generators",

@@ -17,7 +17,9 @@ from pydantic import BaseModel, Field
 from fairsynth.metadata.schema import ID_NAME, NUMERIC_KINDS, TEMPORAL_KINDS, SchemaError, TableSchema
 
 #: names that mark a child's sequence / time column (a visit's day, an event's date)
-TIME_NAME = re.compile(r"(?i)(^|[_.\s])(day|days|date|time|datetime|week|month|visit|seq|sequence|order|t)([_.\s]|$)")
+TIME_NAME = re.compile(
+    r"(?i)(^|[_.\s])(day|days|date|time|datetime|hour|hours|minute|minutes|week|weeks|month|months|visit|seq|sequence|order|start|tstart|onset|t)([_.\s]|$)"
+)
 ORDERED_GROUP_SHARE = 0.95  # share of a child's multi-row groups whose time column must be non-decreasing in file order
 
 
@@ -169,7 +171,7 @@ class DatasetSchema(BaseModel):
         """One table's data dictionary, with each column's role in the dataset (primary key, foreign key, time)."""
         entry, parent = self.entry(name), self.parent_of(name)
         dictionary = entry.table.data_dictionary()
-        roles = {column: [] for column in entry.table.names}
+        roles: dict[str, list[str]] = {column: [] for column in entry.table.names}
         if entry.primary_key:
             roles[entry.primary_key].append("primary key")
         if parent:
