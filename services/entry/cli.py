@@ -236,9 +236,11 @@ def _generate_dataset(files, backend, subjects, seed, out, fmt, epochs, assignme
     """Several related tables: whole synthetic subjects per dataset backend, measured per table and relationship."""
     from fairsynth.services.run.datasets import DEFAULT_DATASET_BACKEND, run_dataset
     from fairsynth.services.run.pipeline import default_run_dir
+    from fairsynth.services.settings import Settings
 
     if crate:
         raise ConfigError("Crates for several tables are not made yet; leave out --crate for a dataset.")
+    settings = Settings.from_env()
     names = backend or [DEFAULT_DATASET_BACKEND]
     params: dict[str, dict[str, object]] = {name: {"epochs": epochs} if epochs else {} for name in names}
     for target, value in _pairs(assignments, "--set", "BACKEND.PARAM=VALUE").items():
@@ -256,6 +258,8 @@ def _generate_dataset(files, backend, subjects, seed, out, fmt, epochs, assignme
         fmt=fmt or "csv",
         encoding=encoding,
         separator=separator,
+        batch_subjects=settings.dataset_batch_subjects,
+        neutralise=settings.neutralise_csv_formulas,
     )
     for name, metrics in result.metrics.items():
         tables = Table(

@@ -20,7 +20,6 @@ from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
 from fairsynth.services.run.tables import InputError, read_table
 from fairsynth.services.run.writers import BatchWriter
-from fairsynth.services.settings import Settings
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip")
 DEFAULT_DATASET_BACKEND = "relational"
@@ -98,10 +97,13 @@ def run_dataset(
     schema: DatasetSchema | None = None,
     encoding: str | None = None,
     separator: str | None = None,
-    settings: Settings | None = None,
+    batch_subjects: int = 1_000,
+    neutralise: bool = True,
 ) -> DatasetRunResult:
-    """Read, infer, split by subject, then per backend fit, stream every table's synthetic rows and evaluate."""
-    settings = settings or Settings.from_env()
+    """Read, infer, split by subject, then per backend fit, stream every table's synthetic rows and evaluate.
+
+    The entry points pass the settings' FAIRSYNTH_DATASET_BATCH_SUBJECTS and FAIRSYNTH_NEUTRALISE_CSV_FORMULAS.
+    """
     tables = read_dataset(paths, encoding=encoding, separator=separator)
     schema = (schema or DatasetSchema.infer(tables)).checked()
     if not schema.relationships:
@@ -119,11 +121,11 @@ def run_dataset(
         fit = generator.fit(train, schema, seed=seed)
         folder = out / name
         files = _write(
-            generator.sample(n_subjects, seed=seed, batch_subjects=settings.dataset_batch_subjects),
+            generator.sample(n_subjects, seed=seed, batch_subjects=batch_subjects),
             folder,
             schema,
             fmt,
-            settings,
+            neutralise,
         )
         synthetic = {t: _read_back(path) for t, path in files.items()}
         metrics = {
@@ -136,13 +138,11 @@ def run_dataset(
     return result
 
 
-def _write(batches, folder: Path, schema: DatasetSchema, fmt: str, settings: Settings) -> dict[str, Path]:
+def _write(batches, folder: Path, schema: DatasetSchema, fmt: str, neutralise: bool) -> dict[str, Path]:
     """Stream each batch of subjects into one file per table; only the current batch is held in memory."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"{name}.{fmt}" for name in schema.names}
-    writers = {
-        name: BatchWriter(path, fmt, neutralise=settings.neutralise_csv_formulas) for name, path in paths.items()
-    }
+    writers = {name: BatchWriter(path, fmt, neutralise=neutralise) for name, path in paths.items()}
     try:
         for batch in batches:
             for name, frame in batch.items():
