@@ -10,7 +10,8 @@ from typing import Any
 
 from fairsynth.backends.base import BackendError, BackendParams, BackendUnavailable, Capabilities, Generator
 
-GROUP = "fairsynth.backends"
+GROUP = "fairsynth.backends"  # backends that take one table
+DATASET_GROUP = "fairsynth.dataset_backends"  # backends that take a dataset of related tables (backends/dataset.py)
 
 
 class UnknownBackendError(BackendError):
@@ -33,8 +34,8 @@ class BackendInfo:
         return self.params.model_json_schema() if self.params else {}
 
 
-def _declared() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+def _declared(group: str = GROUP) -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
 @cache
@@ -58,25 +59,25 @@ def _describe(entry_point: EntryPoint) -> BackendInfo:
     )
 
 
-def list_backends() -> list[BackendInfo]:
-    """Every declared backend, sorted by name, each with availability and a reason when not."""
-    return [_describe(ep) for _, ep in sorted(_declared().items())]
+def list_backends(group: str = GROUP) -> list[BackendInfo]:
+    """Every declared backend of the group (one table, or DATASET_GROUP), sorted, each available or why not."""
+    return [_describe(ep) for _, ep in sorted(_declared(group).items())]
 
 
-def backend_info(name: str) -> BackendInfo:
+def backend_info(name: str, group: str = GROUP) -> BackendInfo:
     """One backend's info, or UnknownBackendError naming the ones that exist."""
-    declared = _declared()
+    declared = _declared(group)
     if name not in declared:
         raise UnknownBackendError(f"Unknown backend '{name}'; choose one of: {', '.join(sorted(declared))}.")
     return _describe(declared[name])
 
 
-def backend_class(name: str) -> type[Generator]:
+def backend_class(name: str, group: str = GROUP) -> type[Generator]:
     """The class behind a backend name; BackendUnavailable with the reason if it cannot run here."""
-    info = backend_info(name)
+    info = backend_info(name, group)
     if not info.available:
         raise BackendUnavailable(f"Backend '{name}' is not available here: {info.reason}.")
-    cls: type[Generator] = _declared()[name].load()
+    cls: type[Generator] = _declared(group)[name].load()
     return cls
 
 

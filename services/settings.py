@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_rows: PositiveInt = Field(
         default=10_000_000, description="most synthetic rows per backend one API job may ask for (`rows`)"
     )
+    dataset_batch_subjects: PositiveInt = Field(
+        default=1_000, description="synthetic subjects (root rows with all their descendants) generated per batch"
+    )
     workers: PositiveInt = Field(default=2, description="parallel task processes of the local executor")
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"

@@ -20,10 +20,12 @@ ALLOWED = {
     },
     "fairsynth.services.run": {"fairsynth.services.run", "fairsynth.backends", "fairsynth.metadata"},
     "fairsynth.services.settings": set(),
-    # a backend learns from a TableSchema (with its rules) and hashes its model files; nothing else of metadata
+    # a backend learns from a TableSchema (with its rules) or a DatasetSchema and hashes its model files;
+    # nothing else of metadata
     "fairsynth.backends": {
         "fairsynth.backends",
         "fairsynth.metadata.schema",
+        "fairsynth.metadata.dataset",
         "fairsynth.metadata.rules",
         "fairsynth.metadata.checksums",
     },
