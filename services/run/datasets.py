@@ -111,13 +111,14 @@ def run_dataset(
             "No relationship was found between the tables: a child table needs a column named as its parent's "
             "key (e.g. patient_id for patients.id) whose values are all parent keys; rename it or pass a schema."
         )
+    # every backend and its parameters checked before anything is written
+    generators = {name: create_dataset_generator(name, **dict((params or {}).get(name, {}))) for name in backends}
     out.mkdir(parents=True, exist_ok=True)
     (out / "dataset.json").write_text(schema.to_json())
     train, holdout = split_by_subject(tables, schema, holdout_share, seed)
     result = DatasetRunResult(out, schema)
     n_subjects = subjects or len(train[schema.roots()[0]])
-    for name in backends:
-        generator = create_dataset_generator(name, **dict((params or {}).get(name, {})))
+    for name, generator in generators.items():
         fit = generator.fit(train, schema, seed=seed)
         folder = out / name
         files = _write(

@@ -195,6 +195,15 @@ def test_cli_refuses_a_crate_for_a_dataset_in_one_sentence(tmp_path):
     assert result.exit_code == 2 and "Crates for several tables are not made yet" in result.output
 
 
+def test_cli_refuses_a_single_table_backend_for_a_dataset_before_writing_anything(tmp_path):
+    for name, frame in three_levels(30).items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["generate", str(tmp_path), "--backend", "marginals", "--out", str(out)])
+    assert result.exit_code == 2 and "Unknown backend 'marginals'" in result.output
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_pbc_with_tvae_keeps_integrity_order_and_children_per_parent(tmp_path):
     for name, frame in pbc().items():
