@@ -393,4 +393,4 @@ def model_frame(encoded: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     )
 
 
-__all__ = ["ARGNGenerator", "DPARGNGenerator", "environment", "runner", "venv_path", "run_worker", "timeout"]
+__all__ = ["ARGNGenerator", "DPARGNGenerator", "Job", "environment", "runner", "venv_path", "run_worker", "timeout"]

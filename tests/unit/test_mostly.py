@@ -186,3 +186,36 @@ def test_cancel_during_fit_stops_the_worker(demo):
     generator.cancel()
     worker.join(30)
     assert not worker.is_alive() and caught and isinstance(caught[0], WorkerCancelled)
+
+
+# -- the second evaluator (mostlyai-qa) ---------------------------------------------------------------
+def test_second_evaluator_without_the_venv_says_why_and_leaves_accuracy_empty(monkeypatch, tmp_path, demo):
+    from fairsynth.services.run.evaluation.results import Skipped
+    from fairsynth.services.run.evaluation.suite import _quality
+
+    monkeypatch.setenv("FAIRSYNTH_MOSTLY_VENV", str(tmp_path / "absent"))
+    train, holdout = demo.iloc[:300], demo.iloc[300:400]
+    quality = _quality(train, holdout, demo.iloc[400:700], TableSchema.infer(demo), seed=0, second_evaluator=True)
+    assert quality.qa_accuracy is None and quality.quality is not None
+    assert isinstance(quality.second_evaluator, Skipped) and "make install-mostly" in quality.second_evaluator.skipped
+
+
+def test_second_evaluator_is_shown_only_when_asked_for():
+    from fairsynth.services.run.evaluation.metrics import BY_NAME, QA_ACCURACY
+    from fairsynth.services.run.report import ASKED_FOR, SCORECARD
+
+    assert BY_NAME["qa_accuracy"] is QA_ACCURACY and QA_ACCURACY in SCORECARD and QA_ACCURACY in ASKED_FOR
+
+
+@pytest.mark.slow
+@needs_venv
+def test_second_evaluator_scores_a_copy_higher_than_noise(demo):
+    from fairsynth.services.run.evaluation.second import evaluate_second
+
+    schema = TableSchema.infer(demo)
+    train, holdout = demo.iloc[:600], demo.iloc[600:900]
+    shuffled = demo.iloc[:600].apply(lambda column: column.sample(frac=1.0, random_state=1).to_numpy())
+    like = evaluate_second(train, holdout, demo.iloc[900:1500], schema)
+    broken = evaluate_second(train, holdout, shuffled, schema)
+    assert 0.8 < like.accuracy <= 1.0 and broken.accuracy < like.accuracy  # shuffling breaks every column pair
+    assert broken.bivariate < like.bivariate and like.dcr_share is not None
