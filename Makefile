@@ -10,13 +10,17 @@ SHELL  := /bin/bash
 # this machine's pip config lists local indexes that do not exist; drop pip's noise about them
 QUIET_PIP := sed -u '/is ignored: it is neither/d'
 
-.PHONY: install install-ydata system-deps run lint test test-fast demo clean clean-ydata
+.PHONY: install install-ydata install-mostly system-deps run lint test test-fast demo clean clean-ydata clean-mostly
 
-install: $(STAMP) install-ydata
+install: $(STAMP) install-ydata install-mostly
 
 # the isolated ydata-synthetic 1.4 venv (.venv-ydata); FAIRSYNTH_SKIP_YDATA=1 skips it
 install-ydata:
 	bash scripts/install-ydata.sh
+
+# the isolated MOSTLY AI venv (.venv-mostly: mostlyai-engine + mostlyai-qa); FAIRSYNTH_SKIP_MOSTLY=1 skips it
+install-mostly:
+	bash scripts/install-mostly.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +54,11 @@ test-fast: install
 demo: install
 	$(BIN)/python -m fairsynth.services.run.demo
 
-clean: clean-ydata
+clean: clean-ydata clean-mostly
 	rm -rf $(VENV) .pytest_cache runs
 
 clean-ydata:
 	rm -rf .venv-ydata
+
+clean-mostly:
+	rm -rf .venv-mostly

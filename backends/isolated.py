@@ -117,9 +117,14 @@ class IsolatedEnvironment:
     def _probe(self) -> tuple[bool, str]:
         if not self.python.exists():
             return False, f"the {self.label} environment is missing ({self.venv}); build it with: {self.fix_command}"
+        # find_spec of a dotted name raises when its parent package is missing: that counts as missing too
         probe = (
-            "import importlib.util, sys; missing = [m for m in sys.argv[1:] "
-            "if importlib.util.find_spec(m) is None]; print(' '.join(missing)); sys.exit(1 if missing else 0)"
+            "import importlib.util, sys\n"
+            "def found(m):\n"
+            "    try:\n        return importlib.util.find_spec(m) is not None\n"
+            "    except ImportError:\n        return False\n"
+            "missing = [m for m in sys.argv[1:] if not found(m)]\n"
+            "print(' '.join(missing)); sys.exit(1 if missing else 0)"
         )
         try:
             done = subprocess.run(

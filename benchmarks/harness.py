@@ -35,7 +35,11 @@ def load_table(name: str) -> pd.DataFrame:
         from fairsynth.services.run.lab import make_lab_table
 
         return make_lab_table()
-    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}, lab.")
+    if name == "lab_wide":  # 30k x 24 with three 500-2,000-level text columns (bench_peers.py)
+        from fairsynth.services.run.lab import make_wide_lab_table
+
+        return make_wide_lab_table()
+    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}, lab, lab_wide.")
 
 
 def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -81,6 +81,10 @@ class GenerationRequest(BaseModel):
     separator: str | None = None
     policy: ReleasePolicy = Field(default_factory=ReleasePolicy)
     anonymeter: bool = Field(default=True, description="run anonymeter's attacks (slowest privacy measure)")
+    second_evaluator: bool = Field(
+        default=False,
+        description="also score quality with mostlyai-qa's accuracy, in the MOSTLY AI venv (make install-mostly)",
+    )
     package_crates: bool = Field(default=False, description="write <backend>.crate.zip per backend")
     crate: dict | None = Field(default=None, description="CrateInfo fields: title, description, authors, license, ...")
 

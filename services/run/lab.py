@@ -81,3 +81,38 @@ def make_lab_table(n_subjects: int = LAB_SUBJECTS, seed: int = LAB_SEED) -> pd.D
             "DTHDT": pd.Series(death.strftime("%Y-%m-%d")).where(died, None).to_numpy()[subject],
         }
     )
+
+
+#: the wide variant's high-cardinality text columns: name -> (levels, how a level is written)
+WIDE_TEXT_COLUMNS = {
+    "LBNAM": (650, "Laboratory {:03d}"),
+    "INVNAM": (1000, "Investigator {:04d}"),
+    "LBMETHOD": (2000, "M-{:04d}"),
+}
+
+
+def make_wide_lab_table(rows: int = 30_000, seed: int = LAB_SEED) -> pd.DataFrame:
+    """make_lab_table widened to 24 columns: three text columns with 500-2,000 levels (a performing lab and an
+    investigator per subject and visit, a method per subject and test, Zipf-like frequencies) and age, weight and a
+    toxicity grade; the first `rows` rows. The shape that makes high-cardinality categoricals slow to fit."""
+    rng = np.random.default_rng(seed + 1)
+    per_subject = len(LAB_TESTS) * len(LAB_VISITS)
+    table = make_lab_table(-(-rows // per_subject), seed).iloc[:rows].reset_index(drop=True)
+    subject = pd.factorize(table["USUBJID"])[0]
+    n_subjects = int(subject.max()) + 1
+
+    def levels(name: str, keys: np.ndarray, n_keys: int) -> np.ndarray:
+        count, form = WIDE_TEXT_COLUMNS[name]
+        weights = 1.0 / np.arange(1, count + 1) ** 0.7
+        drawn = rng.choice(count, size=n_keys, p=weights / weights.sum())
+        return np.array([form.format(i) for i in drawn], dtype=object)[keys]
+
+    test, visit = pd.factorize(table["LBTESTCD"])[0], pd.factorize(table["VISITNUM"])[0]
+    by_visit = subject * len(LAB_VISITS) + visit
+    table["LBNAM"] = levels("LBNAM", by_visit, n_subjects * len(LAB_VISITS))
+    table["INVNAM"] = levels("INVNAM", by_visit, n_subjects * len(LAB_VISITS))
+    table["LBMETHOD"] = levels("LBMETHOD", subject * len(LAB_TESTS) + test, n_subjects * len(LAB_TESTS))
+    table["AGE"] = rng.integers(18, 90, n_subjects)[subject]
+    table["WEIGHT"] = np.round(rng.normal(78, 15, n_subjects), 1)[subject]
+    table["LBTOXGR"] = np.where(table["LBNRIND"] == "N", 0, rng.integers(1, 5, rows))
+    return table

@@ -343,6 +343,7 @@ def _produce(
         seed=request.seed,
         anonymeter=request.anonymeter,
         exact_copies=copies.result(),
+        second_evaluator=request.second_evaluator,
     )
     sampling = SamplingResult(
         rows=n_rows, seconds=sample_seconds, rows_per_second=n_rows / sample_seconds if sample_seconds > 0 else None

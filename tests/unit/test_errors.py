@@ -31,6 +31,7 @@ from fairsynth.services.settings import Settings
 # modules that are not part of the running product: their classes need not know the root
 NOT_IMPORTED_BY_FAIRSYNTH = {
     "fairsynth.backends.ydata.worker",  # runs inside the ydata venv, where fairsynth is not installed
+    "fairsynth.backends.mostly.worker",  # the same, inside the MOSTLY AI venv
     "fairsynth.services.jobs.migrations",  # Alembic's scripts, loaded by Alembic only
 }
 

@@ -131,6 +131,14 @@ COLUMN_PAIR_TRENDS = Metric(
     goal=Goal.MAXIMIZE,
     meaning="how closely the associations between pairs of columns are kept (sdmetrics)",
 )
+QA_ACCURACY = Metric(
+    name="qa_accuracy",
+    label="Accuracy (mostlyai-qa)",
+    family=Family.QUALITY,
+    goal=Goal.MAXIMIZE,
+    meaning="mostlyai-qa accuracy, a second evaluator independent of sdmetrics: 1 − total variation distance over "
+    "binned univariate and bivariate distributions (measured only when asked for; never picks a backend alone)",
+)
 DIAGNOSTIC = Metric(
     name="diagnostic",
     label="Diagnostic",
@@ -283,6 +291,7 @@ ROWS_PER_SECOND = Metric(
 
 METRICS: tuple[Metric, ...] = (
     QUALITY,
+    QA_ACCURACY,
     COLUMN_SHAPES,
     COLUMN_PAIR_TRENDS,
     DIAGNOSTIC,

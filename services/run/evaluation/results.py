@@ -40,6 +40,7 @@ from fairsynth.services.run.evaluation.metrics import (
     METRICS,
     MIA_AUC,
     NNDR,
+    QA_ACCURACY,
     QUALITY,
     ROWS_PER_SECOND,
     RULE_ADHERENCE,
@@ -184,6 +185,16 @@ class SkippedPair(Block):
     reason: str
 
 
+class SecondEvaluator(Block):
+    """mostlyai-qa's scores of the same training, holdout and synthetic rows (run in the MOSTLY AI venv)."""
+
+    accuracy: Number = Field(None, description="overall accuracy: mean of the univariate and bivariate accuracies")
+    univariate: Number = Field(None, description="1 − TVD of each column's binned distribution, averaged")
+    bivariate: Number = Field(None, description="1 − TVD of each column pair's binned distribution, averaged")
+    dcr_share: Number = Field(None, description="mostlyai-qa's share of synthetic rows closer to training than holdout")
+    packages: dict[str, str] = Field(default_factory=dict, description="versions in the MOSTLY AI venv")
+
+
 class QualityResult(Block):
     """How closely the synthetic columns and column pairs follow the training table."""
 
@@ -191,6 +202,8 @@ class QualityResult(Block):
     quality_interval: list[Number] | None = interval(QUALITY)
     column_shapes: Number = measure(COLUMN_SHAPES)
     column_pair_trends: Number = measure(COLUMN_PAIR_TRENDS)
+    qa_accuracy: Number = measure(QA_ACCURACY)
+    second_evaluator: SecondEvaluator | Skipped | None = optional("mostlyai-qa's scores, when asked for")
     pairs_scored: int = Field(0, description="column pairs sdmetrics scored (every pair counts)")
     pairs_total: int = 0
     pairs_skipped: list[SkippedPair] = Field(default_factory=list, description="pairs left without a score, and why")

@@ -17,8 +17,16 @@ from fairsynth.services.run.evaluation.gate import ReleasePolicy, gate
 from fairsynth.services.run.evaluation.metrics import METRICS
 from fairsynth.services.run.evaluation.privacy import evaluate_privacy
 from fairsynth.services.run.evaluation.quality import evaluate_quality
-from fairsynth.services.run.evaluation.results import EvaluationResult, ExactCopies, Measurements, interval_metrics
+from fairsynth.services.run.evaluation.results import (
+    EvaluationResult,
+    ExactCopies,
+    Measurements,
+    QualityResult,
+    SecondEvaluator,
+    interval_metrics,
+)
 from fairsynth.services.run.evaluation.rules import evaluate_rules
+from fairsynth.services.run.evaluation.second import evaluate_second
 from fairsynth.services.run.evaluation.utility import evaluate_utility
 from fairsynth.services.run.tables import InputError, read_table
 
@@ -34,17 +42,19 @@ def evaluate(
     seed: int = 0,
     anonymeter: bool = True,
     exact_copies: ExactCopies | None = None,
+    second_evaluator: bool = False,
 ) -> EvaluationResult:
     """Quality, privacy, utility and rule adherence of one synthetic table, with the release decision (metrics.json).
 
     `synthetic` may be a sample of a larger streamed output; pass `exact_copies` from an
     ExactCopyCounter fed every batch so that copies are counted over all rows, not the sample.
+    `second_evaluator` adds mostlyai-qa's accuracy beside sdmetrics quality (in the MOSTLY AI venv).
     """
     _check_tables(train, holdout, synthetic)
     started = time.perf_counter()
     fit_dict = _fit_dict(fit)
     blocks = {
-        "quality": lambda: evaluate_quality(train, holdout, synthetic, schema, seed=seed),
+        "quality": lambda: _quality(train, holdout, synthetic, schema, seed=seed, second_evaluator=second_evaluator),
         "privacy": lambda: evaluate_privacy(
             train, holdout, synthetic, schema, seed=seed, fit=fit_dict, anonymeter=anonymeter, copies=exact_copies
         ),
@@ -65,6 +75,24 @@ def evaluate(
     return EvaluationResult(
         **dict(measurements), gate=gate(measurements, policy), seconds=round(time.perf_counter() - started, 3)
     )
+
+
+def _quality(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    seed: int,
+    second_evaluator: bool,
+) -> QualityResult:
+    """sdmetrics quality and, when asked for, mostlyai-qa's accuracy beside it."""
+    quality = evaluate_quality(train, holdout, synthetic, schema, seed=seed)
+    if not second_evaluator:
+        return quality
+    second = evaluate_second(train, holdout, synthetic, schema)
+    accuracy = second.accuracy if isinstance(second, SecondEvaluator) else None
+    return quality.model_copy(update={"qa_accuracy": accuracy, "second_evaluator": second})
 
 
 def interval_columns() -> list[str]:
