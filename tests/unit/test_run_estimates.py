@@ -1,0 +1,90 @@
+"""The whole-run estimate (start, fit, sample, evaluate, package) against runs recorded on the benchmark tables,
+and progress that never goes back when a stage ends."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from fairsynth.services.entry import estimates
+from fairsynth.services.entry.estimates import Work
+
+
+def recorded_jobs() -> dict[str, list[dict]]:
+    """The recorded tasks by job."""
+    jobs = defaultdict(list)
+    for task in estimates.records():
+        jobs[task["job"]].append(task)
+    return dict(jobs)
+
+
+def test_runs_were_recorded_on_more_than_one_table_with_every_stage():
+    tables = {task["table"] for task in estimates.records()}
+    assert len(tables) >= 2 and all(task["state"] == "succeeded" for task in estimates.records())
+    assert all(task["seconds"]["evaluate"] > 0 for task in estimates.records())  # the stage the old estimate left out
+
+
+@pytest.mark.parametrize("job", sorted(recorded_jobs()))
+def test_the_whole_run_estimate_is_within_2x_of_each_recorded_run(job):
+    tasks = recorded_jobs()[job]
+    works = [Work(**task["work"]) for task in tasks]
+    estimated = estimates.run_estimate(works, workers=2, probe=tasks[0]["probe"])  # the recording's settings
+    assert 0.5 <= estimated / tasks[0]["job_seconds"] <= 2.0, (estimated, tasks[0]["job_seconds"])
+
+
+@pytest.mark.parametrize("job", sorted(recorded_jobs()))
+def test_a_run_is_estimated_within_2x_from_the_runs_of_the_other_tables_only(job):
+    tasks = recorded_jobs()[job]
+    others = tuple(task for task in estimates.records() if task["table"] != tasks[0]["table"])
+    works = [Work(**task["work"]) for task in tasks]
+    estimated = estimates.run_estimate(works, workers=2, probe=tasks[0]["probe"], recorded=others)
+    assert 0.5 <= estimated / tasks[0]["job_seconds"] <= 2.0, (estimated, tasks[0]["job_seconds"])
+
+
+def test_a_slower_machine_now_gets_a_longer_estimate():
+    work = Work("tvae", "torch", 1600, 1600, 47, 300, True)
+    assert estimates.run_estimate([work], 2, probe=0.2) == pytest.approx(2 * estimates.run_estimate([work], 2, 0.1))
+
+
+def test_progress_only_grows_through_the_stages_and_keeps_time_left_while_overrunning():
+    work = Work("tvae", "torch", 1600, 1600, 47, 300, True)
+    stages = estimates.task_estimate(work, probe=0.1)
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    now = created + timedelta(seconds=5)
+
+    def at(state, stage=None, step=None, total=None):
+        task = SimpleNamespace(
+            backend="tvae", state=state, stage=stage, step=step, total=total, started_at=created + timedelta(seconds=1)
+        )
+        job = SimpleNamespace(tasks=[task], state="running", created_at=created, finished_at=None)
+        return estimates.job_times(job, {"tvae": work}, 2, 0.1, now)
+
+    walk = [
+        at("queued"),
+        at("running"),
+        at("running", "fit", 10, 300),
+        at("running", "fit", 300, 300),
+        at("running", "sample", 1600, 1600),
+        at("running", "evaluate", 0, 1),  # where the old bar fell from 77% to 0%
+    ]
+    done = [times["done"]["tvae"] for times in walk]
+    assert done == sorted(done) and done[-1] > 0.3
+    assert walk[-1]["remaining"] == pytest.approx(stages["evaluate"] + estimates.package_seconds(0.1))
+    late = estimates.job_times(
+        SimpleNamespace(
+            tasks=[
+                SimpleNamespace(backend="tvae", state="running", stage="evaluate", step=1, total=1, started_at=created)
+            ],
+            state="running",
+            created_at=created,
+            finished_at=None,
+        ),
+        {"tvae": work},
+        2,
+        0.1,
+        created + timedelta(hours=1),
+    )
+    assert late["remaining"] >= estimates.MIN_LEFT_SECONDS and late["share"] < 1
