@@ -26,6 +26,9 @@ STAGES = ("start", "fit", "sample", "evaluate", "crate")  # each task's stages, 
 STAGE_NAMES = {"start": "start", "fit": "fit", "sample": "sample", "evaluate": "evaluate", "crate": "package"}
 LEVEL_WIDTH_CAP = 50  # a categorical column counts at most this many levels in the encoded width
 PROBE_SECONDS_TTL = 600.0  # the speed probe is measured again after this long
+PROBE_REPEATS = 5
+MIN_PACED_SECONDS = 2.0  # estimated seconds a task must have done before its pace counts
+PACE_RANGE = (0.5, 5.0)  # the slowest and fastest pace believed
 MIN_LEFT_SECONDS = 1.0  # a run that outlives its estimate shows this much left, never zero or a full bar
 
 # Fit benchmarks (for a backend no run was recorded for) in benchmarks/results (tvae.md, tvae_pairs.md, ydata.md)
@@ -93,19 +96,22 @@ def encoded_width(schema: TableSchema) -> int:
     )
 
 
-def speed_probe() -> float:
-    """Seconds this machine takes now for a fixed numeric workload (best of three): the speed the records scale by."""
+def speed_probe(repeats: int = PROBE_REPEATS) -> float:
+    """CPU seconds this machine's processor takes for a fixed single-threaded workload (the fastest of a few tries).
+
+    CPU time, not wall time: it measures the processor, not how busy the machine is at that instant (other work
+    on a shared machine comes and goes within seconds; a running job's own pace corrects for it, see job_times).
+    """
 
     def once() -> float:
         rng = np.random.default_rng(0)
-        start = time.perf_counter()
-        matrix = rng.standard_normal((300, 300))
-        for _ in range(20):
-            matrix = np.tanh(matrix @ matrix.T / 300)
-        np.sort(rng.standard_normal(400_000))
-        return time.perf_counter() - start
+        start = time.process_time()
+        values = rng.standard_normal(300_000)
+        for _ in range(8):
+            values = np.sort(np.tanh(values) * 3.0 + values[::-1])
+        return time.process_time() - start
 
-    return min(once() for _ in range(3))
+    return min(once() for _ in range(repeats))
 
 
 _probe: dict[str, float] = {}
@@ -197,22 +203,38 @@ def task_left(task, stages: dict[str, float], now: datetime) -> float:
     return remaining_seconds(stages, "start", started / stages["start"] if stages["start"] else 1.0)
 
 
+def pace(task, stages: dict[str, float], left: float, now: datetime) -> float:
+    """How much slower (>1) or faster than estimated a running task has gone so far (1 until it has gone a while)."""
+    done = sum(stages.values()) - left
+    if task.state != "running" or task.started_at is None or done < MIN_PACED_SECONDS:
+        return 1.0
+    elapsed = (now - _aware(task.started_at)).total_seconds()
+    return min(max(elapsed / done, PACE_RANGE[0]), PACE_RANGE[1])
+
+
 def job_times(job, works: dict[str, Work], workers: int, probe: float, now: datetime) -> dict:
-    """A job's elapsed and remaining seconds, each task's seconds left, and the share done (never going back)."""
+    """A job's elapsed and remaining seconds, each task's seconds left and share done (never going back).
+
+    The time left follows the pace the running tasks have kept so far: a machine busier than when the run was
+    estimated stretches what is left of it."""
     estimated = {name: task_estimate(work, probe) for name, work in works.items()}
-    left = {t.backend: task_left(t, estimated[t.backend], now) if t.backend in estimated else 0.0 for t in job.tasks}
-    running = [left[t.backend] for t in job.tasks if t.state == "running"]
-    waiting = [left[t.backend] for t in job.tasks if t.state not in TERMINAL and t.state != "running"]
+    tasks = [t for t in job.tasks if t.backend in estimated]
+    left = {t.backend: task_left(t, estimated[t.backend], now) for t in tasks}
+    paces = {t.backend: pace(t, estimated[t.backend], left[t.backend], now) for t in tasks}
+    running = [t.backend for t in tasks if t.state == "running"]
+    speed = statistics.mean(paces[name] for name in running) if running else 1.0
+    waiting = [left[t.backend] * speed for t in tasks if t.state not in TERMINAL and t.state != "running"]
     ended = job.state in TERMINAL
-    remaining = 0.0 if ended else schedule(running + waiting, workers) + package_seconds(probe)
+    remaining = schedule([left[name] * paces[name] for name in running] + waiting, workers)
+    remaining = 0.0 if ended else max(remaining + package_seconds(probe) * speed, MIN_LEFT_SECONDS)
     elapsed = ((_aware(job.finished_at) if ended and job.finished_at else now) - _aware(job.created_at)).total_seconds()
-    remaining = remaining if ended else max(remaining, MIN_LEFT_SECONDS)
     done = {
-        name: 1.0 if name not in estimated else 1 - left[name] / max(sum(estimated[name].values()), MIN_LEFT_SECONDS)
-        for name in left
+        name: 1.0 - left.get(name, 0.0) / max(sum(estimated[name].values()), MIN_LEFT_SECONDS) if name in left else 1.0
+        for name in (t.backend for t in job.tasks)
     }
     share = elapsed / (elapsed + remaining) if elapsed + remaining else 1.0
-    return {"elapsed": elapsed, "remaining": remaining, "share": share, "left": left, "done": done}
+    seconds_left = {name: left[name] * paces[name] for name in left}
+    return {"elapsed": elapsed, "remaining": remaining, "share": share, "left": seconds_left, "done": done}
 
 
 def _aware(moment: datetime) -> datetime:

@@ -49,42 +49,48 @@ def test_a_slower_machine_now_gets_a_longer_estimate():
     assert estimates.run_estimate([work], 2, probe=0.2) == pytest.approx(2 * estimates.run_estimate([work], 2, 0.1))
 
 
-def test_progress_only_grows_through_the_stages_and_keeps_time_left_while_overrunning():
-    work = Work("tvae", "torch", 1600, 1600, 47, 300, True)
-    stages = estimates.task_estimate(work, probe=0.1)
+def job_at(state, stage=None, step=None, total=None, started=0.0):
+    """A one-task tvae job as the store holds it, its task started `started` seconds after the job."""
     created = datetime(2026, 1, 1, tzinfo=UTC)
-    now = created + timedelta(seconds=5)
-
-    def at(state, stage=None, step=None, total=None):
-        task = SimpleNamespace(
-            backend="tvae", state=state, stage=stage, step=step, total=total, started_at=created + timedelta(seconds=1)
-        )
-        job = SimpleNamespace(tasks=[task], state="running", created_at=created, finished_at=None)
-        return estimates.job_times(job, {"tvae": work}, 2, 0.1, now)
-
-    walk = [
-        at("queued"),
-        at("running"),
-        at("running", "fit", 10, 300),
-        at("running", "fit", 300, 300),
-        at("running", "sample", 1600, 1600),
-        at("running", "evaluate", 0, 1),  # where the old bar fell from 77% to 0%
-    ]
-    done = [times["done"]["tvae"] for times in walk]
-    assert done == sorted(done) and done[-1] > 0.3
-    assert walk[-1]["remaining"] == pytest.approx(stages["evaluate"] + estimates.package_seconds(0.1))
-    late = estimates.job_times(
-        SimpleNamespace(
-            tasks=[
-                SimpleNamespace(backend="tvae", state="running", stage="evaluate", step=1, total=1, started_at=created)
-            ],
-            state="running",
-            created_at=created,
-            finished_at=None,
-        ),
-        {"tvae": work},
-        2,
-        0.1,
-        created + timedelta(hours=1),
+    task = SimpleNamespace(
+        backend="tvae",
+        state=state,
+        stage=stage,
+        step=step,
+        total=total,
+        started_at=created + timedelta(seconds=started),
     )
+    return SimpleNamespace(tasks=[task], state="running", created_at=created, finished_at=None)
+
+
+TVAE = Work("tvae", "torch", 1600, 1600, 47, 300, True)
+
+
+def times_at(job, seconds: float) -> dict:
+    """job_times `seconds` after the job was created, on a machine probing 0.1 s."""
+    return estimates.job_times(job, {"tvae": TVAE}, 2, 0.1, job.created_at + timedelta(seconds=seconds))
+
+
+def test_progress_only_grows_through_the_stages():
+    walk = [
+        job_at("queued"),
+        job_at("running", started=1),
+        job_at("running", "fit", 10, 300, started=1),
+        job_at("running", "fit", 300, 300, started=1),
+        job_at("running", "sample", 1600, 1600, started=1),
+        job_at("running", "evaluate", 0, 1, started=1),  # where the old bar fell from 77% to 0%
+    ]
+    done = [times_at(job, 5)["done"]["tvae"] for job in walk]
+    assert done == sorted(done) and done[-1] > 0.3
+
+
+def test_the_time_left_follows_the_pace_of_the_run_and_never_reaches_zero_while_it_runs():
+    stages = estimates.task_estimate(TVAE, probe=0.1)
+    before_evaluation = stages["start"] + stages["fit"] + stages["sample"]
+    job = job_at("running", "evaluate", 0, 1)
+    on_time = times_at(job, before_evaluation)
+    assert on_time["remaining"] == pytest.approx(stages["evaluate"] + estimates.package_seconds(0.1))
+    slow = times_at(job, 3 * before_evaluation)  # a busier machine than estimated: three times slower so far
+    assert slow["remaining"] == pytest.approx(3 * on_time["remaining"])
+    late = times_at(job_at("running", "evaluate", 1, 1), 3600)
     assert late["remaining"] >= estimates.MIN_LEFT_SECONDS and late["share"] < 1

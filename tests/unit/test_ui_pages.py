@@ -49,15 +49,18 @@ def wait_for_run(timeout: float = 240.0):
     return wait_for(ended, timeout, interval=0.5, message="the run did not end")
 
 
+def table_box(app: AppTest):
+    """The Data page's table selector (no key: it follows the chosen table)."""
+    return next(box for box in app.selectbox if box.label == "Table")
+
+
 def test_data_page_opens_on_the_demo_table_with_its_schema(data_dir):
     app = open_app()
     assert app.title[0].value == "1 · Data"
     assert "up to 200 MiB" in app.get("file_uploader")[0].proto.label
     preview = app.dataframe[0].value
     assert len(preview) == 50 and "episode_id" in preview.columns
-    assert app.selectbox(key="table").value is not None and "demo" in app.selectbox(key="table").format_func(
-        app.selectbox(key="table").value
-    )
+    assert table_box(app).value is not None and "demo" in table_box(app).format_func(table_box(app).value)
 
 
 def test_generate_page_shows_cards_and_an_estimate_per_ticked_backend(data_dir):
@@ -243,7 +246,7 @@ def test_the_chosen_table_is_in_the_url_and_a_reload_keeps_it(data_dir):
     app = open_app()
     dataset = uploaded()
     app.run()
-    app.selectbox(key="table").select(dataset.id).run()
+    table_box(app).select(dataset.id).run()
     assert app.query_params["dataset"] == dataset.id  # sidebar navigation: tests/e2e/test_ui_browser.py
 
     reloaded = AppTest.from_file(APP, default_timeout=120)  # a reload: a fresh session with the page's URL

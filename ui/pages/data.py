@@ -9,10 +9,10 @@ from fairsynth.services.entry import workspace as ws_api
 from fairsynth.ui.common import choose_dataset, current_dataset, friendly_errors, header, problem_text, workspace
 
 STEPS = (
-    ("1 · Data", "choose or upload a table, check its columns"),
-    ("2 · Generate", "pick backends, see the time it takes, run"),
-    ("3 · Compare", "how faithful, private and useful each result is"),
-    ("4 · Export", "describe it once, download validated crates"),
+    ("1 Data", "choose or upload a table, check its columns"),
+    ("2 Generate", "pick backends, see the time it takes, run"),
+    ("3 Compare", "how faithful, private and useful each result is"),
+    ("4 Export", "describe it once, download validated crates"),
 )
 
 ws = workspace()
@@ -91,9 +91,7 @@ dataset = current_dataset()  # first: it registers the demo table on a fresh dat
 datasets = ws.store.list_datasets()
 ids = [d.id for d in datasets] or [dataset.id]
 names = {d.id: f"{d.name} · {d.rows:,} rows × {d.columns} columns" for d in datasets}
-chosen = st.selectbox(
-    "Table", ids, index=ids.index(dataset.id) if dataset.id in ids else 0, format_func=names.get, key="table"
-)
+chosen = st.selectbox("Table", ids, index=ids.index(dataset.id) if dataset.id in ids else 0, format_func=names.get)
 if chosen != dataset.id:
     choose_dataset(chosen)
     dataset = ws.store.get_dataset(chosen)
