@@ -9,6 +9,7 @@ backend); an estimate is work x rate, scaled by how much slower this machine's p
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from fairsynth.services.jobs.store import TERMINAL
 RECORDS = Path(__file__).with_name("run_times.json")
 STAGES = ("start", "fit", "sample", "evaluate", "crate")  # each task's stages, in order; then the job packages
 STAGE_NAMES = {"start": "start", "fit": "fit", "sample": "sample", "evaluate": "evaluate", "crate": "package"}
+FIT_ROW_OVERHEAD = 1000  # training rows a column's fixed fitting cost is worth (copulas, marginals, epochs' setup)
 LEVEL_WIDTH_CAP = 50  # a categorical column counts at most this many levels in the encoded width
 PROBE_SECONDS_TTL = 600.0  # the speed probe is measured again after this long
 PROBE_REPEATS = 5
@@ -75,12 +77,12 @@ class Work:
 
     def units(self, stage: str) -> float:
         """The stage's amount of work (seconds per unit are learned per stage)."""
-        if stage == "fit":
-            return self.train_rows * self.width * self.epochs
+        if stage == "fit":  # a small table still pays each column's own fitting: FIT_ROW_OVERHEAD rows' worth
+            return (self.train_rows + FIT_ROW_OVERHEAD) * self.width * self.epochs
         if stage == "sample":
             return self.rows * self.width
-        if stage == "evaluate":
-            return (self.train_rows + self.rows) * self.width
+        if stage == "evaluate":  # per-column measures dominate; rows count less than linearly (sampled, binned)
+            return self.width * math.sqrt(self.train_rows + self.rows)
         return 1.0  # start (process, imports) and crate are about constant
 
 

@@ -127,10 +127,10 @@ def show_progress(job) -> None:
 
 
 def progress_section() -> None:
-    """The followed run's progress, refreshed every second while it runs; a notice and a link when it ends."""
+    """The followed run's progress, refreshed every two seconds while it runs; a notice and a link when it ends."""
     st.subheader("Progress")
 
-    @st.fragment(run_every=1.0 if running else None)
+    @st.fragment(run_every=2.0 if running else None)
     def live_progress() -> None:
         fresh = ws_api.get_job(ws, job.id)
         show_progress(fresh)
