@@ -134,7 +134,10 @@ def test_two_backends_run_compare_export_and_reopen(data_dir):
     table = compare.dataframe[0].value
     assert sorted(table["backend"]) == ["marginals", "sdv.gaussian_copula"]
     assert table["quality"].between(0, 1).all()
-    assert compare.success[0].value.startswith("Recommended: **")
+    verdict = [*compare.success, *compare.info][0].value  # overlapping quality intervals are a tie, named as such
+    assert verdict.startswith("Recommended: **") or (
+        verdict.startswith("A tie on Quality between ") and "marginals" in verdict and "sdv.gaussian_copula" in verdict
+    )
     compare.radio(key="priority").set_value("speed").run()
     fastest = table.sort_values("fit_seconds").iloc[0]["backend"]
     assert f"**{fastest}**" in compare.success[0].value
