@@ -183,3 +183,29 @@ def test_the_metadata_form_becomes_crate_metadata_or_one_sentence_naming_the_bad
     assert [a["name"] for a in form["authors"]] == ["Ada Lovelace", "Grace Hopper"]
     assert form["authors"][1]["affiliation"] == {"name": "Navy", "url": "https://www.navy.mil"}
     assert form["keywords"] == ["sepsis", "icu"] and form["funder"]["ror"] == "https://ror.org/029chgv08"
+
+
+def test_an_empty_metadata_form_is_one_sentence_naming_what_is_missing():
+    fields = {"license_id": "CC-BY-4.0", "keywords": ""}
+    with pytest.raises(ConfigError) as caught:
+        ws_api.metadata_form(title=" ", description="", authors="", **fields)
+    assert caught.value.problems == (
+        "Give the crate a title and a description and an author: every FAIR crate names what it is and who made it.",
+    )
+
+
+def test_a_finished_run_is_deleted_with_its_folder_and_downloads_are_named_after_table_backend_and_date(ws):
+    from fairsynth.services.jobs.executors import create_job
+    from fairsynth.services.run.config import parse_request
+
+    dataset = ws_api.upload_dataset(ws, "my cohort.csv", b"a,b\n" + b"1,2\n" * 50)
+    request = parse_request({"input_path": str(ws.settings.data_dir / dataset.path), "backends": ["marginals"]})
+    job = create_job(ws.store, ws.settings, request, executor="elsewhere", dataset_id=dataset.id)
+    name = ws_api.download_name(ws, job, "marginals", ws_api.run_dir(ws, job) / "marginals.crate.zip")
+    assert name == f"my_cohort-marginals-{job.created_at:%Y-%m-%d}.crate.zip"
+    with pytest.raises(InputError, match="still going; cancel it first"):
+        ws_api.delete_job(ws, job.id)
+    ws.store.cancel_job(job.id)
+    ws.store.complete_job(job.id)
+    ws_api.delete_job(ws, job.id)
+    assert ws_api.list_jobs(ws) == [] and not ws_api.run_dir(ws, job).exists()
