@@ -14,6 +14,7 @@ from fairsynth.services.jobs.store import JobStoreError
 from fairsynth.services.settings import Settings
 
 JOB_KEY, DATASET_KEY = "job", "dataset"
+SELECTION = (DATASET_KEY, JOB_KEY)  # what the URL carries on every page, so a reload or a shared link keeps it
 
 
 @st.cache_resource(show_spinner=False)
@@ -42,6 +43,18 @@ def friendly_errors(action: str) -> Iterator[None]:
 def problem_text(error: FairsynthError) -> str:
     """A user error for st.error: each problem its own paragraph."""
     return "\n\n".join(error.problems)
+
+
+def keep_selection() -> None:
+    """Keep the chosen dataset and job in both the session and the URL on every page.
+
+    Sidebar navigation clears the URL's query and a reload starts a fresh session: each restores the other.
+    """
+    for key in SELECTION:
+        if st.session_state.get(key):
+            st.query_params[key] = st.session_state[key]
+        elif st.query_params.get(key):
+            st.session_state[key] = st.query_params[key]
 
 
 def current_dataset():
@@ -81,6 +94,14 @@ def choose_job(job_id: str) -> None:
     st.query_params[JOB_KEY] = job_id
 
 
+def forget_job(job_id: str) -> None:
+    """Stop following a job that was deleted (the newest one is followed again)."""
+    if st.session_state.get(JOB_KEY) == job_id:
+        del st.session_state[JOB_KEY]
+    if st.query_params.get(JOB_KEY) == job_id:
+        del st.query_params[JOB_KEY]
+
+
 def header(title: str, caption: str) -> None:
     """The page's title and a one-line explanation."""
     st.title(title)
@@ -104,3 +125,13 @@ def job_picker(label: str = "Run"):
     if chosen != (current.id if current else None):
         choose_job(chosen)
     return next(j for j in jobs if j.id == chosen)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a short duration: 45 s, 3 min 20 s, 1 h 5 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"

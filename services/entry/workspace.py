@@ -12,32 +12,36 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fairsynth.metadata.biostudies import DepositError, deposit
 from fairsynth.metadata.model import PAGETAB_PATH
 from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.rules import Rule, RuleStatus, parse_rule
-from fairsynth.metadata.schema import ColumnKind, ColumnSpec, SchemaError, TableSchema
+from fairsynth.metadata.schema import NUMERIC_KINDS, ColumnKind, ColumnSpec, SchemaError, TableSchema
 from fairsynth.metadata.validate import validate_crate
+from fairsynth.services.entry import estimates
 from fairsynth.services.entry.catalog import backend_catalog, parameter_defaults
 from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
 from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, TaskState, new_id, now
 from fairsynth.services.run import pipeline
 from fairsynth.services.run.config import (
     ConfigError,
+    GenerationRequest,
     organisation,
     parse_author,
     parse_request,
     validate_crate_info,
 )
 from fairsynth.services.run.demo import DEMO_PATH
-from fairsynth.services.run.evaluation.gate import GateResult
-from fairsynth.services.run.evaluation.metrics import DCR_SHARE, FIT_SECONDS, QUALITY, UTILITY_RATIO
+from fairsynth.services.run.evaluation.gate import BY_METRIC, GateResult
+from fairsynth.services.run.evaluation.metrics import CONFIDENCE, DCR_SHARE, FIT_SECONDS, QUALITY, UTILITY_RATIO
 from fairsynth.services.run.evaluation.results import EvaluationResult
 from fairsynth.services.run.rule_edits import with_posted_rules
 from fairsynth.services.run.tables import (
     FLAGS,
+    PAGE_CONTROLS,
     TEXT_ENCODING,
     InputError,
     Options,
@@ -54,35 +58,8 @@ RULE_NOTES = {
     RuleStatus.IMPLIED: "implied by the columns' ranges: measured only",
     RuleStatus.OFF: "turned off: measured only",
 }
+OUTCOME_NAME = re.compile(r"dead|death|died|mortal|outcome|status|event|readmi|diagnos|label|class", re.IGNORECASE)
 PRIORITIES = {"quality": QUALITY, "privacy": DCR_SHARE, "utility": UTILITY_RATIO, "speed": FIT_SECONDS}  # ranked by
-# Measured in benchmarks/results (tvae.md, tvae_pairs.md, ydata.md) on SUPPORT2: 7,284 training rows x 38 columns,
-# a shared 2-core CPU. Fit seconds per (training row x column x epoch) and peak memory there; epoch-free
-# backends count one.
-BENCH_CELLS = 7_284 * 38
-FIT_SECONDS_PER_CELL_EPOCH = {
-    "marginals": 3.6e-7,
-    "sdv.gaussian_copula": 1.7e-5,
-    "sdv.tvae": 1.7e-6,
-    "sdv.ctgan": 6.6e-5,
-    "sdv.copulagan": 6.6e-5,
-    "tvae": 3.1e-7,
-    "tvae.dp": 4.4e-6,
-    "ydata.fast": 2.0e-4,
-    "ydata.ctgan": 2.9e-5,
-}
-PEAK_MB_ON_BENCH = {
-    "marginals": 418,
-    "sdv.gaussian_copula": 460,
-    "sdv.tvae": 585,
-    "sdv.ctgan": 643,
-    "sdv.copulagan": 643,
-    "tvae": 444,
-    "tvae.dp": 505,
-    "ydata.fast": 864,
-    "ydata.ctgan": 5502,
-}
-FAMILY_FALLBACK = {"basic": "marginals", "torch": "tvae", "sdv": "sdv.ctgan", "ydata": "ydata.ctgan"}
-BASE_MB = 400  # a worker process with its imports, before any data
 
 
 @dataclass
@@ -127,14 +104,20 @@ def too_large_message(limit_bytes: int) -> str:
     )
 
 
-def upload_dataset(ws: Workspace, file_name: str | None, content: bytes) -> Dataset:
-    """Store an uploaded CSV or Parquet table under a server-chosen name and register it with its inferred schema."""
+def upload_dataset(
+    ws: Workspace, file_name: str | None, content: bytes, encoding: str | None = "utf-8", separator: str | None = None
+) -> Dataset:
+    """Store an uploaded CSV or Parquet table under a server-chosen name and register it with its inferred schema.
+
+    `encoding` None: detected; `separator` None: detected. Errors name the Data page's choices.
+    """
     if len(content) > ws.settings.max_upload_bytes:
         raise InputError(too_large_message(ws.settings.max_upload_bytes))
     if not content:
         raise InputError("The uploaded file is empty; send a CSV or Parquet table.")
     fmt, stored = stored_name(content[:8])
-    return _store_dataset(ws, file_name, fmt, lambda path: path.write_bytes(content), stored=stored)
+    reading = {"encoding": encoding, "separator": separator, "options": PAGE_CONTROLS}
+    return _store_dataset(ws, file_name, fmt, lambda path: path.write_bytes(content), stored=stored, reading=reading)
 
 
 def demo_dataset(ws: Workspace) -> Dataset:
@@ -146,7 +129,13 @@ def demo_dataset(ws: Workspace) -> Dataset:
 
 
 def _store_dataset(
-    ws: Workspace, file_name: str | None, fmt: str, write, folder: str | None = None, stored: str | None = None
+    ws: Workspace,
+    file_name: str | None,
+    fmt: str,
+    write,
+    folder: str | None = None,
+    stored: str | None = None,
+    reading: dict | None = None,
 ) -> Dataset:
     dataset_id = new_id()
     directory = ws.settings.data_dir / "datasets" / dataset_id / (folder or "")
@@ -154,7 +143,8 @@ def _store_dataset(
     path = directory / (stored or DEMO_PATH.name)
     try:
         write(path)
-        return register_dataset(ws.store, ws.settings, dataset_id, file_name, path, fmt, path.stat().st_size)
+        size = path.stat().st_size
+        return register_dataset(ws.store, ws.settings, dataset_id, file_name, path, fmt, size, **(reading or {}))
     except InputError as exc:  # the problems name the stored file; the user knows the upload's name
         shutil.rmtree(ws.settings.data_dir / "datasets" / dataset_id, ignore_errors=True)
         shown = display_name(file_name, fmt)
@@ -242,6 +232,33 @@ def schema_frame(schema: TableSchema) -> pd.DataFrame:
             for c in schema.columns
         ]
     )
+
+
+def column_profiles(ws: Workspace, dataset: Dataset, bins: int = 12, levels: int = 8) -> pd.DataFrame:
+    """Per learned column: its kind, a small histogram (numbers, dates) or its top levels' counts, and its top level."""
+    data = dataset_table(ws, dataset)
+    rows = []
+    for spec in dataset_schema(dataset).learned_columns():
+        values = data[spec.name].dropna()
+        numbers = pd.to_numeric(values, errors="coerce").dropna() if spec.kind in NUMERIC_KINDS else None
+        if numbers is not None and numbers.nunique() > 2:
+            shape = np.histogram(numbers, bins=bins)[0].tolist()
+            top = f"{numbers.min():g} to {numbers.max():g}"
+        else:
+            counts = values.astype(str).value_counts().head(levels)
+            shape, top = counts.tolist(), ", ".join(counts.index[:3])
+        rows.append({"column": spec.name, "kind": str(spec.kind.value), "shape": shape, "range or top levels": top})
+    return pd.DataFrame(rows, columns=["column", "kind", "shape", "range or top levels"])
+
+
+def suggest_target(schema: TableSchema) -> str | None:
+    """A likely outcome column to score utility on: a learned yes/no column, one named like an outcome first."""
+    binary = [
+        c.name
+        for c in schema.learned_columns()
+        if c.kind == ColumnKind.BOOLEAN or (c.kind == ColumnKind.CATEGORICAL and c.cardinality == 2)
+    ]
+    return next((name for name in binary if OUTCOME_NAME.search(name)), binary[0] if binary else None)
 
 
 def edit_schema(ws: Workspace, dataset: Dataset, edited: pd.DataFrame) -> TableSchema:
@@ -336,24 +353,58 @@ def backends() -> list[dict]:
     return backend_catalog()
 
 
-def estimate(backend: dict, rows: int, columns: int, params: dict, holdout_share: float = 0.2) -> dict:
-    """Fit time and peak memory scaled from the benchmark of the same backend (or its family): an estimate only."""
-    name = backend["name"]
-    known = (
-        name
-        if name in FIT_SECONDS_PER_CELL_EPOCH
-        else FAMILY_FALLBACK.get(backend["capabilities"].get("family"), "sdv.ctgan")
+def task_work(backend: dict, params: dict, train_rows: int, rows: int, width: int, anonymeter: bool) -> estimates.Work:
+    """What one backend's task will do, for the estimate."""
+    epochs = params.get("epochs") or parameter_defaults(backend["parameters"]).get("epochs") or 1
+    family = backend["capabilities"].get("family", "")
+    return estimates.Work(backend["name"], family, train_rows, rows, width, int(epochs), anonymeter)
+
+
+def run_estimate(
+    ws: Workspace, dataset: Dataset, chosen: list[dict], params: dict, rows: int, anonymeter: bool
+) -> tuple[pd.DataFrame, float]:
+    """Each chosen backend's seconds per stage and peak memory, and the whole run's seconds, on this machine now."""
+    train_rows = max(1, round(dataset.rows * (1 - GenerationRequest().holdout_share)))
+    width = estimates.encoded_width(dataset_schema(dataset))
+    works = [task_work(b, params.get(b["name"], {}), train_rows, rows, width, anonymeter) for b in chosen]
+    probe = estimates.current_probe()
+    table = pd.DataFrame(
+        [
+            {"backend": w.backend}
+            | {
+                estimates.STAGE_NAMES[k]: round(v, 1)
+                for k, v in estimates.task_estimate(w, probe).items()
+                if k != "crate"
+            }
+            | {"memory_mb": estimates.peak_memory_mb(w)}
+            for w in works
+        ]
     )
-    epochs = int(params.get("epochs", parameter_defaults(backend["parameters"]).get("epochs", 1)) or 1)
-    cells = max(1, round(rows * (1 - holdout_share))) * max(columns, 1)
-    seconds = cells * epochs * FIT_SECONDS_PER_CELL_EPOCH[known]
-    memory_mb = BASE_MB + (PEAK_MB_ON_BENCH[known] - BASE_MB) * cells / BENCH_CELLS
-    return {
-        "backend": name,
-        "fit_seconds": round(seconds, 1),
-        "memory_mb": round(memory_mb),
-        "based_on": known if known == name else f"{known} (same family)",
+    return table, estimates.run_estimate(works, ws.settings.workers, probe)
+
+
+def job_times(ws: Workspace, job: Job) -> dict | None:
+    """A job's elapsed and remaining seconds and the share done, from its run directory; None before it is prepared."""
+    directory = run_dir(ws, job)
+    if not (directory / "request.json").is_file() or not (directory / "schema.json").is_file():
+        return None
+    context = json.loads((directory / "request.json").read_text())
+    width = estimates.encoded_width(TableSchema.from_json((directory / "schema.json").read_text()))
+    request, train_rows = context["request"], context["split"]["train_rows"]
+    catalog = {b["name"]: b for b in backends()}
+    works = {
+        spec["name"]: task_work(
+            catalog[spec["name"]],
+            spec.get("params") or {},
+            train_rows,
+            request.get("rows") or train_rows,
+            width,
+            request.get("anonymeter", True),
+        )
+        for spec in request["backends"]
+        if spec["name"] in catalog
     }
+    return estimates.job_times(job, works, ws.settings.workers, estimates.current_probe(), now())
 
 
 # -- jobs -----------------------------------------------------------------------------------------
@@ -405,19 +456,23 @@ def is_ended(job: Job) -> bool:
     return job.state in TERMINAL
 
 
-def progress_frame(job: Job) -> pd.DataFrame:
-    """One row per backend: state, stage, step of total, epoch, loss, rows written, message or error."""
+def progress_frame(job: Job, times: dict | None = None) -> pd.DataFrame:
+    """One row per backend: state, stage, progress over its whole task (with `times`: job_times), epoch, loss,
+    rows written, seconds left and the message or error."""
     return pd.DataFrame(
         [
             {
                 "backend": t.backend,
                 "state": t.state,
-                "stage": t.stage or "",
-                "progress": (t.step or 0) / t.total if t.total else (1.0 if t.state == TaskState.SUCCEEDED else 0.0),
+                "stage": estimates.STAGE_NAMES.get(t.stage or "", t.stage or ""),
+                "progress": times["done"].get(t.backend, 0.0)
+                if times
+                else (1.0 if t.state == TaskState.SUCCEEDED else 0.0),
                 "epoch": t.epoch,
                 "loss": t.loss,
                 "rows written": t.rows_written or 0,
                 "fit s": None if t.fit_seconds is None else round(t.fit_seconds, 1),
+                "≈ s left": round(times["left"].get(t.backend, 0.0)) if times else None,
                 "message": t.error or t.message or "",
             }
             for t in job.tasks
@@ -425,21 +480,49 @@ def progress_frame(job: Job) -> pd.DataFrame:
     )
 
 
-def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
-    """Earlier jobs as a table: id, state, created, backends, dataset."""
+def delete_job(ws: Workspace, job_id: str) -> None:
+    """Delete an ended job: its run directory (results, crates) and its record; a running job is refused."""
+    job = ws.store.get_job(job_id)
+    if not is_ended(job):
+        raise InputError("This run is still going; cancel it first, then delete it.")
+    directory = run_dir(ws, job).resolve()
+    if directory.is_relative_to(ws.settings.data_dir.resolve()):  # never outside the data directory
+        shutil.rmtree(directory, ignore_errors=True)
+    ws.store.delete_job(job_id)
+
+
+def runs_frame(ws: Workspace, jobs: list[Job]) -> pd.DataFrame:
+    """Earlier jobs for the Past runs page: when, table, backends, each backend's gate decision, duration, state."""
+
+    def table_name(job: Job) -> str:
+        return ws.store.get_dataset(job.dataset_id).name if job.dataset_id else Path(job.request["input_path"]).name
+
+    def gates(job: Job) -> str:
+        table = comparison(ws, job)
+        if table.empty or "decision" not in table:
+            return ""
+        return ", ".join(
+            f"{row.backend}: {row.decision}" for row in table.itertuples() if isinstance(row.decision, str)
+        )
+
+    def took(job: Job) -> float | None:
+        return (job.finished_at - job.created_at).total_seconds() if job.finished_at else None
+
     return pd.DataFrame(
         [
             {
                 "job": j.id,
-                "state": j.state,
                 "created": j.created_at.strftime("%Y-%m-%d %H:%M"),
+                "table": table_name(j),
                 "backends": ", ".join(t.backend for t in j.tasks),
-                "rows": j.request.get("rows"),
+                "release gate": gates(j),
+                "took s": took(j),
+                "state": j.state,
                 "error": j.error or "",
             }
             for j in jobs
         ],
-        columns=["job", "state", "created", "backends", "rows", "error"],
+        columns=["job", "created", "table", "backends", "release gate", "took s", "state", "error"],
     )
 
 
@@ -478,18 +561,58 @@ def gate_reasons(ws: Workspace, job: Job) -> dict[str, GateResult]:
     return {backend: result.gate for backend, result in results.items() if result is not None}
 
 
-def recommend(table: pd.DataFrame, priority: str) -> tuple[str | None, str]:
-    """The best released-or-flagged backend by the priority's metric, better as its declaration says, and why."""
+def threshold_decisions(table: pd.DataFrame, gates: dict[str, GateResult]) -> pd.DataFrame:
+    """For each backend's value of a metric the release gate checks: pass, flag or block against its threshold."""
+    decisions = pd.DataFrame("", index=table.index, columns=table.columns)
+    for index, row in table.iterrows():
+        gate = gates.get(row["backend"])
+        for name in table.columns.intersection(list(BY_METRIC)):
+            if gate is not None and pd.notna(row[name]):
+                decisions.loc[index, name] = BY_METRIC[name].judge(float(row[name]), gate.policy)
+    return decisions
+
+
+def recommend(
+    table: pd.DataFrame, priority: str, results: dict[str, EvaluationResult | None] | None = None
+) -> tuple[str | None, str]:
+    """The best released-or-flagged backend by the priority's metric, better as its declaration says, and why.
+
+    With `results`, a backend whose bootstrap interval overlaps the best one's is a tie: no backend is picked.
+    """
     metric = PRIORITIES[priority]
-    usable = table[(table.get("status") == "ok") & (table.get("decision") != "block")] if not table.empty else table
-    usable = usable.dropna(subset=[metric.name]) if metric.name in usable else usable.iloc[0:0]
+    ok = table[table.get("status") == "ok"] if not table.empty else table
+    measured = ok.dropna(subset=[metric.name]) if metric.name in ok else ok.iloc[0:0]
+    if measured.empty:
+        why = " — no target column was set for this run: tick one on the Data page" if metric is UTILITY_RATIO else ""
+        return None, f"No backend has a {metric.label} measure{why}."
+    usable = measured[measured["decision"] != "block"]
     if usable.empty:
-        return None, f"No backend passed the release gate with a {metric.label} measure."
+        return None, f"The release gate blocked every backend with a {metric.label} measure."
     best = usable.loc[usable[metric.name].map(metric.score).idxmax()]
+    tied = _tied_with(str(best["backend"]), list(usable["backend"]), results or {}, metric)
+    if tied:
+        names = ", ".join([str(best["backend"]), *tied])
+        return None, f"A tie on {metric.label} between {names}: their {CONFIDENCE:.0%} intervals overlap."
     value = metric.text(best[metric.name])
     return str(
         best["backend"]
     ), f"best {metric.label} ({value}, {metric.goal_text}) among results the gate did not block"
+
+
+def _tied_with(best: str, names: list[str], results: dict[str, EvaluationResult | None], metric) -> list[str]:
+    """The other backends whose interval of the metric overlaps the best one's."""
+
+    def bounds(name: str) -> list | None:
+        found = results.get(name)
+        interval = found.interval(metric) if found else None
+        return interval if interval and None not in interval else None
+
+    mine = bounds(best)
+    return [
+        name
+        for name in names
+        if mine and name != best and (other := bounds(name)) and other[0] <= mine[1] and mine[0] <= other[1]
+    ]
 
 
 def learned_columns(ws: Workspace, job: Job) -> list[ColumnSpec]:
@@ -524,6 +647,10 @@ def metadata_form(
     funder_address: str = "",
 ) -> dict:
     """The Export form's fields as crate metadata: one author per line as 'Name; ORCID; Affiliation; ROR-or-URL'."""
+    given = {"a title": title, "a description": description, "an author": authors}
+    missing = [label for label, value in given.items() if not value.strip()]
+    if missing:
+        raise ConfigError(f"Give the crate {' and '.join(missing)}: every FAIR crate names what it is and who made it.")
     people = [parse_author(line, "Each author line") for line in authors.splitlines() if line.strip()]
     form = {
         "title": title.strip(),
@@ -566,6 +693,14 @@ def package_crates(ws: Workspace, job: Job, form: dict) -> dict[str, dict]:
             "validation": validate(ws, Path(outcome.crate)) if outcome.crate else None,
         }
     return results
+
+
+def download_name(ws: Workspace, job: Job, backend: str, path: Path) -> str:
+    """The name a downloaded result gets: `<table>-<backend>-<date>` and the file's own suffixes."""
+    table = ws.store.get_dataset(job.dataset_id).name if job.dataset_id else Path(job.request["input_path"]).name
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", table.split(".")[0]) or "table"
+    suffixes = "".join(path.suffixes[-2:]) if path.name.endswith(".crate.zip") else path.suffix
+    return f"{stem}-{backend}-{job.created_at:%Y-%m-%d}{suffixes}"
 
 
 def validate(ws: Workspace, crate_zip: Path) -> dict:

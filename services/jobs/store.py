@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     event,
     exists,
     select,
@@ -327,6 +328,12 @@ class JobStore:
             query = query.where(Job.state == state)
         with self.session() as session:
             return list(session.scalars(query.limit(limit).offset(offset)))
+
+    def delete_job(self, job_id: str) -> None:
+        """Forget a job and its tasks (its run directory is the caller's to remove)."""
+        with self.session.begin() as session:
+            session.execute(delete(Task).where(Task.job_id == job_id))
+            session.execute(delete(Job).where(Job.id == job_id))
 
     def get_task(self, task_id: str) -> Task:
         """One task, or JobStoreError."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from fairsynth.metadata.schema import TEMPORAL_KINDS, ColumnSpec, column_values
 from fairsynth.services.run.evaluation.frames import is_numeric, listed_labels
@@ -41,7 +42,10 @@ def distribution_figure(spec: ColumnSpec, real: pd.Series, synthetic: dict[str, 
     """One column, real vs each synthetic table: shares per bin (numbers, dates) or per category."""
     values = {"real": column_values(real, spec), **{name: column_values(s, spec) for name, s in synthetic.items()}}
     colours = _colours(list(values))
-    if is_numeric(spec):
+    if is_numeric(spec) and spec.kind not in TEMPORAL_KINDS and values["real"].dropna().nunique() <= 2:
+        texts = {n: v.map(lambda x: f"{x:g}", na_action="ignore").fillna("(missing)") for n, v in values.items()}
+        figure = _category_bars(texts, colours, set(texts["real"]))  # a yes/no column as 0/1: two bars, no bins
+    elif is_numeric(spec):
         figure = _histograms({n: v.dropna() for n, v in values.items()}, colours, spec.kind in TEMPORAL_KINDS)
     else:
         figure = _category_bars({n: v.fillna("(missing)") for n, v in values.items()}, colours, listed_labels(spec))
@@ -64,9 +68,14 @@ def _histograms(values: dict[str, pd.Series], colours: dict, temporal: bool) -> 
     x = pd.Timestamp("1970-01-01") + pd.to_timedelta(centres, unit="D") if temporal else centres
     figure = go.Figure()
     for name, column in values.items():
-        counts, _ = np.histogram(column, bins=edges)
-        figure.add_bar(x=x, y=counts / max(len(column), 1), name=name, marker_color=colours[name], opacity=0.6)
-    return figure.update_layout(barmode="overlay", bargap=0)
+        shares = np.histogram(column, bins=edges)[0] / max(len(column), 1)
+        if name == "real":  # real as filled bars, each synthetic table as an outline over them: all stay readable
+            figure.add_bar(x=x, y=shares, name=name, marker_color=colours[name], opacity=0.45)
+        else:
+            figure.add_scatter(x=x, y=shares, name=name, mode="lines", line={"shape": "hvh", "width": 2})
+            if colours[name]:
+                figure.data[-1].line.color = colours[name]
+    return figure.update_layout(bargap=0)
 
 
 def _category_bars(values: dict[str, pd.Series], colours: dict, listed: set[str]) -> go.Figure:
@@ -106,6 +115,21 @@ def association_figure(association: Association) -> go.Figure:
     figure.update_layout(
         title="Association difference |real − synthetic| (|Spearman|, Cramér's V, η)", yaxis={"autorange": "reversed"}
     )
+    return styled(figure, height=max(420, min(900, 22 * len(names) + 200)))
+
+
+def association_matrices_figure(association: Association) -> go.Figure:
+    """The real and the synthetic association matrices side by side, on one 0-1 scale."""
+    names = association.columns
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("real", "synthetic"), horizontal_spacing=0.12)
+    for column, matrix in enumerate((association.real, association.synthetic), start=1):
+        figure.add_trace(
+            go.Heatmap(z=matrix, x=names, y=names, zmin=0, zmax=1, colorscale="Blues", showscale=column == 2),
+            row=1,
+            col=column,
+        )
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(title="Association between columns (|Spearman|, Cramér's V, η)")
     return styled(figure, height=max(420, min(900, 22 * len(names) + 200)))
 
 

@@ -53,6 +53,7 @@ class Options(NamedTuple):
 
 FLAGS = Options("--{name} {value}")
 FORM_FIELDS = Options("the form field {name}={value}")
+PAGE_CONTROLS = Options("the {name} choice {value} above the upload box")  # the UI's Data page
 
 
 class InputError(FairsynthError):

@@ -86,18 +86,61 @@ def test_two_targets_or_renamed_columns_are_refused(ws):
         ws_api.edit_schema(ws, dataset, frame.assign(column=frame["column"] + "_x"))
 
 
-def test_the_estimate_reproduces_the_benchmark_and_scales_with_rows_and_epochs():
+def test_the_estimate_grows_with_rows_and_epochs_and_keeps_the_fit_benchmark_of_unrecorded_backends(ws, demo):
+    dataset = ws_api.demo_dataset(ws)
     ctgan = next(b for b in ws_api.backends() if b["name"] == "sdv.ctgan")
-    on_bench = ws_api.estimate(ctgan, 9_105, 38, {"epochs": 50})  # SUPPORT2 with its 20% holdout, as benchmarked
-    assert on_bench["fit_seconds"] == pytest.approx(919.5, rel=0.02) and on_bench["memory_mb"] == pytest.approx(
-        643, abs=2
+    few, total = ws_api.run_estimate(ws, dataset, [ctgan], {"sdv.ctgan": {"epochs": 10}}, 1000, False)
+    many, more = ws_api.run_estimate(ws, dataset, [ctgan], {"sdv.ctgan": {"epochs": 100}}, 1000, False)
+    assert many.loc[0, "fit"] == pytest.approx(10 * few.loc[0, "fit"], rel=0.05) and more > total
+    bigger, _ = ws_api.run_estimate(ws, dataset, [ctgan], {"sdv.ctgan": {"epochs": 10}}, 100_000, False)
+    assert bigger.loc[0, "sample"] > few.loc[0, "sample"] and bigger.loc[0, "evaluate"] > few.loc[0, "evaluate"]
+    assert list(few.columns) == ["backend", "start", "fit", "sample", "evaluate", "memory_mb"]
+
+
+def test_a_missing_utility_measure_says_why_and_a_blocked_one_says_blocked():
+    table = pd.DataFrame(
+        {"backend": ["a", "b"], "status": ["ok", "ok"], "decision": ["pass", "pass"], "utility_ratio": [None, None]}
+    )
+    best, why = ws_api.recommend(table, "utility")
+    assert best is None and why == (
+        "No backend has a Utility TSTR/TRTR measure — no target column was set for this run: tick one on the Data page."
+    )
+    blocked = table.assign(decision="block", utility_ratio=[0.9, 0.8])
+    assert ws_api.recommend(blocked, "utility") == (
+        None,
+        "The release gate blocked every backend with a Utility TSTR/TRTR measure.",
     )
 
-    backend = next(b for b in ws_api.backends() if b["name"] == "sdv.ctgan")
-    small = ws_api.estimate(backend, 1_000, 10, {"epochs": 10})
-    assert ws_api.estimate(backend, 10_000, 10, {"epochs": 10})["fit_seconds"] > small["fit_seconds"]
-    assert ws_api.estimate(backend, 1_000, 10, {"epochs": 100})["fit_seconds"] > small["fit_seconds"]
-    assert ws_api.estimate(backend, 100_000, 10, {})["memory_mb"] > small["memory_mb"]
+
+def test_overlapping_intervals_are_a_tie_not_a_winner():
+    from types import SimpleNamespace
+
+    table = pd.DataFrame(
+        {"backend": ["a", "b"], "status": ["ok", "ok"], "decision": ["pass", "pass"], "dcr_share": [0.500, 0.502]}
+    )
+    close = {
+        "a": SimpleNamespace(interval=lambda m: [0.47, 0.53]),
+        "b": SimpleNamespace(interval=lambda m: [0.48, 0.52]),
+    }
+    best, why = ws_api.recommend(table, "privacy", close)
+    assert best is None and why.startswith("A tie on DCR share between a, b: their 95% intervals overlap")
+    apart = close | {"b": SimpleNamespace(interval=lambda m: [0.85, 0.95])}
+    assert ws_api.recommend(table.assign(dcr_share=[0.5, 0.9]), "privacy", apart)[0] == "a"
+
+
+def test_a_likely_outcome_is_suggested_as_the_target(ws):
+    rows = "".join(f"{i},{i % 7},{'yes' if i % 3 else 'no'},{i % 2}\n" for i in range(200))
+    dataset = ws_api.upload_dataset(ws, "t.csv", ("id,grade,hospdead,sex\n" + rows).encode())
+    assert ws_api.suggest_target(ws_api.dataset_schema(dataset)) == "hospdead"
+
+
+def test_uploads_read_with_the_chosen_encoding_and_separator_and_name_the_pages_choices(ws):
+    latin = "name;città\n" + "".join(f"a{i};Forlì\n" for i in range(50))
+    with pytest.raises(InputError, match="the encoding choice latin-1 above the upload box"):
+        ws_api.upload_dataset(ws, "l.csv", latin.encode("latin-1"))
+    dataset = ws_api.upload_dataset(ws, "l.csv", latin.encode("latin-1"), encoding="latin-1", separator=";")
+    assert (dataset.rows, dataset.columns) == (50, 2)
+    assert ws_api.dataset_table(ws, dataset).columns[1] == "città"
 
 
 def test_the_recommendation_follows_the_priority_and_skips_blocked_results():
@@ -140,3 +183,29 @@ def test_the_metadata_form_becomes_crate_metadata_or_one_sentence_naming_the_bad
     assert [a["name"] for a in form["authors"]] == ["Ada Lovelace", "Grace Hopper"]
     assert form["authors"][1]["affiliation"] == {"name": "Navy", "url": "https://www.navy.mil"}
     assert form["keywords"] == ["sepsis", "icu"] and form["funder"]["ror"] == "https://ror.org/029chgv08"
+
+
+def test_an_empty_metadata_form_is_one_sentence_naming_what_is_missing():
+    fields = {"license_id": "CC-BY-4.0", "keywords": ""}
+    with pytest.raises(ConfigError) as caught:
+        ws_api.metadata_form(title=" ", description="", authors="", **fields)
+    assert caught.value.problems == (
+        "Give the crate a title and a description and an author: every FAIR crate names what it is and who made it.",
+    )
+
+
+def test_a_finished_run_is_deleted_with_its_folder_and_downloads_are_named_after_table_backend_and_date(ws):
+    from fairsynth.services.jobs.executors import create_job
+    from fairsynth.services.run.config import parse_request
+
+    dataset = ws_api.upload_dataset(ws, "my cohort.csv", b"a,b\n" + b"1,2\n" * 50)
+    request = parse_request({"input_path": str(ws.settings.data_dir / dataset.path), "backends": ["marginals"]})
+    job = create_job(ws.store, ws.settings, request, executor="elsewhere", dataset_id=dataset.id)
+    name = ws_api.download_name(ws, job, "marginals", ws_api.run_dir(ws, job) / "marginals.crate.zip")
+    assert name == f"my_cohort-marginals-{job.created_at:%Y-%m-%d}.crate.zip"
+    with pytest.raises(InputError, match="still going; cancel it first"):
+        ws_api.delete_job(ws, job.id)
+    ws.store.cancel_job(job.id)
+    ws.store.complete_job(job.id)
+    ws_api.delete_job(ws, job.id)
+    assert ws_api.list_jobs(ws) == [] and not ws_api.run_dir(ws, job).exists()

@@ -42,6 +42,11 @@ DECISION_ICON = {
     "flag": ":orange[:material/warning: flag]",
     "block": ":red[:material/block: block]",
 }  # Material icons ship with Streamlit; emoji need a font
+CELL_COLOUR = {
+    "pass": "background-color: #e6f4ea",
+    "flag": "background-color: #fff4e0",
+    "block": "background-color: #fde7e7",
+}
 
 ws = workspace()
 header("3 · Compare", "Every backend of a run side by side: how faithful, how private, how useful, how fast.")
@@ -54,18 +59,30 @@ if job is not None:
         if table.empty:
             st.info(f"This run is {job.state}; the comparison appears when every backend has ended.")
             st.stop()
-        columns = ["backend", "status", "decision", *(m.name for m in SHOWN), "error"]
+        gates = ws_api.gate_reasons(ws, job)
+        columns = ["backend", "decision", *(m.name for m in SHOWN if m.name in table), "status", "error"]
+        shown = table[[c for c in columns if c in table]]
+        decisions = ws_api.threshold_decisions(shown, gates)
         st.dataframe(
-            table[[c for c in columns if c in table]],
+            shown.style.apply(lambda _: decisions.map(lambda d: CELL_COLOUR.get(d, "")), axis=None),
             hide_index=True,
             width="stretch",
             key="comparison",
             column_config={
+                "backend": st.column_config.TextColumn("Backend", pinned=True),
+                "decision": st.column_config.TextColumn(
+                    "Release gate", pinned=True, help="pass, flag (look before sharing) or block (do not share)"
+                ),
+            }
+            | {
                 m.name: st.column_config.NumberColumn(m.label, help=f"{m.meaning}; {m.goal_text}.", format=m.format)
                 for m in SHOWN
             },
         )
-        st.caption(" · ".join(f"{m.label}: {m.goal_text}" for m in SHOWN))
+        st.caption(
+            "Green: within the release policy's threshold; orange: close to it or flagged; red: past a blocking "
+            "threshold. Hover a column's name for what it measures."
+        )
 
         priority = st.radio(
             "What matters most?",
@@ -74,18 +91,17 @@ if job is not None:
             key="priority",
             format_func=lambda p: f"{p} ({ws_api.PRIORITIES[p].label})",
         )
-        best, why = ws_api.recommend(table, priority)
-        (st.success if best else st.warning)(f"Recommended: **{best}** — {why}." if best else why)
+        measured = list(gates)
+        results = {name: ws_api.metrics(ws, job, name) for name in measured}
+        best, why = ws_api.recommend(table, priority, results)
+        (st.success if best else st.info)(f"Recommended: **{best}** — {why}." if best else why)
 
-        gates = ws_api.gate_reasons(ws, job)
         st.subheader("Release gate")
         for name, gate in gates.items():
             with st.expander(f"{name}: {DECISION_ICON[gate.decision]}"):
                 for reason in gate.reasons:
                     st.write("• " + reason)
 
-        measured = list(gates)
-        results = {name: ws_api.metrics(ws, job, name) for name in measured}
         rules = adherence_table(results)
         if not rules.empty:
             st.subheader("Rules")
@@ -109,17 +125,14 @@ if job is not None:
             spec = specs[st.selectbox("Column", list(specs), key="plot-column")]
             having = {name: frame[spec.name] for name, frame in synthetic.items() if spec.name in frame}
             st.plotly_chart(figures.distribution_figure(spec, real[spec.name], having), width="stretch")
-            left, right = st.columns(2)
-            with left:
-                st.markdown("**Association difference** |real − synthetic|")
-                shown = st.selectbox("Backend", measured, key="corr-backend")
-                association = results[shown].quality.association
-                if association and association.columns:
-                    st.plotly_chart(figures.association_figure(association), width="stretch")
-            with right:
-                st.markdown("**Distance to closest record (DCR)**")
-                dcrs = {name: result.privacy.dcr for name, result in results.items() if result.privacy.dcr}
-                st.plotly_chart(figures.dcr_figure(dcrs), width="stretch")
+            st.markdown("**Association between columns**: real next to synthetic")
+            shown_backend = st.selectbox("Backend", measured, key="corr-backend")
+            association = results[shown_backend].quality.association
+            if association and association.columns:
+                st.plotly_chart(figures.association_matrices_figure(association), width="stretch")
+            st.markdown("**Distance to closest record (DCR)**")
+            dcrs = {name: result.privacy.dcr for name, result in results.items() if result.privacy.dcr}
+            st.plotly_chart(figures.dcr_figure(dcrs), width="stretch")
             st.subheader("Full reports")
             for tab, name in zip(st.tabs(measured), measured):
                 with tab:

@@ -8,22 +8,42 @@ from fairsynth.errors import FairsynthError
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.ui.common import choose_dataset, current_dataset, friendly_errors, header, problem_text, workspace
 
+STEPS = (
+    ("1 Data", "choose or upload a table, check its columns"),
+    ("2 Generate", "pick backends, see the time it takes, run"),
+    ("3 Compare", "how faithful, private and useful each result is"),
+    ("4 Export", "describe it once, download validated crates"),
+)
+
 ws = workspace()
 header("1 · Data", "Start from the demo table (fabricated hospital episodes) or upload your own CSV or Parquet table.")
+for column, (step, what) in zip(st.columns(len(STEPS)), STEPS):  # how this works, on the first screen
+    column.markdown(f"**{step}**  \n{what}")
 
+ENCODINGS = {"utf-8": "utf-8", "detect": None, "latin-1": "latin-1", "cp1252": "cp1252", "utf-16": "utf-16"}
+SEPARATORS = {"detect": None, "comma ,": ",", "semicolon ;": ";", "tab": "\t", "bar |": "|"}
+
+encoding_column, separator_column, _ = st.columns([1, 1, 2])
+encoding = encoding_column.selectbox("encoding", list(ENCODINGS), key="encoding", help="A CSV's text encoding.")
+separator = separator_column.selectbox(
+    "separator", list(SEPARATORS), key="separator", help="A CSV's separator; detect reads the first lines."
+)
 upload = st.file_uploader(
     f"Upload a table (CSV, also gzip/bz2/xz/zip compressed, or Parquet; up to {ws_api.upload_limit_mb(ws)} MiB)",
     type=["csv", "tsv", "txt", "parquet", "gz", "bz2", "xz", "zip"],
-    key="upload",
+    key=f"upload-{st.session_state.get('upload_round', 0)}",  # a new key empties the box after a rejected file
 )
-if upload is not None and st.session_state.get("uploaded_file_id") != upload.file_id:
-    st.session_state["uploaded_file_id"] = upload.file_id
+if upload is not None:
     st.session_state.pop("upload_error", None)
     try:
-        dataset = ws_api.upload_dataset(ws, upload.name, upload.getvalue())
+        dataset = ws_api.upload_dataset(
+            ws, upload.name, upload.getvalue(), encoding=ENCODINGS[encoding], separator=SEPARATORS[separator]
+        )
         choose_dataset(dataset.id)
     except FairsynthError as exc:
         st.session_state["upload_error"] = problem_text(exc)
+    st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1  # each file is read once
+    st.rerun()
 if st.session_state.get("upload_error"):
     st.error(st.session_state["upload_error"])
 
@@ -81,6 +101,14 @@ with friendly_errors("Reading the table"):
     st.dataframe(ws_api.dataset_table(ws, dataset, rows=50), width="stretch", height=260)
 
     schema = ws_api.dataset_schema(dataset)
+    with st.expander("Column profiles"):
+        st.dataframe(
+            ws_api.column_profiles(ws, dataset),
+            hide_index=True,
+            width="stretch",
+            key=f"profiles-{dataset.id}",
+            column_config={"shape": st.column_config.BarChartColumn("shape", help="histogram, or top levels' counts")},
+        )
     st.subheader("Schema")
     st.caption(
         "Correct a column's kind, drop columns, or tick the target (the outcome models are scored on). "
@@ -91,7 +119,7 @@ with friendly_errors("Reading the table"):
         st.warning(warning)
     edited = st.data_editor(
         ws_api.schema_frame(schema),
-        key=f"schema-{dataset.id}",
+        key=f"schema-{dataset.id}-{st.session_state.get('schema_round', 0)}",  # a new key shows the saved schema
         hide_index=True,
         width="stretch",
         disabled=["column", "missing %", "distinct", "handling"],
@@ -106,7 +134,11 @@ with friendly_errors("Reading the table"):
     if st.button("Save schema", type="primary"):
         with friendly_errors("Saving the schema"):
             ws_api.edit_schema(ws, dataset, edited)
-            st.success("Schema saved; the next run uses it.")
+            st.session_state["schema_round"] = st.session_state.get("schema_round", 0) + 1
+            st.session_state["schema_saved"] = True
+            st.rerun()  # the handling column and the learned count follow the saved schema at once
+    if st.session_state.pop("schema_saved", False):
+        st.success("Schema saved; the next run uses it.")
     show_rules(dataset, schema)
     learned = sum(1 for c in schema.columns if c.learned)
     st.page_link("pages/generate.py", label=f"Next: generate from {learned} learned columns →", icon=":material/tune:")

@@ -11,7 +11,7 @@ from fairsynth.services.jobs.store import JobState, TaskState
 from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
 
 LICENSES = ["CC-BY-4.0", "CC0-1.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "ODbL-1.0"]
-AUTHOR_EXAMPLE = "Ada Lovelace; 0000-0002-1825-0097; University of Cambridge; https://ror.org/013meh722"
+AUTHOR_FORMAT = "Name; ORCID iD (may be empty); affiliation; ROR id or web address of the affiliation"
 
 ws = workspace()
 header("4 · Export", "Describe the synthetic dataset once; every backend's result becomes a FAIR RO-Crate.")
@@ -20,16 +20,16 @@ header("4 · Export", "Describe the synthetic dataset once; every backend's resu
 def metadata_form() -> dict | None:
     """The metadata form; returns the crate metadata when submitted and valid."""
     with st.form("metadata"):
-        title = st.text_input("Title", key="meta-title", placeholder="Synthetic SUPPORT2 cohort")
+        title = st.text_input("Title", key="meta-title", placeholder="What the synthetic table is, in a few words")
         description = st.text_area(
             "Description",
             key="meta-description",
-            placeholder="What the table is, where the real one came from, what it is for.",
+            placeholder="Where the real table came from, how it was synthesised, what it is for.",
         )
         authors = st.text_area(
             "Authors — one per line: Name; ORCID; Affiliation; ROR id or web address",
             key="meta-authors",
-            placeholder=AUTHOR_EXAMPLE,
+            placeholder=AUTHOR_FORMAT,
         )
         left, right = st.columns(2)
         license_id = left.selectbox("License", LICENSES, key="meta-license")
@@ -58,12 +58,13 @@ def validation_of(crate: str, modified: float) -> dict:
     return ws_api.validate(ws, Path(crate))
 
 
-def download(label: str, path, mime: str, key: str) -> None:
-    """A download button for a file, or a greyed one when it does not exist yet."""
+def download(label: str, path, mime: str, key: str, name: str) -> None:
+    """A download button for a file (saved as `<table>-<backend>-<date>`), or a greyed one when it does not exist."""
     if path is None:
         st.button(label, disabled=True, key=key)
     else:
-        st.download_button(label, path.read_bytes(), file_name=path.name, mime=mime, key=key)
+        file_name = ws_api.download_name(ws, job, name, path)
+        st.download_button(label, path.read_bytes(), file_name=file_name, mime=mime, key=key)
 
 
 job = job_picker()
@@ -102,7 +103,7 @@ if job is not None:
                     st.code(validation["summary"], language="text")
             columns = st.columns(5)
             with columns[0]:
-                download("Crate zip", ws_api.artefact(ws, job, name, "crate"), "application/zip", f"crate-{name}")
+                download("Crate zip", ws_api.artefact(ws, job, name, "crate"), "application/zip", f"crate-{name}", name)
             with columns[1]:
                 synthetic = ws_api.artefact(ws, job, name, "synthetic")
                 download(
@@ -110,11 +111,12 @@ if job is not None:
                     synthetic,
                     "text/csv",
                     f"synthetic-{name}",
+                    name,
                 )
             with columns[2]:
-                download("Report", ws_api.artefact(ws, job, name, "report"), "text/html", f"report-{name}")
+                download("Report", ws_api.artefact(ws, job, name, "report"), "text/html", f"report-{name}", name)
             with columns[3]:
-                download("PageTab JSON", ws_api.pagetab(ws, job, name), "application/json", f"pagetab-{name}")
+                download("PageTab JSON", ws_api.pagetab(ws, job, name), "application/json", f"pagetab-{name}", name)
             with columns[4]:
                 has_crate = ws_api.artefact(ws, job, name, "crate") is not None
                 if st.button("Deposit to BioStudies", key=f"deposit-{name}", disabled=not has_crate):
@@ -123,7 +125,7 @@ if job is not None:
                         if outcome["dry_run"]:
                             st.info(
                                 f"Dry run (no BioStudies server and login configured): {len(outcome['files'])} "
-                                f"files planned; the plan is in {outcome['plan_dir']}."
+                                "files planned; the submission they make is the PageTab JSON above."
                             )
                         else:
                             st.success(f"Deposited as {outcome['accno']}.")

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.services.entry.catalog import ParameterField, parameter_fields
 from fairsynth.services.jobs.store import JobState
 from fairsynth.services.run.config import DEFAULT_BACKENDS, GenerationRequest
-from fairsynth.ui.common import choose_job, current_dataset, current_job, friendly_errors, header, workspace
+from fairsynth.ui.common import (
+    choose_job,
+    current_dataset,
+    current_job,
+    duration,
+    friendly_errors,
+    header,
+    workspace,
+)
 
 ws = workspace()
 dataset = current_dataset()
 schema = ws_api.dataset_schema(dataset)
+job = current_job()
+running = job is not None and not ws_api.is_ended(job)
+last = job.request if job is not None and job.dataset_id == dataset.id else {}  # a reload shows the run's choices
 header("2 · Generate", f"Synthesise **{dataset.name}** ({dataset.rows:,} rows) with several backends side by side.")
 
 
@@ -40,12 +50,20 @@ def backend_card(backend: dict) -> bool:
         st.markdown(f"**{name}** {badges(backend)}")
         st.caption(backend["capabilities"].get("description", ""))
         st.caption(f"License: {backend['capabilities'].get('license', 'unknown')}")
-        return st.checkbox(f"Use {name}", key=f"use-{name}", value=name in DEFAULT_BACKENDS)
+        ticked = {b["name"] for b in last["backends"]} if last else DEFAULT_BACKENDS
+        return st.checkbox(f"Use {name}", key=f"use-{name}", value=name in ticked)
 
 
 def parameter_inputs(backend: dict) -> dict:
-    """Inputs for a backend's parameters, built from the JSON schema of its Params model."""
-    return {field.name: parameter_input(backend["name"], field) for field in parameter_fields(backend["parameters"])}
+    """Inputs for a backend's parameters, built from the JSON schema of its Params model, each with its one-line
+    help (the field's description) under it."""
+    values = {}
+    fields = parameter_fields(backend["parameters"])
+    for column, field in zip(st.columns(3) * len(fields), fields):
+        with column:
+            values[field.name] = parameter_input(backend["name"], field)
+            st.caption(field.description)
+    return values
 
 
 def parameter_input(backend: str, field: ParameterField) -> object:
@@ -86,11 +104,18 @@ def number_input(label: str, field: ParameterField, key: str, help_text: str) ->
 
 
 def show_progress(job) -> None:
-    """Each backend's stage, step, epoch, loss and rows written, from the job store."""
+    """The run's elapsed and remaining time and share done, then each backend's stage, epoch, loss and rows."""
+    times = ws_api.job_times(ws, job)
     st.markdown(f"**Run {job.id[:8]}** — {job.state}" + (f": {job.error}" if job.error else ""))
-    table = ws_api.progress_frame(job)
+    if times and not ws_api.is_ended(job):
+        st.progress(
+            times["share"],
+            text=f"{duration(times['elapsed'])} elapsed · about {duration(times['remaining'])} left (estimate)",
+        )
+    elif times:
+        st.caption(f"Took {duration(times['elapsed'])}.")
     st.dataframe(
-        table,
+        ws_api.progress_frame(job, times),
         hide_index=True,
         width="stretch",
         key="progress-table",
@@ -100,6 +125,41 @@ def show_progress(job) -> None:
         },
     )
 
+
+def progress_section() -> None:
+    """The followed run's progress, refreshed every two seconds while it runs; a notice and a link when it ends."""
+    st.subheader("Progress")
+
+    @st.fragment(run_every=2.0 if running else None)
+    def live_progress() -> None:
+        fresh = ws_api.get_job(ws, job.id)
+        show_progress(fresh)
+        if not ws_api.is_ended(fresh):
+            if st.button("Cancel run", key="cancel"):
+                with friendly_errors("Cancelling"):
+                    ws_api.cancel_job(ws, fresh.id)
+                    st.rerun()
+        else:
+            if running:
+                st.toast(f"Run {fresh.id[:8]} {fresh.state}.", icon=":material/notifications:")
+                st.rerun()  # the whole page: the Generate button comes back
+            if fresh.state == JobState.SUCCEEDED:
+                st.success("Run finished.")
+            st.page_link("pages/compare.py", label="Compare the backends →", icon=":material/bar_chart:")
+
+    live_progress()
+
+
+if running:
+    progress_section()  # at the top while a run is going
+
+if schema.target is None:
+    suggestion = ws_api.suggest_target(schema)
+    st.warning(
+        "No target column is set, so no backend gets a utility score (how well models trained on it predict). "
+        + (f"'{suggestion}' looks like an outcome: " if suggestion else "")
+        + "tick a target on the Data page."
+    )
 
 catalog = ws_api.backends()
 st.subheader("Backends")
@@ -113,42 +173,53 @@ for start in range(0, len(catalog), 3):
 st.subheader("Settings")
 left, right = st.columns(2)
 rows = left.number_input(
-    "Rows to generate per backend", min_value=10, max_value=10_000_000, value=dataset.rows, step=100, key="rows"
+    "Rows to generate per backend",
+    min_value=10,
+    max_value=10_000_000,
+    value=max(10, last.get("rows") or dataset.rows),
+    step=100,
+    key="rows",
 )
-seed = right.number_input("Seed (the same seed repeats the same rows)", min_value=0, value=0, step=1, key="seed")
+seed = right.number_input(
+    "Seed (the same seed repeats the same rows)", min_value=0, value=last.get("seed", 0), step=1, key="seed"
+)
 rare = next(f for f in parameter_fields(GenerationRequest.model_json_schema()) if f.name == "min_level_rows")
 with left:
     min_level_rows = number_input("Rare-level threshold (training rows)", rare, "min_level_rows", rare.description)
 enforced = sum(1 for rule in schema.rules if rule.enforced)
 st.caption(f"Rules: {enforced} enforced, {len(schema.rules) - enforced} measured only — edit them on the Data page.")
 anonymeter = st.toggle(
-    "Run anonymeter's re-identification attacks (slowest privacy measure)", value=True, key="anonymeter"
+    "Run anonymeter's re-identification attacks (slowest privacy measure)",
+    value=last.get("anonymeter", True),
+    key="anonymeter",
 )
 params = {}
-for backend in chosen:
-    if backend["parameters"].get("properties"):
-        with st.expander(f"{backend['name']} settings"):
-            params[backend["name"]] = parameter_inputs(backend)
+tuned = [backend for backend in chosen if backend["parameters"].get("properties")]
+if tuned:
+    with st.expander("Advanced settings of each backend (the defaults suit most tables)"):
+        for tab, backend in zip(st.tabs([b["name"] for b in tuned]), tuned):
+            with tab:
+                params[backend["name"]] = parameter_inputs(backend)
 
 if chosen:
-    columns = max(1, len([c for c in schema.columns if c.learned]))
-    estimates = pd.DataFrame([ws_api.estimate(b, dataset.rows, columns, params.get(b["name"], {})) for b in chosen])
+    estimates, total = ws_api.run_estimate(ws, dataset, chosen, params, int(rows), anonymeter)
+    st.markdown(f"**Estimated time of the whole run: about {duration(total)}**")
     st.caption(
-        "Estimated fit time and peak memory: the backend's benchmark on SUPPORT2 (shared 2-core CPU) scaled by "
-        "training rows × columns × epochs — an estimate, not a promise."
+        "Each stage's seconds on this machine now: learned from recorded runs on the benchmark tables and scaled "
+        "by training rows, encoded columns, epochs and this machine's measured speed — an estimate, not a promise."
     )
     st.dataframe(
-        estimates.rename(
-            columns={"fit_seconds": "≈ fit seconds", "memory_mb": "≈ peak memory MB", "based_on": "scaled from"}
-        ),
+        estimates.rename(columns={"memory_mb": "≈ peak memory MB"}),
         hide_index=True,
         key="estimates",
+        column_config={
+            stage: st.column_config.NumberColumn(f"≈ {stage} s", format="%.0f")
+            for stage in ("start", "fit", "sample", "evaluate")
+        },
     )
 else:
     st.info("Tick at least one backend.")
 
-job = current_job()
-running = job is not None and not ws_api.is_ended(job)
 if st.button("Generate", type="primary", disabled=not chosen or running, key="generate"):
     with friendly_errors("Starting the run"):
         specs = [{"name": b["name"], "params": params.get(b["name"], {})} for b in chosen]
@@ -162,25 +233,8 @@ if st.button("Generate", type="primary", disabled=not chosen or running, key="ge
             min_level_rows=int(min_level_rows),
         )
         choose_job(job.id)
-        running = True
-
-if job is not None:
-    st.subheader("Progress")
-
-    @st.fragment(run_every=1.0 if running else None)
-    def live_progress() -> None:
-        fresh = ws_api.get_job(ws, job.id)
-        show_progress(fresh)
-        if not ws_api.is_ended(fresh):
-            if st.button("Cancel run", key="cancel"):
-                with friendly_errors("Cancelling"):
-                    ws_api.cancel_job(ws, fresh.id)
-                    st.rerun()
-        else:
-            if running:
-                st.rerun()  # the whole page: the Generate button comes back
-            if fresh.state == JobState.SUCCEEDED:
-                st.success("Run finished.")
-            st.page_link("pages/compare.py", label="Compare the backends →", icon=":material/bar_chart:")
-
-    live_progress()
+        st.rerun()  # progress moves to the top
+if running:
+    st.caption("A run is going: Generate comes back when it ends (or cancel it above).")
+elif job is not None:
+    progress_section()
