@@ -492,3 +492,30 @@ def _remove_container(container) -> None:
     for stop in (lambda: container.kill(), lambda: container.remove(force=True, v=True)):
         with contextlib.suppress(Exception):  # already stopped or removed
             stop()
+
+
+def configured_runner(prefix: str, environment: Callable[[], IsolatedEnvironment], image_python: str) -> Runner:
+    """The runner FAIRSYNTH_<prefix>_RUNNER names: the venv subprocess by default, a container when asked for
+    (FAIRSYNTH_<prefix>_IMAGE, _IMAGE_PYTHON, _IMAGE_WORKER)."""
+    kind = os.environ.get(f"FAIRSYNTH_{prefix}_RUNNER", "subprocess").strip().lower()
+    if kind == "subprocess":
+        return SubprocessRunner(environment())
+    if kind == "docker":
+        isolated = environment()
+        return DockerRunner(
+            os.environ.get(f"FAIRSYNTH_{prefix}_IMAGE", "fairsynth"),
+            isolated.worker,
+            python=os.environ.get(f"FAIRSYNTH_{prefix}_IMAGE_PYTHON", image_python),
+            worker_in_image=os.environ.get(f"FAIRSYNTH_{prefix}_IMAGE_WORKER") or None,
+            environment=dict(isolated.environment),
+        )
+    raise BackendError(f"FAIRSYNTH_{prefix}_RUNNER is '{kind}'; set it to 'subprocess' or 'docker'.")
+
+
+def configured_timeout(prefix: str, default: float) -> float:
+    """Seconds one worker call may take (FAIRSYNTH_<prefix>_TIMEOUT), the default when it is not set."""
+    raw = os.environ.get(f"FAIRSYNTH_{prefix}_TIMEOUT", "")
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise BackendError(f"FAIRSYNTH_{prefix}_TIMEOUT is '{raw}'; set it to a number of seconds.") from None

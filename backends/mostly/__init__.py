@@ -49,7 +49,7 @@ from fairsynth.backends.base import (
     ProgressCallback,
     _batch_plan,
 )
-from fairsynth.backends.isolated import DockerRunner, IsolatedEnvironment, Job, Runner, SubprocessRunner
+from fairsynth.backends.isolated import IsolatedEnvironment, Job, Runner, configured_runner, configured_timeout
 
 MOSTLY_URL = "https://github.com/mostly-ai/mostlyai-engine"
 MOSTLY_LICENSE = "Apache-2.0"
@@ -136,27 +136,12 @@ def environment() -> IsolatedEnvironment:
 
 def runner() -> Runner:
     """The configured runner: the venv subprocess by default, a container when asked for."""
-    kind = os.environ.get("FAIRSYNTH_MOSTLY_RUNNER", "subprocess").strip().lower()
-    if kind == "subprocess":
-        return SubprocessRunner(environment())
-    if kind == "docker":
-        return DockerRunner(
-            os.environ.get("FAIRSYNTH_MOSTLY_IMAGE", "fairsynth"),
-            WORKER,
-            python=os.environ.get("FAIRSYNTH_MOSTLY_IMAGE_PYTHON", IMAGE_PYTHON),
-            worker_in_image=os.environ.get("FAIRSYNTH_MOSTLY_IMAGE_WORKER") or None,
-            environment=dict(WORKER_ENV),
-        )
-    raise BackendError(f"FAIRSYNTH_MOSTLY_RUNNER is '{kind}'; set it to 'subprocess' or 'docker'.")
+    return configured_runner("MOSTLY", environment, IMAGE_PYTHON)
 
 
 def timeout() -> float:
     """Seconds one worker call may take (FAIRSYNTH_MOSTLY_TIMEOUT)."""
-    raw = os.environ.get("FAIRSYNTH_MOSTLY_TIMEOUT", "")
-    try:
-        return float(raw) if raw else DEFAULT_TIMEOUT
-    except ValueError:
-        raise BackendError(f"FAIRSYNTH_MOSTLY_TIMEOUT is '{raw}'; set it to a number of seconds.") from None
+    return configured_timeout("MOSTLY", DEFAULT_TIMEOUT)
 
 
 def run_worker(job: Job, name: str, progress: ProgressCallback | None, cancel: threading.Event | None) -> dict:

@@ -50,7 +50,7 @@ from fairsynth.backends.base import (
     ProgressCallback,
     _batch_plan,
 )
-from fairsynth.backends.isolated import DockerRunner, IsolatedEnvironment, Job, Runner, SubprocessRunner
+from fairsynth.backends.isolated import IsolatedEnvironment, Job, Runner, configured_runner, configured_timeout
 from fairsynth.backends.signing import ALGORITHM, check_signature, installation_key, signature
 
 YDATA_URL = "https://github.com/ydataai/ydata-synthetic"
@@ -127,26 +127,12 @@ def environment() -> IsolatedEnvironment:
 
 def runner() -> Runner:
     """The configured runner: the venv subprocess by default, a container when asked for."""
-    kind = os.environ.get("FAIRSYNTH_YDATA_RUNNER", "subprocess").strip().lower()
-    if kind == "subprocess":
-        return SubprocessRunner(environment())
-    if kind == "docker":
-        return DockerRunner(
-            os.environ.get("FAIRSYNTH_YDATA_IMAGE", "fairsynth"),
-            WORKER,
-            python=os.environ.get("FAIRSYNTH_YDATA_IMAGE_PYTHON", IMAGE_PYTHON),
-            worker_in_image=os.environ.get("FAIRSYNTH_YDATA_IMAGE_WORKER") or None,
-            environment=dict(WORKER_ENV),
-        )
-    raise BackendError(f"FAIRSYNTH_YDATA_RUNNER is '{kind}'; set it to 'subprocess' or 'docker'.")
+    return configured_runner("YDATA", environment, IMAGE_PYTHON)
 
 
 def _timeout() -> float:
-    raw = os.environ.get("FAIRSYNTH_YDATA_TIMEOUT", "")
-    try:
-        return float(raw) if raw else DEFAULT_TIMEOUT
-    except ValueError:
-        raise BackendError(f"FAIRSYNTH_YDATA_TIMEOUT is '{raw}'; set it to a number of seconds.") from None
+    """Seconds one worker call may take (FAIRSYNTH_YDATA_TIMEOUT)."""
+    return configured_timeout("YDATA", DEFAULT_TIMEOUT)
 
 
 class YdataGenerator(CodecGenerator):
