@@ -1,19 +1,27 @@
 #!/bin/sh
 # First start: initdb (UTF8, as the official image: psycopg returns bytes from a SQL_ASCII database) with the
-# superuser and password from the environment, then create POSTGRES_DB.
+# superuser and password from the environment (POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE), then create
+# POSTGRES_DB. As root it drops to the postgres user itself; started as that user (compose's `user: postgres`,
+# no capabilities) it runs as it is, like the official image.
 set -eu
-: "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"; fi
+: "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE}"
 USER_NAME="${POSTGRES_USER:-postgres}"
 DB_NAME="${POSTGRES_DB:-$USER_NAME}"
-as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
-mkdir -p "$PGDATA" /var/run/postgresql
-chown postgres:postgres "$PGDATA" /var/run/postgresql
+if [ "$(id -u)" = 0 ]; then
+    as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown postgres:postgres "$PGDATA" /var/run/postgresql
+else
+    as_postgres() { "$@"; }
+fi
 chmod 700 "$PGDATA"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    printf '%s\n' "$POSTGRES_PASSWORD" > /tmp/pwfile
-    chown postgres /tmp/pwfile
-    as_postgres initdb -D "$PGDATA" -U "$USER_NAME" --pwfile=/tmp/pwfile --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 >/dev/null
-    rm -f /tmp/pwfile
+    pwfile="$(mktemp)"
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+    chown postgres "$pwfile" 2>/dev/null || true
+    as_postgres initdb -D "$PGDATA" -U "$USER_NAME" --pwfile="$pwfile" --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    rm -f "$pwfile"
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
     as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
     if [ "$DB_NAME" != "postgres" ]; then
@@ -21,4 +29,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     fi
     as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 fi
-exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" -c listen_addresses='*'
+if [ "$(id -u)" = 0 ]; then
+    exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" -c listen_addresses='*'
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*'
