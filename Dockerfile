@@ -49,7 +49,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
  && extras="" \
  && if [ "${WITH_SDV}" = "1" ]; then extras="${extras},sdv"; fi \
  && torch_before="$(/opt/fairsynth/bin/pip show torch | grep '^Version')" \
- && /opt/fairsynth/bin/pip install --find-links /wheels ${PIP_ARGS} -c constraints.txt -e ".[${extras#,}]" \
+ && /opt/fairsynth/bin/pip install --find-links /wheels ${PIP_ARGS} -c constraints.txt -e ".${extras:+[${extras#,}]}" \
  && test "$(/opt/fairsynth/bin/pip show torch | grep '^Version')" = "${torch_before}" \
  && /opt/fairsynth/bin/pip check
 COPY requirements/ requirements/

@@ -71,6 +71,29 @@ def test_the_cpu_image_has_a_cpu_torch_and_says_what_it_is(docker_client, image)
     assert "org.opencontainers.image.source" in labels
 
 
+def test_the_build_fails_in_one_sentence_when_the_torch_index_is_unreachable(engine, base_image):
+    unreachable = "http://127.0.0.1:9/simple"  # nothing listens on the discard port
+    built = engine.run(
+        "build",
+        "--force-rm",
+        "--target",
+        "build",
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--build-arg",
+        f"TORCH_INDEX_URL={unreachable}",
+        "-f",
+        str(ROOT / "Dockerfile"),
+        str(ROOT),
+        check=False,
+        timeout=600,
+    )
+    assert built.returncode != 0
+    assert (
+        f"Could not install torch==2.13.0 from {unreachable}: make that index reachable" in built.stderr + built.stdout
+    )
+
+
 @pytest.mark.parametrize("health_port", [None, "8000"], ids=["command-only", "with-FAIRSYNTH_HEALTH_PORT"])
 def test_the_api_is_healthy_and_its_docs_open_without_a_token(engine, container, health_port):
     port = free_port()
