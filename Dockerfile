@@ -18,6 +18,9 @@
 # alone (an editable install over empty package folders), so a code change rebuilds only the small code layers;
 # pip's cache is a BuildKit cache mount, so a dependency change downloads only what changed. Each ARG is declared
 # just before the step that reads it, so changing it rebuilds only from there.
+# The image leaves out what only building C++ extensions or testing torch needs (torch/include, torch/test,
+# tensorflow/include: ~370 MB); nothing here compiles extensions or uses torch.compile. The final stage copies the
+# venvs as they are after these deletions.
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM scratch AS wheels
@@ -51,14 +54,16 @@ RUN --mount=type=cache,target=/root/.cache/pip \
  && torch_before="$(/opt/fairsynth/bin/pip show torch | grep '^Version')" \
  && /opt/fairsynth/bin/pip install --find-links /wheels ${PIP_ARGS} -c constraints.txt -e ".${extras:+[${extras#,}]}" \
  && test "$(/opt/fairsynth/bin/pip show torch | grep '^Version')" = "${torch_before}" \
- && /opt/fairsynth/bin/pip check
+ && /opt/fairsynth/bin/pip check \
+ && rm -rf /opt/fairsynth/lib/python3*/site-packages/torch/test /opt/fairsynth/lib/python3*/site-packages/torch/include
 COPY requirements/ requirements/
 COPY scripts/install-ydata.sh scripts/
 ARG WITH_YDATA=1
 RUN --mount=type=cache,target=/root/.cache/pip \
     if [ "${WITH_YDATA}" = "1" ]; then \
         FAIRSYNTH_YDATA_VENV=/opt/fairsynth-ydata PIP_FIND_LINKS=/wheels PIP_ARGS="${PIP_ARGS}" \
-        bash scripts/install-ydata.sh; \
+        bash scripts/install-ydata.sh \
+        && rm -rf /opt/fairsynth-ydata/lib/python3*/site-packages/tensorflow/include; \
     else mkdir -p /opt/fairsynth-ydata; fi
 
 FROM ${BASE_IMAGE}
