@@ -8,7 +8,9 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/lib/postgresql/15
 ENV PATH=/usr/lib/postgresql/15/bin:${PATH} PGDATA=/var/lib/postgresql/data
 # owned by postgres, as in the official image: a new named volume takes this owner (`user: postgres`)
-RUN mkdir -p /var/lib/postgresql/data && chown postgres:postgres /var/lib/postgresql/data && chmod 700 /var/lib/postgresql/data
+# and its socket folder writable by postgres (podman copies it into the tmpfs compose mounts there)
+RUN mkdir -p /var/lib/postgresql/data && chown postgres:postgres /var/lib/postgresql/data && chmod 700 /var/lib/postgresql/data \
+ && mkdir -p /var/run/postgresql && chown postgres:postgres /var/run/postgresql && chmod 3777 /var/run/postgresql
 COPY postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint.sh
 VOLUME ["/var/lib/postgresql/data"]
 EXPOSE 5432
