@@ -142,10 +142,11 @@ def test_a_root_owned_bind_mount_is_one_sentence_and_user_runs_as_the_folders_ow
         wait_for(lambda: (folder / "fairsynth.db").exists() and (folder / "runs").is_dir(), 120, message="no job store")
     finally:
         owner.remove(force=True)
-    for written in (folder / "runs", folder / "fairsynth.db"):
+    for written in (folder / "runs", folder / "datasets", folder / "fairsynth.db"):
         info = written.stat()
         assert (info.st_uid, info.st_gid) == (12345, 12345), written
-        assert info.st_mode & stat.S_IWGRP, f"{written} is not group-writable"
+    for shared in (folder / "runs", folder / "datasets"):  # umask 002 (SQLite makes its own file 0644)
+        assert shared.stat().st_mode & stat.S_IWGRP, f"{shared} is not group-writable"
 
 
 def test_api_in_the_container_generates_a_crate_that_validates(engine, container, tmp_path):

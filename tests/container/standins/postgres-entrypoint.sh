@@ -16,6 +16,9 @@ else
     as_postgres() { "$@"; }
 fi
 chmod 700 "$PGDATA"
+# podman (4.3) makes the tmpfs compose mounts on /var/run/postgresql root-owned 1755; then the socket goes to /tmp
+socket_dir=/var/run/postgresql
+if [ ! -w "$socket_dir" ]; then socket_dir=/tmp; fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     pwfile="$(mktemp)"
     printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
@@ -23,13 +26,13 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     as_postgres initdb -D "$PGDATA" -U "$USER_NAME" --pwfile="$pwfile" --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 >/dev/null
     rm -f "$pwfile"
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-    as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+    as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=$socket_dir" -w start >/dev/null
     if [ "$DB_NAME" != "postgres" ]; then
-        as_postgres psql -v ON_ERROR_STOP=1 -U "$USER_NAME" -d postgres -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
+        as_postgres psql -h "$socket_dir" -v ON_ERROR_STOP=1 -U "$USER_NAME" -d postgres -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
     fi
-    as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    as_postgres pg_ctl -D "$PGDATA" -o "-c unix_socket_directories=$socket_dir" -m fast -w stop >/dev/null
 fi
 if [ "$(id -u)" = 0 ]; then
-    exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" -c listen_addresses='*'
+    exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories="$socket_dir"
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*'
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories="$socket_dir"
