@@ -1,45 +1,79 @@
-# fairsynth: the whole product in one image. `docker run -p 8501:8501 -v fairsynth-data:/data fairsynth`
+# syntax=docker/dockerfile:1
+# fairsynth: the whole product in one image. `docker run -p 127.0.0.1:8501:8501 -v fairsynth-data:/data fairsynth`
 # gives the UI on the embedded defaults (SQLite job store, local executor); the same image runs the
 # API (`serve`) and workers (`worker --queues ...`) in the compose stack.
 #
 # Build arguments:
 #   BASE_IMAGE       a python:3.11-slim-like image (tests substitute a locally built one)
-#   TORCH_INDEX_URL  where the torch wheel comes from: the CPU index by default; a CUDA index
-#                    (e.g. https://download.pytorch.org/whl/cu128) for a GPU image; empty for PyPI only
+#   TORCH_INDEX_URL  the one index torch is installed from: the CPU index by default (the image then checks that
+#                    torch has no CUDA); a CUDA index (e.g. https://download.pytorch.org/whl/cu128) for a GPU image.
+#                    The build fails, in one sentence, when that index cannot be reached.
+#   WITH_SDV         1 (default) installs the `sdv` extra (SDV and ctgan, BUSL-1.1); 0 leaves the sdv.* backends out
 #   WITH_YDATA       1 (default) builds the isolated ydata-synthetic venv inside; 0 leaves it out
 #   PIP_ARGS         extra pip options, e.g. "--no-index" with a local wheelhouse (see below)
+#   VERSION, SOURCE  the OCI labels' version (pyproject's) and source repository URL (give it when publishing)
 # A local wheelhouse can replace downloads: `--build-context wheels=DIR` (its files land in /wheels).
 #
-# Layers: the dependencies install against pyproject.toml and constraints.txt alone (an editable
-# install over empty package folders), so a code change rebuilds only the small code layers.
+# Layers: torch first (its own step, one index), then the dependencies against pyproject.toml and constraints.txt
+# alone (an editable install over empty package folders), so a code change rebuilds only the small code layers;
+# pip's cache is a BuildKit cache mount, so a dependency change downloads only what changed. Each ARG is declared
+# just before the step that reads it, so changing it rebuilds only from there.
+# The image leaves out what only building C++ extensions or testing torch needs (torch/include, torch/test,
+# tensorflow/include: ~370 MB); nothing here compiles extensions or uses torch.compile. The final stage copies the
+# venvs as they are after these deletions.
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM scratch AS wheels
 
 FROM ${BASE_IMAGE} AS build
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG WITH_YDATA=1
 ARG PIP_ARGS=""
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 COPY --from=wheels . /wheels/
 WORKDIR /opt/fairsynth-app
 COPY constraints.txt pyproject.toml ./
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# few retries: an unreachable index fails the build in about a minute instead of falling back to another index
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 -m venv /opt/fairsynth \
+ && torch_pin="$(grep -E '^torch==' constraints.txt)" \
+ && { /opt/fairsynth/bin/pip install --retries 1 --timeout 30 --index-url "${TORCH_INDEX_URL}" \
+          --find-links /wheels ${PIP_ARGS} "${torch_pin}" \
+      || { echo "Could not install ${torch_pin} from ${TORCH_INDEX_URL}: make that index reachable from the build or pass another with --build-arg TORCH_INDEX_URL=..." >&2; exit 1; }; } \
+ && case "${TORCH_INDEX_URL}" in \
+      */cpu) /opt/fairsynth/bin/python -c "import sys, torch; sys.exit(torch.version.cuda is not None and 'the CPU image got a CUDA torch build ' + torch.__version__)" ;; \
+    esac
 COPY scripts/package_folders.py scripts/
-# README.md (pyproject's readme) is a placeholder here and copied with the code: editing it rebuilds no dependencies
-RUN python3 scripts/package_folders.py \
+ARG WITH_SDV=1
+# README.md (pyproject's readme) is a placeholder here and copied with the code: editing it rebuilds no dependencies.
+# torch is already there and satisfies the pin, so this step never fetches another build of it.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 scripts/package_folders.py \
  && touch README.md \
- && python3 -m venv /opt/fairsynth \
- && /opt/fairsynth/bin/pip install --find-links /wheels ${TORCH_INDEX_URL:+--extra-index-url ${TORCH_INDEX_URL}} \
-        ${PIP_ARGS} -c constraints.txt -e ".[sdv]" \
- && /opt/fairsynth/bin/pip check
+ && extras="" \
+ && if [ "${WITH_SDV}" = "1" ]; then extras="${extras},sdv"; fi \
+ && torch_before="$(/opt/fairsynth/bin/pip show torch | grep '^Version')" \
+ && /opt/fairsynth/bin/pip install --find-links /wheels ${PIP_ARGS} -c constraints.txt -e ".${extras:+[${extras#,}]}" \
+ && test "$(/opt/fairsynth/bin/pip show torch | grep '^Version')" = "${torch_before}" \
+ && /opt/fairsynth/bin/pip check \
+ && rm -rf /opt/fairsynth/lib/python3*/site-packages/torch/test /opt/fairsynth/lib/python3*/site-packages/torch/include
 COPY requirements/ requirements/
-COPY scripts/ scripts/
-RUN if [ "${WITH_YDATA}" = "1" ] && [ -f scripts/install-ydata.sh ]; then \
+COPY scripts/install-ydata.sh scripts/
+ARG WITH_YDATA=1
+RUN --mount=type=cache,target=/root/.cache/pip \
+    if [ "${WITH_YDATA}" = "1" ]; then \
         FAIRSYNTH_YDATA_VENV=/opt/fairsynth-ydata PIP_FIND_LINKS=/wheels PIP_ARGS="${PIP_ARGS}" \
-        bash scripts/install-ydata.sh; \
+        bash scripts/install-ydata.sh \
+        && rm -rf /opt/fairsynth-ydata/lib/python3*/site-packages/tensorflow/include; \
     else mkdir -p /opt/fairsynth-ydata; fi
 
 FROM ${BASE_IMAGE}
+ARG VERSION=0.1.0
+ARG SOURCE=""
+LABEL org.opencontainers.image.title="fairsynth" \
+      org.opencontainers.image.description="Synthetic health tables from several generator backends, evaluated and packaged as FAIR RO-Crates" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/fairsynth/bin:${PATH} \
     FAIRSYNTH_DATA_DIR=/data \
     FAIRSYNTH_YDATA_VENV=/opt/fairsynth-ydata \
@@ -49,8 +83,9 @@ ENV PATH=/opt/fairsynth/bin:${PATH} \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
     STREAMLIT_SERVER_HEADLESS=true \
     MPLCONFIGDIR=/tmp/matplotlib
+# /data is group-writable with the setgid bit: files a container writes there stay usable by the folder's group
 RUN useradd --create-home --uid 10001 --user-group fairsynth \
- && mkdir -p /data && chown fairsynth:fairsynth /data
+ && mkdir -p /data && chown fairsynth:fairsynth /data && chmod 2775 /data
 COPY --from=build /opt/fairsynth /opt/fairsynth
 COPY --from=build /opt/fairsynth-ydata /opt/fairsynth-ydata
 COPY --from=build /opt/fairsynth-app /opt/fairsynth-app
@@ -60,11 +95,13 @@ COPY services/ /opt/fairsynth-app/services/
 COPY ui/ /opt/fairsynth-app/ui/
 COPY fairsynth/ /opt/fairsynth-app/fairsynth/
 COPY README.md /opt/fairsynth-app/README.md
+COPY scripts/container-entrypoint.sh scripts/container_healthcheck.py /opt/fairsynth-app/scripts/
 USER fairsynth
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8501 8000
+# probes what the container runs: the UI's or the API's health URL on the port its command line gives
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
-    CMD ["python3", "-c", "import os,urllib.request; port=os.environ.get('FAIRSYNTH_HEALTH_PORT','8501'); path='/_stcore/health' if port=='8501' else '/health'; urllib.request.urlopen(f'http://127.0.0.1:{port}{path}', timeout=4)"]
-ENTRYPOINT ["fairsynth"]
+    CMD ["python3", "/opt/fairsynth-app/scripts/container_healthcheck.py"]
+ENTRYPOINT ["sh", "/opt/fairsynth-app/scripts/container-entrypoint.sh"]
 CMD ["ui", "--address", "0.0.0.0", "--port", "8501"]

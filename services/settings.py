@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         validate_default=True,
         description="job store (SQLAlchemy URL), e.g. `postgresql+psycopg://user:pw@host/db`",
     )
+    database_password_file: Path | None = Field(
+        default=None,
+        description="a file holding the job store's password (a compose or Kubernetes secret), "
+        "put into FAIRSYNTH_DATABASE_URL so the password is never in the environment",
+    )
     broker_url: str | None = Field(
         default=None, description="Redis URL: run tasks on Celery workers (`fairsynth worker --queues torch,sdv`)"
     )
@@ -119,6 +124,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Only the values given: from_env hands over the variables of the one mapping it reads."""
         return (init_settings,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_from_file(cls, values: Any) -> Any:
+        password_file = values.get("database_password_file") if isinstance(values, dict) else None
+        if not password_file or not values.get("database_url"):
+            return values
+        return {**values, "database_url": url_with_password(values["database_url"], Path(password_file))}
 
     @field_validator("data_dir")
     @classmethod
@@ -209,6 +222,20 @@ class _EnvironSource(EnvSettingsSource):
 def env_name(field: str) -> str:
     """The environment variable of a Settings field."""
     return ENV_PREFIX + field.upper()
+
+
+def url_with_password(url: str, password_file: Path) -> str:
+    """The database URL with the password read from a file (its content less the trailing newline)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as error:
+        raise ValueError(
+            f"{ENV_PREFIX}DATABASE_PASSWORD_FILE names {password_file}, which cannot be read ({error.strerror}); "
+            "mount the password file there, readable by the service's user."
+        ) from None
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
 
 
 def sqlite_url(path: Path) -> str:

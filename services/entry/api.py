@@ -1,7 +1,8 @@
 """REST API (FastAPI): datasets, backends, jobs, progress, cancel and downloads; errors as RFC 9457 problems.
 
 On loopback no token is needed; bound to any other address the server refuses to start without
-FAIRSYNTH_API_TOKEN, and once a token is set every request must carry it as a bearer token.
+FAIRSYNTH_API_TOKEN, and once a token is set every request must carry it as a bearer token, except the health
+probe and the API's description (/docs, /openapi.json), which hold no data.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -42,7 +44,9 @@ from fairsynth.services.settings import Settings, SettingsError
 log = logging.getLogger("fairsynth.api")
 PROBLEM = "application/problem+json"
 CHUNK = 1 << 20
-HEALTH = "/health"  # the one path without a token: container probes; it tells nothing but "up"
+HEALTH = "/health"  # without a token: container probes; it tells nothing but "up"
+# The OpenAPI description of the bearer token: the docs page's Authorize button sends it; the middleware checks it
+BEARER = HTTPBearer(auto_error=False, description="the server's FAIRSYNTH_API_TOKEN")
 MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
 CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", "text/tab-separated-values"}
 PARQUET_TYPES = {"application/vnd.apache.parquet", "application/x-parquet", "application/parquet"}
@@ -228,6 +232,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Synthetic health tables from several generator backends side by side, measured "
         "and packaged as FAIR RO-Crates. Errors are RFC 9457 problem JSON.",
         responses={422: {"model": Problem, "description": "the request cannot be used as given"}},
+        dependencies=[Depends(BEARER)],
     )
     app.state.settings = settings
     _add_security(app, settings)
@@ -289,12 +294,14 @@ class UploadLimit:
 
 def _add_security(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(UploadLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK)
+    # the health probe and the API's own description (docs pages and their schema hold no data) need no token
+    open_paths = {HEALTH, app.docs_url, app.openapi_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
 
     @app.middleware("http")
     async def bearer_token(request: Request, call_next):
         if (
             settings.api_token
-            and request.url.path != HEALTH
+            and request.url.path not in open_paths
             and not _token_ok(request.headers.get("authorization", ""), settings.api_token)
         ):
             return _problem(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -184,19 +185,18 @@ def missing_from(house: Path, pins: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def image(engine: Engine, base_image: str, wheelhouse: Path) -> str:
     """The project's image, built from its Dockerfile; skipped when nothing it reads has changed."""
-    args = [
-        "--build-arg",
-        f"BASE_IMAGE={base_image}",
-        "--build-arg",
-        "TORCH_INDEX_URL=",
-        "--build-arg",
-        "PIP_ARGS=--no-index",
-        "--build-context",
-        f"wheels={wheelhouse}",
-    ]
+    args = build_args(base_image, wheelhouse)
     wheels = sorted(f"{w.name}:{w.stat().st_size}" for w in wheelhouse.iterdir())
     build_cached(engine, IMAGE, ROOT / "Dockerfile", ROOT, args, extra=[image_id(engine, base_image), *args, *wheels])
     return IMAGE
+
+
+def build_args(base_image: str, wheelhouse: Path, **variant: str) -> list[str]:
+    """podman build arguments: the local base, every wheel from the wheelhouse (torch from the CPU index's wheel)."""
+    args = ["--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "PIP_ARGS=--no-index"]
+    for name, value in variant.items():
+        args += ["--build-arg", f"{name}={value}"]
+    return [*args, "--build-context", f"wheels={wheelhouse}"]
 
 
 @pytest.fixture(scope="session")
@@ -388,12 +388,13 @@ def container(image: str, docker_client):
 
 @dataclass
 class ComposeStack:
-    """A running `distributed` profile: its project name, URLs, token and how long each stage took."""
+    """A running `distributed` profile: its project name, URLs, token, database password, time to each stage."""
 
     project: str
     api: str
     ui: str
     token: str
+    password: str
     seconds: dict
 
     def container(self, service: str) -> str:
@@ -430,8 +431,37 @@ def wait_healthy(engine: Engine, container: str, seconds: float = 120) -> None:
     )
 
 
+def process_status(engine: Engine, container: str) -> dict[str, str]:
+    """The /proc/1/status fields of a running container's main process (CapEff, NoNewPrivs, ...)."""
+    status = engine.run("exec", container, "cat", "/proc/1/status").stdout
+    return dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+
+
+def assert_hardened(engine: Engine, container: str) -> None:
+    """The container runs on a read-only root with no capabilities and cannot gain privileges."""
+    info = json.loads(engine.run("inspect", container).stdout)[0]
+    assert info["HostConfig"]["ReadonlyRootfs"] is True, container
+    status = process_status(engine, container)
+    assert int(status["CapEff"].strip(), 16) == 0, (container, status["CapEff"])
+    assert int(status["CapBnd"].strip(), 16) == 0, (container, status["CapBnd"])
+    assert status["NoNewPrivs"].strip() == "1", container
+
+
+def compose_env(engine: Engine, tmp_path: Path, **variables: str) -> dict:
+    """The environment compose runs in: a token and a PostgreSQL password file (readable by the services' users)."""
+    password = tmp_path / "postgres_password"
+    password.write_text(uuid.uuid4().hex + "\n")
+    password.chmod(0o644)
+    return {
+        **engine.env,
+        "FAIRSYNTH_API_TOKEN": uuid.uuid4().hex,
+        "FAIRSYNTH_POSTGRES_PASSWORD_FILE": str(password),
+        **variables,
+    }
+
+
 @pytest.fixture
-def compose_stack(engine: Engine, image: str, standin_images: dict[str, str]):
+def compose_stack(engine: Engine, image: str, standin_images: dict[str, str], tmp_path: Path):
     """docker-compose.yml's `distributed` profile, brought up with podman-compose and always taken down.
 
     podman-compose skips `depends_on: condition: service_healthy` with podman < 4.6 (this machine has 4.3,
@@ -440,19 +470,19 @@ def compose_stack(engine: Engine, image: str, standin_images: dict[str, str]):
     each stage waiting for the containers' own healthchecks (run by hand).
     """
     project = f"fstest{uuid.uuid4().hex[:8]}"
-    token = uuid.uuid4().hex
     api_port, ui_port, app_port = free_port(), free_port(), free_port()
-    env = {
-        **engine.env,
+    env = compose_env(
+        engine,
+        tmp_path,
         **standin_images,
-        "FAIRSYNTH_IMAGE": image,
-        "FAIRSYNTH_API_TOKEN": token,
-        "FAIRSYNTH_API_PORT": str(api_port),
-        "FAIRSYNTH_DISTRIBUTED_UI_PORT": str(ui_port),
-        "FAIRSYNTH_UI_PORT": str(app_port),
-    }
+        FAIRSYNTH_IMAGE=image,
+        FAIRSYNTH_API_PORT=str(api_port),
+        FAIRSYNTH_DISTRIBUTED_UI_PORT=str(ui_port),
+        FAIRSYNTH_UI_PORT=str(app_port),
+    )
     command = compose_command(project, "distributed")
-    stack = ComposeStack(project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}", token, {})
+    token, password = env["FAIRSYNTH_API_TOKEN"], Path(env["FAIRSYNTH_POSTGRES_PASSWORD_FILE"]).read_text().strip()
+    stack = ComposeStack(project, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}", token, password, {})
 
     def up(*services: str) -> None:
         done = subprocess.run(
@@ -491,6 +521,6 @@ def compose_down(engine: Engine, command: list[str], env: dict) -> None:
     label = f"label=io.podman.compose.project={project}"
     for cid in engine.run("ps", "-a", "-q", "--filter", label, check=False).stdout.split():
         engine.run("rm", "-f", "-v", "-t", "2", cid, check=False)
-    for volume in (f"{project}_fairsynth-data", f"{project}_postgres-data"):
-        engine.run("volume", "rm", "-f", volume, check=False)
+    for volume in ("fairsynth-app-data", "fairsynth-data", "postgres-data", "redis-data"):
+        engine.run("volume", "rm", "-f", f"{project}_{volume}", check=False)
     engine.run("network", "rm", "-f", f"{project}_default", check=False)

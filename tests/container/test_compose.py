@@ -18,7 +18,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from container.conftest import ROOT, compose_command, compose_down, wait_healthy
+from container.conftest import ROOT, assert_hardened, compose_command, compose_down, compose_env, wait_healthy
 from helpers import free_port, wait_for_job, wait_for_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -66,10 +66,19 @@ def test_distributed_profile_runs_a_two_backend_job_on_its_workers(compose_stack
     assert httpx.get(f"{stack.ui}/_stcore/health", timeout=10).text == "ok"
 
 
-def test_default_compose_up_serves_the_one_container_app(engine, image):
+def test_every_distributed_service_runs_read_only_without_capabilities(compose_stack, engine):
+    for service in ("postgres", "redis", "api", "ui", "worker-torch-sdv", "worker-ydata"):
+        assert_hardened(engine, compose_stack.container(service))
+    # the services read the job store's password from the secret file: it is in no container's environment
+    for service in ("postgres", "api", "worker-ydata"):
+        environment = json.loads(engine.run("inspect", compose_stack.container(service)).stdout)[0]["Config"]["Env"]
+        assert not any(compose_stack.password in variable for variable in environment), service
+
+
+def test_default_compose_up_serves_the_one_container_app(engine, image, tmp_path):
     project, port = f"fstest{uuid.uuid4().hex[:8]}", free_port()
     command = compose_command(project)
-    env = {**engine.env, "FAIRSYNTH_IMAGE": image, "FAIRSYNTH_UI_PORT": str(port)}
+    env = compose_env(engine, tmp_path, FAIRSYNTH_IMAGE=image, FAIRSYNTH_UI_PORT=str(port))
     try:
         done = subprocess.run([*command, "up", "-d"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -79,6 +88,22 @@ def test_default_compose_up_serves_the_one_container_app(engine, image):
             "ps", "--filter", f"label=io.podman.compose.project={project}", "--format", "{{.Names}}"
         ).stdout.split()
         assert running == [f"{project}_app_1"]  # the default profile is the app alone
+        assert_hardened(engine, f"{project}_app_1")
     finally:
         compose_down(engine, command, env)
     assert not engine.run("ps", "-a", "-q", "--filter", f"label=io.podman.compose.project={project}").stdout.strip()
+
+
+def test_compose_refuses_to_start_without_a_token(engine):
+    env = {k: v for k, v in engine.env.items() if k != "FAIRSYNTH_API_TOKEN"}
+    for profiles in ((), ("distributed",)):
+        done = subprocess.run(
+            [*compose_command("fstestnotoken", *profiles), "config"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        assert done.returncode != 0
+        assert "FAIRSYNTH_API_TOKEN is missing a value: set a token" in done.stderr

@@ -199,13 +199,24 @@ def test_openapi_documents_the_routes(client):
 
 def test_a_token_is_required_on_every_request_once_set(settings):
     with TestClient(create_app(settings.with_(api_token="s3cret-token"))) as client:
-        for path in ("/jobs", "/openapi.json", "/docs"):
+        for path in ("/jobs", "/datasets", "/backends"):
             refused = client.get(path)
             assert refused.status_code == 401 and refused.headers["content-type"] == PROBLEM
             assert refused.headers["www-authenticate"] == "Bearer"
         assert client.get("/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/jobs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
         assert client.get("/health").json() == {"status": "ok"}  # container probes carry no token
+
+
+def test_docs_open_without_a_token_and_offer_the_bearer_scheme(settings):
+    with TestClient(create_app(settings.with_(api_token="s3cret-token"))) as client:
+        assert client.get("/docs").status_code == 200  # the page holds no data: a browser can open it
+        spec = client.get("/openapi.json")
+        assert spec.status_code == 200
+        schemes = spec.json()["components"]["securitySchemes"]
+        assert [scheme["scheme"] for scheme in schemes.values()] == ["bearer"]  # the Authorize button
+        assert all(op.get("security") for op in spec.json()["paths"]["/jobs"].values())
+        assert client.get("/jobs").status_code == 401  # the data still needs the token
 
 
 def test_serving_beyond_loopback_needs_a_token(settings):

@@ -113,3 +113,30 @@ def test_the_readme_table_agrees_with_the_fields():
 def test_worker_environment_round_trips(tmp_path):
     settings = Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path), "FAIRSYNTH_BROKER_URL": "redis://b:6379/0"})
     assert Settings.from_env(settings.environment()) == settings
+
+
+def test_the_database_password_comes_from_a_secret_file(tmp_path):
+    secret = tmp_path / "postgres_password"
+    secret.write_text("p@ss:w/rd\n")  # as `openssl rand` or an editor leaves it, with characters a URL must escape
+    settings = Settings.from_env(
+        {
+            "FAIRSYNTH_DATABASE_URL": "postgresql+psycopg://fairsynth@postgres:5432/fairsynth",
+            "FAIRSYNTH_DATABASE_PASSWORD_FILE": str(secret),
+        }
+    )
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    assert (url.username, url.password, url.host, url.database) == ("fairsynth", "p@ss:w/rd", "postgres", "fairsynth")
+
+
+def test_an_unreadable_password_file_is_one_sentence(tmp_path):
+    missing = tmp_path / "absent"
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {
+                "FAIRSYNTH_DATABASE_URL": "postgresql+psycopg://u@db/jobs",
+                "FAIRSYNTH_DATABASE_PASSWORD_FILE": str(missing),
+            }
+        )
+    assert str(raised.value).startswith(f"FAIRSYNTH_DATABASE_PASSWORD_FILE names {missing}, which cannot be read")
