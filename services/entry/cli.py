@@ -574,17 +574,18 @@ def worker(
     concurrency: int = typer.Option(1, help="tasks this worker runs at once"),
 ) -> None:
     """Start a Celery worker for the given backend-family queues (needs FAIRSYNTH_BROKER_URL)."""
-    from fairsynth.services.jobs.executors import FAMILIES, run_worker
+    from fairsynth.services.jobs.executors import backend_families, run_worker
     from fairsynth.services.settings import Settings, SettingsError
 
     settings = Settings.from_env()
     chosen = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = sorted(set(chosen) - set(FAMILIES))
+    families = backend_families()
+    unknown = sorted(set(chosen) - set(families))
     problems = []
     if not settings.broker_url:
         problems.append("fairsynth worker needs FAIRSYNTH_BROKER_URL (e.g. redis://localhost:6379/0).")
     if unknown or not chosen:
-        problems.append(f"--queues takes backend families ({', '.join(FAMILIES)}); got '{queues}'.")
+        problems.append(f"--queues takes backend families ({', '.join(families)}); got '{queues}'.")
     if problems:
         raise SettingsError(*problems)
     run_worker(settings, chosen, concurrency)

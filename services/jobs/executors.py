@@ -35,7 +35,6 @@ from fairsynth.services.settings import Settings
 log = logging.getLogger("fairsynth.executors")
 TASK_LOGS = "logs"  # the run folder's subfolder for each task process's output
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)(: .+)?$")  # a traceback's last line
-FAMILIES = ("basic", "torch", "sdv", "ydata")
 CELERY_TASK = "fairsynth.run_task"
 
 
@@ -373,7 +372,7 @@ def celery_app(broker_url: str):
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         task_default_queue="basic",
-        task_queues=[Queue(f) for f in FAMILIES],
+        task_queues=[Queue(f) for f in backend_families()],
         broker_transport_options={"visibility_timeout": 7 * 24 * 3600},  # long fits are not redelivered
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
@@ -495,6 +494,11 @@ class CeleryExecutor:
                     finish_job_if_done(self.store, job_id, self.settings.data_dir)
             except Exception:
                 log.exception("celery watch")
+
+
+def backend_families() -> list[str]:
+    """The executor queues: one per backend family the registry declares (Capabilities.family)."""
+    return sorted({info.capabilities.family for info in registry.list_backends() if info.capabilities} | {"basic"})
 
 
 def run_worker(settings: Settings, queues: list[str], concurrency: int) -> None:
