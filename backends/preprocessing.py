@@ -127,8 +127,9 @@ class NumericCodec(BaseModel):
         return self.time_resolution_days if self.kind in TEMPORAL_KINDS else 10.0**-self.decimals_kept
 
     def up_to_grid(self, values: np.ndarray) -> np.ndarray:
-        """The smallest value on the column's grid at or above each value (a rule's lower bound kept)."""
-        return np.ceil(np.round(values / self.step, 6)) * self.step
+        """The smallest value on the column's grid at or above each value (a rule's lower bound kept), rounded as
+        the column writes it (1e-6 * 900000 is 0.9000000000000001, above a maximum of 0.9)."""
+        return self.on_grid(np.ceil(np.round(values / self.step, 6)) * self.step)
 
     def to_arrow(self, decoded: Decoded) -> pa.Array:
         """The source's type and format for final values."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -79,6 +81,21 @@ def check_backend_output(source: pd.DataFrame, run_dir: Path, backend: str) -> N
         assert (run_dir / backend / part).is_file(), part
 
 
+def association_lost_off_rules(association: dict, schema: TableSchema, strength: float = 0.15) -> float:
+    """Mean absolute difference of real and synthetic associations over the real associations at least `strength`
+    strong on column pairs no rule ties (the codec keeps rule-tied pairs for every backend)."""
+    names = association["columns"]
+    real, synthetic = np.array(association["real"], dtype=float), np.array(association["synthetic"], dtype=float)
+    tied = {frozenset(pair) for rule in schema.rules for pair in itertools.combinations(rule.columns, 2)}
+    pairs = [
+        (i, j)
+        for i, j in itertools.combinations(range(len(names)), 2)
+        if frozenset((names[i], names[j])) not in tied and abs(real[i, j]) >= strength
+    ]
+    assert pairs, "the demo table has strong associations outside its rules (age and blood pressure)"
+    return float(np.mean([abs(real[i, j] - synthetic[i, j]) for i, j in pairs]))
+
+
 def test_generate_on_the_demo_table(tmp_path):
     done = generate(DEMO_PATH, tmp_path / "run")
     assert done.returncode == 0, done.stderr
@@ -87,13 +104,16 @@ def test_generate_on_the_demo_table(tmp_path):
         check_backend_output(source, tmp_path / "run", backend)
     comparison = pd.read_csv(tmp_path / "run" / "comparison.csv").set_index("backend")
     assert (comparison["status"] == "ok").all()
-    # independent columns must lose clearly more of the real associations than the copula (sdmetrics' pair trends,
-    # with every pair counted, also reward good marginals on weak category pairs: 0.771 vs 0.766 here)
+    # independent columns must lose the real table's strong associations that the copula keeps (sdmetrics' pair
+    # trends, with every pair counted, also reward good marginals on weak category pairs: 0.771 vs 0.766 here);
+    # judged off the rules, since the codec keeps rule-tied pairs (discharge after admission) for every backend:
+    # age x systolic_bp 0.29 real, 0.03 marginals, 0.27 copula
+    schema = TableSchema.from_json((tmp_path / "run" / "schema.json").read_text())
     quality = {
         b: json.loads((tmp_path / "run" / b / "evaluation" / "metrics.json").read_text())["quality"] for b in BACKENDS
     }
-    lost = {b: quality[b]["association"]["mean_abs_difference"] for b in BACKENDS}
-    assert lost["marginals"] > lost["sdv.gaussian_copula"] + 0.03
+    lost = {b: association_lost_off_rules(quality[b]["association"], schema) for b in BACKENDS}
+    assert lost["marginals"] > lost["sdv.gaussian_copula"] + 0.1
     for backend in BACKENDS:
         assert backend in done.stdout  # the side-by-side table
 

@@ -172,3 +172,12 @@ def test_a_cause_given_only_for_the_dead_and_a_follow_up_computed_one_way_are_ke
         applicable, kept = rule_counts(rule, synthetic, schema, reference=table)
         assert kept == applicable > 0, rule.text
     assert synthetic["chapter"].isna().mean() == pytest.approx(table["chapter"].isna().mean(), abs=0.05)
+
+
+def test_a_raised_value_stays_on_the_column_grid_and_in_its_range():
+    from fairsynth.backends.preprocessing import NumericCodec
+    from fairsynth.metadata.schema import ColumnKind
+
+    codec = NumericCodec(name="surv2m", kind=ColumnKind.FLOAT, minimum=0.0, maximum=0.9, decimals=6)
+    raised = codec.up_to_grid(np.array([0.8999999999, 0.9, 0.12345649]))
+    assert raised.tolist() == [0.9, 0.9, 0.123457]  # 1e-6 * 900000 would be 0.9000000000000001, above the maximum
