@@ -115,11 +115,12 @@ class NumericCodec(BaseModel):
         return Decoded(self.on_grid(values), missing)
 
     def on_grid(self, values: np.ndarray) -> np.ndarray:
-        """Values rounded to what the column writes: its decimals, or days / the datetime format's finest unit."""
+        """Values rounded to what the column writes: its decimals, or days / the datetime format's finest unit;
+        never past the training range (a maximum with more decimals than kept, 0.969970703, stays the maximum)."""
         if self.kind in TEMPORAL_KINDS:
             step = self.time_resolution_days
             return np.round(values / step) * step
-        return np.round(values, self.decimals_kept)
+        return np.clip(np.round(values, self.decimals_kept), self.minimum, self.maximum)
 
     @property
     def step(self) -> float:
@@ -129,7 +130,11 @@ class NumericCodec(BaseModel):
     def up_to_grid(self, values: np.ndarray) -> np.ndarray:
         """The smallest value on the column's grid at or above each value (a rule's lower bound kept), rounded as
         the column writes it (1e-6 * 900000 is 0.9000000000000001, above a maximum of 0.9)."""
-        return self.on_grid(np.ceil(np.round(values / self.step, 6)) * self.step)
+        raised = np.ceil(np.round(values / self.step, 6)) * self.step
+        if self.kind in TEMPORAL_KINDS:
+            return self.on_grid(raised)
+        # on_grid clips to the maximum; a bound above it (the other column's range) is kept as it is
+        return np.where(values > self.maximum, values, self.on_grid(raised))
 
     def to_arrow(self, decoded: Decoded) -> pa.Array:
         """The source's type and format for final values."""

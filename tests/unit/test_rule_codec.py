@@ -181,3 +181,14 @@ def test_a_raised_value_stays_on_the_column_grid_and_in_its_range():
     codec = NumericCodec(name="surv2m", kind=ColumnKind.FLOAT, minimum=0.0, maximum=0.9, decimals=6)
     raised = codec.up_to_grid(np.array([0.8999999999, 0.9, 0.12345649]))
     assert raised.tolist() == [0.9, 0.9, 0.123457]  # 1e-6 * 900000 would be 0.9000000000000001, above the maximum
+
+
+def test_a_maximum_with_more_decimals_than_kept_is_never_exceeded():
+    from fairsynth.backends.preprocessing import NumericCodec
+    from fairsynth.metadata.schema import ColumnKind
+
+    codec = NumericCodec(name="surv2m", kind=ColumnKind.FLOAT, minimum=0.0, maximum=0.969970703, decimals=6)
+    near_top = np.array([0.969970703, 0.9699706, 0.9699705])
+    assert (codec.on_grid(near_top) <= codec.maximum).all()  # rounding to 6 decimals would give 0.969971
+    assert (codec.up_to_grid(near_top) <= codec.maximum).all()
+    assert (codec.up_to_grid(near_top) >= near_top).all()
