@@ -9,6 +9,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
+from fairsynth.backends.registry import backend_info
+from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.services.run.demo import load_demo_table
@@ -145,20 +147,26 @@ def test_comparison_marks_the_best_value_by_the_metric_goal():
     assert cells["bad"][column] == "<td>0.800</td>"
 
 
+SECOND_EVALUATOR = backend_info("mostly.argn")  # mostlyai-qa runs in the same venv
+
+
 @pytest.fixture(scope="module")
 def measured():
     """A real evaluation of every family, with a fit and sampling speed as the pipeline adds them."""
     table = load_demo_table().sample(n=600, random_state=0).reset_index(drop=True)
-    schema = TableSchema.infer(table).with_overrides(target="discharge_date")
+    schema = infer_with_rules(table).with_overrides(target="discharge_date")  # rules: adherence is measured
     train, holdout = table.iloc[:300], table.iloc[300:]
     synthetic = holdout.sample(frac=1.0, random_state=1)
-    result = evaluate(train, holdout, synthetic, schema, fit={"seconds": 2.0, "epsilon": 1.0, "delta": 1e-5})
+    fit = {"seconds": 2.0, "epsilon": 1.0, "delta": 1e-5}
+    result = evaluate(train, holdout, synthetic, schema, fit=fit, second_evaluator=SECOND_EVALUATOR.available)
     return result.model_copy(update={"sampling": SamplingResult(rows=300, seconds=0.5, rows_per_second=600.0)})
 
 
 @pytest.mark.slow
 def test_the_suite_produces_every_declared_metric(measured):
-    assert {name: value for name, value in measured.headline().items() if value is None} == {}
+    # the second evaluator (mostlyai-qa) is measured only where its venv is built (make install builds it)
+    optional = set() if SECOND_EVALUATOR.available else {"qa_accuracy"}
+    assert {n: v for n, v in measured.headline().items() if v is None and n not in optional} == {}
     assert EvaluationResult.model_validate_json(measured.to_json()) == measured
 
 
