@@ -31,12 +31,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from fairsynth.backends.base import BackendError, BackendUnavailable
+import numpy as np
+import pandas as pd
+
+from fairsynth.backends.base import BackendError, BackendUnavailable, _batch_plan
 
 WorkerProgress = Callable[[dict], None]
 
@@ -519,3 +522,36 @@ def configured_timeout(prefix: str, default: float) -> float:
         return float(raw) if raw else default
     except ValueError:
         raise BackendError(f"FAIRSYNTH_{prefix}_TIMEOUT is '{raw}'; set it to a number of seconds.") from None
+
+
+class WorkerDrawnSamples:
+    """Sampling for a codec backend whose worker draws every batch in one call (its venv imports slowly):
+    `_draw(plan)` returns one Parquet file of encoded rows per (rows, seed) batch; they are decoded in order."""
+
+    def _draw(self, plan: list[tuple[int, int]]) -> list[Path]:
+        raise NotImplementedError
+
+    def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """Decoded batches adding up to n_rows, drawn by one worker call."""
+        codec = self._fitted_codec()  # type: ignore[attr-defined]  # from CodecGenerator, which it is mixed into
+        plan = list(_batch_plan(n_rows, batch_rows, np.random.default_rng(seed)))
+        if not plan:
+            return
+        files = self._draw(plan)
+        start = 0
+        try:
+            for (size, batch_seed), path in zip(plan, files):
+                encoded = pd.read_parquet(path)
+                path.unlink()
+                yield codec.decode(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
+                start += size
+        finally:
+            for path in files:
+                path.unlink(missing_ok=True)
+
+    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
+        [path] = self._draw([(n_rows, seed)])
+        try:
+            return pd.read_parquet(path)
+        finally:
+            path.unlink(missing_ok=True)

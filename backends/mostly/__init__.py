@@ -30,11 +30,9 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -47,9 +45,15 @@ from fairsynth.backends.base import (
     ModelFileError,
     Progress,
     ProgressCallback,
-    _batch_plan,
 )
-from fairsynth.backends.isolated import IsolatedEnvironment, Job, Runner, configured_runner, configured_timeout
+from fairsynth.backends.isolated import (
+    IsolatedEnvironment,
+    Job,
+    Runner,
+    WorkerDrawnSamples,
+    configured_runner,
+    configured_timeout,
+)
 
 MOSTLY_URL = "https://github.com/mostly-ai/mostlyai-engine"
 MOSTLY_LICENSE = "Apache-2.0"
@@ -165,7 +169,7 @@ def run_worker(job: Job, name: str, progress: ProgressCallback | None, cancel: t
     return runner().run(job, progress=relay, cancel=cancel)
 
 
-class ARGNGenerator(CodecGenerator):
+class ARGNGenerator(WorkerDrawnSamples, CodecGenerator):
     """mostly.argn: the codec's encoded table goes to the worker as Parquet, samples come back the same way."""
 
     name = "mostly.argn"
@@ -246,31 +250,6 @@ class ARGNGenerator(CodecGenerator):
                 "packages": dict(result.get("packages") or {}),  # versions in the MOSTLY AI venv
             },
         )
-
-    def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
-        """Decoded batches adding up to n_rows; one worker call draws every batch (the engine imports slowly)."""
-        codec = self._fitted_codec()
-        plan = list(_batch_plan(n_rows, batch_rows, np.random.default_rng(seed)))
-        if not plan:
-            return
-        files = self._draw(plan)
-        start = 0
-        try:
-            for (size, batch_seed), path in zip(plan, files):
-                encoded = pd.read_parquet(path)
-                path.unlink()
-                yield codec.decode(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
-                start += size
-        finally:
-            for path in files:
-                path.unlink(missing_ok=True)
-
-    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
-        [path] = self._draw([(n_rows, seed)])
-        try:
-            return pd.read_parquet(path)
-        finally:
-            path.unlink(missing_ok=True)
 
     def _draw(self, plan: list[tuple[int, int]]) -> list[Path]:
         """Ask the worker for each (rows, seed) batch; returns the Parquet files, in order."""

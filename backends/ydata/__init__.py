@@ -28,11 +28,9 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -48,9 +46,15 @@ from fairsynth.backends.base import (
     ModelFileError,
     Progress,
     ProgressCallback,
-    _batch_plan,
 )
-from fairsynth.backends.isolated import IsolatedEnvironment, Job, Runner, configured_runner, configured_timeout
+from fairsynth.backends.isolated import (
+    IsolatedEnvironment,
+    Job,
+    Runner,
+    WorkerDrawnSamples,
+    configured_runner,
+    configured_timeout,
+)
 from fairsynth.backends.signing import ALGORITHM, check_signature, installation_key, signature
 
 YDATA_URL = "https://github.com/ydataai/ydata-synthetic"
@@ -135,7 +139,7 @@ def _timeout() -> float:
     return configured_timeout("YDATA", DEFAULT_TIMEOUT)
 
 
-class YdataGenerator(CodecGenerator):
+class YdataGenerator(WorkerDrawnSamples, CodecGenerator):
     """Common adapter: the codec's encoded table goes to the worker as Parquet, samples come back."""
 
     model_name: ClassVar[str]  # ydata's modelname
@@ -196,31 +200,6 @@ class YdataGenerator(CodecGenerator):
                 "packages": dict(result.get("packages") or {}),
             },
         )  # versions in the ydata venv
-
-    def sample(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
-        """Decoded batches adding up to n_rows; one worker call draws every batch (the import costs ~4 s)."""
-        codec = self._fitted_codec()
-        plan = list(_batch_plan(n_rows, batch_rows, np.random.default_rng(seed)))
-        if not plan:
-            return
-        files = self._draw(plan)
-        start = 0
-        try:
-            for (size, batch_seed), path in zip(plan, files):
-                encoded = pd.read_parquet(path)
-                path.unlink()
-                yield codec.decode(encoded, start_row=start, seed=batch_seed, total_rows=n_rows)
-                start += size
-        finally:
-            for path in files:
-                path.unlink(missing_ok=True)
-
-    def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
-        [path] = self._draw([(n_rows, seed)])
-        try:
-            return pd.read_parquet(path)
-        finally:
-            path.unlink(missing_ok=True)
 
     def _draw(self, plan: list[tuple[int, int]]) -> list[Path]:
         """Ask the worker for each (rows, seed) batch; returns the Parquet files, in order."""
