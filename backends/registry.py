@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -39,7 +39,8 @@ def _declared(group: str = GROUP) -> dict[str, EntryPoint]:
 
 
 @cache
-def _describe(entry_point: EntryPoint) -> BackendInfo:
+def _load(entry_point: EntryPoint) -> BackendInfo:
+    """The backend's class and Params, loaded once; availability is asked afresh by _describe."""
     try:
         cls = entry_point.load()
     except ImportError as exc:
@@ -53,10 +54,18 @@ def _describe(entry_point: EntryPoint) -> BackendInfo:
     if not (isinstance(params, type) and issubclass(params, BackendParams)):
         reason = "it declares no Params model (a subclass of fairsynth.backends.base.BackendParams)"
         return BackendInfo(entry_point.name, False, reason, target=entry_point.value)
+    return BackendInfo(entry_point.name, True, "", getattr(cls, "capabilities", None), params, entry_point.value)
+
+
+def _describe(entry_point: EntryPoint) -> BackendInfo:
+    # Not cached: an environment built (or removed) while the service runs changes the answer;
+    # the isolated environments remember their own positive probes.
+    loaded = _load(entry_point)
+    if loaded.params is None:
+        return loaded
+    cls = entry_point.load()
     available, reason = cls.availability() if hasattr(cls, "availability") else (True, "")
-    return BackendInfo(
-        entry_point.name, bool(available), reason, getattr(cls, "capabilities", None), params, entry_point.value
-    )
+    return replace(loaded, available=bool(available), reason=reason)
 
 
 def list_backends(group: str = GROUP) -> list[BackendInfo]:

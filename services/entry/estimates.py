@@ -206,12 +206,17 @@ def task_left(task, stages: dict[str, float], now: datetime) -> float:
 
 
 def pace(task, stages: dict[str, float], left: float, now: datetime) -> float:
-    """How much slower (>1) or faster than estimated a running task has gone so far (1 until it has gone a while)."""
-    done = sum(stages.values()) - left
+    """How much slower (>1) or faster than estimated the rest of a running task will go (1 until it has gone a while).
+
+    The pace kept so far counts by the share of the task done: its first stages (a worker's start, its imports)
+    are slowed by other things than its later ones, so an early pace is mostly the estimate's own."""
+    total = sum(stages.values())
+    done = total - left
     if task.state != "running" or task.started_at is None or done < MIN_PACED_SECONDS:
         return 1.0
     elapsed = (now - _aware(task.started_at)).total_seconds()
-    return min(max(elapsed / done, PACE_RANGE[0]), PACE_RANGE[1])
+    kept = min(max(elapsed / done, PACE_RANGE[0]), PACE_RANGE[1])
+    return 1.0 + (kept - 1.0) * min(done / total, 1.0)
 
 
 def job_times(job, works: dict[str, Work], workers: int, probe: float, now: datetime) -> dict:

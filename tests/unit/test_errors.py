@@ -151,10 +151,6 @@ def marginals_unavailable(monkeypatch):
     """The marginals backend says it cannot run here, as a backend without its hardware does."""
     cls = registry.backend_class("marginals")
     monkeypatch.setattr(cls, "availability", classmethod(lambda cls: (False, "it needs a GPU")))
-    registry._describe.cache_clear()
-    yield
-    monkeypatch.undo()
-    registry._describe.cache_clear()
 
 
 def test_the_api_answers_every_problem_in_errors(client):

@@ -113,3 +113,14 @@ def test_plugin_added_by_entry_point_is_discovered_and_runs(plugin_dist, demo):
     assert list(batch.columns) == list(demo.columns) and len(batch) == 50
     with pytest.raises(BackendUnavailable, match="acme.broken"):
         registry.create("acme.broken")
+
+
+def test_availability_is_asked_afresh_so_an_environment_built_later_is_seen(monkeypatch):
+    cls = registry.backend_class("marginals")
+    monkeypatch.setattr(cls, "availability", classmethod(lambda cls: (False, "its environment is missing")))
+    assert registry.backend_info("marginals").available is False
+    with pytest.raises(BackendUnavailable, match="its environment is missing"):
+        registry.create("marginals")
+    monkeypatch.undo()  # the environment is built while the service runs
+    assert registry.backend_info("marginals").available is True
+    assert registry.create("marginals") is not None
