@@ -133,6 +133,13 @@ def association_matrices_figure(association: Association) -> go.Figure:
     return styled(figure, height=max(420, min(900, 22 * len(names) + 200)))
 
 
+def association_figures(association: Association | None) -> list[go.Figure]:
+    """The column-pair figures the report and the Compare page both show: real next to synthetic, then |diff|."""
+    if association is None or not association.columns:
+        return []
+    return [association_matrices_figure(association), association_figure(association)]
+
+
 def dcr_figure(results: dict[str, DistanceToClosestRecord]) -> go.Figure:
     """Distance to the closest training row per synthetic table, against the real holdout's baseline.
 

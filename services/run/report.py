@@ -163,7 +163,7 @@ def render_report(
             for s in shown
         ],
         not_plotted=[s.name for s in specs[len(shown) :]],
-        association_plot=plot(figures.association_figure(association)) if association and association.columns else None,
+        association_plots=[plot(figure) for figure in figures.association_figures(association)],
         dcr_plot=plot(figures.dcr_figure({"synthetic": privacy.dcr})) if privacy.dcr else None,
         attacks=_attacks(privacy.anonymeter),
         utility_plot=plot(figures.utility_figure(result.utility))

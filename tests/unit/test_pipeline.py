@@ -89,7 +89,10 @@ def test_cli_evaluate_any_synthetic_file(tmp_path, demo):
     assert done.returncode == 0, done.stderr
     assert "gate: block" in done.stdout
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["privacy"]["exact_copies"]["count"] == half
-    assert (tmp_path / "eval" / "report.html").stat().st_size > 100_000  # plotly inlined, no CDN
+    report = (tmp_path / "eval" / "report.html").read_text()
+    assert len(report) > 100_000  # plotly inlined, no CDN
+    # the same column-pair figures as the Compare page: real next to synthetic, then the difference
+    assert "Association between columns" in report and "Association difference" in report
 
 
 def test_sampling_progress_counts_the_rows_written_not_the_evaluation_sample(tmp_path):

@@ -294,3 +294,25 @@ def test_generate_suggests_a_target_when_none_is_set(data_dir):
     app.query_params["dataset"] = dataset.id
     app.switch_page("pages/generate.py").run()
     assert any("No target column is set" in w.value and "'died' looks like an outcome" in w.value for w in app.warning)
+
+
+def learned_count(app: AppTest) -> int:
+    """The learned columns the Data page's "Next: generate from N learned columns" link counts."""
+    label = next(link for link in app.get("page_link") if "learned columns" in link.proto.label).proto.label
+    return int(label.split("generate from ")[1].split()[0])
+
+
+def test_saving_the_schema_shows_the_dropped_column_and_the_new_count_at_once(data_dir):
+    app = open_app()
+    editor = app.data_editor[0]
+    columns = list(editor.value["column"])
+    learned_before = learned_count(app)
+    modelled = next(i for i, name in enumerate(columns) if "modelled" in editor.value["handling"][i])
+    app.session_state[editor.key] = {"edited_rows": {modelled: {"drop": True}}, "added_rows": [], "deleted_rows": []}
+    app.run()
+    next(button for button in app.button if button.label == "Save schema").click().run()
+    assert not app.exception, app.exception
+    assert any("Schema saved" in message.value for message in app.success)
+    shown = app.data_editor[0].value  # the editor shows the saved schema, without a reload
+    assert bool(shown["drop"][modelled]) and "modelled" not in shown["handling"][modelled]
+    assert learned_count(app) == learned_before - 1

@@ -128,8 +128,8 @@ if job is not None:
             st.markdown("**Association between columns**: real next to synthetic")
             shown_backend = st.selectbox("Backend", measured, key="corr-backend")
             association = results[shown_backend].quality.association
-            if association and association.columns:
-                st.plotly_chart(figures.association_matrices_figure(association), width="stretch")
+            for figure in figures.association_figures(association):
+                st.plotly_chart(figure, width="stretch")
             st.markdown("**Distance to closest record (DCR)**")
             dcrs = {name: result.privacy.dcr for name, result in results.items() if result.privacy.dcr}
             st.plotly_chart(figures.dcr_figure(dcrs), width="stretch")
