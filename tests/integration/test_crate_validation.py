@@ -43,8 +43,13 @@ def support2_csv(path: Path, rows: int = 600) -> Path:
     return path
 
 
+QUICK = {"epochs": 2, "max_epochs": 2, "max_training_time": 0.25}  # the training caps backends declare
+
+
 def quick_params(info: registry.BackendInfo) -> dict:
-    return {"epochs": 2} if info.params and "epochs" in info.params.model_fields else {}
+    """The few-epoch, short-cap values of the caps this backend declares (MOSTLY AI: max_epochs, minutes)."""
+    declared = info.params.model_fields if info.params else {}
+    return {name: value for name, value in QUICK.items() if name in declared}
 
 
 @pytest.fixture(scope="module")
