@@ -210,6 +210,10 @@ def generate(
 ) -> None:
     """Generate synthetic tables from one or more backends side by side and compare them."""
     if files and (len(files) > 1 or files[0].is_dir()):
+        if second_evaluator:
+            raise ConfigError(
+                "The second evaluator scores single tables only; leave out --second-evaluator for a dataset."
+            )
         _generate_dataset(files, backend, rows, seed, out, fmt, epochs, param, encoding, separator, crate=crate)
         return
     file = files[0] if files else None

@@ -307,3 +307,6 @@ def test_cli_second_evaluator_without_the_venv_is_refused_before_running(monkeyp
     said = " ".join(outcome.output.split())
     assert "The second evaluator (mostlyai-qa) cannot run here:" in said and "make install-mostly" in said
     assert not run.exists() or not any(run.iterdir())
+    tables = [str(tmp_path / "subjects.csv"), str(tmp_path / "events.csv")]
+    dataset = CliRunner().invoke(app, ["generate", *tables, "--out", str(run), "--second-evaluator"])
+    assert dataset.exit_code == 2 and "leave out --second-evaluator for a dataset" in " ".join(dataset.output.split())
