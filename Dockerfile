@@ -10,6 +10,8 @@
 #                    The build fails, in one sentence, when that index cannot be reached.
 #   WITH_SDV         1 (default) installs the `sdv` extra (SDV and ctgan, BUSL-1.1); 0 leaves the sdv.* backends out
 #   WITH_YDATA       1 (default) builds the isolated ydata-synthetic venv inside; 0 leaves it out
+#   WITH_MOSTLY      1 builds the isolated MOSTLY AI venv inside (mostly.argn, mostly.argn.dp and the mostlyai-qa
+#                    second evaluator; about 1.8 GB more); 0 (default) leaves it out, as the size goals assume
 #   PIP_ARGS         extra pip options, e.g. "--no-index" with a local wheelhouse (see below)
 #   VERSION, SOURCE  the OCI labels' version (pyproject's) and source repository URL (give it when publishing)
 # A local wheelhouse can replace downloads: `--build-context wheels=DIR` (its files land in /wheels).
@@ -65,6 +67,20 @@ RUN --mount=type=cache,target=/root/.cache/pip \
         bash scripts/install-ydata.sh \
         && rm -rf /opt/fairsynth-ydata/lib/python3*/site-packages/tensorflow/include; \
     else mkdir -p /opt/fairsynth-ydata; fi
+COPY scripts/install-mostly.sh scripts/
+ARG WITH_MOSTLY=0
+# The venv's pins name the CPU torch build (torch==2.13.0+cpu), which only the PyTorch CPU index serves (a --no-index
+# build takes it from /wheels). triton (1 GB) comes only with xgrammar, for the engine's language models: the
+# tabular models never import it, so the image leaves it out, with torch's C++ headers and tests.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    if [ "${WITH_MOSTLY}" = "1" ]; then \
+        FAIRSYNTH_MOSTLY_VENV=/opt/fairsynth-mostly PIP_FIND_LINKS=/wheels \
+        PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu ${PIP_ARGS}" \
+        bash scripts/install-mostly.sh \
+        && /opt/fairsynth-mostly/bin/pip uninstall -q -y triton \
+        && rm -rf /opt/fairsynth-mostly/lib/python3*/site-packages/torch/test \
+                  /opt/fairsynth-mostly/lib/python3*/site-packages/torch/include; \
+    else mkdir -p /opt/fairsynth-mostly; fi
 
 FROM ${BASE_IMAGE}
 ARG VERSION=0.1.0
@@ -77,6 +93,7 @@ LABEL org.opencontainers.image.title="fairsynth" \
 ENV PATH=/opt/fairsynth/bin:${PATH} \
     FAIRSYNTH_DATA_DIR=/data \
     FAIRSYNTH_YDATA_VENV=/opt/fairsynth-ydata \
+    FAIRSYNTH_MOSTLY_VENV=/opt/fairsynth-mostly \
     HOME=/home/fairsynth \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -88,6 +105,7 @@ RUN useradd --create-home --uid 10001 --user-group fairsynth \
  && mkdir -p /data && chown fairsynth:fairsynth /data && chmod 2775 /data
 COPY --from=build /opt/fairsynth /opt/fairsynth
 COPY --from=build /opt/fairsynth-ydata /opt/fairsynth-ydata
+COPY --from=build /opt/fairsynth-mostly /opt/fairsynth-mostly
 COPY --from=build /opt/fairsynth-app /opt/fairsynth-app
 COPY backends/ /opt/fairsynth-app/backends/
 COPY metadata/ /opt/fairsynth-app/metadata/

@@ -133,6 +133,12 @@ class JobSubmission(BaseModel):
     batch_rows: int = Field(100_000, ge=1, le=10**8)
     evaluation_rows: int = Field(QUALITY_ROWS, ge=100, le=10**7)
     anonymeter: bool = True
+    second_evaluator: bool = Field(
+        False,
+        description="also score quality with mostlyai-qa's accuracy (a second, independent evaluator) beside "
+        "sdmetrics quality; needs the MOSTLY AI venv where the tasks run (without it, metrics.json says why it "
+        "was skipped); see GET /backends for mostly.argn's availability",
+    )
     package_crates: bool = False
     crate: dict[str, Any] | None = None
     policy: ReleasePolicy | None = None

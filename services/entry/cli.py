@@ -40,6 +40,7 @@ from fairsynth.services.run.evaluation.metrics import (
     EXACT_COPIES,
     FIT_SECONDS,
     MIA_AUC,
+    QA_ACCURACY,
     QUALITY,
     ROWS_PER_SECOND,
     RULE_ADHERENCE,
@@ -76,6 +77,7 @@ console = Console()
 if not console.is_terminal:  # piped or captured output: never fold names and messages
     console.width = 200
 GENERATE_COLUMNS = (FIT_SECONDS, ROWS_PER_SECOND, QUALITY, RULE_ADHERENCE, DCR_SHARE, MIA_AUC)  # the run table
+SECOND_COLUMNS = {QUALITY: QA_ACCURACY}  # with the second evaluator asked for, its score beside sdmetrics quality
 EVALUATE_SUMMARY = (QUALITY, COLUMN_SHAPES, COLUMN_PAIR_TRENDS, RULE_ADHERENCE, EXACT_COPIES, DCR_SHARE, MIA_AUC)
 
 
@@ -200,9 +202,18 @@ def generate(
     author: list[str] = typer.Option([], help="'Name;ORCID;Affiliation;ROR-or-URL' (ORCID may be empty); repeatable"),
     license: str | None = typer.Option(None, help="SPDX id or URL of the data license (default CC-BY-4.0)"),
     keyword: list[str] = typer.Option([], help="crate keyword; repeatable"),
+    second_evaluator: bool = typer.Option(
+        False,
+        "--second-evaluator",
+        help="also score quality with mostlyai-qa's accuracy, beside sdmetrics (needs make install-mostly)",
+    ),
 ) -> None:
     """Generate synthetic tables from one or more backends side by side and compare them."""
     if files and (len(files) > 1 or files[0].is_dir()):
+        if second_evaluator:
+            raise ConfigError(
+                "The second evaluator scores single tables only; leave out --second-evaluator for a dataset."
+            )
         _generate_dataset(files, backend, rows, seed, out, fmt, epochs, param, encoding, separator, crate=crate)
         return
     file = files[0] if files else None
@@ -214,16 +225,16 @@ def generate(
     request = _apply_crate(
         request, crate, title=title, description=description, authors=author, license=license, keywords=keyword
     )
+    request = _apply_second_evaluator(request, second_evaluator)
     result = _run_with_bars(request)
-    table = Table(
-        "backend", "status", *(m.label for m in GENERATE_COLUMNS), "gate", "crate", title=f"run: {result.directory}"
-    )
+    columns = _generate_columns(request)
+    table = Table("backend", "status", *(m.label for m in columns), "gate", "crate", title=f"run: {result.directory}")
     for row, outcome in zip(result.comparison().to_dict("records"), result.outcomes):
         status = row["status"] if outcome.ok and not outcome.error else f"{row['status']}: {outcome.error}"
         table.add_row(
             row["backend"],
             status,
-            *(m.text(row[m.name], missing="") for m in GENERATE_COLUMNS),
+            *(m.text(row[m.name], missing="") for m in columns),
             _text(row["decision"]),
             Path(outcome.crate).name if outcome.crate else "",
         )
@@ -480,6 +491,26 @@ def _apply_crate(
     if authors:
         crate["authors"] = [parse_author(text) for text in authors]
     return request.model_copy(update={"package_crates": enabled or request.package_crates, "crate": crate or None})
+
+
+def _apply_second_evaluator(request: GenerationRequest, enabled: bool) -> GenerationRequest:
+    """--second-evaluator (or the config file's second_evaluator) asks for mostlyai-qa; refused up front when it
+    cannot run here, rather than after the run."""
+    if not (enabled or request.second_evaluator):
+        return request
+    from fairsynth.services.run.evaluation.second import availability
+
+    available, reason = availability()
+    if not available:
+        raise ConfigError(f"The second evaluator (mostlyai-qa) cannot run here: {reason.rstrip('.')}.")
+    return request.model_copy(update={"second_evaluator": True})
+
+
+def _generate_columns(request: GenerationRequest) -> tuple[Metric, ...]:
+    """The run table's measures: GENERATE_COLUMNS, with the second evaluator's beside quality when asked for."""
+    if not request.second_evaluator:
+        return GENERATE_COLUMNS
+    return tuple(shown for metric in GENERATE_COLUMNS for shown in (metric, SECOND_COLUMNS.get(metric)) if shown)
 
 
 def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:

@@ -35,6 +35,7 @@ from fairsynth.services.run.config import (
     validate_crate_info,
 )
 from fairsynth.services.run.demo import DEMO_PATH
+from fairsynth.services.run.evaluation import second
 from fairsynth.services.run.evaluation.gate import BY_METRIC, GateResult
 from fairsynth.services.run.evaluation.metrics import CONFIDENCE, DCR_SHARE, FIT_SECONDS, QUALITY, UTILITY_RATIO
 from fairsynth.services.run.evaluation.results import EvaluationResult
@@ -353,6 +354,11 @@ def backends() -> list[dict]:
     return backend_catalog()
 
 
+def second_evaluator_availability() -> tuple[bool, str]:
+    """Whether mostlyai-qa, the second evaluator, can run here; why not, with the fix."""
+    return second.availability()
+
+
 def task_work(backend: dict, params: dict, train_rows: int, rows: int, width: int, anonymeter: bool) -> estimates.Work:
     """What one backend's task will do, for the estimate."""
     epochs = params.get("epochs") or parameter_defaults(backend["parameters"]).get("epochs") or 1
@@ -416,6 +422,7 @@ def submit_job(
     rows: int | None,
     seed: int = 0,
     anonymeter: bool = True,
+    second_evaluator: bool = False,
     min_level_rows: int | None = None,
 ) -> Job:
     """Queue a run of these backends (dicts of name and params) on the dataset with its edited schema and rules."""
@@ -425,6 +432,7 @@ def submit_job(
         "rows": rows,
         "seed": seed,
         "anonymeter": anonymeter,
+        "second_evaluator": second_evaluator,
         "min_level_rows": min_level_rows,
     }
     schema = dataset_schema(dataset)

@@ -71,7 +71,7 @@ SCORECARD = (
     UTILITY_RATIO,
     EPSILON,
 )
-ASKED_FOR = (QA_ACCURACY,)  # cards shown only when the measure was asked for and taken
+ASKED_FOR = (QA_ACCURACY,)  # taken only on request: a card when asked for, saying why when it could not be taken
 DISCLAIMER = (
     "Synthetic data lowers, but does not remove, the risk that a person in the original table can be "
     "re-identified or that something about them can be learned. The measures in this report are "
@@ -177,7 +177,7 @@ def scorecard(result: EvaluationResult) -> list[Card]:
     return [
         Card(metric.label, metric.text(result.value(metric)), _hint(metric, result), level(metric, result))
         for metric in SCORECARD
-        if metric not in ASKED_FOR or result.value(metric) is not None
+        if metric not in ASKED_FOR or result.quality.second_evaluator is not None
     ]
 
 
@@ -230,7 +230,9 @@ def _dp_context(result: EvaluationResult) -> str:
 
 _CONTEXT = {
     QUALITY.name: lambda r: f"holdout reaches {_number(getattr(r.quality.holdout_reference, 'quality', None))}",
-    QA_ACCURACY.name: lambda r: "second evaluator, beside sdmetrics quality",
+    QA_ACCURACY.name: lambda r: getattr(
+        r.quality.second_evaluator, "skipped", "second evaluator, beside sdmetrics quality"
+    ),
     COLUMN_SHAPES.name: lambda r: "marginal distributions",
     COLUMN_PAIR_TRENDS.name: lambda r: f"{r.quality.pairs_scored} of {r.quality.pairs_total} pairs scored",
     ASSOCIATION_DIFFERENCE.name: lambda r: f"mean |real − synthetic|, {ASSOCIATION_DIFFERENCE.goal_text}",

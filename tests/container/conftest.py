@@ -33,6 +33,7 @@ POSTGRES_STANDIN = "localhost/fairsynth-postgres:test"
 REDIS_STANDIN = "localhost/fairsynth-redis:test"
 INPUTS_LABEL = "fairsynth.build-inputs"  # digest of everything a build reads; equal digest, no rebuild
 DEBOOTSTRAP_PACKAGES = "python3,python3-venv,python3-pip,python-is-python3,ca-certificates"
+MOSTLY_VARIANT = {"WITH_SDV": "1", "WITH_YDATA": "0", "WITH_MOSTLY": "1"}
 
 
 @dataclass
@@ -133,7 +134,7 @@ def wheelhouse() -> Path:
     """Every pinned wheel, from pip's cache or PyPI, so the build installs with --no-index."""
     house = CACHE / "wheelhouse"
     house.mkdir(parents=True, exist_ok=True)
-    pin_sets = [ROOT / "constraints.txt", ROOT / "requirements" / "ydata-constraints.txt"]  # two venvs, two sets
+    pin_sets = [ROOT / "constraints.txt", *(ROOT / "requirements").glob("*.txt")]  # one set per venv
     for pins in filter(Path.is_file, pin_sets):
         if not missing_from(house, pins):  # pip would only re-resolve what is there (~20 s a set)
             continue
@@ -177,7 +178,7 @@ def missing_from(house: Path, pins: Path) -> list[str]:
     for line in pins.read_text().splitlines():
         line = line.split("#")[0].strip()
         pin = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?==([^\s;]+)", line)
-        if line and (pin is None or (key(pin.group(1)), pin.group(3)) not in present):
+        if line and (pin is None or (key(pin.group(1)), pin.group(3).split("+")[0]) not in present):
             missing.append(line)
     return missing
 
@@ -189,6 +190,21 @@ def image(engine: Engine, base_image: str, wheelhouse: Path) -> str:
     wheels = sorted(f"{w.name}:{w.stat().st_size}" for w in wheelhouse.iterdir())
     build_cached(engine, IMAGE, ROOT / "Dockerfile", ROOT, args, extra=[image_id(engine, base_image), *args, *wheels])
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def mostly_image(engine: Engine, base_image: str, wheelhouse: Path) -> str:
+    """The image built with WITH_MOSTLY=1 (and WITH_YDATA=0, as the size goals pair them): the MOSTLY AI venv inside."""
+    return build_variant(engine, base_image, wheelhouse, "with-mostly", **MOSTLY_VARIANT)
+
+
+def build_variant(engine: Engine, base_image: str, wheelhouse: Path, name: str, **variant: str) -> str:
+    """`IMAGE-name`, built with these build arguments (cached like the default image)."""
+    tag = f"{IMAGE}-{name}"
+    args = build_args(base_image, wheelhouse, **variant)
+    wheels = sorted(f"{w.name}:{w.stat().st_size}" for w in wheelhouse.iterdir())
+    build_cached(engine, tag, ROOT / "Dockerfile", ROOT, args, extra=[image_id(engine, base_image), *args, *wheels])
+    return tag
 
 
 def build_args(base_image: str, wheelhouse: Path, **variant: str) -> list[str]:
@@ -505,7 +521,7 @@ def compose_stack(engine: Engine, image: str, standin_images: dict[str, str], tm
         wait_for_url(f"{stack.api}/health")
         wait_healthy(engine, stack.container("api"))
         stack.seconds["api_healthy"] = time.monotonic() - start
-        up("ui", "worker-torch-sdv", "worker-ydata")
+        up("ui", "worker-torch-sdv", "worker-ydata", "worker-mostly")
         wait_for_url(f"{stack.ui}/_stcore/health")
         wait_healthy(engine, stack.container("ui"))
         stack.seconds["all_healthy"] = time.monotonic() - start

@@ -1,5 +1,5 @@
 """docker-compose.yml for real: the default one-container app, and the `distributed` profile (postgres, redis,
-API, UI and two workers from the images) running a job on its workers.
+API, UI and the workers from the images) running a job on its workers.
 
 podman-compose drives the compose file (see the `compose_stack` fixture for the one thing it cannot do
 with podman 4.3: wait on healthchecks, so the stack is brought up stage by stage in the same order).
@@ -67,7 +67,7 @@ def test_distributed_profile_runs_a_two_backend_job_on_its_workers(compose_stack
 
 
 def test_every_distributed_service_runs_read_only_without_capabilities(compose_stack, engine):
-    for service in ("postgres", "redis", "api", "ui", "worker-torch-sdv", "worker-ydata"):
+    for service in ("postgres", "redis", "api", "ui", "worker-torch-sdv", "worker-ydata", "worker-mostly"):
         assert_hardened(engine, compose_stack.container(service))
     # the services read the job store's password from the secret file: it is in no container's environment
     for service in ("postgres", "api", "worker-ydata"):

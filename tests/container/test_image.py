@@ -218,7 +218,7 @@ def test_compose_file_is_valid_and_names_the_distributed_pieces():
         "WITH_SDV": "0",
     }
     services = rendered_services(variables)
-    for piece in ("postgres", "redis", "api", "ui", "worker-torch-sdv", "worker-ydata"):
+    for piece in ("postgres", "redis", "api", "ui", "worker-torch-sdv", "worker-ydata", "worker-mostly"):
         assert piece in services
     assert "FAIRSYNTH_BROKER_URL" in services["worker-ydata"]["environment"]
     # published on this machine only by default
@@ -227,7 +227,7 @@ def test_compose_file_is_valid_and_names_the_distributed_pieces():
     assert services["app"]["ports"] == ["127.0.0.1:18501:8501"]
     opened = rendered_services({**variables, "FAIRSYNTH_BIND_ADDRESS": "0.0.0.0"})
     assert opened["app"]["ports"] == ["0.0.0.0:18501:8501"]
-    for waiting in ("ui", "worker-torch-sdv", "worker-ydata"):  # the API migrates the job store first
+    for waiting in ("ui", "worker-torch-sdv", "worker-ydata", "worker-mostly"):  # the API migrates the store first
         assert services[waiting]["depends_on"]["api"]["condition"] == "service_healthy", waiting
     for name, service in services.items():  # hardened, every one
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
@@ -242,9 +242,12 @@ def test_compose_file_is_valid_and_names_the_distributed_pieces():
         "postgresql+psycopg://fairsynth@postgres"
     )
     # the build arguments pass through
-    assert {"TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128", "WITH_SDV=0", "WITH_YDATA=1"} <= set(
-        services["app"]["build"]["args"]
-    )
+    assert {
+        "TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128",
+        "WITH_SDV=0",
+        "WITH_YDATA=1",
+        "WITH_MOSTLY=0",
+    } <= set(services["app"]["build"]["args"])
 
 
 def rendered_services(variables: dict[str, str]) -> dict:

@@ -302,3 +302,16 @@ def test_responses_name_no_server_path(client, settings):
     (row,) = comparison.json()
     assert "directory" not in row and row["artefacts"]["report"] == f"/jobs/{job_id}/results/marginals/report"
     assert "crate" not in row["artefacts"]
+
+
+def test_a_job_can_ask_for_the_second_evaluator_and_the_spec_documents_it(client, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAIRSYNTH_MOSTLY_VENV", str(tmp_path / "absent"))  # the run records why it was skipped
+    field = client.get("/openapi.json").json()["components"]["schemas"]["JobSubmission"]["properties"]
+    assert field["second_evaluator"]["default"] is False and "mostlyai-qa" in field["second_evaluator"]["description"]
+    body = {"backends": ["marginals"], "rows": 200, "anonymeter": False, "evaluation_rows": 200}
+    submitted = client.post("/jobs", json=body | {"second_evaluator": True})
+    assert submitted.status_code == 202, submitted.text
+    assert submitted.json()["request"]["second_evaluator"] is True
+    assert client.post("/jobs", json=body).json()["request"]["second_evaluator"] is False
+    for job in client.get("/jobs").json():
+        client.post(f"/jobs/{job['id']}/cancel")

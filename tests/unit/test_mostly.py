@@ -232,3 +232,81 @@ def test_second_evaluator_scores_kept_pairs_higher_than_broken_ones():
     assert 0.8 < like.accuracy <= 1.0 and like.univariate > 0.9 and broken.univariate > 0.9
     assert broken.bivariate < like.bivariate - 0.2 and broken.accuracy < like.accuracy
     assert like.packages["mostlyai-qa"] == "1.10.11" and like.dcr_share is not None
+
+
+def with_second(result, second):
+    """An evaluation result as if the run had asked for the second evaluator and got `second`."""
+    quality = result.quality.model_copy(
+        update={"qa_accuracy": getattr(second, "accuracy", None), "second_evaluator": second}
+    )
+    return result.model_copy(update={"quality": quality})
+
+
+def test_the_report_and_the_comparison_show_the_second_evaluator_beside_quality(demo):
+    from fairsynth.services.run.evaluation.results import SecondEvaluator, Skipped
+    from fairsynth.services.run.evaluation.suite import evaluate
+    from fairsynth.services.run.report import render_comparison, scorecard
+
+    small = demo.head(600)
+    plain = evaluate(
+        small.iloc[:300], small.iloc[300:400], small.iloc[400:], TableSchema.infer(small), anonymeter=False
+    )
+    scored = with_second(plain, SecondEvaluator(accuracy=0.873))
+    why = "mostlyai-qa was not run: the MOSTLY AI environment is missing; build it with: make install-mostly."
+    skipped = with_second(plain, Skipped(skipped=why))
+
+    assert "Accuracy (mostlyai-qa)" not in [card.label for card in scorecard(plain)]  # not asked for: no card
+    cards = scorecard(scored)
+    labels = [card.label for card in cards]
+    assert labels[labels.index("Quality") + 1] == "Accuracy (mostlyai-qa)"
+    assert cards[labels.index("Accuracy (mostlyai-qa)")].value == "0.873"
+    # asked for but not measured: the card says why instead of vanishing
+    card = next(card for card in scorecard(skipped) if card.label == "Accuracy (mostlyai-qa)")
+    assert card.value == "–" and "make install-mostly" in card.hint
+
+    header = render_comparison({"a": scored, "b": plain}).split('id="comparison"')[1].split("</tr>")[0]
+    assert header.index(">Quality<") < header.index(">Accuracy (mostlyai-qa)<")
+    assert ">Accuracy (mostlyai-qa)<" not in render_comparison({"b": plain}).split('id="comparison"')[1]
+
+
+class Captured(Exception):
+    """Raised in place of the run: carries the request the command line built."""
+
+
+def test_cli_second_evaluator_flag_asks_for_it_and_puts_its_column_beside_quality(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from fairsynth.services.entry import cli
+    from fairsynth.services.run.evaluation import second
+
+    def capture(request):
+        raise Captured(request)
+
+    monkeypatch.setattr(second, "availability", lambda: (True, ""))
+    monkeypatch.setattr(cli, "_run_with_bars", capture)
+    for flags, asked in (([], False), (["--second-evaluator"], True)):
+        outcome = CliRunner().invoke(cli.app, ["generate", "-b", "marginals", "--out", str(tmp_path / "r"), *flags])
+        assert isinstance(outcome.exception, Captured), outcome.output
+        request = outcome.exception.args[0]
+        assert request.second_evaluator is asked
+        labels = [metric.label for metric in cli._generate_columns(request)]
+        assert ("Accuracy (mostlyai-qa)" in labels) is asked
+        if asked:
+            assert labels[labels.index("Quality") + 1] == "Accuracy (mostlyai-qa)"
+
+
+def test_cli_second_evaluator_without_the_venv_is_refused_before_running(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from fairsynth.services.entry.cli import app
+
+    monkeypatch.setenv("FAIRSYNTH_MOSTLY_VENV", str(tmp_path / "absent"))
+    run = tmp_path / "run"
+    outcome = CliRunner().invoke(app, ["generate", "-b", "marginals", "--out", str(run), "--second-evaluator"])
+    assert outcome.exit_code == 2
+    said = " ".join(outcome.output.split())
+    assert "The second evaluator (mostlyai-qa) cannot run here:" in said and "make install-mostly" in said
+    assert not run.exists() or not any(run.iterdir())
+    tables = [str(tmp_path / "subjects.csv"), str(tmp_path / "events.csv")]
+    dataset = CliRunner().invoke(app, ["generate", *tables, "--out", str(run), "--second-evaluator"])
+    assert dataset.exit_code == 2 and "leave out --second-evaluator for a dataset" in " ".join(dataset.output.split())

@@ -316,3 +316,33 @@ def test_saving_the_schema_shows_the_dropped_column_and_the_new_count_at_once(da
     shown = app.data_editor[0].value  # the editor shows the saved schema, without a reload
     assert bool(shown["drop"][modelled]) and "modelled" not in shown["handling"][modelled]
     assert learned_count(app) == learned_before - 1
+
+
+def test_generate_page_offers_the_second_evaluator_only_where_it_can_run(data_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAIRSYNTH_MOSTLY_VENV", str(tmp_path / "absent"))
+    app = open_app("pages/generate.py")
+    box = app.checkbox(key="second_evaluator")
+    assert box.label == "Also score with mostlyai-qa (second evaluator)" and box.disabled and not box.value
+    reason = ws_api.second_evaluator_availability()[1]
+    assert "make install-mostly" in reason and any(reason in c.value for c in app.caption)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not ws_api.second_evaluator_availability()[0], reason="the MOSTLY AI venv is not built (make install-mostly)"
+)
+def test_a_run_scored_by_the_second_evaluator_shows_it_beside_quality(data_dir):
+    app = open_app("pages/generate.py")
+    assert not app.checkbox(key="second_evaluator").disabled
+    app.checkbox(key="use-tvae").uncheck()
+    app.checkbox(key="use-marginals").check()
+    app.checkbox(key="second_evaluator").check()
+    app.number_input(key="rows").set_value(300)
+    app.toggle(key="anonymeter").set_value(False)
+    app.button(key="generate").click().run()
+    assert not app.exception and not app.error
+    job = wait_for_run()
+    assert job.state == "succeeded", [(t.backend, t.error) for t in job.tasks]
+    assert job.request["second_evaluator"] is True
+    columns = list(open_app("pages/compare.py").dataframe[0].value.columns)
+    assert columns[columns.index("quality") + 1] == "qa_accuracy"

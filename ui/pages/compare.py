@@ -15,17 +15,20 @@ from fairsynth.services.run.evaluation.metrics import (
     EXACT_COPIES,
     FIT_SECONDS,
     MIA_AUC,
+    QA_ACCURACY,
     QUALITY,
     RULE_ADHERENCE,
     SINGLING_OUT_RISK,
     UTILITY_RATIO,
 )
 from fairsynth.services.run.evaluation.rules import adherence_table
+from fairsynth.services.run.report import ASKED_FOR
 from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
 
 SHOWN = (
     FIT_SECONDS,
     QUALITY,
+    QA_ACCURACY,  # the second evaluator, when the run asked for it
     COLUMN_SHAPES,
     COLUMN_PAIR_TRENDS,
     ENFORCED_RULE_ADHERENCE,
@@ -60,7 +63,8 @@ if job is not None:
             st.info(f"This run is {job.state}; the comparison appears when every backend has ended.")
             st.stop()
         gates = ws_api.gate_reasons(ws, job)
-        columns = ["backend", "decision", *(m.name for m in SHOWN if m.name in table), "status", "error"]
+        measured_here = [m for m in SHOWN if m.name in table and (m not in ASKED_FOR or table[m.name].notna().any())]
+        columns = ["backend", "decision", *(m.name for m in measured_here), "status", "error"]
         shown = table[[c for c in columns if c in table]]
         decisions = ws_api.threshold_decisions(shown, gates)
         st.dataframe(

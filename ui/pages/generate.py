@@ -193,6 +193,19 @@ anonymeter = st.toggle(
     value=last.get("anonymeter", True),
     key="anonymeter",
 )
+with st.expander("Advanced settings of the run"):
+    qa_ready, qa_reason = ws_api.second_evaluator_availability()
+    second_evaluator = st.checkbox(
+        "Also score with mostlyai-qa (second evaluator)",
+        value=qa_ready and bool(last.get("second_evaluator")),
+        disabled=not qa_ready,
+        key="second_evaluator",
+        help="mostlyai-qa's accuracy (1 − total variation distance over binned univariate and bivariate "
+        "distributions), shown beside sdmetrics quality in each report and on the Compare page: a second, "
+        "independent opinion that never picks a backend alone.",
+    )
+    if not qa_ready:
+        st.caption(f"Unavailable here: {qa_reason}")
 params = {}
 tuned = [backend for backend in chosen if backend["parameters"].get("properties")]
 if tuned:
@@ -230,6 +243,7 @@ if st.button("Generate", type="primary", disabled=not chosen or running, key="ge
             rows=int(rows),
             seed=int(seed),
             anonymeter=anonymeter,
+            second_evaluator=second_evaluator,
             min_level_rows=int(min_level_rows),
         )
         choose_job(job.id)

@@ -22,11 +22,19 @@ from fairsynth.services.run.evaluation.results import SecondEvaluator, Skipped
 TABLES = ("train", "holdout", "synthetic")
 
 
+def availability() -> tuple[bool, str]:
+    """Whether mostlyai-qa can run here (in the venv or image the mostly backends use); why not, with the fix."""
+    try:
+        return mostly.runner().availability()
+    except BackendError as exc:  # a misconfigured runner
+        return False, str(exc)
+
+
 def evaluate_second(
     train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema
 ) -> SecondEvaluator | Skipped:
     """mostlyai-qa's accuracy and DCR share on the columns the quality score covers, or why it was not measured."""
-    available, reason = mostly.runner().availability()
+    available, reason = availability()
     if not available:
         return Skipped(skipped=f"mostlyai-qa was not run: {reason}.")
     names = [spec.name for spec in scored_columns(schema, train, synthetic)]
