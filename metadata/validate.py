@@ -34,6 +34,7 @@ from fairsynth.metadata.model import (
     METADATA_NAME,
     PAGETAB_PATH,
     PREVIEW_NAME,
+    RELATIONSHIPS_PATH,
     CrateError,
 )
 
@@ -331,19 +332,44 @@ def _single_item_arrays(entities: list[dict]) -> list[str]:
 
 
 def _variables_match_dictionary(root: Path, graph: dict, root_entity: dict) -> list[str]:
-    path = crate_path(root, DICTIONARY_PATH)
-    if not path.is_file():
+    """Every dictionary column (a dataset's as `table.column`) has its PropertyValue, and no PropertyValue more."""
+    dictionaries = _dictionaries(root)
+    if not dictionaries:
         return [f"{DICTIONARY_PATH} is missing."]
-    with open(path, newline="", encoding="utf-8") as handle:
-        columns = [row["column"] for row in csv.DictReader(handle) if row.get("synthetic_handling") != "dropped"]
+    columns, problems = [], []
+    for rel, table in dictionaries.items():
+        path = crate_path(root, rel)
+        if not path.is_file():
+            problems.append(f"{rel} is missing.")
+            continue
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("synthetic_handling") != "dropped"]
+        columns += [f"{table}.{row['column']}" if table else row["column"] for row in rows]
     refs = root_entity.get("variableMeasured")
     refs = refs if isinstance(refs, list) else [refs] if refs else []
     described = [graph.get(r["@id"], {}).get("name") for r in refs if isinstance(r, dict)]
-    problems = [f"Column {c} has no variableMeasured PropertyValue." for c in columns if c not in described]
+    problems += [f"Column {c} has no variableMeasured PropertyValue." for c in columns if c not in described]
     problems += [
         f"variableMeasured names {d}, which the data dictionary does not list." for d in described if d not in columns
     ]
     return problems
+
+
+def _dictionaries(root: Path) -> dict[str, str | None]:
+    """The crate's data dictionaries, each with the table it names columns of: one table's, or every table's that
+    data/relationships.json lists (None: the columns are named as they are)."""
+    if crate_path(root, DICTIONARY_PATH).is_file():
+        return {DICTIONARY_PATH: None}
+    listing = crate_path(root, RELATIONSHIPS_PATH)
+    if not listing.is_file():
+        return {}
+    try:
+        tables = json.loads(listing.read_text(encoding="utf-8")).get("tables", [])
+    except (json.JSONDecodeError, AttributeError):
+        raise CrateError(
+            f"{RELATIONSHIPS_PATH} is not a JSON object with a 'tables' list; rebuild the crate."
+        ) from None
+    return {str(table.get("dictionary")): str(table.get("name")) for table in tables if isinstance(table, dict)}
 
 
 def _types(entity: dict) -> set[str]:
