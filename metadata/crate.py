@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from rocrate.model.contextentity import ContextEntity
 from rocrate.model.dataset import Dataset
@@ -275,7 +276,7 @@ def _add_actions(crate: ROCrate, facts: RunFacts, backend: str, agent: str, mode
                 "description": f"Drew {facts.synthetic_text()} from the fitted generator with seed "
                 f"{facts.seed} in {facts.sample_seconds:.1f} s.",
                 "object": {"@id": model_id},
-                "result": _one_or_many([{"@id": table.path} for table in facts.tables]),
+                "result": _one_or_many([{"@id": quote(table.path)} for table in facts.tables]),  # as File ids
                 "startTime": iso_utc(facts.sample_start),
                 "endTime": iso_utc(facts.sample_end),
             },

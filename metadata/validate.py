@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from rdflib import Graph, URIRef
 
@@ -291,7 +292,7 @@ def check_files(root: Path, metadata: dict) -> CheckResult:
         missing = [name for name in FILE_FIELDS if not entity.get(name)]
         if missing:
             issues.append(f"File {rel} lacks {', '.join(missing)}.")
-        path = crate_path(root, rel)
+        path = crate_path(root, unquote(rel))  # an @id is a URI path: 'lab%20results.csv' is 'lab results.csv'
         if not path.is_file():
             issues.append(f"File {rel} is described but missing from the crate.")
             continue
@@ -300,7 +301,7 @@ def check_files(root: Path, metadata: dict) -> CheckResult:
         if entity.get("contentSize") and str(entity["contentSize"]) != str(path.stat().st_size):
             issues.append(f"File {rel} is {path.stat().st_size} bytes but contentSize says {entity['contentSize']}.")
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    for rel in sorted(on_disk - set(files) - {METADATA_NAME, PREVIEW_NAME}):
+    for rel in sorted(on_disk - {unquote(rel) for rel in files} - {METADATA_NAME, PREVIEW_NAME}):
         issues.append(f"File {rel} is in the crate but not described in {METADATA_NAME}.")
     return CheckResult("files (presence, size, sha256)", issues, [], {"files": len(files)})
 

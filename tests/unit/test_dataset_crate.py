@@ -144,6 +144,19 @@ def test_a_dataset_crate_missing_a_column_description_fails_validation(run, unpa
     )
 
 
+def test_parquet_tables_with_a_space_in_their_name_validate(tmp_path):
+    tables = three_levels(40)
+    tables["lab results"] = tables.pop("labs")  # a file name that is no plain URI path: its @id is percent-encoded
+    for name, frame in tables.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    run = run_dataset([tmp_path], tmp_path / "run", params={"relational": FAST}, crate=crate_info(), fmt="parquet")
+    report = validate_crate(run.crates["relational"], limits=LIMITS)
+    assert report.ok, report.summary()
+    graph = graph_of(run.directory / "relational.crate")
+    assert "data/lab%20results.parquet" in ids(graph["#sample"]["result"])
+    assert graph["data/lab%20results.parquet"]["encodingFormat"] == "application/vnd.apache.parquet"
+
+
 def test_cli_dataset_run_with_crate_prints_where_each_crate_is(tmp_path):
     folder = tmp_path / "cohort"
     folder.mkdir()
