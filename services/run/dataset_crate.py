@@ -8,6 +8,7 @@ out beside it in <run>/<backend>.crate/ (the tables hard-linked, not copied, whe
     data/relationships.json               tables, keys, time columns and parent -> child links (the builder)
     config/generation.json                backends, parameters, seed, split and source checksums: the run again
     evaluation/metrics.json               per table quality, per relationship integrity, children per parent, order
+    evaluation/report.html                the same as a page: relationships, then per table scores and plots
 
 then metadata.builder.build_crate adds DOME, the PageTab and the RO-Crate metadata and archive.zip_crate packs it
 as <run>/<backend>.crate.zip.
@@ -19,7 +20,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from fairsynth.services.run.pipeline import package_version, package_versions
 
 METRICS_PATH = "evaluation/metrics.json"
 GENERATION_PATH = "config/generation.json"
+REPORT_PATH = "evaluation/report.html"
 MODEL_NOT_SAVED = "dataset backends cannot save a fitted model yet"
 QUALITY_MEANING = "sdmetrics quality (column shapes and pair trends) of the table's non-key columns, real vs synthetic"
 
@@ -58,7 +60,8 @@ class DatasetOutcome:
     params: dict[str, Any]
     times: dict[str, datetime]
     metrics: dict[str, Any]
-    crate: Path | None = field(default=None)
+    report: Path | None = None
+    crate: Path | None = None
 
 
 def dataset_context(
@@ -125,6 +128,8 @@ def _lay_out(folder: Path, outcome: DatasetOutcome, context: dict[str, Any]) -> 
     (folder / GENERATION_PATH).write_text(json.dumps(generation, indent=2, default=str))
     (folder / METRICS_PATH).parent.mkdir(parents=True)
     (folder / METRICS_PATH).write_text(json.dumps(outcome.metrics, indent=2, default=str))
+    if outcome.report is not None:
+        _link_or_copy(outcome.report, folder / REPORT_PATH)
     return folder
 
 

@@ -2,8 +2,8 @@
 
 read the tables (files or a folder) -> DatasetSchema.infer (or an edited schema) -> split by subject
 (a root row and all its descendants go to the same side) -> per dataset backend: fit on the training
-subjects, stream batches of subjects into one file per table, evaluate -> <run>/<backend>/metrics.json; given crate
-metadata, one crate per backend (services/run/dataset_crate.py) -> <run>/<backend>.crate.zip.
+subjects, stream batches of subjects into one file per table, evaluate -> <run>/<backend>/metrics.json and
+report.html; given crate metadata, one crate per backend (services/run/dataset_crate.py) -> <run>/<backend>.crate.zip.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.model import CrateInfo
 from fairsynth.services.run.dataset_crate import DatasetOutcome, dataset_context, package_dataset_crates
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
+from fairsynth.services.run.report import render_dataset_report
 from fairsynth.services.run.tables import InputError, read_table
 from fairsynth.services.run.writers import BatchWriter
 
@@ -146,10 +147,12 @@ def run_dataset(
             **evaluate_dataset(train, holdout, synthetic, schema, seed=seed),
         }
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        report = folder / "report.html"
+        report.write_text(render_dataset_report(train, synthetic, schema, metrics, backend=name, seed=seed))
         result.metrics[name] = metrics
         rows = {t: len(frame) for t, frame in synthetic.items()}
         used = generator.params.model_dump(mode="json")  # every parameter, defaults included
-        outcomes.append(DatasetOutcome(name, files, rows, fit, used, times, metrics))
+        outcomes.append(DatasetOutcome(name, files, rows, fit, used, times, metrics, report))
     if crate is not None:
         request = {"backends": list(generators), "subjects": n_subjects, "seed": seed}
         request |= {"holdout_share": holdout_share, "format": fmt, "batch_subjects": batch_subjects}

@@ -120,6 +120,18 @@ def test_dome_and_pagetab_cover_every_table_and_the_dataset_measures(run, unpack
     }
 
 
+def test_the_report_has_the_relationships_and_a_section_per_table_in_the_run_and_the_crate(run, unpacked):
+    page = (run.directory / "relational" / "report.html").read_text()
+    assert (unpacked / "evaluation/report.html").read_text() == page
+    assert "patients → admissions" in page and "admissions → labs" in page
+    assert [page.index(f"Table {name}</h2>") for name in TABLES] == sorted(
+        page.index(f"Table {name}</h2>") for name in TABLES
+    )
+    quality = run.metrics["relational"]["tables"]["labs"]["quality"]
+    assert f"quality {quality:.3f}" in page
+    assert page.count('class="plot"') == 6  # sex, age; admission_date, ward; hour, value (no key is plotted)
+
+
 def test_the_source_is_every_real_file_by_checksum_never_by_content(run, unpacked):
     graph = graph_of(unpacked)
     source = graph["#source-table"]["description"]
