@@ -61,7 +61,6 @@ class DatasetOutcome:
     times: dict[str, datetime]
     metrics: dict[str, Any]
     report: Path | None = None
-    crate: Path | None = None
 
 
 def dataset_context(
@@ -110,7 +109,7 @@ def package_dataset_crates(
         folder = _lay_out(run_dir / f"{outcome.backend}.crate", outcome, context)
         facts = dataset_facts(outcome, outcomes, schema, context, neutralise=neutralise)
         build_crate(folder, info, facts)
-        outcome.crate = crates[outcome.backend] = zip_crate(folder, run_dir / f"{outcome.backend}.crate.zip")
+        crates[outcome.backend] = zip_crate(folder, run_dir / f"{outcome.backend}.crate.zip")
     return crates
 
 
