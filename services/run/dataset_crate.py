@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from fairsynth.backends import registry
 from fairsynth.backends.base import FitResult
 from fairsynth.metadata.archive import zip_crate
@@ -65,8 +67,8 @@ class DatasetOutcome:
 
 def dataset_context(
     sources: Mapping[str, Path],
-    train: Mapping[str, Any],
-    holdout: Mapping[str, Any],
+    train: Mapping[str, pd.DataFrame],
+    holdout: Mapping[str, pd.DataFrame],
     schema: DatasetSchema,
     request: dict[str, Any],
 ) -> dict[str, Any]:
