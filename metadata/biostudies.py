@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,10 @@ from fairsynth.metadata.model import (
     PREVIEW_NAME,
     CrateInfo,
     RunFacts,
+    TableFacts,
     describe_dataset,
     describe_path,
+    is_synthetic_data,
 )
 
 USER_ENV = "FAIRSYNTH_BIOSTUDIES_USER"
@@ -54,13 +56,14 @@ def attribute(name: str, value: Any, **extra: Any) -> dict[str, Any]:
 
 def build_pagetab(root: Path, info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
     """The PageTab JSON submission for the crate in root: Study section, files, links, authors, organisations."""
+    facts = facts.with_tables(root)
     release = info.date_published.isoformat() if info.date_published else facts.sample_end.date().isoformat()
     return {
         "attributes": [attribute("Title", info.title), attribute("ReleaseDate", release)],
         "section": {
             "type": "Study",
             "attributes": _study_attributes(info, facts),
-            "files": [_file_entry(rel) for rel in pagetab_files(root)],
+            "files": [_file_entry(rel, facts.tables) for rel in pagetab_files(root)],
             "links": _links(info, facts),
             "subsections": _people(info),
         },
@@ -103,11 +106,9 @@ def _study_attributes(info: CrateInfo, facts: RunFacts) -> list[dict[str, Any]]:
     return attrs
 
 
-def _file_entry(rel: str) -> dict[str, Any]:
-    description, media_type = describe_path(rel)
-    kind = (
-        "Synthetic data" if rel.startswith("data/synthetic") else "Model" if rel.startswith(MODEL_DIR) else "Metadata"
-    )
+def _file_entry(rel: str, tables: Sequence[TableFacts] = ()) -> dict[str, Any]:
+    description, media_type = describe_path(rel, tables)
+    kind = "Synthetic data" if is_synthetic_data(rel, tables) else "Model" if rel.startswith(MODEL_DIR) else "Metadata"
     return {
         "path": rel,
         "type": "file",

@@ -9,9 +9,11 @@ context entities. builder.py calls write_rocrate after the run's other files are
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from rocrate.model.contextentity import ContextEntity
 from rocrate.model.dataset import Dataset
@@ -29,6 +31,7 @@ from fairsynth.metadata.model import (
     SPDX,
     CrateInfo,
     RunFacts,
+    TableFacts,
     describe_dataset,
     describe_path,
     slug,
@@ -55,15 +58,19 @@ CSV_NEUTRALISED = (
 CSV_RAW = "Text cells are written raw: a cell beginning with =, +, -, @ may run as a formula in a spreadsheet."
 
 
-def write_rocrate(root: Path, info: CrateInfo, facts: RunFacts, synthetic: str) -> dict[str, Any]:
-    """Write ro-crate-metadata.json describing every file under root; returns the JSON-LD it wrote."""
+def write_rocrate(root: Path, info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
+    """Write ro-crate-metadata.json describing every file under root; returns the JSON-LD it wrote.
+
+    `facts.tables` lists the synthetic tables (RunFacts.with_tables fills a one-table run's).
+    """
+    facts = facts.with_tables(root)
     crate = ROCrate(version=RO_CRATE_VERSION, gen_preview=True)
     crate.metadata.extra_terms.update(EXTRA_TERMS)
     people = _add_people(crate, info)
-    model_id = _add_files(crate, root, facts.csv_formulas_neutralised)
+    model_id = _add_files(crate, root, facts)
     backend = _add_backend(crate, facts)
     _add_source(crate, facts)
-    _add_actions(crate, facts, backend, people[0], model_id, synthetic)
+    _add_actions(crate, facts, backend, people[0], model_id)
     _describe_root(crate, info, facts, people)
     crate.metadata.write(root)
     return crate.metadata.generate()
@@ -84,10 +91,10 @@ def _add_people(crate: ROCrate, info: CrateInfo) -> list[str]:
     return [a.id for a in info.authors]
 
 
-def _add_files(crate: ROCrate, root: Path, neutralised: bool) -> str:
+def _add_files(crate: ROCrate, root: Path, facts: RunFacts) -> str:
     """Add every file under root as a File entity; returns the id of the fit's result (model).
 
-    A CSV file's description says whether its formula-like text cells were neutralised (`neutralised`).
+    A CSV file's description says whether its formula-like text cells were neutralised.
     """
     model_files = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -101,7 +108,7 @@ def _add_files(crate: ROCrate, root: Path, neutralised: bool) -> str:
                 dest_path=rel,
                 fetch_remote=False,
                 validate_url=False,
-                properties=file_properties(path, rel, neutralised),
+                properties=file_properties(path, rel, facts.csv_formulas_neutralised, facts.tables),
             )
         )
         if rel.startswith(MODEL_DIR):
@@ -114,7 +121,7 @@ def _add_files(crate: ROCrate, root: Path, neutralised: bool) -> str:
                 properties={
                     "@type": "CreativeWork",
                     "name": "Fitted generator (withheld)",
-                    "description": "The fitted model is not shipped with this crate: the release policy withholds it.",
+                    "description": f"The fitted model is not shipped with this crate: {facts.model_withheld}.",
                 },
             )
         )
@@ -137,9 +144,11 @@ def _add_files(crate: ROCrate, root: Path, neutralised: bool) -> str:
     return MODEL_DIR
 
 
-def file_properties(path: Path, rel: str, neutralised: bool = True) -> dict[str, Any]:
+def file_properties(
+    path: Path, rel: str, neutralised: bool = True, tables: Sequence[TableFacts] = ()
+) -> dict[str, Any]:
     """name, description, encodingFormat, contentSize (bytes, as text) and sha256 of one file."""
-    description, media_type = describe_path(rel)
+    description, media_type = describe_path(rel, tables)
     if media_type == "text/csv":
         description += " " + (CSV_NEUTRALISED if neutralised else CSV_RAW)
     return {
@@ -189,6 +198,7 @@ def _add_license(crate: ROCrate, license_url: str) -> None:
 def _add_source(crate: ROCrate, facts: RunFacts) -> None:
     src = facts.source
     shared = {"@type": "CreativeWork", "encodingFormat": "text/csv"}
+    unit = "subjects" if facts.dataset else "rows"
     crate.add(
         ContextEntity(
             crate,
@@ -198,7 +208,7 @@ def _add_source(crate: ROCrate, facts: RunFacts) -> None:
                 "name": f"Real {src.kind} ({src.name})",
                 "description": (src.description or f"The real {src.kind} the generator learned from")
                 + f": {src.rows} rows, {src.columns} columns. Its content is not part of this crate; "
-                "only its size and SHA-256 checksum are recorded.",
+                "only its size and SHA-256 checksum are recorded." + _source_files(src.files),
                 "sha256": src.sha256,
             },
         )
@@ -209,17 +219,30 @@ def _add_source(crate: ROCrate, facts: RunFacts) -> None:
             TRAINING_ID,
             properties={
                 **shared,
-                "name": "Training split of the real table",
-                "description": f"{facts.train_rows} rows of the real table drawn with split seed {facts.split_seed}; "
-                f"{facts.holdout_rows} further rows were held out for evaluation and never seen by the "
-                "generator. Described here without its content.",
+                "name": f"Training split of the real {'tables' if facts.dataset else 'table'}",
+                "description": f"{facts.train_rows} {unit} of the real {'tables' if facts.dataset else 'table'} "
+                f"drawn with split seed {facts.split_seed}; {facts.holdout_rows} further {unit} were held out for "
+                "evaluation and never seen by the generator"
+                + (" (a subject's rows in every table on the same side)" if facts.dataset else "")
+                + ". Described here without its content.",
                 "isBasedOn": {"@id": SOURCE_ID},
             },
         )
     )
 
 
-def _add_actions(crate: ROCrate, facts: RunFacts, backend: str, agent: str, model_id: str, synthetic: str) -> None:
+def _source_files(files: dict[str, str]) -> str:
+    """Several source files: each one's SHA-256, and what the recorded checksum is then."""
+    if not files:
+        return ""
+    listed = "; ".join(f"{name} sha256 {digest}" for name, digest in sorted(files.items()))
+    return (
+        f" It is made of {len(files)} files ({listed}); the checksum recorded here is that of their sha256sum "
+        "listing, one '<sha256>  <name>' line per file in name order."
+    )
+
+
+def _add_actions(crate: ROCrate, facts: RunFacts, backend: str, agent: str, model_id: str) -> None:
     common = {
         "@type": "CreateAction",
         "instrument": {"@id": backend},
@@ -232,9 +255,10 @@ def _add_actions(crate: ROCrate, facts: RunFacts, backend: str, agent: str, mode
             "#fit",
             properties={
                 **common,
-                "name": f"Fit {facts.backend} on the training table",
+                "name": f"Fit {facts.backend} on the training {'tables' if facts.dataset else 'table'}",
                 "description": f"Fitted the {facts.model_family} generator '{facts.backend}' on {facts.train_rows} "
-                f"training rows with seed {facts.seed} in {facts.fit_duration:.1f} s.",
+                f"training {'subjects' if facts.dataset else 'rows'} with seed {facts.seed} in "
+                f"{facts.fit_duration:.1f} s.",
                 "object": {"@id": TRAINING_ID},
                 "result": {"@id": model_id},
                 "startTime": iso_utc(facts.fit_start),
@@ -248,11 +272,11 @@ def _add_actions(crate: ROCrate, facts: RunFacts, backend: str, agent: str, mode
             "#sample",
             properties={
                 **common,
-                "name": f"Sample {facts.synthetic_rows} synthetic rows from {facts.backend}",
-                "description": f"Drew {facts.synthetic_rows} synthetic rows from the fitted generator with seed "
+                "name": f"Sample {facts.synthetic_text()} from {facts.backend}",
+                "description": f"Drew {facts.synthetic_text()} from the fitted generator with seed "
                 f"{facts.seed} in {facts.sample_seconds:.1f} s.",
                 "object": {"@id": model_id},
-                "result": {"@id": synthetic},
+                "result": _one_or_many([{"@id": quote(table.path)} for table in facts.tables]),  # as File ids
                 "startTime": iso_utc(facts.sample_start),
                 "endTime": iso_utc(facts.sample_end),
             },
@@ -319,7 +343,9 @@ def _describe_root(crate: ROCrate, info: CrateInfo, facts: RunFacts, people: lis
         "citation": info.citation
         or f"{info.title}. Synthetic dataset generated with {facts.backend} "
         f"{facts.backend_version}; identifier {identifier}.",
-        "variableMeasured": _one_or_many([{"@id": _variable_id(c.name)} for c in facts.schema.output_columns()]),
+        "variableMeasured": _one_or_many(
+            [{"@id": _variable_id(t.column_label(c.name))} for t in facts.tables for c in t.schema.output_columns()]
+        ),
     }
     if info.funder:
         props["funder"] = {"@id": info.funder.id}
@@ -328,11 +354,18 @@ def _describe_root(crate: ROCrate, info: CrateInfo, facts: RunFacts, people: lis
 
 
 def _add_variables(crate: ROCrate, facts: RunFacts) -> None:
-    columns = facts.schema.output_columns()
-    names = [c.name for c in columns]
-    shown = neutralised_names(names) if facts.csv_formulas_neutralised else names  # as the data dictionary says
-    for column, name in zip(columns, shown, strict=True):
-        crate.add(ContextEntity(crate, _variable_id(column.name), properties=variable_properties(column, name)))
+    for table in facts.tables:
+        columns = table.schema.output_columns()
+        names = [c.name for c in columns]
+        shown = neutralised_names(names) if facts.csv_formulas_neutralised else names  # as the data dictionary says
+        for column, name in zip(columns, shown, strict=True):
+            crate.add(
+                ContextEntity(
+                    crate,
+                    _variable_id(table.column_label(column.name)),
+                    properties=variable_properties(column, table.column_label(name)),
+                )
+            )
 
 
 def variable_properties(column: ColumnSpec, name: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ CODEC_BY_KIND = {
 
 def build_dome(info: CrateInfo, facts: RunFacts, root: Path) -> dict[str, Any]:
     """The DOME record of one run as a JSON-ready dict, every field filled from the facts."""
+    facts = facts.with_tables(root)
     return {
         "dataset": _dataset(info, facts),
         "optimization": _optimization(facts),
@@ -61,10 +62,10 @@ def _dataset(info: CrateInfo, facts: RunFacts) -> dict[str, Any]:
         else f"{facts.exact_copies} synthetic rows are exact copies of a training row"
     )
     return {
-        "provenance": f"Synthetic table of {facts.synthetic_rows} rows generated from real {src.kind} "
-        f"({src.rows} rows, {src.columns} columns, sha256 {src.sha256}); the output is synthetic "
-        "and contains no real record. Category levels seen in fewer than "
-        f"{facts.schema.min_level_rows} training rows are never reproduced nor listed in the data dictionary.",
+        "provenance": f"Synthetic {'dataset' if facts.dataset else 'table'} of {facts.synthetic_text()} generated "
+        f"from real {src.kind} ({src.rows} rows, {src.columns} columns, sha256 {src.sha256}); the output is "
+        "synthetic and contains no real record. Category levels seen in fewer than "
+        f"{facts.min_level_rows} training rows are never reproduced nor listed in the data dictionary.",
         "splits": {
             "train_rows": facts.train_rows,
             "holdout_rows": facts.holdout_rows,
@@ -94,7 +95,7 @@ def _rules(facts: RunFacts) -> list[dict[str, Any]] | str:
 
 
 def _optimization(facts: RunFacts) -> dict[str, Any]:
-    kinds = sorted({c.kind for c in facts.schema.output_columns()})
+    kinds = sorted({c.kind for t in facts.tables for c in t.schema.output_columns()})
     regularization = (
         {
             "differential_privacy": "DP-SGD",
@@ -112,7 +113,7 @@ def _optimization(facts: RunFacts) -> dict[str, Any]:
         "parameters": facts.parameter_count
         if facts.parameter_count is not None
         else "not applicable: the backend reports no trainable parameter count",
-        "features": [c.name for c in facts.schema.learned_columns()],
+        "features": [t.column_label(c.name) for t in facts.tables for c in t.schema.learned_columns()],
         "fitting": {
             "epochs": facts.epochs,
             "batch_size": facts.batch_size,
@@ -131,13 +132,23 @@ def _model(facts: RunFacts, root: Path) -> dict[str, Any]:
         "interpretability": facts.interpretability
         or "black box: a generative model of the joint distribution; "
         "per-column fidelity is reported in evaluation/metrics.json",
-        "output": {
-            "type": "synthetic table",
-            "rows": facts.synthetic_rows,
-            "columns": [c.name for c in facts.schema.output_columns()],
-        },
+        "output": _output(facts),
         "duration": {"fit_seconds": round(facts.fit_duration, 3), "sample_seconds": round(facts.sample_seconds, 3)},
-        "availability": "model files in the crate under model/" if shipped else "withheld by the release policy",
+        "availability": "model files in the crate under model/" if shipped else f"withheld: {facts.model_withheld}",
+    }
+
+
+def _output(facts: RunFacts) -> dict[str, Any]:
+    """The synthetic table, or for several tables each table and the relationships (data/relationships.json)."""
+    columns = [t.column_label(c.name) for t in facts.tables for c in t.schema.output_columns()]
+    if facts.dataset is None:
+        return {"type": "synthetic table", "rows": facts.synthetic_rows, "columns": columns}
+    return {
+        "type": "synthetic dataset of related tables (whole synthetic subjects)",
+        "subjects": facts.synthetic_rows,
+        "tables": {t.name: {"file": t.path, "rows": t.rows} for t in facts.tables},
+        "columns": columns,
+        "relationships": [f"{r.child}.{r.child_key} -> {r.parent}.{r.parent_key}" for r in facts.dataset.relationships],
     }
 
 

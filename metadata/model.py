@@ -1,7 +1,8 @@
 """The metadata model: what every crate file is built from. A new metadata field starts here.
 
 - what the user says about the dataset: CrateInfo (with Author and Organization);
-- what one backend's run did: RunFacts (with SourceFacts), handed over by the pipeline;
+- what one backend's run did: RunFacts (with SourceFacts and, for several tables, one TableFacts per table),
+  handed over by the pipeline;
 - where each file lies in a crate (METADATA_NAME, DOME_PATH, ...) and what it holds (describe_path);
 - the profiles a crate conforms to (PROCESS_RUN_CRATE, BIOSCHEMAS_DATASET).
 
@@ -11,9 +12,10 @@ read these definitions; builder.py assembles a crate from them. This module impo
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fairsynth.errors import FairsynthError
+from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.schema import TableSchema
 
 # -- profiles and vocabularies -----------------------------------------------------------------
@@ -40,6 +43,8 @@ DOME_PATH = "metadata/dome.json"
 PAGETAB_PATH = "metadata/biostudies.pagetab.json"
 DICTIONARY_PATH = "data/data-dictionary.csv"
 RULES_PATH = "data/rules.csv"
+RELATIONSHIPS_PATH = "data/relationships.json"
+SINGLE_TABLE = "synthetic"  # the name of a one-table crate's only table (data/synthetic.csv)
 RULES_TABLE_COLUMNS = {  # RunFacts.rules key -> data/rules.csv header
     "text": "rule",
     "kind": "kind",
@@ -68,6 +73,9 @@ FILE_DESCRIPTIONS = {
     DICTIONARY_PATH: "Data dictionary: one row per column with kind, unit, allowed values or range, "
     "missing share, how the synthetic table treats it, the cross-column rules it takes part in, and whether the "
     "run's CSV files neutralise formula-like text (csv_formulas_neutralised).",
+    RELATIONSHIPS_PATH: "The dataset's tables and how they relate, as data: per table its file, data dictionary, "
+    "rows, primary key and time column; per relationship the parent table and key and the child table and foreign "
+    "key (every child row's foreign key is one of its parent's keys).",
     RULES_PATH: "Cross-column rules of the real table (one row each): kind, columns, whether generation enforces "
     "it, real rows supporting it, and the share of synthetic rows that keep it.",
     "config/generation.json": "The generation request, seed and package versions that repeat this run.",
@@ -78,6 +86,19 @@ FILE_DESCRIPTIONS = {
     METADATA_NAME: "RO-Crate metadata (JSON-LD) describing every file of this dataset.",
     PREVIEW_NAME: "Human-readable page of the RO-Crate metadata.",
 }
+
+
+# what a file holds in a crate of several tables, where it differs from FILE_DESCRIPTIONS
+DATASET_FILE_DESCRIPTIONS = {
+    "evaluation/metrics.json": "Measures of the synthetic dataset: per table its quality (with the holdout's as "
+    "reference) and real keys copied; per relationship referential integrity, children per parent (real and "
+    "synthetic means, KS statistic) and the share of parents whose children are in time order.",
+}
+TABLE_DICTIONARY = (
+    ": one row per column with its role in the dataset (primary key, foreign key, time column), kind, unit, "
+    "allowed values or range, missing share, how the synthetic table treats it, and whether the run's CSV files "
+    "neutralise formula-like text (csv_formulas_neutralised)."
+)
 
 
 class CrateError(FairsynthError):
@@ -220,6 +241,28 @@ class SourceFacts:
     description: str = ""
     name: str = "source table"
     organism: str | None = "Homo sapiens"
+    # several tables: each source file's name -> its SHA-256 (`sha256` is then that of the listing, see
+    # dataset_checksum)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TableFacts:
+    """One synthetic table of a crate: its name, crate paths (data and dictionary), output schema and rows.
+
+    `qualified` (a table of several) names its columns `table.column` in the crate, so two tables' `id`s differ.
+    """
+
+    name: str
+    path: str
+    dictionary: str
+    schema: TableSchema
+    rows: int
+    qualified: bool = False
+
+    def column_label(self, column: str) -> str:
+        """How the crate names one of the table's columns."""
+        return f"{self.name}.{column}" if self.qualified else column
 
 
 @dataclass
@@ -231,7 +274,7 @@ class RunFacts:
     backend_url: str
     backend_license: str
     model_family: str
-    schema: TableSchema
+    schema: TableSchema | None  # one table's schema (output columns); None for several tables (`tables`, `dataset`)
     source: SourceFacts
     seed: int
     fit_start: datetime
@@ -266,6 +309,11 @@ class RunFacts:
     interpretability: str = ""
     # whether the run's CSV files prefix formula-like text cells and headers with ' (metadata.spreadsheet)
     csv_formulas_neutralised: bool = True
+    # why the crate holds no model/ folder, when it holds none
+    model_withheld: str = "the release policy withholds it"
+    # several tables: their keys and relationships, and each synthetic table (a one-table run: filled by the builder)
+    dataset: DatasetSchema | None = None
+    tables: list[TableFacts] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.backend_url.startswith(("http://", "https://")):
@@ -276,6 +324,28 @@ class RunFacts:
         for name in ("fit_start", "fit_end", "sample_start", "sample_end"):
             if getattr(self, name).tzinfo is None:
                 raise CrateError(f"RunFacts.{name} has no time zone; pass an aware UTC datetime.")
+        if self.schema is None and (self.dataset is None or not self.tables):
+            raise CrateError("RunFacts needs the table's schema, or for several tables the dataset and its tables.")
+
+    def with_tables(self, root: Path) -> RunFacts:
+        """These facts with their synthetic tables listed: a one-table run's data/synthetic.* as its only entry."""
+        if self.tables:
+            return self
+        if self.schema is None:  # __post_init__ refuses it; this narrows the type
+            raise CrateError("RunFacts needs the table's schema.")
+        table = TableFacts(SINGLE_TABLE, synthetic_path(root), DICTIONARY_PATH, self.schema, self.synthetic_rows)
+        return replace(self, tables=[table])
+
+    @property
+    def min_level_rows(self) -> int:
+        """The rare-level threshold the run applied (every table of a dataset shares the request's)."""
+        return (self.schema or self.tables[0].schema).min_level_rows
+
+    def synthetic_text(self) -> str:
+        """What was generated, in words: "400 rows", or "120 subjects: patients 120 rows, visits 431 rows"."""
+        if self.dataset is None:
+            return f"{self.synthetic_rows} rows"
+        return f"{self.synthetic_rows} subjects: " + ", ".join(f"{t.name} {t.rows} rows" for t in self.tables)
 
     @property
     def sample_seconds(self) -> float:
@@ -294,13 +364,47 @@ class RunFacts:
 
 
 # -- shared descriptions -------------------------------------------------------------------------
-def describe_path(rel: str) -> tuple[str, str]:
-    """What a crate-relative path holds, in words, and its media type."""
+def describe_path(rel: str, tables: Sequence[TableFacts] = ()) -> tuple[str, str]:
+    """What a crate-relative path holds, in words, and its media type; `tables` describe a dataset's own files."""
     key = rel.rsplit(".", 1)[0] if rel.startswith("data/synthetic") else rel
-    description = FILE_DESCRIPTIONS.get(key) or (
-        "Part of the saved generator." if rel.startswith(MODEL_DIR) else "A file produced by the run."
+    description = (
+        _describe_table_file(rel, tables)
+        or FILE_DESCRIPTIONS.get(key)
+        or ("Part of the saved generator." if rel.startswith(MODEL_DIR) else "A file produced by the run.")
     )
     return description, ENCODING_FORMATS.get(PurePosixPath(rel).suffix.lower(), "application/octet-stream")
+
+
+def is_synthetic_data(rel: str, tables: Sequence[TableFacts] = ()) -> bool:
+    """Whether a crate-relative path is a synthetic table."""
+    return rel.startswith("data/synthetic") or any(rel == t.path for t in tables)
+
+
+def _describe_table_file(rel: str, tables: Sequence[TableFacts]) -> str | None:
+    """A dataset crate's own description of a path (a table, its dictionary, the dataset's metrics), else None."""
+    if any(t.qualified for t in tables) and rel in DATASET_FILE_DESCRIPTIONS:
+        return DATASET_FILE_DESCRIPTIONS[rel]
+    for table in tables:
+        if not table.qualified:
+            continue
+        if rel == table.path:
+            return (
+                f"The synthetic table '{table.name}' ({table.rows} rows): rows drawn from the fitted generator, "
+                f"no row of the real table; keys regenerated. {RELATIONSHIPS_PATH} says how it relates to the others."
+            )
+        if rel == table.dictionary:
+            return f"Data dictionary of the table '{table.name}'" + TABLE_DICTIONARY
+    return None
+
+
+def table_path(name: str, suffix: str) -> str:
+    """Where a dataset crate holds the synthetic table `name` (suffix: .csv or .parquet)."""
+    return f"data/{name}{suffix}"
+
+
+def table_dictionary_path(name: str) -> str:
+    """Where a dataset crate holds the data dictionary of the table `name`."""
+    return f"data/{name}.data-dictionary.csv"
 
 
 def synthetic_path(root: Path) -> str:
@@ -317,12 +421,35 @@ def synthetic_path(root: Path) -> str:
 def describe_dataset(info: CrateInfo, facts: RunFacts) -> str:
     """The root description: the user's text plus what the data is and where it comes from."""
     dp = f" Fitted with differential privacy (epsilon {facts.epsilon:g}, delta {facts.delta:g})." if facts.is_dp else ""
+    unit = "subjects" if facts.dataset is not None else "rows"
     return (
-        f"{info.description.rstrip('.')}. This dataset is SYNTHETIC: {facts.synthetic_rows} rows generated by "
+        f"{info.description.rstrip('.')}. This dataset is SYNTHETIC: {facts.synthetic_text()} generated by "
         f"the {facts.model_family} generator '{facts.backend}' {facts.backend_version}, fitted on "
-        f"{facts.train_rows} rows of real {facts.source.kind} ({facts.source.rows} rows, "
-        f"{facts.source.columns} columns); no real record is included.{dp}"
+        f"{facts.train_rows} {unit} of real {facts.source.kind} ({facts.source.rows} rows, "
+        f"{facts.source.columns} columns); no real record is included.{dp}{describe_relationships(facts)}"
     )
+
+
+def describe_relationships(facts: RunFacts) -> str:
+    """The tables' keys and relationships in words (empty for one table)."""
+    if facts.dataset is None:
+        return ""
+    parts = []
+    for name in facts.dataset.top_down():
+        entry, link = facts.dataset.entry(name), facts.dataset.parent_of(name)
+        text = f"'{entry.name}'" + (f" (primary key {entry.primary_key})" if entry.primary_key else "")
+        if link is not None:
+            text += f", child of '{link.parent}' through {link.child_key} -> {link.parent}.{link.parent_key}"
+        if entry.sequence:
+            text += f", in order of {entry.sequence} within its parent"
+        parts.append(text)
+    return f" Tables: {'; '.join(parts)}. Keys and relationships as data: {RELATIONSHIPS_PATH}."
+
+
+def dataset_checksum(files: dict[str, str]) -> str:
+    """One SHA-256 for several source files: that of their `sha256sum` listing (one "<sha256>  <name>" line each)."""
+    listing = "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
 
 
 def slug(text: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from rdflib import Graph, URIRef
 
@@ -34,6 +35,7 @@ from fairsynth.metadata.model import (
     METADATA_NAME,
     PAGETAB_PATH,
     PREVIEW_NAME,
+    RELATIONSHIPS_PATH,
     CrateError,
 )
 
@@ -290,7 +292,7 @@ def check_files(root: Path, metadata: dict) -> CheckResult:
         missing = [name for name in FILE_FIELDS if not entity.get(name)]
         if missing:
             issues.append(f"File {rel} lacks {', '.join(missing)}.")
-        path = crate_path(root, rel)
+        path = crate_path(root, unquote(rel))  # an @id is a URI path: 'lab%20results.csv' is 'lab results.csv'
         if not path.is_file():
             issues.append(f"File {rel} is described but missing from the crate.")
             continue
@@ -299,7 +301,7 @@ def check_files(root: Path, metadata: dict) -> CheckResult:
         if entity.get("contentSize") and str(entity["contentSize"]) != str(path.stat().st_size):
             issues.append(f"File {rel} is {path.stat().st_size} bytes but contentSize says {entity['contentSize']}.")
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    for rel in sorted(on_disk - set(files) - {METADATA_NAME, PREVIEW_NAME}):
+    for rel in sorted(on_disk - {unquote(rel) for rel in files} - {METADATA_NAME, PREVIEW_NAME}):
         issues.append(f"File {rel} is in the crate but not described in {METADATA_NAME}.")
     return CheckResult("files (presence, size, sha256)", issues, [], {"files": len(files)})
 
@@ -331,19 +333,44 @@ def _single_item_arrays(entities: list[dict]) -> list[str]:
 
 
 def _variables_match_dictionary(root: Path, graph: dict, root_entity: dict) -> list[str]:
-    path = crate_path(root, DICTIONARY_PATH)
-    if not path.is_file():
+    """Every dictionary column (a dataset's as `table.column`) has its PropertyValue, and no PropertyValue more."""
+    dictionaries = _dictionaries(root)
+    if not dictionaries:
         return [f"{DICTIONARY_PATH} is missing."]
-    with open(path, newline="", encoding="utf-8") as handle:
-        columns = [row["column"] for row in csv.DictReader(handle) if row.get("synthetic_handling") != "dropped"]
+    columns, problems = [], []
+    for rel, table in dictionaries.items():
+        path = crate_path(root, rel)
+        if not path.is_file():
+            problems.append(f"{rel} is missing.")
+            continue
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("synthetic_handling") != "dropped"]
+        columns += [f"{table}.{row['column']}" if table else row["column"] for row in rows]
     refs = root_entity.get("variableMeasured")
     refs = refs if isinstance(refs, list) else [refs] if refs else []
     described = [graph.get(r["@id"], {}).get("name") for r in refs if isinstance(r, dict)]
-    problems = [f"Column {c} has no variableMeasured PropertyValue." for c in columns if c not in described]
+    problems += [f"Column {c} has no variableMeasured PropertyValue." for c in columns if c not in described]
     problems += [
         f"variableMeasured names {d}, which the data dictionary does not list." for d in described if d not in columns
     ]
     return problems
+
+
+def _dictionaries(root: Path) -> dict[str, str | None]:
+    """The crate's data dictionaries, each with the table it names columns of: one table's, or every table's that
+    data/relationships.json lists (None: the columns are named as they are)."""
+    if crate_path(root, DICTIONARY_PATH).is_file():
+        return {DICTIONARY_PATH: None}
+    listing = crate_path(root, RELATIONSHIPS_PATH)
+    if not listing.is_file():
+        return {}
+    try:
+        tables = json.loads(listing.read_text(encoding="utf-8")).get("tables", [])
+    except (json.JSONDecodeError, AttributeError):
+        raise CrateError(
+            f"{RELATIONSHIPS_PATH} is not a JSON object with a 'tables' list; rebuild the crate."
+        ) from None
+    return {str(table.get("dictionary")): str(table.get("name")) for table in tables if isinstance(table, dict)}
 
 
 def _types(entity: dict) -> set[str]:

@@ -28,6 +28,7 @@ from fairsynth.services.run.config import (
     ConfigError,
     GenerationRequest,
     SchemaOverrides,
+    crate_info_from,
     load_request,
     parse_author,
     parse_request,
@@ -214,7 +215,10 @@ def generate(
             raise ConfigError(
                 "The second evaluator scores single tables only; leave out --second-evaluator for a dataset."
             )
-        _generate_dataset(files, backend, rows, seed, out, fmt, epochs, param, encoding, separator, crate=crate)
+        fields = _crate_fields(title=title, description=description, authors=author, license=license, keywords=keyword)
+        _generate_dataset(
+            files, backend, rows, seed, out, fmt, epochs, param, encoding, separator, crate=crate, fields=fields
+        )
         return
     file = files[0] if files else None
     request = _build_request(
@@ -243,14 +247,17 @@ def generate(
         raise typer.Exit(code=1)
 
 
-def _generate_dataset(files, backend, subjects, seed, out, fmt, epochs, assignments, encoding, separator, *, crate):
-    """Several related tables: whole synthetic subjects per dataset backend, measured per table and relationship."""
-    from fairsynth.services.run.datasets import DEFAULT_DATASET_BACKEND, run_dataset
+def _generate_dataset(
+    files, backend, subjects, seed, out, fmt, epochs, assignments, encoding, separator, *, crate, fields
+):
+    """Several related tables: whole synthetic subjects per dataset backend, measured per table and relationship;
+    with --crate one crate per backend."""
+    from fairsynth.services.run.datasets import DEFAULT_DATASET_BACKEND, dataset_files, run_dataset
     from fairsynth.services.run.pipeline import default_run_dir
     from fairsynth.services.settings import Settings
 
-    if crate:
-        raise ConfigError("Crates for several tables are not made yet; leave out --crate for a dataset.")
+    label = ", ".join(path.name for path in dataset_files(files))
+    info = crate_info_from(fields, label, what="Synthetic related tables") if crate else None  # fails before work
     settings = Settings.from_env()
     names = backend or [DEFAULT_DATASET_BACKEND]
     params: dict[str, dict[str, object]] = {name: {"epochs": epochs} if epochs else {} for name in names}
@@ -271,6 +278,7 @@ def _generate_dataset(files, backend, subjects, seed, out, fmt, epochs, assignme
         separator=separator,
         batch_subjects=settings.dataset_batch_subjects,
         neutralise=settings.neutralise_csv_formulas,
+        crate=info,
     )
     for name, metrics in result.metrics.items():
         tables = Table(
@@ -304,6 +312,8 @@ def _generate_dataset(files, backend, subjects, seed, out, fmt, epochs, assignme
                 _score(order["synthetic"]) if order else "no time column",
             )
         console.print(links)
+        if name in result.crates:
+            console.print(f"crate: {result.crates[name]}", highlight=False)
 
 
 def _score(value: float | None) -> str:
@@ -486,10 +496,9 @@ def _apply_crate(
     request: GenerationRequest, enabled: bool, *, title, description, authors, license, keywords
 ) -> GenerationRequest:
     crate = dict(request.crate or {})
-    given = {"title": title, "description": description, "license": license, "keywords": keywords or None}
-    crate.update({k: v for k, v in given.items() if v is not None})
-    if authors:
-        crate["authors"] = [parse_author(text) for text in authors]
+    crate.update(
+        _crate_fields(title=title, description=description, authors=authors, license=license, keywords=keywords)
+    )
     return request.model_copy(update={"package_crates": enabled or request.package_crates, "crate": crate or None})
 
 
@@ -511,6 +520,15 @@ def _generate_columns(request: GenerationRequest) -> tuple[Metric, ...]:
     if not request.second_evaluator:
         return GENERATE_COLUMNS
     return tuple(shown for metric in GENERATE_COLUMNS for shown in (metric, SECOND_COLUMNS.get(metric)) if shown)
+
+
+def _crate_fields(*, title, description, authors, license, keywords) -> dict:
+    """The crate metadata the options give (only those given)."""
+    given = {"title": title, "description": description, "license": license, "keywords": keywords or None}
+    fields = {k: v for k, v in given.items() if v is not None}
+    if authors:
+        fields["authors"] = [parse_author(text) for text in authors]
+    return fields
 
 
 def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:

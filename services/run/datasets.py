@@ -2,7 +2,8 @@
 
 read the tables (files or a folder) -> DatasetSchema.infer (or an edited schema) -> split by subject
 (a root row and all its descendants go to the same side) -> per dataset backend: fit on the training
-subjects, stream batches of subjects into one file per table, evaluate -> <run>/<backend>/metrics.json.
+subjects, stream batches of subjects into one file per table, evaluate -> <run>/<backend>/metrics.json and
+report.html; given crate metadata, one crate per backend (services/run/dataset_crate.py) -> <run>/<backend>.crate.zip.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,10 @@ import pandas as pd
 
 from fairsynth.backends.dataset import create_dataset_generator
 from fairsynth.metadata.dataset import DatasetSchema
+from fairsynth.metadata.model import CrateInfo
+from fairsynth.services.run.dataset_crate import DatasetOutcome, dataset_context, package_dataset_crates
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
+from fairsynth.services.run.report import render_dataset_report
 from fairsynth.services.run.tables import InputError, read_table
 from fairsynth.services.run.writers import BatchWriter
 
@@ -32,6 +37,7 @@ class DatasetRunResult:
     directory: Path
     schema: DatasetSchema
     metrics: dict[str, dict] = field(default_factory=dict)
+    crates: dict[str, Path] = field(default_factory=dict)  # backend -> <run>/<backend>.crate.zip
 
 
 def dataset_files(paths: Sequence[Path]) -> list[Path]:
@@ -99,8 +105,10 @@ def run_dataset(
     separator: str | None = None,
     batch_subjects: int = 1_000,
     neutralise: bool = True,
+    crate: CrateInfo | None = None,
 ) -> DatasetRunResult:
-    """Read, infer, split by subject, then per backend fit, stream every table's synthetic rows and evaluate.
+    """Read, infer, split by subject, then per backend fit, stream every table's synthetic rows and evaluate;
+    with `crate` (the user's crate metadata), one crate per backend.
 
     The entry points pass the settings' FAIRSYNTH_DATASET_BATCH_SUBJECTS and FAIRSYNTH_NEUTRALISE_CSV_FORMULAS.
     """
@@ -118,8 +126,11 @@ def run_dataset(
     train, holdout = split_by_subject(tables, schema, holdout_share, seed)
     result = DatasetRunResult(out, schema)
     n_subjects = subjects or len(train[schema.roots()[0]])
+    outcomes = []
     for name, generator in generators.items():
+        times = {"fit_start": _now()}
         fit = generator.fit(train, schema, seed=seed)
+        times["fit_end"] = times["sample_start"] = _now()
         folder = out / name
         files = _write(
             generator.sample(n_subjects, seed=seed, batch_subjects=batch_subjects),
@@ -128,6 +139,7 @@ def run_dataset(
             fmt,
             neutralise,
         )
+        times["sample_end"] = _now()
         synthetic = {t: _read_back(path) for t, path in files.items()}
         metrics = {
             "backend": name,
@@ -135,8 +147,23 @@ def run_dataset(
             **evaluate_dataset(train, holdout, synthetic, schema, seed=seed),
         }
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        report = folder / "report.html"
+        report.write_text(render_dataset_report(train, synthetic, schema, metrics, backend=name, seed=seed))
         result.metrics[name] = metrics
+        rows = {t: len(frame) for t, frame in synthetic.items()}
+        used = generator.params.model_dump(mode="json")  # every parameter, defaults included
+        outcomes.append(DatasetOutcome(name, files, rows, fit, used, times, metrics, report))
+    if crate is not None:
+        request = {"backends": list(generators), "subjects": n_subjects, "seed": seed}
+        request |= {"holdout_share": holdout_share, "format": fmt, "batch_subjects": batch_subjects}
+        sources = {table_name(path): path for path in dataset_files(paths)}
+        context = dataset_context(sources, train, holdout, schema, request)
+        result.crates = package_dataset_crates(out, outcomes, schema, crate, context, neutralise=neutralise)
     return result
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _write(batches, folder: Path, schema: DatasetSchema, fmt: str, neutralise: bool) -> dict[str, Path]:

@@ -408,7 +408,10 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
     packages = {k: v for k, v in context["packages"].items() if k != "fairsynth"}  # not on PyPI
     isolated = (outcome.fit.get("details") or {}).get("packages") or {}  # versions in a backend's own venv
     backend_version = (
-        context["packages"].get(caps.package) or isolated.get(caps.package) or _version(caps.package) or "unknown"
+        context["packages"].get(caps.package)
+        or isolated.get(caps.package)
+        or package_version(caps.package)
+        or "unknown"
     )
     fit, params, evaluation = outcome.fit, outcome.params, outcome.evaluation()
     return RunFacts(
@@ -508,15 +511,17 @@ def _run_context(
             "columns": int(data.shape[1]),
         },
         "split": {"seed": request.seed, "train_rows": len(train), "holdout_rows": len(holdout)},
-        "packages": _package_versions(),
+        "packages": package_versions(),
     }
 
 
-def _package_versions() -> dict[str, str]:
-    return {name: version for name in PACKAGES if (version := _version(name))}
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a run records (PACKAGES), those installed here."""
+    return {name: version for name in PACKAGES if (version := package_version(name))}
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """One installed distribution's version, or None."""
     try:
         return package_metadata.version(package)
     except package_metadata.PackageNotFoundError:

@@ -7,6 +7,7 @@ in the page head, so the page works with no network. Writing the files is the pi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
+from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run import figures
 from fairsynth.services.run.evaluation import compare
@@ -298,6 +300,50 @@ def _attacks(anonymeter) -> list[tuple[str, object]]:
         return []
     rows = [("singling out (univariate)", anonymeter.singling_out), ("linkability", anonymeter.linkability)]
     return rows + [(f"attribute inference: {k}", v) for k, v in anonymeter.attribute_inference.secrets.items()]
+
+
+# -- the report of a dataset run (several tables) -----------------------------------------------------
+def render_dataset_report(
+    train: Mapping[str, pd.DataFrame],
+    synthetic: Mapping[str, pd.DataFrame],
+    schema: DatasetSchema,
+    metrics: dict,
+    *,
+    backend: str | None = None,
+    seed: int = 0,
+) -> str:
+    """The HTML report of one dataset backend: the relationships' measures, then per table its scores and plots."""
+    root = schema.roots()[0]
+    tables = []
+    for name in schema.top_down():
+        block, keys = metrics["tables"][name], schema.key_columns(name)
+        table_schema = schema.entry(name).table.with_overrides(drop=keys)
+        specs = compared_columns(table_schema, train[name], synthetic[name])
+        shown = specs[:MAX_COLUMN_PLOTS]
+        real, synth = subsample(train[name], PLOT_ROWS, seed), subsample(synthetic[name], PLOT_ROWS, seed + 1)
+        tables.append(
+            {
+                "name": name,
+                "real_rows": block["rows"]["real"],
+                "synthetic_rows": block["rows"]["synthetic"],
+                "quality": block["quality"],
+                "holdout": block["holdout_reference"],
+                "keys_copied": sum(block["real_keys_copied"].values()),
+                "plots": [
+                    plot(figures.distribution_figure(s, real[s.name], {"synthetic": synth[s.name]})) for s in shown
+                ],
+                "not_plotted": [s.name for s in specs[len(shown) :]],
+            }
+        )
+    return _page(
+        "dataset_report.html.j2",
+        "Synthetic dataset evaluation",
+        f"Backend: {backend} · tables: {', '.join(schema.top_down())}" if backend else "",
+        subjects={"train": len(train[root]), "synthetic": len(synthetic[root])},
+        relationships=metrics["relationships"],
+        tables=tables,
+        plot_rows=PLOT_ROWS,
+    )
 
 
 # -- the comparison across backends -----------------------------------------------------------------

@@ -188,13 +188,6 @@ def test_cli_generates_a_folder_of_related_tables(tmp_path):
     assert DatasetSchema.from_json((out / "dataset.json").read_text()).top_down() == ["patients", "admissions", "labs"]
 
 
-def test_cli_refuses_a_crate_for_a_dataset_in_one_sentence(tmp_path):
-    for name, frame in three_levels(30).items():
-        frame.to_csv(tmp_path / f"{name}.csv", index=False)
-    result = CliRunner().invoke(app, ["generate", str(tmp_path), "--crate"])
-    assert result.exit_code == 2 and "Crates for several tables are not made yet" in result.output
-
-
 def test_cli_refuses_a_single_table_backend_for_a_dataset_before_writing_anything(tmp_path):
     for name, frame in three_levels(30).items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
