@@ -17,6 +17,7 @@ import pandas as pd
 
 from fairsynth.backends.dataset import create_dataset_generator
 from fairsynth.metadata.dataset import DatasetSchema
+from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
 from fairsynth.services.run.tables import InputError, read_table
 from fairsynth.services.run.writers import BatchWriter
@@ -99,10 +100,12 @@ def run_dataset(
     separator: str | None = None,
     batch_subjects: int = 1_000,
     neutralise: bool = True,
+    quality_rows: int = QUALITY_ROWS,
 ) -> DatasetRunResult:
     """Read, infer, split by subject, then per backend fit, stream every table's synthetic rows and evaluate.
 
-    The entry points pass the settings' FAIRSYNTH_DATASET_BATCH_SUBJECTS and FAIRSYNTH_NEUTRALISE_CSV_FORMULAS.
+    The entry points pass the settings' FAIRSYNTH_DATASET_BATCH_SUBJECTS, FAIRSYNTH_NEUTRALISE_CSV_FORMULAS and
+    FAIRSYNTH_DATASET_QUALITY_ROWS.
     """
     tables = read_dataset(paths, encoding=encoding, separator=separator)
     schema = (schema or DatasetSchema.infer(tables)).checked()
@@ -132,7 +135,9 @@ def run_dataset(
         metrics = {
             "backend": name,
             "fit_seconds": fit.seconds,
-            **evaluate_dataset(train, holdout, synthetic, schema, seed=seed),
+            **evaluate_dataset(train, holdout, synthetic, schema, seed=seed, max_rows=quality_rows).model_dump(
+                mode="json"
+            ),
         }
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         result.metrics[name] = metrics
