@@ -216,3 +216,14 @@ def test_cli_writes_the_dataset_measures_and_shows_the_key_figures(tmp_path):
     for label in ("Dataset quality", "Trajectory KS", "Exact copies of training subjects", "Subject DCR share"):
         assert label in result.output
     assert "relational: gate" in result.output
+
+
+def test_a_synthetic_dataset_without_child_rows_is_measured_and_not_released(split):
+    schema, train, holdout = split
+    synthetic = with_fresh_keys(cohort(40, seed=4))
+    synthetic["visits"] = synthetic["visits"].iloc[:0]  # no child row at all
+    result = evaluate_dataset(train, holdout, synthetic, schema)
+    assert result.structure.referential_integrity is None and result.trajectories.mean_ks is None
+    assert result.quality.cardinality == 0.0 and result.privacy.exact_copies.count == 0
+    assert "Referential integrity (worst) was not measured." in result.gate.reasons
+    assert result.gate.decision != "pass"

@@ -88,7 +88,7 @@ def history_signatures(
         child_sigs = history_signatures(tables, schema, link.child, specs)
         per_parent = _multiset_hashes(child[link.child_key], child_sigs)
         position = per_parent.index.get_indexer(data[link.parent_key])  # not map: NaN would make the hashes floats
-        combined = np.where(position >= 0, per_parent.to_numpy()[position], np.uint64(0))
+        combined = np.append(per_parent.to_numpy(), np.uint64(0))[position]  # -1 (no children): the appended 0
         signatures = signatures * MIX + combined
     return signatures
 
