@@ -227,3 +227,19 @@ def test_a_synthetic_dataset_without_child_rows_is_measured_and_not_released(spl
     assert result.quality.cardinality == 0.0 and result.privacy.exact_copies.count == 0
     assert "Referential integrity (worst) was not measured." in result.gate.reasons
     assert result.gate.decision != "pass"
+
+
+def test_a_copied_subject_needs_each_grandchild_under_the_same_child():
+    real = {
+        "patients": pd.DataFrame({"patient_id": [1, 2], "age": [40, 60]}),
+        "admissions": pd.DataFrame({"admission_id": [10, 11, 12], "patient_id": [1, 1, 2], "ward": ["A", "B", "A"]}),
+        "labs": pd.DataFrame(
+            {"lab_id": [100, 101, 102, 103], "admission_id": [10, 10, 11, 12], "value": [1.0, 1.5, 2.0, 3.0]}
+        ),
+    }
+    schema = DatasetSchema.infer(real)
+    assert schema.top_down() == ["patients", "admissions", "labs"]
+    no_holdout = {name: frame.iloc[:0] for name, frame in real.items()}
+    assert count_subject_copies(real, no_holdout, real, schema).count == 2
+    swapped = dict(real, labs=real["labs"].assign(admission_id=[11, 11, 10, 12]))  # patient 1's labs change admission
+    assert count_subject_copies(real, no_holdout, swapped, schema).count == 1  # only patient 2 is still a copy
