@@ -323,6 +323,11 @@ def _print_dataset_figures(backend: str, evaluation: DatasetEvaluation) -> None:
     figures = Table("measure", "value", "goal", title=f"{backend}: dataset and subjects")
     for metric in DATASET_SUMMARY:
         figures.add_row(metric.label, metric.text(evaluation.value(metric)), metric.goal_text)
+        if metric is DATASET_QUALITY:
+            reference = getattr(evaluation.quality, "holdout_reference", None)
+            figures.add_row(
+                "  held-out subjects (reference)", metric.text(reference), "what a perfect generator reaches"
+            )
     console.print(figures)
     console.print(f"{backend}: gate {evaluation.gate.decision}")
     for reason in evaluation.gate.reasons:

@@ -152,6 +152,7 @@ def test_multi_table_quality_reports_its_four_properties_in_the_unit_interval(sp
     scores += [quality.cardinality, quality.intertable_trends]
     assert all(0.0 <= score <= 1.0 for score in scores)
     assert quality.score > 0.7  # the same population
+    assert 0.7 < quality.holdout_reference <= 1.0  # held-out subjects: what a perfect generator reaches
 
 
 def test_big_tables_are_sampled_by_whole_subjects_to_the_bound(split):
@@ -215,7 +216,7 @@ def test_cli_writes_the_dataset_measures_and_shows_the_key_figures(tmp_path):
     assert 0.0 <= metrics["quality"]["score"] <= 1.0
     for label in ("Dataset quality", "Trajectory KS", "Exact copies of training subjects", "Subject DCR share"):
         assert label in result.output
-    assert "relational: gate" in result.output
+    assert "held-out subjects (reference)" in result.output and "relational: gate" in result.output
 
 
 def test_a_synthetic_dataset_without_child_rows_is_measured_and_not_released(split):

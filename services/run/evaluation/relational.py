@@ -63,7 +63,7 @@ def evaluate_dataset(
         tables={name: _table_block(name, train, holdout, synthetic, schema, seed) for name in schema.names},
         relationships=relationships,
         structure=_structure(relationships),
-        quality=dataset_quality(train, synthetic, schema, max_rows=max_rows, seed=seed),
+        quality=dataset_quality(train, holdout, synthetic, schema, max_rows=max_rows, seed=seed),
         privacy=evaluate_subject_privacy(train, holdout, synthetic, schema, seed=seed),
         trajectories=trajectories(train, synthetic, schema),
     )
@@ -121,29 +121,42 @@ def sample_subjects(tables: Tables, schema: DatasetSchema, max_rows: int, seed: 
 
 
 def dataset_quality(
-    train: Tables, synthetic: Tables, schema: DatasetSchema, *, max_rows: int, seed: int = 0
+    train: Tables, holdout: Tables, synthetic: Tables, schema: DatasetSchema, *, max_rows: int, seed: int = 0
 ) -> DatasetQuality | Skipped:
     """sdmetrics' multi-table QualityReport (column shapes, column pair trends, cardinality, intertable trends) on
-    whole subjects sampled from the training and the synthetic tables, every column pair counted."""
+    whole subjects sampled from the training and the synthetic tables, every column pair counted; the held-out
+    subjects' score as the reference a perfect generator reaches."""
     if any(len(synthetic[name]) == 0 for name in schema.roots()):
         return Skipped(skipped="The synthetic dataset has no subjects; generate some to measure its quality.")
-    metadata = sdmetrics_dataset_metadata(schema, train, synthetic)
-    real, synth = (
-        _report_tables(sample_subjects(tables, schema, max_rows, seed + side), schema, metadata, seed)
-        for side, tables in enumerate((train, synthetic))
+    real = sample_subjects(train, schema, max_rows, seed)
+    synth = sample_subjects(synthetic, schema, max_rows, seed + 1)
+    scores = multi_table_scores(real, synth, schema, seed)
+    has_holdout = all(len(holdout[name]) for name in schema.roots())
+    held_out = sample_subjects(holdout, schema, max_rows, seed + 2)
+    reference = multi_table_scores(real, held_out, schema, seed)["score"] if has_holdout else None
+    return DatasetQuality(
+        **scores,
+        holdout_reference=reference,
+        sampled_rows={"real": {n: len(t) for n, t in real.items()}, "synthetic": {n: len(t) for n, t in synth.items()}},
     )
+
+
+def multi_table_scores(real: Tables, other: Tables, schema: DatasetSchema, seed: int) -> dict[str, float]:
+    """The QualityReport's overall score and its four properties (PROPERTIES' field names) of `other` vs `real`."""
+    metadata = sdmetrics_dataset_metadata(schema, real, other)
     report = QualityReport()  # the unified report: multi-table metadata gives the multi-table properties
     report.real_correlation_threshold = 0
     report.real_association_threshold = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report.generate(real, synth, metadata, verbose=False)
+        report.generate(
+            _report_tables(real, schema, metadata, seed),
+            _report_tables(other, schema, metadata, seed),
+            metadata,
+            verbose=False,
+        )
     properties = report.get_properties().set_index("Property")["Score"]
-    return DatasetQuality(
-        score=report.get_score(),
-        **{field: properties.get(name) for name, field in PROPERTIES.items()},
-        sampled_rows={"real": {n: len(t) for n, t in real.items()}, "synthetic": {n: len(t) for n, t in synth.items()}},
-    )
+    return {"score": report.get_score(), **{field: properties.get(name) for name, field in PROPERTIES.items()}}
 
 
 def _report_tables(tables: Tables, schema: DatasetSchema, metadata: dict, seed: int) -> dict[str, pd.DataFrame]:

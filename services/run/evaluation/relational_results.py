@@ -69,6 +69,10 @@ class DatasetQuality(Block):
     column_pair_trends: Number = measure(COLUMN_PAIR_TRENDS)
     cardinality: Number = measure(CARDINALITY)
     intertable_trends: Number = measure(INTERTABLE_TRENDS)
+    holdout_reference: Number = Field(
+        None,
+        description="the held-out subjects' overall score against the training ones: what a perfect generator reaches",
+    )
     sampled_rows: SampledRows
 
 
