@@ -170,7 +170,9 @@ def test_big_tables_are_sampled_by_whole_subjects_to_the_bound(split):
 def test_orphan_children_and_unordered_visits_block_release(split):
     schema, train, holdout = split
     synthetic = with_fresh_keys(cohort(150, seed=5))
-    synthetic["visits"].loc[:9, "subject_id"] = -1  # ten visits without a parent
+    synthetic["visits"].loc[:4, "subject_id"] = -1  # ten visits without a parent
+    synthetic["visits"].loc[5:9, "subject_id"] = np.nan
+    synthetic["subjects"].loc[1, "subject_id"] = synthetic["subjects"].loc[2, "subject_id"]  # a repeated key
     visits = synthetic["visits"]
     first = visits.drop_duplicates("subject_id").index[1:6]
     visits.loc[first, "day"] = 10_000  # five subjects' first visit is now their latest

@@ -96,7 +96,8 @@ def history_signatures(
 def _multiset_hashes(owners: pd.Series, signatures: np.ndarray) -> pd.Series:
     """Per owner, a hash of its children's signatures that ignores their order (each signature hashed with its
     rank among equal owners' sorted signatures, then summed): equal only for equal multisets."""
-    frame = pd.DataFrame({"owner": owners.to_numpy(), "sig": signatures}).sort_values(["owner", "sig"], kind="stable")
+    frame = pd.DataFrame({"owner": owners.to_numpy(), "sig": signatures})
+    frame = frame[frame["owner"].notna()].sort_values(["owner", "sig"], kind="stable")  # an orphan belongs to none
     rank = frame.groupby("owner", sort=False).cumcount().to_numpy(dtype=np.uint64)
     hashed = pd.util.hash_array(frame["sig"].to_numpy() * MIX + rank)
     codes, owners_found = pd.factorize(frame["owner"])
@@ -107,21 +108,19 @@ def _multiset_hashes(owners: pd.Series, signatures: np.ndarray) -> pd.Series:
 
 # -- subject summaries -------------------------------------------------------------------------------
 def subject_of(tables: Tables, schema: DatasetSchema) -> dict[str, np.ndarray]:
-    """For every table under the subject root (the root included), the subject key of each row."""
+    """For every table under the subject root (the root included), the subject of each row: the position of its
+    root row (so that a synthetic table with a repeated or missing key is still measured; a row whose parent
+    is not there has none, NaN)."""
     root = subject_root(schema)
-    owners = {root: _root_keys(tables[root], schema, root)}
+    owners = {root: np.arange(len(tables[root]), dtype=float)}
     for name in schema.top_down():
         link = schema.parent_of(name)
         if link is None or link.parent not in owners:
             continue
         parent_subject = pd.Series(owners[link.parent], index=tables[link.parent][link.parent_key].to_numpy())
-        owners[name] = tables[name][link.child_key].map(parent_subject).to_numpy()
+        parent_subject = parent_subject[~parent_subject.index.duplicated()]
+        owners[name] = tables[name][link.child_key].map(parent_subject).to_numpy(dtype=float)
     return owners
-
-
-def _root_keys(root: pd.DataFrame, schema: DatasetSchema, name: str) -> np.ndarray:
-    key = schema.entry(name).primary_key or next((r.parent_key for r in schema.children_of(name)), None)
-    return root[key].to_numpy() if key else np.arange(len(root))
 
 
 def summary_specs(schema: DatasetSchema, train: Tables) -> list[ColumnSpec]:
