@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     dataset_batch_subjects: PositiveInt = Field(
         default=1_000, description="synthetic subjects (root rows with all their descendants) generated per batch"
     )
+    dataset_quality_rows: PositiveInt = Field(
+        default=20_000,
+        description="rows of a dataset's largest table the multi-table quality report compares (whole subjects are "
+        "sampled to this size from the real and from the synthetic tables)",
+    )
     workers: PositiveInt = Field(default=2, description="parallel task processes of the local executor")
     stale_seconds: PositiveFloat = Field(
         default=120.0, description="a running task silent for this many seconds is failed"

@@ -35,18 +35,28 @@ from fairsynth.services.run.config import (
 )
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation.metrics import (
+    CARDINALITY,
     COLUMN_PAIR_TRENDS,
     COLUMN_SHAPES,
+    DATASET_QUALITY,
     DCR_SHARE,
     EXACT_COPIES,
     FIT_SECONDS,
+    INTERTABLE_TRENDS,
     MIA_AUC,
     QA_ACCURACY,
     QUALITY,
+    REFERENTIAL_INTEGRITY,
     ROWS_PER_SECOND,
     RULE_ADHERENCE,
+    SUBJECT_COPIES,
+    SUBJECT_DCR_SHARE,
+    SUBJECT_MIA_AUC,
+    TIME_ORDER,
+    TRAJECTORY_KS,
     Metric,
 )
+from fairsynth.services.run.evaluation.relational_results import DatasetEvaluation
 from fairsynth.services.run.rule_edits import with_user_rules
 from fairsynth.services.run.tables import read_table
 
@@ -80,6 +90,17 @@ if not console.is_terminal:  # piped or captured output: never fold names and me
 GENERATE_COLUMNS = (FIT_SECONDS, ROWS_PER_SECOND, QUALITY, RULE_ADHERENCE, DCR_SHARE, MIA_AUC)  # the run table
 SECOND_COLUMNS = {QUALITY: QA_ACCURACY}  # with the second evaluator asked for, its score beside sdmetrics quality
 EVALUATE_SUMMARY = (QUALITY, COLUMN_SHAPES, COLUMN_PAIR_TRENDS, RULE_ADHERENCE, EXACT_COPIES, DCR_SHARE, MIA_AUC)
+DATASET_SUMMARY = (  # a dataset run's key figures, one row each
+    DATASET_QUALITY,
+    CARDINALITY,
+    INTERTABLE_TRENDS,
+    TRAJECTORY_KS,
+    REFERENTIAL_INTEGRITY,
+    TIME_ORDER,
+    SUBJECT_COPIES,
+    SUBJECT_DCR_SHARE,
+    SUBJECT_MIA_AUC,
+)
 
 
 @app.command()
@@ -279,6 +300,7 @@ def _generate_dataset(
         batch_subjects=settings.dataset_batch_subjects,
         neutralise=settings.neutralise_csv_formulas,
         crate=info,
+        quality_rows=settings.dataset_quality_rows,
     )
     for name, metrics in result.metrics.items():
         tables = Table(
@@ -312,8 +334,27 @@ def _generate_dataset(
                 _score(order["synthetic"]) if order else "no time column",
             )
         console.print(links)
+        _print_dataset_figures(name, DatasetEvaluation.model_validate(metrics))
         if name in result.crates:
             console.print(f"crate: {result.crates[name]}", highlight=False)
+        elif crate and metrics["gate"]["decision"] == "block":
+            console.print(f"{name}: no crate, the release gate blocked it", highlight=False)
+
+
+def _print_dataset_figures(backend: str, evaluation: DatasetEvaluation) -> None:
+    """The dataset's key figures (multi-table quality, trajectories, integrity, subject privacy) and the gate."""
+    figures = Table("measure", "value", "goal", title=f"{backend}: dataset and subjects")
+    for metric in DATASET_SUMMARY:
+        figures.add_row(metric.label, metric.text(evaluation.value(metric)), metric.goal_text)
+        if metric is DATASET_QUALITY:
+            reference = getattr(evaluation.quality, "holdout_reference", None)
+            figures.add_row(
+                "  held-out subjects (reference)", metric.text(reference), "what a perfect generator reaches"
+            )
+    console.print(figures)
+    console.print(f"{backend}: gate {evaluation.gate.decision}")
+    for reason in evaluation.gate.reasons:
+        console.print(f"  - {reason}")
 
 
 def _score(value: float | None) -> str:

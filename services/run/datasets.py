@@ -21,6 +21,7 @@ from fairsynth.backends.dataset import create_dataset_generator
 from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.model import CrateInfo
 from fairsynth.services.run.dataset_crate import DatasetOutcome, dataset_context, package_dataset_crates
+from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
 from fairsynth.services.run.report import render_dataset_report
 from fairsynth.services.run.tables import InputError, read_table
@@ -106,11 +107,13 @@ def run_dataset(
     batch_subjects: int = 1_000,
     neutralise: bool = True,
     crate: CrateInfo | None = None,
+    quality_rows: int = QUALITY_ROWS,
 ) -> DatasetRunResult:
     """Read, infer, split by subject, then per backend fit, stream every table's synthetic rows and evaluate;
     with `crate` (the user's crate metadata), one crate per backend.
 
-    The entry points pass the settings' FAIRSYNTH_DATASET_BATCH_SUBJECTS and FAIRSYNTH_NEUTRALISE_CSV_FORMULAS.
+    The entry points pass the settings' FAIRSYNTH_DATASET_BATCH_SUBJECTS, FAIRSYNTH_NEUTRALISE_CSV_FORMULAS and
+    FAIRSYNTH_DATASET_QUALITY_ROWS.
     """
     tables = read_dataset(paths, encoding=encoding, separator=separator)
     schema = (schema or DatasetSchema.infer(tables)).checked()
@@ -144,7 +147,9 @@ def run_dataset(
         metrics = {
             "backend": name,
             "fit_seconds": fit.seconds,
-            **evaluate_dataset(train, holdout, synthetic, schema, seed=seed),
+            **evaluate_dataset(train, holdout, synthetic, schema, seed=seed, max_rows=quality_rows).model_dump(
+                mode="json"
+            ),
         }
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         report = folder / "report.html"
@@ -158,7 +163,8 @@ def run_dataset(
         request |= {"holdout_share": holdout_share, "format": fmt, "batch_subjects": batch_subjects}
         sources = {table_name(path): path for path in dataset_files(paths)}
         context = dataset_context(sources, train, holdout, schema, request)
-        result.crates = package_dataset_crates(out, outcomes, schema, crate, context, neutralise=neutralise)
+        releasable = [o for o in outcomes if o.metrics["gate"]["decision"] != "block"]  # as for one table
+        result.crates = package_dataset_crates(out, releasable, schema, crate, context, neutralise=neutralise)
     return result
 
 

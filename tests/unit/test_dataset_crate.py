@@ -13,9 +13,12 @@ from test_crate import crate_info
 from test_datasets import FAST, pbc, three_levels
 from typer.testing import CliRunner
 
+from fairsynth.backends.base import FitResult
+from fairsynth.backends.relational import RelationalGenerator
 from fairsynth.metadata.archive import read_crate_zip
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.cli import app
+from fairsynth.services.run import datasets
 from fairsynth.services.run.datasets import run_dataset
 from fairsynth.services.settings import Settings
 
@@ -157,7 +160,7 @@ def test_a_dataset_crate_missing_a_column_description_fails_validation(run, unpa
 
 
 def test_parquet_tables_with_a_space_in_their_name_validate(tmp_path):
-    tables = three_levels(40)
+    tables = three_levels(60)  # fewer subjects: the tiny model memorises them and the gate blocks
     tables["lab results"] = tables.pop("labs")  # a file name that is no plain URI path: its @id is percent-encoded
     for name, frame in tables.items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
@@ -172,7 +175,7 @@ def test_parquet_tables_with_a_space_in_their_name_validate(tmp_path):
 def test_cli_dataset_run_with_crate_prints_where_each_crate_is(tmp_path):
     folder = tmp_path / "cohort"
     folder.mkdir()
-    for name, frame in three_levels(40).items():
+    for name, frame in three_levels(60).items():
         frame.to_csv(folder / f"{name}.csv", index=False)
     out = tmp_path / "run"
     result = CliRunner().invoke(
@@ -215,3 +218,24 @@ def test_pbc_and_pbcseq_cli_run_ends_with_valid_crates(tmp_path):
         names = set(archive.namelist())
     assert {"data/pbc.csv", "data/pbcseq.csv", "data/relationships.json"} <= names
     assert {"data/pbc.data-dictionary.csv", "data/pbcseq.data-dictionary.csv"} <= names
+
+
+class CopyingDatasetGenerator(RelationalGenerator):
+    """A dataset backend that hands back the training subjects as they are: the gate must block it."""
+
+    def fit(self, tables, schema, *, seed, progress=None) -> FitResult:
+        self.copied = {name: frame.copy() for name, frame in tables.items()}
+        return FitResult(seconds=0.0)
+
+    def sample(self, n_subjects, *, seed, batch_subjects=1_000):
+        yield self.copied
+
+
+def test_a_dataset_backend_the_gate_blocks_gets_no_crate(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "create_dataset_generator", lambda name, **params: CopyingDatasetGenerator())
+    for name, frame in three_levels(60).items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    result = run_dataset([tmp_path], tmp_path / "run", crate=crate_info())
+    gate = result.metrics["relational"]["gate"]
+    assert gate["decision"] == "block" and any("cop" in reason for reason in gate["reasons"])
+    assert result.crates == {} and not (tmp_path / "run" / "relational.crate.zip").exists()

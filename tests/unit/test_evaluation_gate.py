@@ -152,3 +152,18 @@ def test_bad_input_says_what_to_do(tmp_path):
         evaluate_files(real, other)
     with pytest.raises(InputError, match="empty"):
         evaluate(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), TableSchema(columns=[], n_rows=0))
+
+
+def test_a_privacy_estimate_whose_interval_reaches_the_safe_side_is_flagged_not_blocked():
+    # 12 held-out rows: an AUC of 0.64 could as well be 0.45, so a person judges it
+    unsure = gate(
+        _metrics(privacy__membership_inference__auc=0.64, privacy__membership_inference__auc_interval=[0.43, 0.85])
+    )
+    assert unsure.decision == "flag"
+    assert any("interval 0.430–0.850" in reason and "too few held-out rows" in reason for reason in unsure.reasons)
+    # the whole interval past the policy: blocked, as without an interval
+    sure = gate(
+        _metrics(privacy__membership_inference__auc=0.86, privacy__membership_inference__auc_interval=[0.69, 1.0])
+    )
+    assert sure.decision == "block"
+    assert gate(_metrics(privacy__membership_inference__auc=0.64)).decision == "block"  # no interval: the value decides

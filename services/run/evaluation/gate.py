@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from fairsynth.services.run.evaluation.metrics import (
     ATTRIBUTE_INFERENCE_RISK,
+    CONFIDENCE,
+    DATASET_QUALITY,
     DCR_SHARE,
     ENFORCED_RULE_ADHERENCE,
     EPSILON,
@@ -23,14 +25,20 @@ from fairsynth.services.run.evaluation.metrics import (
     LINKABILITY_RISK,
     MIA_AUC,
     QUALITY,
+    REFERENTIAL_INTEGRITY,
     RULE_ADHERENCE,
     SINGLING_OUT_RISK,
+    SUBJECT_COPIES,
+    SUBJECT_DCR_SHARE,
+    SUBJECT_MIA_AUC,
+    TIME_ORDER,
     UTILITY_RATIO,
     Goal,
     Metric,
 )
 
 if TYPE_CHECKING:
+    from fairsynth.services.run.evaluation.relational_results import DatasetMeasurements
     from fairsynth.services.run.evaluation.results import ExactCopies, Measurements, RuleAdherence
 
 Decision = Literal["pass", "flag", "block"]
@@ -68,6 +76,15 @@ class ReleasePolicy(BaseModel):
         ge=0,
         le=1,
         description="share of synthetic rows below which a rule measured but not enforced (implied or off) is flagged",
+    )
+    min_referential_integrity: float = Field(
+        1.0, ge=0, le=1, description="datasets: share of synthetic child rows whose parent exists (block below)"
+    )
+    min_time_order: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="datasets: share of synthetic parents whose children are stored in time order (block below)",
     )
     flag_margin: float = Field(
         0.05, ge=0, le=1, description="flag when DCR share or MIA AUC is this close below its block threshold"
@@ -133,6 +150,16 @@ LIMITS: tuple[Limit, ...] = (
     Limit(UTILITY_RATIO, "min_utility_ratio", "flag"),
 )
 BY_METRIC: dict[str, Limit] = {limit.metric.name: limit for limit in LIMITS}
+#: a dataset run: the single-table thresholds where they apply (copies, DCR, MIA, quality) on whole subjects,
+#: plus referential integrity and within-subject order
+DATASET_LIMITS: tuple[Limit, ...] = (
+    Limit(SUBJECT_COPIES, "max_exact_copies", "block", required=True),
+    Limit(REFERENTIAL_INTEGRITY, "min_referential_integrity", "block", required=True),
+    Limit(TIME_ORDER, "min_time_order", "block"),
+    Limit(SUBJECT_DCR_SHARE, "max_dcr_share", "block", required=True, margin=True),
+    Limit(SUBJECT_MIA_AUC, "max_mia_auc", "block", required=True, margin=True),
+    Limit(DATASET_QUALITY, "min_quality", "flag", required=True),
+)
 
 
 def gate(result: Measurements, policy: ReleasePolicy | None = None) -> GateResult:
@@ -143,7 +170,7 @@ def gate(result: Measurements, policy: ReleasePolicy | None = None) -> GateResul
         if limit is EXACT_COPY_LIMIT:
             findings += _exact_copy_findings(result.privacy.exact_copies, policy, result.holdout_known)
         elif limit not in RULE_LIMITS:
-            findings += _limit_findings(limit, result.value(limit.metric), policy)
+            findings += _limit_findings(limit, result.value(limit.metric), policy, result.interval(limit.metric))
     findings += _rule_findings(result.rules.rules, policy)
     if _skipped(result.privacy.anonymeter):
         findings.append(("flag", "anonymeter risks were not measured."))
@@ -156,6 +183,22 @@ def gate(result: Measurements, policy: ReleasePolicy | None = None) -> GateResul
                 "generator saw all of it the privacy comparisons understate the risk.",
             )
         )
+    return _decided(findings, policy)
+
+
+def dataset_gate(result: DatasetMeasurements, policy: ReleasePolicy | None = None) -> GateResult:
+    """Decide pass / flag / block for a dataset run's measurements (DATASET_LIMITS)."""
+    policy = policy or ReleasePolicy()
+    findings = [
+        finding
+        for limit in DATASET_LIMITS
+        for finding in _limit_findings(limit, result.value(limit.metric), policy, result.interval(limit.metric))
+    ]
+    return _decided(findings, policy)
+
+
+def _decided(findings: list[tuple[Decision, str]], policy: ReleasePolicy) -> GateResult:
+    """The most severe finding's decision, with every reason, blocking ones first."""
     decision = max((d for d, _ in findings), key=SEVERITY.__getitem__, default="pass")
     reasons = [text for d, text in sorted(findings, key=lambda f: -SEVERITY[f[0]])]
     return GateResult(
@@ -163,7 +206,9 @@ def gate(result: Measurements, policy: ReleasePolicy | None = None) -> GateResul
     )
 
 
-def _limit_findings(limit: Limit, value: float | None, policy: ReleasePolicy) -> list[tuple[Decision, str]]:
+def _limit_findings(
+    limit: Limit, value: float | None, policy: ReleasePolicy, interval: list | None = None
+) -> list[tuple[Decision, str]]:
     metric = limit.metric
     if value is None:
         return [("flag", f"{metric.label} was not measured.")] if limit.required else []
@@ -175,7 +220,18 @@ def _limit_findings(limit: Limit, value: float | None, policy: ReleasePolicy) ->
         where = "close to"
     else:
         where = "above" if metric.worse_side(threshold) > 0 else "below"
-    return [(decision, f"{metric.label} is {metric.text(value)}, {where} the policy's {threshold:.2f}{ideal}.")]
+    text = f"{metric.label} is {metric.text(value)}, {where} the policy's {threshold:.2f}{ideal}"
+    if decision == "block" and metric.surely_beyond(interval, threshold) is False:
+        # a small holdout: the estimate could lie on either side, so a person decides (more rows narrow it)
+        low, high = interval or (None, None)
+        return [
+            (
+                "flag",
+                f"{text}, but its {CONFIDENCE:.0%} interval {metric.text(low)}–{metric.text(high)} reaches the "
+                "policy's side: too few held-out rows to tell, so it is flagged for a person to judge, not blocked.",
+            )
+        ]
+    return [(decision, f"{text}.")]
 
 
 def _exact_copy_findings(copies: ExactCopies, policy: ReleasePolicy, holdout_known: bool) -> list:

@@ -99,6 +99,12 @@ class Metric(BaseModel):
         """True when `value` lies past `limit` on the side away from the best value."""
         return (value - limit) * self.worse_side(limit) > 0
 
+    def surely_beyond(self, interval: list | tuple | None, limit: float) -> bool | None:
+        """Whether the whole interval lies past `limit` (None when the interval is unknown)."""
+        if not interval or None in interval:
+            return None
+        return all(self.beyond(end, limit) for end in interval)
+
     def text(self, value: float | None, missing: str = "–") -> str:
         """The value formatted for people; `missing` when it was not measured."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -289,6 +295,98 @@ ROWS_PER_SECOND = Metric(
     meaning="synthetic rows sampled and written per second",
 )
 
+# -- datasets (several tables; evaluation.relational, evaluation.subjects) -----------------------------
+DATASET_QUALITY = Metric(
+    name="dataset_quality",
+    label="Dataset quality",
+    family=Family.QUALITY,
+    goal=Goal.MAXIMIZE,
+    meaning="sdmetrics multi-table QualityReport overall score: the mean of column shapes, column pair trends, "
+    "cardinality and intertable trends over every table and relationship",
+)
+CARDINALITY = Metric(
+    name="cardinality",
+    label="Cardinality",
+    family=Family.QUALITY,
+    goal=Goal.MAXIMIZE,
+    meaning="how closely the number of children per parent follows the real one, over the relationships (sdmetrics)",
+)
+INTERTABLE_TRENDS = Metric(
+    name="intertable_trends",
+    label="Intertable trends",
+    family=Family.QUALITY,
+    goal=Goal.MAXIMIZE,
+    meaning="how closely the associations between a parent's columns and its children's columns are kept (sdmetrics)",
+)
+REFERENTIAL_INTEGRITY = Metric(
+    name="referential_integrity",
+    label="Referential integrity (worst)",
+    family=Family.QUALITY,
+    goal=Goal.MAXIMIZE,
+    format="%.4f",
+    meaning="lowest share, over the relationships, of synthetic child rows whose parent exists",
+)
+TIME_ORDER = Metric(
+    name="time_order",
+    label="Within-subject order (worst)",
+    family=Family.QUALITY,
+    goal=Goal.MAXIMIZE,
+    format="%.4f",
+    meaning="lowest share, over the child tables with a time column, of synthetic parents whose children are "
+    "stored in time order",
+)
+TRAJECTORY_KS = Metric(
+    name="trajectory_ks",
+    label="Trajectory KS (mean)",
+    family=Family.QUALITY,
+    goal=Goal.MINIMIZE,
+    meaning="mean Kolmogorov-Smirnov statistic, over the numeric columns of child tables with a time column, "
+    "between the real and synthetic changes of a value from one row to the next within a parent (0: the same)",
+)
+SUBJECT_COPIES = Metric(
+    name="subject_copies",
+    label="Exact copies of training subjects",
+    family=Family.PRIVACY,
+    goal=Goal.MINIMIZE,
+    max_value=INF,
+    format="%d",
+    meaning="synthetic subjects whose whole history (the root row and every descendant row, keys ignored) equals "
+    "a training subject's",
+)
+SUBJECT_COPY_RATE = Metric(
+    name="subject_copy_rate",
+    label="Subject copy rate",
+    family=Family.PRIVACY,
+    goal=Goal.MINIMIZE,
+    format="%.4f",
+    meaning="share of synthetic subjects whose whole history equals a training subject's",
+)
+SUBJECT_DCR_SHARE = Metric(
+    name="subject_dcr_share",
+    label="Subject DCR share",
+    family=Family.PRIVACY,
+    goal=Goal.TARGET,
+    target=0.5,
+    meaning="share of synthetic subjects whose summary (root columns; per child table the row count and each "
+    "number's mean and last value) is closer to a training subject's than to a holdout subject's (ties count half)",
+)
+SUBJECT_NNDR = Metric(
+    name="subject_nndr",
+    label="Subject NNDR (median)",
+    family=Family.PRIVACY,
+    goal=Goal.MAXIMIZE,
+    meaning="median ratio of each synthetic subject summary's nearest to second-nearest training distance",
+)
+SUBJECT_MIA_AUC = Metric(
+    name="subject_mia_auc",
+    label="Subject membership-inference AUC",
+    family=Family.PRIVACY,
+    goal=Goal.TARGET,
+    target=0.5,
+    meaning="AUC of a distance attack on subject summaries telling training subjects from subjects held out whole; "
+    "0.5 = no signal",
+)
+
 METRICS: tuple[Metric, ...] = (
     QUALITY,
     QA_ACCURACY,
@@ -314,3 +412,19 @@ METRICS: tuple[Metric, ...] = (
     ROWS_PER_SECOND,
 )
 BY_NAME: dict[str, Metric] = {metric.name: metric for metric in METRICS}
+#: the headline measures of a dataset run (evaluation.relational_results), apart from the single-table METRICS
+DATASET_METRICS: tuple[Metric, ...] = (
+    DATASET_QUALITY,
+    COLUMN_SHAPES,
+    COLUMN_PAIR_TRENDS,
+    CARDINALITY,
+    INTERTABLE_TRENDS,
+    REFERENTIAL_INTEGRITY,
+    TIME_ORDER,
+    TRAJECTORY_KS,
+    SUBJECT_COPIES,
+    SUBJECT_COPY_RATE,
+    SUBJECT_DCR_SHARE,
+    SUBJECT_NNDR,
+    SUBJECT_MIA_AUC,
+)

@@ -90,27 +90,37 @@ def evaluate_privacy(
     if len(holdout) < 2 or len(train) < 2:
         result["note"] = "No holdout rows: distance-based risks need a holdout the generator never saw."
         return PrivacyResult.model_validate(result | {"dp": _dp(fit)})
+    result |= distance_measures(train, holdout, synthetic, specs, seed=seed)
+    if anonymeter:
+        result["anonymeter"] = anonymeter_risks(train, holdout, synthetic, schema, seed=seed)
+    result["dp"] = _dp(fit)
+    return PrivacyResult.model_validate(result)
+
+
+def distance_measures(
+    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, specs: list, *, seed: int = 0
+) -> dict:
+    """DCR, NNDR and membership inference in the mixed space of `specs` (train and holdout need 2 rows each), with
+    the rows they used: the row-level measures here, the subject-level ones on subject summaries (subjects.py)."""
     n_ref = min(len(train), len(holdout), REFERENCE_ROWS)
     train_ref = values_frame(subsample(train, n_ref, seed), specs)
     holdout_ref = values_frame(subsample(holdout, n_ref, seed + 1), specs)
     queries = values_frame(subsample(synthetic, QUERY_ROWS, seed + 2), specs)
     space = MixedSpace(train_ref, specs)
     x_train, x_holdout, x_synth = space.transform(train_ref), space.transform(holdout_ref), space.transform(queries)
-    result["dcr"] = distance_to_closest_record(x_train, x_holdout, x_synth, seed=seed)
-    result["nndr"] = nearest_neighbour_distance_ratio(x_train, x_holdout, x_synth)
     mia_synth = values_frame(subsample(synthetic, MIA_SYNTHETIC_ROWS, seed + 3), specs)
-    result["membership_inference"] = membership_inference(x_train, x_holdout, space.transform(mia_synth), seed=seed)
-    result["sample_sizes"] = {
-        "train_reference": n_ref,
-        "holdout_reference": n_ref,
-        "synthetic_queries": len(queries),
-        "synthetic_for_mia": len(mia_synth),
-        "dimensions": int(x_train.shape[1]),
+    return {
+        "dcr": distance_to_closest_record(x_train, x_holdout, x_synth, seed=seed),
+        "nndr": nearest_neighbour_distance_ratio(x_train, x_holdout, x_synth),
+        "membership_inference": membership_inference(x_train, x_holdout, space.transform(mia_synth), seed=seed),
+        "sample_sizes": {
+            "train_reference": n_ref,
+            "holdout_reference": n_ref,
+            "synthetic_queries": len(queries),
+            "synthetic_for_mia": len(mia_synth),
+            "dimensions": int(x_train.shape[1]),
+        },
     }
-    if anonymeter:
-        result["anonymeter"] = anonymeter_risks(train, holdout, synthetic, schema, seed=seed)
-    result["dp"] = _dp(fit)
-    return PrivacyResult.model_validate(result)
 
 
 # -- exact copies -----------------------------------------------------------------------------------

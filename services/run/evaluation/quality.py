@@ -81,13 +81,18 @@ def _unique_key(spec: ColumnSpec, real: pd.DataFrame) -> bool:
 
 def sdmetrics_metadata(schema: TableSchema) -> dict:
     """sdmetrics metadata for the scored columns (identifiers as rows per key, see scoring_sample)."""
+    return {"tables": {TABLE: {"columns": sdmetrics_columns(scored_columns(schema))}}}
+
+
+def sdmetrics_columns(specs: list[ColumnSpec]) -> dict[str, dict]:
+    """sdmetrics column metadata (sdtype, and a date's format) of the given columns."""
     columns = {}
-    for spec in scored_columns(schema):
+    for spec in specs:
         entry = {"sdtype": SDTYPES[spec.kind]}
         if spec.kind in (ColumnKind.DATETIME, ColumnKind.DATE) and spec.datetime_format:
             entry["datetime_format"] = spec.datetime_format
         columns[spec.name] = entry
-    return {"tables": {TABLE: {"columns": columns}}}
+    return columns
 
 
 def scoring_sample(data: pd.DataFrame, specs: list[ColumnSpec], n_rows: int, seed: int) -> pd.DataFrame:
