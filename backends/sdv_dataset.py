@@ -191,7 +191,14 @@ class _SDVDatasetGenerator:
         schema = self._fitted_schema()
         fresh: dict[str, pd.Series] = {}  # table -> its parent key's fresh value, indexed by SDV's value
         for name in schema.top_down():
-            frame, link = batch[name].reset_index(drop=True), schema.parent_of(name)
+            frame, link = batch[name], schema.parent_of(name)
+            if link is not None:
+                frame = frame.assign(**{link.child_key: frame[link.child_key].map(fresh[link.parent])})
+                frame = frame[frame[link.child_key].notna()]
+                sequence = schema.entry(name).sequence
+                if sequence and not self.draws_in_order:
+                    frame = frame.sort_values([link.child_key, sequence], kind="stable")
+            frame = frame.reset_index(drop=True)
             numbers = np.arange(counters[name], counters[name] + len(frame))
             counters[name] += len(frame)
             children = schema.children_of(name)  # every child links to one parent key: SDV's primary key
@@ -203,13 +210,7 @@ class _SDVDatasetGenerator:
                 frame[column] = [f"{prefix}{i + 1}" for i in numbers]
             if parent_key:
                 fresh[name] = pd.Series(frame[parent_key].to_numpy(), index=drawn)
-            if link is not None:
-                frame[link.child_key] = frame[link.child_key].map(fresh[link.parent])
-                frame = frame[frame[link.child_key].notna()]
-                sequence = schema.entry(name).sequence
-                if sequence and not self.draws_in_order:
-                    frame = frame.sort_values([link.child_key, sequence], kind="stable")
-            batch[name] = frame.reset_index(drop=True)
+            batch[name] = frame
         return batch
 
     def _restored(self, batch: DatasetBatch) -> DatasetBatch:

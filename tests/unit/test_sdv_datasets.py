@@ -110,6 +110,7 @@ def test_hma_generates_whole_subjects_with_fresh_keys_full_integrity_and_visits_
     tables = synthetic(generator, 25, batch_subjects=10)  # three batches: keys numbered on across them
     patients, visits = tables["patients"], tables["visits"]
     assert len(patients) == 25 and patients["patient_id"].is_unique and visits["visit_id"].is_unique
+    assert len(visits) >= len(patients)  # every real patient has visits: none lost on the way to fresh keys
     assert referential_integrity(tables, schema.relationships[0]) == 1.0
     assert not patients["patient_id"].isin(real["patients"]["patient_id"]).any()
     assert not visits["visit_id"].isin(real["visits"]["visit_id"]).any()
