@@ -27,6 +27,11 @@ class DatasetGenerator(Protocol):
     Params: ClassVar[type[BackendParams]]
     params: BackendParams
 
+    @classmethod
+    def shape_problem(cls, schema: DatasetSchema) -> str | None:
+        """Why the backend cannot take a dataset of this shape (tables, depth), in one sentence; None if it can."""
+        ...
+
     def fit(
         self,
         tables: Mapping[str, pd.DataFrame],

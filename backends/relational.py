@@ -132,6 +132,11 @@ class RelationalGenerator:
         info = registry.backend_info(RelationalParams.model_fields["table_backend"].default)
         return info.available, info.reason
 
+    @classmethod
+    def shape_problem(cls, schema: DatasetSchema) -> str | None:
+        """None: any tree of tables, of any depth and width."""
+        return None
+
     # -- fit ----------------------------------------------------------------------------------
     def fit(
         self,
@@ -167,7 +172,7 @@ class RelationalGenerator:
         keys = set(schema.key_columns(name))
         own = [c for c in data.columns if c not in keys and c != entry.sequence]
         model = _TableModel(generator=None, own=own)  # type: ignore[arg-type]  # set once fitted
-        model.key_start, model.key_prefix = _key_plan(data, keys - {parent.child_key if parent else None})
+        model.key_start, model.key_prefix = key_plan(data, keys - {parent.child_key if parent else None})
         if parent is not None:
             data = data[data[parent.child_key].notna()]
             if entry.sequence:
@@ -186,7 +191,7 @@ class RelationalGenerator:
             times = _as_number(data[entry.sequence], model.temporal)
             gaps = times.groupby(groups, sort=False).diff()
             frame[GAP] = gaps.fillna(times).to_numpy()
-        model.constant = _constant_within(data, parent.child_key, own)
+        model.constant = constant_within(data, parent.child_key, own)
         parent_data = tables[parent.parent]
         model.context = [c for c in self.models[parent.parent].own if _learned(schema, parent.parent, c)]
         rows = pd.Index(parent_data[parent.parent_key]).get_indexer(groups)
@@ -315,7 +320,7 @@ def _learned(schema: DatasetSchema, table: str, column: str) -> bool:
     return schema.entry(table).table.column(column).kind not in UNLEARNED_KINDS
 
 
-def _constant_within(data: pd.DataFrame, key: str, columns: list[str]) -> list[str]:
+def constant_within(data: pd.DataFrame, key: str, columns: list[str]) -> list[str]:
     """Columns with one value within each parent that has several rows (e.g. a patient's sex on every visit)."""
     groups = data.groupby(key, sort=False)
     if not (groups.size() > 1).any():
@@ -323,7 +328,7 @@ def _constant_within(data: pd.DataFrame, key: str, columns: list[str]) -> list[s
     return [c for c in columns if bool((groups[c].nunique(dropna=False) <= 1).all())]
 
 
-def _key_plan(data: pd.DataFrame, keys: set[str | None]) -> tuple[dict[str, int], dict[str, str]]:
+def key_plan(data: pd.DataFrame, keys: set[str | None]) -> tuple[dict[str, int], dict[str, str]]:
     """Per key column: a first number above every real one (a power of ten), or a text prefix no real key has."""
     starts, prefixes = {}, {}
     for column in sorted(k for k in keys if k):

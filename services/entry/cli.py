@@ -268,6 +268,12 @@ def generate(
         raise typer.Exit(code=1)
 
 
+def _takes_epochs(dataset_backend: str) -> bool:
+    """True when the dataset backend has an epochs parameter (--epochs goes only to those)."""
+    params = registry.backend_info(dataset_backend, registry.DATASET_GROUP).params
+    return params is not None and "epochs" in params.model_fields
+
+
 def _generate_dataset(
     files, backend, subjects, seed, out, fmt, epochs, assignments, encoding, separator, *, crate, fields
 ):
@@ -281,7 +287,9 @@ def _generate_dataset(
     info = crate_info_from(fields, label, what="Synthetic related tables") if crate else None  # fails before work
     settings = Settings.from_env()
     names = backend or [DEFAULT_DATASET_BACKEND]
-    params: dict[str, dict[str, object]] = {name: {"epochs": epochs} if epochs else {} for name in names}
+    params: dict[str, dict[str, object]] = {
+        name: {"epochs": epochs} if epochs and _takes_epochs(name) else {} for name in names
+    }
     for target, value in _pairs(assignments, "--set", "BACKEND.PARAM=VALUE").items():
         name, _, parameter = target.rpartition(".")
         if name not in params:

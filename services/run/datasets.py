@@ -124,6 +124,9 @@ def run_dataset(
         )
     # every backend and its parameters checked before anything is written
     generators = {name: create_dataset_generator(name, **dict((params or {}).get(name, {}))) for name in backends}
+    misfits = [problem for generator in generators.values() if (problem := generator.shape_problem(schema))]
+    if misfits:
+        raise InputError(*misfits)
     out.mkdir(parents=True, exist_ok=True)
     (out / "dataset.json").write_text(schema.to_json())
     train, holdout = split_by_subject(tables, schema, holdout_share, seed)
