@@ -5,8 +5,8 @@ and categorical tokens (dates as days, missing values as indicator columns, rare
 identifiers and PII removed). This package then
 - encodes numeric columns to normal scores with a quantile grid fitted vectorised on a subsample,
   and categoricals to level codes, one-hot per mini-batch (encoding.py); a category column learns at
-  most its `max_levels` (64) most frequent levels one-hot: the codec gives the rest its rare token,
-  decoded by their training frequencies (a 2,000-level text column costs 65 values a row, not 500);
+  most its `max_levels` (500) most frequent levels one-hot: the codec gives the rest its rare token,
+  decoded by their training frequencies;
 - trains an MLP variational autoencoder (2 hidden layers of 128 units, 64 when a row encodes to at
   most 32 values; latent 32, loss factor 1):
   Gaussian likelihood on the scores with a learned sigma per column (clamped to [0.01, 1] as in

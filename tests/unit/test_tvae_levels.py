@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from fairsynth.backends import registry
-from fairsynth.backends.tvae.params import MAX_MODELLED_LEVELS
 from fairsynth.metadata.schema import MIN_LEVEL_ROWS, RARE_LEVEL, TableSchema
 
 ROWS, LEVELS, SAMPLED = 8_000, 600, 20_000
+CAP = 64  # the max_levels asked for: far fewer than the column has
 TOO_RARE = {f"Lab {i:04d}": MIN_LEVEL_ROWS - 1 for i in range(9000, 9006)}  # each in fewer rows than allowed
 
 
@@ -33,7 +33,7 @@ def high_cardinality_table() -> pd.DataFrame:
 def fitted():
     real = high_cardinality_table()
     schema = TableSchema.infer(real)
-    generator = registry.create("tvae", epochs=15, patience=0)
+    generator = registry.create("tvae", epochs=15, patience=0, max_levels=CAP)
     generator.fit(real, schema, seed=0)
     synthetic = pd.concat(generator.sample(SAMPLED, seed=1), ignore_index=True)
     return real, generator, synthetic
@@ -41,10 +41,10 @@ def fitted():
 
 def test_the_encoded_width_of_a_high_cardinality_column_is_bounded_by_the_cap(fitted):
     real, generator, _ = fitted
-    assert real["lab"].nunique() > 2 * MAX_MODELLED_LEVELS  # the column has far more levels than the cap
+    assert real["lab"].nunique() > 2 * CAP  # the column has far more levels than the cap
     position = generator.encoding.categorical.index("lab")
-    assert generator.encoding.category_sizes[position] <= MAX_MODELLED_LEVELS + 1  # + the rare token
-    assert generator.model.input_width <= 1 + MAX_MODELLED_LEVELS + 1 + 3  # value, lab, site
+    assert generator.encoding.category_sizes[position] <= CAP + 1  # + the rare token
+    assert generator.model.input_width <= 1 + CAP + 1 + 3  # value, lab, site
 
 
 def test_sampled_levels_follow_the_real_frequencies(fitted):
@@ -53,9 +53,9 @@ def test_sampled_levels_follow_the_real_frequencies(fitted):
     synthetic_share = synthetic["lab"].value_counts(normalize=True).reindex(real_share.index, fill_value=0.0)
     top = real_share.index[:5]
     assert np.abs(synthetic_share[top] - real_share[top]).max() < 0.02  # the most frequent levels, learned
-    tail = real_share.index[MAX_MODELLED_LEVELS:]  # drawn from the pool, not learned
+    tail = real_share.index[CAP:]  # drawn from the pool, not learned
     assert abs(synthetic_share[tail].sum() - real_share[tail].sum()) < 0.05
-    assert synthetic["lab"].nunique() > 3 * MAX_MODELLED_LEVELS  # the pool's levels come back, not only the cap's
+    assert synthetic["lab"].nunique() > 3 * CAP  # the pool's levels come back, not only the cap's
 
 
 def test_a_level_under_the_rare_threshold_never_comes_back(fitted):
