@@ -145,7 +145,8 @@ def render(rows: list[dict], command: str, seconds: float, args: argparse.Namesp
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if args.lab_rows:
         budgets = (
-            f"Budgets: tvae and sdv.gaussian_copula their defaults (tvae: early stopping); mostly.argn its defaults "
+            f"Budgets: tvae and sdv.gaussian_copula their defaults (tvae: early stopping within its row budget); "
+            f"mostly.argn its defaults "
             f"but at most {args.minutes:g} min of training. Rules detected on the training rows as `fairsynth "
             "generate` does (a test code fixes its name, unit and range, ...), for every backend."
         )
