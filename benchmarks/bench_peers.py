@@ -146,7 +146,7 @@ def render(rows: list[dict], command: str, seconds: float, args: argparse.Namesp
     if args.lab_rows:
         budgets = (
             f"Budgets: tvae and sdv.gaussian_copula their defaults (tvae: early stopping within its row budget); "
-            f"mostly.argn its defaults "
+            "mostly.argn its defaults "
             f"but at most {args.minutes:g} min of training. Rules detected on the training rows as `fairsynth "
             "generate` does (a test code fixes its name, unit and range, ...), for every backend."
         )
