@@ -175,7 +175,6 @@ class CodecGenerator(ABC):
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
-    codec_options: ClassVar[dict] = {}
     Params: ClassVar[type[BackendParams]] = BackendParams
     params: BackendParams
 
@@ -188,13 +187,17 @@ class CodecGenerator(ABC):
         """Whether the backend can run here, and why not."""
         return True, ""
 
+    def _codec_options(self) -> dict:
+        """Keywords for TableCodec.fit this backend's parameters set (none: the codec's defaults)."""
+        return {}
+
     # -- the contract -------------------------------------------------------------------------
     def fit(
         self, data: pd.DataFrame, schema: TableSchema, *, seed: int, progress: ProgressCallback | None = None
     ) -> FitResult:
         """Fit the codec, then the model on the encoded table."""
         start = time.perf_counter()
-        self.codec = TableCodec.fit(data, schema, **self.codec_options)
+        self.codec = TableCodec.fit(data, schema, **self._codec_options())
         encoded = self.codec.encode(data)
         result = self._fit_encoded(encoded, seed=seed, progress=progress or _ignore)
         result.seconds = time.perf_counter() - start

@@ -67,6 +67,7 @@ FORMAT_SAMPLE_ROWS = 20_000  # rows a forced date column's format is detected on
 FORCED_DATETIME_SHARE = 0.5  # share of those a format must read; the rest become missing values
 ROWS_PER_KEY_QUANTILES = 21  # quantiles of the rows per subject key a codec keeps (every 5%)
 SUBJECT_KEY_TEMPLATE = ("SUBJ-", 4)  # prefix and digits of synthetic keys for a key column without digits
+MAX_LEVELS = 500  # most levels of a category column modelled on their own; the rest share the rare token
 
 
 class NumericCodec(BaseModel):
@@ -453,7 +454,7 @@ class TableCodec(BaseModel):
         schema: TableSchema,
         *,
         rare_share: float = 0.001,
-        max_levels: int = 500,
+        max_levels: int = MAX_LEVELS,
         seed: int = 0,
     ) -> TableCodec:
         """Learn the codec's statistics from the training table; levels under the schema's min_level_rows are

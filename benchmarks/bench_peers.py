@@ -10,6 +10,13 @@ table and lab_wide (fabricated: 30k rows x 24 columns, three text columns with 5
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_peers.py --epochs 20 --minutes 1
 
 Results go to benchmarks/results/peers.md and peers.csv (the command is printed at the top).
+
+--lab-rows races on the wide lab table at several sizes instead (fit time against rows and encoded width):
+tvae and sdv.gaussian_copula with their defaults, mostly.argn with its defaults but at most --minutes of
+training, every schema with the rules detected as `fairsynth generate` detects them. Results go to
+benchmarks/results/peers_lab_wide.md and .csv.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_peers.py --lab-rows 5000 15000 30000 --minutes 3
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import sys
 import time
@@ -30,11 +38,14 @@ from benchmarks.harness import in_child, load_table, peak_rss_mb, split
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ["tvae", "mostly.argn", "sdv.tvae", "ydata.fast"]
+LAB_BACKENDS = ["tvae", "sdv.gaussian_copula", "mostly.argn"]
 TABLES = ["support2", "nafld1", "demo", "lab_wide"]
 COLUMNS = [
     "table",
     "backend",
     "fit_s",
+    "fit_cpu_s",
+    "encoded_width",
     "sample_rows_per_s",
     "peak_rss_mb",
     "quality",
@@ -49,8 +60,11 @@ COLUMNS = [
 ]
 
 
-def params_for(backend: str, epochs: int, minutes: float) -> dict:
-    """The same epoch budget for the epoch-trained networks; TabularARGN also gets a wall-clock cap."""
+def params_for(backend: str, epochs: int | None, minutes: float) -> dict:
+    """The same epoch budget for the epoch-trained networks (None: each backend's defaults); TabularARGN also
+    gets a wall-clock cap."""
+    if epochs is None:
+        return {"max_training_time": minutes} if backend == "mostly.argn" else {}
     if backend in ("tvae", "sdv.tvae"):
         return {"epochs": epochs}
     if backend == "mostly.argn":
@@ -61,6 +75,7 @@ def params_for(backend: str, epochs: int, minutes: float) -> dict:
 def run_fit(job: dict) -> dict:
     """Fit one backend on the train split, sample, and score the sample with both evaluators."""
     from fairsynth.backends.registry import create
+    from fairsynth.metadata.rule_checks import with_detected_rules
     from fairsynth.metadata.schema import TableSchema
     from fairsynth.services.run.evaluation.privacy import evaluate_privacy
     from fairsynth.services.run.evaluation.quality import evaluate_quality
@@ -68,10 +83,13 @@ def run_fit(job: dict) -> dict:
 
     train, holdout = split(load_table(job["table"]), job["seed"])
     schema = TableSchema.infer(train)
+    if job.get("rules"):
+        schema = with_detected_rules(schema, train)
     generator = create(job["backend"], **job["params"])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     generator.fit(train, schema, seed=job["seed"])
-    fit_seconds = time.perf_counter() - start
+    fit_seconds, fit_cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    width = encoded_width(generator, train)
     rows = min(len(holdout), job["rows"])
     start = time.perf_counter()
     synthetic = pd.concat(generator.sample(rows, seed=job["seed"] + 1), ignore_index=True)
@@ -83,6 +101,8 @@ def run_fit(job: dict) -> dict:
     low, high = quality.quality_interval or (None, None)
     return {
         "fit_s": fit_seconds,
+        "fit_cpu_s": fit_cpu,
+        "encoded_width": width,
         "sample_rows_per_s": rows / sample_seconds,
         "peak_rss_mb": rss,
         "quality": quality.quality,
@@ -93,6 +113,22 @@ def run_fit(job: dict) -> dict:
         "train_rows": len(train),
         "synthetic_rows": rows,
     }
+
+
+def cpu_seconds() -> float:
+    """CPU seconds this process and the workers it waited for have used: a fit's time on idle cores."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
+def encoded_width(generator, train: pd.DataFrame) -> int | None:
+    """Values a training row encodes to with one-hot categories (numeric columns plus every category token the
+    codec keeps, missing and rare tokens included): what makes a wide table slow to learn."""
+    codec = getattr(generator, "codec", None)
+    if codec is None:
+        return None
+    encoded = codec.encode(train)
+    return sum(1 if kind == "numeric" else encoded[name].nunique() for name, kind in codec.model_columns().items())
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -107,23 +143,38 @@ def add_ratios(rows: list[dict]) -> None:
 def render(rows: list[dict], command: str, seconds: float, args: argparse.Namespace) -> str:
     """The Markdown results page."""
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    if args.lab_rows:
+        budgets = (
+            f"Budgets: tvae and sdv.gaussian_copula their defaults (tvae: early stopping within its row budget); "
+            "mostly.argn its defaults "
+            f"but at most {args.minutes:g} min of training. Rules detected on the training rows as `fairsynth "
+            "generate` does (a test code fixes its name, unit and range, ...), for every backend."
+        )
+    else:
+        budgets = (
+            f"Budgets: tvae and sdv.tvae {args.epochs} epochs; mostly.argn at most {args.epochs} epochs and "
+            f"{args.minutes:g} min of training (the engine keeps its best checkpoint); ydata.fast its defaults."
+        )
+    title = "the wide lab table by rows" if args.lab_rows else "MOSTLY AI TabularARGN, SDV TVAE, ydata fast"
     return "\n".join(
         [
-            "# tvae vs the peers: MOSTLY AI TabularARGN, SDV TVAE, ydata fast",
+            f"# tvae vs the peers: {title}",
             "",
             f"Command: `{command}`",
             "",
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}; "
             f"whole run {seconds:.0f} s.",
             "",
-            f"Budgets: tvae and sdv.tvae {args.epochs} epochs; mostly.argn at most {args.epochs} epochs and "
-            f"{args.minutes:g} min of training (the engine keeps its best checkpoint); ydata.fast its defaults. "
-            "mostly.argn and ydata.fast run in their isolated venvs: their fit and sample times include starting "
-            "the worker (importing the engine takes seconds). Quality: sdmetrics QualityReport of the sample "
-            "against the training rows, with its 95% bootstrap interval; qa_accuracy: mostlyai-qa (1 − TVD over "
-            "binned univariate and bivariate distributions), a second, independent evaluator; dcr_share: 0.5 is "
-            "best. The machine was shared with other work while this ran: absolute times are inflated and noisy, "
-            "compare within a table. The budgets are small so that the whole run fits ~15 minutes on 2 cores; "
+            f"{budgets} mostly.argn and ydata.fast run in their isolated venvs: their fit and sample times include "
+            "starting the worker (importing the engine takes seconds). Quality: sdmetrics QualityReport of the "
+            "sample against the training rows, with its 95% bootstrap interval; qa_accuracy: mostlyai-qa (1 − TVD "
+            "over binned univariate and bivariate distributions), a second, independent evaluator; dcr_share: 0.5 "
+            "is best; fit_cpu_s: CPU seconds of the fit (its process and the worker it started; on a busy "
+            "machine the closer measure of the fit on idle cores); encoded_width: values a training row encodes to "
+            "with one-hot categories (tvae learns at most its max_levels most frequent levels of a column one-hot, "
+            "the rest drawn from the rare pool). The "
+            "machine was shared with other work while this ran: absolute times are inflated and noisy, compare "
+            "within a table. The budgets are small so that the whole run fits ~15 minutes on 2 cores; "
             "they are not each backend's best.",
             "",
             markdown_table(frame),
@@ -144,26 +195,33 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=BACKENDS)
     parser.add_argument("--timeout", type=int, default=900)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--lab-rows", type=int, nargs="+", help="race on lab_wide_<rows> tables instead (see above)")
     args = parser.parse_args()
     if args.job:
         print(json.dumps(run_fit(json.loads(args.job))))
         return
     command = "PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_peers.py " + shlex.join(sys.argv[1:])
+    name, epochs = "peers", args.epochs
+    if args.lab_rows:
+        args.tables = [f"lab_wide_{rows}" for rows in args.lab_rows]
+        args.backends = args.backends if args.backends != BACKENDS else LAB_BACKENDS
+        name, epochs = "peers_lab_wide", None
     started = time.perf_counter()
     rows = []
     for table in args.tables:
         for backend in args.backends:
-            params = params_for(backend, args.epochs, args.minutes)
+            params = params_for(backend, epochs, args.minutes)
             job = {"table": table, "backend": backend, "params": params, "seed": args.seed, "rows": args.rows}
+            job["rules"] = bool(args.lab_rows)
             print(f"{table} {backend} {params} ...", flush=True)
             result = in_child(__file__, job, args.timeout)
             rows.append({"table": table, "backend": backend, **result})
             print(f"  {result}", flush=True)
             add_ratios(rows)
             args.out.mkdir(parents=True, exist_ok=True)  # written after every job: a cut run keeps what it measured
-            pd.DataFrame(rows).reindex(columns=COLUMNS).to_csv(args.out / "peers.csv", index=False)
-            (args.out / "peers.md").write_text(render(rows, command, time.perf_counter() - started, args))
-    print(f"wrote {args.out / 'peers.md'}")
+            pd.DataFrame(rows).reindex(columns=COLUMNS).to_csv(args.out / f"{name}.csv", index=False)
+            (args.out / f"{name}.md").write_text(render(rows, command, time.perf_counter() - started, args))
+    print(f"wrote {args.out / f'{name}.md'}")
 
 
 if __name__ == "__main__":

@@ -35,11 +35,14 @@ def load_table(name: str) -> pd.DataFrame:
         from fairsynth.services.run.lab import make_lab_table
 
         return make_lab_table()
-    if name == "lab_wide":  # 30k x 24 with three 500-2,000-level text columns (bench_peers.py)
-        from fairsynth.services.run.lab import make_wide_lab_table
+    if name == "lab_wide" or name.startswith("lab_wide_"):  # 30k (or lab_wide_<rows>) x 24 with three
+        from fairsynth.services.run.lab import make_wide_lab_table  # 500-2,000-level text columns (bench_peers.py)
 
-        return make_wide_lab_table()
-    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}, lab, lab_wide.")
+        rows = name.removeprefix("lab_wide").lstrip("_")
+        if rows and not rows.isdigit():
+            raise SystemExit(f"Unknown table '{name}'; lab_wide_<rows> takes a whole number of rows.")
+        return make_wide_lab_table(int(rows)) if rows else make_wide_lab_table()
+    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}, lab, lab_wide, lab_wide_<rows>.")
 
 
 def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -4,13 +4,16 @@ Pipeline: the shared codec (backends/preprocessing.py) turns the real table into
 and categorical tokens (dates as days, missing values as indicator columns, rare levels grouped,
 identifiers and PII removed). This package then
 - encodes numeric columns to normal scores with a quantile grid fitted vectorised on a subsample,
-  and categoricals to level codes, one-hot per mini-batch (encoding.py);
+  and categoricals to level codes, one-hot per mini-batch (encoding.py); a category column learns at
+  most its `max_levels` (500) most frequent levels one-hot: the codec gives the rest its rare token,
+  decoded by their training frequencies;
 - trains an MLP variational autoencoder (2 hidden layers of 128 units, 64 when a row encodes to at
   most 32 values; latent 32, loss factor 1):
   Gaussian likelihood on the scores with a learned sigma per column (clamped to [0.01, 1] as in
   TVAE), softmax cross-entropy per categorical column (one log-sum-exp per group of columns with
   similar level counts), KL to N(0, I) (model.py); mini-batches come straight from pre-encoded
   tensors, by default train rows / 50 in [128, 500] so small tables get enough updates per epoch;
+  a large table trains fewer than `epochs` epochs, so the network sees at most `row_budget` rows;
   torch's fused Adam kernel is called directly (torch.optim's wrapper imports torch._dynamo, 1-4 s
   a process); early stopping on a held-back validation share keeps the best weights; progress is
   reported per epoch; training threads follow the CPU count and the work per step (never the load,

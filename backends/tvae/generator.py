@@ -66,6 +66,9 @@ class _VAEGenerator(CodecGenerator):
         self.model: TabularVAE | None = None
 
     # -- fitting ----------------------------------------------------------------------------------
+    def _codec_options(self) -> dict:
+        return {"max_levels": self.params.max_levels}
+
     def _fit_encoded(self, encoded: pd.DataFrame, *, seed: int, progress: ProgressCallback) -> FitResult:
         if len(encoded) < 2:
             raise BackendError(f"{self.name} needs at least 2 training rows; got {len(encoded)}.")
@@ -222,7 +225,7 @@ class TVAEGenerator(_VAEGenerator):
         assert self.model is not None
         model, optimizer = self.model, self._optimizer(self.model)
         train, valid = _split(len(scores), self.params.validation_share, seed, scores.device)
-        epochs, patience = self.params.epochs, self.params.patience
+        epochs, patience = self._epochs(len(train)), self.params.patience
         batch = self._batch_rows(len(train))
         generator = torch.Generator(device=scores.device).manual_seed(seed)
         losses, valid_losses, best, best_state, waited, start = [], [], math.inf, None, 0, time.perf_counter()
@@ -271,12 +274,18 @@ class TVAEGenerator(_VAEGenerator):
                 "batch_size": batch,
                 "hidden_size": self._hidden_units(),
                 "validation_losses": valid_losses,
+                "epochs_planned": epochs,
                 "stopped_early": len(losses) < epochs,
                 "best_validation_loss": best if math.isfinite(best) else None,
                 "device": str(scores.device),
                 "encoding": "quantile-normal numeric scores, one-hot categories",
             },
         )
+
+    def _epochs(self, train_rows: int) -> int:
+        """`epochs`, or fewer when that many passes would show the network more rows than row_budget."""
+        budget = self.params.row_budget
+        return self.params.epochs if budget is None else max(1, min(self.params.epochs, budget // max(train_rows, 1)))
 
     @torch.no_grad()
     def _validation_loss(self, scores: torch.Tensor, codes: torch.Tensor) -> float:

@@ -92,6 +92,16 @@ def test_early_stopping_ends_training_before_the_epoch_limit(demo):
     assert result.details["stopped_early"] and result.epochs < 200
 
 
+def test_a_large_table_trains_fewer_epochs_within_the_row_budget(demo):
+    table, schema = demo
+    train_rows = len(table) - round(0.1 * len(table))  # the validation share is held back
+    generator = TVAEGenerator(**{**FAST, "epochs": 50, "patience": 0, "row_budget": 3 * train_rows + 1})
+    result = generator.fit(table, schema, seed=3)
+    assert result.epochs == result.details["epochs_planned"] == 3  # not 50: 3 passes fill the budget
+    unlimited = TVAEGenerator(**{**FAST, "epochs": 4, "patience": 0, "row_budget": None}).fit(table, schema, seed=3)
+    assert unlimited.epochs == 4
+
+
 def test_save_and_load_give_the_same_rows(fitted_demo, tmp_path):
     fitted_demo.save(tmp_path)
     loaded = TVAEGenerator.load(tmp_path)
@@ -172,10 +182,12 @@ def test_dp_params_extend_the_shared_network_params_without_early_stopping():
     shared = set(VAEParams.model_fields)
     assert issubclass(DPTVAEGenerator.Params, VAEParams) and issubclass(TVAEGenerator.Params, VAEParams)
     assert set(DPTVAEGenerator.Params.model_fields) == shared | {"epsilon", "delta", "max_grad_norm"}
-    assert set(TVAEGenerator.Params.model_fields) == shared | {"validation_share", "patience"}
+    assert set(TVAEGenerator.Params.model_fields) == shared | {"validation_share", "patience", "row_budget"}
     # DP-SGD trains exactly `epochs` epochs: early stopping would read private rows outside the mechanism
     with pytest.raises(BackendError, match="unknown parameter 'patience'"):
         DPTVAEGenerator(patience=5)
+    with pytest.raises(BackendError, match="unknown parameter 'row_budget'"):
+        DPTVAEGenerator(row_budget=1000)
     # the DP defaults differ, the bounds and descriptions are the shared ones
     dp_epochs, epochs = DPTVAEGenerator.Params.model_fields["epochs"], TVAEGenerator.Params.model_fields["epochs"]
     assert (dp_epochs.default, epochs.default) == (50, 300)
