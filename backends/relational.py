@@ -43,7 +43,8 @@ from fairsynth.metadata.schema import TEMPORAL_KINDS, UNLEARNED_KINDS, ColumnKin
 COUNT = "__n__"  # prefix of a row's count of children in one child table
 CONTEXT = "__parent__"  # prefix of a parent's column copied onto its children's training rows
 POSITION = "__position__"  # a child row's place within its parent (0, 1, ...)
-GAP = "__gap__"  # time since the previous row of the same parent (the first row: its time)
+GAP = "__gap__"  # time since the previous row of the same parent (0 on the first row)
+START = "__start__"  # the parent's first row's time, on each of its rows: one column each, not one of two meanings
 POSITION_WEIGHT = 2.0  # weight of the position against one standardised context column when matching
 CONTEXT_LEVELS = 20  # most frequent levels of a categorical context column one-hot encoded for matching
 DAY_NS = 86_400 * 10**9
@@ -190,7 +191,8 @@ class RelationalGenerator:
             model.temporal = entry.table.column(entry.sequence).kind in TEMPORAL_KINDS
             times = _as_number(data[entry.sequence], model.temporal)
             gaps = times.groupby(groups, sort=False).diff()
-            frame[GAP] = gaps.fillna(times).to_numpy()
+            frame[GAP] = gaps.fillna(0.0).to_numpy()
+            frame[START] = times.groupby(groups, sort=False).transform("first").to_numpy()
         model.constant = constant_within(data, parent.child_key, own)
         parent_data = tables[parent.parent]
         model.context = [c for c in self.models[parent.parent].own if _learned(schema, parent.parent, c)]
@@ -279,11 +281,9 @@ class RelationalGenerator:
         owner = children["__owner__"].to_numpy(dtype=int)
         children[link.child_key] = parents[link.parent_key].to_numpy()[owner] if len(owner) else []
         if entry.sequence:
-            gaps = pd.to_numeric(children[GAP], errors="coerce").fillna(0.0)
-            first = children[POSITION].to_numpy() == 0
-            steps = np.where(
-                first, gaps, gaps.clip(lower=0)
-            )  # the first row keeps its offset; later gaps never go back
+            gaps = pd.to_numeric(children[GAP], errors="coerce").fillna(0.0).clip(lower=0)  # never going back
+            starts = pd.to_numeric(children[START], errors="coerce").fillna(0.0)
+            steps = np.where(children[POSITION].to_numpy() == 0, starts, gaps)  # the first row's start, then gaps
             times = pd.Series(steps).groupby(owner).cumsum()
             children[entry.sequence] = _from_number(times, model.temporal, entry.table.column(entry.sequence).kind)
         return children
@@ -304,9 +304,9 @@ def _frame_schema(frame: pd.DataFrame, table: TableSchema) -> TableSchema:
     inferred = TableSchema.infer(frame)
     kinds = {c.name: c.kind.value for c in table.columns if c.name in frame.columns}
     kinds |= {
-        c: ColumnKind.FLOAT.value if c == GAP else ColumnKind.INTEGER.value
+        c: ColumnKind.FLOAT.value if c in (GAP, START) else ColumnKind.INTEGER.value
         for c in frame.columns
-        if c.startswith(COUNT) or c in (POSITION, GAP)
+        if c.startswith(COUNT) or c in (POSITION, GAP, START)
     }
     return inferred.with_overrides(kinds={k: v for k, v in kinds.items() if inferred.column(k).kind.value != v})
 
