@@ -205,8 +205,10 @@ def test_pbc_and_pbcseq_cli_run_ends_with_valid_crates(tmp_path):
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["generate", str(tmp_path / "pbc.csv"), str(tmp_path / "pbcseq.csv"), "--out", str(out), "--epochs", "5"]
-        + ["--crate", "--author", AUTHOR],
+        ["generate", str(tmp_path / "pbc.csv"), str(tmp_path / "pbcseq.csv"), "--out", str(out)]
+        # per-table marginals: the gate passes them (subject DCR share 0.56); a 5-epoch tvae measured 0.68 on
+        # pbc, beyond the policy's 0.60 with its whole interval, and the gate rightly makes no crate of it
+        + ["--set", "relational.table_backend=marginals", "--crate", "--author", AUTHOR],
     )
     assert result.exit_code == 0, result.output
     crate = out / "relational.crate.zip"
