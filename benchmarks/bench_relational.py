@@ -49,6 +49,9 @@ COLUMNS = [
     "sample_s",
     "fit_s_vs_sdv_hma",
     "quality_mean",
+    "dataset_quality",
+    "subject_dcr_share",
+    "subject_mia_auc",
     "integrity_pct",
     "order_pct",
     "children_ks",
@@ -76,6 +79,7 @@ def run_job(job: dict) -> dict:
     from fairsynth.backends.dataset import create_dataset_generator
     from fairsynth.metadata.dataset import DatasetSchema
     from fairsynth.services.run.datasets import split_by_subject
+    from fairsynth.services.run.evaluation.metrics import DATASET_QUALITY, SUBJECT_DCR_SHARE, SUBJECT_MIA_AUC
     from fairsynth.services.run.evaluation.relational import evaluate_dataset
 
     tables = load_dataset(job["dataset"], job["nafld_subjects"], job["seed"])
@@ -94,7 +98,8 @@ def run_job(job: dict) -> dict:
     sample_seconds = time.perf_counter() - start
     rss = peak_rss_mb()
     synthetic = {name: pd.concat([b[name] for b in batches], ignore_index=True) for name in schema.names}
-    metrics = evaluate_dataset(train, holdout, synthetic, schema, seed=job["seed"])
+    evaluation = evaluate_dataset(train, holdout, synthetic, schema, seed=job["seed"])
+    metrics = evaluation.model_dump(mode="json")
     (link,) = metrics["relationships"]  # both datasets are one parent and one child
     qualities = [t["quality"] for t in metrics["tables"].values() if t["quality"] is not None]
     return {
@@ -103,6 +108,9 @@ def run_job(job: dict) -> dict:
         "fit_s": fit_seconds,
         "sample_s": sample_seconds,
         "quality_mean": float(np.mean(qualities)),
+        "dataset_quality": evaluation.value(DATASET_QUALITY),
+        "subject_dcr_share": evaluation.value(SUBJECT_DCR_SHARE),
+        "subject_mia_auc": evaluation.value(SUBJECT_MIA_AUC),
         "integrity_pct": 100 * link["referential_integrity"],
         "order_pct": 100 * link["within_parent_order"]["synthetic"],
         "children_ks": link["children_per_parent"]["ks_statistic"],
@@ -187,6 +195,9 @@ def render(rows: list[dict], stream: str, command: str, seconds: float, args: ar
             f"split holds. Budgets: relational = tvae per table, {args.epochs} epochs; sdv.hma = SDV's defaults; "
             f"sdv.par = {args.par_epochs} epochs (SDV's default is 128).",
             "",
+            "dataset_quality: sdmetrics' multi-table QualityReport (column shapes, pair trends, cardinality, "
+            "intertable trends) on whole subjects; subject_dcr_share / subject_mia_auc: DCR share and "
+            "membership-inference AUC on one summary row per subject, training vs held-out subjects (0.5 best). "
             "quality_mean: mean over the two tables of the dataset evaluation's per-table quality (sdmetrics "
             "QualityReport on the non-key columns, synthetic vs training rows). integrity_pct: child rows whose "
             "parent exists. order_pct: subjects whose rows are stored in time order (relational rebuilds times from "
