@@ -59,6 +59,13 @@ class CTGANParams(DeepSDVParams):
     batch_size: Annotated[BatchSize, Field(multiple_of=10)] = 500
 
 
+def sdv_availability() -> tuple[bool, str]:
+    """Whether SDV (an optional extra) is installed, and the fix when not; every SDV backend asks this."""
+    if importlib.util.find_spec("sdv") is None:
+        return False, "SDV is not installed; install the extra with: pip install 'fairsynth[sdv]'"
+    return True, ""
+
+
 class SDVGenerator(CodecGenerator):
     """Common adapter: builds SDV metadata from the codec, fits and samples in batches."""
 
@@ -67,9 +74,7 @@ class SDVGenerator(CodecGenerator):
     @classmethod
     def availability(cls) -> tuple[bool, str]:
         """SDV is an optional extra."""
-        if importlib.util.find_spec("sdv") is None:
-            return False, "SDV is not installed; install the extra with: pip install 'fairsynth[sdv]'"
-        return True, ""
+        return sdv_availability()
 
     def _synthesizer_class(self):
         from sdv import single_table

@@ -13,7 +13,6 @@ Fitted SDV models are not saved (SDV persists only pickles, which fairsynth neve
 
 from __future__ import annotations
 
-import importlib.util
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -35,7 +34,7 @@ from fairsynth.backends.base import (
 )
 from fairsynth.backends.dataset import DatasetBatch
 from fairsynth.backends.relational import constant_within, key_plan
-from fairsynth.backends.sdv import SDV_LICENSE, SDV_URL
+from fairsynth.backends.sdv import SDV_LICENSE, SDV_URL, sdv_availability
 from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec
 
@@ -128,9 +127,7 @@ class _SDVDatasetGenerator:
     @classmethod
     def availability(cls) -> tuple[bool, str]:
         """SDV is an optional extra."""
-        if importlib.util.find_spec("sdv") is None:
-            return False, "SDV is not installed; install the extra with: pip install 'fairsynth[sdv]'"
-        return True, ""
+        return sdv_availability()
 
     @classmethod
     def shape_problem(cls, schema: DatasetSchema) -> str | None:
