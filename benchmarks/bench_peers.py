@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.bench_ydata import markdown_table
-from benchmarks.harness import in_child, load_table, peak_rss_mb, split
+from benchmarks.harness import add_fit_ratios, in_child, load_table, peak_rss_mb, split
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ["tvae", "mostly.argn", "sdv.tvae", "ydata.fast"]
@@ -131,15 +131,6 @@ def encoded_width(generator, train: pd.DataFrame) -> int | None:
     return sum(1 if kind == "numeric" else encoded[name].nunique() for name, kind in codec.model_columns().items())
 
 
-def add_ratios(rows: list[dict]) -> None:
-    """Each backend's fit time relative to tvae's on the same table."""
-    ours = {r["table"]: r for r in rows if r["backend"] == "tvae" and "error" not in r}
-    for row in rows:
-        reference = ours.get(row["table"])
-        if reference and "error" not in row:
-            row["fit_s_vs_tvae"] = row["fit_s"] / reference["fit_s"]
-
-
 def render(rows: list[dict], command: str, seconds: float, args: argparse.Namespace) -> str:
     """The Markdown results page."""
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
@@ -217,7 +208,7 @@ def main() -> None:
             result = in_child(__file__, job, args.timeout)
             rows.append({"table": table, "backend": backend, **result})
             print(f"  {result}", flush=True)
-            add_ratios(rows)
+            add_fit_ratios(rows, "table", "tvae", "fit_s_vs_tvae")
             args.out.mkdir(parents=True, exist_ok=True)  # written after every job: a cut run keeps what it measured
             pd.DataFrame(rows).reindex(columns=COLUMNS).to_csv(args.out / f"{name}.csv", index=False)
             (args.out / f"{name}.md").write_text(render(rows, command, time.perf_counter() - started, args))

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.bench_ydata import markdown_table
-from benchmarks.harness import in_child, peak_rss_mb
+from benchmarks.harness import add_fit_ratios, in_child, peak_rss_mb
 from fairsynth.services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,15 +148,6 @@ def run_stream(job: dict) -> dict:
     return {"child_rows": child_rows, "subjects": subjects, "sample_s": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
-def add_ratios(rows: list[dict]) -> None:
-    """Each backend's fit time relative to sdv.hma's on the same dataset."""
-    hma = {r["dataset"]: r for r in rows if r["backend"] == "sdv.hma" and "error" not in r}
-    for row in rows:
-        reference = hma.get(row["dataset"])
-        if reference and "error" not in row:
-            row["fit_s_vs_sdv_hma"] = row["fit_s"] / reference["fit_s"]
-
-
 def stream_sentence(result: dict, target: int, cap_s: float) -> str:
     """The streaming row in words: measured, or measured up to the cap and extrapolated."""
     if "error" in result:
@@ -259,7 +250,7 @@ def main() -> None:
             result = in_child(__file__, job, args.timeout)
             rows.append({"dataset": dataset, "backend": backend, **result})
             print(f"  {result}", flush=True)
-            add_ratios(rows)
+            add_fit_ratios(rows, "dataset", "sdv.hma", "fit_s_vs_sdv_hma")
             write()
     stream_job = {
         "stream": True,

@@ -71,3 +71,12 @@ def in_child(script: str | Path, job: dict, timeout: int) -> dict:
     if done.returncode != 0 or not lines:
         return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
     return json.loads(lines[-1])
+
+
+def add_fit_ratios(rows: list[dict], group: str, reference: str, column: str) -> None:
+    """Each row's fit seconds over the `reference` backend's in the same `group` (table or dataset), as `column`."""
+    ours = {r[group]: r for r in rows if r["backend"] == reference and "error" not in r}
+    for row in rows:
+        base = ours.get(row[group])
+        if base and "error" not in row:
+            row[column] = row["fit_s"] / base["fit_s"]
