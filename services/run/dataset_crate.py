@@ -42,7 +42,9 @@ from fairsynth.metadata.model import (
     table_dictionary_path,
     table_path,
 )
-from fairsynth.services.run.pipeline import package_version, package_versions
+from fairsynth.services.run.evaluation.metrics import DATASET_METRICS
+from fairsynth.services.run.evaluation.relational_results import DatasetEvaluation
+from fairsynth.services.run.pipeline import crate_measures, package_version, package_versions
 
 METRICS_PATH = "evaluation/metrics.json"
 GENERATION_PATH = "config/generation.json"
@@ -206,8 +208,10 @@ def dataset_facts(
 
 
 def dataset_measures(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """The dataset's measures as the crate's plain data (name, label, value, goal, meaning): per table, per link."""
-    measures = []
+    """The dataset's measures as the crate's plain data (name, label, value, goal, meaning): the declared dataset
+    metrics (dataset quality, trajectories, subject privacy), then per table and per relationship."""
+    evaluation = DatasetEvaluation.from_metrics(metrics)
+    measures = crate_measures(evaluation, DATASET_METRICS)
     for table, block in metrics["tables"].items():
         measures += [
             _measure(f"quality.{table}", f"Quality of {table}", block["quality"], "maximize", QUALITY_MEANING),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
@@ -32,7 +32,8 @@ from fairsynth.metadata.spreadsheet import write_csv
 from fairsynth.services.run.config import GenerationRequest, crate_info
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation import ExactCopyCounter, compare, evaluate
-from fairsynth.services.run.evaluation.metrics import COLUMN_PAIR_TRENDS, COLUMN_SHAPES, METRICS, QUALITY, Goal
+from fairsynth.services.run.evaluation.metrics import COLUMN_PAIR_TRENDS, COLUMN_SHAPES, METRICS, QUALITY, Goal, Metric
+from fairsynth.services.run.evaluation.relational_results import DatasetEvaluation
 from fairsynth.services.run.evaluation.results import EvaluationResult, SamplingResult
 from fairsynth.services.run.evaluation.suite import interval_columns
 from fairsynth.services.run.report import render_comparison, render_report
@@ -453,10 +454,10 @@ def run_facts(outcome: BackendOutcome, outcomes: list[BackendOutcome], schema: T
     )
 
 
-def crate_measures(result: EvaluationResult) -> list[dict]:
+def crate_measures(result: EvaluationResult | DatasetEvaluation, metrics: Sequence[Metric] = METRICS) -> list[dict]:
     """The declared metrics a result measured, as plain data for the crate: name, label, value, goal, meaning."""
     measures = []
-    for metric in METRICS:
+    for metric in metrics:
         value = result.value(metric)
         if value is not None:
             goal = {"goal": metric.goal.value} | ({"target": metric.target} if metric.goal is Goal.TARGET else {})

@@ -22,13 +22,14 @@ from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run import figures
 from fairsynth.services.run.evaluation import compare
 from fairsynth.services.run.evaluation.frames import compared_columns, subsample
-from fairsynth.services.run.evaluation.gate import BY_METRIC, rule_limit
+from fairsynth.services.run.evaluation.gate import BY_DATASET_METRIC, BY_METRIC, Limit, ReleasePolicy, rule_limit
 from fairsynth.services.run.evaluation.metrics import (
     ASSOCIATION_DIFFERENCE,
     ATTRIBUTE_INFERENCE_RISK,
     COLUMN_PAIR_TRENDS,
     COLUMN_SHAPES,
     CONFIDENCE,
+    DATASET_METRICS,
     DCR_SHARE,
     ENFORCED_RULE_ADHERENCE,
     EPSILON,
@@ -43,6 +44,7 @@ from fairsynth.services.run.evaluation.metrics import (
     UTILITY_RATIO,
     Metric,
 )
+from fairsynth.services.run.evaluation.relational_results import DatasetEvaluation
 from fairsynth.services.run.evaluation.results import AttackRisk, EvaluationResult, RulesResult, UtilityResult
 from fairsynth.services.run.evaluation.rules import adherence_table
 
@@ -177,25 +179,44 @@ def render_report(
 def scorecard(result: EvaluationResult) -> list[Card]:
     """The scorecard: each declared headline metric with a hint and the release gate's level for it."""
     return [
-        Card(metric.label, metric.text(result.value(metric)), _hint(metric, result), level(metric, result))
+        card(
+            metric,
+            result.value(metric),
+            result.interval(metric),
+            BY_METRIC.get(metric.name),
+            result.gate.policy,
+            _CONTEXT[metric.name](result) if metric.name in _CONTEXT else "",
+        )
         for metric in SCORECARD
         if metric not in ASKED_FOR or result.quality.second_evaluator is not None
     ]
 
 
+def dataset_scorecard(evaluation: DatasetEvaluation) -> list[Card]:
+    """A dataset run's scorecard: every declared dataset metric it measured, judged by the dataset gate's limits."""
+    return [
+        card(
+            metric,
+            evaluation.value(metric),
+            evaluation.interval(metric),
+            BY_DATASET_METRIC.get(metric.name),
+            evaluation.gate.policy,
+        )
+        for metric in DATASET_METRICS
+        if evaluation.value(metric) is not None
+    ]
+
+
+def card(metric: Metric, value, interval, limit: Limit | None, policy: ReleasePolicy, context: str = "") -> Card:
+    """One card: the value, its bootstrap interval, its context (else its goal) and the policy threshold."""
+    parts = [interval_text(interval), context or metric.goal_text, limit.policy_text(policy) if limit else ""]
+    hint = "; ".join(p.rstrip(".") for p in parts if p)  # a context may be a whole sentence
+    return Card(metric.label, metric.text(value), hint, LEVELS[limit.judge(value, policy)] if limit else "")
+
+
 def level(metric: Metric, result: EvaluationResult) -> str:
     """'bad' past a blocking policy threshold, 'warn' past a flagging one or near a blocking one, else ''."""
-    limit = BY_METRIC.get(metric.name)
-    return LEVELS[limit.judge(result.value(metric), result.gate.policy)] if limit else ""
-
-
-def _hint(metric: Metric, result: EvaluationResult) -> str:
-    """The metric's bootstrap interval, its goal, its context in this result and the policy threshold."""
-    limit = BY_METRIC.get(metric.name)
-    parts = [interval_text(result.interval(metric))]
-    parts.append(_CONTEXT[metric.name](result) if metric.name in _CONTEXT else metric.goal_text)
-    parts.append(limit.policy_text(result.gate.policy) if limit else "")
-    return "; ".join(p.rstrip(".") for p in parts if p)  # a context may be a whole sentence
+    return card(metric, result.value(metric), None, BY_METRIC.get(metric.name), result.gate.policy).level
 
 
 def _interval(attack) -> str:
@@ -312,7 +333,8 @@ def render_dataset_report(
     backend: str | None = None,
     seed: int = 0,
 ) -> str:
-    """The HTML report of one dataset backend: the relationships' measures, then per table its scores and plots."""
+    """The HTML report of one dataset backend: the release gate, the scorecard (subject privacy included), the
+    relationships' measures, then per table its scores and plots."""
     root = schema.roots()[0]
     tables = []
     for name in schema.top_down():
@@ -335,10 +357,15 @@ def render_dataset_report(
                 "not_plotted": [s.name for s in specs[len(shown) :]],
             }
         )
+    evaluation = DatasetEvaluation.from_metrics(metrics)
     return _page(
         "dataset_report.html.j2",
         "Synthetic dataset evaluation",
         f"Backend: {backend} · tables: {', '.join(schema.top_down())}" if backend else "",
+        gate=evaluation.gate,
+        gate_words=DECISION_WORDS[evaluation.gate.decision],
+        cards=dataset_scorecard(evaluation),
+        privacy=evaluation.privacy,
         subjects={"train": len(train[root]), "synthetic": len(synthetic[root])},
         relationships=metrics["relationships"],
         tables=tables,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from markupsafe import escape
 from test_crate import crate_info
 from test_datasets import FAST, pbc, three_levels
 from typer.testing import CliRunner
@@ -20,6 +21,9 @@ from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry.cli import app
 from fairsynth.services.run import datasets
 from fairsynth.services.run.datasets import run_dataset
+from fairsynth.services.run.evaluation.metrics import DATASET_METRICS, SUBJECT_DCR_SHARE
+from fairsynth.services.run.evaluation.relational_results import DatasetEvaluation
+from fairsynth.services.run.report import DECISION_WORDS, dataset_scorecard
 from fairsynth.services.settings import Settings
 
 LIMITS = Settings()
@@ -113,6 +117,11 @@ def test_dome_and_pagetab_cover_every_table_and_the_dataset_measures(run, unpack
     assert measures["real_keys_copied.labs"] == 0
     assert measures["quality.labs"] == run.metrics["relational"]["tables"]["labs"]["quality"]
     assert "children_per_parent_ks.patients->admissions" in measures
+    evaluation = DatasetEvaluation.from_metrics(run.metrics["relational"])
+    declared = {m.name for m in DATASET_METRICS if evaluation.value(m) is not None}
+    assert {"dataset_quality", "subject_dcr_share", "subject_mia_auc", "subject_copies"} <= declared
+    assert declared <= set(measures)  # dataset quality and subject privacy reach DOME as declared
+    assert measures["subject_dcr_share"] == evaluation.value(SUBJECT_DCR_SHARE)
     pagetab = json.loads((unpacked / "metadata/biostudies.pagetab.json").read_text())
     listed = {entry["path"]: entry for entry in pagetab["section"]["files"]}
     with zipfile.ZipFile(run.crates["relational"]) as archive:
@@ -133,6 +142,20 @@ def test_the_report_has_the_relationships_and_a_section_per_table_in_the_run_and
     quality = run.metrics["relational"]["tables"]["labs"]["quality"]
     assert f"quality {quality:.3f}" in page
     assert page.count('class="plot"') == 6  # sex, age; admission_date, ward; hour, value (no key is plotted)
+
+
+def test_the_report_shows_the_dataset_gate_and_subject_privacy_as_the_gate_judged_them(run):
+    page = (run.directory / "relational" / "report.html").read_text()
+    gate = run.metrics["relational"]["gate"]
+    assert 'id="gate"' in page and DECISION_WORDS[gate["decision"]] in page
+    assert all(escape(reason) in page for reason in gate["reasons"])
+    evaluation = DatasetEvaluation.from_metrics(run.metrics["relational"])
+    cards = {card.label: card for card in dataset_scorecard(evaluation)}
+    dcr = cards[SUBJECT_DCR_SHARE.label]
+    assert dcr.value == SUBJECT_DCR_SHARE.text(evaluation.value(SUBJECT_DCR_SHARE)) and "interval" in dcr.hint
+    assert "0.6" in dcr.hint  # the policy threshold the gate judged it by
+    assert all(f'<div class="label">{escape(label)}</div>' in page for label in cards)
+    assert 'id="subject-privacy"' in page
 
 
 def test_the_source_is_every_real_file_by_checksum_never_by_content(run, unpacked):

@@ -160,6 +160,7 @@ DATASET_LIMITS: tuple[Limit, ...] = (
     Limit(SUBJECT_MIA_AUC, "max_mia_auc", "block", required=True, margin=True),
     Limit(DATASET_QUALITY, "min_quality", "flag", required=True),
 )
+BY_DATASET_METRIC: dict[str, Limit] = {limit.metric.name: limit for limit in DATASET_LIMITS}
 
 
 def gate(result: Measurements, policy: ReleasePolicy | None = None) -> GateResult:

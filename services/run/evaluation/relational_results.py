@@ -7,6 +7,7 @@ dataset gate (gate.dataset_gate) reads the values that way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -184,6 +185,11 @@ class DatasetEvaluation(DatasetMeasurements):
 
     gate: GateResult
     seconds: float = Field(0.0, description="wall time of the evaluation")
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, Any]) -> DatasetEvaluation:
+        """Read back a dataset run's metrics.json (the evaluation beside the run's own fields: backend, fit time)."""
+        return cls.model_validate({k: v for k, v in metrics.items() if k in cls.model_fields})
 
 
 @cache
