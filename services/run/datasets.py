@@ -46,6 +46,7 @@ DEFAULT_DATASET_BACKEND = "relational"
 PLAN_PATH = "plan.json"  # the DatasetRequest of a prepared run
 SCHEMA_PATH = "dataset.json"  # the DatasetSchema the run used
 CONTEXT_PATH = "request.json"  # what every crate of the run says about its input and request
+CRATE_WHAT = "Synthetic related tables"  # what a dataset crate's default description says was generated
 COMPARISON_COLUMNS = ["backend", "status", "decision", *(m.name for m in DATASET_METRICS), "fit_seconds", "error"]
 
 
@@ -139,6 +140,29 @@ def related_schema(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema | N
     return schema
 
 
+def schema_problems(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> list[str]:
+    """What the tables contradict in a (structurally checked) schema, one sentence each: keys that repeat or are
+    missing, links whose child values are not all parent keys, no relationship at all."""
+    problems = []
+    for entry in schema.tables:
+        key = entry.primary_key
+        if key and not (tables[entry.name][key].notna().all() and tables[entry.name][key].is_unique):
+            problems.append(
+                f"'{key}' cannot be the primary key of '{entry.name}': it repeats or is missing; choose another column."
+            )
+    for r in schema.relationships:
+        parent_keys = tables[r.parent][r.parent_key]
+        if not parent_keys.is_unique:
+            problems.append(f"{r.parent}.{r.parent_key} repeats, so it cannot be the key {r.child} rows point to.")
+        elif not tables[r.child][r.child_key].dropna().isin(set(parent_keys)).all():
+            problems.append(
+                f"Some {r.child}.{r.child_key} values are not {r.parent}.{r.parent_key} values; link another column."
+            )
+    if not schema.relationships:
+        problems.append("Link at least two tables: a dataset of related tables needs one relationship.")
+    return problems
+
+
 def split_by_subject(
     tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, holdout_share: float, seed: int
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
@@ -184,13 +208,18 @@ def is_dataset_run(run_dir: Path) -> bool:
     return (run_dir / PLAN_PATH).is_file()
 
 
-def load_dataset_plan(run_dir: str | Path) -> DatasetPlan:
-    """Rebuild a prepared dataset run's plan from its directory (in a worker process); the tables must be unchanged."""
+def load_dataset_plan(run_dir: str | Path, *, tables: bool = True) -> DatasetPlan:
+    """Rebuild a prepared dataset run's plan from its directory (in a worker process); the tables must be unchanged.
+
+    `tables` False: without the split tables (finishing and packaging need only the schema and the context).
+    """
     run_dir = Path(run_dir)
     request = DatasetRequest.model_validate_json((run_dir / PLAN_PATH).read_text())
     schema = DatasetSchema.from_json((run_dir / SCHEMA_PATH).read_text())
     context = json.loads((run_dir / CONTEXT_PATH).read_text())
     sources = {table_name(p): p for p in dataset_files([Path(p) for p in request.input_paths])}
+    if not tables:
+        return DatasetPlan(request, run_dir, schema, sources, {}, {}, context)
     changed = [p.name for p in sources.values() if sha256_file(p) != context["source"]["files"].get(p.name)]
     if changed:
         raise RunError(f"{', '.join(changed)} changed after the run was prepared; submit the run again.")
@@ -223,11 +252,15 @@ def run_planned_dataset_backend(plan: DatasetPlan, name: str, progress: Progress
 
 
 def finish_dataset_run(
-    plan: DatasetPlan, outcomes: Sequence[DatasetOutcome], crate: CrateInfo | None = None
+    plan: DatasetPlan,
+    outcomes: Sequence[DatasetOutcome],
+    crate: CrateInfo | None = None,
+    failed: Mapping[str, str] | None = None,
 ) -> DatasetRunResult:
-    """After every backend ended: comparison.csv of the backends and, with `crate`, a crate per releasable one."""
+    """After every backend ended: comparison.csv of the backends (`failed`: backend -> error) and, with `crate`,
+    a crate per releasable one."""
     result = DatasetRunResult(plan.run_dir, plan.schema, metrics={o.backend: o.metrics for o in outcomes})
-    write_dataset_comparison(plan.run_dir, outcomes, neutralise=plan.request.neutralise)
+    write_dataset_comparison(plan.run_dir, outcomes, neutralise=plan.request.neutralise, failed=failed)
     if crate is not None:
         releasable = [o for o in outcomes if o.metrics["gate"]["decision"] != "block"]  # as for one table
         result.crates = package_dataset_crates(
