@@ -341,6 +341,7 @@ def render_dataset_report(
         f"Backend: {backend} · tables: {', '.join(schema.top_down())}" if backend else "",
         subjects={"train": len(train[root]), "synthetic": len(synthetic[root])},
         relationships=metrics["relationships"],
+        rules=metrics["rules"]["rules"],
         tables=tables,
         plot_rows=PLOT_ROWS,
     )
