@@ -1,7 +1,7 @@
 """A dataset run: several related tables in, whole synthetic subjects out (every table), evaluated.
 
-read the tables (files or a folder) -> DatasetSchema.infer (or an edited schema) -> split by subject
-(a root row and all its descendants go to the same side) -> per dataset backend: fit on the training
+read the tables (files or a folder) -> DatasetSchema.infer and its cross-table rules (or an edited schema) ->
+split by subject (a root row and all its descendants go to the same side) -> per dataset backend: fit on the training
 subjects, stream batches of subjects into one file per table, evaluate -> <run>/<backend>/metrics.json and
 report.html; given crate metadata, one crate per backend (services/run/dataset_crate.py) -> <run>/<backend>.crate.zip.
 """
@@ -19,6 +19,7 @@ import pandas as pd
 
 from fairsynth.backends.dataset import create_dataset_generator
 from fairsynth.metadata.dataset import DatasetSchema
+from fairsynth.metadata.dataset_rules import infer_dataset_with_rules
 from fairsynth.metadata.model import CrateInfo
 from fairsynth.services.run.dataset_crate import DatasetOutcome, dataset_context, package_dataset_crates
 from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
@@ -116,7 +117,7 @@ def run_dataset(
     FAIRSYNTH_DATASET_QUALITY_ROWS.
     """
     tables = read_dataset(paths, encoding=encoding, separator=separator)
-    schema = (schema or DatasetSchema.infer(tables)).checked()
+    schema = (schema or infer_dataset_with_rules(tables)).checked()
     if not schema.relationships:
         raise InputError(
             "No relationship was found between the tables: a child table needs a column named as its parent's "
