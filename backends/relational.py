@@ -376,6 +376,8 @@ def within_rules(
         if column == entry.sequence:  # shift each parent's times so that its first one is the rebuilt start
             shift = pd.Series(rebuilt - values).groupby(parent_rows).transform("first").to_numpy()
             rebuilt = values + shift
+        elif not np.isnan(values).all():  # within the range the model drew (a status code 0-2 stays one)
+            rebuilt = np.clip(rebuilt, np.nanmin(values), np.nanmax(values))
         values = np.where(np.isnan(rebuilt), values, rebuilt)
         for rule in rules:
             values = _clipped(values, rule, _parent_numbers(parents, link.parent_key, keys, schema, rule), spec)
