@@ -11,6 +11,9 @@ Design (docs/architecture.md, "Several tables"):
   are made constant within each synthetic parent.
 - Keys are regenerated (never a real one), every foreign key is a synthetic parent's key, and a time
   column is rebuilt as the first value plus the cumulated non-negative gaps, so rows are in time order.
+- An enforced cross-table rule (schema.rules, `visits.date >= patients.admission`) is kept by construction: the
+  child's column is also learned as its non-negative distance from the first rule's parent column (for the time
+  column: the first row's), rebuilt from the synthetic parent's value, then clipped to every rule's bound.
 """
 
 from __future__ import annotations
@@ -38,13 +41,22 @@ from fairsynth.backends.base import (
 )
 from fairsynth.backends.dataset import DatasetBatch
 from fairsynth.metadata.dataset import DatasetSchema
-from fairsynth.metadata.schema import TEMPORAL_KINDS, UNLEARNED_KINDS, ColumnKind, TableSchema
+from fairsynth.metadata.rules import CrossTableRule
+from fairsynth.metadata.schema import (
+    TEMPORAL_KINDS,
+    UNLEARNED_KINDS,
+    ColumnKind,
+    ColumnSpec,
+    TableSchema,
+    column_values,
+)
 
 COUNT = "__n__"  # prefix of a row's count of children in one child table
 CONTEXT = "__parent__"  # prefix of a parent's column copied onto its children's training rows
 POSITION = "__position__"  # a child row's place within its parent (0, 1, ...)
 GAP = "__gap__"  # time since the previous row of the same parent (0 on the first row)
 START = "__start__"  # the parent's first row's time, on each of its rows: one column each, not one of two meanings
+OFFSET = "__offset__"  # prefix of a ruled column's distance from its parent's bound (enforced cross-table rules)
 POSITION_WEIGHT = 2.0  # weight of the position against one standardised context column when matching
 CONTEXT_LEVELS = 20  # most frequent levels of a categorical context column one-hot encoded for matching
 DAY_NS = 86_400 * 10**9
@@ -194,6 +206,8 @@ class RelationalGenerator:
             frame[GAP] = gaps.fillna(0.0).to_numpy()
             frame[START] = times.groupby(groups, sort=False).transform("first").to_numpy()
         model.constant = constant_within(data, parent.child_key, own)
+        for column, offset in rule_offsets(schema, name, data, frame, tables[parent.parent]).items():
+            frame[OFFSET + column] = offset
         parent_data = tables[parent.parent]
         model.context = [c for c in self.models[parent.parent].own if _learned(schema, parent.parent, c)]
         rows = pd.Index(parent_data[parent.parent_key]).get_indexer(groups)
@@ -286,7 +300,7 @@ class RelationalGenerator:
             steps = np.where(children[POSITION].to_numpy() == 0, starts, gaps)  # the first row's start, then gaps
             times = pd.Series(steps).groupby(owner).cumsum()
             children[entry.sequence] = _from_number(times, model.temporal, entry.table.column(entry.sequence).kind)
-        return children
+        return within_rules(schema, name, children, parents, model.constant)
 
     def _output(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """The table's columns in the source's order, without the generator's helper columns."""
@@ -304,11 +318,93 @@ def _frame_schema(frame: pd.DataFrame, table: TableSchema) -> TableSchema:
     inferred = TableSchema.infer(frame)
     kinds = {c.name: c.kind.value for c in table.columns if c.name in frame.columns}
     kinds |= {
-        c: ColumnKind.FLOAT.value if c in (GAP, START) else ColumnKind.INTEGER.value
+        c: ColumnKind.FLOAT.value if c in (GAP, START) or c.startswith(OFFSET) else ColumnKind.INTEGER.value
         for c in frame.columns
-        if c.startswith(COUNT) or c in (POSITION, GAP, START)
+        if c.startswith((COUNT, OFFSET)) or c in (POSITION, GAP, START)
     }
     return inferred.with_overrides(kinds={k: v for k, v in kinds.items() if inferred.column(k).kind.value != v})
+
+
+# -- enforced cross-table rules ------------------------------------------------------------------------
+def enforced_bounds(schema: DatasetSchema, name: str) -> dict[str, list[CrossTableRule]]:
+    """A child table's columns under enforced cross-table rules, each with its rules (the first one learned as an
+    offset); every rule on a column its table learns."""
+    bounds: dict[str, list[CrossTableRule]] = {}
+    for rule in schema.rules:
+        if rule.child == name and rule.enforced:
+            bounds.setdefault(rule.column_of(name), []).append(rule)
+    return bounds
+
+
+def rule_offsets(
+    schema: DatasetSchema, name: str, data: pd.DataFrame, frame: pd.DataFrame, parent_data: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """Per ruled column, its distance from the first rule's parent column on each training row (above a lower
+    bound, below an upper one: non-negative where the rule holds); the time column's is its first row's (START)."""
+    entry, link = schema.entry(name), schema.parent_of(name)
+    assert link is not None
+    offsets = {}
+    for column, rules in enforced_bounds(schema, name).items():
+        bound = _parent_numbers(parent_data, link.parent_key, data[link.child_key], schema, rules[0])
+        if column == entry.sequence:
+            values = frame[START].to_numpy(dtype=float)
+        else:
+            values = column_values(data[column], entry.table.column(column)).to_numpy(dtype=float)
+        offsets[column] = bound - values if rules[0].child_is_low else values - bound
+    return offsets
+
+
+def within_rules(
+    schema: DatasetSchema, name: str, children: pd.DataFrame, parents: pd.DataFrame, constant: list[str]
+) -> pd.DataFrame:
+    """Each ruled column rebuilt from its synthetic parent's bound and the learned offset (kept where the offset
+    is missing), then clipped to every enforced rule's bound: the rules hold in every row; a time column is moved
+    whole, so its order stays."""
+    entry, link = schema.entry(name), schema.parent_of(name)
+    assert link is not None
+    parent_rows = children["__owner__"].to_numpy(dtype=int)
+    keys = parents[link.parent_key].iloc[parent_rows]
+    for column, rules in enforced_bounds(schema, name).items():
+        spec = entry.table.column(column)
+        values = column_values(children[column], spec).to_numpy(dtype=float)
+        offsets = pd.to_numeric(children[OFFSET + column], errors="coerce").clip(lower=0)
+        if column in constant or column == entry.sequence:  # one offset per parent keeps the column's shape
+            offsets = offsets.groupby(parent_rows).transform("first")
+        first = rules[0]
+        bound = _parent_numbers(parents, link.parent_key, keys, schema, first)
+        rebuilt = bound - offsets.to_numpy() if first.child_is_low else bound + offsets.to_numpy()
+        if column == entry.sequence:  # shift each parent's times so that its first one is the rebuilt start
+            shift = pd.Series(rebuilt - values).groupby(parent_rows).transform("first").to_numpy()
+            rebuilt = values + shift
+        elif not np.isnan(values).all():  # within the range the model drew (a status code 0-2 stays one)
+            rebuilt = np.clip(rebuilt, np.nanmin(values), np.nanmax(values))
+        values = np.where(np.isnan(rebuilt), values, rebuilt)
+        for rule in rules:
+            values = _clipped(values, rule, _parent_numbers(parents, link.parent_key, keys, schema, rule), spec)
+        children[column] = _from_number(pd.Series(values), spec.kind in TEMPORAL_KINDS, spec.kind)
+    return children
+
+
+def _parent_numbers(
+    parents: pd.DataFrame, key: str, child_keys: pd.Series, schema: DatasetSchema, rule: CrossTableRule
+) -> np.ndarray:
+    """The rule's parent column (days for dates) on each child row, found by the child's foreign key."""
+    column = rule.column_of(rule.parent)
+    values = column_values(parents[column], schema.entry(rule.parent).table.column(column)).to_numpy(dtype=float)
+    rows = pd.Index(parents[key]).get_indexer(child_keys)
+    return np.where(rows >= 0, values[rows], np.nan)
+
+
+def _clipped(values: np.ndarray, rule: CrossTableRule, bound: np.ndarray, spec: ColumnSpec) -> np.ndarray:
+    """Values kept on the rule's side of the bound (one step past it when strict); whole numbers and dates stay
+    whole."""
+    whole = spec.kind in (ColumnKind.INTEGER, ColumnKind.DATE)
+    step = (1.0 if whole else np.abs(bound) * 1e-12 + 1e-12) if rule.strict else 0.0
+    limit = bound - step if rule.child_is_low else bound + step
+    if whole:
+        values, limit = np.round(values), np.floor(limit) if rule.child_is_low else np.ceil(limit)
+    clip = np.fmin if rule.child_is_low else np.fmax  # fmin/fmax: a missing bound leaves the value
+    return np.where(np.isnan(values), values, clip(values, limit))
 
 
 def _numbers(values: pd.Series) -> pd.Series:

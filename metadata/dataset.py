@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from fairsynth.metadata.rules import MIN_RULE_SUPPORT, CrossTableRule
 from fairsynth.metadata.schema import ID_NAME, NUMERIC_KINDS, TEMPORAL_KINDS, SchemaError, TableSchema
 
 #: names that mark a child's sequence / time column (a visit's day, an event's date)
@@ -46,6 +47,10 @@ class DatasetSchema(BaseModel):
 
     tables: list[TableEntry]
     relationships: list[Relationship] = Field(default_factory=list)
+    rules: list[CrossTableRule] = Field(
+        default_factory=list, description="cross-table rules: a child's column against its parent row's column"
+    )
+    min_rule_support: int = Field(MIN_RULE_SUPPORT, ge=1, description="child rows a detected cross-table rule holds in")
     warnings: list[str] = Field(default_factory=list)
 
     # -- inference ----------------------------------------------------------------------------
@@ -129,6 +134,8 @@ class DatasetSchema(BaseModel):
             edited.entry(name).sequence = column
         if relationships is not None:
             edited.relationships = list(relationships)
+            links = {(r.parent, r.child) for r in edited.relationships}
+            edited.rules = [rule for rule in edited.rules if (rule.parent, rule.child) in links]
         return edited.checked()
 
     def checked(self) -> DatasetSchema:
@@ -153,9 +160,21 @@ class DatasetSchema(BaseModel):
         ]
         if not problems and len(self.top_down()) < len(self.tables):
             problems.append("The relationships form a cycle; a dataset's tables must form a tree.")
+        problems += [problem for rule in self.rules for problem in self._rule_problems(rule, columns)]
         if problems:
             raise SchemaError(*problems)
         return self
+
+    def _rule_problems(self, rule: CrossTableRule, columns: Mapping[str, set[str]]) -> list[str]:
+        """Why a cross-table rule does not fit the dataset: not a child and its parent, or a column it lacks."""
+        link = self.parent_of(rule.child)
+        if link is None or link.parent != rule.parent:
+            return [f"The rule '{rule.text}' ties '{rule.child}' to '{rule.parent}', which is not its parent."]
+        return [
+            f"The rule '{rule.text}' names a column '{rule.column_of(table)}' that '{table}' lacks."
+            for table in (rule.child, rule.parent)
+            if rule.column_of(table) not in columns.get(table, set())
+        ]
 
     # -- documents ------------------------------------------------------------------------------
     def to_json(self) -> str:

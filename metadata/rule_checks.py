@@ -55,13 +55,13 @@ def rule_rows(
     match rule.kind:
         case RuleKind.ORDER:
             low, high = on_common_scale(
-                schema, rule.columns, _numbers(frame, schema, first), _numbers(frame, schema, second)
+                schema, rule.columns, column_numbers(frame, schema, first), column_numbers(frame, schema, second)
             )
             applicable = ~np.isnan(low) & ~np.isnan(high)
             kept = high > low if rule.strict else high >= low
             return applicable, applicable & kept
         case RuleKind.DIFFERENCE | RuleKind.SUM:
-            result, a, b = (_numbers(frame, schema, name) for name in rule.columns)
+            result, a, b = (column_numbers(frame, schema, name) for name in rule.columns)
             expected = a - b if rule.kind == RuleKind.DIFFERENCE else a + b
             applicable = ~np.isnan(result) & ~np.isnan(expected)
             return applicable, applicable & (np.abs(result - expected) <= tolerance(schema.column(first)))
@@ -78,7 +78,7 @@ def rule_rows(
             chosen = _labels(frame, schema, second).isin(level_labels(schema.column(second), rule.levels)).to_numpy()
             return np.ones(len(frame), dtype=bool), frame[first].isna().to_numpy() == chosen
         case RuleKind.TEXT_FORM:
-            number = _numbers(frame, schema, second)
+            number = column_numbers(frame, schema, second)
             applicable = ~np.isnan(number)
             kept = np.zeros(len(frame), dtype=bool)
             kept[applicable] = _prints(frame[first].to_numpy()[applicable], number[applicable], rule.text_format)
@@ -112,7 +112,7 @@ def tolerance(spec: ColumnSpec) -> float:
     return 0.5 * 10.0 ** -(decimals if decimals is not None else 6) + 1e-9
 
 
-def _numbers(frame: pd.DataFrame, schema: TableSchema, name: str) -> np.ndarray:
+def column_numbers(frame: pd.DataFrame, schema: TableSchema, name: str) -> np.ndarray:
     """A column as floats (dates as days), each distinct value read once: dates and coded numbers repeat."""
     codes, uniques = pd.factorize(frame[name])
     values = column_values(pd.Series(uniques, dtype=frame[name].dtype), schema.column(name)).to_numpy(dtype=float)
@@ -167,8 +167,8 @@ class _Table:
     def __init__(self, data: pd.DataFrame, schema: TableSchema, seed: int):
         self.data, self.schema = data, schema
         used = [spec for spec in schema.columns if spec.learned]
-        self.temporal = {s.name: _numbers(data, schema, s.name) for s in used if s.kind in TEMPORAL_KINDS}
-        self.numeric = {s.name: _numbers(data, schema, s.name) for s in used if s.kind in NUMERIC_KINDS}
+        self.temporal = {s.name: column_numbers(data, schema, s.name) for s in used if s.kind in TEMPORAL_KINDS}
+        self.numeric = {s.name: column_numbers(data, schema, s.name) for s in used if s.kind in NUMERIC_KINDS}
         self.discrete = [s.name for s in used if s.kind in DISCRETE_KINDS]
         self.texts = [s.name for s in schema.columns if not s.drop and _text_in_source(s)]
         self.learned = [s.name for s in used]
@@ -222,19 +222,19 @@ def _order_rules(table: _Table, min_support: int) -> list[Rule]:
         for first, second in combinations(family, 2):
             x, y = on_common_scale(table.schema, [first, second], family[first], family[second])
             by_day = x is not family[first]  # a date and a datetime: the same day is an order worth keeping
-            rule = _order_between(x, y, first, second, table.screen, min_support, by_day)
-            if rule is not None and (temporal or _bulks_overlap(*((x, y) if rule.columns[0] == first else (y, x)))):
+            rule = order_between(x, y, first, second, table.screen, min_support, by_day)
+            if rule is not None and (temporal or bulks_overlap(*((x, y) if rule.columns[0] == first else (y, x)))):
                 found.append(rule)
     return found
 
 
-def _bulks_overlap(low: np.ndarray, high: np.ndarray) -> bool:
+def bulks_overlap(low: np.ndarray, high: np.ndarray) -> bool:
     """True when the lower column's top decile reaches past the higher one's bottom decile: the order is then a
     fact about the rows, not about two measurements on different scales (age >= length of stay)."""
     return bool(np.nanquantile(low, 0.9) > np.nanquantile(high, 0.1))
 
 
-def _order_between(
+def order_between(
     x: np.ndarray, y: np.ndarray, x_name: str, y_name: str, screen: np.ndarray, min_support: int, by_day: bool
 ) -> Rule | None:
     """The order rule between two columns of numbers, or None (also for two columns equal in every row,
@@ -430,7 +430,7 @@ def with_rule_edits(
             rule.status = RuleStatus.OFF
     for text in add:
         try:
-            rule = _checked_rule(parse_rule(text, schema.names), schema, data)
+            rule = checked_rule(parse_rule(text, schema.names), schema, data)
         except RuleError as error:
             problems += error.problems
             continue
@@ -440,14 +440,14 @@ def with_rule_edits(
     return schema.model_copy(update={"rules": rules})
 
 
-def _checked_rule(rule: Rule, schema: TableSchema, data: pd.DataFrame) -> Rule:
+def checked_rule(rule: Rule, schema: TableSchema, data: pd.DataFrame) -> Rule:
     """The user's rule with its support (and printed format), or RuleError saying why the data refuses it."""
     wrong = _kind_problem(rule, schema)
     if wrong:
         raise RuleError(wrong)
     if rule.kind == RuleKind.TEXT_FORM:
         first, second = rule.columns
-        text_format = text_format_of(data[first].reset_index(drop=True), _numbers(data, schema, second))
+        text_format = text_format_of(data[first].reset_index(drop=True), column_numbers(data, schema, second))
         if text_format is None:
             raise RuleError(
                 f"The rule '{rule.text}' does not hold: '{first}' is not '{second}' printed in one format "

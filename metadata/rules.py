@@ -101,6 +101,41 @@ class Rule(BaseModel):
         )
 
 
+class CrossTableRule(Rule):
+    """An order rule across two tables of a dataset: a child table's column against its parent row's column.
+
+    Its columns are qualified `table.column` (one of the child, one of the parent), in the order rule's order
+    (low, high), so every order rule's machinery reads it on the joined frame (each child row beside its parent's
+    values, see metadata/dataset_rules.py); it holds on a child row when the row and its parent row keep the order.
+    """
+
+    child: str = Field(description="the child table")
+    parent: str = Field(description="the child's parent table")
+
+    @property
+    def text(self) -> str:
+        """The rule with the child's column first (`pbcseq.day <= pbc.time`); parse_cross_rule reads it back."""
+        low, high = self.columns
+        if low.startswith(f"{self.child}."):
+            return f"{low} {'<' if self.strict else '<='} {high}"
+        return f"{high} {'>' if self.strict else '>='} {low}"
+
+    def column_of(self, table: str) -> str:
+        """The rule's column in one of its two tables, unqualified."""
+        prefix = f"{table}."
+        return next((name.removeprefix(prefix) for name in self.columns if name.startswith(prefix)), "")
+
+    @property
+    def child_is_low(self) -> bool:
+        """True when the child's column must stay at or below the parent's (a bound from above)."""
+        return self.columns[0].startswith(f"{self.child}.")
+
+
+def qualified(table: str, column: str) -> str:
+    """A dataset column's name in a cross-table rule: `table.column`."""
+    return f"{table}.{column}"
+
+
 # -- grammar ----------------------------------------------------------------------------------------
 _ORDER = re.compile(r"^(?P<a>.+?)\s*(?P<op><=|>=|<|>)\s*(?P<b>.+)$")
 _ARITHMETIC = re.compile(r"^(?P<c>.+?)\s*==\s*(?P<a>.+?)\s+(?P<op>[-+])\s+(?P<b>.+)$")

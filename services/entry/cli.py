@@ -20,6 +20,8 @@ from typer.core import TyperGroup
 from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.errors import FairsynthError
+from fairsynth.metadata.dataset import DatasetSchema
+from fairsynth.metadata.dataset_rules import infer_dataset_with_rules
 from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.rules import MIN_RULE_SUPPORT
 from fairsynth.metadata.schema import TableSchema
@@ -57,7 +59,7 @@ from fairsynth.services.run.evaluation.metrics import (
     Metric,
 )
 from fairsynth.services.run.evaluation.relational_results import DatasetEvaluation
-from fairsynth.services.run.rule_edits import with_user_rules
+from fairsynth.services.run.rule_edits import with_user_dataset_rules, with_user_rules
 from fairsynth.services.run.tables import read_table
 
 if TYPE_CHECKING:
@@ -174,13 +176,14 @@ def inspect(
         out.write_text(schema.to_json())
 
 
-def _print_rules(schema: TableSchema) -> None:
-    """The table's rules: status (enforced, implied, off; added by the user), text and support."""
+def _print_rules(schema: TableSchema | DatasetSchema, what: str = "rules") -> None:
+    """The table's (or the dataset's cross-table) rules: status (enforced, implied, off; added by the user), text
+    and support."""
     if not schema.rules:
-        console.print(f"rules: none found in at least {schema.min_rule_support:,} rows", highlight=False)
+        console.print(f"{what}: none found in at least {schema.min_rule_support:,} rows", highlight=False)
         return
     table = Table(
-        "status", "rule", "support", title=f"rules (each holds in every row; min support {schema.min_rule_support:,})"
+        "status", "rule", "support", title=f"{what} (each holds in every row; min support {schema.min_rule_support:,})"
     )
     for item in schema.rules:
         status = f"{item.status.value}, added" if item.added_by_user else item.status.value
@@ -237,8 +240,21 @@ def generate(
                 "The second evaluator scores single tables only; leave out --second-evaluator for a dataset."
             )
         fields = _crate_fields(title=title, description=description, authors=author, license=license, keywords=keyword)
+        edits = SchemaOverrides(rules=rule, rules_off=no_rule, min_rule_support=min_rule_support)
         _generate_dataset(
-            files, backend, rows, seed, out, fmt, epochs, param, encoding, separator, crate=crate, fields=fields
+            files,
+            backend,
+            rows,
+            seed,
+            out,
+            fmt,
+            epochs,
+            param,
+            encoding,
+            separator,
+            crate=crate,
+            fields=fields,
+            edits=edits,
         )
         return
     file = files[0] if files else None
@@ -275,11 +291,17 @@ def _takes_epochs(dataset_backend: str) -> bool:
 
 
 def _generate_dataset(
-    files, backend, subjects, seed, out, fmt, epochs, assignments, encoding, separator, *, crate, fields
+    files, backend, subjects, seed, out, fmt, epochs, assignments, encoding, separator, *, crate, fields, edits
 ):
-    """Several related tables: whole synthetic subjects per dataset backend, measured per table and relationship;
-    with --crate one crate per backend."""
-    from fairsynth.services.run.datasets import CRATE_WHAT, DEFAULT_DATASET_BACKEND, dataset_files, run_dataset
+    """Several related tables: whole synthetic subjects per dataset backend, measured per table, relationship and
+    cross-table rule (detected, then --rule / --no-rule); with --crate one crate per backend."""
+    from fairsynth.services.run.datasets import (
+        CRATE_WHAT,
+        DEFAULT_DATASET_BACKEND,
+        dataset_files,
+        read_dataset,
+        run_dataset,
+    )
     from fairsynth.services.run.pipeline import default_run_dir
     from fairsynth.services.settings import Settings
 
@@ -295,6 +317,10 @@ def _generate_dataset(
         if name not in params:
             raise ConfigError(f"--set {target}: '{name}' is not a backend of this run ({', '.join(names)}).")
         params[name][parameter] = value
+    tables = read_dataset(files, encoding=encoding, separator=separator)
+    detected = infer_dataset_with_rules(tables, min_support=edits.min_rule_support or MIN_RULE_SUPPORT)
+    schema = with_user_dataset_rules(detected, tables, edits)
+    _print_rules(schema, what="cross-table rules")
     result = run_dataset(
         files,
         out or default_run_dir(),
@@ -309,6 +335,7 @@ def _generate_dataset(
         neutralise=settings.neutralise_csv_formulas,
         crate=info,
         quality_rows=settings.dataset_quality_rows,
+        schema=schema,
     )
     for name, metrics in result.metrics.items():
         tables = Table(
@@ -342,11 +369,28 @@ def _generate_dataset(
                 _score(order["synthetic"]) if order else "no time column",
             )
         console.print(links)
+        _print_dataset_rules(DatasetEvaluation.model_validate(metrics))
         _print_dataset_figures(name, DatasetEvaluation.model_validate(metrics))
         if name in result.crates:
             console.print(f"crate: {result.crates[name]}", highlight=False)
         elif crate and metrics["gate"]["decision"] == "block":
             console.print(f"{name}: no crate, the release gate blocked it", highlight=False)
+
+
+def _print_dataset_rules(evaluation: DatasetEvaluation) -> None:
+    """Each cross-table rule and child table's time order: its status, the share of real and synthetic child rows
+    keeping it."""
+    if not evaluation.rules.rules:
+        return
+    table = Table("status", "rule", "real rows kept", "synthetic rows kept", title="cross-table rules")
+    for rule in evaluation.rules.rules:
+        synthetic = rule.note or _share(rule.adherence)
+        table.add_row(rule.status, rule.text, _share(rule.real_adherence), synthetic)
+    console.print(table)
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
 
 
 def _print_dataset_figures(backend: str, evaluation: DatasetEvaluation) -> None:

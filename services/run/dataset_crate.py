@@ -209,7 +209,7 @@ def dataset_facts(
 
 def dataset_measures(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """The dataset's measures as the crate's plain data (name, label, value, goal, meaning): the declared dataset
-    metrics (dataset quality, trajectories, subject privacy), then per table and per relationship."""
+    metrics (dataset quality, trajectories, subject privacy), then per table, per link, per cross-table rule."""
     evaluation = DatasetEvaluation.from_metrics(metrics)
     measures = crate_measures(evaluation, DATASET_METRICS)
     for table, block in metrics["tables"].items():
@@ -249,7 +249,22 @@ def dataset_measures(metrics: dict[str, Any]) -> list[dict[str, Any]]:
                 f"share of synthetic parents whose children come in order of {link['time_column']}",
             ),
         ]
+    measures += [
+        _measure(
+            f"rule_adherence.{rule['text']}",
+            f"Rule kept: {rule['text']}",
+            rule["adherence"],
+            "maximize",
+            f"share of synthetic child rows that keep the cross-table rule ({rule['status']}; real rows: "
+            f"{_share(rule['real_adherence'])})",
+        )
+        for rule in metrics["rules"]["rules"]
+    ]
     return [measure for measure in measures if measure["value"] is not None]
+
+
+def _share(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2%}"
 
 
 def _measure(name: str, label: str, value: Any, goal: str, meaning: str) -> dict[str, Any]:

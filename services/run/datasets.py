@@ -1,7 +1,8 @@
 """A dataset run: several related tables in, whole synthetic subjects out (every table), evaluated.
 
 Split like a one-table run (services/run/pipeline.py), so a job runs one task per backend:
-`prepare_dataset_run` reads the tables, infers or checks the DatasetSchema, splits by subject (a root row and
+`prepare_dataset_run` reads the tables, infers the DatasetSchema with its cross-table rules (or checks an
+edited one), splits by subject (a root row and
 all its descendants go to the same side), checks every backend and writes the plan to the run directory;
 `run_planned_dataset_backend` fits one backend on the training subjects, streams batches of subjects into one
 file per table and evaluates -> <run>/<backend>/metrics.json and report.html; `finish_dataset_run` writes
@@ -28,6 +29,7 @@ from fairsynth.backends.base import FitResult, Progress
 from fairsynth.backends.dataset import DatasetGenerator, create_dataset_generator
 from fairsynth.metadata.checksums import sha256_file
 from fairsynth.metadata.dataset import DatasetSchema
+from fairsynth.metadata.dataset_rules import infer_dataset_with_rules
 from fairsynth.metadata.model import CrateInfo
 from fairsynth.metadata.spreadsheet import write_csv
 from fairsynth.services.run.config import BackendSpec
@@ -130,8 +132,9 @@ def read_dataset(
 
 
 def related_schema(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema | None = None) -> DatasetSchema:
-    """The given (or inferred) schema, checked; an InputError saying how to name keys when no table links."""
-    schema = (schema or DatasetSchema.infer(tables)).checked()
+    """The given (or inferred, with its cross-table rules) schema, checked; one InputError saying how to name keys
+    when no table links."""
+    schema = (schema or infer_dataset_with_rules(tables)).checked()
     if not schema.relationships:
         raise InputError(
             "No relationship was found between the tables: a child table needs a column named as its parent's "

@@ -368,6 +368,7 @@ def render_dataset_report(
         privacy=evaluation.privacy,
         subjects={"train": len(train[root]), "synthetic": len(synthetic[root])},
         relationships=metrics["relationships"],
+        rules=metrics["rules"]["rules"],
         tables=tables,
         plot_rows=PLOT_ROWS,
     )

@@ -6,12 +6,19 @@ breaks is refused with the same sentence everywhere (a RuleError naming the rule
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 import pandas as pd
 
+from fairsynth.metadata.dataset import DatasetSchema
+from fairsynth.metadata.dataset_rules import with_cross_rule_edits, with_detected_cross_rules
 from fairsynth.metadata.rule_checks import with_detected_rules, with_rule_edits
 from fairsynth.metadata.rules import RULE_GRAMMAR, Rule, RuleError, RuleStatus
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.config import SchemaOverrides
+
+R = TypeVar("R", bound=Rule)
 
 
 def with_user_rules(schema: TableSchema, data: pd.DataFrame, overrides: SchemaOverrides) -> TableSchema:
@@ -21,17 +28,32 @@ def with_user_rules(schema: TableSchema, data: pd.DataFrame, overrides: SchemaOv
     return with_rule_edits(schema, data, add=overrides.rules, off=overrides.rules_off)
 
 
+def with_user_dataset_rules(
+    schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], overrides: SchemaOverrides
+) -> DatasetSchema:
+    """A dataset's schema with the overrides' cross-table rule edits, as with_user_rules does for one table."""
+    if overrides.min_rule_support is not None and overrides.min_rule_support != schema.min_rule_support:
+        found = with_detected_cross_rules(schema, tables, min_support=overrides.min_rule_support)
+        schema = found.model_copy(update={"rules": _kept_edits(found.rules, schema.rules)})
+    return with_cross_rule_edits(schema, tables, add=overrides.rules, off=overrides.rules_off)
+
+
 def detected_again(schema: TableSchema, data: pd.DataFrame, min_support: int) -> TableSchema:
     """Rules detected again at another minimum support, keeping the rules the user added or turned off."""
-    added = [rule for rule in schema.rules if rule.added_by_user]
-    off = [rule for rule in schema.rules if rule.status == RuleStatus.OFF]
     found = with_detected_rules(schema, data, min_support=min_support)
+    return found.model_copy(update={"rules": _kept_edits(found.rules, schema.rules)})
+
+
+def _kept_edits(found: list[R], before: list[R]) -> list[R]:
+    """Rules found again, with the ones the user turned off still off and the ones the user added kept."""
+    added = [rule for rule in before if rule.added_by_user]
+    off = [rule for rule in before if rule.status == RuleStatus.OFF]
     rules = [
         rule.model_copy(update={"status": RuleStatus.OFF}) if _listed(rule, off) else rule
-        for rule in found.rules
+        for rule in found
         if not _listed(rule, added)
     ]
-    return found.model_copy(update={"rules": rules + added})
+    return rules + added
 
 
 def with_posted_rules(current: TableSchema, posted: TableSchema, data: pd.DataFrame) -> TableSchema:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
+from fairsynth.metadata.dataset_rules import SEQUENCE
 from fairsynth.services.run.evaluation.metrics import (
     ATTRIBUTE_INFERENCE_RISK,
     CONFIDENCE,
@@ -151,9 +152,11 @@ LIMITS: tuple[Limit, ...] = (
 )
 BY_METRIC: dict[str, Limit] = {limit.metric.name: limit for limit in LIMITS}
 #: a dataset run: the single-table thresholds where they apply (copies, DCR, MIA, quality) on whole subjects,
-#: plus referential integrity and within-subject order
+#: the cross-table rules judged rule by rule as one table's rules, plus referential integrity and within-subject order
 DATASET_LIMITS: tuple[Limit, ...] = (
     Limit(SUBJECT_COPIES, "max_exact_copies", "block", required=True),
+    ENFORCED_RULE_LIMIT,
+    RULE_LIMIT,
     Limit(REFERENTIAL_INTEGRITY, "min_referential_integrity", "block", required=True),
     Limit(TIME_ORDER, "min_time_order", "block"),
     Limit(SUBJECT_DCR_SHARE, "max_dcr_share", "block", required=True, margin=True),
@@ -193,8 +196,11 @@ def dataset_gate(result: DatasetMeasurements, policy: ReleasePolicy | None = Non
     findings = [
         finding
         for limit in DATASET_LIMITS
+        if limit not in RULE_LIMITS
         for finding in _limit_findings(limit, result.value(limit.metric), policy, result.interval(limit.metric))
     ]
+    # a child table's time order is listed with the rules but judged once, by the time-order limit
+    findings += _rule_findings([rule for rule in result.rules.rules if rule.kind != SEQUENCE], policy)
     return _decided(findings, policy)
 
 

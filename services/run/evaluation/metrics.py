@@ -166,7 +166,8 @@ ENFORCED_RULE_ADHERENCE = Metric(
     goal=Goal.MAXIMIZE,
     format="%.4f",
     meaning="lowest share, over the enforced cross-column rules of the real table, of the synthetic rows a rule "
-    "applies to that keep it (e.g. discharge_date >= admission_date); every enforced rule should be kept in 100%",
+    "applies to that keep it (e.g. discharge_date >= admission_date; for several tables the cross-table rules, "
+    "e.g. visits.date >= patients.admission_date, on the child rows); every enforced rule should be kept in 100%",
 )
 RULE_ADHERENCE = Metric(
     name="rule_adherence",
@@ -175,7 +176,8 @@ RULE_ADHERENCE = Metric(
     goal=Goal.MAXIMIZE,
     format="%.4f",
     meaning="lowest share, over every cross-column rule detected or added (enforced, implied by the ranges, or "
-    "turned off), of the synthetic rows a rule applies to that keep it",
+    "turned off; for several tables every cross-table rule and each child table's time order), of the synthetic "
+    "rows a rule applies to that keep it",
 )
 # -- privacy --------------------------------------------------------------------------------------
 EXACT_COPIES = Metric(
@@ -422,6 +424,8 @@ DATASET_METRICS: tuple[Metric, ...] = (
     REFERENTIAL_INTEGRITY,
     TIME_ORDER,
     TRAJECTORY_KS,
+    ENFORCED_RULE_ADHERENCE,
+    RULE_ADHERENCE,
     SUBJECT_COPIES,
     SUBJECT_COPY_RATE,
     SUBJECT_DCR_SHARE,

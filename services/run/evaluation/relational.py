@@ -1,6 +1,6 @@
 """Measures of a synthetic dataset: per-table quality, sdmetrics' multi-table QualityReport, referential integrity,
-children per parent, time order, within-subject trajectories and subject-level privacy (evaluation.subjects),
-judged by the dataset gate (gate.dataset_gate)."""
+children per parent, time order, within-subject trajectories, cross-table rule adherence (evaluation.rules) and
+subject-level privacy (evaluation.subjects), judged by the dataset gate (gate.dataset_gate)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from fairsynth.services.run.evaluation.relational_results import (
     Trajectories,
 )
 from fairsynth.services.run.evaluation.results import Skipped
+from fairsynth.services.run.evaluation.rules import evaluate_dataset_rules
 from fairsynth.services.run.evaluation.subjects import evaluate_subject_privacy, value_schema
 
 Tables = Mapping[str, pd.DataFrame]
@@ -66,6 +67,7 @@ def evaluate_dataset(
         quality=dataset_quality(train, holdout, synthetic, schema, max_rows=max_rows, seed=seed),
         privacy=evaluate_subject_privacy(train, holdout, synthetic, schema, seed=seed),
         trajectories=trajectories(train, synthetic, schema),
+        rules=evaluate_dataset_rules(train, synthetic, schema),
     )
     return DatasetEvaluation(**dict(measured), gate=dataset_gate(measured, policy), seconds=time.perf_counter() - start)
 

@@ -20,8 +20,10 @@ from fairsynth.services.run.evaluation.metrics import (
     COLUMN_SHAPES,
     DATASET_METRICS,
     DATASET_QUALITY,
+    ENFORCED_RULE_ADHERENCE,
     INTERTABLE_TRENDS,
     REFERENTIAL_INTEGRITY,
+    RULE_ADHERENCE,
     SUBJECT_COPIES,
     SUBJECT_COPY_RATE,
     SUBJECT_DCR_SHARE,
@@ -39,6 +41,7 @@ from fairsynth.services.run.evaluation.results import (
     Number,
     PrivacySampleSizes,
     RatioSummary,
+    RuleAdherence,
     Skipped,
     interval,
     measure,
@@ -94,6 +97,23 @@ class Trajectories(Block):
 
     columns: list[TrajectoryColumn] = Field(default_factory=list)
     mean_ks: Number = measure(TRAJECTORY_KS)
+
+
+class CrossRuleAdherence(RuleAdherence):
+    """One cross-table rule (or a child table's time order) on the synthetic child rows, beside the real ones."""
+
+    real_applicable: int = Field(0, description="training child rows the rule applies to")
+    real_kept: int = Field(0, description="training child rows, of those, that keep the rule")
+    real_adherence: Number = Field(None, description="real_kept / real_applicable")
+
+
+class DatasetRules(Block):
+    """The dataset's cross-table rules (schema.rules, every status) and each child table's time order, measured on
+    the synthetic child rows; the time order is judged by the dataset gate's time-order limit."""
+
+    rules: list[CrossRuleAdherence] = Field(default_factory=list)
+    worst_enforced: Number = measure(ENFORCED_RULE_ADHERENCE)
+    worst: Number = measure(RULE_ADHERENCE)
 
 
 # -- privacy --------------------------------------------------------------------------------------
@@ -160,6 +180,7 @@ class DatasetMeasurements(Block):
     quality: DatasetQuality | Skipped = Field(description="sdmetrics' multi-table QualityReport")
     privacy: SubjectPrivacy
     trajectories: Trajectories = Field(default_factory=Trajectories)
+    rules: DatasetRules = Field(default_factory=DatasetRules)
 
     def value(self, metric: Metric) -> float | None:
         """The measured value of a declared dataset metric (None when it was not measured)."""

@@ -1,18 +1,29 @@
-"""Rule adherence: the share of synthetic rows keeping each cross-column rule of the real table.
+"""Rule adherence: the share of synthetic rows keeping each cross-column rule of the real table, and for a dataset
+the share of synthetic child rows keeping each cross-table rule and their table's time order.
 
 Every rule of the schema is measured whatever its status (enforced, implied, off), on every synthetic row the
-evaluation holds; what a rule says and which rows it applies to is metadata.rule_checks' one definition.
+evaluation holds; what a rule says and which rows it applies to is metadata.rule_checks' one definition (for
+several tables metadata.dataset_rules, which reads it on each child row beside its parent's values).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from fairsynth.metadata.dataset import DatasetSchema, Relationship
+from fairsynth.metadata.dataset_rules import (
+    SEQUENCE,
+    cross_rule_counts,
+    in_order_counts,
+    missing_columns,
+    sequence_text,
+)
 from fairsynth.metadata.rule_checks import rule_counts
-from fairsynth.metadata.rules import Rule
+from fairsynth.metadata.rules import CrossTableRule, Rule, RuleStatus
 from fairsynth.metadata.schema import TableSchema
+from fairsynth.services.run.evaluation.relational_results import CrossRuleAdherence, DatasetRules
 from fairsynth.services.run.evaluation.results import EvaluationResult, RuleAdherence, RulesResult
 
 
@@ -42,6 +53,60 @@ def rule_adherence(rule: Rule, train: pd.DataFrame, synthetic: pd.DataFrame, sch
     applicable, kept = rule_counts(rule, synthetic, schema, reference=train)
     return RuleAdherence(
         **described, applicable=applicable, kept=kept, adherence=kept / applicable if applicable else None
+    )
+
+
+def evaluate_dataset_rules(
+    train: Mapping[str, pd.DataFrame], synthetic: Mapping[str, pd.DataFrame], schema: DatasetSchema
+) -> DatasetRules:
+    """Each cross-table rule and each child table's time order on the synthetic child rows, beside the real rows."""
+    measured = [cross_rule_adherence(rule, train, synthetic, schema) for rule in schema.rules]
+    measured += [time_order_adherence(link, train, synthetic, schema) for link in schema.relationships]
+    measured = [m for m in measured if m is not None]
+    return DatasetRules(
+        rules=measured, worst_enforced=_worst(m for m in measured if m.enforced), worst=_worst(measured)
+    )
+
+
+def cross_rule_adherence(
+    rule: CrossTableRule,
+    train: Mapping[str, pd.DataFrame],
+    synthetic: Mapping[str, pd.DataFrame],
+    schema: DatasetSchema,
+) -> CrossRuleAdherence:
+    """One cross-table rule on the synthetic child rows and on the training ones."""
+    described = {"text": rule.text, "kind": rule.kind.value, "columns": rule.columns, "status": rule.status.value}
+    described["support"] = rule.support
+    absent = missing_columns(rule, synthetic)
+    if absent:
+        return CrossRuleAdherence(**described, note=f"the synthetic tables lack {', '.join(absent)}")
+    return _adherence(described, cross_rule_counts(rule, train, schema), cross_rule_counts(rule, synthetic, schema))
+
+
+def time_order_adherence(
+    link: Relationship, train: Mapping[str, pd.DataFrame], synthetic: Mapping[str, pd.DataFrame], schema: DatasetSchema
+) -> CrossRuleAdherence | None:
+    """A child table's time order as a rule: each row not before the row stored above it within its parent (None
+    for a child table without a time column)."""
+    sequence = schema.entry(link.child).sequence
+    if not sequence:
+        return None
+    spec = schema.entry(link.child).table.column(sequence)
+    real = in_order_counts(train[link.child], link.child_key, spec)
+    described = {"text": sequence_text(schema, link), "kind": SEQUENCE, "columns": [f"{link.child}.{sequence}"]}
+    described |= {"status": RuleStatus.ENFORCED.value, "support": real[0]}
+    return _adherence(described, real, in_order_counts(synthetic[link.child], link.child_key, spec))
+
+
+def _adherence(described: dict, real: tuple[int, int], synthetic: tuple[int, int]) -> CrossRuleAdherence:
+    return CrossRuleAdherence(
+        **described,
+        applicable=synthetic[0],
+        kept=synthetic[1],
+        adherence=synthetic[1] / synthetic[0] if synthetic[0] else None,
+        real_applicable=real[0],
+        real_kept=real[1],
+        real_adherence=real[1] / real[0] if real[0] else None,
     )
 
 

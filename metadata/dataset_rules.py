@@ -1,0 +1,233 @@
+"""Cross-table rules of a dataset (metadata/rules.py CrossTableRule): rows that keep one, detection, the user's edits.
+
+Every function works on the joined frame of a relationship: each child row beside its parent row's values, the
+columns qualified `table.column`, with a TableSchema of those columns. On it a cross-table rule is an order rule
+like any other, so counting the rows that keep it, screening then verifying candidates, the support, the status
+(implied where the ranges already say so) and checking a rule the user wrote are metadata.rule_checks' functions.
+A child table's time order within its parent (the schema's time column) is the other cross-table rule: it is
+declared by `TableEntry.sequence` and counted here row by row (`in_order_counts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from fairsynth.metadata.dataset import DatasetSchema, Relationship
+from fairsynth.metadata.rule_checks import (
+    SCREEN_ROWS,
+    bulks_overlap,
+    checked_rule,
+    column_numbers,
+    on_common_scale,
+    order_between,
+    rule_counts,
+)
+from fairsynth.metadata.rules import (
+    MIN_RULE_SUPPORT,
+    CrossTableRule,
+    RuleError,
+    RuleKind,
+    RuleStatus,
+    parse_rule,
+    qualified,
+)
+from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnSpec, TableSchema, column_values
+
+Tables = Mapping[str, pd.DataFrame]
+SEQUENCE = "sequence"  # the kind of a child table's time order where it is listed with the cross-table rules
+CROSS_RULE_GRAMMAR = (
+    "write a cross-table rule as 'child.column >= parent.column' (or <=, <, >), with one column of a child table "
+    "and one of its parent, both numbers or both dates"
+)
+
+
+# -- the joined frame -------------------------------------------------------------------------------
+def comparable_columns(schema: DatasetSchema, table: str) -> list[ColumnSpec]:
+    """A table's learned columns of numbers or dates, keys left out: what a cross-table rule may compare."""
+    keys = set(schema.key_columns(table))
+    return [
+        spec
+        for spec in schema.entry(table).table.learned_columns()
+        if spec.name not in keys and (spec.kind in NUMERIC_KINDS or spec.kind in TEMPORAL_KINDS)
+    ]
+
+
+def joined(
+    tables: Tables,
+    schema: DatasetSchema,
+    link: Relationship,
+    child_columns: Iterable[str] | None = None,
+    parent_columns: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, TableSchema]:
+    """Each child row that has its parent, beside the parent row's values (columns `table.column`), and the schema
+    of those columns; by default every comparable column of both tables."""
+    child, parent = tables[link.child], tables[link.parent].drop_duplicates(link.parent_key)
+    specs = []
+    for table, wanted in ((link.child, child_columns), (link.parent, parent_columns)):
+        chosen = comparable_columns(schema, table)
+        if wanted is not None:
+            names = set(wanted)
+            chosen = [spec for spec in chosen if spec.name in names]
+        specs += [(table, spec) for spec in chosen]
+    rows = pd.Index(parent[link.parent_key]).get_indexer(child[link.child_key])
+    has = rows >= 0
+    source = {link.child: (child, np.flatnonzero(has)), link.parent: (parent, rows[has])}
+    frame = pd.DataFrame(
+        {
+            qualified(table, spec.name): source[table][0][spec.name].iloc[source[table][1]].to_numpy()
+            for table, spec in specs
+            if spec.name in source[table][0]
+        }
+    )
+    columns = [spec.model_copy(update={"name": qualified(table, spec.name)}) for table, spec in specs]
+    return frame, TableSchema(columns=[c for c in columns if c.name in frame], n_rows=len(frame))
+
+
+def cross_rule_counts(rule: CrossTableRule, tables: Tables, schema: DatasetSchema) -> tuple[int, int]:
+    """(child rows the rule applies to, child rows that keep it) in tables."""
+    link = _link(schema, rule)
+    frame, table = joined(tables, schema, link, [rule.column_of(rule.child)], [rule.column_of(rule.parent)])
+    return rule_counts(rule, frame, table)
+
+
+def missing_columns(rule: CrossTableRule, tables: Tables) -> list[str]:
+    """The rule's columns (qualified) that the tables lack."""
+    return [
+        qualified(table, rule.column_of(table))
+        for table in (rule.child, rule.parent)
+        if rule.column_of(table) not in tables[table]
+    ]
+
+
+def in_order_counts(child: pd.DataFrame, key: str, spec: ColumnSpec) -> tuple[int, int]:
+    """A child table's time order, row by row: (rows with an earlier row of the same parent, both timed; those not
+    before the row stored just above them)."""
+    if child.empty:
+        return 0, 0
+    times = pd.Series(column_values(child[spec.name], spec).to_numpy(dtype=float))
+    previous = times.groupby(child[key].to_numpy(), sort=False).shift().to_numpy()
+    applicable = ~np.isnan(times.to_numpy()) & ~np.isnan(previous)
+    return int(applicable.sum()), int((times.to_numpy()[applicable] >= previous[applicable]).sum())
+
+
+def sequence_text(schema: DatasetSchema, link: Relationship) -> str:
+    """A child table's time order as a rule's text, e.g. 'pbcseq.day in order within pbc'."""
+    return f"{qualified(link.child, schema.entry(link.child).sequence or '')} in order within {link.parent}"
+
+
+# -- detection ------------------------------------------------------------------------------------
+def infer_dataset_with_rules(frames: Tables, *, min_support: int = MIN_RULE_SUPPORT) -> DatasetSchema:
+    """DatasetSchema.infer, then every cross-table rule the tables keep (what a user sees first for a dataset)."""
+    return with_detected_cross_rules(DatasetSchema.infer(frames), frames, min_support=min_support)
+
+
+def with_detected_cross_rules(
+    schema: DatasetSchema, tables: Tables, *, min_support: int = MIN_RULE_SUPPORT
+) -> DatasetSchema:
+    """A copy of schema listing every cross-table rule the tables keep in all child rows, each with min_support."""
+    found = detect_cross_rules(tables, schema, min_support=min_support)
+    return schema.model_copy(update={"rules": found, "min_rule_support": min_support})
+
+
+def detect_cross_rules(
+    tables: Tables, schema: DatasetSchema, *, min_support: int = MIN_RULE_SUPPORT, seed: int = 0
+) -> list[CrossTableRule]:
+    """Per relationship, every order between a child's column and its parent's (both numbers or both dates) that
+    holds on every child row having both, screened on a sample then verified on all rows, as for one table:
+    dates in any case (implied where the ranges say so), numbers only where their ranges overlap."""
+    found = []
+    for link in schema.relationships:
+        frame, table = joined(tables, schema, link)
+        if len(frame) < min_support:
+            continue
+        rng = np.random.default_rng(seed)
+        screen = np.sort(rng.choice(len(frame), size=min(SCREEN_ROWS, len(frame)), replace=False))
+        numbers = {spec.name: column_numbers(frame, table, spec.name) for spec in table.columns}
+        child = [s for s in table.columns if s.name.startswith(f"{link.child}.")]
+        parent = [s for s in table.columns if s.name.startswith(f"{link.parent}.")]
+        for a in child:
+            for b in parent:
+                temporal = a.kind in TEMPORAL_KINDS
+                if temporal != (b.kind in TEMPORAL_KINDS):
+                    continue
+                x, y = on_common_scale(table, [a.name, b.name], numbers[a.name], numbers[b.name])
+                rule = order_between(x, y, a.name, b.name, screen, min_support, by_day=x is not numbers[a.name])
+                if rule is None or not (temporal or bulks_overlap(*((x, y) if rule.columns[0] == a.name else (y, x)))):
+                    continue
+                found.append(CrossTableRule(**rule.model_dump(), child=link.child, parent=link.parent))
+    return found
+
+
+# -- the user's rules -------------------------------------------------------------------------------
+def parse_cross_rule(text: str, schema: DatasetSchema) -> CrossTableRule:
+    """The cross-table rule a person wrote (CrossTableRule.text's form), checked against the dataset; RuleError
+    saying what is wrong otherwise."""
+    names = [qualified(entry.name, column) for entry in schema.tables for column in entry.table.names]
+    rule = parse_rule(text, names)
+    if rule.kind != RuleKind.ORDER:
+        raise RuleError(f"The rule '{text.strip()}' is not an order between two columns; {CROSS_RULE_GRAMMAR}.")
+    first, second = (_table_of(name, schema) for name in rule.columns)
+    link = next((r for r in schema.relationships if {r.parent, r.child} == {first, second} and first != second), None)
+    if link is None:
+        raise RuleError(
+            f"The rule '{text.strip()}' ties '{first}' and '{second}', which are not a child table and its parent; "
+            f"{CROSS_RULE_GRAMMAR}."
+        )
+    specs = [schema.entry(t).table.column(n.removeprefix(f"{t}.")) for t, n in zip((first, second), rule.columns)]
+    comparable = {qualified(t, s.name) for t in (first, second) for s in comparable_columns(schema, t)}
+    if not set(rule.columns) <= comparable or (specs[0].kind in TEMPORAL_KINDS) != (specs[1].kind in TEMPORAL_KINDS):
+        kinds = ", ".join(f"'{n}' is {s.kind.value}" for n, s in zip(rule.columns, specs))
+        raise RuleError(
+            f"The rule '{text.strip()}' compares columns that are not both numbers or both dates ({kinds})."
+        )
+    return CrossTableRule(**rule.model_dump(), child=link.child, parent=link.parent)
+
+
+def with_cross_rule_edits(
+    schema: DatasetSchema, tables: Tables, *, add: Iterable[str] = (), off: Iterable[str] = ()
+) -> DatasetSchema:
+    """A copy of schema with the user's cross-table rules added (the tables must keep them) and the named rules
+    turned off; every problem at once, in one RuleError (as rule_checks.with_rule_edits for one table)."""
+    rules, problems = [rule.model_copy() for rule in schema.rules], []
+    for text in off:
+        try:
+            wanted = parse_cross_rule(text, schema)
+        except RuleError as error:
+            problems += error.problems
+            continue
+        matches = [rule for rule in rules if rule.same_rule(wanted)]
+        if not matches:
+            listed = "; ".join(rule.text for rule in rules) or "none"
+            problems.append(f"There is no rule '{text}' to turn off; the dataset's cross-table rules are: {listed}.")
+        for rule in matches:
+            rule.status = RuleStatus.OFF
+    for text in add:
+        try:
+            rule = parse_cross_rule(text, schema)
+            frame, table = joined(
+                tables, schema, _link(schema, rule), [rule.column_of(rule.child)], [rule.column_of(rule.parent)]
+            )
+            rule = checked_rule(rule, table, frame)
+        except RuleError as error:
+            problems += error.problems
+            continue
+        rules = [existing for existing in rules if not existing.same_rule(rule)] + [rule]
+    if problems:
+        raise RuleError(*problems)
+    return schema.model_copy(update={"rules": rules})
+
+
+def _table_of(name: str, schema: DatasetSchema) -> str:
+    """The table a qualified column belongs to (the longest table name that fits, for names with dots)."""
+    fits = [t.name for t in schema.tables if name.startswith(f"{t.name}.") and name[len(t.name) + 1 :] in t.table.names]
+    return max(fits, key=len)
+
+
+def _link(schema: DatasetSchema, rule: CrossTableRule) -> Relationship:
+    link = schema.parent_of(rule.child)
+    if link is None or link.parent != rule.parent:
+        raise RuleError(f"The rule '{rule.text}' ties '{rule.child}' to '{rule.parent}', which is not its parent.")
+    return link
