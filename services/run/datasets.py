@@ -2,8 +2,9 @@
 
 read the tables (files or a folder) -> DatasetSchema.infer (or an edited schema) -> split by subject
 (a root row and all its descendants go to the same side) -> per dataset backend: fit on the training
-subjects, stream batches of subjects into one file per table, evaluate -> <run>/<backend>/metrics.json and
-report.html; given crate metadata, one crate per backend (services/run/dataset_crate.py) -> <run>/<backend>.crate.zip.
+subjects, save the fitted model (<run>/<backend>/model/), stream batches of subjects into one file per table,
+evaluate -> <run>/<backend>/metrics.json and report.html; given crate metadata, one crate per backend
+(services/run/dataset_crate.py) -> <run>/<backend>.crate.zip.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fairsynth.services.run.writers import BatchWriter
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip")
 DEFAULT_DATASET_BACKEND = "relational"
+MODEL_FOLDER = "model"  # <run>/<backend>/model/: the fitted generator, as a one-table run's
 
 
 @dataclass
@@ -136,8 +138,10 @@ def run_dataset(
     for name, generator in generators.items():
         times = {"fit_start": _now()}
         fit = generator.fit(train, schema, seed=seed)
-        times["fit_end"] = times["sample_start"] = _now()
+        times["fit_end"] = _now()
         folder = out / name
+        generator.save(folder / MODEL_FOLDER)
+        times["sample_start"] = _now()
         files = _write(
             generator.sample(n_subjects, seed=seed, batch_subjects=batch_subjects),
             folder,
@@ -160,7 +164,7 @@ def run_dataset(
         result.metrics[name] = metrics
         rows = {t: len(frame) for t, frame in synthetic.items()}
         used = generator.params.model_dump(mode="json")  # every parameter, defaults included
-        outcomes.append(DatasetOutcome(name, files, rows, fit, used, times, metrics, report))
+        outcomes.append(DatasetOutcome(name, files, rows, fit, used, times, metrics, report, folder / MODEL_FOLDER))
     if crate is not None:
         request = {"backends": list(generators), "subjects": n_subjects, "seed": seed}
         request |= {"holdout_share": holdout_share, "format": fmt, "batch_subjects": batch_subjects}
