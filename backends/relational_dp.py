@@ -31,7 +31,7 @@ import pandas as pd
 from pydantic import Field
 
 from fairsynth.backends import registry
-from fairsynth.backends.base import BackendParams, Capabilities, FitResult, ProgressCallback
+from fairsynth.backends.base import BackendError, BackendParams, Capabilities, FitResult, ProgressCallback
 from fairsynth.backends.relational import CONTEXT, RelationalGenerator, RelationalParams, _Matcher
 from fairsynth.metadata.dataset import DatasetSchema
 
@@ -111,7 +111,15 @@ class RelationalDPGenerator(RelationalGenerator):
         """Clip children per parent, fit every table with tvae.dp, then calibrate from the DP models' samples."""
         start = time.perf_counter()
         clipped, dropped = clip_children(tables, schema, self.params.max_children)
-        super().fit(clipped, schema, seed=seed, progress=progress)
+        try:
+            super().fit(clipped, schema, seed=seed, progress=progress)
+        except ValueError as exc:  # Opacus finds no noise that keeps a table's training within its epsilon
+            if "privacy budget is too low" not in str(exc):
+                raise
+            raise BackendError(
+                f"relational.dp: epsilon {self.params.epsilon:g} for the root table or {self._child_epsilon():g} for "
+                "each child table is too small for DP-SGD on its rows; raise epsilon or child_epsilon."
+            ) from exc
         self.root_rows = dict.fromkeys(schema.roots(), 1)  # one root: its real row count is not kept
         self._calibrate(seed)
         epsilon, delta, per_table = self._subject_guarantee()

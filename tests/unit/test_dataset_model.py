@@ -9,15 +9,17 @@ import pandas as pd
 import pytest
 from test_crate import crate_info
 from test_datasets import FAST, pbc, three_levels
+from typer.testing import CliRunner
 
 from fairsynth.backends import relational
-from fairsynth.backends.base import ModelFileError, NotFittedError, ParameterError
+from fairsynth.backends.base import BackendError, ModelFileError, NotFittedError, ParameterError
 from fairsynth.backends.dataset import create_dataset_generator
 from fairsynth.backends.relational import CONTEXT, RelationalGenerator, _Matcher
 from fairsynth.backends.relational_dp import RelationalDPGenerator, clip_children, mostly_constant
 from fairsynth.metadata.archive import read_crate_zip
 from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.validate import validate_crate
+from fairsynth.services.entry.cli import app
 from fairsynth.services.run import datasets
 from fairsynth.services.run.datasets import run_dataset
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
@@ -78,6 +80,13 @@ def test_relational_dp_learns_every_table_with_tvae_dp_and_takes_one_root():
     two_roots = three_levels(30) | {"sites": pd.DataFrame({"site_id": [1, 2], "beds": [10, 20]})}
     problem = RelationalDPGenerator.shape_problem(DatasetSchema.infer(two_roots))
     assert problem is not None and "one root table" in problem
+
+
+def test_relational_dp_says_when_a_tables_epsilon_is_too_small_for_dp_sgd():
+    real = three_levels(40)
+    generator = create_dataset_generator("relational.dp", epochs=1, child_epsilon=0.001)
+    with pytest.raises(BackendError, match="too small for DP-SGD"):
+        generator.fit(real, DatasetSchema.infer(real), seed=0)
 
 
 def test_clip_children_keeps_each_parents_first_rows_in_time_order_and_drops_their_descendants():
@@ -147,6 +156,20 @@ def test_relational_dp_takes_no_statistic_from_the_real_rows(monkeypatch):
     assert generator.models["patients"].key_start == {"patient_id": 77}
     assert generator.models["labs"].key_prefix == {"lab_id": "syn-"}
     assert generator.root_rows == {"patients": 1}
+
+
+def test_cli_gives_epsilon_and_epochs_to_relational_dp_and_saves_its_model(tmp_path):
+    for name, frame in three_levels(40).items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    out = tmp_path / "run"
+    command = ["generate", str(tmp_path), "--out", str(out), "--backend", "relational.dp", "--epsilon", "2"]
+    result = CliRunner().invoke(app, [*command, "--epochs", "1", "--set", "relational.dp.calibration_subjects=20"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "relational.dp" / "model" / "backend.json").read_text())
+    assert saved["backend"] == "relational.dp"
+    assert saved["params"]["epsilon"] == 2.0 and saved["params"]["epochs"] == 1
+    fit = json.loads((out / "relational.dp" / "model" / "state.json").read_text())["table_fits"]
+    assert fit["patients"]["epsilon"] <= 2.0 + 1e-6 and fit["admissions"]["epsilon"] <= 0.2 + 1e-6  # 2 / 10
 
 
 @pytest.mark.slow
