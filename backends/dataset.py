@@ -7,6 +7,7 @@ so the single-table listings never offer them and the dataset commands offer onl
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import ClassVar, Protocol, cast, runtime_checkable
 
 import pandas as pd
@@ -43,6 +44,16 @@ class DatasetGenerator(Protocol):
 
     def sample(self, n_subjects: int, *, seed: int, batch_subjects: int = 1_000) -> Iterator[DatasetBatch]:
         """Batches of whole subjects: every table's rows for batch_subjects root rows at a time."""
+        ...
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted model into directory (JSON and tensors; a pickle only signed, backends/signing.py), or
+        a MODEL_NOT_SAVED.txt saying why it is not kept."""
+        ...
+
+    @classmethod
+    def load(cls, directory: Path) -> DatasetGenerator:
+        """The fitted generator save() wrote; it samples what the saved one would for a seed (ModelFileError if not)."""
         ...
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -134,10 +135,11 @@ class RelationalGenerator:
     params: RelationalParams
 
     def __init__(self, **params: object) -> None:
-        self.params = RelationalParams.checked(self.name, params)
+        self.params = cast(RelationalParams, self.Params.checked(self.name, params))  # relational.dp's too
         self.schema: DatasetSchema | None = None
         self.models: dict[str, _TableModel] = {}
         self.root_rows: dict[str, int] = {}
+        self.table_fits: dict[str, FitResult] = {}  # each table's own fit (its epochs, losses, privacy spent)
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
@@ -160,12 +162,13 @@ class RelationalGenerator:
         progress: ProgressCallback | None = None,
     ) -> FitResult:
         """Fit one single-table model per table, top-down, on its training frame."""
-        start, self.schema, self.models = time.perf_counter(), schema, {}
+        start, self.schema, self.models, self.table_fits = time.perf_counter(), schema, {}, {}
         order = schema.top_down()
         for step, name in enumerate(order, start=1):
             frame, model = self._training_frame(tables, name)
-            generator = registry.create(self.params.table_backend, **self._table_params())
-            generator.fit(frame, _frame_schema(frame, schema.entry(name).table), seed=seed + step)
+            generator = registry.create(self.params.table_backend, **self._table_params(name))
+            fitted = generator.fit(frame, _frame_schema(frame, schema.entry(name).table), seed=seed + step)
+            self.table_fits[name] = fitted
             model.generator = generator
             self.models[name] = model
             if progress:
@@ -173,7 +176,8 @@ class RelationalGenerator:
         self.root_rows = {name: len(tables[name]) for name in schema.roots()}
         return FitResult(seconds=time.perf_counter() - start, details={"tables": order})
 
-    def _table_params(self) -> dict[str, object]:
+    def _table_params(self, name: str) -> dict[str, object]:
+        """The table backend's parameters for one table (here the same for every table)."""
         takes = registry.params_model(self.params.table_backend).model_fields
         return {"epochs": self.params.epochs} if self.params.epochs and "epochs" in takes else {}
 
@@ -185,7 +189,7 @@ class RelationalGenerator:
         keys = set(schema.key_columns(name))
         own = [c for c in data.columns if c not in keys and c != entry.sequence]
         model = _TableModel(generator=None, own=own)  # type: ignore[arg-type]  # set once fitted
-        model.key_start, model.key_prefix = key_plan(data, keys - {parent.child_key if parent else None})
+        model.key_start, model.key_prefix = self._key_plan(name, data, keys - {parent.child_key if parent else None})
         if parent is not None:
             data = data[data[parent.child_key].notna()]
             if entry.sequence:
@@ -194,7 +198,7 @@ class RelationalGenerator:
         for link in schema.children_of(name):
             counts = tables[link.child].groupby(link.child_key).size()
             frame[COUNT + link.child] = data[link.parent_key].map(counts).fillna(0).astype(int).to_numpy()
-            model.max_children[link.child] = int(frame[COUNT + link.child].max())
+            model.max_children[link.child] = self._count_limit(frame[COUNT + link.child])
         if parent is None:
             return frame, model
         groups = data[parent.child_key].to_numpy()
@@ -205,17 +209,48 @@ class RelationalGenerator:
             gaps = times.groupby(groups, sort=False).diff()
             frame[GAP] = gaps.fillna(0.0).to_numpy()
             frame[START] = times.groupby(groups, sort=False).transform("first").to_numpy()
-        model.constant = constant_within(data, parent.child_key, own)
+        model.constant = self._constant_columns(data, parent.child_key, own)
         for column, offset in rule_offsets(schema, name, data, frame, tables[parent.parent]).items():
             frame[OFFSET + column] = offset
         parent_data = tables[parent.parent]
         model.context = [c for c in self.models[parent.parent].own if _learned(schema, parent.parent, c)]
         rows = pd.Index(parent_data[parent.parent_key]).get_indexer(groups)
         context = parent_data[model.context].iloc[rows].reset_index(drop=True)
-        model.matcher = _Matcher.fit(context)
+        model.matcher = self._matcher(context)
         for column in model.context:
             frame[CONTEXT + column] = context[column].to_numpy()
         return frame, model
+
+    # what the fit measures on the training rows; the DP variant (relational_dp.py) measures none of them there
+    def _key_plan(self, name: str, data: pd.DataFrame, keys: set[str | None]) -> tuple[dict[str, int], dict[str, str]]:
+        """Where the table's fresh keys start: above every real key."""
+        return key_plan(data, keys)
+
+    def _count_limit(self, counts: pd.Series) -> int:
+        """The most children a synthetic row may get: the most a real row had."""
+        return int(counts.max())
+
+    def _constant_columns(self, data: pd.DataFrame, key: str, columns: list[str]) -> list[str]:
+        """Columns kept constant within each synthetic parent: those constant within every real one."""
+        return constant_within(data, key, columns)
+
+    def _matcher(self, context: pd.DataFrame) -> _Matcher | None:
+        """The child slots' matcher, scaled on the real parents' values."""
+        return _Matcher.fit(context)
+
+    # -- save / load (backends/relational_state.py) ---------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Every table's generator by its own save() and the fitted state as JSON (nothing pickled here)."""
+        from fairsynth.backends import relational_state  # it imports this module
+
+        relational_state.save(self, Path(directory))
+
+    @classmethod
+    def load(cls, directory: Path) -> RelationalGenerator:
+        """A fitted generator from save()'s folder; it samples what the saved one would for a seed."""
+        from fairsynth.backends import relational_state  # it imports this module
+
+        return relational_state.load(cls, Path(directory))
 
     # -- sample -------------------------------------------------------------------------------
     def sample(self, n_subjects: int, *, seed: int, batch_subjects: int = 1_000) -> Iterator[DatasetBatch]:

@@ -38,6 +38,23 @@ SDV_URL = "https://github.com/sdv-dev/SDV"
 SDV_LICENSE = "BUSL-1.1"
 
 
+def write_model_not_saved(backend: str, directory: Path) -> None:
+    """MODEL_NOT_SAVED.txt in place of a fitted SDV model: why it is not there and how to get the rows again."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "MODEL_NOT_SAVED.txt").write_text(
+        f"{backend}: SDV models persist only as pickles, which fairsynth never writes; "
+        "refit from config/generation.json to reproduce the rows.\n"
+    )
+
+
+def model_not_kept(backend: str) -> ModelFileError:
+    """The error load() raises for an SDV backend: its fitted models are not kept."""
+    return ModelFileError(
+        f"Backend '{backend}' does not keep fitted models (SDV saves only pickles); "
+        "fit it again with the same seed to get the same rows."
+    )
+
+
 class GaussianCopulaParams(BackendParams):
     """SDV GaussianCopula's setting."""
 
@@ -136,16 +153,10 @@ class SDVGenerator(CodecGenerator):
         return sampled["table"] if isinstance(sampled, dict) else sampled
 
     def _save_model(self, directory: Path) -> None:
-        (directory / "MODEL_NOT_SAVED.txt").write_text(
-            f"{self.name}: SDV models persist only as pickles, which fairsynth never writes; "
-            "refit from config/generation.json to reproduce the rows.\n"
-        )
+        write_model_not_saved(self.name, directory)
 
     def _load_model(self, directory: Path) -> None:
-        raise ModelFileError(
-            f"Backend '{self.name}' does not keep fitted models (SDV saves only pickles); "
-            "fit it again with the same seed to get the same rows."
-        )
+        raise model_not_kept(self.name)
 
 
 @contextlib.contextmanager

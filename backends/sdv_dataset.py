@@ -8,14 +8,17 @@ never learns (free text, PII, identifiers that are not keys) are withheld: writt
 
 SDV's community HMA takes at most five tables and one level of children (its own limits); PAR takes one
 subject table with one child table. A dataset of another shape is refused at fit with one sentence.
-Fitted SDV models are not saved (SDV persists only pickles, which fairsynth never writes).
+Fitted SDV models are not saved (SDV persists only pickles, which fairsynth never writes): as the one-table SDV
+backends, save() writes the parameters, the schema and MODEL_NOT_SAVED.txt saying so; load() refuses.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,7 +37,7 @@ from fairsynth.backends.base import (
 )
 from fairsynth.backends.dataset import DatasetBatch
 from fairsynth.backends.relational import constant_within, key_plan
-from fairsynth.backends.sdv import SDV_LICENSE, SDV_URL, sdv_availability
+from fairsynth.backends.sdv import SDV_LICENSE, SDV_URL, model_not_kept, sdv_availability, write_model_not_saved
 from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.schema import NUMERIC_KINDS, TEMPORAL_KINDS, ColumnKind, ColumnSpec
 
@@ -175,6 +178,19 @@ class _SDVDatasetGenerator:
                 batch = self._draw(size, seed + step)
             yield self._restored(self._renumbered(batch, counters))
             done, step = done + size, step + 1
+
+    def save(self, directory: Path) -> None:
+        """The parameters and the schema; the fitted SDV model is not kept (pickles only): MODEL_NOT_SAVED.txt."""
+        schema = self._fitted_schema()
+        write_model_not_saved(self.name, directory)
+        backend = {"backend": self.name, "params": self.params.model_dump(mode="json")}
+        (directory / "backend.json").write_text(json.dumps(backend, indent=2))
+        (directory / "dataset.json").write_text(schema.to_json())
+
+    @classmethod
+    def load(cls, directory: Path) -> _SDVDatasetGenerator:
+        """Refused: SDV's fitted models are not kept; fit again with the same seed for the same rows."""
+        raise model_not_kept(cls.name)
 
     def _fit(self, tables: dict[str, pd.DataFrame], schema: DatasetSchema) -> None:
         raise NotImplementedError

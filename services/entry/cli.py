@@ -249,6 +249,7 @@ def generate(
             out,
             fmt,
             epochs,
+            epsilon,
             param,
             encoding,
             separator,
@@ -284,14 +285,14 @@ def generate(
         raise typer.Exit(code=1)
 
 
-def _takes_epochs(dataset_backend: str) -> bool:
-    """True when the dataset backend has an epochs parameter (--epochs goes only to those)."""
+def _takes(dataset_backend: str, parameter: str) -> bool:
+    """True when the dataset backend has the parameter (--epochs and --epsilon go only to those)."""
     params = registry.backend_info(dataset_backend, registry.DATASET_GROUP).params
-    return params is not None and "epochs" in params.model_fields
+    return params is not None and parameter in params.model_fields
 
 
 def _generate_dataset(
-    files, backend, subjects, seed, out, fmt, epochs, assignments, encoding, separator, *, crate, fields, edits
+    files, backend, subjects, seed, out, fmt, epochs, epsilon, assignments, encoding, separator, *, crate, fields, edits
 ):
     """Several related tables: whole synthetic subjects per dataset backend, measured per table, relationship and
     cross-table rule (detected, then --rule / --no-rule); with --crate one crate per backend."""
@@ -309,8 +310,9 @@ def _generate_dataset(
     info = crate_info_from(fields, label, what=CRATE_WHAT) if crate else None  # fails before work
     settings = Settings.from_env()
     names = backend or [DEFAULT_DATASET_BACKEND]
+    given = {"epochs": epochs, "epsilon": epsilon}
     params: dict[str, dict[str, object]] = {
-        name: {"epochs": epochs} if epochs and _takes_epochs(name) else {} for name in names
+        name: {key: value for key, value in given.items() if value and _takes(name, key)} for name in names
     }
     for target, value in _pairs(assignments, "--set", "BACKEND.PARAM=VALUE").items():
         name, _, parameter = target.rpartition(".")

@@ -6,6 +6,7 @@ out beside it in <run>/<backend>.crate/ (the tables hard-linked, not copied, whe
     data/<table>.csv|parquet              every synthetic table (a File in the root's hasPart)
     data/<table>.data-dictionary.csv      each table's dictionary, with each column's role (written by the builder)
     data/relationships.json               tables, keys, time columns and parent -> child links (the builder)
+    model/                                the fitted generator as the backend saved it (or why it is not kept)
     config/generation.json                backends, parameters, seed, split and source checksums: the run again
     evaluation/metrics.json               per table quality, per relationship integrity, children per parent, order
     evaluation/report.html                the same as a page: relationships, then per table scores and plots
@@ -34,6 +35,7 @@ from fairsynth.metadata.builder import build_crate
 from fairsynth.metadata.checksums import sha256_file
 from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.model import (
+    MODEL_DIR,
     CrateInfo,
     RunFacts,
     SourceFacts,
@@ -49,7 +51,6 @@ from fairsynth.services.run.pipeline import crate_measures, package_version, pac
 METRICS_PATH = "evaluation/metrics.json"
 GENERATION_PATH = "config/generation.json"
 REPORT_PATH = "evaluation/report.html"
-MODEL_NOT_SAVED = "dataset backends cannot save a fitted model yet"
 QUALITY_MEANING = "sdmetrics quality (column shapes and pair trends) of the table's non-key columns, real vs synthetic"
 
 
@@ -65,6 +66,7 @@ class DatasetOutcome:
     times: dict[str, datetime]
     metrics: dict[str, Any]
     report: Path | None = None
+    model: Path | None = None  # the folder the backend saved its fitted model in
 
 
 def dataset_context(
@@ -133,6 +135,9 @@ def _lay_out(folder: Path, outcome: DatasetOutcome, context: dict[str, Any]) -> 
     (folder / METRICS_PATH).write_text(json.dumps(outcome.metrics, indent=2, default=str))
     if outcome.report is not None:
         _link_or_copy(outcome.report, folder / REPORT_PATH)
+    if outcome.model is not None:
+        for path in sorted(p for p in outcome.model.rglob("*") if p.is_file()):
+            _link_or_copy(path, folder / MODEL_DIR / path.relative_to(outcome.model))
     return folder
 
 
@@ -193,6 +198,8 @@ def dataset_facts(
         fit_seconds=outcome.fit.seconds,
         epochs=outcome.fit.epochs or outcome.params.get("epochs"),
         losses=outcome.fit.losses,
+        epsilon=outcome.fit.epsilon,  # relational.dp: the subject-level epsilon its fit composed
+        delta=outcome.fit.delta,
         measures=dataset_measures(outcome.metrics),
         comparison={
             other.backend: {m["name"]: m["value"] for m in dataset_measures(other.metrics)}
@@ -201,7 +208,6 @@ def dataset_facts(
         },
         packages={k: v for k, v in context["packages"].items() if k != "fairsynth"},  # fairsynth: not on PyPI
         csv_formulas_neutralised=neutralise,
-        model_withheld=MODEL_NOT_SAVED,
         dataset=schema,
         tables=tables,
     )

@@ -4,7 +4,8 @@ Split like a one-table run (services/run/pipeline.py), so a job runs one task pe
 `prepare_dataset_run` reads the tables, infers the DatasetSchema with its cross-table rules (or checks an
 edited one), splits by subject (a root row and
 all its descendants go to the same side), checks every backend and writes the plan to the run directory;
-`run_planned_dataset_backend` fits one backend on the training subjects, streams batches of subjects into one
+`run_planned_dataset_backend` fits one backend on the training subjects, saves
+the fitted model (<run>/<backend>/model/), streams batches of subjects into one
 file per table and evaluates -> <run>/<backend>/metrics.json and report.html; `finish_dataset_run` writes
 comparison.csv and, given crate metadata, one crate per releasable backend (services/run/dataset_crate.py) ->
 <run>/<backend>.crate.zip. `run_dataset` is the three in one process (the CLI).
@@ -48,6 +49,7 @@ DEFAULT_DATASET_BACKEND = "relational"
 PLAN_PATH = "plan.json"  # the DatasetRequest of a prepared run
 SCHEMA_PATH = "dataset.json"  # the DatasetSchema the run used
 CONTEXT_PATH = "request.json"  # what every crate of the run says about its input and request
+MODEL_FOLDER = "model"  # <run>/<backend>/model/: the fitted generator, as a one-table run's
 CRATE_WHAT = "Synthetic related tables"  # what a dataset crate's default description says was generated
 COMPARISON_COLUMNS = ["backend", "status", "decision", *(m.name for m in DATASET_METRICS), "fit_seconds", "error"]
 
@@ -326,7 +328,9 @@ def _produce(plan: DatasetPlan, generator: DatasetGenerator, folder: Path, progr
     times = {"fit_start": _now()}
     progress(Progress(name, "fit", 0, None, message="fitting every table"))
     fit = generator.fit(plan.train, plan.schema, seed=seed, progress=progress)
-    times["fit_end"] = times["sample_start"] = _now()
+    times["fit_end"] = _now()
+    generator.save(folder / MODEL_FOLDER)
+    times["sample_start"] = _now()
     batches = generator.sample(plan.subjects, seed=seed, batch_subjects=plan.request.batch_subjects)
     files = _write(_reported(batches, plan, name, progress), folder, plan.schema, plan.request)
     times["sample_end"] = _now()
@@ -342,7 +346,7 @@ def _produce(plan: DatasetPlan, generator: DatasetGenerator, folder: Path, progr
     progress(Progress(name, "evaluate", 1, 1, message=f"gate {metrics['gate']['decision']}"))
     rows = {t: len(frame) for t, frame in synthetic.items()}
     used = generator.params.model_dump(mode="json")  # every parameter, defaults included
-    return DatasetOutcome(name, files, rows, fit, used, times, metrics, report)
+    return DatasetOutcome(name, files, rows, fit, used, times, metrics, report, folder / MODEL_FOLDER)
 
 
 def _reported(batches, plan: DatasetPlan, name: str, progress: ProgressSink):
@@ -358,6 +362,7 @@ def _moved(outcome: DatasetOutcome, old: Path, new: Path) -> DatasetOutcome:
     """The outcome with its files' paths in the backend's final folder."""
     outcome.files = {t: new / p.relative_to(old) for t, p in outcome.files.items()}
     outcome.report = new / outcome.report.relative_to(old) if outcome.report else None
+    outcome.model = new / outcome.model.relative_to(old) if outcome.model else None
     return outcome
 
 
@@ -428,6 +433,7 @@ def dataset_outcome_to_json(outcome: DatasetOutcome) -> str:
             "params": outcome.params,
             "times": {k: v.isoformat() for k, v in outcome.times.items()},
             "report": str(outcome.report) if outcome.report else None,
+            "model": str(outcome.model) if outcome.model else None,
         },
         default=str,
     )
@@ -447,4 +453,5 @@ def dataset_outcome_from_json(text: str) -> DatasetOutcome:
         {k: datetime.fromisoformat(v) for k, v in raw["times"].items()},
         json.loads((folder / "metrics.json").read_text()),
         Path(raw["report"]) if raw["report"] else None,
+        Path(raw["model"]) if raw.get("model") else None,
     )

@@ -132,6 +132,22 @@ def test_dome_and_pagetab_cover_every_table_and_the_dataset_measures(run, unpack
     }
 
 
+def test_the_fitted_model_is_saved_in_the_run_and_shipped_in_the_crate(run, unpacked):
+    saved = run.directory / "relational" / "model"
+    files = {p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file()}
+    assert {"backend.json", "dataset.json", "state.json", "tables/0-patients/codec.json"} <= files
+    assert {p.relative_to(unpacked / "model").as_posix() for p in (unpacked / "model").rglob("*")} >= files
+    graph = graph_of(unpacked)
+    assert "model/" in ids(graph["./"]["hasPart"]) and "#model-withheld" not in graph
+    assert {f"model/{name}" for name in files} == ids(graph["model/"]["hasPart"])
+    assert ids(graph["#fit"]["result"]) == {"model/"}
+    dome = json.loads((unpacked / "metadata/dome.json").read_text())
+    assert dome["model"]["availability"] == "model files in the crate under model/"
+    loaded = RelationalGenerator.load(unpacked / "model")  # the crate's copy samples whole subjects
+    batch = next(loaded.sample(10, seed=0, batch_subjects=10))
+    assert len(batch["patients"]) == 10 and set(batch) == set(TABLES)
+
+
 def test_the_report_has_the_relationships_and_a_section_per_table_in_the_run_and_the_crate(run, unpacked):
     page = (run.directory / "relational" / "report.html").read_text()
     assert (unpacked / "evaluation/report.html").read_text() == page
@@ -254,6 +270,10 @@ class CopyingDatasetGenerator(RelationalGenerator):
 
     def sample(self, n_subjects, *, seed, batch_subjects=1_000):
         yield self.copied
+
+    def save(self, directory) -> None:
+        directory.mkdir(parents=True)
+        (directory / "copied.json").write_text("{}")
 
 
 def test_a_dataset_backend_the_gate_blocks_gets_no_crate(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fairsynth.backends.base import BackendError
+from fairsynth.backends.base import BackendError, ModelFileError
 from fairsynth.backends.dataset import create_dataset_generator, dataset_backends
 from fairsynth.backends.sdv_dataset import HMAGenerator, PARGenerator, sdv_metadata
 from fairsynth.metadata.dataset import DatasetSchema
@@ -117,6 +117,18 @@ def test_hma_generates_whole_subjects_with_fresh_keys_full_integrity_and_visits_
     assert in_order_share(visits, "patient_id", "day") == 1.0
     assert list(visits.columns) == list(real["visits"].columns)
     assert set(patients["sex"]) <= {"f", "m"}
+
+
+def test_sdv_dataset_models_are_not_kept_and_the_model_folder_says_why(tmp_path):
+    real = two_levels(30)
+    generator = create_dataset_generator("sdv.hma")
+    generator.fit(real, DatasetSchema.infer(real), seed=0)
+    generator.save(tmp_path / "model")
+    assert "pickles" in (tmp_path / "model" / "MODEL_NOT_SAVED.txt").read_text()
+    assert json.loads((tmp_path / "model" / "backend.json").read_text())["backend"] == "sdv.hma"
+    assert not any(p.suffix in (".pkl", ".pickle") for p in (tmp_path / "model").iterdir())
+    with pytest.raises(ModelFileError, match="does not keep fitted models"):
+        HMAGenerator.load(tmp_path / "model")
 
 
 @pytest.mark.slow
