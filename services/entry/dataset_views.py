@@ -1,4 +1,5 @@
-"""What the UI shows of a dataset of several tables: the relationship diagram and the editable keys table.
+"""What the UI shows of a dataset of several tables: the relationship diagram, the editable keys table, and a dataset
+run's per-relationship and per-table measures.
 
 Pure functions of a DatasetSchema (no workspace, no Streamlit): the Data page draws `relationship_graph` with
 st.graphviz_chart (rendered by Streamlit's bundled front end, nothing fetched) and edits `keys_frame`, whose
@@ -7,6 +8,8 @@ edited copy `edited_schema` turns back into a checked DatasetSchema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from fairsynth.metadata.dataset import DatasetSchema, Relationship
@@ -14,6 +17,17 @@ from fairsynth.metadata.schema import SchemaError
 
 #: the keys table's columns; the editable ones are every column but the first two
 KEY_COLUMNS = ("table", "rows", "primary key", "parent", "foreign key", "time column")
+RELATIONSHIP_COLUMNS = (
+    "backend",
+    "relationship",
+    "integrity",
+    "children per parent (real)",
+    "children per parent (synthetic)",
+    "children KS",
+    "time column",
+    "in time order",
+)
+TABLE_COLUMNS = ("backend", "table", "real rows", "synthetic rows", "quality", "holdout reference", "real keys copied")
 
 
 def relationship_graph(schema: DatasetSchema) -> str:
@@ -85,6 +99,52 @@ def edited_schema(schema: DatasetSchema, frame: pd.DataFrame) -> DatasetSchema:
         relationships=relationships,
         sequences={name: row["time column"] for name, row in cells.items()},
     )
+
+
+def is_dataset_job(job) -> bool:
+    """Whether a job is a run on several tables (its request is a DatasetRequest, kind "dataset")."""
+    return job.request.get("kind") == "dataset"
+
+
+def relationship_frame(results: Mapping[str, dict | None]) -> pd.DataFrame:
+    """Per backend and relationship (from each metrics.json): integrity, children per parent real vs synthetic
+    (means and KS) and the share of parents whose children are in time order."""
+    rows = []
+    for backend, result in results.items():
+        for link in (result or {}).get("relationships", []):
+            counts, order = link.get("children_per_parent") or {}, link.get("within_parent_order") or {}
+            rows.append(
+                {
+                    "backend": backend,
+                    "relationship": f"{link['parent']} → {link['child']}",
+                    "integrity": link.get("referential_integrity"),
+                    "children per parent (real)": counts.get("real_mean"),
+                    "children per parent (synthetic)": counts.get("synthetic_mean"),
+                    "children KS": counts.get("ks_statistic"),
+                    "time column": link.get("time_column") or "",
+                    "in time order": order.get("synthetic"),
+                }
+            )
+    return pd.DataFrame(rows, columns=list(RELATIONSHIP_COLUMNS))
+
+
+def table_quality_frame(results: Mapping[str, dict | None]) -> pd.DataFrame:
+    """Per backend and table (from each metrics.json): rows real and synthetic, quality of the non-key columns
+    beside the held-out rows' reference, and real keys copied."""
+    rows = [
+        {
+            "backend": backend,
+            "table": table,
+            "real rows": block.get("rows", {}).get("real"),
+            "synthetic rows": block.get("rows", {}).get("synthetic"),
+            "quality": block.get("quality"),
+            "holdout reference": block.get("holdout_reference"),
+            "real keys copied": sum((block.get("real_keys_copied") or {}).values()),
+        }
+        for backend, result in results.items()
+        for table, block in (result or {}).get("tables", {}).items()
+    ]
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
 def _cell(value: object) -> str | None:

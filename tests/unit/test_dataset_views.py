@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from test_dataset_evaluation import cohort, with_fresh_keys
 from test_datasets import pbc, three_levels
 
 from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.schema import SchemaError
-from fairsynth.services.entry.dataset_views import column_choices, edited_schema, keys_frame, relationship_graph
+from fairsynth.services.entry.dataset_views import (
+    column_choices,
+    edited_schema,
+    keys_frame,
+    relationship_frame,
+    relationship_graph,
+    table_quality_frame,
+)
+from fairsynth.services.run.datasets import split_by_subject
+from fairsynth.services.run.evaluation.relational import evaluate_dataset
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +112,30 @@ def test_every_problem_of_an_edit_is_reported_at_once(three_schema):
     frame.loc[rows["patients"], ["parent", "foreign key"]] = ["labs", "patient_id"]
     with pytest.raises(SchemaError, match="form a cycle"):
         edited_schema(three_schema, frame)
+
+
+def test_a_dataset_runs_measures_per_relationship_and_per_table_side_by_side():
+    real = cohort(120)
+    schema = DatasetSchema.infer(real)
+    train, holdout = split_by_subject(real, schema, 0.25, seed=0)
+    broken = with_fresh_keys(cohort(100, seed=5))
+    broken["visits"].loc[:9, "subject_id"] = -1  # ten visits without a parent
+    results = {
+        "fresh": evaluate_dataset(train, holdout, with_fresh_keys(cohort(90, seed=3)), schema).model_dump(mode="json"),
+        "orphans": evaluate_dataset(train, holdout, broken, schema).model_dump(mode="json"),
+        "failed": None,  # a backend that wrote no metrics.json
+    }
+    links = relationship_frame(results).set_index("backend")
+    assert list(links.index) == ["fresh", "orphans"] and set(links["relationship"]) == {"subjects → visits"}
+    assert links.loc["fresh", "integrity"] == 1.0 and links.loc["orphans", "integrity"] < 1.0
+    assert links.loc["fresh", "time column"] == "day" and links.loc["fresh", "in time order"] == 1.0
+    real_mean = train["visits"].groupby("subject_id").size().mean()
+    assert links.loc["fresh", "children per parent (real)"] == pytest.approx(real_mean)
+    assert 0 <= links.loc["orphans", "children KS"] <= 1
+    tables = table_quality_frame(results)
+    assert list(tables["table"]) == ["subjects", "visits"] * 2
+    fresh = tables[tables["backend"] == "fresh"].set_index("table")
+    assert fresh.loc["subjects", "synthetic rows"] == 90 and fresh.loc["subjects", "real rows"] == len(
+        train["subjects"]
+    )
+    assert fresh["quality"].between(0, 1).all() and (fresh["real keys copied"] == 0).all()
