@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from fairsynth.services.entry import dataset_views
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.services.jobs.store import JobState, TaskState
 from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
@@ -105,14 +106,17 @@ if job is not None:
             with columns[0]:
                 download("Crate zip", ws_api.artefact(ws, job, name, "crate"), "application/zip", f"crate-{name}", name)
             with columns[1]:
-                synthetic = ws_api.artefact(ws, job, name, "synthetic")
-                download(
-                    f"Synthetic {synthetic.suffix[1:].upper() if synthetic else 'table'}",
-                    synthetic,
-                    "text/csv",
-                    f"synthetic-{name}",
-                    name,
-                )
+                if dataset_views.is_dataset_job(job):  # several tables: each is a file of the crate
+                    st.caption("The synthetic tables, their dictionaries and relationships are in the crate zip.")
+                else:
+                    synthetic = ws_api.artefact(ws, job, name, "synthetic")
+                    download(
+                        f"Synthetic {synthetic.suffix[1:].upper() if synthetic else 'table'}",
+                        synthetic,
+                        "text/csv",
+                        f"synthetic-{name}",
+                        name,
+                    )
             with columns[2]:
                 download("Report", ws_api.artefact(ws, job, name, "report"), "text/html", f"report-{name}", name)
             with columns[3]:
