@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     dataset_batch_subjects: PositiveInt = Field(
         default=1_000, description="synthetic subjects (root rows with all their descendants) generated per batch"
     )
+    max_dataset_tables: PositiveInt = Field(
+        default=20, description="most tables one uploaded table set (a dataset of several related tables) may hold"
+    )
     dataset_quality_rows: PositiveInt = Field(
         default=20_000,
         description="rows of a dataset's largest table the multi-table quality report compares (whole subjects are "

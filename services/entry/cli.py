@@ -279,12 +279,12 @@ def _generate_dataset(
 ):
     """Several related tables: whole synthetic subjects per dataset backend, measured per table and relationship;
     with --crate one crate per backend."""
-    from fairsynth.services.run.datasets import DEFAULT_DATASET_BACKEND, dataset_files, run_dataset
+    from fairsynth.services.run.datasets import CRATE_WHAT, DEFAULT_DATASET_BACKEND, dataset_files, run_dataset
     from fairsynth.services.run.pipeline import default_run_dir
     from fairsynth.services.settings import Settings
 
     label = ", ".join(path.name for path in dataset_files(files))
-    info = crate_info_from(fields, label, what="Synthetic related tables") if crate else None  # fails before work
+    info = crate_info_from(fields, label, what=CRATE_WHAT) if crate else None  # fails before work
     settings = Settings.from_env()
     names = backend or [DEFAULT_DATASET_BACKEND]
     params: dict[str, dict[str, object]] = {

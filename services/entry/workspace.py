@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fairsynth.backends import registry
+from fairsynth.backends.dataset import dataset_backends
 from fairsynth.metadata.biostudies import DepositError, deposit
+from fairsynth.metadata.dataset import DatasetSchema, split_long_table
 from fairsynth.metadata.model import PAGETAB_PATH
 from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.rules import Rule, RuleStatus, parse_rule
@@ -23,10 +27,18 @@ from fairsynth.metadata.schema import NUMERIC_KINDS, ColumnKind, ColumnSpec, Sch
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.entry import estimates
 from fairsynth.services.entry.catalog import backend_catalog, parameter_defaults
-from fairsynth.services.jobs.executors import Executor, LocalExecutor, create_job, make_executor
+from fairsynth.services.jobs.executors import (
+    Executor,
+    LocalExecutor,
+    create_dataset_job,
+    create_job,
+    make_executor,
+)
 from fairsynth.services.jobs.store import TERMINAL, Dataset, Job, JobStore, TaskState, new_id, now
-from fairsynth.services.run import pipeline
+from fairsynth.services.jobs.tasks import record_dataset_crates, table_artefact
+from fairsynth.services.run import datasets, pipeline
 from fairsynth.services.run.config import (
+    BackendSpec,
     ConfigError,
     GenerationRequest,
     organisation,
@@ -34,6 +46,7 @@ from fairsynth.services.run.config import (
     parse_request,
     validate_crate_info,
 )
+from fairsynth.services.run.dataset_crate import package_dataset_crates
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation import second
 from fairsynth.services.run.evaluation.gate import BY_METRIC, GateResult
@@ -348,6 +361,242 @@ def rule_overrides(schema: TableSchema) -> dict[str, list[str]]:
     }
 
 
+# -- table sets: a dataset of several related tables ----------------------------------------------
+TABLE_SET_FORMAT = "tables"  # Dataset.format of a table set: its path is a folder holding one file per table
+TABLE_SET_FOLDER = "tables"
+
+
+def is_table_set(dataset: Dataset) -> bool:
+    """True when the dataset holds several related tables (a table set), not one table."""
+    return dataset.format == TABLE_SET_FORMAT
+
+
+def upload_table_set(ws: Workspace, files: Sequence[tuple[str | None, bytes]], name: str | None = None) -> Dataset:
+    """Store uploaded related tables (CSV or Parquet, one per file) in one server-chosen folder and register them
+    with their inferred keys and relationships; one InputError names every problem and nothing is kept."""
+    names = [table_file_name(file_name, i) for i, (file_name, _) in enumerate(files)]
+    problems = table_set_upload_problems(ws.settings, files, names)
+    if problems:
+        raise InputError(*problems)
+
+    def stage(folder: Path) -> None:
+        read_problems = []
+        for table, (file_name, content) in zip(names, files):
+            try:
+                _store_table(ws, folder, table, file_name, content)
+            except InputError as exc:
+                read_problems += exc.problems
+        if read_problems:
+            raise InputError(*read_problems)
+
+    return _store_table_set(ws, name, stage)
+
+
+def table_file_name(file_name: str | None, position: int) -> str:
+    """A table's name from its upload's file name, letters, digits and _ only (never a path); table<N> if none."""
+    stem = display_name(file_name, "csv").split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_]+", "_", stem).strip("_")[:64] or f"table{position + 1}"
+
+
+def table_set_upload_problems(
+    settings: Settings, files: Sequence[tuple[str | None, bytes]], names: list[str]
+) -> list[str]:
+    """Each problem of a table-set upload in one sentence: too few or too many tables, too large, empty, names."""
+    problems = []
+    if len(files) < 2:
+        problems.append("A dataset of related tables needs at least two table files; upload each table as a file.")
+    if len(files) > settings.max_dataset_tables:
+        problems.append(
+            f"{len(files)} tables were sent; this server takes at most {settings.max_dataset_tables} "
+            "(FAIRSYNTH_MAX_DATASET_TABLES)."
+        )
+    if sum(len(content) for _, content in files) > settings.max_upload_bytes:
+        problems.append(too_large_message(settings.max_upload_bytes))
+    problems += [
+        f"The uploaded file {display_name(file_name, 'csv')} is empty; send a CSV or Parquet table."
+        for file_name, content in files
+        if not content
+    ]
+    problems += [f"Two files give the table name '{n}'; rename one." for n in sorted(set(names)) if names.count(n) > 1]
+    return problems
+
+
+def _store_table(ws: Workspace, folder: Path, table: str, file_name: str | None, content: bytes) -> None:
+    """Write one uploaded table as <folder>/<table>.csv|.csv.gz|.parquet, a CSV stored again as plain UTF-8."""
+    fmt, stored = stored_name(content[:8])
+    staging = folder / f".{table}"
+    staging.mkdir()
+    path = staging / stored
+    path.write_bytes(content)
+    data = read_table(
+        path,
+        encoding=None,
+        max_unpacked_bytes=ws.settings.max_unpacked_bytes,
+        label=display_name(file_name, fmt),
+        options=PAGE_CONTROLS,
+    )
+    if fmt == "csv":
+        path = as_plain_csv(path, encoding=data.attrs[TEXT_ENCODING], separator=None)
+    path.rename(folder / (table + "".join(path.suffixes)))
+    shutil.rmtree(staging)
+
+
+def split_into_table_set(ws: Workspace, dataset: Dataset, key: str) -> Dataset:
+    """A new table set from one long table: its subjects (the key and the columns constant per subject) and events."""
+    if is_table_set(dataset):
+        raise InputError("This dataset already holds several tables; split a single long table instead.")
+    tables = split_long_table(dataset_table(ws, dataset), key)
+
+    def stage(folder: Path) -> None:
+        for table, frame in tables.items():
+            frame.to_csv(folder / f"{table}.csv", index=False)
+
+    return _store_table_set(ws, f"{dataset.name} by {key}", stage)
+
+
+def _store_table_set(ws: Workspace, name: str | None, stage) -> Dataset:
+    """Let `stage` write the tables into a new dataset folder, then register them; on any error nothing stays."""
+    dataset_id = new_id()
+    root = ws.settings.data_dir / "datasets" / dataset_id
+    folder = root / TABLE_SET_FOLDER
+    folder.mkdir(parents=True)
+    try:
+        stage(folder)
+        files = datasets.dataset_files([folder])
+        tables = {
+            datasets.table_name(p): read_table(p, max_unpacked_bytes=ws.settings.max_unpacked_bytes) for p in files
+        }
+        schema = datasets.related_schema(tables)
+        dataset = Dataset(
+            id=dataset_id,
+            name=(name or ", ".join(tables))[:255],
+            path=str(folder.relative_to(ws.settings.data_dir)),
+            format=TABLE_SET_FORMAT,
+            size_bytes=sum(p.stat().st_size for p in files),
+            rows=len(tables[schema.roots()[0]]),  # subjects
+            columns=sum(int(frame.shape[1]) for frame in tables.values()),
+            schema_json=schema.to_json(),
+            created_at=now(),
+        )
+        ws.store.add_dataset(dataset)
+        return dataset
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def table_set_schema(dataset: Dataset) -> DatasetSchema:
+    """The table set's current DatasetSchema: tables, keys, relationships, time columns."""
+    return DatasetSchema.from_json(dataset.schema_json)
+
+
+def table_set_tables(ws: Workspace, dataset: Dataset, rows: int | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of the table set by name (or each one's first rows)."""
+    files = datasets.dataset_files([ws.settings.data_dir / dataset.path])
+    tables = {datasets.table_name(p): read_table(p) for p in files}
+    return {name: frame.head(rows) if rows else frame for name, frame in tables.items()}
+
+
+def save_table_set_schema(ws: Workspace, dataset: Dataset, schema: DatasetSchema) -> DatasetSchema:
+    """Store the user's keys, relationships and time columns once the tables bear them out; one InputError lists
+    every problem (an unknown table or column, a key that repeats, a link whose values are not parent keys)."""
+    stored = table_set_schema(dataset)
+    unknown = sorted(set(schema.names) - set(stored.names))
+    if unknown:
+        raise InputError(
+            *(f"The dataset has no table '{name}'; its tables are {', '.join(stored.names)}." for name in unknown)
+        )
+    try:
+        edited = stored.with_edits(
+            primary_keys={t.name: t.primary_key for t in schema.tables},
+            relationships=schema.relationships,
+            sequences={t.name: t.sequence for t in schema.tables},
+        )
+    except SchemaError as exc:
+        raise InputError(*exc.problems) from None
+    problems = datasets.schema_problems(table_set_tables(ws, dataset), edited)
+    if problems:
+        raise InputError(*problems)
+    edited = edited.model_copy(update={"warnings": []})
+    ws.store.set_schema(dataset.id, edited.to_json())
+    dataset.schema_json = edited.to_json()
+    return edited
+
+
+def dataset_backend_choices(schema: DatasetSchema) -> list[dict]:
+    """Every dataset backend: name, available, reason, fits (it takes this shape), why_not, description, parameters."""
+    choices = []
+    for info in dataset_backends():
+        problem = None
+        if info.available:
+            problem = registry.backend_class(info.name, registry.DATASET_GROUP).shape_problem(schema)
+        choices.append(
+            {
+                "name": info.name,
+                "available": info.available,
+                "reason": info.reason,
+                "fits": info.available and problem is None,
+                "why_not": info.reason if not info.available else (problem or ""),
+                "description": info.capabilities.description if info.capabilities else "",
+                "parameters": info.parameter_schema(),
+            }
+        )
+    return choices
+
+
+def _submit_table_set_job(ws: Workspace, dataset: Dataset, specs: list[dict], subjects: int | None, seed: int) -> Job:
+    """Queue a run of dataset backends on a table set with its edited schema: one task per backend."""
+    schema = table_set_schema(dataset)
+    fitting = [c["name"] for c in dataset_backend_choices(schema) if c["fits"]]
+    wrong = [spec["name"] for spec in specs if spec["name"] not in fitting]
+    if wrong:
+        raise InputError(
+            f"{', '.join(wrong)} cannot run on this table set; choose among the dataset backends that fit it: "
+            f"{', '.join(fitting) or 'none is available here'}."
+        )
+    request = datasets.DatasetRequest(
+        input_paths=[str(ws.settings.data_dir / dataset.path)],
+        backends=[BackendSpec(name=spec["name"], params=spec.get("params") or {}) for spec in specs],
+        subjects=subjects,
+        seed=seed,
+        batch_subjects=ws.settings.dataset_batch_subjects,
+        neutralise=ws.settings.neutralise_csv_formulas,
+        quality_rows=ws.settings.dataset_quality_rows,
+    )
+    job = create_dataset_job(
+        ws.store, ws.settings, request, executor=ws.executor.name, schema=schema, dataset_id=dataset.id
+    )
+    ws.executor.submit(job)
+    return ws.store.get_job(job.id)
+
+
+def is_dataset_job(job: Job) -> bool:
+    """True when the job runs dataset backends on a table set."""
+    return job.request.get("kind") == "dataset"
+
+
+def dataset_comparison(ws: Workspace, job: Job) -> pd.DataFrame:
+    """One row per dataset backend: status, gate decision, every dataset metric (empty until the job has ended)."""
+    return comparison(ws, job)
+
+
+def dataset_metrics(ws: Workspace, job: Job, backend: str) -> dict | None:
+    """One dataset backend's metrics.json as a dict (None when it failed or has not ended)."""
+    path = artefact(ws, job, backend, "metrics")
+    return json.loads(path.read_text()) if path else None
+
+
+def synthetic_tables(ws: Workspace, job: Job, backend: str, rows: int = 2000) -> dict[str, pd.DataFrame]:
+    """The first rows of each synthetic table one dataset backend wrote, by table name (empty before it ended)."""
+    schema = DatasetSchema.from_json((run_dir(ws, job) / datasets.SCHEMA_PATH).read_text())
+    found = {name: artefact(ws, job, backend, table_artefact(name)) for name in schema.names}
+    return {
+        name: pd.read_parquet(path).head(rows) if path.suffix == ".parquet" else pd.read_csv(path, nrows=rows)
+        for name, path in found.items()
+        if path is not None
+    }
+
+
 # -- backends and estimates -----------------------------------------------------------------------
 def backends() -> list[dict]:
     """Every declared backend: name, available, reason, capabilities, parameters (JSON schema)."""
@@ -425,7 +674,13 @@ def submit_job(
     second_evaluator: bool = False,
     min_level_rows: int | None = None,
 ) -> Job:
-    """Queue a run of these backends (dicts of name and params) on the dataset with its edited schema and rules."""
+    """Queue a run of these backends (dicts of name and params) on the dataset with its edited schema and rules.
+
+    On a table set the backends must be dataset backends that fit it, `rows` is the number of synthetic subjects
+    and the single-table options (anonymeter, second evaluator, rare levels) do not apply.
+    """
+    if is_table_set(dataset):
+        return _submit_table_set_job(ws, dataset, specs, rows, seed)
     raw = {
         "input_path": str(ws.settings.data_dir / dataset.path),
         "backends": specs,
@@ -503,7 +758,7 @@ def runs_frame(ws: Workspace, jobs: list[Job]) -> pd.DataFrame:
     """Earlier jobs for the Past runs page: when, table, backends, each backend's gate decision, duration, state."""
 
     def table_name(job: Job) -> str:
-        return ws.store.get_dataset(job.dataset_id).name if job.dataset_id else Path(job.request["input_path"]).name
+        return job_input_name(ws, job)
 
     def gates(job: Job) -> str:
         table = comparison(ws, job)
@@ -532,6 +787,14 @@ def runs_frame(ws: Workspace, jobs: list[Job]) -> pd.DataFrame:
         ],
         columns=["job", "created", "table", "backends", "release gate", "took s", "state", "error"],
     )
+
+
+def job_input_name(ws: Workspace, job: Job) -> str:
+    """What the job ran on, as shown: its dataset's name, else its input file's (or files') name."""
+    if job.dataset_id:
+        return ws.store.get_dataset(job.dataset_id).name
+    request = job.request
+    return ", ".join(Path(p).name for p in request.get("input_paths") or [request.get("input_path") or "demo"])
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -679,6 +942,8 @@ def package_crates(ws: Workspace, job: Job, form: dict) -> dict[str, dict]:
     """Describe each finished backend of the job as an RO-Crate zip with the user's metadata, then validate it."""
     info = validate_crate_info(form)
     directory = run_dir(ws, job)
+    if is_dataset_job(job):
+        return _package_dataset_crates(ws, job, info)
     schema = TableSchema.from_json((directory / "schema.json").read_text())
     context = json.loads((directory / "request.json").read_text())
     outcomes = [pipeline.outcome_from_json(t.outcome_json) for t in job.tasks if t.outcome_json]
@@ -703,9 +968,38 @@ def package_crates(ws: Workspace, job: Job, form: dict) -> dict[str, dict]:
     return results
 
 
+def _package_dataset_crates(ws: Workspace, job: Job, info) -> dict[str, dict]:
+    """One crate per dataset backend whose result the gate did not block, validated; the blocked ones say why."""
+    directory = run_dir(ws, job)
+    plan = datasets.load_dataset_plan(directory, tables=False)
+    outcomes = [datasets.dataset_outcome_from_json(t.outcome_json) for t in job.tasks if t.outcome_json]
+    blocked = {o.backend: o.metrics["gate"] for o in outcomes if o.metrics["gate"]["decision"] == "block"}
+    crates = package_dataset_crates(
+        directory,
+        [o for o in outcomes if o.backend not in blocked],
+        plan.schema,
+        info,
+        plan.context,
+        neutralise=plan.request.neutralise,
+    )
+    record_dataset_crates(ws.store, job, directory, crates)
+    results = {
+        backend: {"crate": str(path), "error": None, "validation": validate(ws, path)}
+        for backend, path in crates.items()
+    }
+    for backend, gate in blocked.items():
+        reasons = "; ".join(gate["reasons"])
+        results[backend] = {
+            "crate": None,
+            "error": f"no crate: the release gate blocked this result ({reasons})",
+            "validation": None,
+        }
+    return results
+
+
 def download_name(ws: Workspace, job: Job, backend: str, path: Path) -> str:
     """The name a downloaded result gets: `<table>-<backend>-<date>` and the file's own suffixes."""
-    table = ws.store.get_dataset(job.dataset_id).name if job.dataset_id else Path(job.request["input_path"]).name
+    table = job_input_name(ws, job)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", table.split(".")[0]) or "table"
     suffixes = "".join(path.suffixes[-2:]) if path.name.endswith(".crate.zip") else path.suffix
     return f"{stem}-{backend}-{job.created_at:%Y-%m-%d}{suffixes}"
@@ -719,6 +1013,9 @@ def validate(ws: Workspace, crate_zip: Path) -> dict:
 
 def pagetab(ws: Workspace, job: Job, backend: str) -> Path | None:
     """The BioStudies PageTab JSON written into a packaged backend's directory, or None before packaging."""
+    if is_dataset_job(job):
+        path = run_dir(ws, job) / f"{backend}.crate" / PAGETAB_PATH
+        return path if path.is_file() else None
     outcome = next(
         (pipeline.outcome_from_json(t.outcome_json) for t in job.tasks if t.backend == backend and t.outcome_json), None
     )

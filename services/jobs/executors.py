@@ -25,11 +25,13 @@ from kombu.exceptions import KombuError
 from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.errors import FairsynthError
+from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.jobs.store import TERMINAL, Job, JobStore, Task, TaskState, new_id
 from fairsynth.services.jobs.tasks import execute_task, finish_job_if_done, kill_task_processes
-from fairsynth.services.run import pipeline
+from fairsynth.services.run import datasets, pipeline
 from fairsynth.services.run.config import GenerationRequest
+from fairsynth.services.run.datasets import DatasetRequest
 from fairsynth.services.settings import Settings
 
 log = logging.getLogger("fairsynth.executors")
@@ -76,6 +78,40 @@ def create_job(
     pipeline.prepare_run(request, schema, neutralise_csv_formulas=settings.neutralise_csv_formulas)
     backends = [(spec.name, registry.backend_info(spec.name).capabilities.family) for spec in request.backends]
     try:
+        return store.create_job(
+            request_json=request.model_dump_json(),
+            run_dir=str(run_dir),
+            executor=executor,
+            backends=backends,
+            dataset_id=dataset_id,
+            job_id=job_id,
+            idempotency=idempotency,
+        )
+    except BaseException:
+        shutil.rmtree(settings.data_dir / run_dir, ignore_errors=True)  # no run folder without its job
+        raise
+
+
+def create_dataset_job(
+    store: JobStore,
+    settings: Settings,
+    request: DatasetRequest,
+    *,
+    executor: str,
+    schema: DatasetSchema | None = None,
+    dataset_id: str | None = None,
+    idempotency: tuple[str, str] | None = None,
+) -> Job:
+    """Prepare a dataset run (tables read, split by subject, plan written) and store a queued job, one task per
+    dataset backend; the run goes to runs/<job id> in the data directory."""
+    job_id = new_id()
+    run_dir = Path("runs") / job_id
+    try:
+        datasets.prepare_dataset_run(request, settings.data_dir / run_dir, schema)  # bad input fails before queuing
+        backends = [
+            (spec.name, registry.backend_info(spec.name, registry.DATASET_GROUP).capabilities.family)
+            for spec in request.backends
+        ]
         return store.create_job(
             request_json=request.model_dump_json(),
             run_dir=str(run_dir),

@@ -20,8 +20,8 @@ from fairsynth.backends.base import Progress
 from fairsynth.errors import ControlFlow
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.jobs.store import TERMINAL, JobState, JobStore, TaskState, now, utc
-from fairsynth.services.run import pipeline
-from fairsynth.services.run.config import GenerationRequest
+from fairsynth.services.run import datasets, pipeline
+from fairsynth.services.run.config import GenerationRequest, crate_info_from
 from fairsynth.services.settings import Settings
 
 log = logging.getLogger("fairsynth.tasks")
@@ -113,8 +113,12 @@ def _run_marked(store: JobStore, task_id: str, settings: Settings) -> None:
     job = store.get_job(task.job_id)
     beat = _Heartbeat(store, task_id, settings.heartbeat_seconds)
     beat.start()
+    run_dir = settings.data_dir / job.run_dir
+    if datasets.is_dataset_run(run_dir):
+        _run_dataset_task(store, task, run_dir, beat)
+        return
     try:
-        plan = pipeline.load_plan(settings.data_dir / job.run_dir)
+        plan = pipeline.load_plan(run_dir)
         outcome = pipeline.run_planned_backend(plan, task.backend, progress=_progress_sink(store, task_id, beat))
     except TaskCancelled:
         return
@@ -135,6 +139,44 @@ def _run_marked(store: JobStore, task_id: str, settings: Settings) -> None:
         fit_seconds=outcome.fit_seconds,
         sample_seconds=outcome.sample_seconds,
     )
+
+
+def _run_dataset_task(store: JobStore, task, run_dir: Path, beat: _Heartbeat) -> None:
+    """One dataset backend of a job: fit, stream every table, evaluate; a failure ends the task with its reason."""
+    try:
+        plan = datasets.load_dataset_plan(run_dir)
+        outcome = datasets.run_planned_dataset_backend(plan, task.backend, _progress_sink(store, task.id, beat))
+    except TaskCancelled:
+        return
+    except Exception as exc:  # any error ends the task failed with its reason, never stuck
+        log.exception("task %s (%s) failed", task.id, task.backend)
+        store.finish_task(task.id, TaskState.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return
+    finally:
+        beat.stop()
+    if beat.cancelled:
+        return
+    store.finish_task(
+        task.id,
+        TaskState.SUCCEEDED,
+        outcome_json=datasets.dataset_outcome_to_json(outcome),
+        artefacts=dataset_artefacts(run_dir, outcome),
+        fit_seconds=outcome.fit.seconds,
+        sample_seconds=(outcome.times["sample_end"] - outcome.times["sample_start"]).total_seconds(),
+    )
+
+
+def dataset_artefacts(run_dir: Path, outcome: datasets.DatasetOutcome) -> dict[str, str]:
+    """The downloadable files of one dataset backend's result (report, metrics, each table), relative to the run."""
+    found = {"metrics": outcome.files[next(iter(outcome.files))].parent / "metrics.json"}
+    found |= {"report": outcome.report} if outcome.report else {}
+    found |= {table_artefact(table): path for table, path in outcome.files.items()}
+    return {name: str(Path(path).relative_to(run_dir)) for name, path in found.items()}
+
+
+def table_artefact(table: str) -> str:
+    """The artefact name of one synthetic table of a dataset backend's result."""
+    return f"table:{table}"
 
 
 def _progress_sink(store: JobStore, task_id: str, beat: _Heartbeat):
@@ -199,6 +241,9 @@ def finish_job_if_done(store: JobStore, job_id: str, data_dir: Path) -> JobState
     pipeline.remove_partial(data_dir / job.run_dir)  # what cancelled, failed or killed tasks left half written
     error = None
     try:
+        if datasets.is_dataset_run(data_dir / job.run_dir):
+            _finish_dataset_job(store, job, data_dir / job.run_dir)
+            return store.complete_job(job_id)
         outcomes = [pipeline.outcome_from_json(t.outcome_json) for t in job.tasks if t.outcome_json]
         if outcomes:
             run_dir = data_dir / job.run_dir
@@ -213,6 +258,28 @@ def finish_job_if_done(store: JobStore, job_id: str, data_dir: Path) -> JobState
         log.exception("finishing job %s failed", job_id)
         error = f"finishing the run failed: {type(exc).__name__}: {exc}"
     return store.complete_job(job_id, error=error)
+
+
+def _finish_dataset_job(store: JobStore, job, run_dir: Path) -> None:
+    """The dataset job's comparison and, when its request gave crate metadata and nothing was cancelled, crates."""
+    plan = datasets.load_dataset_plan(run_dir, tables=False)
+    succeeded = [t for t in job.tasks if t.state == TaskState.SUCCEEDED and t.outcome_json]
+    outcomes = [datasets.dataset_outcome_from_json(t.outcome_json) for t in succeeded]
+    failed = {t.backend: t.error or str(t.state) for t in job.tasks if t.state != TaskState.SUCCEEDED}
+    cancelled = any(t.state == TaskState.CANCELLED for t in job.tasks)  # a cancelled run is not released
+    crate = None
+    if plan.request.crate is not None and not cancelled:
+        crate = crate_info_from(plan.request.crate, plan.context["source"]["name"], what=datasets.CRATE_WHAT)
+    result = datasets.finish_dataset_run(plan, outcomes, crate, failed)
+    record_dataset_crates(store, job, run_dir, result.crates)
+
+
+def record_dataset_crates(store: JobStore, job, run_dir: Path, crates: dict[str, Path]) -> None:
+    """Add each packaged crate zip to its task's artefacts."""
+    for task in job.tasks:
+        if task.backend in crates:
+            crate = str(crates[task.backend].relative_to(run_dir))
+            store.set_artefacts(task.id, {**store.get_task(task.id).artefacts, "crate": crate})
 
 
 def _record_crates(store: JobStore, job, result: pipeline.RunResult) -> None:

@@ -1,34 +1,90 @@
 """A dataset run: several related tables in, whole synthetic subjects out (every table), evaluated.
 
-read the tables (files or a folder) -> DatasetSchema.infer (or an edited schema) -> split by subject
-(a root row and all its descendants go to the same side) -> per dataset backend: fit on the training
-subjects, stream batches of subjects into one file per table, evaluate -> <run>/<backend>/metrics.json and
-report.html; given crate metadata, one crate per backend (services/run/dataset_crate.py) -> <run>/<backend>.crate.zip.
+Split like a one-table run (services/run/pipeline.py), so a job runs one task per backend:
+`prepare_dataset_run` reads the tables, infers or checks the DatasetSchema, splits by subject (a root row and
+all its descendants go to the same side), checks every backend and writes the plan to the run directory;
+`run_planned_dataset_backend` fits one backend on the training subjects, streams batches of subjects into one
+file per table and evaluates -> <run>/<backend>/metrics.json and report.html; `finish_dataset_run` writes
+comparison.csv and, given crate metadata, one crate per releasable backend (services/run/dataset_crate.py) ->
+<run>/<backend>.crate.zip. `run_dataset` is the three in one process (the CLI).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from fairsynth.backends.dataset import create_dataset_generator
+from fairsynth.backends.base import FitResult, Progress
+from fairsynth.backends.dataset import DatasetGenerator, create_dataset_generator
+from fairsynth.metadata.checksums import sha256_file
 from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.model import CrateInfo
+from fairsynth.metadata.spreadsheet import write_csv
+from fairsynth.services.run.config import BackendSpec
 from fairsynth.services.run.dataset_crate import DatasetOutcome, dataset_context, package_dataset_crates
 from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
+from fairsynth.services.run.evaluation.metrics import DATASET_METRICS
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
+from fairsynth.services.run.evaluation.relational_results import DatasetEvaluation
+from fairsynth.services.run.pipeline import ProgressSink, RunError
 from fairsynth.services.run.report import render_dataset_report
 from fairsynth.services.run.tables import InputError, read_table
 from fairsynth.services.run.writers import BatchWriter
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip")
 DEFAULT_DATASET_BACKEND = "relational"
+PLAN_PATH = "plan.json"  # the DatasetRequest of a prepared run
+SCHEMA_PATH = "dataset.json"  # the DatasetSchema the run used
+CONTEXT_PATH = "request.json"  # what every crate of the run says about its input and request
+CRATE_WHAT = "Synthetic related tables"  # what a dataset crate's default description says was generated
+COMPARISON_COLUMNS = ["backend", "status", "decision", *(m.name for m in DATASET_METRICS), "fit_seconds", "error"]
+
+
+class DatasetRequest(BaseModel):
+    """Everything that defines a dataset run; stored as a dataset job's request and as <run>/plan.json."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["dataset"] = "dataset"  # tells a dataset job's request from a GenerationRequest
+    input_paths: list[str] = Field(min_length=1, description="the table files (or a folder holding them)")
+    backends: list[BackendSpec] = Field(default_factory=lambda: [BackendSpec(name=DEFAULT_DATASET_BACKEND)])
+    subjects: int | None = Field(None, ge=1, description="synthetic subjects (root rows); default: as many as trained")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    holdout_share: float = Field(0.2, ge=0.05, le=0.5)
+    output_format: Literal["csv", "parquet"] = "csv"
+    encoding: str | None = None
+    separator: str | None = None
+    batch_subjects: int = Field(1_000, ge=1)
+    neutralise: bool = True
+    quality_rows: int = Field(QUALITY_ROWS, ge=100)
+    crate: dict | None = Field(None, description="CrateInfo fields: given, the job ends with one crate per backend")
+
+
+@dataclass
+class DatasetPlan:
+    """Everything a backend of a dataset run needs, rebuilt identically in any process from the run directory."""
+
+    request: DatasetRequest
+    run_dir: Path
+    schema: DatasetSchema
+    sources: dict[str, Path]  # table -> its file
+    train: dict[str, pd.DataFrame]
+    holdout: dict[str, pd.DataFrame]
+    context: dict
+
+    @property
+    def subjects(self) -> int:
+        """Synthetic subjects each backend writes."""
+        return self.request.subjects or len(self.train[self.schema.roots()[0]])
 
 
 @dataclass
@@ -73,6 +129,40 @@ def read_dataset(
     }
 
 
+def related_schema(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema | None = None) -> DatasetSchema:
+    """The given (or inferred) schema, checked; an InputError saying how to name keys when no table links."""
+    schema = (schema or DatasetSchema.infer(tables)).checked()
+    if not schema.relationships:
+        raise InputError(
+            "No relationship was found between the tables: a child table needs a column named as its parent's "
+            "key (e.g. patient_id for patients.id) whose values are all parent keys; rename it or pass a schema."
+        )
+    return schema
+
+
+def schema_problems(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> list[str]:
+    """What the tables contradict in a (structurally checked) schema, one sentence each: keys that repeat or are
+    missing, links whose child values are not all parent keys, no relationship at all."""
+    problems = []
+    for entry in schema.tables:
+        key = entry.primary_key
+        if key and not (tables[entry.name][key].notna().all() and tables[entry.name][key].is_unique):
+            problems.append(
+                f"'{key}' cannot be the primary key of '{entry.name}': it repeats or is missing; choose another column."
+            )
+    for r in schema.relationships:
+        parent_keys = tables[r.parent][r.parent_key]
+        if not parent_keys.is_unique:
+            problems.append(f"{r.parent}.{r.parent_key} repeats, so it cannot be the key {r.child} rows point to.")
+        elif not tables[r.child][r.child_key].dropna().isin(set(parent_keys)).all():
+            problems.append(
+                f"Some {r.child}.{r.child_key} values are not {r.parent}.{r.parent_key} values; link another column."
+            )
+    if not schema.relationships:
+        problems.append("Link at least two tables: a dataset of related tables needs one relationship.")
+    return problems
+
+
 def split_by_subject(
     tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, holdout_share: float, seed: int
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
@@ -89,6 +179,94 @@ def split_by_subject(
             held = data[link.child_key].isin(set(holdout[link.parent][link.parent_key])).to_numpy()
         train[name], holdout[name] = data[~held].reset_index(drop=True), data[held].reset_index(drop=True)
     return train, holdout
+
+
+# -- the three steps ------------------------------------------------------------------------------
+def prepare_dataset_run(request: DatasetRequest, out: Path, schema: DatasetSchema | None = None) -> DatasetPlan:
+    """Read, infer (or check the given schema), check every backend, split by subject and write the plan to `out`."""
+    sources = {table_name(p): p for p in dataset_files([Path(p) for p in request.input_paths])}
+    tables = read_dataset(list(sources.values()), encoding=request.encoding, separator=request.separator)
+    schema = related_schema(tables, schema)
+    misfits = [problem for spec in request.backends if (problem := _generator(spec).shape_problem(schema))]
+    if misfits:
+        raise InputError(*misfits)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SCHEMA_PATH).write_text(schema.to_json())
+    train, holdout = split_by_subject(tables, schema, request.holdout_share, request.seed)
+    plan = DatasetPlan(request, out, schema, sources, train, holdout, {})
+    small = {"backends": [s.name for s in request.backends], "subjects": plan.subjects, "seed": request.seed}
+    small |= {"holdout_share": request.holdout_share, "format": request.output_format}
+    small |= {"batch_subjects": request.batch_subjects}
+    plan.context = dataset_context(sources, train, holdout, schema, small)
+    (out / CONTEXT_PATH).write_text(json.dumps(plan.context, indent=2, default=str))
+    (out / PLAN_PATH).write_text(request.model_dump_json(indent=2))
+    return plan
+
+
+def is_dataset_run(run_dir: Path) -> bool:
+    """True when the run directory holds a prepared dataset run (not a one-table run)."""
+    return (run_dir / PLAN_PATH).is_file()
+
+
+def load_dataset_plan(run_dir: str | Path, *, tables: bool = True) -> DatasetPlan:
+    """Rebuild a prepared dataset run's plan from its directory (in a worker process); the tables must be unchanged.
+
+    `tables` False: without the split tables (finishing and packaging need only the schema and the context).
+    """
+    run_dir = Path(run_dir)
+    request = DatasetRequest.model_validate_json((run_dir / PLAN_PATH).read_text())
+    schema = DatasetSchema.from_json((run_dir / SCHEMA_PATH).read_text())
+    context = json.loads((run_dir / CONTEXT_PATH).read_text())
+    sources = {table_name(p): p for p in dataset_files([Path(p) for p in request.input_paths])}
+    if not tables:
+        return DatasetPlan(request, run_dir, schema, sources, {}, {}, context)
+    changed = [p.name for p in sources.values() if sha256_file(p) != context["source"]["files"].get(p.name)]
+    if changed:
+        raise RunError(f"{', '.join(changed)} changed after the run was prepared; submit the run again.")
+    tables = read_dataset(list(sources.values()), encoding=request.encoding, separator=request.separator)
+    train, holdout = split_by_subject(tables, schema, request.holdout_share, request.seed)
+    return DatasetPlan(request, run_dir, schema, sources, train, holdout, context)
+
+
+def run_planned_dataset_backend(plan: DatasetPlan, name: str, progress: ProgressSink | None = None) -> DatasetOutcome:
+    """Fit, stream and evaluate one backend of a prepared dataset run into <run>/<name> (one task of a job).
+
+    The result is written to <run>/.<name>.partial and renamed into place when complete: a failed or cancelled
+    backend leaves nothing that looks finished.
+    """
+    spec = next((s for s in plan.request.backends if s.name == name), None)
+    if spec is None:
+        names = ", ".join(s.name for s in plan.request.backends)
+        raise RunError(f"{name} is not a backend of this run; choose one of {names}.")
+    progress = progress or (lambda _: None)
+    partial, folder = plan.run_dir / f".{name}.partial", plan.run_dir / name
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        outcome = _produce(plan, _generator(spec), partial, progress)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return _moved(outcome, partial, folder)
+
+
+def finish_dataset_run(
+    plan: DatasetPlan,
+    outcomes: Sequence[DatasetOutcome],
+    crate: CrateInfo | None = None,
+    failed: Mapping[str, str] | None = None,
+) -> DatasetRunResult:
+    """After every backend ended: comparison.csv of the backends (`failed`: backend -> error) and, with `crate`,
+    a crate per releasable one."""
+    result = DatasetRunResult(plan.run_dir, plan.schema, metrics={o.backend: o.metrics for o in outcomes})
+    write_dataset_comparison(plan.run_dir, outcomes, neutralise=plan.request.neutralise, failed=failed)
+    if crate is not None:
+        releasable = [o for o in outcomes if o.metrics["gate"]["decision"] != "block"]  # as for one table
+        result.crates = package_dataset_crates(
+            plan.run_dir, releasable, plan.schema, crate, plan.context, neutralise=plan.request.neutralise
+        )
+    return result
 
 
 def run_dataset(
@@ -115,68 +293,78 @@ def run_dataset(
     The entry points pass the settings' FAIRSYNTH_DATASET_BATCH_SUBJECTS, FAIRSYNTH_NEUTRALISE_CSV_FORMULAS and
     FAIRSYNTH_DATASET_QUALITY_ROWS.
     """
-    tables = read_dataset(paths, encoding=encoding, separator=separator)
-    schema = (schema or DatasetSchema.infer(tables)).checked()
-    if not schema.relationships:
-        raise InputError(
-            "No relationship was found between the tables: a child table needs a column named as its parent's "
-            "key (e.g. patient_id for patients.id) whose values are all parent keys; rename it or pass a schema."
-        )
-    # every backend and its parameters checked before anything is written
-    generators = {name: create_dataset_generator(name, **dict((params or {}).get(name, {}))) for name in backends}
-    misfits = [problem for generator in generators.values() if (problem := generator.shape_problem(schema))]
-    if misfits:
-        raise InputError(*misfits)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dataset.json").write_text(schema.to_json())
-    train, holdout = split_by_subject(tables, schema, holdout_share, seed)
-    result = DatasetRunResult(out, schema)
-    n_subjects = subjects or len(train[schema.roots()[0]])
-    outcomes = []
-    for name, generator in generators.items():
-        times = {"fit_start": _now()}
-        fit = generator.fit(train, schema, seed=seed)
-        times["fit_end"] = times["sample_start"] = _now()
-        folder = out / name
-        files = _write(
-            generator.sample(n_subjects, seed=seed, batch_subjects=batch_subjects),
-            folder,
-            schema,
-            fmt,
-            neutralise,
-        )
-        times["sample_end"] = _now()
-        synthetic = {t: _read_back(path) for t, path in files.items()}
-        metrics = {
-            "backend": name,
-            "fit_seconds": fit.seconds,
-            **evaluate_dataset(train, holdout, synthetic, schema, seed=seed, max_rows=quality_rows).model_dump(
-                mode="json"
-            ),
-        }
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-        report = folder / "report.html"
-        report.write_text(render_dataset_report(train, synthetic, schema, metrics, backend=name, seed=seed))
-        result.metrics[name] = metrics
-        rows = {t: len(frame) for t, frame in synthetic.items()}
-        used = generator.params.model_dump(mode="json")  # every parameter, defaults included
-        outcomes.append(DatasetOutcome(name, files, rows, fit, used, times, metrics, report))
-    if crate is not None:
-        request = {"backends": list(generators), "subjects": n_subjects, "seed": seed}
-        request |= {"holdout_share": holdout_share, "format": fmt, "batch_subjects": batch_subjects}
-        sources = {table_name(path): path for path in dataset_files(paths)}
-        context = dataset_context(sources, train, holdout, schema, request)
-        releasable = [o for o in outcomes if o.metrics["gate"]["decision"] != "block"]  # as for one table
-        result.crates = package_dataset_crates(out, releasable, schema, crate, context, neutralise=neutralise)
-    return result
+    request = DatasetRequest(
+        input_paths=[str(p) for p in paths],
+        backends=[BackendSpec(name=name, params=dict((params or {}).get(name, {}))) for name in backends],
+        subjects=subjects,
+        seed=seed,
+        holdout_share=holdout_share,
+        output_format=fmt,  # type: ignore[arg-type]  # the CLI offers csv and parquet only
+        encoding=encoding,
+        separator=separator,
+        batch_subjects=batch_subjects,
+        neutralise=neutralise,
+        quality_rows=quality_rows,
+    )
+    plan = prepare_dataset_run(request, out, schema)
+    outcomes = [run_planned_dataset_backend(plan, spec.name) for spec in request.backends]
+    return finish_dataset_run(plan, outcomes, crate)
+
+
+# -- one backend ----------------------------------------------------------------------------------
+def _generator(spec: BackendSpec) -> DatasetGenerator:
+    """A new dataset generator with its parameters checked (an unknown backend or parameter: one clear error)."""
+    return create_dataset_generator(spec.name, **spec.params)
+
+
+def _produce(plan: DatasetPlan, generator: DatasetGenerator, folder: Path, progress: ProgressSink) -> DatasetOutcome:
+    """Fit, stream and evaluate one generator into `folder`, reporting each stage."""
+    name, seed = generator.name, plan.request.seed
+    times = {"fit_start": _now()}
+    progress(Progress(name, "fit", 0, None, message="fitting every table"))
+    fit = generator.fit(plan.train, plan.schema, seed=seed, progress=progress)
+    times["fit_end"] = times["sample_start"] = _now()
+    batches = generator.sample(plan.subjects, seed=seed, batch_subjects=plan.request.batch_subjects)
+    files = _write(_reported(batches, plan, name, progress), folder, plan.schema, plan.request)
+    times["sample_end"] = _now()
+    progress(Progress(name, "evaluate", 0, 1, message="measuring quality, integrity, subject privacy"))
+    synthetic = {t: _read_back(path) for t, path in files.items()}
+    evaluation = evaluate_dataset(
+        plan.train, plan.holdout, synthetic, plan.schema, seed=seed, max_rows=plan.request.quality_rows
+    )
+    metrics = {"backend": name, "fit_seconds": fit.seconds, **evaluation.model_dump(mode="json")}
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    report = folder / "report.html"
+    report.write_text(render_dataset_report(plan.train, synthetic, plan.schema, metrics, backend=name, seed=seed))
+    progress(Progress(name, "evaluate", 1, 1, message=f"gate {metrics['gate']['decision']}"))
+    rows = {t: len(frame) for t, frame in synthetic.items()}
+    used = generator.params.model_dump(mode="json")  # every parameter, defaults included
+    return DatasetOutcome(name, files, rows, fit, used, times, metrics, report)
+
+
+def _reported(batches, plan: DatasetPlan, name: str, progress: ProgressSink):
+    """The batches unchanged, reporting the subjects written so far after each one."""
+    root, written, start = plan.schema.roots()[0], 0, time.perf_counter()
+    for batch in batches:
+        yield batch
+        written += len(batch.get(root, ()))
+        progress(Progress(name, "sample", written, plan.subjects, seconds=time.perf_counter() - start))
+
+
+def _moved(outcome: DatasetOutcome, old: Path, new: Path) -> DatasetOutcome:
+    """The outcome with its files' paths in the backend's final folder."""
+    outcome.files = {t: new / p.relative_to(old) for t, p in outcome.files.items()}
+    outcome.report = new / outcome.report.relative_to(old) if outcome.report else None
+    return outcome
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _write(batches, folder: Path, schema: DatasetSchema, fmt: str, neutralise: bool) -> dict[str, Path]:
+def _write(batches, folder: Path, schema: DatasetSchema, request: DatasetRequest) -> dict[str, Path]:
     """Stream each batch of subjects into one file per table; only the current batch is held in memory."""
+    fmt, neutralise = request.output_format, request.neutralise
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"{name}.{fmt}" for name in schema.names}
     writers = {name: BatchWriter(path, fmt, neutralise=neutralise) for name, path in paths.items()}
@@ -197,3 +385,63 @@ def _write(batches, folder: Path, schema: DatasetSchema, fmt: str, neutralise: b
 
 def _read_back(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+# -- comparison and stored outcomes ---------------------------------------------------------------
+def dataset_comparison_table(
+    outcomes: Sequence[DatasetOutcome], failed: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per backend: status, gate decision, every declared dataset metric, fit seconds, error."""
+    rows = [
+        {
+            "backend": o.backend,
+            "status": "ok",
+            "decision": o.metrics["gate"]["decision"],
+            **DatasetEvaluation.model_validate(o.metrics).headline(),
+            "fit_seconds": o.fit.seconds,
+            "error": "",
+        }
+        for o in outcomes
+    ]
+    rows += [{"backend": name, "status": "failed", "error": error} for name, error in (failed or {}).items()]
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def write_dataset_comparison(
+    run_dir: Path, outcomes: Sequence[DatasetOutcome], *, neutralise: bool, failed: Mapping[str, str] | None = None
+) -> None:
+    """<run>/comparison.csv: the backends side by side (failed ones with their error)."""
+    write_csv(dataset_comparison_table(outcomes, failed), run_dir / "comparison.csv", neutralise=neutralise)
+
+
+def dataset_outcome_to_json(outcome: DatasetOutcome) -> str:
+    """A dataset backend's outcome as JSON (to store it between processes)."""
+    return json.dumps(
+        {
+            "backend": outcome.backend,
+            "files": {t: str(p) for t, p in outcome.files.items()},
+            "rows": outcome.rows,
+            "fit": outcome.fit.to_dict(),
+            "params": outcome.params,
+            "times": {k: v.isoformat() for k, v in outcome.times.items()},
+            "report": str(outcome.report) if outcome.report else None,
+        },
+        default=str,
+    )
+
+
+def dataset_outcome_from_json(text: str) -> DatasetOutcome:
+    """The inverse of dataset_outcome_to_json; the metrics are read back from the backend's metrics.json."""
+    raw = json.loads(text)
+    files = {t: Path(p) for t, p in raw["files"].items()}
+    folder = next(iter(files.values())).parent
+    return DatasetOutcome(
+        raw["backend"],
+        files,
+        raw["rows"],
+        FitResult(**raw["fit"]),
+        raw["params"],
+        {k: datetime.fromisoformat(v) for k, v in raw["times"].items()},
+        json.loads((folder / "metrics.json").read_text()),
+        Path(raw["report"]) if raw["report"] else None,
+    )
