@@ -101,11 +101,6 @@ def edited_schema(schema: DatasetSchema, frame: pd.DataFrame) -> DatasetSchema:
     )
 
 
-def is_dataset_job(job) -> bool:
-    """Whether a job is a run on several tables (its request is a DatasetRequest, kind "dataset")."""
-    return job.request.get("kind") == "dataset"
-
-
 def relationship_frame(results: Mapping[str, dict | None]) -> pd.DataFrame:
     """Per backend and relationship (from each metrics.json): integrity, children per parent real vs synthetic
     (means and KS) and the share of parents whose children are in time order."""

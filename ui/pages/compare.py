@@ -127,7 +127,7 @@ def dataset_plots(job, measured: list[str]) -> None:
 
 
 job = job_picker()
-if job is not None and dataset_views.is_dataset_job(job):
+if job is not None and ws_api.is_dataset_job(job):
     with friendly_errors("Loading the comparison"):
         dataset_comparison_section(job)
 elif job is not None:

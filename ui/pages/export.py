@@ -6,7 +6,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from fairsynth.services.entry import dataset_views
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.services.jobs.store import JobState, TaskState
 from fairsynth.ui.common import friendly_errors, header, job_picker, workspace
@@ -106,7 +105,7 @@ if job is not None:
             with columns[0]:
                 download("Crate zip", ws_api.artefact(ws, job, name, "crate"), "application/zip", f"crate-{name}", name)
             with columns[1]:
-                if dataset_views.is_dataset_job(job):  # several tables: each is a file of the crate
+                if ws_api.is_dataset_job(job):  # several tables: each is a file of the crate
                     st.caption("The synthetic tables, their dictionaries and relationships are in the crate zip.")
                 else:
                     synthetic = ws_api.artefact(ws, job, name, "synthetic")

@@ -33,8 +33,10 @@ else:
 
 
 def badges(backend: dict) -> str:
-    """DP / GPU / family badges of a backend card."""
-    caps = backend["capabilities"]
+    """DP / GPU / family badges of a backend card (a dataset backend's card has none)."""
+    caps = backend.get("capabilities")
+    if not caps:
+        return ""
     marks = [f":blue-badge[{caps.get('family', '?')}]"]
     if caps.get("dp"):
         marks.append(":green-badge[differential privacy]")
@@ -60,9 +62,11 @@ def backend_card(backend: dict, defaults=DEFAULT_BACKENDS) -> bool:
             st.caption(why_not)
             st.checkbox(f"Use {name}", key=f"use-{name}", disabled=True, value=False)
             return False
+        caps = backend.get("capabilities", {})
         st.markdown(f"**{name}** {badges(backend)}")
-        st.caption(backend["capabilities"].get("description", ""))
-        st.caption(f"License: {backend['capabilities'].get('license', 'unknown')}")
+        st.caption(backend.get("description") or caps.get("description", ""))
+        if caps:
+            st.caption(f"License: {caps.get('license', 'unknown')}")
         ticked = {b["name"] for b in last["backends"]} if last else defaults
         return st.checkbox(f"Use {name}", key=f"use-{name}", value=name in ticked)
 
