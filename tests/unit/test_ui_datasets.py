@@ -56,7 +56,7 @@ def test_pbc_and_pbcseq_show_as_one_dataset_with_their_diagram_and_keys():
     open_app()
     dataset = table_set(pbc())
     app = opened(dataset)
-    assert "pbc, pbcseq · 2 tables" == next(b for b in app.selectbox if b.label == "Table").format_func(dataset.id)
+    assert next(b for b in app.selectbox if b.label == "Table").format_func(dataset.id) == "pbc, pbcseq · 2 tables"
     assert [tab.label for tab in app.tabs] == ["pbc", "pbcseq"]
     assert len(app.dataframe[0].value) == 50 and "bili" in app.dataframe[0].value.columns
     dot = diagram(app)
