@@ -67,36 +67,35 @@ def test_pbc_and_pbcseq_show_as_one_dataset_with_their_diagram_and_keys():
     assert not app.data_editor or all(not e.key.startswith("schema-") for e in app.data_editor)  # no one-table schema
 
 
+def save_keys(app: AppTest, table: str, cells: dict) -> None:
+    """Edit one table's row of the keys editor as a person does, then press Save keys."""
+    editor = keys(app)
+    row = list(editor.value["table"]).index(table)
+    app.session_state[editor.key] = {"edited_rows": {row: cells}, "added_rows": [], "deleted_rows": []}
+    app.run()
+    app.button(key="save-keys").click().run()
+
+
 def test_editing_a_time_column_saves_and_redraws_at_once_and_a_bad_edit_is_refused():
     open_app()
     dataset = table_set(three_levels(40))
     app = opened(dataset)
-    rows = list(keys(app).value["table"])
-    editor = keys(app)
-    app.session_state[editor.key] = {
-        "edited_rows": {rows.index("labs"): {"time column": ""}},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
-    app.run()
-    app.button(key="save-keys").click().run()
+    save_keys(app, "labs", {"time column": ""})
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert any("Keys saved" in message.value for message in app.success)
     assert "ordered by hour" not in diagram(app) and "ordered by admission_date" in diagram(app)
     assert ws_api.table_set_schema(ws_api_dataset(dataset.id)).entry("labs").sequence is None
 
-    editor = keys(app)
-    app.session_state[editor.key] = {
-        "edited_rows": {rows.index("labs"): {"foreign key": ""}},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
-    app.run()
-    app.button(key="save-keys").click().run()
+    save_keys(app, "labs", {"foreign key": ""})
     assert [e.value for e in app.error] == [
         "Table 'labs' has the parent 'admissions' but no foreign key; name the column."
     ]
     assert '-> "labs"' in diagram(app)  # nothing saved
+    save_keys(app, "labs", {"foreign key": "hour"})  # a column whose values are not admissions' keys
+    assert [e.value for e in app.error] == [
+        "Some labs.hour values are not admissions.admission_id values; link another column."
+    ]
+    assert '"admissions" -> "labs" [label="admission_id → admission_id' in diagram(app)
 
 
 def ws_api_dataset(dataset_id: str):
@@ -156,6 +155,8 @@ def test_a_pbc_dataset_generated_with_marginals_is_compared_and_exported():
     job = wait_for_run()
     assert job.state == "succeeded", [(t.backend, t.error) for t in job.tasks]
     assert job.request["backends"][0]["params"]["table_backend"] == "marginals"
+    progress = opened(dataset, "pages/generate.py").dataframe[-1].value  # followed from the store, as after a reload
+    assert list(progress["backend"]) == ["relational"] and list(progress["state"]) == ["succeeded"]
 
     compare = opened(dataset, "pages/compare.py")
     table = compare.dataframe[0].value
@@ -176,3 +177,8 @@ def test_a_pbc_dataset_generated_with_marginals_is_compared_and_exported():
     assert not export.exception and not export.error, [e.value for e in export.error]
     assert sum("valid crate" in m.value for m in export.markdown) == 1
     assert [b.label for b in export.get("download_button")][:3] == ["Crate zip", "Report", "PageTab JSON"]
+
+    runs = opened(dataset, "pages/runs.py")
+    assert runs.dataframe[0].value.loc[0, "job"] == job.id
+    runs.button(key="open-compare").click().run()
+    assert not runs.exception and runs.title[0].value == "3 · Compare" and not runs.error
