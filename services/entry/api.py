@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -30,11 +31,32 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from fairsynth.errors import ControlFlow, FairsynthError, field_problems
+from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.schema import SchemaError, TableSchema
+from fairsynth.services.entry import workspace
 from fairsynth.services.entry.catalog import backend_catalog
-from fairsynth.services.entry.workspace import register_dataset, save_schema, too_large_message
-from fairsynth.services.jobs.executors import BrokerUnavailable, Executor, create_job, make_executor
-from fairsynth.services.jobs.store import TERMINAL, Job, JobState, JobStore, JobStoreError, Task, TaskState, new_id, utc
+from fairsynth.services.entry.workspace import Workspace, register_dataset, save_schema, too_large_message
+from fairsynth.services.jobs.executors import (
+    BrokerUnavailable,
+    Executor,
+    create_dataset_job,
+    create_job,
+    make_executor,
+)
+from fairsynth.services.jobs.store import (
+    TERMINAL,
+    Dataset,
+    Job,
+    JobState,
+    JobStore,
+    JobStoreError,
+    Task,
+    TaskState,
+    new_id,
+    utc,
+)
+from fairsynth.services.jobs.tasks import table_artefact
+from fairsynth.services.run import datasets
 from fairsynth.services.run.config import BackendSpec, SchemaOverrides, parse_request
 from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
@@ -62,7 +84,7 @@ COMPRESSED_TYPES = {
 # The HTTP status of each user error, found along its class hierarchy: an unknown id is not found; any other
 # FairsynthError is a request that cannot be used as given. An ApiProblem carries its own status.
 STATUS: dict[type[FairsynthError], int] = {JobStoreError: 404, BrokerUnavailable: 503, FairsynthError: 422}
-SERVER_PATHS = ("input_path", "output_dir")  # request fields that name server files: never in a response
+SERVER_PATHS = ("input_path", "input_paths", "output_dir")  # request fields that name server files: never in a response
 TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}  # RFC 9110 names newer than Python 3.11's
 Responses = dict[int | str, dict[str, Any]]  # FastAPI's extra OpenAPI responses per status
 
@@ -88,15 +110,16 @@ class Problem(BaseModel):
 
 
 class DatasetOut(BaseModel):
-    """An uploaded table."""
+    """An uploaded table, or a table set: several related tables (format "tables")."""
 
     id: str
     name: str = Field(description="the upload's file name, for display only")
-    format: Literal["csv", "parquet"]
+    format: Literal["csv", "parquet", "tables"] = Field(description='"tables": several related tables')
     size_bytes: int
-    rows: int
-    columns: int
+    rows: int = Field(description="rows; of a table set: subjects (the rows of its root table)")
+    columns: int = Field(description="columns; of a table set: of all its tables")
     created_at: datetime
+    tables: list[str] = Field(default_factory=list, description="a table set's tables, parents first")
 
     @field_validator("created_at")
     @classmethod
@@ -105,11 +128,16 @@ class DatasetOut(BaseModel):
 
 
 class BackendOut(BaseModel):
-    """A declared backend, whether it can run here and why not."""
+    """A declared backend, whether it can run here and why not, and whether it takes one table or a table set."""
 
     name: str
     available: bool
     reason: str | None = None
+    takes: Literal["table", "tables"] = Field(
+        "table", description='"table": one table; "tables": a table set (several related tables)'
+    )
+    fits: bool | None = Field(None, description="with ?dataset_id of a table set: whether it takes that set's shape")
+    why_not: str | None = Field(None, description="why it does not fit or is not available here")
     capabilities: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(
         default_factory=dict,
@@ -119,13 +147,21 @@ class BackendOut(BaseModel):
 
 
 class JobSubmission(BaseModel):
-    """A generation run: a dataset (or the demo table) and several backends side by side."""
+    """A generation run: a dataset (or the demo table) and several backends side by side.
+
+    On a table set (several related tables) the backends are dataset backends that fit it (GET /backends?dataset_id=),
+    `rows` is the number of synthetic subjects, and anonymeter, the second evaluator, the policy and the schema
+    overrides (single-table options) do not apply; with package_crates and crate, the job ends with the crates.
+    """
 
     model_config = ConfigDict(extra="forbid")
     dataset_id: str | None = Field(None, description="an uploaded dataset; omitted: the embedded demo table")
     backends: list[BackendSpec | str] = Field(..., min_length=1, examples=[["marginals", "sdv.gaussian_copula"]])
     rows: int | None = Field(
-        None, ge=1, description="rows per backend (at most FAIRSYNTH_MAX_ROWS); default: as many as the training split"
+        None,
+        ge=1,
+        description="rows per backend (at most FAIRSYNTH_MAX_ROWS); default: as many as the training split; "
+        "of a table set: synthetic subjects",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1)
     holdout_share: float = Field(0.2, ge=0.05, le=0.5)
@@ -211,6 +247,13 @@ MEDIA = {
     "data_dictionary": "text/csv",
     "config": "application/json",
 }
+
+
+class SplitRequest(BaseModel):
+    """Split one long table into a table set: its subjects and their events."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, description="the subject key column, repeated over a subject's rows")
 
 
 # -- the app --------------------------------------------------------------------------------------
@@ -389,16 +432,33 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
     @app.post("/datasets", status_code=201, response_model=DatasetOut, responses=errors, tags=["datasets"])
     async def upload_dataset(
         request: Request,
-        file: UploadFile = File(..., description="a CSV or Parquet table"),
+        file: UploadFile | None = File(None, description="a CSV or Parquet table"),
+        files: list[UploadFile] | None = File(
+            None,
+            description="instead of `file`: several related tables (a table set), one per file, each named by its file "
+            "name; a child table names its parent's key (patient_id for patients.id)",
+        ),
+        name: str | None = Form(None, description="a table set's name, for display; omitted: its tables' names"),
         encoding: str | None = Form(
             None, description="a CSV's text encoding, e.g. latin-1; omitted: detected (UTF-8, UTF-16, cp1252, latin-1)"
         ),
         separator: str | None = Form(None, description="a CSV's separator, one character; omitted: detected"),
     ):
-        """Upload a table (CSV or Parquet), streamed to disk; its schema is inferred. A CSV is stored as UTF-8."""
+        """Upload a table (CSV or Parquet), streamed to disk; its schema is inferred. A CSV is stored as UTF-8.
+
+        Several files as `files`: a table set, its keys and relationships inferred (GET .../dataset-schema).
+        """
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_SLACK:
             raise ApiProblem(413, _too_large(settings))
+        if files:
+            if file is not None:
+                raise InputError("Send one table as `file` or several related tables as `files`, not both.")
+            contents = await _read_uploads(files, settings)
+            ws = _workspace(app)
+            return dataset_out(await run_in_threadpool(lambda: workspace.upload_table_set(ws, contents, name)))
+        if file is None:
+            raise InputError("Send a table as the multipart field `file`, or several related tables as `files`.")
         dataset_id = new_id()
         folder = settings.data_dir / "datasets" / dataset_id
         folder.mkdir(parents=True)
@@ -418,7 +478,7 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
                     options=FORM_FIELDS,
                 )
             )
-            return DatasetOut.model_validate(dataset, from_attributes=True)
+            return dataset_out(dataset)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -426,12 +486,12 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
     @app.get("/datasets", response_model=list[DatasetOut], tags=["datasets"])
     def list_datasets():
         """Every uploaded dataset, newest first."""
-        return [DatasetOut.model_validate(d, from_attributes=True) for d in app.state.store.list_datasets()]
+        return [dataset_out(d) for d in app.state.store.list_datasets()]
 
     @app.get("/datasets/{dataset_id}", response_model=DatasetOut, responses=errors, tags=["datasets"])
     def get_dataset(dataset_id: str):
         """One dataset."""
-        return DatasetOut.model_validate(app.state.store.get_dataset(dataset_id), from_attributes=True)
+        return dataset_out(app.state.store.get_dataset(dataset_id))
 
     @app.get("/datasets/{dataset_id}/schema", response_model=TableSchema, responses=errors, tags=["datasets"])
     def get_schema(dataset_id: str):
@@ -462,6 +522,61 @@ def _add_dataset_routes(app: FastAPI, settings: Settings) -> None:
         if problems:
             raise SchemaError(*problems)
         return save_schema(app.state.store, settings, dataset, schema)
+
+    @app.post(
+        "/datasets/{dataset_id}/split", status_code=201, response_model=DatasetOut, responses=errors, tags=["datasets"]
+    )
+    def split_dataset(dataset_id: str, split: SplitRequest):
+        """A new table set from one long table: its subjects (key and columns constant per subject) and events."""
+        ws = _workspace(app)
+        return dataset_out(workspace.split_into_table_set(ws, app.state.store.get_dataset(dataset_id), split.key))
+
+    @app.get("/datasets/{dataset_id}/dataset-schema", response_model=DatasetSchema, responses=errors, tags=["datasets"])
+    def get_dataset_schema(dataset_id: str):
+        """A table set's tables, primary keys, relationships (parent -> child) and each child's time column."""
+        return workspace.table_set_schema(_table_set(app, dataset_id))
+
+    @app.put("/datasets/{dataset_id}/dataset-schema", response_model=DatasetSchema, responses=errors, tags=["datasets"])
+    def put_dataset_schema(dataset_id: str, schema: DatasetSchema):
+        """Edit a table set's primary keys, relationships and time columns (the tables' columns stay as inferred).
+
+        A schema the tables contradict (a key that repeats, a link whose values are not parent keys, an unknown
+        column, a cycle) is refused with 422 listing every problem.
+        """
+        return workspace.save_table_set_schema(_workspace(app), _table_set(app, dataset_id), schema)
+
+
+async def _read_uploads(files: list[UploadFile], settings: Settings) -> list[tuple[str | None, bytes]]:
+    """Each uploaded table's name and bytes; 413 once their total passes the upload limit."""
+    contents, total = [], 0
+    for upload in files:
+        chunks = []
+        while chunk := await upload.read(CHUNK):
+            total += len(chunk)
+            if total > settings.max_upload_bytes:
+                raise ApiProblem(413, _too_large(settings))
+            chunks.append(chunk)
+        contents.append((upload.filename, b"".join(chunks)))
+    return contents
+
+
+def _workspace(app: FastAPI) -> Workspace:
+    """The workspace facade over the app's settings, store and executor."""
+    return Workspace(app.state.settings, app.state.store, app.state.executor)
+
+
+def _table_set(app: FastAPI, dataset_id: str) -> Dataset:
+    """A stored table set; a one-table dataset is refused in one sentence pointing to its schema."""
+    dataset = app.state.store.get_dataset(dataset_id)
+    if not workspace.is_table_set(dataset):
+        raise ApiProblem(409, f"Dataset {dataset_id} holds one table; its schema is at /datasets/{dataset_id}/schema.")
+    return dataset
+
+
+def dataset_out(dataset: Dataset) -> DatasetOut:
+    """A stored dataset as its API model (a table set with its tables, parents first)."""
+    tables = workspace.table_set_schema(dataset).top_down() if workspace.is_table_set(dataset) else []
+    return DatasetOut.model_validate(dataset, from_attributes=True).model_copy(update={"tables": tables})
 
 
 async def _store_upload(file: UploadFile, folder: Path, settings: Settings) -> tuple[Path, str, int]:
@@ -513,9 +628,23 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         app.state.store.list_jobs(limit=1)
         return {"status": "ok"}
 
-    @app.get("/backends", response_model=list[BackendOut], tags=["backends"])
-    def list_backends():
-        """Every declared backend with its availability here (and why not), capabilities and parameters."""
+    @app.get("/backends", response_model=list[BackendOut], responses=errors, tags=["backends"])
+    def list_backends(
+        dataset_id: str | None = Query(None, description="a table set: its dataset backends, each saying if it fits"),
+        takes: Literal["table", "tables"] = Query(
+            "table", description='"tables": the dataset backends, which take a table set'
+        ),
+    ):
+        """Every declared backend with its availability here (and why not), capabilities and parameters.
+
+        With `takes=tables`, or the `dataset_id` of a table set, the dataset backends instead, with `fits`.
+        """
+        dataset = app.state.store.get_dataset(dataset_id) if dataset_id else None
+        if dataset is not None and workspace.is_table_set(dataset):
+            choices = workspace.dataset_backend_choices(workspace.table_set_schema(dataset))
+            return [BackendOut.model_validate(row | {"takes": "tables"}) for row in choices]
+        if takes == "tables":
+            return [BackendOut.model_validate(row | {"takes": "tables"}) for row in workspace.dataset_backend_choices()]
         return [BackendOut.model_validate(row) for row in backend_catalog()]
 
     @app.post(
@@ -548,21 +677,23 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
             return earlier
         raw = submission.model_dump(exclude_none=True, exclude={"dataset_id"})
         schema = None
-        if submission.dataset_id:
-            dataset = store.get_dataset(submission.dataset_id)
+        dataset = store.get_dataset(submission.dataset_id) if submission.dataset_id else None
+        if dataset is not None and not workspace.is_table_set(dataset):
             raw["input_path"] = str(settings.data_dir / dataset.path)
             schema = TableSchema.from_json(dataset.schema_json)
-        request = parse_request(raw, "the job")
         try:
-            job = create_job(
-                store,
-                settings,
-                request,
-                executor=executor.name,
-                schema=schema,
-                dataset_id=submission.dataset_id,
-                idempotency=idempotency,
-            )
+            if dataset is not None and workspace.is_table_set(dataset):
+                job = _create_table_set_job(store, executor, settings, dataset, submission, idempotency)
+            else:
+                job = create_job(
+                    store,
+                    settings,
+                    parse_request(raw, "the job"),
+                    executor=executor.name,
+                    schema=schema,
+                    dataset_id=submission.dataset_id,
+                    idempotency=idempotency,
+                )
         except IntegrityError:
             if idempotency and (earlier := _submitted_with(store, *idempotency)):
                 return earlier  # the same key's other request won the race
@@ -603,6 +734,9 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
         path = settings.data_dir / job.run_dir / "comparison.json"
         if path.is_file():
             return [_public_outcome(job_id, row) for row in json.loads(path.read_text())]
+        table = settings.data_dir / job.run_dir / "comparison.csv"
+        if datasets.is_dataset_run(settings.data_dir / job.run_dir) and table.is_file():
+            return _dataset_comparison(job, table)
         if job.state in TERMINAL:
             raise ApiProblem(
                 404, f"Job {job_id} {job.state} with no backend result, so it has no comparison: {_why(job)}."
@@ -647,6 +781,79 @@ def _add_job_routes(app: FastAPI, settings: Settings) -> None:
             "application/vnd.apache.parquet" if path.suffix == ".parquet" else "text/csv"
         )
         return FileResponse(path, media_type=media, filename=f"{job_id}-{backend}-{path.name}")
+
+    @app.get(
+        "/jobs/{job_id}/results/{backend}/tables/{table}",
+        responses={
+            **errors,
+            200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}, "description": "the table"},
+        },
+        tags=["jobs"],
+    )
+    def download_table(job_id: str, backend: str, table: str):
+        """Download one synthetic table that a dataset backend wrote (report, metrics, crate: .../{artefact})."""
+        job = app.state.store.get_job(job_id)
+        task = next((t for t in job.tasks if t.backend == backend), None)
+        relative = task.artefacts.get(table_artefact(table)) if task else None
+        if task is None or relative is None:
+            tables = sorted(k.split(":", 1)[1] for t in job.tasks for k in t.artefacts if k.startswith("table:"))
+            raise ApiProblem(
+                404 if task is None or task.state in TERMINAL else 409,
+                f"Job {job_id} has no synthetic table '{table}' from '{backend}'"
+                f" (tables there: {', '.join(sorted(set(tables))) or 'none yet'}).",
+            )
+        path = _inside(settings.data_dir / job.run_dir, relative)
+        media = "application/vnd.apache.parquet" if path.suffix == ".parquet" else "text/csv"
+        return FileResponse(path, media_type=media, filename=f"{job_id}-{backend}-{path.name}")
+
+
+def _create_table_set_job(
+    store: JobStore,
+    executor: Executor,
+    settings: Settings,
+    dataset: Dataset,
+    submission: JobSubmission,
+    idempotency: tuple[str, str] | None,
+) -> Job:
+    """A queued job of dataset backends on a table set, one task per backend."""
+    single = [name for name in ("second_evaluator", "policy", "schema_overrides") if getattr(submission, name)]
+    if single:
+        raise InputError(f"{', '.join(single)} apply to one table only; leave them out for a table set.")
+    specs = [{"name": b} if isinstance(b, str) else b.model_dump() for b in submission.backends]
+    crate = (submission.crate or {}) if submission.package_crates else None
+    request = workspace.table_set_request(
+        settings,
+        dataset,
+        specs,
+        subjects=submission.rows,
+        seed=submission.seed,
+        holdout_share=submission.holdout_share,
+        output_format=submission.output_format,
+        crate=crate,
+    )
+    return create_dataset_job(
+        store,
+        settings,
+        request,
+        executor=executor.name,
+        schema=workspace.table_set_schema(dataset),
+        dataset_id=dataset.id,
+        idempotency=idempotency,
+    )
+
+
+def _dataset_comparison(job: Job, table: Path) -> list[dict[str, Any]]:
+    """A dataset job's comparison rows, each ok backend with the URLs of its report, metrics, tables and crate."""
+    rows = json.loads(pd.read_csv(table).to_json(orient="records"))
+    for row in rows:
+        task = next((t for t in job.tasks if t.backend == row["backend"]), None)
+        base = f"/jobs/{job.id}/results/{row['backend']}"
+        if task is not None and row.get("status") == "ok":
+            row["artefacts"] = {
+                name.replace("table:", "tables/"): f"{base}/{name.replace('table:', 'tables/')}"
+                for name in task.artefacts
+            }
+    return rows
 
 
 def _fingerprint(submission: JobSubmission) -> str:

@@ -523,19 +523,20 @@ def save_table_set_schema(ws: Workspace, dataset: Dataset, schema: DatasetSchema
     return edited
 
 
-def dataset_backend_choices(schema: DatasetSchema) -> list[dict]:
-    """Every dataset backend: name, available, reason, fits (it takes this shape), why_not, description, parameters."""
+def dataset_backend_choices(schema: DatasetSchema | None = None) -> list[dict]:
+    """Every dataset backend: name, available, reason, fits (it takes this shape; without a schema: None), why_not,
+    description, parameters."""
     choices = []
     for info in dataset_backends():
         problem = None
-        if info.available:
+        if info.available and schema is not None:
             problem = registry.backend_class(info.name, registry.DATASET_GROUP).shape_problem(schema)
         choices.append(
             {
                 "name": info.name,
                 "available": info.available,
                 "reason": info.reason,
-                "fits": info.available and problem is None,
+                "fits": None if schema is None else info.available and problem is None,
                 "why_not": info.reason if not info.available else (problem or ""),
                 "description": info.capabilities.description if info.capabilities else "",
                 "parameters": info.parameter_schema(),
@@ -546,28 +547,41 @@ def dataset_backend_choices(schema: DatasetSchema) -> list[dict]:
 
 def _submit_table_set_job(ws: Workspace, dataset: Dataset, specs: list[dict], subjects: int | None, seed: int) -> Job:
     """Queue a run of dataset backends on a table set with its edited schema: one task per backend."""
-    schema = table_set_schema(dataset)
-    fitting = [c["name"] for c in dataset_backend_choices(schema) if c["fits"]]
+    request = table_set_request(ws.settings, dataset, specs, subjects=subjects, seed=seed)
+    job = create_dataset_job(
+        ws.store,
+        ws.settings,
+        request,
+        executor=ws.executor.name,
+        schema=table_set_schema(dataset),
+        dataset_id=dataset.id,
+    )
+    ws.executor.submit(job)
+    return ws.store.get_job(job.id)
+
+
+def table_set_request(
+    settings: Settings, dataset: Dataset, specs: list[dict], *, subjects: int | None, seed: int, **options
+) -> datasets.DatasetRequest:
+    """The dataset run of these backends (dicts of name and params) on a table set; each must be a dataset backend
+    that fits it (one sentence naming those that do otherwise). `options`: further DatasetRequest fields."""
+    fitting = [c["name"] for c in dataset_backend_choices(table_set_schema(dataset)) if c["fits"]]
     wrong = [spec["name"] for spec in specs if spec["name"] not in fitting]
     if wrong:
         raise InputError(
             f"{', '.join(wrong)} cannot run on this table set; choose among the dataset backends that fit it: "
             f"{', '.join(fitting) or 'none is available here'}."
         )
-    request = datasets.DatasetRequest(
-        input_paths=[str(ws.settings.data_dir / dataset.path)],
+    return datasets.DatasetRequest(
+        input_paths=[str(settings.data_dir / dataset.path)],
         backends=[BackendSpec(name=spec["name"], params=spec.get("params") or {}) for spec in specs],
         subjects=subjects,
         seed=seed,
-        batch_subjects=ws.settings.dataset_batch_subjects,
-        neutralise=ws.settings.neutralise_csv_formulas,
-        quality_rows=ws.settings.dataset_quality_rows,
+        batch_subjects=settings.dataset_batch_subjects,
+        neutralise=settings.neutralise_csv_formulas,
+        quality_rows=settings.dataset_quality_rows,
+        **options,
     )
-    job = create_dataset_job(
-        ws.store, ws.settings, request, executor=ws.executor.name, schema=schema, dataset_id=dataset.id
-    )
-    ws.executor.submit(job)
-    return ws.store.get_job(job.id)
 
 
 def is_dataset_job(job: Job) -> bool:

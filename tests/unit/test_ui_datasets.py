@@ -176,7 +176,13 @@ def test_a_pbc_dataset_generated_with_marginals_is_compared_and_exported():
     next(b for b in export.button if b.label == "Build and validate crates").click().run()
     assert not export.exception and not export.error, [e.value for e in export.error]
     assert sum("valid crate" in m.value for m in export.markdown) == 1
-    assert [b.label for b in export.get("download_button")][:3] == ["Crate zip", "Report", "PageTab JSON"]
+    assert [b.label for b in export.get("download_button")][:5] == [
+        "Crate zip",
+        "pbc table",
+        "pbcseq table",
+        "Report",
+        "PageTab JSON",
+    ]
 
     runs = opened(dataset, "pages/runs.py")
     assert runs.dataframe[0].value.loc[0, "job"] == job.id
