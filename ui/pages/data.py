@@ -25,11 +25,6 @@ for column, (step, what) in zip(st.columns(len(STEPS)), STEPS):  # how this work
 ENCODINGS = {"utf-8": "utf-8", "detect": None, "latin-1": "latin-1", "cp1252": "cp1252", "utf-16": "utf-16"}
 SEPARATORS = {"detect": None, "comma ,": ",", "semicolon ;": ";", "tab": "\t", "bar |": "|"}
 
-encoding_column, separator_column, _ = st.columns([1, 1, 2])
-encoding = encoding_column.selectbox("encoding", list(ENCODINGS), key="encoding", help="A CSV's text encoding.")
-separator = separator_column.selectbox(
-    "separator", list(SEPARATORS), key="separator", help="A CSV's separator; detect reads the first lines."
-)
 ONE_TABLE, SEVERAL_TABLES = "One table", "Several tables (one dataset)"
 mode = st.radio(
     "Upload",
@@ -54,6 +49,11 @@ def uploaded_once(read) -> None:
 
 
 if mode == ONE_TABLE:
+    encoding_column, separator_column, _ = st.columns([1, 1, 2])
+    encoding = encoding_column.selectbox("encoding", list(ENCODINGS), key="encoding", help="A CSV's text encoding.")
+    separator = separator_column.selectbox(
+        "separator", list(SEPARATORS), key="separator", help="A CSV's separator; detect reads the first lines."
+    )
     upload = st.file_uploader(
         f"Upload a table ({LIMIT})",
         type=TYPES,
@@ -67,7 +67,8 @@ if mode == ONE_TABLE:
         )
 else:
     uploads = st.file_uploader(
-        f"Upload the dataset's tables, one file each ({LIMIT}); a file's name is its table's name",
+        f"Upload the dataset's tables, one file each ({LIMIT} in all); a file's name is its table's name, and each "
+        "CSV's encoding and separator are detected",
         type=TYPES,
         accept_multiple_files=True,
         key=f"uploads-{st.session_state.get('upload_round', 0)}",
