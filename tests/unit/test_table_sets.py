@@ -21,6 +21,8 @@ from fairsynth.services.run.datasets import (
 from fairsynth.services.run.tables import InputError
 from fairsynth.services.settings import Settings
 
+from helpers import alive, wait_for
+
 
 @pytest.fixture
 def ws(tmp_path):
@@ -198,3 +200,21 @@ def test_a_table_set_job_runs_each_backend_as_a_task_and_packages_crates(ws):
     assert json.loads(ws_api.progress_frame(ws_api.get_job(ws, job.id)).to_json())["state"]["0"] == "succeeded"
     ws_api.delete_job(ws, job.id)
     assert not ws_api.run_dir(ws, job).exists()
+
+
+@pytest.mark.slow
+def test_cancelling_a_table_set_job_kills_its_task_and_leaves_no_half_written_tables(ws):
+    dataset = ws_api.upload_table_set(ws, csv_files(pbc()))
+    job = ws_api.submit_job(ws, dataset, [{"name": "relational", "params": {"epochs": 5000}}], rows=None)
+    running = wait_for(
+        lambda: (t := ws.store.get_job(job.id).tasks[0]).stage == "fit" and t.pid and t,
+        120,
+        message="the dataset task never started fitting",
+    )
+    ended = ws_api.cancel_job(ws, job.id)
+    assert ended.state == "cancelled" and ended.tasks[0].state == "cancelled"
+    wait_for(lambda: not alive(running.pid), 15, message="the task process lives on")
+    assert (
+        not list(ws_api.run_dir(ws, job).glob(".*.partial")) and not (ws_api.run_dir(ws, job) / "relational").exists()
+    )
+    assert ws_api.artefact(ws, ws_api.get_job(ws, job.id), "relational", "crate") is None
