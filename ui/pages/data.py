@@ -1,10 +1,12 @@
-"""Page 1 — Data: the demo table or an upload, a preview, and the inferred schema to correct."""
+"""Page 1 — Data: the demo table or an upload (one table or several), a preview, and the inferred schema or keys to
+correct."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from fairsynth.errors import FairsynthError
+from fairsynth.services.entry import dataset_views
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.ui.common import choose_dataset, current_dataset, friendly_errors, header, problem_text, workspace
 
@@ -23,27 +25,56 @@ for column, (step, what) in zip(st.columns(len(STEPS)), STEPS):  # how this work
 ENCODINGS = {"utf-8": "utf-8", "detect": None, "latin-1": "latin-1", "cp1252": "cp1252", "utf-16": "utf-16"}
 SEPARATORS = {"detect": None, "comma ,": ",", "semicolon ;": ";", "tab": "\t", "bar |": "|"}
 
-encoding_column, separator_column, _ = st.columns([1, 1, 2])
-encoding = encoding_column.selectbox("encoding", list(ENCODINGS), key="encoding", help="A CSV's text encoding.")
-separator = separator_column.selectbox(
-    "separator", list(SEPARATORS), key="separator", help="A CSV's separator; detect reads the first lines."
+ONE_TABLE, SEVERAL_TABLES = "One table", "Several tables (one dataset)"
+mode = st.radio(
+    "Upload",
+    [ONE_TABLE, SEVERAL_TABLES],
+    horizontal=True,
+    key="upload-mode",
+    help="Several related tables (patients, their visits, ...) are generated together as whole synthetic subjects.",
 )
-upload = st.file_uploader(
-    f"Upload a table (CSV, also gzip/bz2/xz/zip compressed, or Parquet; up to {ws_api.upload_limit_mb(ws)} MiB)",
-    type=["csv", "tsv", "txt", "parquet", "gz", "bz2", "xz", "zip"],
-    key=f"upload-{st.session_state.get('upload_round', 0)}",  # a new key empties the box after a rejected file
-)
-if upload is not None:
+TYPES = ["csv", "tsv", "txt", "parquet", "gz", "bz2", "xz", "zip"]
+LIMIT = f"CSV, also gzip/bz2/xz/zip compressed, or Parquet; up to {ws_api.upload_limit_mb(ws)} MiB"
+
+
+def uploaded_once(read) -> None:
+    """Run an upload's reader once, keep its error for the next run, and empty the box (a new key)."""
     st.session_state.pop("upload_error", None)
     try:
-        dataset = ws_api.upload_dataset(
-            ws, upload.name, upload.getvalue(), encoding=ENCODINGS[encoding], separator=SEPARATORS[separator]
-        )
-        choose_dataset(dataset.id)
+        choose_dataset(read().id)
     except FairsynthError as exc:
         st.session_state["upload_error"] = problem_text(exc)
     st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1  # each file is read once
     st.rerun()
+
+
+if mode == ONE_TABLE:
+    encoding_column, separator_column, _ = st.columns([1, 1, 2])
+    encoding = encoding_column.selectbox("encoding", list(ENCODINGS), key="encoding", help="A CSV's text encoding.")
+    separator = separator_column.selectbox(
+        "separator", list(SEPARATORS), key="separator", help="A CSV's separator; detect reads the first lines."
+    )
+    upload = st.file_uploader(
+        f"Upload a table ({LIMIT})",
+        type=TYPES,
+        key=f"upload-{st.session_state.get('upload_round', 0)}",  # a new key empties the box after a rejected file
+    )
+    if upload is not None:
+        uploaded_once(
+            lambda: ws_api.upload_dataset(
+                ws, upload.name, upload.getvalue(), encoding=ENCODINGS[encoding], separator=SEPARATORS[separator]
+            )
+        )
+else:
+    uploads = st.file_uploader(
+        f"Upload the dataset's tables, one file each ({LIMIT} in all); a file's name is its table's name, and each "
+        "CSV's encoding and separator are detected",
+        type=TYPES,
+        accept_multiple_files=True,
+        key=f"uploads-{st.session_state.get('upload_round', 0)}",
+    )
+    if st.button("Read as one dataset", type="primary", disabled=not uploads, key="read-tables"):
+        uploaded_once(lambda: ws_api.upload_table_set(ws, [(f.name, f.getvalue()) for f in uploads]))
 if st.session_state.get("upload_error"):
     st.error(st.session_state["upload_error"])
 
@@ -87,16 +118,8 @@ def show_rules(dataset, schema) -> None:
                 st.rerun()
 
 
-dataset = current_dataset()  # first: it registers the demo table on a fresh data directory
-datasets = ws.store.list_datasets()
-ids = [d.id for d in datasets] or [dataset.id]
-names = {d.id: f"{d.name} · {d.rows:,} rows × {d.columns} columns" for d in datasets}
-chosen = st.selectbox("Table", ids, index=ids.index(dataset.id) if dataset.id in ids else 0, format_func=names.get)
-if chosen != dataset.id:
-    choose_dataset(chosen)
-    dataset = ws.store.get_dataset(chosen)
-
-with friendly_errors("Reading the table"):
+def one_table_view(dataset) -> None:
+    """A single table: preview, column profiles, the schema to correct, its rules, and the split by subject key."""
     st.subheader(f"Preview — {dataset.name}")
     st.dataframe(ws_api.dataset_table(ws, dataset, rows=50), width="stretch", height=260)
 
@@ -140,5 +163,91 @@ with friendly_errors("Reading the table"):
     if st.session_state.pop("schema_saved", False):
         st.success("Schema saved; the next run uses it.")
     show_rules(dataset, schema)
+    split_by_subject(dataset, schema)
     learned = sum(1 for c in schema.columns if c.learned)
     st.page_link("pages/generate.py", label=f"Next: generate from {learned} learned columns →", icon=":material/tune:")
+
+
+def split_by_subject(dataset, schema) -> None:
+    """Split a long table by its subject key into a subject table and an event table (a new dataset)."""
+    keys = [c.name for c in schema.columns if c.kind == "subject_key"]
+    with st.expander("Several rows per subject? Split into subjects and events", expanded=bool(keys)):
+        st.caption(
+            "Pick the column that names the subject (a patient id repeated over their rows): the columns constant "
+            "within every subject become a subject table, the rest an event table, and both are generated "
+            "together as whole synthetic subjects."
+        )
+        names = keys + [c for c in schema.names if c not in keys]
+        key = st.selectbox("Subject key", names, key=f"split-key-{dataset.id}")
+        if st.button("Split into subjects + events", key="split"):
+            with friendly_errors("Splitting the table"):
+                choose_dataset(ws_api.split_into_table_set(ws, dataset, key).id)
+                st.rerun()
+
+
+def table_set_view(dataset) -> None:
+    """Several tables: each one's preview, the relationship diagram, and the keys to correct."""
+    schema = ws_api.table_set_schema(dataset)
+    tables = ws_api.table_set_tables(ws, dataset, rows=50)
+    st.subheader(f"Tables — {dataset.name}")
+    for tab, (name, frame) in zip(st.tabs(list(tables)), tables.items()):
+        with tab:
+            st.dataframe(frame, width="stretch", height=260, key=f"preview-{dataset.id}-{name}")
+    st.subheader("Relationships")
+    st.caption(
+        "Each box is a table with its primary key and rows; each arrow goes from a parent to its child, labelled "
+        "with the parent's key and the child's foreign key, and the column that orders a parent's children in time."
+    )
+    st.graphviz_chart(dataset_views.relationship_graph(schema))
+    for warning in schema.warnings:
+        st.warning(warning)
+    st.subheader("Keys")
+    st.caption(
+        "Correct a table's primary key, its parent and the foreign key that points to the parent's primary key, "
+        "or the time column; an empty cell means none. Keys are regenerated, never learned."
+    )
+    choices = dataset_views.column_choices(schema)
+    edited = st.data_editor(
+        dataset_views.keys_frame(schema),
+        key=f"keys-{dataset.id}-{st.session_state.get('keys_round', 0)}",  # a new key shows the saved keys
+        hide_index=True,
+        width="stretch",
+        disabled=["table", "rows"],
+        column_config={
+            "rows": st.column_config.NumberColumn("rows", format="%d"),
+            "parent": st.column_config.SelectboxColumn("parent", options=["", *schema.names]),
+        }
+        | {name: st.column_config.SelectboxColumn(name, options=choices) for name in KEY_CELLS},
+    )
+    if st.button("Save keys", type="primary", key="save-keys"):
+        with friendly_errors("Saving the keys"):
+            ws_api.save_table_set_schema(ws, dataset, dataset_views.edited_schema(schema, edited))
+            st.session_state["keys_round"] = st.session_state.get("keys_round", 0) + 1
+            st.session_state["keys_saved"] = True
+            st.rerun()  # the diagram follows the saved keys at once
+    if st.session_state.pop("keys_saved", False):
+        st.success("Keys saved; the next run uses them.")
+    st.page_link("pages/generate.py", label=f"Next: generate {len(schema.tables)} tables →", icon=":material/tune:")
+
+
+KEY_CELLS = ("primary key", "foreign key", "time column")
+
+dataset = current_dataset()  # first: it registers the demo table on a fresh data directory
+datasets = ws.store.list_datasets()
+ids = [d.id for d in datasets] or [dataset.id]
+names = {
+    d.id: f"{d.name} · {len(ws_api.table_set_schema(d).tables)} tables"
+    if ws_api.is_table_set(d)
+    else f"{d.name} · {d.rows:,} rows × {d.columns} columns"
+    for d in datasets
+}
+chosen = st.selectbox("Table", ids, index=ids.index(dataset.id) if dataset.id in ids else 0, format_func=names.get)
+if chosen != dataset.id:
+    choose_dataset(chosen)
+    dataset = ws.store.get_dataset(chosen)
+
+with friendly_errors("Reading the table"):
+    if ws_api.is_table_set(dataset):
+        table_set_view(dataset)
+    else:
+        one_table_view(dataset)

@@ -67,6 +67,23 @@ def download(label: str, path, mime: str, key: str, name: str) -> None:
         st.download_button(label, path.read_bytes(), file_name=file_name, mime=mime, key=key)
 
 
+def table_downloads(backend: str) -> None:
+    """A dataset backend's synthetic tables, a download each (saved as `<table>-<backend>-<date>`)."""
+    for table in ws_api.table_set_schema(ws.store.get_dataset(job.dataset_id)).names:
+        path = ws_api.artefact(ws, job, backend, ws_api.table_artefact(table))
+        if path is None:
+            st.button(f"{table} table", disabled=True, key=f"table-{backend}-{table}")
+        else:
+            file_name = f"{table}-{backend}-{job.created_at:%Y-%m-%d}{path.suffix}"
+            st.download_button(
+                f"{table} table",
+                path.read_bytes(),
+                file_name=file_name,
+                mime="text/csv",
+                key=f"table-{backend}-{table}",
+            )
+
+
 job = job_picker()
 if job is not None:
     if job.state != JobState.SUCCEEDED:
@@ -105,14 +122,17 @@ if job is not None:
             with columns[0]:
                 download("Crate zip", ws_api.artefact(ws, job, name, "crate"), "application/zip", f"crate-{name}", name)
             with columns[1]:
-                synthetic = ws_api.artefact(ws, job, name, "synthetic")
-                download(
-                    f"Synthetic {synthetic.suffix[1:].upper() if synthetic else 'table'}",
-                    synthetic,
-                    "text/csv",
-                    f"synthetic-{name}",
-                    name,
-                )
+                if ws_api.is_dataset_job(job):
+                    table_downloads(name)
+                else:
+                    synthetic = ws_api.artefact(ws, job, name, "synthetic")
+                    download(
+                        f"Synthetic {synthetic.suffix[1:].upper() if synthetic else 'table'}",
+                        synthetic,
+                        "text/csv",
+                        f"synthetic-{name}",
+                        name,
+                    )
             with columns[2]:
                 download("Report", ws_api.artefact(ws, job, name, "report"), "text/html", f"report-{name}", name)
             with columns[3]:

@@ -1,4 +1,5 @@
-"""Page 2 — Generate: pick backends side by side, set them, see the estimate, follow live progress, cancel."""
+"""Page 2 — Generate: pick backends side by side, set them, see the estimate, follow live progress, cancel; for a
+dataset of several tables, the dataset backends that fit its shape."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fairsynth.services.entry import workspace as ws_api
 from fairsynth.services.entry.catalog import ParameterField, parameter_fields
 from fairsynth.services.jobs.store import JobState
 from fairsynth.services.run.config import DEFAULT_BACKENDS, GenerationRequest
+from fairsynth.services.run.datasets import DEFAULT_DATASET_BACKEND
 from fairsynth.ui.common import (
     choose_job,
     current_dataset,
@@ -20,16 +22,21 @@ from fairsynth.ui.common import (
 
 ws = workspace()
 dataset = current_dataset()
-schema = ws_api.dataset_schema(dataset)
+several = ws_api.is_table_set(dataset)
 job = current_job()
 running = job is not None and not ws_api.is_ended(job)
 last = job.request if job is not None and job.dataset_id == dataset.id else {}  # a reload shows the run's choices
-header("2 · Generate", f"Synthesise **{dataset.name}** ({dataset.rows:,} rows) with several backends side by side.")
+if several:
+    header("2 · Generate", f"Synthesise **{dataset.name}** (several tables) as whole subjects, backends side by side.")
+else:
+    header("2 · Generate", f"Synthesise **{dataset.name}** ({dataset.rows:,} rows) with several backends side by side.")
 
 
 def badges(backend: dict) -> str:
-    """DP / GPU / family badges of a backend card."""
-    caps = backend["capabilities"]
+    """DP / GPU / family badges of a backend card (a dataset backend's card has none)."""
+    caps = backend.get("capabilities")
+    if not caps:
+        return ""
     marks = [f":blue-badge[{caps.get('family', '?')}]"]
     if caps.get("dp"):
         marks.append(":green-badge[differential privacy]")
@@ -38,20 +45,53 @@ def badges(backend: dict) -> str:
     return " ".join(marks)
 
 
-def backend_card(backend: dict) -> bool:
-    """One card: name, badges, description, license and a tick box (greyed with the reason when unavailable)."""
+def backend_card(backend: dict, defaults=DEFAULT_BACKENDS) -> bool:
+    """One card: name, badges, description, license and a tick box (greyed with the reason when unavailable, or
+    when a dataset backend cannot take the dataset's shape)."""
     with st.container(border=True):
         name = backend["name"]
-        if not backend["available"]:
+        why_not = (
+            f"Unavailable here: {backend['reason']}"
+            if not backend["available"]
+            else f"Does not fit this dataset: {backend['why_not']}"
+            if not backend.get("fits", True)
+            else None
+        )
+        if why_not:
             st.markdown(f"**:gray[{name}]**")
-            st.caption(f"Unavailable here: {backend['reason']}")
+            st.caption(why_not)
             st.checkbox(f"Use {name}", key=f"use-{name}", disabled=True, value=False)
             return False
+        caps = backend.get("capabilities", {})
         st.markdown(f"**{name}** {badges(backend)}")
-        st.caption(backend["capabilities"].get("description", ""))
-        st.caption(f"License: {backend['capabilities'].get('license', 'unknown')}")
-        ticked = {b["name"] for b in last["backends"]} if last else DEFAULT_BACKENDS
+        st.caption(backend.get("description") or caps.get("description", ""))
+        if caps:
+            st.caption(f"License: {caps.get('license', 'unknown')}")
+        ticked = {b["name"] for b in last["backends"]} if last else defaults
         return st.checkbox(f"Use {name}", key=f"use-{name}", value=name in ticked)
+
+
+def backend_cards(catalog: list[dict], defaults) -> list[dict]:
+    """The backends' cards three to a row; returns the ticked ones."""
+    chosen = []
+    for start in range(0, len(catalog), 3):
+        for column, backend in zip(st.columns(3), catalog[start : start + 3]):
+            with column:
+                if backend_card(backend, defaults):
+                    chosen.append(backend)
+    return chosen
+
+
+def tuned_parameters(chosen: list[dict]) -> dict[str, dict]:
+    """Each ticked backend's parameters, in a tab of its own under an expander."""
+    params = {}
+    tuned = [backend for backend in chosen if backend["parameters"].get("properties")]
+    if tuned:
+        with st.expander("Advanced settings of each backend (the defaults suit most tables)"):
+            for tab, backend in zip(st.tabs([b["name"] for b in tuned]), tuned):
+                with tab:
+                    params[backend["name"]] = parameter_inputs(backend)
+    return params
 
 
 def parameter_inputs(backend: dict) -> dict:
@@ -150,9 +190,50 @@ def progress_section() -> None:
     live_progress()
 
 
+def table_set_section() -> None:
+    """A dataset of several tables: the dataset backends that fit its shape, subjects and seed, Generate."""
+    schema = ws_api.table_set_schema(dataset)
+    root = schema.roots()[0]
+    st.subheader("Dataset backends")
+    st.caption(
+        "Each generates whole synthetic subjects: a row of every root table with its children in every table, "
+        "keys regenerated. A backend that cannot take this dataset's shape is greyed with the reason."
+    )
+    chosen = backend_cards(ws_api.dataset_backend_choices(schema), {DEFAULT_DATASET_BACKEND})
+    st.subheader("Settings")
+    left, right = st.columns(2)
+    subjects = left.number_input(
+        f"Subjects to generate per backend (rows of {root})",
+        min_value=1,
+        max_value=10_000_000,
+        value=last.get("subjects") or schema.entry(root).table.n_rows,
+        step=10,
+        key="subjects",
+    )
+    seed = right.number_input(
+        "Seed (the same seed repeats the same subjects)", min_value=0, value=last.get("seed", 0), step=1, key="seed"
+    )
+    params = tuned_parameters(chosen)
+    if not chosen:
+        st.info("Tick at least one backend.")
+    if st.button("Generate", type="primary", disabled=not chosen or running, key="generate"):
+        with friendly_errors("Starting the run"):
+            specs = [{"name": b["name"], "params": params.get(b["name"], {})} for b in chosen]
+            choose_job(ws_api.submit_job(ws, dataset, specs, rows=int(subjects), seed=int(seed)).id)
+            st.rerun()  # progress moves to the top
+    if running:
+        st.caption("A run is going: Generate comes back when it ends (or cancel it above).")
+    elif job is not None:
+        progress_section()
+
+
 if running:
     progress_section()  # at the top while a run is going
+if several:
+    table_set_section()
+    st.stop()
 
+schema = ws_api.dataset_schema(dataset)
 if schema.target is None:
     suggestion = ws_api.suggest_target(schema)
     st.warning(
@@ -161,14 +242,8 @@ if schema.target is None:
         + "tick a target on the Data page."
     )
 
-catalog = ws_api.backends()
 st.subheader("Backends")
-chosen = []
-for start in range(0, len(catalog), 3):
-    for column, backend in zip(st.columns(3), catalog[start : start + 3]):
-        with column:
-            if backend_card(backend):
-                chosen.append(backend)
+chosen = backend_cards(ws_api.backends(), DEFAULT_BACKENDS)
 
 st.subheader("Settings")
 left, right = st.columns(2)
@@ -206,13 +281,7 @@ with st.expander("Advanced settings of the run"):
     )
     if not qa_ready:
         st.caption(f"Unavailable here: {qa_reason}")
-params = {}
-tuned = [backend for backend in chosen if backend["parameters"].get("properties")]
-if tuned:
-    with st.expander("Advanced settings of each backend (the defaults suit most tables)"):
-        for tab, backend in zip(st.tabs([b["name"] for b in tuned]), tuned):
-            with tab:
-                params[backend["name"]] = parameter_inputs(backend)
+params = tuned_parameters(chosen)
 
 if chosen:
     estimates, total = ws_api.run_estimate(ws, dataset, chosen, params, int(rows), anonymeter)
