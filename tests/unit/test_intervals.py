@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.entry.cli import app
 from fairsynth.services.run.evaluation import compare, evaluate, quality
-from fairsynth.services.run.evaluation.bootstrap import auc_interval, quality_interval, share_interval
+from fairsynth.services.run.evaluation.bootstrap import auc_interval, clustered_share_interval, quality_interval
+from fairsynth.services.run.evaluation.gate import ReleasePolicy
 from fairsynth.services.run.evaluation.metrics import DCR_SHARE, MIA_AUC, QUALITY
 from fairsynth.services.run.evaluation.quality import evaluate_quality
 from fairsynth.services.run.report import render_comparison, render_report, scorecard
@@ -57,13 +58,59 @@ def test_share_and_auc_intervals_hold_the_estimate_and_shrink_with_more_rows():
     widths = {}
     for n in (200, 20_000):
         closer = (rng.random(n) < 0.55).astype(float)
-        low, high = share_interval(closer, seed=0)
+        low, high = clustered_share_interval(closer, np.arange(n), seed=0)  # every row its own nearest reference
         assert low < closer.mean() < high
         members, non_members = rng.exponential(1.0, n), rng.exponential(1.2, n)
         auc_low, auc_high = auc_interval(members, non_members, seed=0)
         assert auc_low < 0.5 < auc_high or auc_low > 0.5  # members are closer: the AUC leans above 0.5
         widths[n] = (high - low, auc_high - auc_low)
     assert widths[20_000][0] < widths[200][0] / 5 and widths[20_000][1] < widths[200][1] / 5
+
+
+def test_the_dcr_share_interval_widens_when_few_real_rows_decide_many_synthetic_rows():
+    rng = np.random.default_rng(1)
+    closer = (rng.random(2_000) < 0.6).astype(float)
+    spread = clustered_share_interval(closer, np.arange(2_000), seed=0)
+    # the same rows, but each nearest to one of 8 real rows that decides them all (off the real data's manifold)
+    hubs = rng.integers(0, 8, 2_000)
+    decided = (hubs < 5).astype(float)  # 5 of the 8 hubs happen to be training rows
+    few = clustered_share_interval(decided, hubs, seed=0)
+    assert few[1] - few[0] > 4 * (spread[1] - spread[0])
+    assert few[0] < 0.5  # eight references cannot show the share is surely above 0.5
+    assert clustered_share_interval(decided, np.zeros(2_000), seed=0) == (0.0, 1.0)  # one reference decides all
+
+
+@pytest.mark.slow
+def test_real_unseen_subjects_off_the_manifold_get_dcr_intervals_that_cover_one_half():
+    """pbc subjects held out of training, their columns shuffled (off the real data's manifold), pose as synthetic:
+    their true DCR share is 0.5, yet over eight splits it swung 0.43-0.70 (a few outlying references decide every
+    synthetic subject). Resampling only the synthetic rows gave intervals about half as wide, so the gate blocked
+    such a split; the clustered interval covers 0.5 as a 95% interval should and leaves the 0.70 split a flag."""
+    from test_datasets import pbc
+
+    from fairsynth.metadata.dataset import DatasetSchema
+    from fairsynth.services.run.datasets import split_by_subject
+    from fairsynth.services.run.evaluation.subjects import evaluate_subject_privacy
+
+    tables = pbc()
+    schema = DatasetSchema.infer(tables)
+    covered, highest = 0, None
+    for split in range(8):
+        rest, unseen = split_by_subject(tables, schema, 0.2, split)
+        train, holdout = split_by_subject(rest, schema, 0.25, 100 + split)
+        rng = np.random.default_rng(split)
+        shuffled = {
+            name: frame.assign(**{c: rng.permutation(frame[c].to_numpy()) for c in frame if c not in ("id", "day")})
+            for name, frame in unseen.items()
+        }
+        dcr = evaluate_subject_privacy(train, holdout, shuffled, schema, seed=split).dcr
+        low, high = dcr.share_interval
+        covered += low <= 0.5 <= high
+        if highest is None or dcr.share_closer_to_train > highest[0]:
+            highest = (dcr.share_closer_to_train, low)
+    assert covered >= 7
+    share, low = highest
+    assert share > ReleasePolicy().max_dcr_share > low  # the swung-high split: flagged by the gate, not blocked
 
 
 def test_metrics_json_carries_every_interval_around_its_figure(result):

@@ -18,7 +18,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from fairsynth.metadata.schema import NUMERIC_KINDS, TableSchema
 from fairsynth.services.run.evaluation.anonymity import anonymeter_risks
-from fairsynth.services.run.evaluation.bootstrap import auc_interval, distance_auc, share_interval
+from fairsynth.services.run.evaluation.bootstrap import auc_interval, clustered_share_interval, distance_auc
 from fairsynth.services.run.evaluation.frames import compared_columns, is_numeric, subsample, values_frame
 from fairsynth.services.run.evaluation.results import ExactCopies, PrivacyResult
 
@@ -221,21 +221,29 @@ def _nearest(reference: np.ndarray, queries: np.ndarray, k: int = 1) -> np.ndarr
     return distances
 
 
+def _closest(reference: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's distance to its nearest reference row and that row's index."""
+    model = NearestNeighbors(n_neighbors=1, algorithm="brute", n_jobs=1).fit(reference)
+    distances, rows = model.kneighbors(queries)
+    return distances[:, 0], rows[:, 0]
+
+
 def distance_to_closest_record(
     x_train: np.ndarray, x_holdout: np.ndarray, x_synth: np.ndarray, *, seed: int = 0
 ) -> dict:
-    """DCR share (synthetic rows closer to train than holdout; ties half) with its bootstrap interval over the
-    synthetic rows, and DCR distributions."""
-    to_train = _nearest(x_train, x_synth)[:, 0]
-    to_holdout = _nearest(x_holdout, x_synth)[:, 0]
+    """DCR share (synthetic rows closer to train than holdout; ties half) with its bootstrap interval (the real
+    reference rows resampled with the synthetic rows nearest each), and DCR distributions."""
+    to_train, train_row = _closest(x_train, x_synth)
+    to_holdout, holdout_row = _closest(x_holdout, x_synth)
     holdout_to_train = _nearest(x_train, x_holdout)[:, 0]
     closer = (to_train < to_holdout) + 0.5 * (to_train == to_holdout)  # each synthetic row's part of the share
     share = float(np.mean(closer))
+    nearest_reference = np.where(to_train <= to_holdout, train_row, len(x_train) + holdout_row)
     top = float(np.quantile(np.concatenate([to_train, to_holdout, holdout_to_train]), 0.99)) or 1.0
     edges = np.linspace(0.0, top, HISTOGRAM_BINS + 1)
     return {
         "share_closer_to_train": share,
-        "share_interval": share_interval(closer, seed),
+        "share_interval": clustered_share_interval(closer, nearest_reference, seed),
         "synthetic_to_train": _distribution(to_train, edges),
         "synthetic_to_holdout": _distribution(to_holdout, edges),
         "holdout_to_train": _distribution(holdout_to_train, edges),
