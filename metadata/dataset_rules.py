@@ -24,13 +24,13 @@ from fairsynth.metadata.rule_checks import (
     on_common_scale,
     order_between,
     rule_counts,
+    turn_off,
 )
 from fairsynth.metadata.rules import (
     MIN_RULE_SUPPORT,
     CrossTableRule,
     RuleError,
     RuleKind,
-    RuleStatus,
     parse_rule,
     qualified,
 )
@@ -191,19 +191,8 @@ def with_cross_rule_edits(
 ) -> DatasetSchema:
     """A copy of schema with the user's cross-table rules added (the tables must keep them) and the named rules
     turned off; every problem at once, in one RuleError (as rule_checks.with_rule_edits for one table)."""
-    rules, problems = [rule.model_copy() for rule in schema.rules], []
-    for text in off:
-        try:
-            wanted = parse_cross_rule(text, schema)
-        except RuleError as error:
-            problems += error.problems
-            continue
-        matches = [rule for rule in rules if rule.same_rule(wanted)]
-        if not matches:
-            listed = "; ".join(rule.text for rule in rules) or "none"
-            problems.append(f"There is no rule '{text}' to turn off; the dataset's cross-table rules are: {listed}.")
-        for rule in matches:
-            rule.status = RuleStatus.OFF
+    rules = [rule.model_copy() for rule in schema.rules]
+    problems = turn_off(rules, off, lambda text: parse_cross_rule(text, schema), "the dataset's cross-table rules")
     for text in add:
         try:
             rule = parse_cross_rule(text, schema)

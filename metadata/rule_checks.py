@@ -7,7 +7,7 @@ million rows cost little more than the sample (benchmarks/bench_rules.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import combinations, permutations
 
 import numpy as np
@@ -407,6 +407,24 @@ def _prints(text: np.ndarray, number: np.ndarray, text_format: str | None) -> np
 
 
 # -- the user's edits ------------------------------------------------------------------------------
+def turn_off(rules: list, texts: Iterable[str], parse: Callable[[str], Rule], listed_as: str) -> list[str]:
+    """Turn off (in place) each rule a text names; the problems: a text that cannot be read or names no rule."""
+    problems = []
+    for text in texts:
+        try:
+            wanted = parse(text)
+        except RuleError as error:
+            problems += error.problems
+            continue
+        matches = [rule for rule in rules if rule.same_rule(wanted)]
+        if not matches:
+            listed = "; ".join(rule.text for rule in rules) or "none"
+            problems.append(f"There is no rule '{text}' to turn off; {listed_as} are: {listed}.")
+        for rule in matches:
+            rule.status = RuleStatus.OFF
+    return problems
+
+
 def with_rule_edits(
     schema: TableSchema, data: pd.DataFrame, *, add: Iterable[str] = (), off: Iterable[str] = ()
 ) -> TableSchema:
@@ -415,19 +433,8 @@ def with_rule_edits(
     Every problem is reported at once, in one RuleError: a rule that cannot be read, names no column, does not
     fit its columns' kinds, or that the data breaks (with the number of rows).
     """
-    rules, problems = [rule.model_copy() for rule in schema.rules], []
-    for text in off:
-        try:
-            wanted = parse_rule(text, schema.names)
-        except RuleError as error:
-            problems += error.problems
-            continue
-        matches = [rule for rule in rules if rule.same_rule(wanted)]
-        if not matches:
-            listed = "; ".join(rule.text for rule in rules) or "none"
-            problems.append(f"There is no rule '{text}' to turn off; the table's rules are: {listed}.")
-        for rule in matches:
-            rule.status = RuleStatus.OFF
+    rules = [rule.model_copy() for rule in schema.rules]
+    problems = turn_off(rules, off, lambda text: parse_rule(text, schema.names), "the table's rules")
     for text in add:
         try:
             rule = checked_rule(parse_rule(text, schema.names), schema, data)

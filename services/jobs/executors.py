@@ -77,19 +77,7 @@ def create_job(
     # bad input or unknown backends fail here, before anything is queued
     pipeline.prepare_run(request, schema, neutralise_csv_formulas=settings.neutralise_csv_formulas)
     backends = [(spec.name, registry.backend_info(spec.name).capabilities.family) for spec in request.backends]
-    try:
-        return store.create_job(
-            request_json=request.model_dump_json(),
-            run_dir=str(run_dir),
-            executor=executor,
-            backends=backends,
-            dataset_id=dataset_id,
-            job_id=job_id,
-            idempotency=idempotency,
-        )
-    except BaseException:
-        shutil.rmtree(settings.data_dir / run_dir, ignore_errors=True)  # no run folder without its job
-        raise
+    return _stored_job(store, settings, request, run_dir, job_id, executor, backends, dataset_id, idempotency)
 
 
 def create_dataset_job(
@@ -112,6 +100,25 @@ def create_dataset_job(
             (spec.name, registry.backend_info(spec.name, registry.DATASET_GROUP).capabilities.family)
             for spec in request.backends
         ]
+    except BaseException:
+        shutil.rmtree(settings.data_dir / run_dir, ignore_errors=True)  # no run folder without its job
+        raise
+    return _stored_job(store, settings, request, run_dir, job_id, executor, backends, dataset_id, idempotency)
+
+
+def _stored_job(
+    store: JobStore,
+    settings: Settings,
+    request: GenerationRequest | DatasetRequest,
+    run_dir: Path,
+    job_id: str,
+    executor: str,
+    backends: list[tuple[str, str]],
+    dataset_id: str | None,
+    idempotency: tuple[str, str] | None,
+) -> Job:
+    """The queued job of a prepared run; its run folder removed if the job cannot be stored."""
+    try:
         return store.create_job(
             request_json=request.model_dump_json(),
             run_dir=str(run_dir),
