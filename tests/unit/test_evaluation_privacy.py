@@ -204,3 +204,15 @@ def test_arrow_batches_are_screened_on_few_columns_yet_every_copy_is_counted():
     expected = count_exact_copies(train, holdout, synthetic, specs)
     assert (counter.result().count, counter.result().holdout_count) == (27 + 30, 5)
     assert counter.result() == expected
+
+
+def test_rows_that_only_share_a_hash_are_no_copies(split, monkeypatch):
+    """A hash hit is confirmed value by value: with every row hashed alike, only the real copies count."""
+    from fairsynth.services.run.evaluation import privacy
+
+    train, holdout, schema = split
+    synthetic = pd.concat([train.iloc[:9], holdout.iloc[:4], holdout.iloc[4:20].assign(age=200)])
+    monkeypatch.setattr(privacy, "_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
+    counter = ExactCopyCounter.for_schema(train, holdout, schema)
+    counter.update(synthetic)
+    assert (counter.result().count, counter.result().holdout_count) == (9, 4)

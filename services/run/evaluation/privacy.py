@@ -127,10 +127,20 @@ def distance_measures(
 # -- exact copies -----------------------------------------------------------------------------------
 def row_hashes(data: pd.DataFrame, specs: list) -> np.ndarray:
     """A 64-bit hash per row of the compared columns (numbers rounded to 6 decimals, dates as days)."""
-    values = values_frame(data, specs)
+    return _hashes(compared_values(data, specs))
+
+
+def compared_values(data: pd.DataFrame, specs: list) -> pd.DataFrame:
+    """The compared columns as rows are matched on: numbers rounded to 6 decimals, dates as days, a gap in a
+    label column as one token (the index reset)."""
+    values = values_frame(data, specs).reset_index(drop=True)
     for spec in specs:
         column = values[spec.name]
         values[spec.name] = column.round(6) + 0.0 if is_numeric(spec) else column.fillna("__missing__")  # -0 is 0
+    return values
+
+
+def _hashes(values: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(values, index=False).to_numpy()
 
 
@@ -172,8 +182,11 @@ class ExactCopyCounter:
 
     def __init__(self, train: pd.DataFrame, holdout: pd.DataFrame, specs: list) -> None:
         self.specs = specs
-        self.train_hashes, self.holdout_hashes = row_hashes(train, specs), row_hashes(holdout, specs)
-        self.real_repeat_rate = _rate(np.isin(self.holdout_hashes, self.train_hashes))
+        self._train, self._holdout = (
+            _RealRows(compared_values(train, specs)),
+            _RealRows(compared_values(holdout, specs)),
+        )
+        self.real_repeat_rate = _rate(self._train.matches(self._holdout.values, self._holdout.hashes))
         self.number_specs = [spec for spec in specs if spec.kind in NUMERIC_KINDS]
         self.real_number_keys = self._real_keys(train, holdout, self.number_specs)
         screen = _most_distinct(pd.concat([values_frame(t, self.number_specs) for t in (train, holdout)]))
@@ -192,7 +205,7 @@ class ExactCopyCounter:
         self.rows += len(batch)
         if self.number_specs:
             batch = batch[np.isin(self._frame_keys(batch), self.real_number_keys)]
-        self._count(row_hashes(batch, self.specs))
+        self._count(compared_values(batch, self.specs))
 
     def update_table(self, table: pa.Table, to_frame: Callable[[pa.Table], pd.DataFrame]) -> None:
         """Add one synthetic Arrow batch: only the rows whose numbers match a real row's are converted to
@@ -202,7 +215,7 @@ class ExactCopyCounter:
             columns = [table.column(spec.name).to_numpy().astype(float) for spec in specs]
             table = table.filter(np.isin(number_keys(columns, table.num_rows), real_keys))
         if table.num_rows:
-            self._count(row_hashes(to_frame(table), self.specs))
+            self._count(compared_values(to_frame(table), self.specs))
 
     def _frame_keys(self, data: pd.DataFrame, specs: list | None = None) -> np.ndarray:
         specs = self.number_specs if specs is None else specs
@@ -212,9 +225,10 @@ class ExactCopyCounter:
     def _real_keys(self, train: pd.DataFrame, holdout: pd.DataFrame, specs: list) -> np.ndarray:
         return np.union1d(self._frame_keys(train, specs), self._frame_keys(holdout, specs))
 
-    def _count(self, hashes: np.ndarray) -> None:
-        self.in_train += int(np.isin(hashes, self.train_hashes).sum())
-        self.in_holdout += int(np.isin(hashes, self.holdout_hashes).sum())
+    def _count(self, values: pd.DataFrame) -> None:
+        hashes = _hashes(values)
+        self.in_train += int(self._train.matches(values, hashes).sum())
+        self.in_holdout += int(self._holdout.matches(values, hashes).sum())
 
     def result(self) -> ExactCopies:
         """The exact_copies block of metrics.json."""
@@ -227,6 +241,38 @@ class ExactCopyCounter:
             real_repeat_rate=self.real_repeat_rate,
             synthetic_rows_checked=self.rows,
         )
+
+
+class _RealRows:
+    """Real rows (compared_values) and their hashes, to find which rows are equal to one of them."""
+
+    def __init__(self, values: pd.DataFrame) -> None:
+        self.values, self.hashes = values, _hashes(values)
+        self._order = np.argsort(self.hashes, kind="stable")
+        self._sorted = self.hashes[self._order]
+
+    def matches(self, values: pd.DataFrame, hashes: np.ndarray) -> np.ndarray:
+        """Whether each row equals a real row: found by its hash, then confirmed value by value (two rows that
+        only share a hash are no copy)."""
+        found = np.zeros(len(hashes), dtype=bool)
+        if not len(self.hashes) or not len(hashes):
+            return found
+        at = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
+        hits = np.flatnonzero(self._sorted[at] == hashes)
+        found[hits] = _rows_equal(values.iloc[hits], self.values.iloc[self._order[at[hits]]])
+        for row in hits[~found[hits]]:  # equal hashes, other values: another real row may share that hash
+            same = self._order[self._sorted == hashes[row]]
+            found[row] = bool(_rows_equal(values.iloc[[row] * len(same)], self.values.iloc[same]).any())
+        return found
+
+
+def _rows_equal(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
+    """Row by row, whether every column holds the same value (two gaps are the same)."""
+    equal = np.ones(len(left), dtype=bool)
+    for name in left.columns:
+        a, b = left[name].to_numpy(), right[name].to_numpy()
+        equal &= (a == b) | (pd.isna(a) & pd.isna(b))
+    return equal
 
 
 # -- distances --------------------------------------------------------------------------------------
