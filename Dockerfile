@@ -94,6 +94,7 @@ ENV PATH=/opt/fairsynth/bin:${PATH} \
     FAIRSYNTH_DATA_DIR=/data \
     FAIRSYNTH_YDATA_VENV=/opt/fairsynth-ydata \
     FAIRSYNTH_MOSTLY_VENV=/opt/fairsynth-mostly \
+    FAIRSYNTH_IN_CONTAINER=1 \
     HOME=/home/fairsynth \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

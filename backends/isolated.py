@@ -86,6 +86,20 @@ class Runner(Protocol):
     def availability(self) -> tuple[bool, str]: ...
 
 
+IN_CONTAINER_ENV = "FAIRSYNTH_IN_CONTAINER"  # set to 1 by the image (Dockerfile)
+
+
+def venv_fix_command(name: str, build_arg: str) -> str:
+    """How to build a backend's venv: its make target on a checkout; inside the image, which has no build tools
+    and is built with or without the venv, a rebuild of the image with the venv's build argument."""
+    if os.environ.get(IN_CONTAINER_ENV, "").strip() == "1":
+        return (
+            f"docker build --build-arg {build_arg}=1 -t fairsynth . (this image was built without it: "
+            f"rebuild the image with --build-arg {build_arg}=1)"
+        )
+    return f"make install-{name} (or: bash scripts/install-{name}.sh, from the repository root)"
+
+
 @dataclass(frozen=True)
 class IsolatedEnvironment:
     """A venv with its own packages, the worker script run inside it, and how to build it."""

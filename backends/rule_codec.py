@@ -311,18 +311,20 @@ def _has_levels(category, codec, levels: list[str]) -> np.ndarray:
 
 
 def _look_up(lookup: Lookup, determinant, determinant_codec, dependent, dependent_codec) -> None:
-    """Set the dependent from its determinant's decoded values, through the lookup table."""
-    keys = np.where(determinant.missing, MISSING_KEY, _dictionary_labels(determinant_codec)[determinant.values])
+    """Set the dependent from its determinant's decoded values, through the lookup table: looked up once
+    per determinant level (and once for a gap), then spread to the rows by index."""
+    keys = np.append(_dictionary_labels(determinant_codec), np.array([MISSING_KEY], dtype=object))
+    rows = np.where(determinant.missing, len(keys) - 1, determinant.values)
     found = pd.Series(keys).map(lookup.values)
     unknown = ~pd.Series(keys).isin(lookup.values.keys()).to_numpy()
     found[unknown] = lookup.fallback
     missing = found.isna().to_numpy()
     if dependent_codec.type == "numeric":
-        dependent.values = np.where(missing, dependent_codec.minimum, found.to_numpy(dtype=float, na_value=np.nan))
+        values = np.where(missing, dependent_codec.minimum, found.to_numpy(dtype=float, na_value=np.nan))
     else:
         place = {label: i for i, label in enumerate(_dictionary_labels(dependent_codec))}
-        dependent.values = found.map(place).fillna(0).to_numpy(dtype=np.int64)
-    dependent.missing = missing
+        values = found.map(place).fillna(0).to_numpy(dtype=np.int64)
+    dependent.values, dependent.missing = values[rows], missing[rows]
 
 
 def _by_day(low_codec, high_codec) -> bool:

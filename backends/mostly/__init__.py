@@ -53,13 +53,13 @@ from fairsynth.backends.isolated import (
     WorkerDrawnSamples,
     configured_runner,
     configured_timeout,
+    venv_fix_command,
 )
 
 MOSTLY_URL = "https://github.com/mostly-ai/mostlyai-engine"
 MOSTLY_LICENSE = "Apache-2.0"
 WORKER = Path(__file__).with_name("worker.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIX_COMMAND = "make install-mostly (or: bash scripts/install-mostly.sh, from the repository root)"
 # the engine's files generate needs, as the worker names them (relative to its job directory)
 MODEL_FILES = (
     "ModelStore/model-data/model-weights.pt",
@@ -133,7 +133,7 @@ def environment() -> IsolatedEnvironment:
         venv=venv_path(),
         worker=WORKER,
         modules=("mostlyai.engine", "mostlyai.qa", "torch", "pyarrow", "pandas"),
-        fix_command=FIX_COMMAND,
+        fix_command=venv_fix_command("mostly", "WITH_MOSTLY"),
         environment=dict(WORKER_ENV),
     )
 

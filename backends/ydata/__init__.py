@@ -54,6 +54,7 @@ from fairsynth.backends.isolated import (
     WorkerDrawnSamples,
     configured_runner,
     configured_timeout,
+    venv_fix_command,
 )
 from fairsynth.backends.signing import ALGORITHM, check_signature, installation_key, signature
 
@@ -61,7 +62,6 @@ YDATA_URL = "https://github.com/ydataai/ydata-synthetic"
 YDATA_LICENSE = "MIT"  # the LICENSE file shipped in ydata-synthetic 1.4.0 is MIT
 WORKER = Path(__file__).with_name("worker.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIX_COMMAND = "make install-ydata (or: bash scripts/install-ydata.sh, from the repository root)"
 MODEL_FILE = "ydata-model.pkl"
 MODEL_INFO = "ydata-model.json"
 MODEL_NOTE = "ydata-model.README.txt"
@@ -124,7 +124,7 @@ def environment() -> IsolatedEnvironment:
         venv=venv_path(),
         worker=WORKER,
         modules=("ydata_synthetic", "tensorflow", "pyarrow", "pandas"),
-        fix_command=FIX_COMMAND,
+        fix_command=venv_fix_command("ydata", "WITH_YDATA"),
         environment=dict(WORKER_ENV),
     )
 

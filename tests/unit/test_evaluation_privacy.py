@@ -172,3 +172,47 @@ def test_gaps_only_outside_the_training_table_map_to_the_same_space():
     assert space.transform(values_frame(train, specs)).shape[1] == space.transform(values_frame(other, specs)).shape[1]
     result = evaluate_privacy(train, other.iloc[:400], other.iloc[400:], schema, anonymeter=False)
     assert 0.0 <= result.dcr.share_closer_to_train <= 1.0
+
+
+def test_arrow_batches_are_screened_on_few_columns_yet_every_copy_is_counted():
+    """update_table keys a batch on its most distinct number columns first: rows that match a real row
+    there but differ in another number column (or a label) are no copies; real copies, gaps included, are."""
+    import pyarrow as pa
+
+    from fairsynth.metadata.schema import ColumnKind, ColumnSpec
+
+    rng = np.random.default_rng(7)
+    n = 400
+    real = pd.DataFrame({f"x{j}": rng.normal(size=n).round(4) for j in range(4)})
+    real["small"] = rng.integers(0, 3, n).astype(float)  # few distinct values: never screened on
+    real.loc[::9, "x0"] = np.nan
+    real["c"] = rng.choice(["a", "b"], n)
+    specs = [ColumnSpec(name=c, kind=ColumnKind.FLOAT) for c in real.columns[:-1]]
+    specs.append(ColumnSpec(name="c", kind=ColumnKind.CATEGORICAL))
+    train, holdout = real.iloc[:300], real.iloc[300:]
+    near = train.iloc[:40].assign(small=train["small"].iloc[:40] + 5)  # screened columns equal, one number not
+    relabelled = train.iloc[40:60].assign(c=np.where(train["c"].iloc[40:60] == "a", "b", "a"))
+    fresh = pd.DataFrame({c: rng.normal(size=200) for c in real.columns[:-1]}).assign(c="a")
+    synthetic = pd.concat([train.iloc[:27], holdout.iloc[:5], near, relabelled, fresh, train.iloc[::10]])
+    synthetic = synthetic.sample(frac=1.0, random_state=1).reset_index(drop=True)
+
+    counter = ExactCopyCounter(train, holdout, specs)
+    for start in range(0, len(synthetic), 100):
+        counter.update_table(
+            pa.Table.from_pandas(synthetic.iloc[start : start + 100], preserve_index=False), pa.Table.to_pandas
+        )
+    expected = count_exact_copies(train, holdout, synthetic, specs)
+    assert (counter.result().count, counter.result().holdout_count) == (27 + 30, 5)
+    assert counter.result() == expected
+
+
+def test_rows_that_only_share_a_hash_are_no_copies(split, monkeypatch):
+    """A hash hit is confirmed value by value: with every row hashed alike, only the real copies count."""
+    from fairsynth.services.run.evaluation import privacy
+
+    train, holdout, schema = split
+    synthetic = pd.concat([train.iloc[:9], holdout.iloc[:4], holdout.iloc[4:20].assign(age=200)])
+    monkeypatch.setattr(privacy, "_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
+    counter = ExactCopyCounter.for_schema(train, holdout, schema)
+    counter.update(synthetic)
+    assert (counter.result().count, counter.result().holdout_count) == (9, 4)

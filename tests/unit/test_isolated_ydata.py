@@ -146,3 +146,25 @@ def test_cancel_before_a_call_stops_it_without_starting_a_worker(monkeypatch, de
     with pytest.raises(WorkerCancelled):
         generator.fit(small, TableSchema.infer(small), seed=1)
     assert started == []
+
+
+@pytest.mark.parametrize(
+    ("backend", "prefix", "build_arg", "make_target"),
+    [
+        ("ydata.fast", "YDATA", "WITH_YDATA", "make install-ydata"),
+        ("mostly.argn", "MOSTLY", "WITH_MOSTLY", "make install-mostly"),
+    ],
+)
+def test_inside_the_image_a_missing_venv_asks_for_a_rebuild_with_its_build_argument(
+    monkeypatch, tmp_path, backend, prefix, build_arg, make_target
+):
+    from fairsynth.backends import registry
+
+    monkeypatch.setenv(f"FAIRSYNTH_{prefix}_VENV", str(tmp_path / "absent"))
+    monkeypatch.delenv("FAIRSYNTH_IN_CONTAINER", raising=False)
+    on_a_checkout = registry.backend_info(backend).reason  # what `fairsynth backends` and the UI show
+    monkeypatch.setenv("FAIRSYNTH_IN_CONTAINER", "1")
+    in_the_image = registry.backend_info(backend).reason
+
+    assert make_target in on_a_checkout and "--build-arg" not in on_a_checkout
+    assert f"--build-arg {build_arg}=1" in in_the_image and make_target not in in_the_image

@@ -127,3 +127,22 @@ def test_synthetic_csv_keeps_the_sources_look(tmp_path):
     assert text["dose"].str.fullmatch(r"\d\.\d").all() and text["dose"].isin(["1.0", "2.0", "3.0"]).any()
     assert text["score"].str.fullmatch(r"\d\.0").all()  # whole in every row, written 1.0 in the source
     assert text["visits"].str.fullmatch(r"\d+").all()  # integers stay integers
+
+
+def test_batches_carry_the_pandas_metadata_of_the_whole_first_batch(fitted):
+    rng = np.random.default_rng(3)
+    n = 600
+    mixed = pd.DataFrame(
+        {
+            "mixed_levels": rng.choice(np.array(["a", 1, "b", 2.5, True], dtype=object), n),
+            "count_with_gaps": pd.array(np.where(rng.random(n) < 0.3, None, rng.integers(0, 9, n)), dtype="Int64"),
+            "flag": rng.random(n) < 0.5,
+            "value": rng.normal(size=n).round(2),
+        }
+    )
+    other = create("tvae", epochs=1, hidden_size=16, latent_dim=8)
+    other.fit(mixed, TableSchema.infer(mixed), seed=1)
+    for generator in (fitted, other):
+        first = next(sample_tables(generator, 3000, seed=5, batch_rows=3000))
+        whole = pa.Schema.from_pandas(generator.codec.to_pandas(first), preserve_index=False).metadata
+        assert first.schema.metadata == whole

@@ -28,6 +28,7 @@ MIA_SYNTHETIC_ROWS = 20_000  # synthetic rows the membership attacker searches
 MAX_LEVELS = 50  # one-hot levels per categorical column; rarer ones share one "other" level
 HISTOGRAM_BINS = 30
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95)
+SCREEN_COLUMNS = 3  # number columns an exact-copy check keys a batch on first (those with the most distinct values)
 
 
 class MixedSpace:
@@ -126,10 +127,20 @@ def distance_measures(
 # -- exact copies -----------------------------------------------------------------------------------
 def row_hashes(data: pd.DataFrame, specs: list) -> np.ndarray:
     """A 64-bit hash per row of the compared columns (numbers rounded to 6 decimals, dates as days)."""
-    values = values_frame(data, specs)
+    return _hashes(compared_values(data, specs))
+
+
+def compared_values(data: pd.DataFrame, specs: list) -> pd.DataFrame:
+    """The compared columns as rows are matched on: numbers rounded to 6 decimals, dates as days, a gap in a
+    label column as one token (the index reset)."""
+    values = values_frame(data, specs).reset_index(drop=True)
     for spec in specs:
         column = values[spec.name]
         values[spec.name] = column.round(6) + 0.0 if is_numeric(spec) else column.fillna("__missing__")  # -0 is 0
+    return values
+
+
+def _hashes(values: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(values, index=False).to_numpy()
 
 
@@ -146,6 +157,12 @@ def number_keys(columns: list[np.ndarray], rows: int) -> np.ndarray:
     return keys
 
 
+def _most_distinct(numbers: pd.DataFrame) -> list[str]:
+    """The SCREEN_COLUMNS columns with the most distinct values (gaps count as one)."""
+    distinct = numbers.nunique(dropna=False).sort_values(ascending=False, kind="stable")
+    return list(distinct.index[:SCREEN_COLUMNS])
+
+
 def count_exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, specs: list) -> ExactCopies:
     """Synthetic rows identical to a training row, to a holdout row, and the real table's own repeat rate."""
     counter = ExactCopyCounter(train, holdout, specs)
@@ -156,17 +173,26 @@ def count_exact_copies(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd
 class ExactCopyCounter:
     """Counts exact copies batch by batch, so every row of a streamed synthetic output is checked.
 
-    A row can only copy a real row if its number columns do, so a batch is first hashed on those
-    alone (cheap: no text, no date parsing) and only rows whose numbers match a real row's are
-    hashed on every column. With continuous columns that is a handful per batch.
+    A row can only copy a real row if its number columns do, so a batch is first keyed on the
+    SCREEN_COLUMNS number columns with the most distinct real values, then the rows left on every
+    number column (cheap: no text, no date parsing), and only rows whose numbers match a real row's are
+    hashed on every column. Each pass keeps every row the next could count, so the count stays exact;
+    with continuous columns the first pass leaves a handful of rows per batch.
     """
 
     def __init__(self, train: pd.DataFrame, holdout: pd.DataFrame, specs: list) -> None:
         self.specs = specs
-        self.train_hashes, self.holdout_hashes = row_hashes(train, specs), row_hashes(holdout, specs)
-        self.real_repeat_rate = _rate(np.isin(self.holdout_hashes, self.train_hashes))
+        self._train, self._holdout = (
+            _RealRows(compared_values(train, specs)),
+            _RealRows(compared_values(holdout, specs)),
+        )
+        self.real_repeat_rate = _rate(self._train.matches(self._holdout.values, self._holdout.hashes))
         self.number_specs = [spec for spec in specs if spec.kind in NUMERIC_KINDS]
-        self.real_number_keys = np.union1d(self._frame_keys(train), self._frame_keys(holdout))
+        self.real_number_keys = self._real_keys(train, holdout, self.number_specs)
+        screen = _most_distinct(pd.concat([values_frame(t, self.number_specs) for t in (train, holdout)]))
+        screen_specs = [spec for spec in self.number_specs if spec.name in screen]
+        self._passes = [(screen_specs, self._real_keys(train, holdout, screen_specs))] if screen_specs else []
+        self._passes.append((self.number_specs, self.real_number_keys))
         self.rows = self.in_train = self.in_holdout = 0
 
     @classmethod
@@ -179,25 +205,30 @@ class ExactCopyCounter:
         self.rows += len(batch)
         if self.number_specs:
             batch = batch[np.isin(self._frame_keys(batch), self.real_number_keys)]
-        self._count(row_hashes(batch, self.specs))
+        self._count(compared_values(batch, self.specs))
 
     def update_table(self, table: pa.Table, to_frame: Callable[[pa.Table], pd.DataFrame]) -> None:
         """Add one synthetic Arrow batch: only the rows whose numbers match a real row's are converted to
         pandas (by to_frame, which gives sample()'s DataFrame) and hashed whole."""
         self.rows += table.num_rows
-        if self.number_specs:
-            columns = [table.column(spec.name).to_numpy().astype(float) for spec in self.number_specs]
-            table = table.filter(np.isin(number_keys(columns, table.num_rows), self.real_number_keys))
+        for specs, real_keys in self._passes if self.number_specs else []:
+            columns = [table.column(spec.name).to_numpy().astype(float) for spec in specs]
+            table = table.filter(np.isin(number_keys(columns, table.num_rows), real_keys))
         if table.num_rows:
-            self._count(row_hashes(to_frame(table), self.specs))
+            self._count(compared_values(to_frame(table), self.specs))
 
-    def _frame_keys(self, data: pd.DataFrame) -> np.ndarray:
-        numbers = values_frame(data, self.number_specs)
-        return number_keys([numbers[spec.name].to_numpy(dtype=float) for spec in self.number_specs], len(data))
+    def _frame_keys(self, data: pd.DataFrame, specs: list | None = None) -> np.ndarray:
+        specs = self.number_specs if specs is None else specs
+        numbers = values_frame(data, specs)
+        return number_keys([numbers[spec.name].to_numpy(dtype=float) for spec in specs], len(data))
 
-    def _count(self, hashes: np.ndarray) -> None:
-        self.in_train += int(np.isin(hashes, self.train_hashes).sum())
-        self.in_holdout += int(np.isin(hashes, self.holdout_hashes).sum())
+    def _real_keys(self, train: pd.DataFrame, holdout: pd.DataFrame, specs: list) -> np.ndarray:
+        return np.union1d(self._frame_keys(train, specs), self._frame_keys(holdout, specs))
+
+    def _count(self, values: pd.DataFrame) -> None:
+        hashes = _hashes(values)
+        self.in_train += int(self._train.matches(values, hashes).sum())
+        self.in_holdout += int(self._holdout.matches(values, hashes).sum())
 
     def result(self) -> ExactCopies:
         """The exact_copies block of metrics.json."""
@@ -210,6 +241,38 @@ class ExactCopyCounter:
             real_repeat_rate=self.real_repeat_rate,
             synthetic_rows_checked=self.rows,
         )
+
+
+class _RealRows:
+    """Real rows (compared_values) and their hashes, to find which rows are equal to one of them."""
+
+    def __init__(self, values: pd.DataFrame) -> None:
+        self.values, self.hashes = values, _hashes(values)
+        self._order = np.argsort(self.hashes, kind="stable")
+        self._sorted = self.hashes[self._order]
+
+    def matches(self, values: pd.DataFrame, hashes: np.ndarray) -> np.ndarray:
+        """Whether each row equals a real row: found by its hash, then confirmed value by value (two rows that
+        only share a hash are no copy)."""
+        found = np.zeros(len(hashes), dtype=bool)
+        if not len(self.hashes) or not len(hashes):
+            return found
+        at = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
+        hits = np.flatnonzero(self._sorted[at] == hashes)
+        found[hits] = _rows_equal(values.iloc[hits], self.values.iloc[self._order[at[hits]]])
+        for row in hits[~found[hits]]:  # equal hashes, other values: another real row may share that hash
+            same = self._order[self._sorted == hashes[row]]
+            found[row] = bool(_rows_equal(values.iloc[[row] * len(same)], self.values.iloc[same]).any())
+        return found
+
+
+def _rows_equal(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
+    """Row by row, whether every column holds the same value (two gaps are the same)."""
+    equal = np.ones(len(left), dtype=bool)
+    for name in left.columns:
+        a, b = left[name].to_numpy(), right[name].to_numpy()
+        equal &= (a == b) | (pd.isna(a) & pd.isna(b))
+    return equal
 
 
 # -- distances --------------------------------------------------------------------------------------
