@@ -21,10 +21,10 @@ from fairsynth.metadata.rule_checks import (
     bulks_overlap,
     checked_rule,
     column_numbers,
+    edited_rules,
     on_common_scale,
     order_between,
     rule_counts,
-    turn_off,
 )
 from fairsynth.metadata.rules import (
     MIN_RULE_SUPPORT,
@@ -191,22 +191,20 @@ def with_cross_rule_edits(
 ) -> DatasetSchema:
     """A copy of schema with the user's cross-table rules added (the tables must keep them) and the named rules
     turned off; every problem at once, in one RuleError (as rule_checks.with_rule_edits for one table)."""
-    rules = [rule.model_copy() for rule in schema.rules]
-    problems = turn_off(rules, off, lambda text: parse_cross_rule(text, schema), "the dataset's cross-table rules")
-    for text in add:
-        try:
-            rule = parse_cross_rule(text, schema)
-            frame, table = joined(
-                tables, schema, _link(schema, rule), [rule.column_of(rule.child)], [rule.column_of(rule.parent)]
-            )
-            rule = checked_rule(rule, table, frame)
-        except RuleError as error:
-            problems += error.problems
-            continue
-        rules = [existing for existing in rules if not existing.same_rule(rule)] + [rule]
-    if problems:
-        raise RuleError(*problems)
-    return schema.model_copy(update={"rules": rules})
+
+    def checked(rule: CrossTableRule) -> CrossTableRule:
+        child, parent = [rule.column_of(rule.child)], [rule.column_of(rule.parent)]
+        frame, table = joined(tables, schema, _link(schema, rule), child, parent)
+        return checked_rule(rule, table, frame)
+
+    return edited_rules(
+        schema,
+        add,
+        off,
+        lambda text: parse_cross_rule(text, schema),
+        checked,
+        "the dataset's cross-table rules",
+    )
 
 
 def _table_of(name: str, schema: DatasetSchema) -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from itertools import combinations, permutations
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
+from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.rules import (
     MIN_RULE_SUPPORT,
     TEXT_FORMATS,
@@ -407,10 +409,21 @@ def _prints(text: np.ndarray, number: np.ndarray, text_format: str | None) -> np
 
 
 # -- the user's edits ------------------------------------------------------------------------------
-def turn_off(rules: list, texts: Iterable[str], parse: Callable[[str], Rule], listed_as: str) -> list[str]:
-    """Turn off (in place) each rule a text names; the problems: a text that cannot be read or names no rule."""
-    problems = []
-    for text in texts:
+SchemaT = TypeVar("SchemaT", TableSchema, DatasetSchema)
+
+
+def edited_rules(
+    schema: SchemaT,
+    add: Iterable[str],
+    off: Iterable[str],
+    parse: Callable[[str], Rule],
+    check: Callable[[Rule], Rule],
+    listed_as: str,
+) -> SchemaT:
+    """A copy of schema (one table's or a dataset's) whose rules gain each checked `add` text (replacing the same
+    rule) and turn off each `off` one; every problem at once, in one RuleError."""
+    rules, problems = [rule.model_copy() for rule in schema.rules], []
+    for text in off:
         try:
             wanted = parse(text)
         except RuleError as error:
@@ -422,7 +435,16 @@ def turn_off(rules: list, texts: Iterable[str], parse: Callable[[str], Rule], li
             problems.append(f"There is no rule '{text}' to turn off; {listed_as} are: {listed}.")
         for rule in matches:
             rule.status = RuleStatus.OFF
-    return problems
+    for text in add:
+        try:
+            rule = check(parse(text))
+        except RuleError as error:
+            problems += error.problems
+            continue
+        rules = [existing for existing in rules if not existing.same_rule(rule)] + [rule]
+    if problems:
+        raise RuleError(*problems)
+    return schema.model_copy(update={"rules": rules})
 
 
 def with_rule_edits(
@@ -433,18 +455,14 @@ def with_rule_edits(
     Every problem is reported at once, in one RuleError: a rule that cannot be read, names no column, does not
     fit its columns' kinds, or that the data breaks (with the number of rows).
     """
-    rules = [rule.model_copy() for rule in schema.rules]
-    problems = turn_off(rules, off, lambda text: parse_rule(text, schema.names), "the table's rules")
-    for text in add:
-        try:
-            rule = checked_rule(parse_rule(text, schema.names), schema, data)
-        except RuleError as error:
-            problems += error.problems
-            continue
-        rules = [existing for existing in rules if not existing.same_rule(rule)] + [rule]
-    if problems:
-        raise RuleError(*problems)
-    return schema.model_copy(update={"rules": rules})
+    return edited_rules(
+        schema,
+        add,
+        off,
+        lambda text: parse_rule(text, schema.names),
+        lambda rule: checked_rule(rule, schema, data),
+        "the table's rules",
+    )
 
 
 def checked_rule(rule: Rule, schema: TableSchema, data: pd.DataFrame) -> Rule:

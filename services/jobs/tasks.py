@@ -14,7 +14,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from fairsynth.backends.base import Progress
 from fairsynth.errors import ControlFlow
@@ -29,6 +31,7 @@ PROGRESS_INTERVAL = 0.5  # seconds between stored progress rows (stage changes a
 # Set in a task's process while it runs: every process it starts (joblib/loky workers, subprocesses) inherits it,
 # so the whole tree is found again even after its parent died and it was re-parented to PID 1.
 TASK_MARKER = "FAIRSYNTH_TASK_ID"
+T = TypeVar("T")
 
 
 class TaskCancelled(ControlFlow):
@@ -117,18 +120,14 @@ def _run_marked(store: JobStore, task_id: str, settings: Settings) -> None:
     if datasets.is_dataset_run(run_dir):
         _run_dataset_task(store, task, run_dir, beat)
         return
-    try:
-        plan = pipeline.load_plan(run_dir)
-        outcome = pipeline.run_planned_backend(plan, task.backend, progress=_progress_sink(store, task_id, beat))
-    except TaskCancelled:
-        return
-    except Exception as exc:  # any error ends the task failed with its reason, never stuck
-        log.exception("task %s (%s) failed", task_id, task.backend)
-        store.finish_task(task_id, TaskState.FAILED, error=f"{type(exc).__name__}: {exc}")
-        return
-    finally:
-        beat.stop()
-    if beat.cancelled:
+    progress = _progress_sink(store, task_id, beat)
+    outcome = _ran(
+        store,
+        task,
+        beat,
+        lambda: pipeline.run_planned_backend(pipeline.load_plan(run_dir), task.backend, progress=progress),
+    )
+    if outcome is None:
         return
     store.finish_task(
         task_id,
@@ -141,20 +140,31 @@ def _run_marked(store: JobStore, task_id: str, settings: Settings) -> None:
     )
 
 
-def _run_dataset_task(store: JobStore, task, run_dir: Path, beat: _Heartbeat) -> None:
-    """One dataset backend of a job: fit, stream every table, evaluate; a failure ends the task with its reason."""
+def _ran(store: JobStore, task, beat: _Heartbeat, run: Callable[[], T]) -> T | None:
+    """`run`'s outcome, or None when the task was cancelled or failed (a failure stored with its reason)."""
     try:
-        plan = datasets.load_dataset_plan(run_dir)
-        outcome = datasets.run_planned_dataset_backend(plan, task.backend, _progress_sink(store, task.id, beat))
+        outcome = run()
     except TaskCancelled:
-        return
+        return None
     except Exception as exc:  # any error ends the task failed with its reason, never stuck
         log.exception("task %s (%s) failed", task.id, task.backend)
         store.finish_task(task.id, TaskState.FAILED, error=f"{type(exc).__name__}: {exc}")
-        return
+        return None
     finally:
         beat.stop()
-    if beat.cancelled:
+    return None if beat.cancelled else outcome
+
+
+def _run_dataset_task(store: JobStore, task, run_dir: Path, beat: _Heartbeat) -> None:
+    """One dataset backend of a job: fit, stream every table, evaluate; a failure ends the task with its reason."""
+    progress = _progress_sink(store, task.id, beat)
+    outcome = _ran(
+        store,
+        task,
+        beat,
+        lambda: datasets.run_planned_dataset_backend(datasets.load_dataset_plan(run_dir), task.backend, progress),
+    )
+    if outcome is None:
         return
     store.finish_task(
         task.id,
