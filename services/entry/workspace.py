@@ -490,10 +490,13 @@ def table_set_schema(dataset: Dataset) -> DatasetSchema:
     return DatasetSchema.from_json(dataset.schema_json)
 
 
-def table_set_tables(ws: Workspace, dataset: Dataset, rows: int | None = None) -> dict[str, pd.DataFrame]:
-    """Every table of the table set by name (or each one's first rows)."""
+def table_set_tables(
+    ws: Workspace, dataset: Dataset, rows: int | None = None, names: Sequence[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every table of the table set by name, or only those `names` (each whole, or its first rows)."""
     files = datasets.dataset_files([ws.settings.data_dir / dataset.path])
-    tables = {datasets.table_name(p): read_table(p) for p in files}
+    wanted = [p for p in files if names is None or datasets.table_name(p) in names]
+    tables = {datasets.table_name(p): read_table(p) for p in wanted}
     return {name: frame.head(rows) if rows else frame for name, frame in tables.items()}
 
 
@@ -587,11 +590,6 @@ def table_set_request(
 def is_dataset_job(job: Job) -> bool:
     """True when the job runs dataset backends on a table set."""
     return job.request.get("kind") == "dataset"
-
-
-def dataset_comparison(ws: Workspace, job: Job) -> pd.DataFrame:
-    """One row per dataset backend: status, gate decision, every dataset metric (empty until the job has ended)."""
-    return comparison(ws, job)
 
 
 def dataset_metrics(ws: Workspace, job: Job, backend: str) -> dict | None:
@@ -818,7 +816,8 @@ def run_dir(ws: Workspace, job: Job) -> Path:
 
 
 def comparison(ws: Workspace, job: Job) -> pd.DataFrame:
-    """The side-by-side comparison of the job's backends (empty until the job has ended)."""
+    """The side-by-side comparison of the job's backends (empty until the job has ended); for a dataset job one row
+    per dataset backend: status, gate decision, every dataset metric."""
     path = run_dir(ws, job) / "comparison.csv"
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 

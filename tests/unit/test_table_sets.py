@@ -177,7 +177,7 @@ def test_a_table_set_job_runs_each_backend_as_a_task_and_packages_crates(ws):
             break
         time.sleep(0.5)
     assert job.state == "succeeded", (job.error, [t.error for t in job.tasks])
-    table = ws_api.dataset_comparison(ws, job)
+    table = ws_api.comparison(ws, job)
     assert table["backend"].tolist() == ["relational"] and table["status"].tolist() == ["ok"]
     assert ws_api.dataset_metrics(ws, job, "relational")["structure"]["referential_integrity"] == 1.0
     tables = ws_api.synthetic_tables(ws, job, "relational", rows=50)

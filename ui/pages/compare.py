@@ -60,7 +60,7 @@ header("3 · Compare", "Every backend of a run side by side: how faithful, how p
 
 def dataset_comparison_section(job) -> None:
     """A run on several tables: the dataset measures and gate per backend, then per relationship and per table."""
-    table = ws_api.dataset_comparison(ws, job)
+    table = ws_api.comparison(ws, job)
     if table.empty:
         st.info(f"This run is {job.state}; the comparison appears when every backend has ended.")
         return
@@ -114,7 +114,7 @@ def dataset_plots(job, measured: list[str]) -> None:
     dataset = ws.store.get_dataset(job.dataset_id)
     schema = ws_api.table_set_schema(dataset)
     name = st.selectbox("Table", schema.names, key="plot-table")
-    real = ws_api.table_set_tables(ws, dataset, rows=2000)[name]
+    real = ws_api.table_set_tables(ws, dataset, rows=2000, names=[name])[name]
     synthetic = {backend: ws_api.synthetic_tables(ws, job, backend).get(name) for backend in measured}
     keys = set(schema.key_columns(name))
     specs = {s.name: s for s in schema.entry(name).table.columns if s.learned and s.name not in keys}
