@@ -73,20 +73,26 @@ def list_backends(group: str = GROUP) -> list[BackendInfo]:
     return [_describe(ep) for _, ep in sorted(_declared(group).items())]
 
 
-def backend_info(name: str, group: str = GROUP) -> BackendInfo:
-    """One backend's info, or UnknownBackendError naming the ones that exist."""
+def _entry_point(name: str, group: str) -> EntryPoint:
+    """The declared entry point of a backend name (one scan of the installed packages), or UnknownBackendError."""
     declared = _declared(group)
     if name not in declared:
         raise UnknownBackendError(f"Unknown backend '{name}'; choose one of: {', '.join(sorted(declared))}.")
-    return _describe(declared[name])
+    return declared[name]
+
+
+def backend_info(name: str, group: str = GROUP) -> BackendInfo:
+    """One backend's info, or UnknownBackendError naming the ones that exist."""
+    return _describe(_entry_point(name, group))
 
 
 def backend_class(name: str, group: str = GROUP) -> type[Generator]:
     """The class behind a backend name; BackendUnavailable with the reason if it cannot run here."""
-    info = backend_info(name, group)
+    entry_point = _entry_point(name, group)
+    info = _describe(entry_point)
     if not info.available:
         raise BackendUnavailable(f"Backend '{name}' is not available here: {info.reason}.")
-    cls: type[Generator] = _declared(group)[name].load()
+    cls: type[Generator] = entry_point.load()
     return cls
 
 
@@ -106,5 +112,5 @@ def check_params(name: str, values: Mapping[str, object]) -> BackendParams:
 def create(name: str, **params: object) -> Generator:
     """A new, unfitted generator; its parameters are checked here, so a plugin's own constructor need not."""
     cls = backend_class(name)
-    check_params(name, params)
+    cls.Params.checked(name, params)  # the loaded class's own Params: no second scan of the installed packages
     return cls(**params)
