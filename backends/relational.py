@@ -61,13 +61,23 @@ OFFSET = "__offset__"  # prefix of a ruled column's distance from its parent's b
 POSITION_WEIGHT = 2.0  # weight of the position against one standardised context column when matching
 CONTEXT_LEVELS = 20  # most frequent levels of a categorical context column one-hot encoded for matching
 DAY_NS = 86_400 * 10**9
+TABLE_EPOCHS, TABLE_BATCH = 30, 500  # each table's training budget (RelationalParams says why)
 
 
 class RelationalParams(BackendParams):
     """relational: which single-table backend learns each table, and how children are matched to parents."""
 
     table_backend: str = Field("tvae", description="Single-table backend that learns every table.")
-    epochs: int | None = Field(None, ge=1, description="Epochs for the table backend, when it trains in epochs.")
+    # measured on pbc and 1,000 / 4,000 nafld subjects (bench_relational): dataset quality within 0.01-0.03 of tvae's
+    # early stopping (~100-200 epochs of batches of 128) in a tenth of the time, still 0.05 above SDV's HMA
+    epochs: int | None = Field(
+        TABLE_EPOCHS, ge=1, description="Epochs for the table backend, when it trains in epochs; empty: its default."
+    )
+    batch_size: int | None = Field(
+        TABLE_BATCH,
+        ge=1,
+        description="Rows per training step of the table backend, when it takes one; empty: its default.",
+    )
     pool_factor: float = Field(3.0, ge=1, description="Pool rows drawn per child row needed, to match parents.")
     match_candidates: int = Field(5, ge=1, description="Nearest pool rows a child slot chooses among at random.")
 
@@ -167,7 +177,7 @@ class RelationalGenerator:
         for step, name in enumerate(order, start=1):
             frame, model = self._training_frame(tables, name)
             generator = registry.create(self.params.table_backend, **self._table_params(name))
-            fitted = generator.fit(frame, _frame_schema(frame, schema.entry(name).table), seed=seed + step)
+            fitted = generator.fit(frame, _frame_schema(frame, schema, name), seed=seed + step)
             self.table_fits[name] = fitted
             model.generator = generator
             self.models[name] = model
@@ -179,7 +189,8 @@ class RelationalGenerator:
     def _table_params(self, name: str) -> dict[str, object]:
         """The table backend's parameters for one table (here the same for every table)."""
         takes = registry.params_model(self.params.table_backend).model_fields
-        return {"epochs": self.params.epochs} if self.params.epochs and "epochs" in takes else {}
+        given = {"epochs": self.params.epochs, "batch_size": self.params.batch_size}
+        return {k: v for k, v in given.items() if v is not None and k in takes}
 
     def _training_frame(self, tables: Mapping[str, pd.DataFrame], name: str) -> tuple[pd.DataFrame, _TableModel]:
         """The table's own learned columns, its children counts, and as a child its context, position and gap."""
@@ -348,16 +359,27 @@ class RelationalGenerator:
         return self.schema
 
 
-def _frame_schema(frame: pd.DataFrame, table: TableSchema) -> TableSchema:
-    """The training frame's schema: the table's own column kinds kept, helper columns numeric."""
-    inferred = TableSchema.infer(frame)
-    kinds = {c.name: c.kind.value for c in table.columns if c.name in frame.columns}
-    kinds |= {
-        c: ColumnKind.FLOAT.value if c in (GAP, START) or c.startswith(OFFSET) else ColumnKind.INTEGER.value
-        for c in frame.columns
-        if c.startswith((COUNT, OFFSET)) or c in (POSITION, GAP, START)
-    }
-    return inferred.with_overrides(kinds={k: v for k, v in kinds.items() if inferred.column(k).kind.value != v})
+def _frame_schema(frame: pd.DataFrame, schema: DatasetSchema, name: str) -> TableSchema:
+    """The training frame's schema: the table's own and its parent's (context) column specs as the dataset schema
+    has them, only the helper columns inferred (numeric). Inferring the known columns again cost a fifth of a
+    small dataset's fit."""
+    table, parent = schema.entry(name).table, schema.parent_of(name)
+    known = {c.name: c for c in table.columns}
+    if parent is not None:
+        known |= {
+            CONTEXT + c.name: c.model_copy(update={"name": CONTEXT + c.name})
+            for c in schema.entry(parent.parent).table.columns
+        }
+    helpers = [c for c in frame.columns if c not in known]
+    inferred = TableSchema.infer(frame[helpers]) if helpers else None
+    columns = [known[c] if c in known else _helper_spec(inferred.column(c)) for c in frame.columns]  # type: ignore[union-attr]
+    return TableSchema(columns=columns, n_rows=len(frame)).with_level_rule(frame, table.min_level_rows)
+
+
+def _helper_spec(spec: ColumnSpec) -> ColumnSpec:
+    """A helper column's spec: a count or position is an integer, a time gap, start or offset a float."""
+    real = spec.name in (GAP, START) or spec.name.startswith(OFFSET)
+    return spec.model_copy(update={"kind": ColumnKind.FLOAT if real else ColumnKind.INTEGER})
 
 
 # -- enforced cross-table rules ------------------------------------------------------------------------

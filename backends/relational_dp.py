@@ -46,6 +46,8 @@ class RelationalDPParams(RelationalParams):
     """relational.dp: every table learned by tvae.dp; the budget per table and the public bounds it relies on."""
 
     table_backend: Literal["tvae.dp"] = Field(DP_TABLE_BACKEND, description="Every table is learned by tvae.dp.")
+    epochs: int | None = Field(None, ge=1, description="Epochs of each table's DP-SGD; empty: tvae.dp's default.")
+    batch_size: int | None = Field(None, ge=1, description="Rows per DP-SGD step; empty: tvae.dp's default.")
     epsilon: float = Field(3.0, gt=0, description="Row-level privacy budget of the root table's model.")
     child_epsilon: float | None = Field(
         None, gt=0, description="Row-level budget of each other table's model; empty: epsilon / max_children."
