@@ -111,6 +111,10 @@ class DatasetSchema(BaseModel):
         keys += [r.parent_key for r in self.children_of(name)]
         return list(dict.fromkeys(k for k in keys if k))
 
+    def value_table(self, name: str) -> TableSchema:
+        """A table's schema with its keys dropped: what it learns and its rules may tie (keys are regenerated)."""
+        return self.entry(name).table.with_overrides(drop=self.key_columns(name))
+
     # -- edits --------------------------------------------------------------------------------
     def with_edits(
         self,
