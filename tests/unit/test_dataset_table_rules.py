@@ -161,6 +161,15 @@ def test_relational_keeps_every_table_rule_even_on_the_rebuilt_time_column_and_n
     assert measured["enforced"]["admissions.admit in order within patients"].adherence == 1.0
 
 
+def test_relational_dp_keeps_them_through_tvae_dp(two_levels):
+    tables, schema = two_levels
+    generator = create_dataset_generator("relational.dp", epochs=3, epsilon=10)
+    generator.fit(tables, schema, seed=0)
+    synthetic = next(generator.sample(150, seed=1, batch_subjects=150))
+    measured = {r.text: r for r in evaluate_dataset_rules(tables, synthetic, schema).rules}
+    assert all(measured[text].applicable > 100 and measured[text].adherence == 1.0 for text in (DISCHARGE, BILLED))
+
+
 def test_on_pbc_the_rules_within_each_table_are_detected_and_relational_keeps_them():
     """pbcseq's futime is constant within each patient and its day is the rebuilt time column: the rule between them
     still holds in every synthetic visit."""
