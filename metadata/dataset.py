@@ -140,6 +140,9 @@ class DatasetSchema(BaseModel):
             edited.relationships = list(relationships)
             links = {(r.parent, r.child) for r in edited.relationships}
             edited.rules = [rule for rule in edited.rules if (rule.parent, rule.child) in links]
+        for entry in edited.tables:  # a column that became a key is regenerated: no rule of its table ties it
+            keys = set(edited.key_columns(entry.name))
+            entry.table.rules = [rule for rule in entry.table.rules if not keys & set(rule.columns)]
         return edited.checked()
 
     def checked(self) -> DatasetSchema:

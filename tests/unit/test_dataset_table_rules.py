@@ -102,6 +102,12 @@ def test_table_rules_round_trip_through_json(two_levels):
     assert [rule.text for rule in again.entry("admissions").table.rules] == ["discharge >= admit", "billed >= paid"]
 
 
+def test_a_column_made_a_key_leaves_its_tables_rules(two_levels):
+    _, schema = two_levels
+    edited = schema.with_edits(primary_keys={"admissions": "billed"})
+    assert set(texts(edited)) == {DISCHARGE}
+
+
 def test_a_rule_is_edited_by_its_table_qualified_text_through_the_one_dataset_path(two_levels):
     tables, schema = two_levels
     overrides = SchemaOverrides(rules_off=[DISCHARGE], rules=["admissions.ward > admissions.paid"])
