@@ -42,7 +42,7 @@ from fairsynth.backends.base import (
 )
 from fairsynth.backends.dataset import DatasetBatch
 from fairsynth.metadata.dataset import DatasetSchema
-from fairsynth.metadata.rules import CrossTableRule
+from fairsynth.metadata.rules import CrossTableRule, Rule, RuleKind
 from fairsynth.metadata.schema import (
     TEMPORAL_KINDS,
     UNLEARNED_KINDS,
@@ -346,7 +346,8 @@ class RelationalGenerator:
             steps = np.where(children[POSITION].to_numpy() == 0, starts, gaps)  # the first row's start, then gaps
             times = pd.Series(steps).groupby(owner).cumsum()
             children[entry.sequence] = _from_number(times, model.temporal, entry.table.column(entry.sequence).kind)
-        return within_rules(schema, name, children, parents, model.constant)
+        children = within_rules(schema, name, children, parents, model.constant)
+        return kept_table_orders(schema, name, children, model.constant)
 
     def _output(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """The table's columns in the source's order, without the generator's helper columns."""
@@ -373,13 +374,45 @@ def _frame_schema(frame: pd.DataFrame, schema: DatasetSchema, name: str) -> Tabl
     helpers = [c for c in frame.columns if c not in known]
     inferred = TableSchema.infer(frame[helpers]) if helpers else None
     columns = [known[c] if c in known else _helper_spec(inferred.column(c)) for c in frame.columns]  # type: ignore[union-attr]
-    return TableSchema(columns=columns, n_rows=len(frame)).with_level_rule(frame, table.min_level_rows)
+    framed = TableSchema(columns=columns, n_rows=len(frame), rules=frame_rules(table, frame))
+    return framed.with_level_rule(frame, table.min_level_rows)
 
 
 def _helper_spec(spec: ColumnSpec) -> ColumnSpec:
     """A helper column's spec: a count or position is an integer, a time gap, start or offset a float."""
     real = spec.name in (GAP, START) or spec.name.startswith(OFFSET)
     return spec.model_copy(update={"kind": ColumnKind.FLOAT if real else ColumnKind.INTEGER})
+
+
+# -- rules within one table ----------------------------------------------------------------------------
+def frame_rules(table: TableSchema, frame: pd.DataFrame) -> list[Rule]:
+    """The table's rules on columns its training frame holds: the table backend's codec keeps the enforced ones as it
+    does for one table (a rule on the time column, rebuilt from gaps, is kept by kept_table_orders instead)."""
+    return [rule for rule in table.rules if set(rule.columns) <= set(frame.columns)]
+
+
+def kept_table_orders(schema: DatasetSchema, name: str, children: pd.DataFrame, constant: list[str]) -> pd.DataFrame:
+    """The table's enforced order rules kept once columns were rebuilt after sampling (the time column, columns
+    constant within a parent, columns under a cross-table bound): the rule's other column is moved to the rebuilt
+    one (per parent where it is constant, so it stays constant); a rule between two rebuilt columns is measured."""
+    entry = schema.entry(name)
+    fixed = {entry.sequence, *enforced_bounds(schema, name)}
+    owner = children["__owner__"].to_numpy(dtype=int)
+    for rule in entry.table.rules:
+        if rule.kind != RuleKind.ORDER or not rule.enforced or not (fixed | set(constant)) & set(rule.columns):
+            continue
+        low, high = rule.columns
+        if high in fixed and low in fixed:
+            continue
+        moved, bound = (low, high) if high in fixed else (high, low)
+        spec = entry.table.column(moved)
+        limit = column_values(children[bound], entry.table.column(bound)).to_numpy(dtype=float)
+        if moved in constant:
+            limit = pd.Series(limit).groupby(owner).transform("min" if moved == low else "max").to_numpy()
+        values = column_values(children[moved], spec).to_numpy(dtype=float)
+        values = _clipped(values, limit, spec, below=moved == low, strict=rule.strict)
+        children[moved] = _from_number(pd.Series(values), spec.kind in TEMPORAL_KINDS, spec.kind)
+    return children
 
 
 # -- enforced cross-table rules ------------------------------------------------------------------------
@@ -437,7 +470,8 @@ def within_rules(
             rebuilt = np.clip(rebuilt, np.nanmin(values), np.nanmax(values))
         values = np.where(np.isnan(rebuilt), values, rebuilt)
         for rule in rules:
-            values = _clipped(values, rule, _parent_numbers(parents, link.parent_key, keys, schema, rule), spec)
+            bound = _parent_numbers(parents, link.parent_key, keys, schema, rule)
+            values = _clipped(values, bound, spec, below=rule.child_is_low, strict=rule.strict)
         children[column] = _from_number(pd.Series(values), spec.kind in TEMPORAL_KINDS, spec.kind)
     return children
 
@@ -452,15 +486,15 @@ def _parent_numbers(
     return np.where(rows >= 0, values[rows], np.nan)
 
 
-def _clipped(values: np.ndarray, rule: CrossTableRule, bound: np.ndarray, spec: ColumnSpec) -> np.ndarray:
-    """Values kept on the rule's side of the bound (one step past it when strict); whole numbers and dates stay
-    whole."""
+def _clipped(values: np.ndarray, bound: np.ndarray, spec: ColumnSpec, *, below: bool, strict: bool) -> np.ndarray:
+    """Values kept at or below the bound (below) or at or above it, one step past it when strict; whole numbers and
+    dates stay whole."""
     whole = spec.kind in (ColumnKind.INTEGER, ColumnKind.DATE)
-    step = (1.0 if whole else np.abs(bound) * 1e-12 + 1e-12) if rule.strict else 0.0
-    limit = bound - step if rule.child_is_low else bound + step
+    step = (1.0 if whole else np.abs(bound) * 1e-12 + 1e-12) if strict else 0.0
+    limit = bound - step if below else bound + step
     if whole:
-        values, limit = np.round(values), np.floor(limit) if rule.child_is_low else np.ceil(limit)
-    clip = np.fmin if rule.child_is_low else np.fmax  # fmin/fmax: a missing bound leaves the value
+        values, limit = np.round(values), np.floor(limit) if below else np.ceil(limit)
+    clip = np.fmin if below else np.fmax  # fmin/fmax: a missing bound leaves the value
     return np.where(np.isnan(values), values, clip(values, limit))
 
 

@@ -111,6 +111,10 @@ class DatasetSchema(BaseModel):
         keys += [r.parent_key for r in self.children_of(name)]
         return list(dict.fromkeys(k for k in keys if k))
 
+    def value_table(self, name: str) -> TableSchema:
+        """A table's schema with its keys dropped: what it learns and its rules may tie (keys are regenerated)."""
+        return self.entry(name).table.with_overrides(drop=self.key_columns(name))
+
     # -- edits --------------------------------------------------------------------------------
     def with_edits(
         self,
@@ -136,6 +140,9 @@ class DatasetSchema(BaseModel):
             edited.relationships = list(relationships)
             links = {(r.parent, r.child) for r in edited.relationships}
             edited.rules = [rule for rule in edited.rules if (rule.parent, rule.child) in links]
+        for entry in edited.tables:  # a column that became a key is regenerated: no rule of its table ties it
+            keys = set(edited.key_columns(entry.name))
+            entry.table.rules = [rule for rule in entry.table.rules if not keys & set(rule.columns)]
         return edited.checked()
 
     def checked(self) -> DatasetSchema:

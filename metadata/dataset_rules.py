@@ -21,6 +21,7 @@ from fairsynth.metadata.rule_checks import (
     bulks_overlap,
     checked_rule,
     column_numbers,
+    detect_rules,
     edited_rules,
     on_common_scale,
     order_between,
@@ -29,6 +30,7 @@ from fairsynth.metadata.rule_checks import (
 from fairsynth.metadata.rules import (
     MIN_RULE_SUPPORT,
     CrossTableRule,
+    Rule,
     RuleError,
     RuleKind,
     parse_rule,
@@ -120,8 +122,22 @@ def sequence_text(schema: DatasetSchema, link: Relationship) -> str:
 
 # -- detection ------------------------------------------------------------------------------------
 def infer_dataset_with_rules(frames: Tables, *, min_support: int = MIN_RULE_SUPPORT) -> DatasetSchema:
-    """DatasetSchema.infer, then every cross-table rule the tables keep (what a user sees first for a dataset)."""
-    return with_detected_cross_rules(DatasetSchema.infer(frames), frames, min_support=min_support)
+    """DatasetSchema.infer, then every rule within each table and every cross-table rule the tables keep (what a
+    user sees first for a dataset)."""
+    schema = with_detected_table_rules(DatasetSchema.infer(frames), frames, min_support=min_support)
+    return with_detected_cross_rules(schema, frames, min_support=min_support)
+
+
+def with_detected_table_rules(
+    schema: DatasetSchema, tables: Tables, *, min_support: int = MIN_RULE_SUPPORT
+) -> DatasetSchema:
+    """A copy of schema whose every table lists the rules its rows keep on its non-key columns, found exactly as
+    for one table (metadata.rule_checks.detect_rules); keys never take part."""
+    edited = schema.model_copy(deep=True)
+    for entry in edited.tables:
+        found = detect_rules(tables[entry.name], schema.value_table(entry.name), min_support=min_support)
+        entry.table = entry.table.model_copy(update={"rules": found, "min_rule_support": min_support})
+    return edited
 
 
 def with_detected_cross_rules(
@@ -165,8 +181,7 @@ def detect_cross_rules(
 def parse_cross_rule(text: str, schema: DatasetSchema) -> CrossTableRule:
     """The cross-table rule a person wrote (CrossTableRule.text's form), checked against the dataset; RuleError
     saying what is wrong otherwise."""
-    names = [qualified(entry.name, column) for entry in schema.tables for column in entry.table.names]
-    rule = parse_rule(text, names)
+    rule = parse_rule(text, _qualified_names(schema))
     if rule.kind != RuleKind.ORDER:
         raise RuleError(f"The rule '{text.strip()}' is not an order between two columns; {CROSS_RULE_GRAMMAR}.")
     first, second = (_table_of(name, schema) for name in rule.columns)
@@ -205,6 +220,89 @@ def with_cross_rule_edits(
         checked,
         "the dataset's cross-table rules",
     )
+
+
+def with_dataset_rule_edits(
+    schema: DatasetSchema, tables: Tables, *, add: Iterable[str] = (), off: Iterable[str] = ()
+) -> DatasetSchema:
+    """The user's rule edits on a dataset: a text naming one table's columns only (`pbc.bili >= pbc.albumin`) edits
+    that table's rules, any other is a cross-table rule; every problem at once, in one RuleError."""
+    routed: dict[str | None, tuple[list[str], list[str]]] = {}  # table (None: cross-table) -> (add, off)
+    for texts, place in ((add, 0), (off, 1)):
+        for text in texts:
+            routed.setdefault(_rule_table(text, schema), ([], []))[place].append(text)
+    edited, problems = schema, []
+    for table, (added, turned_off) in routed.items():
+        try:
+            if table is None:
+                edited = with_cross_rule_edits(edited, tables, add=added, off=turned_off)
+            else:
+                edited = with_table_rule_edits(edited, tables, table, add=added, off=turned_off)
+        except RuleError as error:
+            problems += error.problems
+    if problems:
+        raise RuleError(*problems)
+    return edited
+
+
+def with_table_rule_edits(
+    schema: DatasetSchema, tables: Tables, name: str, *, add: Iterable[str] = (), off: Iterable[str] = ()
+) -> DatasetSchema:
+    """A copy of schema with the user's edits of one table's rules, checked on the table's rows as for one table,
+    every column named `table.column` (in the texts and the sentences); a key column is refused (regenerated)."""
+    values = schema.value_table(name)
+    named = values.model_copy(
+        update={
+            "columns": [spec.model_copy(update={"name": qualified(name, spec.name)}) for spec in values.columns],
+            "rules": [qualified_rule(name, rule) for rule in values.rules],
+        }
+    )
+    data = tables[name].rename(columns=lambda column: qualified(name, column))
+    edited = edited_rules(
+        named,
+        add,
+        off,
+        lambda text: parse_rule(text, named.names),
+        lambda rule: checked_rule(rule, named, data),
+        f"the rules within '{name}'",
+    )
+    result = schema.model_copy(deep=True)
+    result.entry(name).table.rules = [
+        rule.model_copy(update={"columns": [column.removeprefix(f"{name}.") for column in rule.columns]})
+        for rule in edited.rules
+    ]
+    return result
+
+
+def table_rules(schema: DatasetSchema) -> list[tuple[str, Rule]]:
+    """Every rule within one table of the dataset, with its table (tables in the dataset's order)."""
+    return [(entry.name, rule) for entry in schema.tables for rule in entry.table.rules]
+
+
+def qualified_rule(table: str, rule: Rule) -> Rule:
+    """A rule within one table with its columns named `table.column`: how the dataset lists it and a user writes it."""
+    return rule.model_copy(update={"columns": [qualified(table, column) for column in rule.columns]})
+
+
+def listed_rules(schema: DatasetSchema) -> list[Rule]:
+    """Every rule of a dataset as its text names it: each table's own (qualified columns), then the cross-table ones."""
+    return [*(qualified_rule(table, rule) for table, rule in table_rules(schema)), *schema.rules]
+
+
+def _rule_table(text: str, schema: DatasetSchema) -> str | None:
+    """The table a rule's text names every column of (None: a cross-table rule, or a text that the cross-table
+    parser refuses with its reason)."""
+    try:
+        rule = parse_rule(text, _qualified_names(schema))
+    except RuleError:
+        return None
+    owners = {_table_of(name, schema) for name in rule.columns}
+    return owners.pop() if len(owners) == 1 else None
+
+
+def _qualified_names(schema: DatasetSchema) -> list[str]:
+    """Every column of the dataset as `table.column`."""
+    return [qualified(entry.name, column) for entry in schema.tables for column in entry.table.names]
 
 
 def _table_of(name: str, schema: DatasetSchema) -> str:

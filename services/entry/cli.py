@@ -6,7 +6,7 @@ import importlib.util
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +20,9 @@ from typer.core import TyperGroup
 from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.errors import FairsynthError
-from fairsynth.metadata.dataset import DatasetSchema
-from fairsynth.metadata.dataset_rules import infer_dataset_with_rules
+from fairsynth.metadata.dataset_rules import infer_dataset_with_rules, listed_rules
 from fairsynth.metadata.rule_checks import infer_with_rules
-from fairsynth.metadata.rules import MIN_RULE_SUPPORT
-from fairsynth.metadata.schema import TableSchema
+from fairsynth.metadata.rules import MIN_RULE_SUPPORT, Rule
 from fairsynth.services.entry.catalog import parameter_defaults, parameter_fields
 from fairsynth.services.run.config import (
     ConfigError,
@@ -169,23 +167,20 @@ def inspect(
             c.handling().split(":")[0],
         )
     console.print(table)
-    _print_rules(schema)
+    _print_rules(schema.rules, schema.min_rule_support)
     for warning in schema.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
     if out:
         out.write_text(schema.to_json())
 
 
-def _print_rules(schema: TableSchema | DatasetSchema, what: str = "rules") -> None:
-    """The table's (or the dataset's cross-table) rules: status (enforced, implied, off; added by the user), text
-    and support."""
-    if not schema.rules:
-        console.print(f"{what}: none found in at least {schema.min_rule_support:,} rows", highlight=False)
+def _print_rules(rules: Sequence[Rule], min_support: int, what: str = "rules") -> None:
+    """The table's (or the dataset's) rules: status (enforced, implied, off; added by the user), text and support."""
+    if not rules:
+        console.print(f"{what}: none found in at least {min_support:,} rows", highlight=False)
         return
-    table = Table(
-        "status", "rule", "support", title=f"{what} (each holds in every row; min support {schema.min_rule_support:,})"
-    )
-    for item in schema.rules:
+    table = Table("status", "rule", "support", title=f"{what} (each holds in every row; min support {min_support:,})")
+    for item in rules:
         status = f"{item.status.value}, added" if item.added_by_user else item.status.value
         table.add_row(status, item.text, f"{item.support:,}")
     console.print(table)
@@ -322,7 +317,7 @@ def _generate_dataset(
     tables = read_dataset(files, encoding=encoding, separator=separator)
     detected = infer_dataset_with_rules(tables, min_support=edits.min_rule_support or MIN_RULE_SUPPORT)
     schema = with_user_dataset_rules(detected, tables, edits)
-    _print_rules(schema, what="cross-table rules")
+    _print_rules(listed_rules(schema), schema.min_rule_support, what="rules within each table and cross-table rules")
     result = run_dataset(
         files,
         out or default_run_dir(),
@@ -380,11 +375,11 @@ def _generate_dataset(
 
 
 def _print_dataset_rules(evaluation: DatasetEvaluation) -> None:
-    """Each cross-table rule and child table's time order: its status, the share of real and synthetic child rows
-    keeping it."""
+    """Each table's own rules, each cross-table rule and child table's time order: its status, the share of real and
+    synthetic rows keeping it."""
     if not evaluation.rules.rules:
         return
-    table = Table("status", "rule", "real rows kept", "synthetic rows kept", title="cross-table rules")
+    table = Table("status", "rule", "real rows kept", "synthetic rows kept", title="rules (within tables, across)")
     for rule in evaluation.rules.rules:
         synthetic = rule.note or _share(rule.adherence)
         table.add_row(rule.status, rule.text, _share(rule.real_adherence), synthetic)

@@ -215,7 +215,8 @@ def dataset_facts(
 
 def dataset_measures(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """The dataset's measures as the crate's plain data (name, label, value, goal, meaning): the declared dataset
-    metrics (dataset quality, trajectories, subject privacy), then per table, per link, per cross-table rule."""
+    metrics (dataset quality, trajectories, subject privacy), then per table, per link, per rule (within a table,
+    cross-table, time order)."""
     evaluation = DatasetEvaluation.from_metrics(metrics)
     measures = crate_measures(evaluation, DATASET_METRICS)
     for table, block in metrics["tables"].items():
@@ -261,7 +262,7 @@ def dataset_measures(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             f"Rule kept: {rule['text']}",
             rule["adherence"],
             "maximize",
-            f"share of synthetic child rows that keep the cross-table rule ({rule['status']}; real rows: "
+            f"share of the synthetic rows the rule applies to that keep it ({rule['status']}; real rows: "
             f"{_share(rule['real_adherence'])})",
         )
         for rule in metrics["rules"]["rules"]

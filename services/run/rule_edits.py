@@ -12,7 +12,11 @@ from typing import TypeVar
 import pandas as pd
 
 from fairsynth.metadata.dataset import DatasetSchema
-from fairsynth.metadata.dataset_rules import with_cross_rule_edits, with_detected_cross_rules
+from fairsynth.metadata.dataset_rules import (
+    with_dataset_rule_edits,
+    with_detected_cross_rules,
+    with_detected_table_rules,
+)
 from fairsynth.metadata.rule_checks import with_detected_rules, with_rule_edits
 from fairsynth.metadata.rules import RULE_GRAMMAR, Rule, RuleError, RuleStatus
 from fairsynth.metadata.schema import TableSchema
@@ -31,11 +35,23 @@ def with_user_rules(schema: TableSchema, data: pd.DataFrame, overrides: SchemaOv
 def with_user_dataset_rules(
     schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], overrides: SchemaOverrides
 ) -> DatasetSchema:
-    """A dataset's schema with the overrides' cross-table rule edits, as with_user_rules does for one table."""
+    """A dataset's schema with the overrides' rule edits (each table's own rules and the cross-table ones), as
+    with_user_rules does for one table."""
     if overrides.min_rule_support is not None and overrides.min_rule_support != schema.min_rule_support:
-        found = with_detected_cross_rules(schema, tables, min_support=overrides.min_rule_support)
-        schema = found.model_copy(update={"rules": _kept_edits(found.rules, schema.rules)})
-    return with_cross_rule_edits(schema, tables, add=overrides.rules, off=overrides.rules_off)
+        schema = dataset_detected_again(schema, tables, overrides.min_rule_support)
+    return with_dataset_rule_edits(schema, tables, add=overrides.rules, off=overrides.rules_off)
+
+
+def dataset_detected_again(
+    schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], min_support: int
+) -> DatasetSchema:
+    """Each table's rules and the cross-table rules detected again at another minimum support, keeping the rules
+    the user added or turned off."""
+    found = with_detected_table_rules(schema, tables, min_support=min_support)
+    found = with_detected_cross_rules(found, tables, min_support=min_support)
+    for entry in found.tables:
+        entry.table.rules = _kept_edits(entry.table.rules, schema.entry(entry.name).table.rules)
+    return found.model_copy(update={"rules": _kept_edits(found.rules, schema.rules)})
 
 
 def detected_again(schema: TableSchema, data: pd.DataFrame, min_support: int) -> TableSchema:

@@ -166,8 +166,9 @@ ENFORCED_RULE_ADHERENCE = Metric(
     goal=Goal.MAXIMIZE,
     format="%.4f",
     meaning="lowest share, over the enforced cross-column rules of the real table, of the synthetic rows a rule "
-    "applies to that keep it (e.g. discharge_date >= admission_date; for several tables the cross-table rules, "
-    "e.g. visits.date >= patients.admission_date, on the child rows); every enforced rule should be kept in 100%",
+    "applies to that keep it (e.g. discharge_date >= admission_date; for several tables each table's own rules, "
+    "e.g. pbcseq.futime >= pbcseq.day, and the cross-table rules, e.g. visits.date >= patients.admission_date, on "
+    "the child rows); every enforced rule should be kept in 100%",
 )
 RULE_ADHERENCE = Metric(
     name="rule_adherence",
@@ -176,7 +177,8 @@ RULE_ADHERENCE = Metric(
     goal=Goal.MAXIMIZE,
     format="%.4f",
     meaning="lowest share, over every cross-column rule detected or added (enforced, implied by the ranges, or "
-    "turned off; for several tables every cross-table rule and each child table's time order), of the synthetic "
+    "turned off; for several tables each table's own rules, every cross-table rule and each child table's time "
+    "order), of the synthetic "
     "rows a rule applies to that keep it",
 )
 # -- privacy --------------------------------------------------------------------------------------

@@ -100,16 +100,18 @@ class Trajectories(Block):
 
 
 class CrossRuleAdherence(RuleAdherence):
-    """One cross-table rule (or a child table's time order) on the synthetic child rows, beside the real ones."""
+    """One rule of a dataset (within one table, across a child table and its parent, or a child table's time order)
+    on the synthetic rows of its (child) table, beside the real ones."""
 
-    real_applicable: int = Field(0, description="training child rows the rule applies to")
-    real_kept: int = Field(0, description="training child rows, of those, that keep the rule")
+    real_applicable: int = Field(0, description="training rows the rule applies to")
+    real_kept: int = Field(0, description="training rows, of those, that keep the rule")
     real_adherence: Number = Field(None, description="real_kept / real_applicable")
 
 
 class DatasetRules(Block):
-    """The dataset's cross-table rules (schema.rules, every status) and each child table's time order, measured on
-    the synthetic child rows; the time order is judged by the dataset gate's time-order limit."""
+    """The dataset's rules, every status: each table's own (TableSchema.rules, qualified `table.column`), the
+    cross-table ones (schema.rules) and each child table's time order, measured on the synthetic rows; the time order
+    is judged by the dataset gate's time-order limit, every other rule as one table's rules."""
 
     rules: list[CrossRuleAdherence] = Field(default_factory=list)
     worst_enforced: Number = measure(ENFORCED_RULE_ADHERENCE)

@@ -1,5 +1,6 @@
 """Rule adherence: the share of synthetic rows keeping each cross-column rule of the real table, and for a dataset
-the share of synthetic child rows keeping each cross-table rule and their table's time order.
+the same for each table's own rules and the share of synthetic child rows keeping each cross-table rule and their
+table's time order.
 
 Every rule of the schema is measured whatever its status (enforced, implied, off), on every synthetic row the
 evaluation holds; what a rule says and which rows it applies to is metadata.rule_checks' one definition (for
@@ -18,10 +19,12 @@ from fairsynth.metadata.dataset_rules import (
     cross_rule_counts,
     in_order_counts,
     missing_columns,
+    qualified_rule,
     sequence_text,
+    table_rules,
 )
 from fairsynth.metadata.rule_checks import rule_counts
-from fairsynth.metadata.rules import CrossTableRule, Rule, RuleStatus
+from fairsynth.metadata.rules import CrossTableRule, Rule, RuleStatus, qualified
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.evaluation.relational_results import CrossRuleAdherence, DatasetRules
 from fairsynth.services.run.evaluation.results import EvaluationResult, RuleAdherence, RulesResult
@@ -59,12 +62,35 @@ def rule_adherence(rule: Rule, train: pd.DataFrame, synthetic: pd.DataFrame, sch
 def evaluate_dataset_rules(
     train: Mapping[str, pd.DataFrame], synthetic: Mapping[str, pd.DataFrame], schema: DatasetSchema
 ) -> DatasetRules:
-    """Each cross-table rule and each child table's time order on the synthetic child rows, beside the real rows."""
-    measured = [cross_rule_adherence(rule, train, synthetic, schema) for rule in schema.rules]
+    """Each table's own rules on its synthetic rows, each cross-table rule and each child table's time order on the
+    synthetic child rows, beside the real rows."""
+    measured = [table_rule_adherence(table, rule, train, synthetic, schema) for table, rule in table_rules(schema)]
+    measured += [cross_rule_adherence(rule, train, synthetic, schema) for rule in schema.rules]
     measured += [time_order_adherence(link, train, synthetic, schema) for link in schema.relationships]
     measured = [m for m in measured if m is not None]
     return DatasetRules(
         rules=measured, worst_enforced=_worst(m for m in measured if m.enforced), worst=_worst(measured)
+    )
+
+
+def table_rule_adherence(
+    table: str,
+    rule: Rule,
+    train: Mapping[str, pd.DataFrame],
+    synthetic: Mapping[str, pd.DataFrame],
+    schema: DatasetSchema,
+) -> CrossRuleAdherence:
+    """One rule within one table on its synthetic rows and on the training ones, as for one table (its text and
+    columns qualified `table.column`)."""
+    named = qualified_rule(table, rule)
+    described = {"text": named.text, "kind": rule.kind.value, "columns": named.columns, "status": rule.status.value}
+    described["support"] = rule.support
+    absent = [qualified(table, name) for name in rule.columns if name not in synthetic[table].columns]
+    if absent:
+        return CrossRuleAdherence(**described, note=f"the synthetic tables lack {', '.join(absent)}")
+    values, real = schema.value_table(table), train[table]
+    return _adherence(
+        described, rule_counts(rule, real, values), rule_counts(rule, synthetic[table], values, reference=real)
     )
 
 

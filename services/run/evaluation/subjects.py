@@ -37,7 +37,7 @@ def subject_root(schema: DatasetSchema) -> str:
 
 def value_schema(schema: DatasetSchema, name: str) -> TableSchema:
     """A table's schema without its keys (regenerated, never compared)."""
-    return schema.entry(name).table.with_overrides(drop=schema.key_columns(name))
+    return schema.value_table(name)
 
 
 def evaluate_subject_privacy(
