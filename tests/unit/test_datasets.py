@@ -142,6 +142,27 @@ def test_relational_generates_whole_subjects_with_integrity_order_and_fresh_keys
     assert 1 <= counts.mean() <= 4 and counts.max() <= 4  # never more children than any real patient had
 
 
+def test_relational_trains_each_tvae_table_within_its_budget_and_the_dp_variant_keeps_tvae_dps(monkeypatch):
+    from fairsynth.backends import registry
+
+    created: list[tuple[str, dict]] = []
+    create = registry.create
+    monkeypatch.setattr(
+        registry, "create", lambda name, **params: created.append((name, params)) or create(name, **params)
+    )
+    real = three_levels(n_patients=40)
+    schema = DatasetSchema.infer(real)
+    generator = create_dataset_generator("relational", epochs=2)
+    generator.fit(real, schema, seed=0)
+    assert created == [("tvae", {"epochs": 2, "batch_size": 500})] * 3  # one model per table, the same budget
+    created.clear()
+    dp = create_dataset_generator("relational.dp", epsilon=50)
+    assert dp.params.epochs is None and dp.params.batch_size is None
+    dp.fit(real, schema, seed=0)
+    assert [name for name, _ in created] == ["tvae.dp"] * 3
+    assert all("epochs" not in params and "batch_size" not in params for _, params in created)
+
+
 def test_first_times_and_gaps_are_learned_apart_so_event_days_keep_their_place():
     # nafld3-like: a subject's first event lies years before the index date (negative days), later ones follow
     rng = np.random.default_rng(4)
