@@ -232,7 +232,7 @@ class CodecGenerator(ABC):
     def _drawn_batches(self, n_rows: int, seed: int, batch_rows: int) -> Iterator[_DrawnBatch]:
         start = 0
         for size, batch_seed in _batch_plan(n_rows, batch_rows, np.random.default_rng(seed)):
-            yield _DrawnBatch(self._draw_batch(size, seed=batch_seed), start, batch_seed)
+            yield _DrawnBatch(self._draw_batch(size, seed=batch_seed, helpers_idle=start == 0), start, batch_seed)
             start += size
 
     def save(self, directory: Path) -> None:
@@ -280,10 +280,11 @@ class CodecGenerator(ABC):
         """n_rows of the encoded form as arrays."""
         return self._draw_batch(n_rows, seed=seed)()
 
-    def _draw_batch(self, n_rows: int, *, seed: int) -> Callable[[], EncodedBatch]:
+    def _draw_batch(self, n_rows: int, *, seed: int, helpers_idle: bool = False) -> Callable[[], EncodedBatch]:
         """Draw n_rows from the model; the returned step finishes them into the encoded form (it may run
-        in another thread, while the model draws the next batch). By default _sample_encoded's tokens,
-        factorised, with nothing left to finish."""
+        in another thread, while the model draws the next batch). `helpers_idle`: the stream's decoder
+        and writer have nothing to do yet (the first batch), so the model may use their CPUs. By default
+        _sample_encoded's tokens, factorised, with nothing left to finish."""
         batch = EncodedBatch.from_frame(self._sample_encoded(n_rows, seed=seed), self._fitted_codec().model_columns())
         return lambda: batch
 

@@ -146,13 +146,15 @@ class _VAEGenerator(CodecGenerator):
     def _sample_encoded(self, n_rows: int, *, seed: int) -> pd.DataFrame:
         return self._sample_encoded_batch(n_rows, seed=seed).to_frame(self._fitted_codec().model_columns())
 
-    def _draw_batch(self, n_rows: int, *, seed: int) -> Callable[[], EncodedBatch]:
+    def _draw_batch(self, n_rows: int, *, seed: int, helpers_idle: bool = False) -> Callable[[], EncodedBatch]:
         """Draw scores and codes from the model; the quantile inverse is left to the returned step."""
         model, encoding = self._fitted_model()
         device = model.offsets.device
         generator = torch.Generator(device=device).manual_seed(seed)
-        # the codec's decoder thread and a file writer run beside the model (rows do not depend on threads)
-        with _torch_threads(threads_for(n_rows * model.hidden_size, keep_free=SAMPLING_HELPER_THREADS)):
+        # the codec's decoder thread and a file writer run beside the model, except before the first batch
+        # is drawn: on 2 CPUs that draw otherwise ran alone on one (rows do not depend on threads)
+        keep_free = 0 if helpers_idle else SAMPLING_HELPER_THREADS
+        with _torch_threads(threads_for(n_rows * model.hidden_size, keep_free=keep_free)):
             scores, codes = model.sample(n_rows, generator, precision=self._sample_precision(device))
             positions = encoding.grid_positions(scores)  # torch's erf, under this thread's thread count
         return functools.partial(encoding.batch_at, positions, codes)

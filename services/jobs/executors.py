@@ -225,7 +225,7 @@ class LocalExecutor:
     def _spawn(self, task: Task) -> subprocess.Popen:
         log_path = task_log(self.store, self.settings, task)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.settings.environment()}
+        env = self.settings.task_environment(os.environ)
         with open(log_path, "ab") as log_file:
             return subprocess.Popen(
                 [sys.executable, "-m", "fairsynth.services.jobs.tasks", "--claimed", task.id],

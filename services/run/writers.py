@@ -50,7 +50,7 @@ class BatchWriter:
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch, preserve_index=False)
         if self._schema is None:
             self._schema = _widen_nulls(table.schema)
-            self._writer = self._open(self._schema)
+            self._writer = self._open(self._schema, table)
         if not table.schema.equals(self._schema):
             table = table.cast(self._schema)
         self._writer.write_table(table)
@@ -61,13 +61,16 @@ class BatchWriter:
         if self._writer is not None:
             self._writer.close()
 
-    def _open(self, schema: pa.Schema):
+    def _open(self, schema: pa.Schema, first: pa.Table):
         if self.fmt == "parquet":
             # Dictionary pages pay off for codes, flags and text; continuous floats rarely repeat and
-            # would only fill a dictionary before falling back (a third of the write time). Min/max
+            # would only fill a dictionary before falling back (a third of the write time), and a
+            # column whose first batch is mostly distinct values (IDs) would get a dictionary holding
+            # nearly every value: on SUPPORT2 an ID column took a sixth of the write time so. Min/max
             # statistics serve range filters on numbers and dates; on text they cost a sixth of the
             # write time and filter nothing a category reader asks for.
-            coded = [f.name for f in schema if not pa.types.is_floating(f.type)]
+            distinct = _mostly_distinct(first)
+            coded = [f.name for f in schema if not pa.types.is_floating(f.type) and f.name not in distinct]
             ranged = [f.name for f in schema if not _is_text(f.type)]
             # Category columns may come as Arrow dictionaries (level indices; the writer then skips
             # hashing every value); Parquet stores them as dictionary-encoded values either way. The
@@ -151,6 +154,16 @@ def write_batches(
 
     with BatchWriter(path, fmt, decimal_point, neutralise=neutralise) as writer:
         yield from run_ahead(batches, write, depth=STAGE_DEPTH, name="batch-writer")
+
+
+def _mostly_distinct(table: pa.Table) -> set[str]:
+    """Columns (not Arrow dictionaries or floats) whose values in this batch are more than half distinct."""
+    return {
+        field.name
+        for field, column in zip(table.schema, table.columns, strict=True)
+        if not (pa.types.is_dictionary(field.type) or pa.types.is_floating(field.type))
+        and pc.count_distinct(column).as_py() * 2 > table.num_rows
+    }
 
 
 def _is_text(kind: pa.DataType) -> bool:

@@ -56,6 +56,17 @@ def test_empty_values_mean_the_default_and_the_executor_name_ignores_case(tmp_pa
     assert (settings.workers, settings.executor) == (2, "local")
 
 
+def test_task_processes_keep_freed_memory_unless_told_otherwise(tmp_path):
+    """A task's environment asks the allocators to keep freed memory; a value the user set wins; `false` adds none."""
+    settings = Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path)})
+    env = settings.task_environment({"PATH": "/bin", "MIMALLOC_PURGE_DELAY": "10"})
+    assert env["MALLOC_TRIM_THRESHOLD_"] == str(256 << 20) and env["MALLOC_MMAP_THRESHOLD_"] == str(64 << 20)
+    assert env["MIMALLOC_PURGE_DELAY"] == "10" and env["PATH"] == "/bin"
+    assert env["FAIRSYNTH_DATA_DIR"] == str(tmp_path.resolve())
+    off = Settings.from_env({"FAIRSYNTH_DATA_DIR": str(tmp_path), "FAIRSYNTH_REUSE_TASK_MEMORY": "false"})
+    assert not any(name.startswith(("MALLOC_", "MIMALLOC_")) for name in off.task_environment({"PATH": "/bin"}))
+
+
 def test_an_explicit_mapping_ignores_the_process_environment(monkeypatch):
     monkeypatch.setenv("FAIRSYNTH_WORKERS", "7")
     assert Settings.from_env().workers == 7

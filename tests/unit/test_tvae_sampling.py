@@ -102,6 +102,24 @@ def test_drawn_rows_do_not_depend_on_the_thread_count(fitted_tables, precision):
     assert all(torch.equal(a, b) for a, b in zip(*draws))
 
 
+def test_the_first_batch_draws_on_the_stream_helpers_cpus(fitted_tables, monkeypatch):
+    """Before the first batch the decoder and writer threads are idle: its draw may use their CPUs; later draws
+    leave them free (the rows are the same either way: see the thread-count test above)."""
+    from fairsynth.backends.base import SAMPLING_HELPER_THREADS
+    from fairsynth.backends.tvae import generator as tvae_generator
+
+    kept_free: list[int] = []
+
+    def recorded(work_per_step, *, idle_only=True, keep_free=0):
+        kept_free.append(keep_free)
+        return 1
+
+    monkeypatch.setattr(tvae_generator, "threads_for", recorded)
+    for _ in sample_tables(fitted_tables["support2"], 3000, seed=1, batch_rows=1000):
+        pass
+    assert kept_free == [0, SAMPLING_HELPER_THREADS, SAMPLING_HELPER_THREADS]
+
+
 def test_sample_precision_is_checked_and_recorded(fitted_tables):
     with pytest.raises(
         BackendError, match="sample_precision must be one of 'auto', 'float32' or 'bfloat16' \\(got 'half'\\)"
