@@ -44,9 +44,9 @@ AUTO_BATCH_STEPS, AUTO_BATCH_RANGE = 50, (128, 500)  # default batch: train rows
 # first that fits (benchmarks/results/width.md, both evaluators). A narrow row with many rows learns more with
 # 256 x 64: NAFLD1 (18 values, 14k rows) 0.952/0.685 -> 0.960/0.707 (seed 1: 0.947/0.688 -> 0.956/0.706), at
 # mostly.argn's level; 128 x 32, 128 x 64, 256 x 128, 384 x 64 and 3 layers of 256 all scored lower. With fewer
-# rows it lost (flchain, 30 values, 6.3k rows: 0.959/0.906 -> 0.929/0.897), so those keep 64 x 32 (as fast as
-# 128, 3.5x wider than the row). Wider rows keep SDV's 128 x 32: the demo table (43 values) gained nothing
-# from 256 x 64, and the lab table (1,092 values) must stay under a minute.
+# rows it lost (flchain, 30 values, 6.3k rows: sdmetrics 0.959 -> 0.929 and 0.955 -> 0.928, mostlyai-qa mixed),
+# so those keep 64 x 32 (3.5x wider than the row). Wider rows keep SDV's 128 x 32: demo (43 values) and SUPPORT2
+# (112) gained nothing from 256 x 64, and the lab table (1,092 values) must stay under a minute.
 AUTO_NETWORK = ((32, 10_000, 256, 64), (32, 0, 64, 32), (math.inf, 0, 128, 32))
 SAMPLE_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # what sample_precision names
 MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
