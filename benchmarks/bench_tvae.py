@@ -309,8 +309,9 @@ def markdown(args: argparse.Namespace, rows: list[dict]) -> str:
     lines += [
         "Settings: every backend with its own defaults except epochs. tvae: batch = training rows / 50 kept in "
         "[128, 500] (SUPPORT2 131, NAFLD1 252, demo 128: small tables get 50 updates an epoch; SDV uses 500), "
-        "2 x 128 hidden units (2 x 64 when a row encodes to at most 32 values: NAFLD1's 18; SUPPORT2 112 and demo 43 "
-        "get 128), latent 32, loss factor 1, Adam 1e-3, early stopping off (patience=0) so it "
+        "2 x 128 hidden units and latent 32 (when a row encodes to at most 32 values 2 x 256 and latent 64 on 10,000 "
+        "rows or more, NAFLD1's 18 values, else 2 x 64; SUPPORT2 112 and demo 43 get 128), loss factor 1, Adam 1e-3, "
+        "early stopping off (patience=0) so it "
         "trains all epochs. "
         "sdv.tvae and sdv.ctgan: SDV 2.0 defaults (batch 500; TVAE 2 x 128, latent 128). ydata.fast and ydata.ctgan: "
         "ydata-synthetic 1.4 defaults (ydata.ctgan batch 500) in the isolated venv through the worker, so their fit "

