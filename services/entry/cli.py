@@ -295,7 +295,7 @@ def _dataset_file(files: Sequence[Path], config: Path | None) -> Path | None:
 
 
 def _dataset_request(dataset_file, files, given, backend, *, epochs, epsilon, assignments):
-    """The dataset run asked for: the dataset file's request (or one of the table files) with the settings' defaults
+    """The dataset run asked for: the dataset file's request (or the table files named) with the settings' defaults
     beneath and the options over it; --epochs and --epsilon go to each backend that takes them, then --set."""
     from fairsynth.services.run.datasets import DEFAULT_DATASET_BACKEND, DatasetRequest, load_dataset_request
     from fairsynth.services.settings import Settings
