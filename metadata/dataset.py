@@ -9,10 +9,10 @@ table with a repeated subject key into a subject table and an event table.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from fairsynth.metadata.rules import MIN_RULE_SUPPORT, CrossTableRule
 from fairsynth.metadata.schema import ID_NAME, NUMERIC_KINDS, TEMPORAL_KINDS, SchemaError, TableSchema
@@ -40,6 +40,18 @@ class Relationship(BaseModel):
     parent_key: str
     child: str
     child_key: str
+
+
+class TableKeys(BaseModel):
+    """One table's keys as a person gives them (the UI's keys table, a dataset file's `tables:` entry): a field left
+    out keeps the schema's value, an empty one (None or '') clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    primary_key: str | None = None
+    parent: str | None = Field(None, description="the parent table; the link goes to its primary key")
+    foreign_key: str | None = Field(None, description="the column holding the parent's primary key")
+    time: str | None = Field(None, description="the column that orders the table's rows within its parent")
 
 
 class DatasetSchema(BaseModel):
@@ -144,6 +156,47 @@ class DatasetSchema(BaseModel):
             keys = set(edited.key_columns(entry.name))
             entry.table.rules = [rule for rule in entry.table.rules if not keys & set(rule.columns)]
         return edited.checked()
+
+    def with_table_keys(self, keys: Sequence[TableKeys]) -> DatasetSchema:
+        """A copy with each table's keys as given (through with_edits); a link goes to its parent's primary key.
+
+        One SchemaError lists every problem: a table or parent the dataset lacks, a parent without a primary key, a
+        parent without a foreign key (or the reverse), then with_edits' own (a column a table lacks, a cycle).
+        """
+        rows = {name: self._key_row(name) for name in self.names}
+        problems = [
+            f"No table named '{k.name}'; the dataset has: {', '.join(self.names)}." for k in keys if k.name not in rows
+        ]
+        for k in keys:
+            if k.name in rows:
+                given = k.model_dump(include=k.model_fields_set - {"name"})
+                rows[k.name].update({field: value or None for field, value in given.items()})
+        relationships = []
+        for child, row in rows.items():
+            link, link_problems = _link(child, row, rows)
+            problems += link_problems
+            relationships += [link] if link else []
+        try:
+            edited = self.with_edits(
+                primary_keys={name: row["primary_key"] for name, row in rows.items()},
+                relationships=relationships,
+                sequences={name: row["time"] for name, row in rows.items()},
+            )
+        except SchemaError as exc:
+            problems += exc.problems
+        if problems:
+            raise SchemaError(*problems)
+        return edited
+
+    def _key_row(self, name: str) -> dict[str, str | None]:
+        """A table's keys now: primary key, parent, foreign key and time column (None for none)."""
+        entry, link = self.entry(name), self.parent_of(name)
+        return {
+            "primary_key": entry.primary_key,
+            "parent": link.parent if link else None,
+            "foreign_key": link.child_key if link else None,
+            "time": entry.sequence,
+        }
 
     def checked(self) -> DatasetSchema:
         """Itself, or one SchemaError listing every unknown table or column, second parent and cycle."""
@@ -302,6 +355,27 @@ def _time_column(frame: pd.DataFrame, parent_key: str, table: TableSchema, exclu
         if ordered[multi].mean() >= ORDERED_GROUP_SHARE and varying[multi].mean() >= 0.5:
             return spec.name
     return None
+
+
+def _link(
+    child: str, row: Mapping[str, str | None], rows: Mapping[str, Mapping[str, str | None]]
+) -> tuple[Relationship | None, list[str]]:
+    """The relationship a table's key row asks for (to its parent's primary key), or why there is none."""
+    parent, foreign_key = row["parent"], row["foreign_key"]
+    if not parent:
+        problem = f"Table '{child}' has a foreign key but no parent; choose its parent table."
+        return None, [problem] if foreign_key else []
+    problems = []
+    parent_key = rows[parent]["primary_key"] if parent in rows else None
+    if parent not in rows:
+        problems.append(f"Table '{child}' names a parent '{parent}' the dataset lacks.")
+    elif not parent_key:
+        problems.append(f"Table '{child}' has the parent '{parent}', which has no primary key; give it one.")
+    if not foreign_key:
+        problems.append(f"Table '{child}' has the parent '{parent}' but no foreign key; name the column.")
+    if problems or not parent_key or not foreign_key:
+        return None, problems
+    return Relationship(parent=parent, parent_key=parent_key, child=child, child_key=foreign_key), []
 
 
 def _text(r: Relationship) -> str:

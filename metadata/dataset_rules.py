@@ -124,8 +124,15 @@ def sequence_text(schema: DatasetSchema, link: Relationship) -> str:
 def infer_dataset_with_rules(frames: Tables, *, min_support: int = MIN_RULE_SUPPORT) -> DatasetSchema:
     """DatasetSchema.infer, then every rule within each table and every cross-table rule the tables keep (what a
     user sees first for a dataset)."""
-    schema = with_detected_table_rules(DatasetSchema.infer(frames), frames, min_support=min_support)
-    return with_detected_cross_rules(schema, frames, min_support=min_support)
+    return with_detected_dataset_rules(DatasetSchema.infer(frames), frames, min_support=min_support)
+
+
+def with_detected_dataset_rules(
+    schema: DatasetSchema, frames: Tables, *, min_support: int = MIN_RULE_SUPPORT
+) -> DatasetSchema:
+    """A copy of schema with every rule within each table and every cross-table rule the tables keep on its keys."""
+    found = with_detected_table_rules(schema, frames, min_support=min_support)
+    return with_detected_cross_rules(found, frames, min_support=min_support)
 
 
 def with_detected_table_rules(

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from fairsynth.backends import registry
 from fairsynth.backends.base import Progress
 from fairsynth.errors import FairsynthError
-from fairsynth.metadata.dataset_rules import infer_dataset_with_rules, listed_rules
+from fairsynth.metadata.dataset_rules import listed_rules
 from fairsynth.metadata.rule_checks import infer_with_rules
 from fairsynth.metadata.rules import MIN_RULE_SUPPORT, Rule
 from fairsynth.services.entry.catalog import parameter_defaults, parameter_fields
@@ -31,7 +31,9 @@ from fairsynth.services.run.config import (
     crate_info_from,
     load_request,
     parse_author,
+    parse_fields,
     parse_request,
+    read_config,
 )
 from fairsynth.services.run.demo import DEMO_PATH
 from fairsynth.services.run.evaluation.metrics import (
@@ -189,7 +191,9 @@ def _print_rules(rules: Sequence[Rule], min_support: int, what: str = "rules") -
 @app.command()
 def generate(
     files: list[Path] | None = typer.Argument(
-        None, help="CSV or Parquet table (default: the demo table); several tables or a folder: a dataset"
+        None,
+        help="CSV or Parquet table (default: the demo table); several tables, a folder or a dataset file "
+        "(YAML/JSON with a tables: list): a dataset",
     ),
     backend: list[str] = typer.Option(
         [], "--backend", "-b", help="backend name; repeat for side by side (default: tvae; a dataset: relational)"
@@ -203,7 +207,9 @@ def generate(
     seed: int | None = typer.Option(None, help="seed for split, fit and sampling"),
     out: Path | None = typer.Option(None, help="run directory (default: runs/<time>)"),
     fmt: str | None = typer.Option(None, "--format", help="csv or parquet"),
-    config: Path | None = typer.Option(None, help="YAML/JSON GenerationRequest; options override it"),
+    config: Path | None = typer.Option(
+        None, help="YAML/JSON GenerationRequest, or a dataset file (a tables: list); options override it"
+    ),
     epochs: int | None = typer.Option(None, help="epochs for every backend that trains in epochs"),
     batch_size: int | None = typer.Option(None, help="batch size for every backend that takes one"),
     epsilon: float | None = typer.Option(None, help="privacy budget for differentially private backends"),
@@ -229,29 +235,19 @@ def generate(
     ),
 ) -> None:
     """Generate synthetic tables from one or more backends side by side and compare them."""
-    if files and (len(files) > 1 or files[0].is_dir()):
+    dataset_file = _dataset_file(files or [], config)
+    if dataset_file or (files and (len(files) > 1 or files[0].is_dir())):
         if second_evaluator:
             raise ConfigError(
                 "The second evaluator scores single tables only; leave out --second-evaluator for a dataset."
             )
+        given = {"subjects": rows, "seed": seed, "output_format": fmt, "encoding": encoding, "separator": separator}
+        request = _dataset_request(
+            dataset_file, files or [], given, backend, epochs=epochs, epsilon=epsilon, assignments=param
+        )
         fields = _crate_fields(title=title, description=description, authors=author, license=license, keywords=keyword)
         edits = SchemaOverrides(rules=rule, rules_off=no_rule, min_rule_support=min_rule_support)
-        _generate_dataset(
-            files,
-            backend,
-            rows,
-            seed,
-            out,
-            fmt,
-            epochs,
-            epsilon,
-            param,
-            encoding,
-            separator,
-            crate=crate,
-            fields=fields,
-            edits=edits,
-        )
+        _generate_dataset(request, out, crate=crate, fields=fields, edits=edits)
         return
     file = files[0] if files else None
     request = _build_request(
@@ -286,54 +282,70 @@ def _takes(dataset_backend: str, parameter: str) -> bool:
     return params is not None and parameter in params.model_fields
 
 
-def _generate_dataset(
-    files, backend, subjects, seed, out, fmt, epochs, epsilon, assignments, encoding, separator, *, crate, fields, edits
-):
-    """Several related tables: whole synthetic subjects per dataset backend, measured per table, relationship and
-    cross-table rule (detected, then --rule / --no-rule); with --crate one crate per backend."""
-    from fairsynth.services.run.datasets import (
-        CRATE_WHAT,
-        DEFAULT_DATASET_BACKEND,
-        dataset_files,
-        read_dataset,
-        run_dataset,
-    )
-    from fairsynth.services.run.pipeline import default_run_dir
+def _dataset_file(files: Sequence[Path], config: Path | None) -> Path | None:
+    """The dataset file given (--config, or the one argument ending .yaml, .yml or .json) when it holds a `tables:`
+    list; None for a run of table files."""
+    from fairsynth.services.run.datasets import has_tables
+
+    named = [path for path in files if len(files) == 1 and path.suffix.lower() in (".yaml", ".yml", ".json")]
+    candidates = [path for path in [config, *named] if path and has_tables(read_config(path))]
+    if candidates and config and files:
+        raise ConfigError(f"{candidates[0]} lists the dataset's tables; give it alone, as the argument or as --config.")
+    return candidates[0] if candidates else None
+
+
+def _dataset_request(dataset_file, files, given, backend, *, epochs, epsilon, assignments):
+    """The dataset run asked for: the dataset file's request (or the table files named) with the settings' defaults
+    beneath and the options over it; --epochs and --epsilon go to each backend that takes them, then --set."""
+    from fairsynth.services.run.datasets import DEFAULT_DATASET_BACKEND, DatasetRequest, load_dataset_request
     from fairsynth.services.settings import Settings
 
-    label = ", ".join(path.name for path in dataset_files(files))
-    info = crate_info_from(fields, label, what=CRATE_WHAT) if crate else None  # fails before work
     settings = Settings.from_env()
-    names = backend or [DEFAULT_DATASET_BACKEND]
-    given = {"epochs": epochs, "epsilon": epsilon}
-    params: dict[str, dict[str, object]] = {
-        name: {key: value for key, value in given.items() if value and _takes(name, key)} for name in names
+    raw: dict = {
+        "batch_subjects": settings.dataset_batch_subjects,
+        "neutralise": settings.neutralise_csv_formulas,
+        "quality_rows": settings.dataset_quality_rows,
     }
+    if dataset_file:
+        raw |= load_dataset_request(dataset_file).model_dump(exclude_unset=True)
+    else:
+        raw["input_paths"] = [str(path) for path in files]
+    raw |= {key: value for key, value in given.items() if value is not None}
+    specs = {spec["name"]: dict(spec.get("params") or {}) for spec in raw.get("backends") or []}
+    names = backend or list(specs) or [DEFAULT_DATASET_BACKEND]
+    shared = {"epochs": epochs, "epsilon": epsilon}
+    params = {name: specs.get(name, {}) | {k: v for k, v in shared.items() if v and _takes(name, k)} for name in names}
     for target, value in _pairs(assignments, "--set", "BACKEND.PARAM=VALUE").items():
         name, _, parameter = target.rpartition(".")
         if name not in params:
             raise ConfigError(f"--set {target}: '{name}' is not a backend of this run ({', '.join(names)}).")
         params[name][parameter] = value
-    tables = read_dataset(files, encoding=encoding, separator=separator)
-    detected = infer_dataset_with_rules(tables, min_support=edits.min_rule_support or MIN_RULE_SUPPORT)
+    raw["backends"] = [{"name": name, "params": params[name]} for name in names]
+    return parse_fields(DatasetRequest, raw, str(dataset_file or "the command line"))
+
+
+def _generate_dataset(request, out, *, crate, fields, edits):
+    """Several related tables: whole synthetic subjects per dataset backend, measured per table, relationship and
+    cross-table rule (detected on the keys given or inferred, then --rule / --no-rule); with --crate (or the
+    dataset file's crate:) one crate per backend."""
+    from fairsynth.services.run.datasets import (
+        CRATE_WHAT,
+        dataset_schema,
+        read_sources,
+        request_sources,
+        run_dataset_request,
+    )
+    from fairsynth.services.run.pipeline import default_run_dir
+
+    sources = request_sources(request)
+    label = ", ".join(path.name for _, path in sources)
+    crate_fields = {**(request.crate or {}), **fields}
+    info = crate_info_from(crate_fields, label, what=CRATE_WHAT) if crate or request.crate else None  # before work
+    tables = read_sources(sources, encoding=request.encoding, separator=request.separator)
+    detected = dataset_schema(tables, request.tables, min_support=edits.min_rule_support or MIN_RULE_SUPPORT)
     schema = with_user_dataset_rules(detected, tables, edits)
     _print_rules(listed_rules(schema), schema.min_rule_support, what="rules within each table and cross-table rules")
-    result = run_dataset(
-        files,
-        out or default_run_dir(),
-        backends=names,
-        params=params,
-        subjects=subjects,
-        seed=seed or 0,
-        fmt=fmt or "csv",
-        encoding=encoding,
-        separator=separator,
-        batch_subjects=settings.dataset_batch_subjects,
-        neutralise=settings.neutralise_csv_formulas,
-        crate=info,
-        quality_rows=settings.dataset_quality_rows,
-        schema=schema,
-    )
+    result = run_dataset_request(request, out or default_run_dir(), schema=schema, crate=info)
     for name, metrics in result.metrics.items():
         tables = Table(
             "table",

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from fairsynth.metadata.dataset import DatasetSchema, Relationship
-from fairsynth.metadata.schema import SchemaError
+from fairsynth.metadata.dataset import DatasetSchema, TableKeys
 
 #: the keys table's columns; the editable ones are every column but the first two
 KEY_COLUMNS = ("table", "rows", "primary key", "parent", "foreign key", "time column")
@@ -74,30 +73,19 @@ def column_choices(schema: DatasetSchema) -> list[str]:
 
 
 def edited_schema(schema: DatasetSchema, frame: pd.DataFrame) -> DatasetSchema:
-    """The schema with the keys table's edits (via DatasetSchema.with_edits); one SchemaError lists every problem."""
-    cells = {row["table"]: {column: _cell(row[column]) for column in KEY_COLUMNS[2:]} for _, row in frame.iterrows()}
-    problems, relationships = [], []
-    for child, row in cells.items():
-        parent, foreign_key = row["parent"], row["foreign key"]
-        if not parent:
-            if foreign_key:
-                problems.append(f"Table '{child}' has a foreign key but no parent; choose its parent table.")
-            continue
-        parent_key = cells.get(parent, {}).get("primary key")
-        if parent not in cells:
-            problems.append(f"Table '{child}' names a parent '{parent}' the dataset lacks.")
-        elif not parent_key:
-            problems.append(f"Table '{child}' has the parent '{parent}', which has no primary key; give it one.")
-        if not foreign_key:
-            problems.append(f"Table '{child}' has the parent '{parent}' but no foreign key; name the column.")
-        if parent_key and foreign_key and parent in cells:
-            relationships.append(Relationship(parent=parent, parent_key=parent_key, child=child, child_key=foreign_key))
-    if problems:
-        raise SchemaError(*problems)
-    return schema.with_edits(
-        primary_keys={name: row["primary key"] for name, row in cells.items()},
-        relationships=relationships,
-        sequences={name: row["time column"] for name, row in cells.items()},
+    """The schema with the keys table's edits (via DatasetSchema.with_table_keys); one SchemaError lists every
+    problem."""
+    return schema.with_table_keys(
+        [
+            TableKeys(
+                name=row["table"],
+                primary_key=_cell(row["primary key"]),
+                parent=_cell(row["parent"]),
+                foreign_key=_cell(row["foreign key"]),
+                time=_cell(row["time column"]),
+            )
+            for _, row in frame.iterrows()
+        ]
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +20,7 @@ from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 from fairsynth.services.run.tables import reading_problems
 
+M = TypeVar("M", bound=BaseModel)
 DEFAULT_BACKENDS = ("tvae",)  # the in-house TVAE: what a run uses when it names no backend
 
 
@@ -172,22 +174,29 @@ def parse_author(text: str, option: str = "--author") -> dict:
     return {"name": name, "orcid": orcid or None, "affiliation": organisation(affiliation, where)}
 
 
-def load_request(path: str | Path) -> GenerationRequest:
-    """Read a GenerationRequest from YAML or JSON, with one clear sentence on errors."""
+def read_config(path: str | Path) -> object:
+    """A YAML (.yaml, .yml) or JSON file's content, with one clear sentence when it cannot be read."""
     path = Path(path)
     try:
-        raw = (
-            yaml.safe_load(path.read_text())
-            if path.suffix.lower() in (".yaml", ".yml")
-            else json.loads(path.read_text())
-        )
+        text = path.read_text()
+        return yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path} cannot be read as a run configuration ({exc}).") from exc
-    return parse_request(raw or {}, str(path))
+
+
+def load_request(path: str | Path) -> GenerationRequest:
+    """Read a GenerationRequest from YAML or JSON, with one clear sentence on errors."""
+    return parse_request(read_config(path) or {}, str(path))
 
 
 def parse_request(raw: object, label: str = "the request") -> GenerationRequest:
     """Validate a dict into a GenerationRequest (every bad field named at once); backends may be plain names."""
+    return parse_fields(GenerationRequest, raw, label)
+
+
+def parse_fields(model: type[M], raw: object, label: str, problems: Sequence[str] = ()) -> M:
+    """Validate a dict of request fields into `model` (backends may be plain names); one ConfigError names every
+    bad field, after the caller's own `problems`."""
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{label} must hold request fields by name (input_path, backends, rows, ...); "
@@ -196,6 +205,9 @@ def parse_request(raw: object, label: str = "the request") -> GenerationRequest:
     if isinstance(raw.get("backends"), list):
         raw = {**raw, "backends": [{"name": b} if isinstance(b, str) else b for b in raw["backends"]]}
     try:
-        return GenerationRequest.model_validate(raw)
+        parsed = model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(*field_problems(exc.errors(), label)) from exc
+        raise ConfigError(*problems, *field_problems(exc.errors(), label)) from exc
+    if problems:
+        raise ConfigError(*problems)
+    return parsed

@@ -16,24 +16,26 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self, TypeGuard
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fairsynth.backends.base import FitResult, Progress
 from fairsynth.backends.dataset import DatasetGenerator, create_dataset_generator
 from fairsynth.metadata.checksums import sha256_file
-from fairsynth.metadata.dataset import DatasetSchema
-from fairsynth.metadata.dataset_rules import infer_dataset_with_rules
+from fairsynth.metadata.dataset import DatasetSchema, TableKeys
+from fairsynth.metadata.dataset_rules import infer_dataset_with_rules, with_detected_dataset_rules
 from fairsynth.metadata.model import CrateInfo
+from fairsynth.metadata.rules import MIN_RULE_SUPPORT
+from fairsynth.metadata.schema import SchemaError
 from fairsynth.metadata.spreadsheet import write_csv
-from fairsynth.services.run.config import BackendSpec
+from fairsynth.services.run.config import BackendSpec, ConfigError, parse_fields, read_config
 from fairsynth.services.run.dataset_crate import DatasetOutcome, dataset_context, package_dataset_crates
 from fairsynth.services.run.evaluation.frames import QUALITY_ROWS
 from fairsynth.services.run.evaluation.metrics import DATASET_METRICS
@@ -54,12 +56,33 @@ CRATE_WHAT = "Synthetic related tables"  # what a dataset crate's default descri
 COMPARISON_COLUMNS = ["backend", "status", "decision", *(m.name for m in DATASET_METRICS), "fit_seconds", "error"]
 
 
+class TableSpec(TableKeys):
+    """One table of a dataset file's `tables:` list: its file, its name (default: the file's stem) and the keys
+    given; a key left out is inferred."""
+
+    path: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_after_the_file(cls, raw: object) -> object:
+        if isinstance(raw, dict) and raw.get("name") is None and isinstance(raw.get("path"), str):
+            return {**raw, "name": table_name(Path(raw["path"]))}
+        return raw
+
+
 class DatasetRequest(BaseModel):
-    """Everything that defines a dataset run; stored as a dataset job's request and as <run>/plan.json."""
+    """Everything that defines a dataset run; stored as a dataset job's request and as <run>/plan.json (with every
+    table's keys as used)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["dataset"] = "dataset"  # tells a dataset job's request from a GenerationRequest
-    input_paths: list[str] = Field(min_length=1, description="the table files (or a folder holding them)")
+    input_paths: list[str] = Field(
+        default_factory=list, description="the table files (or a folder holding them); default: the tables' paths"
+    )
+    tables: list[TableSpec] = Field(
+        default_factory=list,
+        description="each table's file, name and keys (a dataset file's `tables:`); given, these are the tables read",
+    )
     backends: list[BackendSpec] = Field(default_factory=lambda: [BackendSpec(name=DEFAULT_DATASET_BACKEND)])
     subjects: int | None = Field(None, ge=1, description="synthetic subjects (root rows); default: as many as trained")
     seed: int = Field(0, ge=0, le=2**32 - 1)
@@ -71,6 +94,14 @@ class DatasetRequest(BaseModel):
     neutralise: bool = True
     quality_rows: int = Field(QUALITY_ROWS, ge=100)
     crate: dict | None = Field(None, description="CrateInfo fields: given, the job ends with one crate per backend")
+
+    @model_validator(mode="after")
+    def _tables_named(self) -> Self:
+        """input_paths default to the tables' paths; a request with neither names no table."""
+        if not self.input_paths and not self.tables:
+            raise ValueError("name the tables: input_paths (the files or a folder) or tables (a path each)")
+        self.input_paths = self.input_paths or [t.path for t in self.tables]
+        return self
 
 
 @dataclass
@@ -117,20 +148,95 @@ def table_name(path: Path) -> str:
     return path.name.split(".")[0]
 
 
+def request_sources(request: DatasetRequest) -> list[tuple[str, Path]]:
+    """Each table's name and file: the request's tables as named, else every file its input_paths name."""
+    if request.tables:
+        return [(t.name, Path(t.path)) for t in request.tables]
+    return [(table_name(p), p) for p in dataset_files([Path(p) for p in request.input_paths])]
+
+
 def read_dataset(
     paths: Sequence[Path], *, encoding: str | None = None, separator: str | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Every table, by name; one InputError for too few tables or two tables of one name."""
-    files = dataset_files(paths)
-    names = [table_name(p) for p in files]
+    """Every table of the files (a folder: each table file in it), by name (the file's stem)."""
+    sources = [(table_name(p), p) for p in dataset_files(paths)]
+    return read_sources(sources, encoding=encoding, separator=separator)
+
+
+def read_sources(
+    sources: Sequence[tuple[str, Path]], *, encoding: str | None = None, separator: str | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every table, by name; one InputError for too few tables, two tables of one name or files not there."""
+    names = [name for name, _ in sources]
     problems = [f"Two files give the table name '{n}'; rename one." for n in sorted(set(names)) if names.count(n) > 1]
-    if len(files) < 2:
+    if len(sources) < 2:
         problems.append("A dataset needs at least two table files (or a folder holding them).")
+    problems += missing_files(path for _, path in sources)
     if problems:
         raise InputError(*problems)
-    return {
-        name: read_table(path, encoding=encoding or "utf-8", separator=separator) for name, path in zip(names, files)
-    }
+    return {name: read_table(path, encoding=encoding or "utf-8", separator=separator) for name, path in sources}
+
+
+def missing_files(paths: Iterable[Path]) -> list[str]:
+    """One sentence per file that is not there."""
+    return [f"There is no file {path}; check its path." for path in paths if not path.is_file()]
+
+
+def load_dataset_request(path: Path) -> DatasetRequest:
+    """A dataset file (YAML or JSON with a `tables:` list, each path relative to the file): its request, with one
+    ConfigError naming every bad field and every table file that is not there."""
+    raw = read_config(path)
+    if not has_tables(raw):
+        raise ConfigError(f"{path} has no `tables:` list; list each table's path under it.")
+    given = [_path_of(table) for table in raw["tables"]]
+    paths = [path.parent / given_path for given_path in given if given_path is not None]
+    tables = [
+        {**table, "path": str(path.parent / given_path)} if given_path is not None else table
+        for table, given_path in zip(raw["tables"], given)
+    ]
+    return parse_fields(DatasetRequest, {**raw, "tables": tables}, str(path), problems=missing_files(paths))
+
+
+def _path_of(table: object) -> str | None:
+    """A `tables:` entry's path as written, if it has one."""
+    return table["path"] if isinstance(table, dict) and isinstance(table.get("path"), str) else None
+
+
+def has_tables(raw: object) -> TypeGuard[dict]:
+    """True when a config file's content is a dataset's: a mapping with a `tables:` list."""
+    return isinstance(raw, dict) and isinstance(raw.get("tables"), list)
+
+
+def dataset_schema(
+    tables: Mapping[str, pd.DataFrame], keys: Sequence[TableKeys] = (), *, min_support: int = MIN_RULE_SUPPORT
+) -> DatasetSchema:
+    """The inferred schema with the keys given over it (inferred where not given; one SchemaError lists every key
+    the tables contradict), then every rule within each table and across tables detected on those keys."""
+    if not keys:
+        return infer_dataset_with_rules(tables, min_support=min_support)
+    keyed = DatasetSchema.infer(tables).with_table_keys(keys)
+    problems = schema_problems(tables, keyed)
+    if problems:
+        raise SchemaError(*problems)
+    return with_detected_dataset_rules(keyed, tables, min_support=min_support)
+
+
+def keys_as_used(schema: DatasetSchema, sources: Mapping[str, Path]) -> list[TableSpec]:
+    """Every table's file and keys as the run used them (what plan.json records)."""
+    specs = []
+    for name, path in sources.items():
+        link, entry = schema.parent_of(name), schema.entry(name)
+        specs.append(
+            TableSpec(
+                path=str(path),
+                name=name,
+                primary_key=entry.primary_key,
+                parent=link.parent if link else None,
+                foreign_key=link.child_key if link else None,
+                time=entry.sequence,
+            )
+        )
+    return specs
 
 
 def related_schema(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema | None = None) -> DatasetSchema:
@@ -188,10 +294,12 @@ def split_by_subject(
 
 # -- the three steps ------------------------------------------------------------------------------
 def prepare_dataset_run(request: DatasetRequest, out: Path, schema: DatasetSchema | None = None) -> DatasetPlan:
-    """Read, infer (or check the given schema), check every backend, split by subject and write the plan to `out`."""
-    sources = {table_name(p): p for p in dataset_files([Path(p) for p in request.input_paths])}
-    tables = read_dataset(list(sources.values()), encoding=request.encoding, separator=request.separator)
-    schema = related_schema(tables, schema)
+    """Read, infer with the request's keys (or check the given schema), check every backend, split by subject and
+    write the plan to `out`."""
+    named = request_sources(request)
+    tables = read_sources(named, encoding=request.encoding, separator=request.separator)
+    sources = dict(named)
+    schema = related_schema(tables, schema or dataset_schema(tables, request.tables))
     misfits = [problem for spec in request.backends if (problem := _generator(spec).shape_problem(schema))]
     if misfits:
         raise InputError(*misfits)
@@ -204,7 +312,8 @@ def prepare_dataset_run(request: DatasetRequest, out: Path, schema: DatasetSchem
     small |= {"batch_subjects": request.batch_subjects}
     plan.context = dataset_context(sources, train, holdout, schema, small)
     (out / CONTEXT_PATH).write_text(json.dumps(plan.context, indent=2, default=str))
-    (out / PLAN_PATH).write_text(request.model_dump_json(indent=2))
+    used = request.model_copy(update={"tables": keys_as_used(schema, sources)})
+    (out / PLAN_PATH).write_text(used.model_dump_json(indent=2))
     return plan
 
 
@@ -222,13 +331,13 @@ def load_dataset_plan(run_dir: str | Path, *, tables: bool = True) -> DatasetPla
     request = DatasetRequest.model_validate_json((run_dir / PLAN_PATH).read_text())
     schema = DatasetSchema.from_json((run_dir / SCHEMA_PATH).read_text())
     context = json.loads((run_dir / CONTEXT_PATH).read_text())
-    sources = {table_name(p): p for p in dataset_files([Path(p) for p in request.input_paths])}
+    sources = dict(request_sources(request))
     if not tables:
         return DatasetPlan(request, run_dir, schema, sources, {}, {}, context)
     changed = [p.name for p in sources.values() if sha256_file(p) != context["source"]["files"].get(p.name)]
     if changed:
         raise RunError(f"{', '.join(changed)} changed after the run was prepared; submit the run again.")
-    tables = read_dataset(list(sources.values()), encoding=request.encoding, separator=request.separator)
+    tables = read_sources(list(sources.items()), encoding=request.encoding, separator=request.separator)
     train, holdout = split_by_subject(tables, schema, request.holdout_share, request.seed)
     return DatasetPlan(request, run_dir, schema, sources, train, holdout, context)
 
@@ -311,6 +420,13 @@ def run_dataset(
         neutralise=neutralise,
         quality_rows=quality_rows,
     )
+    return run_dataset_request(request, out, schema=schema, crate=crate)
+
+
+def run_dataset_request(
+    request: DatasetRequest, out: Path, *, schema: DatasetSchema | None = None, crate: CrateInfo | None = None
+) -> DatasetRunResult:
+    """Prepare, run every backend and finish a dataset run in this process (what run_dataset and the CLI do)."""
     plan = prepare_dataset_run(request, out, schema)
     outcomes = [run_planned_dataset_backend(plan, spec.name) for spec in request.backends]
     return finish_dataset_run(plan, outcomes, crate)
