@@ -25,7 +25,7 @@ from fairsynth.services.run.evaluation.relational import evaluate_dataset
 from fairsynth.services.run.evaluation.rules import evaluate_dataset_rules
 from fairsynth.services.run.rule_edits import with_user_dataset_rules
 
-from helpers import pbc_tables
+from helpers import pbc_tables, relational_rule_adherence
 
 FAST = {"table_backend": "marginals"}  # columns learned one by one: nothing keeps a rule unless it is enforced
 KEY_OFFSET = 1_000_000
@@ -168,12 +168,7 @@ def test_no_rule_turns_a_detected_rule_off_and_rule_adds_one_the_data_keeps(thre
 # -- kept by relational, measured for every backend ------------------------------------------------
 def test_relational_keeps_every_enforced_rule_in_every_child_row_and_not_when_they_are_off(three_levels):
     tables, schema = three_levels
-    measured = {}
-    for label, used in (("enforced", schema), ("off", rules_off(schema))):
-        generator = create_dataset_generator("relational", **FAST)
-        generator.fit(tables, used, seed=0)
-        synthetic = next(generator.sample(150, seed=1, batch_subjects=150))
-        measured[label] = {r.text: r for r in evaluate_dataset_rules(tables, synthetic, used).rules}
+    measured = relational_rule_adherence(tables, {"enforced": schema, "off": rules_off(schema)})
     for rule in schema.rules:
         assert measured["enforced"][rule.text].real_adherence == 1.0
         assert measured["enforced"][rule.text].adherence == 1.0

@@ -22,7 +22,7 @@ from fairsynth.services.run.evaluation.relational import evaluate_dataset
 from fairsynth.services.run.evaluation.rules import evaluate_dataset_rules
 from fairsynth.services.run.rule_edits import with_user_dataset_rules
 
-from helpers import pbc_tables
+from helpers import pbc_tables, relational_rule_adherence
 
 FAST = {"table_backend": "marginals"}  # columns learned one by one: nothing keeps a rule unless it is enforced
 DISCHARGE = "admissions.discharge >= admissions.admit"
@@ -150,12 +150,7 @@ def test_detected_again_at_another_minimum_support_keeps_the_users_edits(two_lev
 # -- kept by relational, measured for every backend, gated ---------------------------------------------
 def test_relational_keeps_every_table_rule_even_on_the_rebuilt_time_column_and_not_when_off(two_levels):
     tables, schema = two_levels
-    measured = {}
-    for label, used in (("enforced", schema), ("off", rules_off(schema))):
-        generator = create_dataset_generator("relational", **FAST)
-        generator.fit(tables, used, seed=0)
-        synthetic = next(generator.sample(150, seed=1, batch_subjects=150))
-        measured[label] = {r.text: r for r in evaluate_dataset_rules(tables, synthetic, used).rules}
+    measured = relational_rule_adherence(tables, {"enforced": schema, "off": rules_off(schema)})
     for text in (DISCHARGE, BILLED):
         assert measured["enforced"][text].real_adherence == 1.0
         assert measured["enforced"][text].applicable > 150
