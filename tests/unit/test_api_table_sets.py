@@ -8,12 +8,12 @@ import zipfile
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from test_datasets import FAST, pbc
+from test_datasets import FAST
 
 from fairsynth.services.entry.api import create_app
 from fairsynth.services.settings import Settings
 
-from helpers import wait_for_job
+from helpers import pbc_tables, wait_for_job
 
 PROBLEM = "application/problem+json"
 AUTHOR = {"name": "Ada Lovelace", "affiliation": {"name": "Example University", "url": "https://example.org"}}
@@ -32,7 +32,8 @@ def client(settings):
 
 def upload_pbc(client) -> dict:
     files = [
-        ("files", (f"{name}.csv", frame.to_csv(index=False).encode(), "text/csv")) for name, frame in pbc().items()
+        ("files", (f"{name}.csv", frame.to_csv(index=False).encode(), "text/csv"))
+        for name, frame in pbc_tables().items()
     ]
     response = client.post("/datasets", files=files, data={"name": "PBC"})
     assert response.status_code == 201, response.text
@@ -65,7 +66,7 @@ def test_a_table_set_is_uploaded_and_its_keys_edited_with_every_problem_named(cl
     assert broken.status_code == 422 and broken.headers["content-type"] == PROBLEM
     assert len(broken.json()["errors"]) == 2 and "'sex' cannot be the primary key" in broken.json()["detail"]
     one_table = client.post(
-        "/datasets", files={"file": ("pbc.csv", pbc()["pbc"].to_csv(index=False).encode(), "text/csv")}
+        "/datasets", files={"file": ("pbc.csv", pbc_tables()["pbc"].to_csv(index=False).encode(), "text/csv")}
     )
     assert client.get(f"/datasets/{one_table.json()['id']}/dataset-schema").status_code == 409
 
@@ -91,7 +92,7 @@ def test_bad_table_set_uploads_are_one_problem_each_and_leave_nothing(client, se
 
 def test_a_long_table_is_split_into_a_table_set(client):
     upload = client.post(
-        "/datasets", files={"file": ("pbcseq.csv", pbc()["pbcseq"].to_csv(index=False).encode(), "text/csv")}
+        "/datasets", files={"file": ("pbcseq.csv", pbc_tables()["pbcseq"].to_csv(index=False).encode(), "text/csv")}
     )
     split = client.post(f"/datasets/{upload.json()['id']}/split", json={"key": "id"})
     assert split.status_code == 201, split.text

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from markupsafe import escape
 from test_crate import crate_info
-from test_datasets import FAST, pbc, three_levels
+from test_datasets import FAST, three_levels
 from typer.testing import CliRunner
 
 from fairsynth.backends.base import FitResult
@@ -25,6 +25,8 @@ from fairsynth.services.run.evaluation.metrics import DATASET_METRICS, SUBJECT_D
 from fairsynth.services.run.evaluation.relational_results import DatasetEvaluation
 from fairsynth.services.run.report import DECISION_WORDS, dataset_scorecard
 from fairsynth.services.settings import Settings
+
+from helpers import pbc_tables
 
 LIMITS = Settings()
 TABLES = ("patients", "admissions", "labs")
@@ -238,7 +240,7 @@ def test_cli_dataset_crate_without_an_author_is_refused_before_any_work(tmp_path
 
 @pytest.mark.slow
 def test_pbc_and_pbcseq_cli_run_ends_with_valid_crates(tmp_path):
-    for name, frame in pbc().items():
+    for name, frame in pbc_tables().items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     out = tmp_path / "run"
     runner = CliRunner()

@@ -8,7 +8,7 @@ from functools import partial
 import pandas as pd
 import pytest
 from test_crate import crate_info
-from test_datasets import FAST, pbc, three_levels
+from test_datasets import FAST, three_levels
 from typer.testing import CliRunner
 
 from fairsynth.backends import relational
@@ -25,6 +25,8 @@ from fairsynth.services.run.datasets import run_dataset
 from fairsynth.services.run.evaluation.gate import ReleasePolicy
 from fairsynth.services.run.evaluation.relational import evaluate_dataset, in_order_share, referential_integrity
 from fairsynth.services.settings import Settings
+
+from helpers import pbc_tables
 
 pytest.importorskip("opacus")
 
@@ -178,7 +180,7 @@ def test_relational_dp_on_pbc_keeps_keys_integrity_and_order_and_its_crate_recor
     # patients lands either side of 0.60), so it judges under a permissive policy and the crate is always made
     lenient = ReleasePolicy(max_dcr_share=1.0, max_mia_auc=1.0, min_quality=0.0)
     monkeypatch.setattr(datasets, "evaluate_dataset", partial(evaluate_dataset, policy=lenient))
-    real = pbc()
+    real = pbc_tables()
     for name, frame in real.items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
     params = {"relational.dp": {"epochs": 2, "max_children": 8, "child_epsilon": 0.5}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from test_dataset_evaluation import cohort, with_fresh_keys
-from test_datasets import pbc, three_levels
+from test_datasets import three_levels
 
 from fairsynth.metadata.dataset import DatasetSchema
 from fairsynth.metadata.schema import SchemaError
@@ -19,10 +19,12 @@ from fairsynth.services.entry.dataset_views import (
 from fairsynth.services.run.datasets import split_by_subject
 from fairsynth.services.run.evaluation.relational import evaluate_dataset
 
+from helpers import pbc_tables
+
 
 @pytest.fixture(scope="module")
 def pbc_schema() -> DatasetSchema:
-    return DatasetSchema.infer(pbc())
+    return DatasetSchema.infer(pbc_tables())
 
 
 @pytest.fixture(scope="module")

@@ -86,13 +86,13 @@ def test_real_unseen_subjects_off_the_manifold_get_dcr_intervals_that_cover_one_
     their true DCR share is 0.5, yet over eight splits it swung 0.43-0.70 (a few outlying references decide every
     synthetic subject). Resampling only the synthetic rows gave intervals about half as wide, so the gate blocked
     such a split; the clustered interval covers 0.5 as a 95% interval should and leaves the 0.70 split a flag."""
-    from test_datasets import pbc
-
     from fairsynth.metadata.dataset import DatasetSchema
     from fairsynth.services.run.datasets import split_by_subject
     from fairsynth.services.run.evaluation.subjects import evaluate_subject_privacy
 
-    tables = pbc()
+    from helpers import pbc_tables
+
+    tables = pbc_tables()
     schema = DatasetSchema.infer(tables)
     covered, highest = 0, None
     for split in range(8):

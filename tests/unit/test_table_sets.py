@@ -8,7 +8,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from test_datasets import FAST, pbc, three_levels
+from test_datasets import FAST, three_levels
 
 from fairsynth.services.entry import workspace as ws_api
 from fairsynth.services.run.datasets import (
@@ -21,7 +21,7 @@ from fairsynth.services.run.datasets import (
 from fairsynth.services.run.tables import InputError
 from fairsynth.services.settings import Settings
 
-from helpers import alive, wait_for
+from helpers import alive, pbc_tables, wait_for
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def nothing_stored(ws) -> bool:
 def test_a_prepared_dataset_run_runs_one_backend_in_another_process_and_finishes_with_a_comparison(tmp_path):
     folder = tmp_path / "cohort"
     folder.mkdir()
-    for name, frame in pbc().items():
+    for name, frame in pbc_tables().items():
         frame.to_csv(folder / f"{name}.csv", index=False)
     request = DatasetRequest(input_paths=[str(folder)], backends=[{"name": "relational", "params": FAST}], seed=3)
     prepared = prepare_dataset_run(request, tmp_path / "run")
@@ -84,8 +84,8 @@ VISITS = ("vid,owner\n" + "".join(f"{i},{i % 20 + 1}\n" for i in range(1, 41))).
 
 # -- upload, split, schema ------------------------------------------------------------------------
 def test_pbc_and_pbcseq_upload_as_one_table_set_in_a_server_chosen_folder(ws):
-    files = [("../../etc/pbc.csv", pbc()["pbc"].to_csv(index=False).encode())]
-    files.append(("C:\\x\\pbcseq.csv", pbc()["pbcseq"].to_csv(index=False).encode()))
+    files = [("../../etc/pbc.csv", pbc_tables()["pbc"].to_csv(index=False).encode())]
+    files.append(("C:\\x\\pbcseq.csv", pbc_tables()["pbcseq"].to_csv(index=False).encode()))
     dataset = ws_api.upload_table_set(ws, files, name="PBC cohort")
     assert ws_api.is_table_set(dataset) and dataset.format == "tables" and dataset.name == "PBC cohort"
     assert (dataset.rows, dataset.columns) == (418, 20 + 19 + 2)
@@ -121,7 +121,7 @@ def test_bad_table_set_uploads_get_one_sentence_each_and_leave_nothing_behind(ws
 
 
 def test_a_long_table_splits_into_subjects_and_events(ws):
-    long = pbc()["pbcseq"]
+    long = pbc_tables()["pbcseq"]
     dataset = ws_api.upload_dataset(ws, "pbcseq.csv", long.to_csv(index=False).encode())
     tables = ws_api.split_into_table_set(ws, dataset, "id")
     schema = ws_api.table_set_schema(tables)
@@ -130,7 +130,7 @@ def test_a_long_table_splits_into_subjects_and_events(ws):
 
 
 def test_schema_edits_are_checked_against_the_tables_and_every_problem_named(ws):
-    dataset = ws_api.upload_table_set(ws, csv_files(pbc()))
+    dataset = ws_api.upload_table_set(ws, csv_files(pbc_tables()))
     schema = ws_api.table_set_schema(dataset)
     edited = schema.model_copy(deep=True)
     edited.entry("pbcseq").sequence = None
@@ -168,7 +168,7 @@ def test_a_table_set_job_refuses_single_table_backends_in_one_sentence(ws):
 
 @pytest.mark.slow
 def test_a_table_set_job_runs_each_backend_as_a_task_and_packages_crates(ws):
-    dataset = ws_api.upload_table_set(ws, csv_files(pbc()))
+    dataset = ws_api.upload_table_set(ws, csv_files(pbc_tables()))
     job = ws_api.submit_job(ws, dataset, [{"name": "relational", "params": FAST}], rows=100, seed=1)
     assert [t.backend for t in job.tasks] == ["relational"]
     for _ in range(600):
@@ -204,7 +204,7 @@ def test_a_table_set_job_runs_each_backend_as_a_task_and_packages_crates(ws):
 
 @pytest.mark.slow
 def test_cancelling_a_table_set_job_kills_its_task_and_leaves_no_half_written_tables(ws):
-    dataset = ws_api.upload_table_set(ws, csv_files(pbc()))
+    dataset = ws_api.upload_table_set(ws, csv_files(pbc_tables()))
     job = ws_api.submit_job(ws, dataset, [{"name": "relational", "params": {"epochs": 5000}}], rows=None)
     running = wait_for(
         lambda: (t := ws.store.get_job(job.id).tasks[0]).stage == "fit" and t.pid and t,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_datasets import pbc, three_levels
+from test_datasets import three_levels
 from test_ui_pages import APP, data_dir, open_app, wait_for_run  # noqa: F401  (data_dir: the fixture)
 
 from fairsynth.services.entry import workspace as ws_api
+
+from helpers import pbc_tables
 
 SEVERAL = "Several tables (one dataset)"
 pytestmark = pytest.mark.usefixtures("data_dir")  # a fresh data directory per test, the UI's workspace closed
@@ -54,7 +56,7 @@ def test_the_several_tables_mode_takes_several_files_at_once():
 
 def test_pbc_and_pbcseq_show_as_one_dataset_with_their_diagram_and_keys():
     open_app()
-    dataset = table_set(pbc())
+    dataset = table_set(pbc_tables())
     app = opened(dataset)
     assert next(b for b in app.selectbox if b.label == "Table").format_func(dataset.id) == "pbc, pbcseq · 2 tables"
     assert [tab.label for tab in app.tabs] == ["pbc", "pbcseq"]
@@ -109,7 +111,7 @@ def test_a_long_table_is_split_by_its_subject_key_into_a_new_dataset():
     from fairsynth.ui.common import workspace
 
     open_app()
-    real = pbc()
+    real = pbc_tables()
     long = real["pbcseq"].merge(real["pbc"][["id", "sex", "age"]], on="id")  # a visit table repeating the subject
     dataset = ws_api.upload_dataset(workspace(), "visits.csv", long.to_csv(index=False).encode())
     app = opened(dataset)
@@ -146,7 +148,7 @@ def test_generate_offers_only_the_dataset_backends_that_fit_the_shape():
 @pytest.mark.slow
 def test_a_pbc_dataset_generated_with_marginals_is_compared_and_exported():
     open_app()
-    dataset = table_set(pbc())
+    dataset = table_set(pbc_tables())
     app = opened(dataset, "pages/generate.py")
     app.text_input(key="param-relational-table_backend").input("marginals")
     app.number_input(key="subjects").set_value(200)
