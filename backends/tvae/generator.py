@@ -257,12 +257,14 @@ class TVAEGenerator(_VAEGenerator):
             order = train[torch.randperm(len(train), generator=generator, device=scores.device)]
             # one gather per epoch, then each step trains on a view: the same rows in the same order as indexing
             # every batch, with two fewer ops per step (small tables run thousands of tiny steps)
-            shuffled = (scores[order], codes[order], None if inputs is None else inputs[order])
+            epoch_scores, epoch_codes = scores[order], codes[order]
+            epoch_inputs = None if inputs is None else inputs[order]
             total = torch.zeros((), device=scores.device)
             for first in range(0, len(order), batch):
                 part = slice(first, first + batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss = self._loss(model, *(None if t is None else t[part] for t in shuffled))
+                step_inputs = None if epoch_inputs is None else epoch_inputs[part]
+                loss = self._loss(model, epoch_scores[part], epoch_codes[part], step_inputs)
                 loss.backward()
                 optimizer.step()
                 total += loss.detach() * (min(first + batch, len(order)) - first)
