@@ -97,6 +97,10 @@ def run_fit(job: dict) -> dict:
     synthetic = pd.concat(generator.sample(rows, seed=job["seed"] + 1), ignore_index=True)
     sample_seconds = time.perf_counter() - start
     rss = peak_rss_mb()  # before the evaluators' own worker
+    if job.get("keep_samples"):  # for a per-column look afterwards (mostlyai-qa's report on the same files)
+        keep = Path(job["keep_samples"]) / job["table"]
+        keep.mkdir(parents=True, exist_ok=True)
+        synthetic.to_parquet(keep / f"{job['backend']}.parquet", index=False)
     quality = evaluate_quality(train, holdout, synthetic, schema, seed=job["seed"])
     privacy = evaluate_privacy(train, holdout, synthetic, schema, seed=job["seed"], anonymeter=False)
     second = evaluate_second(train, holdout, synthetic, schema)
@@ -147,6 +151,11 @@ def render(rows: list[dict], command: str, seconds: float, args: argparse.Namesp
         budgets = (
             "Budgets: every backend its own defaults (tvae: early stopping within its row budget; sdv.tvae 300 "
             f"epochs; ydata.fast its defaults), mostly.argn its defaults but at most {args.minutes:g} min of training."
+            + (
+                " Rules detected on the training rows as `fairsynth generate` does by default, for every backend."
+                if args.rules
+                else ""
+            )
         )
     else:
         budgets = (
@@ -201,6 +210,12 @@ def main() -> None:
         "--defaults", action="store_true", help="every backend at its defaults (mostly.argn capped at --minutes)"
     )
     parser.add_argument("--lab-rows", type=int, nargs="+", help="race on lab_wide_<rows> tables instead (see above)")
+    parser.add_argument(
+        "--rules", action="store_true", help="every schema with the rules `fairsynth generate` detects (its default)"
+    )
+    parser.add_argument(
+        "--keep-samples", type=Path, help="save each synthetic sample as <dir>/<table>/<backend>.parquet"
+    )
     args = parser.parse_args()
     if args.job:
         print(json.dumps(run_fit(json.loads(args.job))))
@@ -219,7 +234,9 @@ def main() -> None:
         for backend in args.backends:
             params = params_for(backend, epochs, args.minutes)
             job = {"table": table, "backend": backend, "params": params, "seed": args.seed, "rows": args.rows}
-            job["rules"] = bool(args.lab_rows)
+            job["rules"] = bool(args.lab_rows or args.rules)
+            if args.keep_samples:
+                job["keep_samples"] = str(args.keep_samples.resolve())
             print(f"{table} {backend} {params} ...", flush=True)
             result = in_child(__file__, job, args.timeout)
             rows.append({"table": table, "backend": backend, **result})
