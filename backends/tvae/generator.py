@@ -10,7 +10,7 @@ import os
 import time
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,9 @@ AUTO_BATCH_STEPS, AUTO_BATCH_RANGE = 50, (128, 500)  # default batch: train rows
 # so those keep 64 x 32 (3.5x wider than the row). Wider rows keep SDV's 128 x 32: demo (43 values) and SUPPORT2
 # (112) gained nothing from 256 x 64, and the lab table (1,092 values) must stay under a minute.
 AUTO_NETWORK = ((32, 10_000, 256, 64), (32, 0, 64, 32), (math.inf, 0, 128, 32))
+# The run-time records the UI's estimate learns from (services/entry/run_times.json) were made with networks of at
+# most 128 hidden units; 256 x 64 costs 6.2-7.6x their fit CPU per training row and epoch (NAFLD1, width.md).
+RECORDED_HIDDEN, WIDE_HIDDEN, WIDE_FIT_COST = 128, 256, 7.0
 SAMPLE_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # what sample_precision names
 MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
 NOT_COVERED_BY_EPSILON = (
@@ -57,6 +60,13 @@ NOT_COVERED_BY_EPSILON = (
     "(the quantile grid of every numeric column, the list of category levels) are computed from the training "
     "data without differential privacy. Only the neural network's weights are trained with DP-SGD."
 )
+
+
+def auto_network(width: int, train_rows: int) -> tuple[int, int]:
+    """The default (hidden units, latent dimension) for a row of `width` encoded values and `train_rows` rows."""
+    return next(
+        (hidden, latent) for widest, fewest, hidden, latent in AUTO_NETWORK if width <= widest and train_rows >= fewest
+    )
 
 
 class _VAEGenerator(CodecGenerator):
@@ -115,12 +125,14 @@ class _VAEGenerator(CodecGenerator):
     def _auto_network(self) -> tuple[int, int]:
         """The default (hidden units, latent dimension) for the encoded row's width and the training rows."""
         assert self.encoding is not None
-        width = len(self.encoding.numeric) + sum(self.encoding.category_sizes)
-        return next(
-            (hidden, latent)
-            for widest, fewest, hidden, latent in AUTO_NETWORK
-            if width <= widest and self.train_rows >= fewest
-        )
+        return auto_network(len(self.encoding.numeric) + sum(self.encoding.category_sizes), self.train_rows)
+
+    @classmethod
+    def relative_fit_cost(cls, params: Mapping[str, object], width: int, train_rows: int) -> float:
+        """The fit's CPU per training row and epoch against the networks the run-time records were made with."""
+        given = params.get("hidden_size")
+        hidden = given if isinstance(given, int) else cls.Params().hidden_size or auto_network(width, train_rows)[0]
+        return 1.0 if hidden <= RECORDED_HIDDEN else WIDE_FIT_COST * (hidden / WIDE_HIDDEN) ** 2
 
     def _new_model(self, hidden_size: int | None = None, latent_dim: int | None = None) -> TabularVAE:
         assert self.encoding is not None

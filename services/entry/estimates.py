@@ -74,11 +74,12 @@ class Work:
     width: int
     epochs: int
     anonymeter: bool
+    fit_cost: float = 1.0  # the backend's fit CPU per unit against the records' (a larger network than theirs)
 
     def units(self, stage: str) -> float:
         """The stage's amount of work (seconds per unit are learned per stage)."""
         if stage == "fit":  # a small table still pays each column's own fitting: FIT_ROW_OVERHEAD rows' worth
-            return (self.train_rows + FIT_ROW_OVERHEAD) * self.width * self.epochs
+            return (self.train_rows + FIT_ROW_OVERHEAD) * self.width * self.epochs * self.fit_cost
         if stage == "sample":
             return self.rows * self.width
         if stage == "evaluate":  # per-column measures dominate; rows count less than linearly (sampled, binned)

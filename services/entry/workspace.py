@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -624,7 +624,16 @@ def task_work(backend: dict, params: dict, train_rows: int, rows: int, width: in
     """What one backend's task will do, for the estimate."""
     epochs = params.get("epochs") or parameter_defaults(backend["parameters"]).get("epochs") or 1
     family = backend["capabilities"].get("family", "")
-    return estimates.Work(backend["name"], family, train_rows, rows, width, int(epochs), anonymeter)
+    work = estimates.Work(backend["name"], family, train_rows, rows, width, int(epochs), anonymeter)
+    return replace(work, fit_cost=_relative_fit_cost(backend, params, width, train_rows))
+
+
+def _relative_fit_cost(backend: dict, params: dict, width: int, train_rows: int) -> float:
+    """What the backend says its fit costs against the recorded runs' (tvae's larger default network), else 1."""
+    if not backend.get("available"):
+        return 1.0
+    declared = getattr(registry.backend_class(backend["name"]), "relative_fit_cost", None)
+    return float(declared(params, width, train_rows)) if declared else 1.0
 
 
 def run_estimate(

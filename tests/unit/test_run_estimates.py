@@ -96,3 +96,44 @@ def test_the_time_left_follows_the_pace_of_the_run_and_never_reaches_zero_while_
     assert on_time["remaining"] < slow["remaining"] < 3 * on_time["remaining"]
     late = times_at(job_at("running", "evaluate", 1, 1), 3600)
     assert late["remaining"] >= estimates.MIN_LEFT_SECONDS and late["share"] < 1
+
+
+def catalog_entry(name: str) -> dict:
+    """A backend as the UI's catalog lists it."""
+    from fairsynth.services.entry.catalog import backend_catalog
+
+    return next(b for b in backend_catalog() if b["name"] == name)
+
+
+def test_a_narrow_table_with_many_rows_is_estimated_with_tvaes_larger_network():
+    from fairsynth.backends.tvae.generator import WIDE_FIT_COST
+    from fairsynth.services.entry.workspace import task_work
+
+    tvae, dp = catalog_entry("tvae"), catalog_entry("tvae.dp")
+    few, many = (task_work(tvae, {}, rows, 2000, 9, True) for rows in (9_000, 14_000))
+    assert (few.fit_cost, many.fit_cost) == (1.0, WIDE_FIT_COST)  # 64 x 32 below 10,000 rows, 256 x 64 above
+    per_row = [
+        estimates.task_estimate(w, 0.1)["fit"] / (w.train_rows + estimates.FIT_ROW_OVERHEAD) for w in (few, many)
+    ]
+    assert per_row[1] == pytest.approx(WIDE_FIT_COST * per_row[0])
+    assert task_work(tvae, {"hidden_size": 64}, 14_000, 2000, 9, True).fit_cost == 1.0  # the user's own network
+    assert task_work(tvae, {}, 14_000, 2000, 112, True).fit_cost == 1.0  # a wide row keeps 128 x 32
+    assert task_work(dp, {}, 14_000, 2000, 9, True).fit_cost == 1.0  # tvae.dp's default stays 64 x 32
+
+
+def test_the_estimates_network_is_the_one_tvae_fits():
+    import numpy as np
+    import pandas as pd
+
+    from fairsynth.backends.registry import create
+    from fairsynth.backends.tvae.generator import WIDE_FIT_COST
+    from fairsynth.metadata.schema import TableSchema
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"age": rng.normal(50, 10, 12_000), "weight": rng.normal(80, 12, 12_000)})
+    generator = create("tvae", epochs=1)
+    generator.fit(table, TableSchema.infer(table), seed=0)
+    width = len(generator.encoding.numeric) + sum(generator.encoding.category_sizes)
+    assert generator._hidden_units() == 256
+    assert type(generator).relative_fit_cost({}, width, len(table)) == WIDE_FIT_COST
+    assert type(generator).relative_fit_cost({}, width, 9_000) == 1.0
