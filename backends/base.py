@@ -226,7 +226,8 @@ class CodecGenerator(ABC):
         metadata of the first batch, so a Parquet file read back with pandas gets the dtypes sample()
         gives (as when the writers converted DataFrames).
         """
-        codec, metadata = self._fitted_codec(), {}
+        codec = self._fitted_codec()
+        metadata: dict[bytes, bytes] = {}  # the first batch's pandas metadata, for every batch
 
         def decode(drawn: _DrawnBatch) -> pa.Table:
             table = codec.decode_arrow(drawn.finish(), start_row=drawn.start_row, seed=drawn.seed, total_rows=n_rows)
