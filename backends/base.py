@@ -210,24 +210,35 @@ class CodecGenerator(ABC):
         for table in self.sample_arrow(n_rows, seed=seed, batch_rows=batch_rows):
             yield codec.to_pandas(table)
 
-    def sample_arrow(self, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pa.Table]:
+    def sample_arrow(
+        self,
+        n_rows: int,
+        *,
+        seed: int,
+        batch_rows: int = 100_000,
+        then: Callable[[pa.Table], object] | None = None,
+    ) -> Iterator[pa.Table]:
         """The same batches as Arrow tables, decoded from the model's arrays without a Python object per value.
 
         The model draws in the caller's thread; the codec finishes and decodes each batch in a
-        background thread up to STAGE_DEPTH batches behind. Each table carries the pandas metadata of
-        the first batch, so a Parquet file read back with pandas gets the dtypes sample() gives (as
-        when the writers converted DataFrames).
+        background thread up to STAGE_DEPTH batches behind, and `then` (a file writer) takes each
+        decoded table in a thread of its own before it is yielded. Each table carries the pandas
+        metadata of the first batch, so a Parquet file read back with pandas gets the dtypes sample()
+        gives (as when the writers converted DataFrames).
         """
-        codec, metadata = self._fitted_codec(), None
+        codec = self._fitted_codec()
+        metadata: dict[bytes, bytes] = {}  # the first batch's pandas metadata, for every batch
 
         def decode(drawn: _DrawnBatch) -> pa.Table:
-            return codec.decode_arrow(drawn.finish(), start_row=drawn.start_row, seed=drawn.seed, total_rows=n_rows)
+            table = codec.decode_arrow(drawn.finish(), start_row=drawn.start_row, seed=drawn.seed, total_rows=n_rows)
+            if not metadata:  # the first batch: batches decode in order, in one thread
+                metadata.update(_pandas_metadata(codec, table))
+            return table.replace_schema_metadata(metadata)
 
-        for table in run_ahead(
-            self._drawn_batches(n_rows, seed, batch_rows), decode, depth=STAGE_DEPTH, name="batch-decoder"
-        ):
-            metadata = metadata or _pandas_metadata(codec, table)
-            yield table.replace_schema_metadata(metadata)
+        depth = STAGE_DEPTH * (2 if then else 1)  # two stages: as many batches in flight as a decoder and a writer
+        yield from run_ahead(
+            self._drawn_batches(n_rows, seed, batch_rows), decode, depth=depth, name="batch-decoder", then=then
+        )
 
     def _drawn_batches(self, n_rows: int, seed: int, batch_rows: int) -> Iterator[_DrawnBatch]:
         start = 0
@@ -300,17 +311,32 @@ class CodecGenerator(ABC):
         return self.codec
 
 
-def sample_tables(generator: Generator, n_rows: int, *, seed: int, batch_rows: int = 100_000) -> Iterator[pa.Table]:
-    """Any generator's batches as Arrow tables, the form the file writers take.
+def sample_tables(
+    generator: Generator,
+    n_rows: int,
+    *,
+    seed: int,
+    batch_rows: int = 100_000,
+    then: Callable[[pa.Table], object] | None = None,
+) -> Iterator[pa.Table]:
+    """Any generator's batches as Arrow tables, the form the file writers take; `then(table)` (a file writer)
+    runs on each in a background thread, in order, before the table is yielded.
 
     Backends on the codec's batch loop decode straight to Arrow; one that replaces sample() (e.g. to
     draw every batch in one worker call) or is not a CodecGenerator has its DataFrames converted.
     """
     if isinstance(generator, CodecGenerator) and type(generator).sample is CodecGenerator.sample:
-        yield from generator.sample_arrow(n_rows, seed=seed, batch_rows=batch_rows)
+        yield from generator.sample_arrow(n_rows, seed=seed, batch_rows=batch_rows, then=then)
         return
-    for frame in generator.sample(n_rows, seed=seed, batch_rows=batch_rows):
-        yield pa.Table.from_pandas(frame, preserve_index=False)
+    frames = generator.sample(n_rows, seed=seed, batch_rows=batch_rows)
+    if then is None:
+        yield from map(_frame_to_table, frames)
+        return
+    yield from run_ahead(frames, _frame_to_table, depth=STAGE_DEPTH, name="batch-converter", then=then)
+
+
+def _frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def table_to_frame(generator: Generator, table: pa.Table) -> pd.DataFrame:

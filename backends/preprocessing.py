@@ -107,7 +107,7 @@ class NumericCodec(BaseModel):
 
     def decode_values(self, batch: EncodedBatch, rng: np.random.Generator) -> Decoded:
         """Final values (clipped, rounded: dates to days or their time unit) and the calibrated missing mask."""
-        values = np.clip(batch.numbers[self.name], self.minimum, self.maximum)  # a copy, changed in place below
+        values = clipped(batch.numbers[self.name].copy(), self.minimum, self.maximum)  # changed in place below
         gaps = np.isnan(values)
         missing = gaps | batch.token_mask(self.indicator, "1") if self.indicator else gaps
         missing = calibrate_missing(missing, self.missing_share, rng)
@@ -121,7 +121,7 @@ class NumericCodec(BaseModel):
         if self.kind in TEMPORAL_KINDS:
             step = self.time_resolution_days
             return np.round(values / step) * step
-        return np.clip(np.round(values, self.decimals_kept), self.minimum, self.maximum)
+        return clipped(np.round(values, self.decimals_kept), self.minimum, self.maximum)
 
     @property
     def step(self) -> float:
@@ -875,6 +875,26 @@ def masked_array(values: np.ndarray, missing: np.ndarray, kind: pa.DataType | No
     nulls = int(missing.sum())
     validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if nulls else None
     return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(values)], null_count=nulls)
+
+
+def clipped(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """values clipped to [low, high] in place, bit for bit as np.clip, a few times faster when none is out of range
+    (a decoded column's usual case): numpy clips floats in a scalar loop, its min and max are vectorised."""
+    if values.dtype.kind != "f":
+        return np.clip(values, low, high)
+    return np.clip(values, low, high, out=values) if _clip_changes(values, low, high) else values
+
+
+def _clip_changes(values: np.ndarray, low: float, high: float) -> bool:
+    """Whether np.clip(values, low, high) differs from values: a value out of range or NaN (min/max propagate NaN,
+    which fails the comparison), or a zero of the other sign than a zero bound (clip returns the bound on a tie)."""
+    if values.size == 0:
+        return False
+    if not (low <= values.min() and values.max() <= high):
+        return True
+    return any(
+        bound == 0 and ((values == 0) & (np.signbit(values) != np.signbit(bound))).any() for bound in (low, high)
+    )
 
 
 def calibrate_missing(missing: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:

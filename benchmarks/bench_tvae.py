@@ -67,11 +67,10 @@ def run_fit(job: dict) -> dict:
 
 def run_stream(job: dict) -> dict:
     """Fit tvae, then write stream_rows synthetic rows to Parquet or CSV with the product's own path:
-    backends.base.sample_tables (model + shared codec, Arrow batches) into services.run.writers.write_batches."""
-    from fairsynth.backends.base import sample_tables
+    services.run.writers.write_sampled (model + shared codec, Arrow batches, the writer)."""
     from fairsynth.backends.registry import create
     from fairsynth.metadata.schema import ColumnKind, TableSchema
-    from fairsynth.services.run.writers import write_batches
+    from fairsynth.services.run.writers import write_sampled
 
     train, _ = split(load_table(job["table"]), job["seed"])
     schema = TableSchema.infer(train)
@@ -91,8 +90,10 @@ def run_stream(job: dict) -> dict:
         for _ in range(job.get("repeats", 1)):  # the same rows each time: only the machine varies
             path = Path(tmp) / f"synthetic.{job['format']}"
             start, written = time.perf_counter(), 0
-            tables = sample_tables(generator, job["rows"], seed=job["seed"], batch_rows=job["batch_rows"])
-            for table in write_batches(tables, path, job["format"]):
+            batches = write_sampled(
+                generator, job["rows"], seed=job["seed"], batch_rows=job["batch_rows"], path=path, fmt=job["format"]
+            )
+            for table in batches:
                 written += table.num_rows
             runs.append(written / (time.perf_counter() - start))
         size_mb = path.stat().st_size / 1e6
@@ -442,8 +443,9 @@ def stream_section(rows: list[dict]) -> list[str]:
         )
     return out + [
         "",
-        "End to end is the product's sampling and writing path: backends.base.sample_tables into "
-        "services.run.writers.write_batches, three stages on their own threads: the model draws (decoder "
+        "End to end is the product's sampling and writing path: services.run.writers.write_sampled "
+        "(backends.base.sample_tables and the file writer), three stages on their own threads: the model "
+        "draws (decoder "
         "matmuls in bfloat16 where the CPU has native bf16, as tvae's default sample_precision='auto' "
         "does; the fit rows above sample the same way), the codec finishes and decodes each batch to Arrow "
         "(quantile inverse, formats, clipping, missing values; categories as Arrow dictionaries), and the "

@@ -138,20 +138,24 @@ class TableEncoding:
         starts, slopes = self._cells
         values = []
         for j, fraction in enumerate(position):
-            cell = fraction.astype(np.int64)  # truncation is floor: position >= 0
-            np.clip(cell, 0, cells - 1, out=cell)  # NaN scores (a diverged model) cast to a negative cell
+            cell = fraction.astype(np.int64)  # truncation is floor: position >= 0; NaN casts to a negative cell
             np.subtract(fraction, cell, out=fraction, casting="unsafe")  # the fraction within the cell
-            column = slopes[j].take(cell)
+            # take's clip mode bounds the cell (NaN -> the first, whose value stays NaN); the table's extra
+            # last cell holds the grid's end, so position == cells gives what the last cell gives at 1
+            column = slopes[j].take(cell, mode="clip")
             column *= fraction
-            column += starts[j].take(cell)
+            column += starts[j].take(cell, mode="clip")
             values.append(column)
         return values
 
     @functools.cached_property
     def _cells(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each grid cell's start value and slope (columns x cells)."""
+        """Each grid cell's start value and slope (columns x cells), and one more cell after the last:
+        the last cell's value at its end (start + slope x 1, computed as values_at does), slope 0."""
         grid = self.quantiles.T
-        return np.ascontiguousarray(grid[:, :-1]), np.diff(grid, axis=1)
+        slopes = np.diff(grid, axis=1)
+        end = slopes[:, -1:] * 1.0 + grid[:, -2:-1]
+        return np.hstack([grid[:, :-1], end]), np.hstack([slopes, np.zeros_like(end)])
 
     # -- persistence --------------------------------------------------------------------------------
     def to_json_dict(self) -> dict:

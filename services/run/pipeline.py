@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fairsynth.backends import registry
-from fairsynth.backends.base import BackendError, Progress, sample_tables, table_to_frame
+from fairsynth.backends.base import BackendError, Progress, table_to_frame
 from fairsynth.errors import FairsynthError
 from fairsynth.metadata.archive import zip_crate
 from fairsynth.metadata.builder import build_crate, write_data_dictionary
@@ -39,7 +39,7 @@ from fairsynth.services.run.evaluation.suite import interval_columns
 from fairsynth.services.run.report import render_comparison, render_report
 from fairsynth.services.run.rule_edits import with_user_rules
 from fairsynth.services.run.tables import read_table
-from fairsynth.services.run.writers import SUFFIXES, write_batches
+from fairsynth.services.run.writers import SUFFIXES, write_sampled
 
 PACKAGES = ("fairsynth", "torch", "sdv", "sdmetrics", "pandas", "numpy", "pyarrow", "opacus")
 
@@ -316,11 +316,17 @@ def _produce(
     copies = ExactCopyCounter.for_schema(train, holdout, schema)  # every streamed row, not just the sample
     times["sample_start"] = _now()
     start = time.perf_counter()
-    tables = sample_tables(generator, n_rows, seed=request.seed, batch_rows=request.batch_rows)
     decimal_point = [c.name for c in schema.output_columns() if c.decimal_point]
     written = 0
-    writing = write_batches(
-        tables, data_path, request.output_format, decimal_point, neutralise=neutralises_csv(context)
+    writing = write_sampled(
+        generator,
+        n_rows,
+        seed=request.seed,
+        batch_rows=request.batch_rows,
+        path=data_path,
+        fmt=request.output_format,
+        decimal_point=decimal_point,
+        neutralise=neutralises_csv(context),
     )
     for table in writing:
         copies.update_table(table, lambda rows: table_to_frame(generator, rows))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from fairsynth.backends.background import run_ahead
-from fairsynth.backends.base import STAGE_DEPTH
+from fairsynth.backends.base import Generator, sample_tables
 from fairsynth.metadata.spreadsheet import neutralised, neutralised_names
 
 SUFFIXES = {"csv": ".csv", "parquet": ".parquet"}
@@ -134,26 +133,23 @@ class CsvWriter:
         self._file.close()
 
 
-def write_batches(
-    batches: Iterable[pa.Table | pd.DataFrame],
+def write_sampled(
+    generator: Generator,
+    n_rows: int,
+    *,
+    seed: int,
+    batch_rows: int,
     path: Path,
     fmt: str,
     decimal_point: Collection[str] = (),
-    *,
     neutralise: bool = True,
-) -> Iterator[pa.Table | pd.DataFrame]:
-    """Write every batch to path and pass it on once written (raw), so callers can watch or keep a sample.
-
-    Batches are written in a background thread while the next ones are drawn (Arrow's writers and
-    torch release the GIL), at most STAGE_DEPTH batches ahead, so memory stays bounded.
-    """
-
-    def write(batch):
-        writer.write(batch)
-        return batch
-
+) -> Iterator[pa.Table]:
+    """A generator's sampling stream (backends.base.sample_tables) written to path, each batch passed on once
+    written, so callers can watch or keep a sample. The writer takes each batch in a thread of its own as
+    soon as it is decoded (Arrow's writers, numpy and torch release the GIL), at most a few batches ahead of
+    the caller, so memory stays bounded."""
     with BatchWriter(path, fmt, decimal_point, neutralise=neutralise) as writer:
-        yield from run_ahead(batches, write, depth=STAGE_DEPTH, name="batch-writer")
+        yield from sample_tables(generator, n_rows, seed=seed, batch_rows=batch_rows, then=writer.write)
 
 
 def _mostly_distinct(table: pa.Table) -> set[str]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairsynth.backends.preprocessing import MISSING_TOKEN, RARE_TOKEN, TableCodec
+from fairsynth.backends.preprocessing import MISSING_TOKEN, RARE_TOKEN, TableCodec, clipped
 from fairsynth.metadata.schema import MIN_LEVEL_ROWS, RARE_LEVEL, ColumnKind, TableSchema
 
 
@@ -179,3 +179,20 @@ def test_regenerated_identifiers_are_never_real_ones():
         assert not decoded[column].isin(real[column]).any(), column
     assert decoded["record"].str.fullmatch(r"LB-\d{6}").all()  # the source's shape is kept
     assert decoded["row"].diff().dropna().eq(1).all()  # sequential stays sequential
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 5.0), (-0.0, 5.0), (-5.0, 0.0), (-5.0, -0.0), (-2.5, 2.5), (1.0, 1.0)])
+def test_clipped_gives_numpy_clips_bits(low, high):
+    """The decoder's fast clip returns np.clip's exact bits: values in range, out of it, on a bound, NaN, and
+    zeros of either sign against a zero bound (np.clip returns the bound's sign on a tie)."""
+    rng = np.random.default_rng(0)
+    edges = np.array([low, high, -0.0, 0.0, np.nan, -np.inf, np.inf, np.nextafter(high, np.inf)])
+    for values in (
+        rng.uniform(low, high, 1000),
+        rng.normal(0, 4, 1000),
+        np.concatenate([rng.uniform(low, high, 50), edges]),
+    ):
+        for part in (values, values[np.isfinite(values) & (values >= low) & (values <= high)]):
+            assert np.array_equal(
+                clipped(part.copy(), low, high).view(np.int64), np.clip(part, low, high).view(np.int64)
+            )

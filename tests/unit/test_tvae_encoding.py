@@ -60,3 +60,26 @@ def test_levels_the_encoding_never_saw_are_refused(nafld):
     strange = nafld.head(5).assign(male="2")
     with pytest.raises(ValueError, match="category levels the encoding was not fitted on"):
         encoding.to_tensors(strange, seed=0)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast")
+def test_grid_values_match_the_clipped_interpolation_bit_for_bit(nafld):
+    """values_at bounds the cell by take's clip mode and an extra end cell: the same bits as clipping the cell
+    to the last one, at the grid's very end (Phi(z) = 1 in float32), inside it, and for NaN scores; the second
+    grid ends where (0.9 - 0.2) + 0.2 is not 0.9."""
+    fitted = TableEncoding.fit(nafld, KINDS, seed=0)
+    grids = np.column_stack([fitted.quantiles, np.linspace(0, 1, len(fitted.quantiles)) ** 2])
+    grids[-2:, -1] = [0.2, 0.9]
+    encoding = TableEncoding(["futime", "age", "bmi", "odd"], [], [], grids)
+    cells = grids.shape[0] - 1
+    inside = np.random.default_rng(2).uniform(0, cells, (4, 5000)).astype(np.float32)
+    ends = np.array([[0, cells, np.nan, cells - 1, 0.5]] * 4, dtype=np.float32)
+    position = np.hstack([inside, ends, np.floor(inside[:, :50])])
+    expected = []
+    for j, fraction in enumerate(position.copy()):
+        cell = np.clip(fraction.astype(np.int64), 0, cells - 1)
+        column = (grids[cell + 1, j] - grids[cell, j]) * (fraction - cell)
+        expected.append(column + grids[cell, j])
+    got = encoding.values_at(position)
+    for want, have in zip(expected, got, strict=True):
+        assert np.array_equal(want.view(np.int64), have.view(np.int64))

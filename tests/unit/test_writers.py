@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
+from fairsynth.backends.background import run_ahead
 from fairsynth.backends.base import sample_tables
 from fairsynth.backends.registry import create
 from fairsynth.metadata.schema import TableSchema
 from fairsynth.services.run.config import BackendSpec, GenerationRequest
 from fairsynth.services.run.demo import load_demo_table
 from fairsynth.services.run.pipeline import run
-from fairsynth.services.run.writers import BatchWriter, write_batches
+from fairsynth.services.run.writers import BatchWriter, write_sampled
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +30,21 @@ def fitted():
 
 
 def _write(batches, path, fmt):
-    for _ in write_batches(batches, path, fmt):
+    with BatchWriter(path, fmt) as writer:
+        for batch in batches:
+            writer.write(batch)
+    return path
+
+
+def _write_sampled(generator, rows, path, fmt, *, seed, batch_rows):
+    for _ in write_sampled(generator, rows, seed=seed, batch_rows=batch_rows, path=path, fmt=fmt):
         pass
     return path
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_arrow_batches_write_the_same_file_as_dataframes(fitted, tmp_path, fmt):
-    arrow = _write(sample_tables(fitted, 2500, seed=4, batch_rows=1000), tmp_path / f"arrow.{fmt}", fmt)
+    arrow = _write_sampled(fitted, 2500, tmp_path / f"arrow.{fmt}", fmt, seed=4, batch_rows=1000)
     frames = _write(fitted.sample(2500, seed=4, batch_rows=1000), tmp_path / f"frames.{fmt}", fmt)
     if fmt == "csv":
         assert arrow.read_bytes() == frames.read_bytes()
@@ -59,15 +68,15 @@ def test_writer_keeps_the_first_schema_and_counts_rows(fitted, tmp_path):
 def test_a_failed_background_write_is_raised(fitted, tmp_path):
     first = next(sample_tables(fitted, 10, seed=1))
     other = first.drop_columns([first.column_names[0]])  # a batch that cannot take the file's schema
-    with pytest.raises(ValueError):
-        for _ in write_batches([first, other, first], tmp_path / "bad.csv", "csv"):
+    with BatchWriter(tmp_path / "bad.csv", "csv") as writer, pytest.raises(ValueError):
+        for _ in run_ahead([first, other, first], lambda table: table, depth=1, name="test", then=writer.write):
             pass
 
 
 def test_parquet_keeps_ranges_for_numbers_and_dates_only(fitted, tmp_path):
     import pyarrow.parquet as pq
 
-    path = _write(sample_tables(fitted, 600, seed=3, batch_rows=300), tmp_path / "ranges.parquet", "parquet")
+    path = _write_sampled(fitted, 600, tmp_path / "ranges.parquet", "parquet", seed=3, batch_rows=300)
     group = pq.ParquetFile(path).metadata.row_group(0)
     ranged = {
         group.column(i).path_in_schema: group.column(i).statistics is not None
@@ -173,3 +182,22 @@ def test_batches_carry_the_pandas_metadata_of_the_whole_first_batch(fitted):
         first = next(sample_tables(generator, 3000, seed=5, batch_rows=3000))
         whole = pa.Schema.from_pandas(generator.codec.to_pandas(first), preserve_index=False).metadata
         assert first.schema.metadata == whole
+
+
+def test_the_writer_stage_takes_a_batch_while_the_next_is_drawn():
+    """run_ahead's then-stage gets each result as soon as it is made, in order, before it is yielded: the
+    second item is only produced once the first result has reached the writer (so the writer never waits for
+    the model to finish drawing the next batch)."""
+    written, first_written = [], threading.Event()
+
+    def items():
+        yield 1
+        assert first_written.wait(10)
+        yield 2
+
+    def write(result):
+        written.append(result)
+        first_written.set()
+
+    assert list(run_ahead(items(), lambda item: item * 10, depth=1, name="test", then=write)) == [10, 20]
+    assert written == [10, 20]
