@@ -46,6 +46,7 @@ from fairsynth.backends.rule_codec import RuleCodec
 from fairsynth.metadata.schema import (
     NUMERIC_KINDS,
     TEMPORAL_KINDS,
+    TEXT_DTYPES,
     ColumnKind,
     ColumnSpec,
     SchemaError,
@@ -143,7 +144,10 @@ class NumericCodec(BaseModel):
         if self.kind in TEMPORAL_KINDS:
             return self._decode_temporal(values, missing)
         if self.kind == ColumnKind.INTEGER:
-            return masked_array(np.round(values).astype(np.int64), missing)
+            integers = masked_array(np.round(values).astype(np.int64), missing)
+            # whole numbers the source wrote as text ("101" site codes) come back as text: as ints they matched no
+            # real value in a Parquet or DataFrame reader (mostlyai-qa scored the lab table's SITEID 0)
+            return pc.cast(integers, pa.string()) if self.source_dtype in TEXT_DTYPES else integers
         return masked_array(values, missing)
 
     @property

@@ -30,6 +30,7 @@ from fairsynth.metadata.schema import (
     DISCRETE_KINDS,
     NUMERIC_KINDS,
     TEMPORAL_KINDS,
+    TEXT_DTYPES,
     ColumnKind,
     ColumnSpec,
     TableSchema,
@@ -212,7 +213,7 @@ class _Table:
 
 def _text_in_source(spec: ColumnSpec) -> bool:
     """True when the source writes a column as text: categories, free text, numbers read from strings."""
-    read_from_text = spec.kind in NUMERIC_KINDS and spec.source_dtype in ("object", "string", "str")
+    read_from_text = spec.kind in NUMERIC_KINDS and spec.source_dtype in TEXT_DTYPES
     return spec.kind in (ColumnKind.CATEGORICAL, ColumnKind.TEXT) or read_from_text
 
 

@@ -39,6 +39,7 @@ class ColumnKind(StrEnum):
 
 NUMERIC_KINDS = frozenset({ColumnKind.INTEGER, ColumnKind.FLOAT})
 TEMPORAL_KINDS = frozenset({ColumnKind.DATETIME, ColumnKind.DATE})
+TEXT_DTYPES = ("object", "string", "str")  # pandas dtypes of a column read as text (numbers in strings included)
 #: kinds that are never learned: regenerated (identifier, subject key, PII) or withheld (text)
 UNLEARNED_KINDS = frozenset({ColumnKind.IDENTIFIER, ColumnKind.SUBJECT_KEY, ColumnKind.TEXT, ColumnKind.PII})
 

@@ -157,6 +157,28 @@ class TableEncoding:
         end = slopes[:, -1:] * 1.0 + grid[:, -2:-1]
         return np.hstack([grid[:, :-1], end]), np.hstack([slopes, np.zeros_like(end)])
 
+    def calibrated(self, generated: np.ndarray) -> TableEncoding:
+        """This encoding with each numeric column's grid composed with the model's own score distribution.
+
+        Sampling maps a score z to the real quantile at Phi(z); a VAE's scores drawn from the prior are not exactly
+        standard normal (its aggregate posterior is not the prior), so marginals come out too wide or shifted. With
+        F the empirical CDF of `generated` (columns x rows, scores the trained model drew), the grid point at
+        probability u becomes the real quantile at F(Phi^-1(u)): a monotone map per column, so every sampled
+        marginal matches the real one while the joint ranks, the dependence, stay the model's."""
+        if not self.numeric or generated.shape[1] == 0:
+            return self
+        probabilities = np.linspace(0, 1, self.quantiles.shape[0])
+        with np.errstate(divide="ignore"):
+            normal = ndtri(probabilities)  # -inf and inf at the ends: F gives 0 and 1 there
+        ordered = np.sort(np.asarray(generated, dtype=np.float64), axis=1)
+        grid = np.empty_like(self.quantiles)
+        for j, scores in enumerate(ordered):
+            below = np.searchsorted(scores, normal, side="left")
+            at_or_below = np.searchsorted(scores, normal, side="right")
+            share = (below + at_or_below) / (2 * scores.size)  # ties counted half: the CDF's midpoint
+            grid[:, j] = np.interp(share, probabilities, self.quantiles[:, j])
+        return TableEncoding(self.numeric, self.categorical, self.levels, grid)
+
     # -- persistence --------------------------------------------------------------------------------
     def to_json_dict(self) -> dict:
         """Column names and levels (the quantile grid travels with the tensors)."""

@@ -52,6 +52,11 @@ AUTO_NETWORK = ((32, 10_000, 256, 64), (32, 0, 64, 32), (math.inf, 0, 128, 32))
 # most 128 hidden units; 256 x 64 costs 6.2-7.6x their fit CPU per training row and epoch (NAFLD1, width.md).
 RECORDED_HIDDEN, WIDE_HIDDEN, WIDE_FIT_COST = 128, 256, 7.0
 SAMPLE_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # what sample_precision names
+# categorical columns with at most this many levels get their sampled shares calibrated: 20,000 drawn rows give
+# each level of such a column enough rows for a steady share; wider columns' rare levels would get noise instead
+CALIBRATED_LEVELS = 50
+MAX_LOGIT_SHIFT = 2.0  # the most a level's output bias moves in calibration (a level the model all but lost)
+CALIBRATION_SEED_OFFSET = 7_331  # the calibration draw's seed apart from the sampling seeds callers pass (seed + 1)
 MIN_IMPROVEMENT = 1e-3  # relative validation-loss gain that resets the early-stopping patience
 NOT_COVERED_BY_EPSILON = (
     "Not covered by epsilon: the codec's statistics (per-column ranges, decimals, kept category levels "
@@ -100,10 +105,31 @@ class _VAEGenerator(CodecGenerator):
             torch.manual_seed(seed)
             self.model = self._new_model().to(device)
             result = self._train(scores.to(device), codes.to(device), seed=seed, progress=progress)
-        self.model.eval()
+            self.model.eval()
+            self._calibrate_marginals(codes.to(device), seed)
         result.details["threads"] = threads
         result.details["sample_precision"] = str(self._sample_precision(device)).removeprefix("torch.")
         return result
+
+    def _calibrate_marginals(self, codes: torch.Tensor, seed: int) -> None:
+        """Bring what the trained model samples onto the training marginals, from calibration_rows rows it draws
+        the way sampling does (0: nothing changes): each numeric column's quantile grid is composed with the
+        model's own score distribution (TableEncoding.calibrated), and the output biases of each categorical
+        column of at most CALIBRATED_LEVELS levels shift by log(training share / sampled share), so its levels
+        come out in their training shares while the rows keep which levels go together."""
+        assert self.model is not None and self.encoding is not None
+        rows = self.params.calibration_rows
+        if not rows:
+            return
+        model, device = self.model, self.model.offsets.device
+        generator = torch.Generator(device=device).manual_seed(seed + CALIBRATION_SEED_OFFSET)
+        with torch.no_grad():
+            scores, drawn = model.sample(rows, generator, precision=self._sample_precision(device))
+            for j, size in enumerate(self.encoding.category_sizes):
+                if 2 <= size <= CALIBRATED_LEVELS:
+                    start = model.n_numeric + int(model.offsets[j])
+                    model.to_output.bias[start : start + size] += _log_share_ratio(codes[:, j], drawn[j], size)
+        self.encoding = self.encoding.calibrated(scores.float().cpu().numpy())
 
     def _batch_rows(self, train_rows: int) -> int:
         """The batch size asked for, or by default one that gives every epoch AUTO_BATCH_STEPS updates
@@ -454,6 +480,14 @@ def cpu_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
+
+
+def _log_share_ratio(real: torch.Tensor, drawn: torch.Tensor, size: int) -> torch.Tensor:
+    """log(training share / sampled share) of each level (one pseudo-row each, so an unseen level stays finite),
+    within +-MAX_LOGIT_SHIFT."""
+    counts = [torch.bincount(c.long(), minlength=size).double() + 1 for c in (real, drawn)]
+    ratio = (counts[0] / counts[0].sum()).log() - (counts[1] / counts[1].sum()).log()
+    return ratio.clamp(-MAX_LOGIT_SHIFT, MAX_LOGIT_SHIFT).float()
 
 
 def threads_for(work_per_step: int, *, idle_only: bool = True, keep_free: int = 0) -> int:

@@ -54,7 +54,8 @@ def test_bounds_are_enforced_and_every_problem_is_named_at_once():
     assert "sample_precision must be one of 'auto', 'float32' or 'bfloat16' (got 'half')" in message
     assert message.endswith(
         "unknown parameter 'bogus' (it takes: epochs, batch_size, learning_rate, weight_decay, "
-        "latent_dim, hidden_size, hidden_layers, loss_factor, n_quantiles, max_levels, device, sample_precision, "
+        "latent_dim, hidden_size, hidden_layers, loss_factor, n_quantiles, max_levels, calibration_rows, device, "
+        "sample_precision, "
         "validation_share, patience, row_budget)."
     )
     with pytest.raises(ParameterError, match=r"batch_size must be a multiple of 10 \(got 55\)"):

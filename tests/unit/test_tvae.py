@@ -184,6 +184,7 @@ def test_dp_params_extend_the_shared_network_params_without_early_stopping():
     shared = set(VAEParams.model_fields)
     assert issubclass(DPTVAEGenerator.Params, VAEParams) and issubclass(TVAEGenerator.Params, VAEParams)
     assert set(DPTVAEGenerator.Params.model_fields) == shared | {"epsilon", "delta", "max_grad_norm"}
+    assert DPTVAEGenerator.Params.model_fields["calibration_rows"].default == 0  # not measured under DP-SGD
     assert set(TVAEGenerator.Params.model_fields) == shared | {"validation_share", "patience", "row_budget"}
     # DP-SGD trains exactly `epochs` epochs: early stopping would read private rows outside the mechanism
     with pytest.raises(BackendError, match="unknown parameter 'patience'"):
@@ -194,6 +195,41 @@ def test_dp_params_extend_the_shared_network_params_without_early_stopping():
     dp_epochs, epochs = DPTVAEGenerator.Params.model_fields["epochs"], TVAEGenerator.Params.model_fields["epochs"]
     assert (dp_epochs.default, epochs.default) == (50, 300)
     assert dp_epochs.metadata == epochs.metadata and dp_epochs.description == epochs.description
+
+
+def test_calibration_brings_a_barely_trained_models_columns_onto_the_real_marginals(support2):
+    """Two epochs leave the sampled numbers and levels off their real distribution; calibration puts them back."""
+    schema = TableSchema.infer(support2)
+    learned = schema.learned_columns()
+    numeric = [c.name for c in learned if c.kind in (ColumnKind.INTEGER, ColumnKind.FLOAT)]
+    categorical = [c.name for c in learned if c.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)]
+
+    def distances(calibration_rows: int) -> tuple[float, float]:
+        generator = TVAEGenerator(**FAST, calibration_rows=calibration_rows)
+        generator.fit(support2, schema, seed=2)
+        rows = _rows(generator, 4000)
+        return np.mean([_ks(support2[c], rows[c]) for c in numeric]), np.mean(
+            [_tvd(support2[c], rows[c]) for c in categorical]
+        )
+
+    (ks_before, tvd_before), (ks_after, tvd_after) = distances(0), distances(20_000)
+    assert ks_before > 0.05 and ks_after < 0.6 * ks_before  # numbers: the quantile grids composed
+    assert tvd_before > 0.03 and tvd_after < 0.7 * tvd_before  # levels: the output biases shifted
+
+
+def _tvd(real: pd.Series, synthetic: pd.Series) -> float:
+    """Total variation distance between the two columns' level shares (missing as a level)."""
+    shares = [s.astype(object).fillna("<missing>").astype(str).value_counts(normalize=True) for s in (real, synthetic)]
+    return float(shares[0].sub(shares[1], fill_value=0).abs().sum() / 2)
+
+
+def _ks(real: pd.Series, synthetic: pd.Series) -> float:
+    """Largest gap between the two empirical CDFs of the observed values."""
+    a, b = np.sort(real.dropna().to_numpy(float)), np.sort(synthetic.dropna().to_numpy(float))
+    points = np.concatenate([a, b])
+    return float(
+        np.abs(np.searchsorted(a, points, "right") / a.size - np.searchsorted(b, points, "right") / b.size).max()
+    )
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fairsynth.backends.tvae.encoding import TableEncoding
 
@@ -46,6 +47,24 @@ def test_a_spike_of_equal_values_comes_back_with_its_share(nafld):
     sampled = encoding.to_frame(draws, np.zeros((20_000, 1), dtype=np.int64))
     assert share > 0.1
     assert abs((sampled["bmi"] == nafld["bmi"].median()).mean() - share) < 0.02
+
+
+def test_calibration_maps_a_shifted_too_wide_model_back_onto_the_real_marginals(nafld):
+    """A model whose scores come out N(0.5, 1.5^2), not N(0, 1), samples ages too spread out; the calibrated grid
+    gives the real quantiles back while keeping each row's rank."""
+    encoding = TableEncoding.fit(nafld, KINDS, seed=0)
+    rng = np.random.default_rng(2)
+    model_scores = lambda rows: (0.5 + 1.5 * rng.standard_normal((3, rows))).astype(np.float32)  # noqa: E731
+    calibrated = encoding.calibrated(model_scores(20_000))
+    drawn = model_scores(20_000)
+    before, after = (np.array(e.inverse_scores(torch.from_numpy(drawn))) for e in (encoding, calibrated))
+    real = nafld["age"].to_numpy()
+    spread = lambda values: np.subtract(*np.quantile(values, [0.9, 0.1]))  # noqa: E731
+    assert spread(before[1]) > 1.3 * spread(real)  # the miscalibrated model, as sampled before
+    assert abs(spread(after[1]) / spread(real) - 1) < 0.05
+    assert abs(np.median(after[1]) - np.median(real)) < 1.5
+    order = np.argsort(drawn[1])
+    assert (np.diff(after[1][order]) >= -1e-9).all()  # monotone: a higher score never gives a lower age
 
 
 def test_fitting_on_a_subsample_keeps_the_grid_close(nafld):
