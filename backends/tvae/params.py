@@ -71,8 +71,8 @@ class VAEParams(BackendParams):
     calibration_rows: int = Field(
         CALIBRATION_ROWS,
         ge=0,
-        description="Rows the trained network draws to map its numeric scores onto the real marginals (each "
-        "column's sampled distribution then matches the training one); 0: no calibration.",
+        description="Rows the trained network draws to bring its sampled marginals onto the training ones (numeric "
+        "columns' quantile maps, small categorical columns' level shares); 0: no calibration.",
     )
     device: str = Field(
         "auto",
