@@ -98,15 +98,16 @@ class _VAEGenerator(CodecGenerator):
         self.encoding = TableEncoding.fit(encoded, kinds, n_quantiles=self.params.n_quantiles, seed=seed)
         scores, codes = self.encoding.to_tensors(encoded[list(kinds)], seed=seed)
         device = self._device()
+        scores, codes = scores.to(device), codes.to(device)  # once: training and calibration both read them
         # a thread count taken from the load average would make the same seed train other weights on a
         # busier moment (threads change the order of floating-point sums): training ignores the load
         threads = threads_for(self._batch_rows(len(encoded)) * self._hidden_units(), idle_only=False)
         with _torch_threads(threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model = self._new_model().to(device)
-            result = self._train(scores.to(device), codes.to(device), seed=seed, progress=progress)
+            result = self._train(scores, codes, seed=seed, progress=progress)
             self.model.eval()
-            self._calibrate_marginals(codes.to(device), seed)
+            self._calibrate_marginals(codes, seed)
         result.details["threads"] = threads
         result.details["sample_precision"] = str(self._sample_precision(device)).removeprefix("torch.")
         return result

@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -624,8 +624,8 @@ def task_work(backend: dict, params: dict, train_rows: int, rows: int, width: in
     """What one backend's task will do, for the estimate."""
     epochs = params.get("epochs") or parameter_defaults(backend["parameters"]).get("epochs") or 1
     family = backend["capabilities"].get("family", "")
-    work = estimates.Work(backend["name"], family, train_rows, rows, width, int(epochs), anonymeter)
-    return replace(work, fit_cost=_relative_fit_cost(backend, params, width, train_rows))
+    fit_cost = _relative_fit_cost(backend, params, width, train_rows)
+    return estimates.Work(backend["name"], family, train_rows, rows, width, int(epochs), anonymeter, fit_cost)
 
 
 def _relative_fit_cost(backend: dict, params: dict, width: int, train_rows: int) -> float:
